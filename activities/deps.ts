@@ -1,0 +1,26 @@
+import type { Logger } from 'pino';
+import type { InferflowConfig } from '../lib/config/env';
+import { ModelCache, ModelRegistry } from '../lib/registry';
+import { SessionCache } from '../lib/runtime/sessions';
+import { openStore } from '../lib/storage';
+import { createLogger } from '../lib/log';
+
+/** Everything activities need, created once per worker process. */
+export interface ActivityDeps {
+  config: InferflowConfig;
+  registry: ModelRegistry;
+  cache: ModelCache;
+  sessions: SessionCache;
+  logger: Logger;
+}
+
+export function createActivityDeps(config: InferflowConfig, logger: Logger = createLogger(config.logLevel)): ActivityDeps {
+  const cacheLogger = logger.child({ component: 'model-cache' });
+  return {
+    config,
+    registry: new ModelRegistry(openStore(config.registry)),
+    cache: new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => cacheLogger.info({ event: e.kind, sha256: e.sha256, bytes: e.bytes }, `model cache ${e.kind}`)),
+    sessions: new SessionCache(),
+    logger,
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * `npm run demo`: the batch pipeline end to end on embedded defaults.
+ * Uses the Temporal server at TEMPORAL_ADDRESS when one answers (the run stays visible there);
+ * otherwise starts a dev server for the duration of the demo and stops it afterwards.
+ */
+import path from 'node:path';
+import { connectClient, ensureSearchAttributes, startBatchInference } from '../client';
+import { loadConfig } from '../lib/config/env';
+import { createLogger } from '../lib/log';
+import { createActivityDeps } from '../activities/deps';
+import { lit, withDuckDB } from '../lib/io/duckdb';
+import { table } from '../lib/util/format';
+import { createInferflowWorker } from '../workers/worker';
+import { installTemporalRuntime } from '../workers/runtime';
+import { ensureTemporalCli, startDevServer, temporalAnswers, type DevServer } from '../workers/devserver';
+import { summaryTable, watchBatch } from './watch';
+import { registerExampleModel, EXAMPLE_FEATURES } from './examples';
+
+export async function runDemo(): Promise<void> {
+  const config = loadConfig();
+  installTemporalRuntime('WARN');
+  const say = (s: string) => process.stdout.write(`${s}\n`);
+  let server: DevServer | undefined;
+
+  say(`Inferflow demo: batch fraud scoring with ONNX Runtime on Temporal\n`);
+  if (await temporalAnswers(config.temporal.address)) {
+    say(`Temporal: using the server at ${config.temporal.address} (namespace ${config.temporal.namespace})`);
+  } else {
+    const cli = ensureTemporalCli(config.temporalCli, say);
+    const dbFile = path.join(config.dataDir, 'temporal', 'demo.db');
+    say(`Temporal: nothing answers at ${config.temporal.address}; starting a dev server for this demo (stopped at the end)…`);
+    server = await startDevServer({ cli, address: config.temporal.address, dbFile, logFile: path.join(config.dataDir, 'temporal', 'demo-server.log') });
+    say(`Temporal: dev server up, Web UI at ${server.uiUrl ?? '(headless)'} while the demo runs`);
+  }
+
+  try {
+    const deps = createActivityDeps(config, createLogger('warn', 'inferflow-worker'));
+    const { manifest, created } = await registerExampleModel(deps.registry);
+    say(`Registry: ${config.registry}: model ${manifest.name} version ${manifest.version} ${created ? 'registered' : 'already registered'} (alias production)`);
+
+    const client = await connectClient(config.temporal);
+    await ensureSearchAttributes(client, config.temporal.namespace);
+    const { worker, close } = await createInferflowWorker({ config, deps });
+    let result;
+    try {
+      result = await worker.runUntil(async () => {
+        const handle = await startBatchInference(client, { model: 'fraud-detector@production', features: EXAMPLE_FEATURES, shardSize: 10_000 }, { taskQueue: config.temporal.taskQueue });
+        say(`Workflow: ${handle.workflowId} on task queue ${config.temporal.taskQueue}\n`);
+        return watchBatch(handle, process.stdout);
+      });
+    } finally {
+      await close();
+      await client.connection.close();
+    }
+    const cacheEvent = deps.cache.events.find((e) => e.kind === 'download') ? 'downloaded from the registry into the cache' : 'reused from the local cache (no download)';
+    say(`\n${summaryTable(result, [['model cache', `${config.modelCacheDir} (${cacheEvent})`]])}\n`);
+
+    const top = await withDuckDB(async (conn) => {
+      const r = await conn.runAndReadAll(
+        `SELECT transaction_id, label, printf('%.4f', score) AS score FROM read_parquet(${lit(path.join(result.output.location, '*.parquet'))}) ORDER BY score DESC, transaction_id LIMIT 5`,
+      );
+      return r.getRowsJS().map((row) => row.map((v) => String(v)));
+    });
+    say(`Highest fraud scores:\n${table(top, ['transaction_id', 'label', 'score'])}\n`);
+    say(`Read all predictions:  duckdb -c "SELECT * FROM '${result.output.location}/*.parquet' LIMIT 10"`);
+    if (!server) say(`See the run:           temporal workflow show --workflow-id ${result.workflowId}`);
+  } finally {
+    if (server) {
+      await server.stop();
+      say(`Temporal: dev server stopped (start one with 'npm run temporal' to keep runs visible in the UI)`);
+    }
+  }
+}
+
+if (require.main === module) {
+  runDemo().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    },
+  );
+}

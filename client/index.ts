@@ -1,0 +1,72 @@
+/**
+ * Typed client helpers: start, await and watch `batchInference` from code.
+ *
+ *   const client = await connectClient(loadConfig().temporal);
+ *   const handle = await startBatchInference(client, { model: 'fraud-detector', features: 'examples/data/transactions.parquet' });
+ *   const summary = await handle.result();
+ */
+import { Client, Connection, WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { randomUUID } from 'node:crypto';
+import type { TemporalConfig } from '../lib/config/env';
+import { connectionOptions } from '../workers/connection';
+import { batchInference } from '../workflows';
+import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
+
+export * from '../workflows/definitions';
+
+export async function connectClient(t: TemporalConfig): Promise<Client> {
+  const connection = await Connection.connect(connectionOptions(t));
+  return new Client({ connection, namespace: t.namespace });
+}
+
+export interface StartOptions {
+  taskQueue: string;
+  /** Default: `batch-<pipeline>-<timestamp>-<random>`. */
+  workflowId?: string;
+}
+
+export class InvalidBatchInputError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid batchInference input:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+export async function startBatchInference(client: Client, input: BatchInferenceInput, options: StartOptions): Promise<WorkflowHandle<typeof batchInference>> {
+  const problems = checkBatchInput(input);
+  if (problems.length > 0) throw new InvalidBatchInputError(problems);
+  const pipeline = input.pipeline ?? input.model.split(/[:@]/)[0]!;
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return client.workflow.start(batchInference, {
+    taskQueue: options.taskQueue,
+    workflowId: options.workflowId ?? `batch-${pipeline}-${stamp}-${randomUUID().slice(0, 8)}`,
+    args: [input],
+    typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.pipeline, value: pipeline }],
+  });
+}
+
+export async function queryProgress(handle: WorkflowHandle): Promise<BatchProgress | undefined> {
+  try {
+    return await handle.query(progressQuery);
+  } catch {
+    return undefined; // not yet started by a worker, or already closed
+  }
+}
+
+/** Register the search attributes on an existing server (idempotent; ignored where not permitted, e.g. Temporal Cloud). */
+export async function ensureSearchAttributes(client: Client, namespace: string): Promise<'ok' | 'skipped'> {
+  try {
+    const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
+    const missing = Object.values(SEARCH_ATTRIBUTES).filter((k) => !(k.name in (existing.customAttributes ?? {})));
+    if (missing.length === 0) return 'ok';
+    await client.connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map((k) => [k.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    });
+    return 'ok';
+  } catch {
+    return 'skipped';
+  }
+}
+
+export { BATCH_WORKFLOW_TYPE };

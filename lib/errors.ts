@@ -1,0 +1,89 @@
+/**
+ * Domain errors. `lib/` knows nothing about Temporal: the activity layer turns these into
+ * `ApplicationFailure`s (see activities/failures.ts). Every error carries a stable `type`
+ * (used as the failure type), whether retrying can help, and structured details that name
+ * the object and fields involved.
+ */
+
+export type ErrorDetails = Record<string, unknown>;
+
+export abstract class InferflowError extends Error {
+  /** Stable identifier, used as the Temporal failure type. */
+  abstract readonly type: string;
+  /** True when trying again cannot help (bad input, corrupt artifact, unknown object). */
+  abstract readonly permanent: boolean;
+  readonly details: ErrorDetails;
+
+  constructor(message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.details = details;
+  }
+
+  override get name(): string {
+    return this.type;
+  }
+}
+
+/** The request or spec is malformed: a field is missing, of the wrong type, or out of range. */
+export class InvalidInputError extends InferflowError {
+  readonly type = 'InvalidInput';
+  readonly permanent = true;
+  constructor(message: string, readonly problems: string[] = [message], details: ErrorDetails = {}) {
+    super(message, { problems, ...details });
+  }
+}
+
+/** A named object (model, version, alias, file) does not exist. */
+export class NotFoundError extends InferflowError {
+  readonly type = 'NotFound';
+  readonly permanent = true;
+}
+
+/** An artifact exists but cannot be used: unreadable ONNX, checksum mismatch, bad manifest. */
+export class CorruptArtifactError extends InferflowError {
+  readonly type = 'CorruptArtifact';
+  readonly permanent = true;
+}
+
+/** The data does not fit the model: missing columns, wrong dtypes, shape mismatch. */
+export class SchemaMismatchError extends InferflowError {
+  readonly type = 'SchemaMismatch';
+  readonly permanent = true;
+  constructor(message: string, readonly problems: string[], details: ErrorDetails = {}) {
+    super(`${message}: ${problems.join('; ')}`, { problems, ...details });
+  }
+}
+
+/** Values that cannot be predicted on (null, NaN, ±Infinity) with no policy to handle them. */
+export class InvalidValueError extends InferflowError {
+  readonly type = 'InvalidValue';
+  readonly permanent = true;
+}
+
+/** The input has no rows. Producing an empty output would look like a successful run. */
+export class EmptyInputError extends InferflowError {
+  readonly type = 'EmptyInput';
+  readonly permanent = true;
+}
+
+/** A backend is briefly unavailable (file locked, connection refused, throttled). Retry. */
+export class TransientError extends InferflowError {
+  readonly type = 'Transient';
+  readonly permanent = false;
+}
+
+export function isPermanent(err: unknown): boolean {
+  return err instanceof InferflowError && err.permanent;
+}
+
+/** Node errno codes that mean "try again later". */
+const TRANSIENT_CODES = new Set(['EBUSY', 'EAGAIN', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EMFILE', 'ENFILE']);
+
+export function isTransientErrno(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && TRANSIENT_CODES.has(code);
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,84 @@
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidInputError, NotFoundError, TransientError, errorMessage } from '../errors';
+
+/** Run `fn` with a fresh in-memory DuckDB connection, closed afterwards. */
+export async function withDuckDB<T>(fn: (conn: DuckDBConnection) => Promise<T>, options: { threads?: number; path?: string } = {}): Promise<T> {
+  let instance: DuckDBInstance;
+  try {
+    instance = await DuckDBInstance.create(options.path ?? ':memory:', { threads: String(options.threads ?? 1) });
+  } catch (err) {
+    // Another process holds the database file's write lock: wait and retry.
+    if (/lock/i.test(errorMessage(err))) throw new TransientError(`database ${options.path} is locked: ${errorMessage(err)}`, { object: options.path }, { cause: err });
+    throw err;
+  }
+  const conn = await instance.connect();
+  try {
+    return await fn(conn);
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+}
+
+/** SQL string literal. */
+export function lit(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** SQL identifier, always quoted. */
+export function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export type FileFormat = 'parquet' | 'csv';
+
+export function formatOf(filePath: string): FileFormat {
+  const lower = filePath.toLowerCase();
+  if (lower.endsWith('.parquet') || lower.endsWith('.pq')) return 'parquet';
+  if (lower.endsWith('.csv') || lower.endsWith('.csv.gz') || lower.endsWith('.tsv')) return 'csv';
+  throw new InvalidInputError(`unsupported feature file ${filePath}`, [`file must end in .parquet or .csv (got ${path.basename(filePath)})`], { object: filePath });
+}
+
+/** A table expression reading a local Parquet or CSV file. */
+export function scanOf(filePath: string): string {
+  return formatOf(filePath) === 'parquet' ? `read_parquet(${lit(filePath)})` : `read_csv(${lit(filePath)}, header = true)`;
+}
+
+export interface ColumnInfo {
+  name: string;
+  /** DuckDB type name, e.g. DOUBLE, BIGINT, VARCHAR. */
+  type: string;
+}
+
+const NUMERIC = /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL.*|BOOLEAN)$/;
+
+export function isNumericType(type: string): boolean {
+  return NUMERIC.test(type);
+}
+
+export async function assertReadable(filePath: string): Promise<void> {
+  try {
+    const st = await fs.stat(filePath);
+    if (!st.isFile()) throw new InvalidInputError(`${filePath} is not a file`, [`features: ${filePath} is a directory or special file`], { object: filePath });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`feature file ${filePath} does not exist`, { object: filePath, field: 'features' });
+    throw err;
+  }
+}
+
+/** Column names and types of a Parquet/CSV file. */
+export async function describeColumns(conn: DuckDBConnection, filePath: string): Promise<ColumnInfo[]> {
+  try {
+    const reader = await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${scanOf(filePath)}`);
+    return reader.getRowObjectsJS().map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
+  } catch (err) {
+    throw new InvalidInputError(`cannot read feature file ${filePath}: ${errorMessage(err)}`, [`features: ${errorMessage(err)}`], { object: filePath });
+  }
+}
+
+export async function scalar(conn: DuckDBConnection, sql: string): Promise<unknown> {
+  const reader = await conn.runAndReadAll(sql);
+  return reader.getRowsJS()[0]?.[0];
+}

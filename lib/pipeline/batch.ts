@@ -1,0 +1,205 @@
+/**
+ * The batch data path, independent of Temporal: stage a feature snapshot, plan shards over
+ * it, predict one shard into a staged Parquet part. Rows move through files; callers pass
+ * paths and row ranges.
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type * as ortTypes from 'onnxruntime-node';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { EmptyInputError, SchemaMismatchError } from '../errors';
+import { assertReadable, describeColumns, ident, isNumericType, lit, scalar, scanOf, withDuckDB, type ColumnInfo } from '../io/duckdb';
+import type { ModelManifest, ResolvedModel } from '../registry/manifest';
+import { inputColumns, predict, type FeatureBlock } from '../runtime/predict';
+
+export const ROW_COLUMN = '__inferflow_row';
+
+export interface ShardDescriptor {
+  index: number;
+  /** First row (inclusive) and last row (exclusive) in the snapshot. */
+  start: number;
+  end: number;
+}
+
+export interface PlannedBatch {
+  rowsIn: number;
+  snapshotPath: string;
+  idColumn: string | null;
+  shards: ShardDescriptor[];
+}
+
+export interface Lineage {
+  runId: string;
+  model: ResolvedModel;
+}
+
+/** Check that a file has every column the model needs, with numeric types. Lists every problem. */
+export function checkColumns(columns: ColumnInfo[], manifest: ModelManifest, idColumn: string | null, object: string): void {
+  const byName = new Map(columns.map((c) => [c.name, c]));
+  const problems: string[] = [];
+  for (const input of inputColumns(manifest)) {
+    for (const col of input.columns) {
+      const c = byName.get(col);
+      if (!c) problems.push(`column ${col} is missing (model ${manifest.name}:${manifest.version} input ${input.name} needs it)`);
+      else if (!isNumericType(c.type)) problems.push(`column ${col} is ${c.type}, model input ${input.name} needs a number`);
+    }
+  }
+  if (idColumn !== null && !byName.has(idColumn)) problems.push(`id column ${idColumn} is missing`);
+  if (problems.length > 0) {
+    throw new SchemaMismatchError(`feature file ${object} does not fit model ${manifest.name}:${manifest.version}`, problems, {
+      object,
+      available: columns.map((c) => `${c.name} ${c.type}`),
+    });
+  }
+}
+
+export function planShards(rows: number, shardSize: number): ShardDescriptor[] {
+  const shards: ShardDescriptor[] = [];
+  for (let start = 0, index = 0; start < rows; start += shardSize, index++) shards.push({ index, start, end: Math.min(rows, start + shardSize) });
+  return shards;
+}
+
+/**
+ * Validate the feature file against the model and stage an immutable snapshot of it (Parquet,
+ * with a row number column) that all shards read. Re-running overwrites the same snapshot.
+ */
+export async function stageSnapshot(args: {
+  featuresPath: string;
+  snapshotPath: string;
+  manifest: ModelManifest;
+  idColumn: string | null;
+  shardSize: number;
+}): Promise<PlannedBatch> {
+  const { featuresPath, snapshotPath, manifest, shardSize } = args;
+  await assertReadable(featuresPath);
+  return withDuckDB(async (conn) => {
+    const columns = await describeColumns(conn, featuresPath);
+    const idColumn = args.idColumn ?? (manifest.metadata.id_column && columns.some((c) => c.name === manifest.metadata.id_column) ? manifest.metadata.id_column : null);
+    checkColumns(columns, manifest, idColumn, featuresPath);
+    await fs.mkdir(path.dirname(snapshotPath), { recursive: true });
+    const tmp = `${snapshotPath}.tmp-${randomUUID()}.parquet`;
+    try {
+      await conn.run(
+        `COPY (SELECT *, (row_number() OVER () - 1)::BIGINT AS ${ident(ROW_COLUMN)} FROM ${scanOf(featuresPath)})
+         TO ${lit(tmp)} (FORMAT parquet, ROW_GROUP_SIZE 16384, COMPRESSION zstd)`,
+      );
+      const rowsIn = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(tmp)})`));
+      if (rowsIn === 0) throw new EmptyInputError(`feature file ${featuresPath} has no rows`, { object: featuresPath });
+      await fs.rename(tmp, snapshotPath);
+      return { rowsIn, snapshotPath, idColumn, shards: planShards(rowsIn, shardSize) };
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  });
+}
+
+/** Read a shard's feature columns into row-major float32 matrices (one per model input). */
+export async function readShard(conn: DuckDBConnection, snapshotPath: string, shard: ShardDescriptor, manifest: ModelManifest, idColumn: string | null): Promise<FeatureBlock & { rowIds: Float64Array }> {
+  const inputs = inputColumns(manifest);
+  const all = inputs.flatMap((i) => i.columns);
+  const select = [ident(ROW_COLUMN), idColumn ? `CAST(${ident(idColumn)} AS VARCHAR)` : 'NULL', ...all.map((c) => `CAST(${ident(c)} AS DOUBLE)`)].join(', ');
+  const result = await conn.run(
+    `SELECT ${select} FROM read_parquet(${lit(snapshotPath)}) WHERE ${ident(ROW_COLUMN)} >= ${shard.start} AND ${ident(ROW_COLUMN)} < ${shard.end} ORDER BY 1`,
+  );
+  const rows = shard.end - shard.start;
+  const data: Record<string, Float32Array> = Object.fromEntries(inputs.map((i) => [i.name, new Float32Array(rows * i.columns.length)]));
+  const rowIds = new Float64Array(rows);
+  const ids: (string | null)[] = new Array<string | null>(rows).fill(null);
+  let r = 0;
+  for (let c = 0; c < result.chunkCount; c++) {
+    const chunk = result.getChunk(c);
+    const n = chunk.rowCount;
+    const rowVec = chunk.getColumnVector(0);
+    const idVec = chunk.getColumnVector(1);
+    for (let i = 0; i < n; i++) {
+      rowIds[r + i] = Number(rowVec.getItem(i));
+      ids[r + i] = idColumn ? (idVec.getItem(i) as string | null) : null;
+    }
+    let col = 2;
+    for (const input of inputs) {
+      const width = input.columns.length;
+      const target = data[input.name]!;
+      for (let j = 0; j < width; j++, col++) {
+        const v = chunk.getColumnVector(col);
+        for (let i = 0; i < n; i++) {
+          const x = v.getItem(i) as number | null;
+          target[(r + i) * width + j] = x === null ? NaN : x;
+        }
+      }
+    }
+    r += n;
+  }
+  if (r !== rows) throw new SchemaMismatchError(`snapshot ${snapshotPath} is inconsistent`, [`shard ${shard.index} expected ${rows} rows, read ${r}`]);
+  return {
+    rows,
+    inputs: data,
+    rowIds,
+    rowLabel: (i) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`),
+  };
+}
+
+export interface ShardResult {
+  index: number;
+  rows: number;
+  partPath: string;
+}
+
+/**
+ * Predict one shard and write its staged output part (overwriting any earlier attempt, so
+ * a retried shard leaves exactly one part). Output columns: the id column (original type),
+ * `label` and `score` (classification) or `prediction` (regression), then lineage.
+ */
+export async function predictShard(args: {
+  session: ortTypes.InferenceSession;
+  manifest: ModelManifest;
+  snapshotPath: string;
+  idColumn: string | null;
+  shard: ShardDescriptor;
+  partPath: string;
+  lineage: Lineage;
+  chunkRows?: number;
+  onProgress?: (rowsDone: number) => void;
+}): Promise<ShardResult> {
+  const { manifest, shard, lineage } = args;
+  return withDuckDB(async (conn) => {
+    const block = await readShard(conn, args.snapshotPath, shard, manifest, args.idColumn);
+    const preds = await predict(args.session, manifest, block, {
+      ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}),
+      ...(args.onProgress ? { onChunk: args.onProgress } : {}),
+    });
+    const regression = manifest.metadata.task === 'regression';
+    await conn.run(`CREATE TEMP TABLE preds (r BIGINT, ${regression ? 'prediction FLOAT' : 'label BIGINT, score FLOAT'})`);
+    const app = await conn.createAppender('preds');
+    for (let i = 0; i < preds.rows; i++) {
+      app.appendBigInt(BigInt(block.rowIds[i]!));
+      if (regression) app.appendFloat(preds.value![i]!);
+      else {
+        app.appendBigInt(BigInt(preds.label![i]!));
+        app.appendFloat(preds.score![i]!);
+      }
+      app.endRow();
+    }
+    app.closeSync();
+    await fs.mkdir(path.dirname(args.partPath), { recursive: true });
+    const tmp = `${args.partPath}.tmp-${randomUUID()}`;
+    const outCols = regression ? 'p.prediction' : 'p.label, p.score';
+    try {
+      await conn.run(
+        `COPY (
+           SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols},
+                  ${lit(lineage.model.name)} AS model_name, ${lineage.model.version}::INTEGER AS model_version,
+                  ${lit(lineage.model.sha256)} AS model_sha256, ${lit(lineage.runId)} AS run_id
+           FROM preds p JOIN (SELECT * FROM read_parquet(${lit(args.snapshotPath)})
+                              WHERE ${ident(ROW_COLUMN)} >= ${shard.start} AND ${ident(ROW_COLUMN)} < ${shard.end}) s
+             ON s.${ident(ROW_COLUMN)} = p.r
+           ORDER BY p.r
+         ) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      await fs.rename(tmp, args.partPath);
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+    return { index: shard.index, rows: preds.rows, partPath: args.partPath };
+  });
+}

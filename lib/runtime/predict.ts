@@ -1,0 +1,120 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type * as ortTypes from 'onnxruntime-node';
+import { CorruptArtifactError, InvalidValueError, SchemaMismatchError } from '../errors';
+import type { ModelManifest } from '../registry/manifest';
+import { ort } from './onnx';
+
+/** Rows per `session.run` call: long enough for near-peak throughput, short enough to keep the event loop responsive. */
+export const DEFAULT_CHUNK_ROWS = 4096;
+
+/** A block of rows as one row-major float32 matrix per model input. */
+export interface FeatureBlock {
+  rows: number;
+  /** input name → row-major values, `rows × columns.length` */
+  inputs: Record<string, Float32Array>;
+  /** Identifies each row in error messages (entity key / id), when known. */
+  rowLabel?: (row: number) => string;
+}
+
+export interface Predictions {
+  rows: number;
+  /** Predicted class label (classification). */
+  label?: Float64Array;
+  /** Probability of the positive class (binary) or of the predicted class (multiclass). */
+  score?: Float32Array;
+  /** Regression output. */
+  value?: Float32Array;
+}
+
+export interface PredictOptions {
+  chunkRows?: number;
+  onChunk?: (rowsDone: number) => void;
+}
+
+/** Feature columns per input, in the order the model expects them. */
+export function inputColumns(manifest: ModelManifest): { name: string; columns: string[] }[] {
+  return manifest.metadata.inputs.map((i) => ({ name: i.name, columns: i.columns }));
+}
+
+/** Reject non-finite values with the offending rows and columns named. */
+export function checkFinite(manifest: ModelManifest, block: FeatureBlock): void {
+  const bad: string[] = [];
+  for (const input of inputColumns(manifest)) {
+    const data = block.inputs[input.name];
+    if (!data) throw new SchemaMismatchError('feature block does not fit the model', [`input ${input.name} is missing`]);
+    const width = input.columns.length;
+    for (let i = 0; i < data.length && bad.length < 10; i++) {
+      if (!Number.isFinite(data[i])) {
+        const row = Math.floor(i / width);
+        bad.push(`${block.rowLabel?.(row) ?? `row ${row}`}: ${input.columns[i % width]} = ${String(data[i])}`);
+      }
+    }
+  }
+  if (bad.length > 0) {
+    throw new InvalidValueError(`features contain NaN or infinite values (${bad.length}${bad.length === 10 ? '+' : ''}): ${bad.join('; ')}`, {
+      problems: bad,
+    });
+  }
+}
+
+/**
+ * THE inference step shared by batch, online and streaming: assembled feature block in,
+ * post-processed predictions out. Runs the session in chunks and yields to the event loop
+ * between them (onnxruntime-node computes on the calling thread).
+ */
+export async function predict(session: ortTypes.InferenceSession, manifest: ModelManifest, block: FeatureBlock, options: PredictOptions = {}): Promise<Predictions> {
+  checkFinite(manifest, block);
+  const chunkRows = Math.max(1, options.chunkRows ?? DEFAULT_CHUNK_ROWS);
+  const inputs = inputColumns(manifest);
+  const outNames = manifest.metadata.outputs;
+  const task = manifest.metadata.task;
+  const out: Predictions = { rows: block.rows };
+  if (task === 'regression') out.value = new Float32Array(block.rows);
+  else {
+    out.label = new Float64Array(block.rows);
+    out.score = new Float32Array(block.rows);
+  }
+  const classLabels = manifest.metadata.class_labels;
+  const positiveIndex = classLabels && manifest.metadata.positive_class !== undefined ? classLabels.indexOf(manifest.metadata.positive_class) : 1;
+
+  for (let start = 0; start < block.rows; start += chunkRows) {
+    const n = Math.min(chunkRows, block.rows - start);
+    const feeds: Record<string, ortTypes.Tensor> = {};
+    for (const input of inputs) {
+      const width = input.columns.length;
+      feeds[input.name] = new ort.Tensor('float32', block.inputs[input.name]!.subarray(start * width, (start + n) * width), [n, width]);
+    }
+    const result = await session.run(feeds);
+    if (task === 'regression') {
+      const v = result[outNames.value ?? session.outputNames[0]!];
+      if (!v) throw new CorruptArtifactError(`model output ${outNames.value} not found`, { output: outNames.value });
+      out.value!.set(toFloat32(v.data as ArrayLike<number>), start);
+    } else {
+      const labelT = result[outNames.label ?? 'label'];
+      const probT = result[outNames.probabilities ?? 'probabilities'];
+      if (!labelT || !probT) {
+        throw new CorruptArtifactError(`model outputs ${outNames.label ?? 'label'} / ${outNames.probabilities ?? 'probabilities'} not found (model has ${session.outputNames.join(', ')})`, {});
+      }
+      const labels = labelT.data as ArrayLike<number | bigint>;
+      const probs = probT.data as Float32Array;
+      const k = probT.dims[1] ?? 1;
+      for (let r = 0; r < n; r++) {
+        out.label![start + r] = Number(labels[r]);
+        if (task === 'binary_classification') out.score![start + r] = probs[r * k + (positiveIndex >= 0 ? positiveIndex : 1)]!;
+        else {
+          let best = 0;
+          for (let c = 1; c < k; c++) if (probs[r * k + c]! > probs[r * k + best]!) best = c;
+          out.score![start + r] = probs[r * k + best]!;
+        }
+      }
+    }
+    for (const t of Object.values(result)) t.dispose();
+    options.onChunk?.(start + n);
+    if (start + n < block.rows) await yieldToEventLoop();
+  }
+  return out;
+}
+
+function toFloat32(data: ArrayLike<number>): Float32Array {
+  return data instanceof Float32Array ? data : Float32Array.from(data);
+}

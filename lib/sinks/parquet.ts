@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { localPathOf } from '../storage';
+import type { CommitRequest, CommitResult, Sink } from './types';
+
+export const SUCCESS_MARKER = '_SUCCESS';
+
+/** Directory-safe form of a workflow id. */
+export function runDirName(workflowId: string): string {
+  const safe = workflowId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120);
+  return safe === '' || safe.startsWith('.') ? `run_${safe}` : safe;
+}
+
+/**
+ * Parquet files on the local filesystem: `<root>/<pipeline>/<run>/part-NNNNN.parquet`, plus
+ * `manifest.json` and `_SUCCESS`. The run directory is assembled under a temporary name and
+ * renamed into place, so it appears complete or not at all; `<root>/<pipeline>/_LATEST` then
+ * names the newest committed run.
+ */
+export class ParquetSink implements Sink {
+  readonly type = 'parquet';
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = localPathOf(root);
+  }
+
+  runDir(pipeline: string, workflowId: string): string {
+    return path.join(this.root, runDirName(pipeline), runDirName(workflowId));
+  }
+
+  async commit(req: CommitRequest): Promise<CommitResult> {
+    const dest = this.runDir(req.pipeline, req.workflowId);
+    const existing = await readManifest(dest);
+    if (existing?.runId === req.runId) return { location: dest, rows: existing.rows, created: false };
+
+    const tmp = `${dest}.tmp-${randomUUID()}`;
+    await fs.mkdir(tmp, { recursive: true });
+    try {
+      for (const [i, part] of req.parts.entries()) await fs.copyFile(part, path.join(tmp, `part-${String(i).padStart(5, '0')}.parquet`));
+      const manifest = {
+        runId: req.runId,
+        workflowId: req.workflowId,
+        pipeline: req.pipeline,
+        model: req.model,
+        rows: req.rows,
+        parts: req.parts.length,
+        committedAt: new Date().toISOString(),
+      };
+      await fs.writeFile(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2));
+      await fs.writeFile(path.join(tmp, SUCCESS_MARKER), '');
+      // Replace an earlier run of the same workflow id (a re-run) only once the new one is whole.
+      const old = `${dest}.old-${randomUUID()}`;
+      const hadOld = await fs.rename(dest, old).then(() => true, () => false);
+      await fs.rename(tmp, dest);
+      if (hadOld) await fs.rm(old, { recursive: true, force: true });
+      const latestTmp = path.join(path.dirname(dest), `._LATEST.${randomUUID()}`);
+      await fs.writeFile(latestTmp, `${path.basename(dest)}\n`);
+      await fs.rename(latestTmp, path.join(path.dirname(dest), '_LATEST'));
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+    return { location: dest, rows: req.rows, created: true };
+  }
+}
+
+async function readManifest(dir: string): Promise<{ runId: string; rows: number } | undefined> {
+  try {
+    await fs.access(path.join(dir, SUCCESS_MARKER));
+    return JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')) as { runId: string; rows: number };
+  } catch {
+    return undefined;
+  }
+}

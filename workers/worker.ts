@@ -1,0 +1,43 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import path from 'node:path';
+import type { InferflowConfig } from '../lib/config/env';
+import { createActivities } from '../activities';
+import { createActivityDeps, type ActivityDeps } from '../activities/deps';
+import { connectionOptions } from './connection';
+
+export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
+
+export interface InferflowWorkerOptions {
+  config: InferflowConfig;
+  /** Reuse a connection (tests); otherwise one is opened from `config.temporal`. */
+  connection?: NativeConnection;
+  deps?: ActivityDeps;
+  /** Extra Temporal worker options (e.g. a prebuilt `workflowBundle`). */
+  overrides?: Partial<WorkerOptions>;
+}
+
+/** A worker for the Inferflow task queue with the whole activity set registered. */
+export async function createInferflowWorker(options: InferflowWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps; close: () => Promise<void> }> {
+  const { config } = options;
+  const connection = options.connection ?? (await NativeConnection.connect(connectionOptions(config.temporal)));
+  const deps = options.deps ?? createActivityDeps(config);
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    activities: createActivities(deps),
+    ...(options.overrides?.workflowBundle ? {} : { workflowsPath: WORKFLOWS_PATH }),
+    // Shards block the event loop while ONNX Runtime computes: keep concurrency near the core count.
+    maxConcurrentActivityTaskExecutions: 4,
+    shutdownGraceTime: '10s',
+    ...options.overrides,
+  });
+  return {
+    worker,
+    deps,
+    close: async () => {
+      await deps.sessions.close();
+      if (!options.connection) await connection.close();
+    },
+  };
+}

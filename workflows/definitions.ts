@@ -1,0 +1,92 @@
+/**
+ * Message and payload definitions shared by workflows and their clients (CLI, tests,
+ * user code). Keep this file free of Node APIs: it is bundled into the workflow sandbox.
+ */
+import { defineQuery } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { ResolvedModel } from '../lib/registry/manifest';
+import type { SinkSpec } from '../lib/sinks/spec';
+
+export const BATCH_WORKFLOW_TYPE = 'batchInference';
+
+export const SEARCH_ATTRIBUTES = {
+  pipeline: defineSearchAttributeKey('InferflowPipeline', SearchAttributeType.KEYWORD),
+  model: defineSearchAttributeKey('InferflowModel', SearchAttributeType.KEYWORD),
+  modelVersion: defineSearchAttributeKey('InferflowModelVersion', SearchAttributeType.KEYWORD),
+} as const;
+
+/** Input of `batchInference`: one JSON object (the same from code, the CLI and the Temporal UI). */
+export interface BatchInferenceInput {
+  /** Model reference in the worker's registry: `name` (latest), `name:3`, or `name@production`. */
+  model: string;
+  /** Feature file: a Parquet or CSV path (or `file://` URL) readable by the workers. */
+  features: string;
+  /** Pipeline name, used for output paths and the InferflowPipeline search attribute. Default: the model name. */
+  pipeline?: string;
+  /** Column that identifies a row in the output. Default: the model's `id_column` when the file has it. */
+  idColumn?: string;
+  /** Where predictions go. Default: `{ "type": "parquet" }` under the worker's output directory. */
+  sink?: SinkSpec;
+  /** Rows per shard (one activity each). Default 10,000. */
+  shardSize?: number;
+  /** Shards predicted at the same time. Default 4. */
+  maxConcurrency?: number;
+}
+
+export const BATCH_DEFAULTS = { shardSize: 10_000, maxConcurrency: 4 } as const;
+
+export interface BatchInferenceResult {
+  workflowId: string;
+  runId: string;
+  pipeline: string;
+  model: ResolvedModel;
+  rowsIn: number;
+  rowsOut: number;
+  shards: number;
+  output: { type: string; location: string };
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  rowsPerSecond: number;
+}
+
+export type BatchPhase = 'resolving' | 'planning' | 'predicting' | 'committing' | 'done' | 'failed';
+
+export interface BatchProgress {
+  phase: BatchPhase;
+  model?: { name: string; version: number };
+  shardsTotal: number;
+  shardsDone: number;
+  rowsTotal: number;
+  rowsDone: number;
+  rowsPerSecond: number;
+  /** Seconds until done at the current rate; null until it can be estimated. */
+  etaSeconds: number | null;
+}
+
+export const progressQuery = defineQuery<BatchProgress>('progress');
+
+/** Input checks that need no I/O; every problem is listed. Used by the workflow and by clients before starting. */
+export function checkBatchInput(input: unknown): string[] {
+  const problems: string[] = [];
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return ['input must be a JSON object like {"model": "fraud-detector", "features": "examples/data/transactions.parquet"}'];
+  const i = input as Record<string, unknown>;
+  if (typeof i.model !== 'string' || i.model.trim() === '') problems.push('model: required, a model reference such as "fraud-detector@production"');
+  if (typeof i.features !== 'string' || i.features.trim() === '') problems.push('features: required, a Parquet or CSV file path');
+  for (const k of ['pipeline', 'idColumn'] as const) {
+    if (i[k] !== undefined && (typeof i[k] !== 'string' || i[k] === '')) problems.push(`${k}: must be a non-empty string`);
+  }
+  if (typeof i.pipeline === 'string' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(i.pipeline)) problems.push('pipeline: letters, digits, ".", "_", "-" only (max 64)');
+  if (i.shardSize !== undefined && !(Number.isInteger(i.shardSize) && (i.shardSize as number) >= 1 && (i.shardSize as number) <= 5_000_000)) {
+    problems.push('shardSize: must be an integer between 1 and 5,000,000');
+  }
+  if (i.maxConcurrency !== undefined && !(Number.isInteger(i.maxConcurrency) && (i.maxConcurrency as number) >= 1 && (i.maxConcurrency as number) <= 500)) {
+    problems.push('maxConcurrency: must be an integer between 1 and 500');
+  }
+  if (i.sink !== undefined && (typeof i.sink !== 'object' || i.sink === null || typeof (i.sink as { type?: unknown }).type !== 'string')) {
+    problems.push('sink: must be an object with a "type" ("parquet" or "duckdb")');
+  }
+  const known = new Set(['model', 'features', 'pipeline', 'idColumn', 'sink', 'shardSize', 'maxConcurrency']);
+  for (const k of Object.keys(i)) if (!known.has(k)) problems.push(`${k}: unknown field (known: ${[...known].join(', ')})`);
+  return problems;
+}
