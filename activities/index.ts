@@ -112,10 +112,12 @@ export function createActivities(deps: ActivityDeps) {
         shard: input.shard,
         partPath,
         lineage: { runId: input.runId, model: input.model },
-        onProgress: (rowsDone) => heartbeat({ rowsDone }),
+        onProgress: (rowsDone) => {
+          heartbeat({ rowsDone });
+          // Cancellation arrives through heartbeats: stop between chunks.
+          ctx.cancellationSignal.throwIfAborted();
+        },
       });
-      // Stop promptly when the run was cancelled (cancellation arrives through heartbeats).
-      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       return result;
     },
 

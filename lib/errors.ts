@@ -28,8 +28,10 @@ export abstract class InferflowError extends Error {
 export class InvalidInputError extends InferflowError {
   readonly type = 'InvalidInput';
   readonly permanent = true;
-  constructor(message: string, readonly problems: string[] = [message], details: ErrorDetails = {}) {
-    super(message, { problems, ...details });
+  readonly problems: string[];
+  constructor(message: string, problems: string[] = [], details: ErrorDetails = {}) {
+    super(problems.length > 0 ? `${message}: ${problems.join('; ')}` : message, { problems, ...details });
+    this.problems = problems.length > 0 ? problems : [message];
   }
 }
 

@@ -1,4 +1,5 @@
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   proxyActivities,
@@ -28,6 +29,7 @@ const steps = proxyActivities<InferflowActivities>({
 const shards = proxyActivities<InferflowActivities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '30s',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
 });
 
@@ -75,10 +77,12 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
 
     const parts: string[] = new Array<string>(plan.shards.length);
     let rowsOut = 0;
+    // Shards run inside their own scope: on the first permanent failure the rest are
+    // cancelled and awaited, so nothing writes into the staging area after it is removed.
+    const inFlight = new Map<number, Promise<void>>();
     const fanOut = new CancellationScope();
     try {
       await fanOut.run(async () => {
-        const inFlight = new Map<number, Promise<void>>();
         for (const shard of plan.shards) {
           while (inFlight.size >= maxConcurrency) await Promise.race(inFlight.values());
           const p = shards
@@ -99,6 +103,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
       });
     } catch (err) {
       fanOut.cancel();
+      await CancellationScope.nonCancellable(() => Promise.allSettled(inFlight.values()));
       throw err;
     }
     if (rowsOut !== plan.rowsIn) {

@@ -1,0 +1,27 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, type InferflowConfig } from '../../lib/config/env';
+import { ModelRegistry } from '../../lib/registry';
+import { openStore } from '../../lib/storage';
+import { registerExampleModel } from '../../cli/examples';
+
+export { EXAMPLE_FEATURES, EXAMPLE_MODEL_DIR, REPO_ROOT } from '../../cli/examples';
+
+/** A throwaway data dir (registry, cache, outputs) and a config pointing at it. */
+export async function tempConfig(env: Record<string, string> = {}): Promise<{ config: InferflowConfig; dir: string; cleanup: () => Promise<void> }> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-test-'));
+  const config = loadConfig({ INFERFLOW_DATA_DIR: dir, INFERFLOW_LOG_LEVEL: 'warn', ...env });
+  return { config, dir, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
+}
+
+export async function exampleRegistry(config: InferflowConfig): Promise<ModelRegistry> {
+  const registry = new ModelRegistry(openStore(config.registry));
+  await registerExampleModel(registry);
+  return registry;
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}

@@ -1,0 +1,43 @@
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { InferflowConfig } from '../../lib/config/env';
+import { createActivityDeps, type ActivityDeps } from '../../activities/deps';
+import { createLogger } from '../../lib/log';
+import { WORKFLOWS_PATH, createInferflowWorker } from '../../workers/worker';
+import { installTemporalRuntime } from '../../workers/runtime';
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** The workflow bundle, built once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  installTemporalRuntime(process.env.TEST_TEMPORAL_LOG_LEVEL === 'WARN' ? 'WARN' : 'ERROR');
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } });
+  return bundle;
+}
+
+export interface RunningWorker {
+  deps: ActivityDeps;
+  client: Client;
+  stop(): Promise<void>;
+}
+
+/** A real worker polling `config.temporal.taskQueue` on the test server, plus a client. */
+export async function startWorker(config: InferflowConfig, deps: ActivityDeps = createActivityDeps(config, createLogger('warn'))): Promise<RunningWorker> {
+  installTemporalRuntime(process.env.TEST_TEMPORAL_LOG_LEVEL === 'WARN' ? 'WARN' : 'ERROR');
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const { worker, close } = await createInferflowWorker({ config, connection, deps, overrides: { workflowBundle: await workflowBundle() } });
+  const running = worker.run();
+  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  return {
+    deps,
+    client,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await close();
+      await connection.close();
+      await clientConnection.close();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { SEARCH_ATTRIBUTES, startBatchInference, type BatchInferenceInput } from '../../client';
+import type { InferflowConfig } from '../../lib/config/env';
+import { EXAMPLE_FEATURES, exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
+import { readOutput, referenceScores, writeVariant } from '../helpers/data';
+import { startWorker, type RunningWorker } from '../helpers/worker';
+
+let config: InferflowConfig;
+let dir: string;
+let cleanup: () => Promise<void>;
+let w: RunningWorker;
+
+beforeAll(async () => {
+  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-batch') }));
+  await exampleRegistry(config);
+  w = await startWorker(config);
+});
+
+afterAll(async () => {
+  await w?.stop();
+  await cleanup?.();
+});
+
+async function run(input: BatchInferenceInput) {
+  const handle = await startBatchInference(w.client, input, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-batch') });
+  return { handle, result: await handle.result() };
+}
+
+/** Run a workflow that must fail; return its ApplicationFailure cause. */
+async function runFailing(input: unknown): Promise<ApplicationFailure> {
+  const handle = await w.client.workflow.start('batchInference', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-bad'), args: [input] });
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  const app = cause instanceof ApplicationFailure ? cause : (cause?.cause as ApplicationFailure | undefined);
+  expect(app).toBeInstanceOf(ApplicationFailure);
+  expect(app!.nonRetryable).toBe(true);
+  return app!;
+}
+
+async function stagedRuns(): Promise<string[]> {
+  return fs.readdir(path.join(dir, 'runs')).catch(() => []);
+}
+
+describe('batchInference on a real Temporal server', () => {
+  it('predicts every row exactly as ONNX Runtime does when called directly, and commits the output', async () => {
+    const { handle, result } = await run({ model: 'fraud-detector@production', features: EXAMPLE_FEATURES, shardSize: 7_000, maxConcurrency: 3 });
+
+    expect(result.rowsIn).toBe(50_000);
+    expect(result.rowsOut).toBe(50_000);
+    expect(result.shards).toBe(8);
+    expect(result.model).toMatchObject({ name: 'fraud-detector', version: 1, ref: 'fraud-detector@production' });
+    expect(result.model.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    const rows = await readOutput(result.output.location);
+    const ref = await referenceScores(EXAMPLE_FEATURES);
+    expect(rows.length).toBe(ref.size);
+    let mismatches = 0;
+    for (const r of rows) {
+      const e = ref.get(r.transaction_id);
+      if (!e || e.score !== r.score || e.label !== r.label) mismatches++;
+    }
+    expect(mismatches).toBe(0);
+    expect(new Set(rows.map((r) => r.transaction_id)).size).toBe(rows.length);
+    expect(rows.every((r) => r.run_id === result.runId && r.model_sha256 === result.model.sha256 && r.model_version === 1)).toBe(true);
+
+    await expect(fs.access(path.join(result.output.location, '_SUCCESS'))).resolves.toBeUndefined();
+    expect(await stagedRuns()).toEqual([]);
+
+    const desc = await handle.describe();
+    expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.pipeline)).toBe('fraud-detector');
+    expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.model)).toBe('fraud-detector');
+    expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.modelVersion)).toBe('1');
+  });
+
+  it('reads CSV input too and reuses the cached model', async () => {
+    const csv = await writeVariant(dir, 'small.csv', '*', 'true', 1234);
+    const downloadsBefore = w.deps.cache.events.filter((e) => e.kind === 'download').length;
+    const { result } = await run({ model: 'fraud-detector', features: csv, sink: { type: 'duckdb', table: 'fraud_scores' } });
+    expect(result.rowsOut).toBe(1234);
+    expect(result.output.location).toContain('#fraud_scores');
+    expect(w.deps.cache.events.filter((e) => e.kind === 'download').length).toBe(downloadsBefore);
+  });
+
+  describe('bad input fails fast with a typed, non-retryable error and leaves nothing behind', () => {
+    const outputDirs = async () => fs.readdir(path.join(dir, 'predictions', 'bad')).catch(() => []);
+
+    it('unknown model', async () => {
+      const f = await runFailing({ model: 'no-such-model', features: EXAMPLE_FEATURES, pipeline: 'bad' });
+      expect(f.type).toBe('NotFound');
+      expect(f.message).toContain('no-such-model');
+    });
+
+    it('unknown alias', async () => {
+      const f = await runFailing({ model: 'fraud-detector@nope', features: EXAMPLE_FEATURES, pipeline: 'bad' });
+      expect(f.type).toBe('NotFound');
+      expect(f.message).toContain('alias nope');
+    });
+
+    it('missing feature file', async () => {
+      const f = await runFailing({ model: 'fraud-detector', features: path.join(dir, 'missing.parquet'), pipeline: 'bad' });
+      expect(f.type).toBe('NotFound');
+      expect(f.message).toContain('missing.parquet');
+    });
+
+    it('feature file missing columns: every one is named', async () => {
+      const file = await writeVariant(dir, 'no-amount.parquet', '* EXCLUDE (amount, merchant_risk)');
+      const f = await runFailing({ model: 'fraud-detector', features: file, pipeline: 'bad' });
+      expect(f.type).toBe('SchemaMismatch');
+      expect(f.message).toContain('column amount is missing');
+      expect(f.message).toContain('column merchant_risk is missing');
+    });
+
+    it('wrong dtype', async () => {
+      const file = await writeVariant(dir, 'str-amount.parquet', "* REPLACE (CAST(amount AS VARCHAR) || ' EUR' AS amount)");
+      const f = await runFailing({ model: 'fraud-detector', features: file, pipeline: 'bad' });
+      expect(f.type).toBe('SchemaMismatch');
+      expect(f.message).toContain('column amount is VARCHAR');
+    });
+
+    it('empty input', async () => {
+      const file = await writeVariant(dir, 'empty.parquet', '*', 'false');
+      const f = await runFailing({ model: 'fraud-detector', features: file, pipeline: 'bad' });
+      expect(f.type).toBe('EmptyInput');
+    });
+
+    it('NaN and null feature values name the row', async () => {
+      const file = await writeVariant(
+        dir,
+        'nan.parquet',
+        "* REPLACE (CASE WHEN transaction_id = 'tx-8-0000042' THEN 'NaN'::DOUBLE WHEN transaction_id = 'tx-8-0000043' THEN NULL ELSE amount END AS amount)",
+      );
+      const f = await runFailing({ model: 'fraud-detector', features: file, pipeline: 'bad', shardSize: 5000 });
+      expect(f.type).toBe('InvalidValue');
+      expect(f.message).toContain('transaction_id=tx-8-0000042: amount = NaN');
+      expect(f.message).toContain('transaction_id=tx-8-0000043');
+      expect(await stagedRuns()).toEqual([]);
+    });
+
+    it('invalid input object: every problem listed before any work', async () => {
+      const f = await runFailing({ features: 42, shardSize: -1, colour: 'red' });
+      expect(f.type).toBe('InvalidInput');
+      expect(f.message).toContain('model: required');
+      expect(f.message).toContain('features: required');
+      expect(f.message).toContain('shardSize');
+      expect(f.message).toContain('colour: unknown field');
+    });
+
+    it('invalid sink', async () => {
+      const f = await runFailing({ model: 'fraud-detector', features: EXAMPLE_FEATURES, pipeline: 'bad', sink: { type: 'duckdb', table: 'x; drop table y' } });
+      expect(f.type).toBe('InvalidInput');
+      expect(f.message).toContain('sink.table');
+    });
+
+    it('left no committed output and no staged files', async () => {
+      expect(await outputDirs()).toEqual([]);
+      expect(await stagedRuns()).toEqual([]);
+    });
+  });
+});

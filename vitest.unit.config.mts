@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config';
+
+// Unit tests: lib/ and pure code, no services.
+export default defineConfig({
+  test: {
+    include: ['test/unit/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 30_000,
+  },
+});

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+// Workflow tests: a real Temporal dev server (started by globalSetup unless one answers at
+// TEMPORAL_ADDRESS), real workers, real ONNX Runtime and DuckDB.
+export default defineConfig({
+  test: {
+    include: ['test/workflows/**/*.test.ts'],
+    globalSetup: ['test/helpers/temporal-global-setup.ts'],
+    pool: 'forks',
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
