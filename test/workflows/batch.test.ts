@@ -1,5 +1,6 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -74,6 +75,13 @@ describe('batchInference on a real Temporal server', () => {
     await expect(fs.access(path.join(result.output.location, '_SUCCESS'))).resolves.toBeUndefined();
     expect(await stagedRuns()).toEqual([]);
 
+    if (process.env.RECORD_HISTORIES) {
+      // `npm run record-histories` refreshes the history the replay test checks.
+      const shown = spawnSync(inject('temporalCli'), ['workflow', 'show', '--workflow-id', handle.workflowId, '--output', 'json', '--address', config.temporal.address], { encoding: 'utf8' });
+      expect(shown.status).toBe(0);
+      await fs.writeFile(path.join(__dirname, 'histories', 'batchInference-success.json'), shown.stdout);
+    }
+
     const desc = await handle.describe();
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.pipeline)).toBe('fraud-detector');
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.model)).toBe('fraud-detector');
@@ -131,7 +139,7 @@ describe('batchInference on a real Temporal server', () => {
       expect(f.type).toBe('EmptyInput');
     });
 
-    it('NaN and null feature values name the row', async () => {
+    it('NaN and null feature values name the row (and shards in flight are cancelled)', async () => {
       const file = await writeVariant(
         dir,
         'nan.parquet',

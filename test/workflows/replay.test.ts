@@ -1,0 +1,37 @@
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { workflowBundle } from '../helpers/worker';
+
+const HISTORIES = path.join(__dirname, 'histories');
+
+/**
+ * Every recorded history must replay against the current workflow code without
+ * nondeterminism. Change a workflow's command sequence only behind `patched()`;
+ * refresh recordings with `npm run record-histories` (and keep the old ones).
+ */
+describe('replay of recorded histories', async () => {
+  const files = (await fs.readdir(HISTORIES)).filter((f) => f.endsWith('.json')).sort();
+
+  it('has recordings to replay', () => {
+    expect(files.length).toBeGreaterThan(0);
+  });
+
+  for (const file of files) {
+    it(`replays ${file}`, async () => {
+      const history = historyFromJSON(JSON.parse(await fs.readFile(path.join(HISTORIES, file), 'utf8')));
+      await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file)).resolves.toBeUndefined();
+    });
+  }
+
+  it('detects nondeterminism (the check can fail)', async () => {
+    // Replaying a batch history against a workflow that schedules a different first activity must fail.
+    const file = files.find((f) => f.startsWith('batchInference'))!;
+    const raw = JSON.parse(await fs.readFile(path.join(HISTORIES, file), 'utf8')) as { events: { activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } }[] };
+    const first = raw.events.find((e) => e.activityTaskScheduledEventAttributes)!;
+    first.activityTaskScheduledEventAttributes!.activityType!.name = 'somethingElse';
+    await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, historyFromJSON(raw), 'tampered')).rejects.toThrow(/[Nn]ondetermin/);
+  });
+});
