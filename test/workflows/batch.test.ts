@@ -97,6 +97,20 @@ describe('batchInference on a real Temporal server', () => {
     expect(w.deps.cache.events.filter((e) => e.kind === 'download').length).toBe(downloadsBefore);
   });
 
+  it('starts from the Temporal CLI with the documented JSON input', async () => {
+    const workflowId = uniqueName('wf-cli');
+    const input = JSON.stringify({ model: 'fraud-detector@production', features: EXAMPLE_FEATURES, shardSize: 25000 });
+    const started = spawnSync(
+      inject('temporalCli'),
+      ['workflow', 'start', '--type', 'batchInference', '--task-queue', config.temporal.taskQueue, '--workflow-id', workflowId, '--input', input, '--address', config.temporal.address],
+      { encoding: 'utf8' },
+    );
+    expect(started.stderr).toBe('');
+    expect(started.status).toBe(0);
+    const result = (await w.client.workflow.getHandle(workflowId).result()) as { rowsOut: number; shards: number; model: { version: number } };
+    expect(result).toMatchObject({ rowsOut: 50_000, shards: 2, model: { version: 1 } });
+  });
+
   describe('bad input fails fast with a typed, non-retryable error and leaves nothing behind', () => {
     const outputDirs = async () => fs.readdir(path.join(dir, 'predictions', 'bad')).catch(() => []);
 
