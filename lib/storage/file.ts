@@ -31,6 +31,15 @@ export class FileObjectStore implements ObjectStore {
     return p;
   }
 
+  /** Like pathOf, and also refuses a path that leaves the root through a symbolic link. */
+  private async realPathOf(key: string): Promise<string> {
+    const p = this.pathOf(key);
+    const realRoot = await fs.realpath(this.root).catch(() => this.root);
+    const real = await fs.realpath(p).catch(() => p);
+    if (real !== realRoot && !real.startsWith(realRoot + path.sep)) throw new NotFoundError(`key ${JSON.stringify(key)} leaves ${this.url} through a link`, { key });
+    return real;
+  }
+
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const st = await fs.lstat(this.pathOf(key));
@@ -43,7 +52,7 @@ export class FileObjectStore implements ObjectStore {
   }
 
   async getStream(key: string): Promise<Readable> {
-    const p = this.pathOf(key);
+    const p = await this.realPathOf(key);
     const handle = await fs.open(p, 'r').catch((err: unknown) => {
       throw wrap(err, key, this.url);
     });
@@ -52,7 +61,7 @@ export class FileObjectStore implements ObjectStore {
 
   async getBytes(key: string): Promise<Buffer> {
     try {
-      return await fs.readFile(this.pathOf(key));
+      return await fs.readFile(await this.realPathOf(key));
     } catch (err) {
       throw wrap(err, key, this.url);
     }

@@ -1,0 +1,28 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_TASK_QUEUE, loadConfig } from '../../lib/config/env';
+
+describe('configuration from the environment', () => {
+  it('has working defaults', () => {
+    const c = loadConfig({}, '/srv/app');
+    expect(c.temporal).toMatchObject({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: DEFAULT_TASK_QUEUE });
+    expect(c.temporal.tls).toBeUndefined();
+    expect(c.dataDir).toBe(path.resolve('/srv/app/.data'));
+    expect(c.registry).toBe('file:///srv/app/.data/registry');
+    expect(c.modelCacheDir).toBe('/srv/app/.data/cache/models');
+    expect(c.ortThreads).toBe(1);
+  });
+
+  it('turns on TLS for an API key (Temporal Cloud) and keeps the key out of other fields', () => {
+    const c = loadConfig({ TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'ns.acct', TEMPORAL_API_KEY: 'sekret' });
+    expect(c.temporal.tls).toBeDefined();
+    expect(c.temporal.apiKey).toBe('sekret');
+    expect(JSON.stringify({ ...c, temporal: { ...c.temporal, apiKey: undefined } })).not.toContain('sekret');
+  });
+
+  it('names the variable that is wrong', () => {
+    expect(() => loadConfig({ INFERFLOW_ORT_THREADS: 'many' })).toThrow(ConfigError);
+    expect(() => loadConfig({ INFERFLOW_ORT_THREADS: 'many' })).toThrow(/INFERFLOW_ORT_THREADS/);
+    expect(() => loadConfig({ INFERFLOW_LOG_LEVEL: 'loud' })).toThrow(/INFERFLOW_LOG_LEVEL/);
+  });
+});
