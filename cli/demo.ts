@@ -8,7 +8,7 @@ import { connectClient, ensureSearchAttributes, startBatchInference } from '../c
 import { loadConfig } from '../lib/config/env';
 import { createLogger } from '../lib/log';
 import { createActivityDeps } from '../activities/deps';
-import { lit, withDuckDB } from '../lib/io/duckdb';
+import { lit, toText, withDuckDB } from '../lib/io/duckdb';
 import { table } from '../lib/util/format';
 import { createInferflowWorker } from '../workers/worker';
 import { installTemporalRuntime } from '../workers/runtime';
@@ -59,10 +59,10 @@ export async function runDemo(): Promise<void> {
       const r = await conn.runAndReadAll(
         `SELECT transaction_id, label, printf('%.4f', score) AS score FROM read_parquet(${lit(path.join(result.output.location, '*.parquet'))}) ORDER BY score DESC, transaction_id LIMIT 5`,
       );
-      return r.getRowsJS().map((row) => row.map((v) => String(v)));
+      return r.getRowsJS().map((row) => row.map(toText));
     });
     say(`Highest fraud scores:\n${table(top, ['transaction_id', 'label', 'score'])}\n`);
-    say(`Read all predictions:  duckdb -c "SELECT * FROM '${result.output.location}/*.parquet' LIMIT 10"`);
+    say(`Show predictions:      npm run inferflow -- predictions ${result.output.location}`);
     if (!server) say(`See the run:           temporal workflow show --workflow-id ${result.workflowId}`);
   } finally {
     if (server) {

@@ -108,8 +108,8 @@ export interface DevServerOptions {
   dbFile?: string;
   /** Web UI port; `null` runs headless. Default: frontend port + 1000. */
   uiPort?: number | null;
-  /** Where server logs go ('inherit' = this terminal). Default: a file next to dbFile or discarded. */
-  logFile?: string | 'inherit';
+  /** File that receives the server's output (the string 'inherit' = this terminal). Default: kept in memory for error messages only. */
+  logFile?: string;
   namespace?: string;
 }
 
@@ -144,7 +144,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
   }
-  let exited: number | null = null;
+  let exited = null as number | null;
   const exitedP = new Promise<void>((resolve) => child.once('exit', (code) => ((exited = code ?? -1), resolve())));
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);

@@ -72,10 +72,18 @@ export async function assertReadable(filePath: string): Promise<void> {
 export async function describeColumns(conn: DuckDBConnection, filePath: string): Promise<ColumnInfo[]> {
   try {
     const reader = await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${scanOf(filePath)}`);
-    return reader.getRowObjectsJS().map((r) => ({ name: String(r.column_name), type: String(r.column_type) }));
+    return reader.getRowObjectsJS().map((r) => ({ name: toText(r.column_name), type: toText(r.column_type) }));
   } catch (err) {
     throw new InvalidInputError(`cannot read feature file ${filePath}: ${errorMessage(err)}`, [`features: ${errorMessage(err)}`], { object: filePath });
   }
+}
+
+/** A DuckDB JS value as text (strings as-is, numbers/bigints/booleans formatted, nested values as JSON). */
+export function toText(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return v.toString();
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
 }
 
 export async function scalar(conn: DuckDBConnection, sql: string): Promise<unknown> {

@@ -32,7 +32,7 @@ export class DuckDBSink implements Sink {
         await conn.run('BEGIN TRANSACTION');
         try {
           await conn.run(`DELETE FROM ${t} WHERE run_id = ${lit(req.runId)}`);
-          await conn.run(`INSERT INTO ${t} SELECT * FROM ${parts}`);
+          await conn.run(`INSERT INTO ${t} SELECT * REPLACE (${lit(req.runId)} AS run_id) FROM ${parts}`);
           await conn.run('COMMIT');
         } catch (err) {
           await conn.run('ROLLBACK');

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { lit, withDuckDB } from '../../lib/io/duckdb';
+import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { DEFAULT_SESSION_OPTIONS, toOrtOptions } from '../../lib/runtime/onnx';
 import { EXAMPLE_FEATURES, EXAMPLE_MODEL_DIR } from '../../cli/examples';
 
@@ -25,7 +25,7 @@ export async function referenceScores(featuresPath: string): Promise<Map<string,
     const rows = reader.getRowsJS();
     const x = new Float32Array(rows.length * FEATURE_COLUMNS.length);
     rows.forEach((r, i) => FEATURE_COLUMNS.forEach((_, j) => (x[i * FEATURE_COLUMNS.length + j] = Number(r[j + 1]))));
-    return { ids: rows.map((r) => String(r[0])), x, n: rows.length };
+    return { ids: rows.map((r) => toText(r[0])), x, n: rows.length };
   });
   const session = await ort.InferenceSession.create(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), toOrtOptions(DEFAULT_SESSION_OPTIONS));
   const out = await session.run({ features: new ort.Tensor('float32', x, [n, FEATURE_COLUMNS.length]) });
@@ -39,12 +39,12 @@ export async function readOutput(location: string): Promise<{ transaction_id: st
   return withDuckDB(async (conn) => {
     const r = await conn.runAndReadAll(`SELECT transaction_id, label, score, model_version, model_sha256, run_id FROM read_parquet(${lit(path.join(location, '*.parquet'))}) ORDER BY transaction_id`);
     return r.getRowObjectsJS().map((o) => ({
-      transaction_id: String(o.transaction_id),
+      transaction_id: toText(o.transaction_id),
       label: Number(o.label),
       score: Number(o.score),
       model_version: Number(o.model_version),
-      model_sha256: String(o.model_sha256),
-      run_id: String(o.run_id),
+      model_sha256: toText(o.model_sha256),
+      run_id: toText(o.run_id),
     }));
   });
 }

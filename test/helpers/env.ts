@@ -16,6 +16,8 @@ export async function tempConfig(env: Record<string, string> = {}): Promise<{ co
   return { config, dir, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
 }
 
+export { registerExampleModel as registerExample } from '../../cli/examples';
+
 export async function exampleRegistry(config: InferflowConfig): Promise<ModelRegistry> {
   const registry = new ModelRegistry(openStore(config.registry));
   await registerExampleModel(registry);

@@ -44,7 +44,7 @@ describe('model cache', () => {
     const cacheDir = path.join(dir, 'cache');
     const first = await new ModelCache(cacheDir).ensure(model, registry);
     const bytes = await fs.readFile(first.path);
-    bytes[100] ^= 0xff;
+    bytes[100] = bytes[100]! ^ 0xff;
     await fs.writeFile(first.path, bytes);
     const cache = new ModelCache(cacheDir);
     const again = await cache.ensure(model, registry);

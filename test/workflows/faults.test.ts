@@ -82,7 +82,7 @@ describe('faults', () => {
     const { manifest } = await registry.register(copy, { name: 'fraud-damaged', metadata });
     const stored = path.join(config.registry.replace('file://', ''), manifest.artifact.key);
     const bytes = await fs.readFile(stored);
-    bytes[bytes.length - 10] ^= 0xff;
+    bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await fs.writeFile(stored, bytes);
 
     const handle = await startBatchInference(w.client, { model: 'fraud-damaged', features: EXAMPLE_FEATURES }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-corrupt') });

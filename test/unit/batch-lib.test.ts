@@ -1,0 +1,103 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmptyInputError, SchemaMismatchError } from '../../lib/errors';
+import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { planShards, predictShard, stageSnapshot } from '../../lib/pipeline/batch';
+import { ModelRegistry, type ModelManifest, type ResolvedModel } from '../../lib/registry';
+import { loadSession } from '../../lib/runtime/onnx';
+import { DuckDBSink, ParquetSink } from '../../lib/sinks';
+import { FileObjectStore } from '../../lib/storage';
+import { referenceScores, writeVariant } from '../helpers/data';
+import { EXAMPLE_MODEL_DIR, registerExample, tempConfig } from '../helpers/env';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let manifest: ModelManifest;
+let model: ResolvedModel;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempConfig());
+  const registry = new ModelRegistry(new FileObjectStore(path.join(dir, 'registry')));
+  await registerExample(registry);
+  ({ manifest, resolved: model } = await registry.resolve('fraud-detector'));
+});
+afterAll(() => cleanup());
+
+describe('shard planning', () => {
+  it('covers every row once', () => {
+    expect(planShards(25, 10)).toEqual([
+      { index: 0, start: 0, end: 10 },
+      { index: 1, start: 10, end: 20 },
+      { index: 2, start: 20, end: 25 },
+    ]);
+    expect(planShards(10, 10)).toHaveLength(1);
+  });
+});
+
+describe('snapshot, shard prediction and sinks', () => {
+  it('stages, predicts shards equal to ONNX Runtime, and re-running a shard overwrites its part', async () => {
+    const input = await writeVariant(dir, 'in.parquet', '*', 'true', 2_500);
+    const snapshotPath = path.join(dir, 'run', 'snapshot.parquet');
+    const plan = await stageSnapshot({ featuresPath: input, snapshotPath, manifest, idColumn: null, shardSize: 1_000 });
+    expect(plan).toMatchObject({ rowsIn: 2_500, idColumn: 'transaction_id' });
+    expect(plan.shards).toHaveLength(3);
+
+    const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
+    const parts: string[] = [];
+    for (const shard of plan.shards) {
+      const partPath = path.join(dir, 'run', 'parts', `p${shard.index}.parquet`);
+      const r = await predictShard({ session, manifest, snapshotPath, idColumn: plan.idColumn, shard, partPath, lineage: { runId: 'r1', model }, chunkRows: 300 });
+      expect(r.rows).toBe(shard.end - shard.start);
+      parts.push(partPath);
+    }
+    // A retried shard (same inputs) produces the same single part.
+    const rowsOf = (p: string) => withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(p)}) ORDER BY 1`)).getRowsJS());
+    const before = await rowsOf(parts[1]!);
+    await predictShard({ session, manifest, snapshotPath, idColumn: plan.idColumn, shard: plan.shards[1]!, partPath: parts[1]!, lineage: { runId: 'r1', model } });
+    expect((await fs.readdir(path.join(dir, 'run', 'parts'))).sort()).toEqual(['p0.parquet', 'p1.parquet', 'p2.parquet']);
+    expect(await rowsOf(parts[1]!)).toEqual(before);
+
+    const ref = await referenceScores(input);
+    const all = (await Promise.all(parts.map(rowsOf))).flat();
+    expect(all).toHaveLength(2_500);
+    expect(all.filter(([id, label, score]) => ref.get(toText(id))?.score !== score || ref.get(toText(id))?.label !== Number(label))).toEqual([]);
+
+    // Parquet sink: whole run appears at once; committing again is a no-op.
+    const sink = new ParquetSink(path.join(dir, 'out'));
+    const req = { runId: 'r1', workflowId: 'wf/1', pipeline: 'fraud', model, parts, rows: 2_500 };
+    const c1 = await sink.commit(req);
+    expect(c1.created).toBe(true);
+    expect((await fs.readdir(c1.location)).sort()).toEqual(['_SUCCESS', 'manifest.json', 'part-00000.parquet', 'part-00001.parquet', 'part-00002.parquet']);
+    expect(path.basename(c1.location)).toBe('wf_1');
+    expect((await sink.commit(req)).created).toBe(false);
+    expect((await fs.readFile(path.join(dir, 'out', 'fraud', '_LATEST'), 'utf8')).trim()).toBe('wf_1');
+
+    // DuckDB sink: committing the same run twice leaves no duplicates.
+    const db = new DuckDBSink(path.join(dir, 'db.duckdb'), 'scores');
+    await db.commit(req);
+    await db.commit({ ...req });
+    await db.commit({ ...req, runId: 'r2' });
+    const counts = await withDuckDB(async (c) => (await c.runAndReadAll('SELECT run_id, count(*)::INT FROM scores GROUP BY 1 ORDER BY 1')).getRowsJS(), { path: path.join(dir, 'db.duckdb') });
+    expect(counts).toEqual([['r1', 2_500], ['r2', 2_500]]);
+    await session.release();
+  });
+
+  it('lists every schema problem at once', async () => {
+    const input = await writeVariant(dir, 'bad.parquet', "* EXCLUDE (amount) REPLACE ('x' AS hour_of_day)", 'true', 10);
+    const err = await stageSnapshot({ featuresPath: input, snapshotPath: path.join(dir, 's2.parquet'), manifest, idColumn: 'nope', shardSize: 10 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SchemaMismatchError);
+    expect((err as SchemaMismatchError).problems).toEqual([
+      'column amount is missing (model fraud-detector:1 input features needs it)',
+      'column hour_of_day is VARCHAR, model input features needs a number',
+      'id column nope is missing',
+    ]);
+  });
+
+  it('refuses empty input and leaves no snapshot', async () => {
+    const input = await writeVariant(dir, 'empty.parquet', '*', 'false');
+    const snap = path.join(dir, 'empty-snap.parquet');
+    await expect(stageSnapshot({ featuresPath: input, snapshotPath: snap, manifest, idColumn: null, shardSize: 10 })).rejects.toThrow(EmptyInputError);
+    await expect(fs.access(snap)).rejects.toThrow();
+  });
+});
