@@ -12,7 +12,7 @@ import { lit, toText, withDuckDB } from '../lib/io/duckdb';
 import { table } from '../lib/util/format';
 import { createInferflowWorker } from '../workers/worker';
 import { installTemporalRuntime } from '../workers/runtime';
-import { ensureTemporalCli, startDevServer, temporalAnswers, type DevServer } from '../workers/devserver';
+import { ensureTemporalCli, startDevServer, temporalAnswers, type DevServer } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
 import { registerExampleModel, EXAMPLE_FEATURES } from './examples';
 

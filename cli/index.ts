@@ -13,7 +13,7 @@ import { lit, toText, withDuckDB } from '../lib/io/duckdb';
 import { ModelCache, ModelRegistry } from '../lib/registry';
 import { openStore } from '../lib/storage';
 import { int, table } from '../lib/util/format';
-import { ensureTemporalCli, parseAddress, startDevServer, temporalAnswers } from '../workers/devserver';
+import { ensureTemporalCli, parseAddress, startDevServer, temporalAnswers } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
 
 const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;

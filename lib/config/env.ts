@@ -32,6 +32,11 @@ const EnvSchema = z.object({
   INFERFLOW_OUTPUT: z.string().optional(),
   INFERFLOW_TEMPORAL_CLI: z.string().optional(),
   INFERFLOW_ORT_THREADS: z.coerce.number().int().min(0).max(64).default(1),
+  AWS_ENDPOINT_URL_S3: z.string().url().optional(),
+  AWS_ENDPOINT_URL: z.string().url().optional(),
+  AWS_REGION: z.string().optional(),
+  AWS_DEFAULT_REGION: z.string().optional(),
+  INFERFLOW_S3_FORCE_PATH_STYLE: boolish.optional(),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -60,18 +65,42 @@ export interface InferflowConfig {
   logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
 }
 
+/** S3 client settings. Credentials are not here: the AWS SDK's default chain reads them. */
+export interface S3Settings {
+  /** Custom endpoint (SeaweedFS, MinIO, …); unset for AWS S3. */
+  endpoint?: string;
+  region: string;
+  /** Path-style addressing: on by default when an endpoint is set. */
+  forcePathStyle: boolean;
+}
+
+export function s3Settings(env: NodeJS.ProcessEnv = process.env): S3Settings {
+  const e = parseEnv(env);
+  const endpoint = e.AWS_ENDPOINT_URL_S3 ?? e.AWS_ENDPOINT_URL;
+  return {
+    ...(endpoint ? { endpoint } : {}),
+    region: e.AWS_REGION ?? e.AWS_DEFAULT_REGION ?? 'us-east-1',
+    forcePathStyle: e.INFERFLOW_S3_FORCE_PATH_STYLE ?? endpoint !== undefined,
+  };
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
 /** Parse configuration from an environment (default: `process.env`). Errors name the variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): InferflowConfig {
-  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k]) => k in EnvSchema.shape)));
+function parseEnv(env: NodeJS.ProcessEnv) {
+  // Empty variables count as unset.
+  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k in EnvSchema.shape && v !== '')));
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid environment: ${problems.join('; ')}`);
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): InferflowConfig {
+  const e = parseEnv(env);
   const dataDir = path.resolve(cwd, e.INFERFLOW_DATA_DIR);
   const tlsWanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_TLS_CERT_PATH || e.TEMPORAL_API_KEY);
   return {

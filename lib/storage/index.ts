@@ -2,11 +2,13 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { InvalidInputError } from '../errors';
 import { FileObjectStore } from './file';
+import { S3ObjectStore } from './s3';
 import type { ObjectStore } from './types';
 
 export type { ObjectInfo, ObjectStore, PutOptions } from './types';
 export { FileObjectStore, sha256File } from './file';
 export { PreconditionFailedError } from './errors';
+export { S3ObjectStore, AccessDeniedError, s3ClientFor } from './s3';
 export { checkKey, joinKey } from './keys';
 
 type StoreFactory = (url: URL, raw: string) => ObjectStore;
@@ -14,6 +16,10 @@ type StoreFactory = (url: URL, raw: string) => ObjectStore;
 /** One factory per URL scheme. */
 const factories: Record<string, StoreFactory> = {
   'file:': (_url, raw) => new FileObjectStore(localPathOf(raw)),
+  's3:': (url) => {
+    if (!url.hostname) throw new InvalidInputError(`invalid S3 location ${url.href}`, ['expected s3://BUCKET[/PREFIX]']);
+    return new S3ObjectStore({ bucket: url.hostname, prefix: decodeURIComponent(url.pathname) });
+  },
 };
 
 export function registerStoreScheme(scheme: string, factory: StoreFactory): void {

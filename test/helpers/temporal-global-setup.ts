@@ -1,6 +1,6 @@
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../lib/config/env';
-import { ensureTemporalCli, freePort, startDevServer, temporalAnswers, type DevServer } from '../../workers/devserver';
+import { ensureTemporalCli, freePort, startDevServer, temporalAnswers, type DevServer } from '../../devservices/temporal';
 
 declare module 'vitest' {
   export interface ProvidedContext {

