@@ -16,6 +16,7 @@ let dir: string | undefined;
 
 /** A real S3-compatible server for the tests: SeaweedFS on loopback with a throwaway data dir. */
 export async function setup(project: TestProject): Promise<void> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const weed = ensureWeed((m) => console.log(m));
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-seaweed-'));
   server = await startSeaweedFS({ weed, dir, logFile: path.join(dir, 'weed.log') });
