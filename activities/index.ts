@@ -77,12 +77,6 @@ export function createActivities(deps: ActivityDeps) {
       return resolved;
     },
 
-    /** Download (if needed) and load the model; returns whether this call downloaded it. */
-    async ensureModel(input: { model: ResolvedModel }): Promise<{ downloaded: boolean; cachePath: string }> {
-      const { downloaded, modelPath } = await loadModel(input.model);
-      return { downloaded, cachePath: modelPath };
-    },
-
     /** Validate features against the model, stage a snapshot, and cut it into shards (descriptors only). */
     async planBatch(input: PlanBatchInput): Promise<PlanBatchResult> {
       const sink = parseSinkSpec(input.sink);

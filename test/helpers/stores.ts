@@ -13,8 +13,9 @@ export const backends: Record<BackendName, () => Promise<{ store: ObjectStore; c
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-store-'));
     return { store: new FileObjectStore(dir), cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
   },
-  s3: async () => {
+  s3: () => {
+    // A unique prefix per test in the shared test bucket; the whole server is thrown away after the run.
     const store = new S3ObjectStore({ bucket: inject('s3').bucket, prefix: `t-${randomUUID().slice(0, 8)}`, partSize: 5 * 1024 * 1024 });
-    return { store, cleanup: async () => {} };
+    return Promise.resolve({ store, cleanup: () => Promise.resolve() });
   },
 };
