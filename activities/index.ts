@@ -34,6 +34,8 @@ export interface PlanBatchResult {
 export interface PredictShardInput {
   runId: string;
   model: ResolvedModel;
+  /** ISO 8601 as-of time, written into every output row. */
+  asOf: string;
   snapshotPath: string;
   idColumn: string | null;
   shard: ShardDescriptor;
@@ -105,7 +107,7 @@ export function createActivities(deps: ActivityDeps) {
         idColumn: input.idColumn,
         shard: input.shard,
         partPath,
-        lineage: { runId: input.runId, model: input.model },
+        lineage: { runId: input.runId, model: input.model, asOf: input.asOf },
         onProgress: (rowsDone) => {
           heartbeat({ rowsDone });
           // Cancellation arrives through heartbeats: stop between chunks.

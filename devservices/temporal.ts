@@ -13,7 +13,7 @@ import path from 'node:path';
 import { TEMPORAL_CLI_VERSION } from '../lib/config/env';
 import { ensurePipBinary, freePort, portOpen } from './tools';
 
-export const SEARCH_ATTRIBUTE_FLAGS = ['InferflowPipeline=Keyword', 'InferflowModel=Keyword', 'InferflowModelVersion=Keyword'];
+export const SEARCH_ATTRIBUTE_FLAGS = ['InferflowPipeline=Keyword', 'InferflowModel=Keyword', 'InferflowModelVersion=Keyword', 'InferflowAsOf=Datetime'];
 
 function works(cli: string): boolean {
   const r = spawnSync(cli, ['--version'], { encoding: 'utf8' });

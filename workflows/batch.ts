@@ -2,6 +2,7 @@ import {
   ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -11,6 +12,7 @@ import type { InferflowActivities } from '../activities';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import {
   BATCH_DEFAULTS,
+  SCHEDULED_START_TIME,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
   progressQuery,
@@ -54,10 +56,14 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   const model: ResolvedModel = await steps.resolveModel({ ref: input.model });
   const pipeline = input.pipeline ?? model.name;
   progress.model = { name: model.name, version: model.version };
+  const asOf = input.asOf !== undefined ? new Date(input.asOf).toISOString() : info.typedSearchAttributes.get(SCHEDULED_START_TIME)?.toISOString() ?? new Date(info.runStartTime).toISOString();
+  // Runs recorded before the as-of time existed replay without its search attribute.
+  const withAsOf = patched('inferflow-as-of');
   upsertSearchAttributes([
     { key: SEARCH_ATTRIBUTES.pipeline, value: pipeline },
     { key: SEARCH_ATTRIBUTES.model, value: model.name },
     { key: SEARCH_ATTRIBUTES.modelVersion, value: String(model.version) },
+    ...(withAsOf ? [{ key: SEARCH_ATTRIBUTES.asOf, value: new Date(asOf) }] : []),
   ]);
 
   try {
@@ -86,7 +92,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
         for (const shard of plan.shards) {
           while (inFlight.size >= maxConcurrency) await Promise.race(inFlight.values());
           const p = shards
-            .predictShard({ runId: info.runId, model, snapshotPath: plan.snapshotPath, idColumn: plan.idColumn, shard })
+            .predictShard({ runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, idColumn: plan.idColumn, shard })
             .then((r) => {
               parts[r.index] = r.partPath;
               rowsOut += r.rows;
@@ -121,6 +127,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
       runId: info.runId,
       pipeline,
       model,
+      asOf,
       rowsIn: plan.rowsIn,
       rowsOut,
       shards: plan.shards.length,

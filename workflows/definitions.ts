@@ -13,7 +13,11 @@ export const SEARCH_ATTRIBUTES = {
   pipeline: defineSearchAttributeKey('InferflowPipeline', SearchAttributeType.KEYWORD),
   model: defineSearchAttributeKey('InferflowModel', SearchAttributeType.KEYWORD),
   modelVersion: defineSearchAttributeKey('InferflowModelVersion', SearchAttributeType.KEYWORD),
+  asOf: defineSearchAttributeKey('InferflowAsOf', SearchAttributeType.DATETIME),
 } as const;
+
+/** Set by Temporal Schedules on every run they start: the time the run was scheduled for. */
+export const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
 
 /** Input of `batchInference`: one JSON object (the same from code, the CLI and the Temporal UI). */
 export interface BatchInferenceInput {
@@ -27,6 +31,12 @@ export interface BatchInferenceInput {
   idColumn?: string;
   /** Where predictions go. Default: `{ "type": "parquet" }` under the worker's output directory. */
   sink?: SinkSpec;
+  /**
+   * The time the predictions are "as of" (ISO 8601), recorded in every output row and in the
+   * InferflowAsOf search attribute. Default: the schedule's scheduled time for scheduled runs
+   * (so backfills reproduce each day's run), else the workflow start time.
+   */
+  asOf?: string;
   /** Rows per shard (one activity each). Default 10,000. */
   shardSize?: number;
   /** Shards predicted at the same time. Default 4. */
@@ -40,6 +50,8 @@ export interface BatchInferenceResult {
   runId: string;
   pipeline: string;
   model: ResolvedModel;
+  /** ISO 8601 as-of time of the run. */
+  asOf: string;
   rowsIn: number;
   rowsOut: number;
   shards: number;
@@ -86,7 +98,8 @@ export function checkBatchInput(input: unknown): string[] {
   if (i.sink !== undefined && (typeof i.sink !== 'object' || i.sink === null || typeof (i.sink as { type?: unknown }).type !== 'string')) {
     problems.push('sink: must be an object with a "type" ("parquet" or "duckdb")');
   }
-  const known = new Set(['model', 'features', 'pipeline', 'idColumn', 'sink', 'shardSize', 'maxConcurrency']);
+  if (i.asOf !== undefined && (typeof i.asOf !== 'string' || Number.isNaN(Date.parse(i.asOf)))) problems.push('asOf: must be an ISO 8601 time such as "2026-11-25T03:00:00Z"');
+  const known = new Set(['model', 'features', 'pipeline', 'idColumn', 'sink', 'asOf', 'shardSize', 'maxConcurrency']);
   for (const k of Object.keys(i)) if (!known.has(k)) problems.push(`${k}: unknown field (known: ${[...known].join(', ')})`);
   return problems;
 }

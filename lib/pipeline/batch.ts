@@ -32,6 +32,8 @@ export interface PlannedBatch {
 export interface Lineage {
   runId: string;
   model: ResolvedModel;
+  /** ISO 8601 as-of time of the run. */
+  asOf: string;
 }
 
 /** Check that a file has every column the model needs, with numeric types. Lists every problem. */
@@ -148,7 +150,8 @@ export interface ShardResult {
 /**
  * Predict one shard and write its staged output part (overwriting any earlier attempt, so
  * a retried shard leaves exactly one part). Output columns: the id column (original type),
- * `label` and `score` (classification) or `prediction` (regression), then lineage.
+ * `label` and `score` (classification) or `prediction` (regression), then lineage
+ * (model name, version, sha256, as-of time, run id).
  */
 export async function predictShard(args: {
   session: ortTypes.InferenceSession;
@@ -189,7 +192,7 @@ export async function predictShard(args: {
         `COPY (
            SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols},
                   ${lit(lineage.model.name)} AS model_name, ${lineage.model.version}::INTEGER AS model_version,
-                  ${lit(lineage.model.sha256)} AS model_sha256, ${lit(lineage.runId)} AS run_id
+                  ${lit(lineage.model.sha256)} AS model_sha256, ${lit(lineage.asOf)}::TIMESTAMPTZ AS as_of, ${lit(lineage.runId)} AS run_id
            FROM preds p JOIN (SELECT * FROM read_parquet(${lit(args.snapshotPath)})
                               WHERE ${ident(ROW_COLUMN)} >= ${shard.start} AND ${ident(ROW_COLUMN)} < ${shard.end}) s
              ON s.${ident(ROW_COLUMN)} = p.r

@@ -35,15 +35,16 @@ export async function referenceScores(featuresPath: string): Promise<Map<string,
   return new Map(ids.map((id, i) => [id, { label: Number(labels[i]), score: probs[i * 2 + 1]! }]));
 }
 
-export async function readOutput(location: string): Promise<{ transaction_id: string; label: number; score: number; model_version: number; model_sha256: string; run_id: string }[]> {
+export async function readOutput(location: string): Promise<{ transaction_id: string; label: number; score: number; model_version: number; model_sha256: string; as_of: string; run_id: string }[]> {
   return withDuckDB(async (conn) => {
-    const r = await conn.runAndReadAll(`SELECT transaction_id, label, score, model_version, model_sha256, run_id FROM read_parquet(${lit(path.join(location, '*.parquet'))}) ORDER BY transaction_id`);
+    const r = await conn.runAndReadAll(`SELECT transaction_id, label, score, model_version, model_sha256, strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS as_of, run_id FROM read_parquet(${lit(path.join(location, '*.parquet'))}) ORDER BY transaction_id`);
     return r.getRowObjectsJS().map((o) => ({
       transaction_id: toText(o.transaction_id),
       label: Number(o.label),
       score: Number(o.score),
       model_version: Number(o.model_version),
       model_sha256: toText(o.model_sha256),
+      as_of: toText(o.as_of),
       run_id: toText(o.run_id),
     }));
   });

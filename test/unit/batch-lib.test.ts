@@ -47,14 +47,14 @@ describe('snapshot, shard prediction and sinks', () => {
     const parts: string[] = [];
     for (const shard of plan.shards) {
       const partPath = path.join(dir, 'run', 'parts', `p${shard.index}.parquet`);
-      const r = await predictShard({ session, manifest, snapshotPath, idColumn: plan.idColumn, shard, partPath, lineage: { runId: 'r1', model }, chunkRows: 300 });
+      const r = await predictShard({ session, manifest, snapshotPath, idColumn: plan.idColumn, shard, partPath, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, chunkRows: 300 });
       expect(r.rows).toBe(shard.end - shard.start);
       parts.push(partPath);
     }
     // A retried shard (same inputs) produces the same single part.
     const rowsOf = (p: string) => withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(p)}) ORDER BY 1`)).getRowsJS());
     const before = await rowsOf(parts[1]!);
-    await predictShard({ session, manifest, snapshotPath, idColumn: plan.idColumn, shard: plan.shards[1]!, partPath: parts[1]!, lineage: { runId: 'r1', model } });
+    await predictShard({ session, manifest, snapshotPath, idColumn: plan.idColumn, shard: plan.shards[1]!, partPath: parts[1]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' } });
     expect((await fs.readdir(path.join(dir, 'run', 'parts'))).sort()).toEqual(['p0.parquet', 'p1.parquet', 'p2.parquet']);
     expect(await rowsOf(parts[1]!)).toEqual(before);
 

@@ -52,7 +52,7 @@ async function stagedRuns(): Promise<string[]> {
 
 describe('batchInference on a real Temporal server', () => {
   it('predicts every row exactly as ONNX Runtime does when called directly, and commits the output', async () => {
-    const { handle, result } = await run({ model: 'fraud-detector@production', features: EXAMPLE_FEATURES, shardSize: 7_000, maxConcurrency: 3 });
+    const { handle, result } = await run({ model: 'fraud-detector@production', features: EXAMPLE_FEATURES, shardSize: 7_000, maxConcurrency: 3, asOf: '2026-11-24T03:00:00Z' });
 
     expect(result.rowsIn).toBe(50_000);
     expect(result.rowsOut).toBe(50_000);
@@ -70,7 +70,8 @@ describe('batchInference on a real Temporal server', () => {
     }
     expect(mismatches).toBe(0);
     expect(new Set(rows.map((r) => r.transaction_id)).size).toBe(rows.length);
-    expect(rows.every((r) => r.run_id === result.runId && r.model_sha256 === result.model.sha256 && r.model_version === 1)).toBe(true);
+    expect(result.asOf).toBe('2026-11-24T03:00:00.000Z');
+    expect(rows.every((r) => r.run_id === result.runId && r.model_sha256 === result.model.sha256 && r.model_version === 1 && r.as_of === '2026-11-24T03:00:00Z')).toBe(true);
 
     await expect(fs.access(path.join(result.output.location, '_SUCCESS'))).resolves.toBeUndefined();
     expect(await stagedRuns()).toEqual([]);
@@ -86,6 +87,7 @@ describe('batchInference on a real Temporal server', () => {
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.pipeline)).toBe('fraud-detector');
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.model)).toBe('fraud-detector');
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.modelVersion)).toBe('1');
+    expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.asOf)?.toISOString()).toBe('2026-11-24T03:00:00.000Z');
   });
 
   it('reads CSV input too and reuses the cached model', async () => {
