@@ -15,6 +15,7 @@ import { openStore } from '../lib/storage';
 import { int, table } from '../lib/util/format';
 import { ensureTemporalCli, parseAddress, startDevServer, temporalAnswers } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
+import { OVERLAP_POLICIES, createBatchSchedule, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
 
 const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
 
@@ -101,10 +102,11 @@ export function buildProgram(): Command {
 
   const batch = program.command('batch').description('Batch inference runs.');
   batch
-    .command('run')
-    .description('Start a batchInference run; by default wait for it with a live progress bar and print a summary.')
-    .requiredOption('-m, --model <ref>', 'model reference: name, name:VERSION or name@ALIAS')
-    .requiredOption('-f, --features <file>', 'Parquet or CSV feature file (a path the workers can read)')
+    .command('run [spec]')
+    .description('Start a batchInference run (input from a JSON spec file and/or flags); by default wait for it with a live progress bar and print a summary.')
+    .option('-m, --model <ref>', 'model reference: name, name:VERSION or name@ALIAS')
+    .option('-f, --features <file>', 'Parquet or CSV feature file (a path the workers can read)')
+    .option('--as-of <time>', 'as-of time recorded with every prediction (ISO 8601; default: now)')
     .option('-p, --pipeline <name>', 'pipeline name (default: the model name)')
     .option('--id-column <column>', 'row identifier column copied to the output')
     .option('--sink <sink>', 'parquet[:DIR] (default) or duckdb:TABLE[@FILE]', parseSinkOption)
@@ -115,15 +117,22 @@ export function buildProgram(): Command {
     .addHelpText('after', examples(`
       inferflow batch run -m fraud-detector@production -f examples/data/transactions.parquet
       inferflow batch run -m fraud-detector:1 -f scores.csv --sink duckdb:fraud_scores --shard-size 50000
+      inferflow batch run fraud-nightly.json --as-of 2026-11-24T03:00:00Z
     `))
-    .action(async (opts: { model: string; features: string; pipeline?: string; idColumn?: string; sink?: BatchInferenceInput['sink']; shardSize?: number; concurrency?: number; workflowId?: string; wait: boolean }) => {
+    .action(async (specFile: string | undefined, opts: { model?: string; features?: string; asOf?: string; pipeline?: string; idColumn?: string; sink?: BatchInferenceInput['sink']; shardSize?: number; concurrency?: number; workflowId?: string; wait: boolean }) => {
+      const spec = specFile ? (JSON.parse(await fs.readFile(specFile, 'utf8')) as Partial<BatchInferenceInput>) : {};
+      const model = opts.model ?? spec.model;
+      const features = opts.features ?? (spec.features && specFile ? path.resolve(path.dirname(specFile), spec.features) : undefined);
+      if (!model || !features) throw new InvalidArgumentError('give a spec file with "model" and "features", or --model and --features');
       const config = loadConfig();
       const client = await connectClient(config.temporal);
       try {
         await ensureSearchAttributes(client, config.temporal.namespace);
         const input: BatchInferenceInput = {
-          model: opts.model,
-          features: path.resolve(opts.features),
+          ...spec,
+          model,
+          features: features.startsWith('file://') ? features : path.resolve(features),
+          ...(opts.asOf ? { asOf: opts.asOf } : {}),
           ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
           ...(opts.idColumn ? { idColumn: opts.idColumn } : {}),
           ...(opts.sink ? { sink: opts.sink } : {}),
@@ -162,6 +171,106 @@ export function buildProgram(): Command {
         await client.connection.close();
       }
     });
+
+  const schedule = program.command('schedule').description('Batch pipelines on Temporal Schedules (also visible in the Temporal UI and `temporal schedule …`).');
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+  schedule
+    .command('create <spec>')
+    .description('Create a schedule that runs batchInference with the input in <spec> (a JSON file). Each run\'s as-of time is its scheduled time.')
+    .option('--id <scheduleId>', 'schedule id (default: batch-<pipeline>)')
+    .option('--cron <expr>', 'cron expression, repeatable (e.g. "0 3 * * *")', collect)
+    .option('--every <duration>', 'fixed interval, repeatable (e.g. 1h, 15m, 1d)', collect)
+    .option('--timezone <tz>', 'IANA time zone for cron expressions (default UTC)')
+    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(Object.keys(OVERLAP_POLICIES)).default('skip'))
+    .option('--catchup <duration>', 'catch up runs missed within this window after downtime (e.g. 1h)')
+    .option('--paused', 'create it paused')
+    .addHelpText('after', examples(`
+      echo '{"model": "fraud-detector@production", "features": "'$PWD'/examples/data/transactions.parquet"}' > fraud-nightly.json
+      inferflow schedule create fraud-nightly.json --id fraud-nightly --cron '0 3 * * *' --timezone Europe/Berlin --catchup 6h
+      inferflow schedule create fraud-nightly.json --id fraud-hourly --every 1h --overlap buffer-one
+    `))
+    .action(async (specFile: string, opts: { id?: string; cron?: string[]; every?: string[]; timezone?: string; overlap: OverlapName; catchup?: string; paused?: boolean }) => {
+      const input = JSON.parse(await fs.readFile(specFile, 'utf8')) as BatchInferenceInput;
+      if (typeof input.features === 'string' && !input.features.startsWith('file://')) input.features = path.resolve(path.dirname(specFile), input.features);
+      const config = loadConfig();
+      const client = await connectClient(config.temporal);
+      try {
+        await ensureSearchAttributes(client, config.temporal.namespace);
+        const scheduleId = opts.id ?? `batch-${input.pipeline ?? String(input.model).split(/[:@]/)[0]}`;
+        const handle = await createBatchSchedule(client, {
+          scheduleId,
+          input,
+          taskQueue: config.temporal.taskQueue,
+          ...(opts.cron ? { cron: opts.cron } : {}),
+          ...(opts.every ? { every: opts.every } : {}),
+          ...(opts.timezone ? { timezone: opts.timezone } : {}),
+          overlap: opts.overlap,
+          ...(opts.catchup ? { catchupWindow: opts.catchup } : {}),
+          ...(opts.paused ? { paused: true } : {}),
+        });
+        const d = await handle.describe();
+        console.log(`created schedule ${scheduleId}; next runs: ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ')}`);
+      } finally {
+        await client.connection.close();
+      }
+    });
+
+  const withSchedules = async <T>(fn: (client: Awaited<ReturnType<typeof connectClient>>) => Promise<T>): Promise<T> => {
+    const client = await connectClient(loadConfig().temporal);
+    try {
+      return await fn(client);
+    } finally {
+      await client.connection.close();
+    }
+  };
+  schedule
+    .command('list')
+    .description('All schedules in the namespace.')
+    .action(() =>
+      withSchedules(async (client) => {
+        const rows: string[][] = [];
+        for await (const s of client.schedule.list()) rows.push(describeSummary(s));
+        console.log(rows.length ? table(rows, ['schedule', 'state', 'spec', 'last run (scheduled)', 'next run']) : 'no schedules');
+      }),
+    );
+  schedule
+    .command('describe <scheduleId>')
+    .description('Spec, policies, input, recent and next runs.')
+    .action((id: string) => withSchedules(async (client) => console.log(table(describeDetails(await client.schedule.getHandle(id).describe())))));
+  schedule
+    .command('pause <scheduleId>')
+    .option('--note <text>', 'why (shown in describe and the UI)')
+    .action((id: string, o: { note?: string }) => withSchedules(async (client) => (await client.schedule.getHandle(id).pause(o.note), console.log(`paused ${id}`))));
+  schedule
+    .command('unpause <scheduleId>')
+    .option('--note <text>', 'why')
+    .action((id: string, o: { note?: string }) => withSchedules(async (client) => (await client.schedule.getHandle(id).unpause(o.note), console.log(`unpaused ${id}`))));
+  schedule
+    .command('trigger <scheduleId>')
+    .description('Run now (as-of time: now).')
+    .action((id: string) => withSchedules(async (client) => (await client.schedule.getHandle(id).trigger(), console.log(`triggered ${id}`))));
+  schedule
+    .command('delete <scheduleId>')
+    .description('Delete the schedule (runs already started are not affected).')
+    .action((id: string) => withSchedules(async (client) => (await client.schedule.getHandle(id).delete(), console.log(`deleted ${id}`))));
+  schedule
+    .command('backfill <scheduleId>')
+    .description('Run every time the schedule would have fired in [from, to), each with that time as its as-of time.')
+    .requiredOption('--from <time>', 'ISO 8601 start, e.g. 2026-11-18T00:00:00Z')
+    .requiredOption('--to <time>', 'ISO 8601 end (exclusive)')
+    .addOption(new Option('--overlap <policy>', 'overlap policy for the backfilled runs').choices(Object.keys(OVERLAP_POLICIES)).default('allow-all'))
+    .addHelpText('after', examples(`
+      inferflow schedule backfill fraud-nightly --from 2026-11-18T00:00:00Z --to 2026-11-25T00:00:00Z
+    `))
+    .action((id: string, o: { from: string; to: string; overlap: OverlapName }) =>
+      withSchedules(async (client) => {
+        const start = new Date(o.from);
+        const end = new Date(o.to);
+        if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start) throw new InvalidArgumentError('--from and --to must be ISO 8601 times with --from < --to');
+        await client.schedule.getHandle(id).backfill({ start, end, overlap: OVERLAP_POLICIES[o.overlap] });
+        console.log(`backfill of ${id} requested for [${start.toISOString()}, ${end.toISOString()})`);
+      }),
+    );
 
   const models = program.command('models').description('The model registry (INFERFLOW_REGISTRY or --registry).').option('--registry <url>', 'registry location: file://DIR or s3://BUCKET/PREFIX');
   const reg = () => registryFor(loadConfig(), models.opts<{ registry?: string }>().registry);
