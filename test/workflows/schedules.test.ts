@@ -52,6 +52,28 @@ describe('schedules', () => {
     }
   });
 
+  it('is created with the Temporal CLI as the README shows, and its runs take the scheduled time as as-of time', async () => {
+    const id = uniqueName('tcli-nightly');
+    const temporal = (...args: string[]) => run(inject('temporalCli'), [...args, '--address', config.temporal.address]);
+    await temporal('schedule', 'create', '--schedule-id', id, '--cron', '0 3 * * *', '--time-zone', 'UTC', '--overlap-policy', 'Skip', '--workflow-id', id,
+      '--task-queue', config.temporal.taskQueue, '--type', 'batchInference', '--input', JSON.stringify({ model: 'fraud-detector@production', features }),
+      '--search-attribute', 'InferflowPipeline="fraud-detector"');
+    try {
+      await temporal('schedule', 'backfill', '--schedule-id', id, '--start-time', '2026-11-24T00:00:00Z', '--end-time', '2026-11-24T12:00:00Z', '--overlap-policy', 'AllowAll');
+      const handle = w.client.schedule.getHandle(id);
+      let workflowId = '';
+      for (let i = 0; i < 100 && !workflowId; i++) {
+        const a = (await handle.describe()).info.recentActions[0];
+        workflowId = a?.action.type === 'startWorkflow' ? a.action.workflow.workflowId : '';
+        if (!workflowId) await new Promise((r) => setTimeout(r, 200));
+      }
+      const result = (await w.client.workflow.getHandle(workflowId).result()) as BatchInferenceResult;
+      expect(result.asOf).toBe('2026-11-24T03:00:00.000Z');
+    } finally {
+      await temporal('schedule', 'delete', '--schedule-id', id);
+    }
+  });
+
   it('is managed from the inferflow CLI', async () => {
     const spec = path.join(dir, 'nightly.json');
     await fs.writeFile(spec, JSON.stringify({ model: 'fraud-detector@production', features: 'small.parquet', shardSize: 1000 }));
