@@ -10,7 +10,7 @@ import { predictShard as predictShardLib, stageSnapshot, type ShardDescriptor, t
 import type { ResolvedModel, ModelManifest } from '../lib/registry/manifest';
 import { createSink, parseSinkSpec, type CommitResult, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
-import { InvalidInputError } from '../lib/errors';
+import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
 
@@ -27,7 +27,10 @@ export interface PlanBatchResult {
   rowsIn: number;
   snapshotPath: string;
   idColumn: string | null;
-  shards: ShardDescriptor[];
+  /** Shard i covers rows [i × shardSize, min(rowsIn, (i + 1) × shardSize)); no list travels through history. */
+  shardCount?: number;
+  /** Histories recorded before shardCount existed carry the list instead. */
+  shards?: ShardDescriptor[];
   sink: SinkSpec;
 }
 
@@ -47,7 +50,8 @@ export interface CommitInput {
   pipeline: string;
   model: ResolvedModel;
   sink: SinkSpec;
-  parts: string[];
+  /** Parts are found by convention: `runs/<runId>/parts/part-<index>.parquet` for every shard. */
+  shardCount: number;
   rows: number;
 }
 
@@ -55,6 +59,10 @@ export interface CommitInput {
 function runDir(deps: ActivityDeps, runId: string): string {
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(runId) || runId.startsWith('.')) throw new InvalidInputError(`invalid run id ${JSON.stringify(runId)}`, ['runId must be [A-Za-z0-9._-]']);
   return path.join(deps.config.dataDir, 'runs', runId);
+}
+
+function partPathOf(deps: ActivityDeps, runId: string, index: number): string {
+  return path.join(runDir(deps, runId), 'parts', `part-${String(index).padStart(5, '0')}.parquet`);
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -91,7 +99,7 @@ export function createActivities(deps: ActivityDeps) {
         shardSize: input.shardSize,
       });
       log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length }, 'batch planned');
-      return { ...plan, sink };
+      return { rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
     },
 
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
@@ -99,7 +107,7 @@ export function createActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const { session } = await loadModel(input.model);
       const manifest = await manifestOf(input.model);
-      const partPath = path.join(runDir(deps, input.runId), 'parts', `part-${String(input.shard.index).padStart(5, '0')}.parquet`);
+      const partPath = partPathOf(deps, input.runId, input.shard.index);
       const result = await predictShardLib({
         session,
         manifest,
@@ -120,7 +128,14 @@ export function createActivities(deps: ActivityDeps) {
     /** Publish all staged parts to the sink atomically. Idempotent per run id. */
     async commitPredictions(input: CommitInput): Promise<CommitResult> {
       const sink = createSink(parseSinkSpec(input.sink), { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir });
-      const result = await sink.commit(input);
+      const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i));
+      const missing: string[] = [];
+      for (const p of parts) if (!(await fs.stat(p).catch(() => undefined))) missing.push(path.basename(p));
+      if (missing.length > 0) {
+        // Never publish partial output: every shard must have its part.
+        throw new SchemaMismatchError(`run ${input.runId} is incomplete`, [`missing staged parts: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`]);
+      }
+      const result = await sink.commit({ runId: input.runId, workflowId: input.workflowId, pipeline: input.pipeline, model: input.model, parts, rows: input.rows });
       log.info({ runId: input.runId, location: result.location, rows: result.rows, created: result.created }, 'predictions committed');
       return result;
     },

@@ -1,7 +1,8 @@
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
+  executeChild,
+  getExternalWorkflowHandle,
   patched,
   proxyActivities,
   setHandler,
@@ -16,22 +17,16 @@ import {
   SEARCH_ATTRIBUTES,
   checkBatchInput,
   progressQuery,
+  shardGroupProgressSignal,
   type BatchInferenceInput,
   type BatchInferenceResult,
   type BatchProgress,
 } from './definitions';
+import { runShards, shardCountOf, type ShardRunContext } from './shards';
 
 /** Short steps: retried with backoff for transient faults (≈ 15 min of outage), never for typed permanent failures. */
 const steps = proxyActivities<InferflowActivities>({
   startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
-});
-
-/** Shard predictions: long-running, heartbeating so a dead worker is noticed within 30 s. */
-const shards = proxyActivities<InferflowActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30s',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
 });
 
@@ -49,9 +44,17 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   const started = Date.now();
   const shardSize = input.shardSize ?? BATCH_DEFAULTS.shardSize;
   const maxConcurrency = input.maxConcurrency ?? BATCH_DEFAULTS.maxConcurrency;
+  const shardsPerChild = input.shardsPerChild ?? BATCH_DEFAULTS.shardsPerChild;
   const progress: BatchProgress = { phase: 'resolving', shardsTotal: 0, shardsDone: 0, rowsTotal: 0, rowsDone: 0, rowsPerSecond: 0, etaSeconds: null };
   let predictStarted = 0;
   setHandler(progressQuery, () => progress);
+  const shardDone = (shardCount: number, rows: number) => {
+    progress.shardsDone += shardCount;
+    progress.rowsDone += rows;
+    const elapsed = (Date.now() - predictStarted) / 1000;
+    progress.rowsPerSecond = elapsed > 0 ? Math.round(progress.rowsDone / elapsed) : 0;
+    progress.etaSeconds = progress.rowsPerSecond > 0 ? Math.ceil((progress.rowsTotal - progress.rowsDone) / progress.rowsPerSecond) : null;
+  };
 
   const model: ResolvedModel = await steps.resolveModel({ ref: input.model });
   const pipeline = input.pipeline ?? model.name;
@@ -77,47 +80,30 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
       shardSize,
     });
     progress.phase = 'predicting';
-    progress.shardsTotal = plan.shards.length;
     progress.rowsTotal = plan.rowsIn;
     predictStarted = Date.now();
+    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize };
+    // Histories recorded before shard counts were derived carry the shard list instead.
+    const shardCount = plan.shardCount ?? plan.shards?.length ?? shardCountOf(ctx);
+    progress.shardsTotal = shardCount;
 
-    const parts: string[] = new Array<string>(plan.shards.length);
     let rowsOut = 0;
-    // Shards run inside their own scope: on the first permanent failure the rest are
-    // cancelled and awaited, so nothing writes into the staging area after it is removed.
-    const inFlight = new Map<number, Promise<void>>();
-    const fanOut = new CancellationScope();
-    try {
-      await fanOut.run(async () => {
-        for (const shard of plan.shards) {
-          while (inFlight.size >= maxConcurrency) await Promise.race(inFlight.values());
-          const p = shards
-            .predictShard({ runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, idColumn: plan.idColumn, shard })
-            .then((r) => {
-              parts[r.index] = r.partPath;
-              rowsOut += r.rows;
-              progress.shardsDone++;
-              progress.rowsDone += r.rows;
-              const elapsed = (Date.now() - predictStarted) / 1000;
-              progress.rowsPerSecond = elapsed > 0 ? Math.round(progress.rowsDone / elapsed) : 0;
-              progress.etaSeconds = progress.rowsPerSecond > 0 ? Math.ceil((progress.rowsTotal - progress.rowsDone) / progress.rowsPerSecond) : null;
-            })
-            .finally(() => inFlight.delete(shard.index));
-          inFlight.set(shard.index, p);
-        }
-        await Promise.all(inFlight.values());
-      });
-    } catch (err) {
-      fanOut.cancel();
-      await CancellationScope.nonCancellable(() => Promise.allSettled(inFlight.values()));
-      throw err;
+    if (shardCount <= shardsPerChild) {
+      rowsOut = await runShards(ctx, 0, shardCount, maxConcurrency, (rows) => shardDone(1, rows));
+    } else {
+      // Large runs: one child workflow per group of shards keeps every history small.
+      setHandler(shardGroupProgressSignal, ({ shards, rows }) => shardDone(shards, rows));
+      for (let first = 0; first < shardCount; first += shardsPerChild) {
+        const group: ShardGroupInput = { ctx, first, count: Math.min(shardsPerChild, shardCount - first), maxConcurrency, parentWorkflowId: info.workflowId };
+        rowsOut += await executeChild(batchShardGroup, { workflowId: `${info.workflowId}/shards-${first}`, args: [group] });
+      }
     }
     if (rowsOut !== plan.rowsIn) {
       throw ApplicationFailure.create({ type: 'RowCountMismatch', message: `predicted ${rowsOut} rows for ${plan.rowsIn} input rows`, nonRetryable: true });
     }
 
     progress.phase = 'committing';
-    const committed = await steps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, parts, rows: rowsOut });
+    const committed = await steps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut });
     await steps.discardRun({ runId: info.runId });
     progress.phase = 'done';
     progress.etaSeconds = 0;
@@ -130,7 +116,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
       asOf,
       rowsIn: plan.rowsIn,
       rowsOut,
-      shards: plan.shards.length,
+      shards: shardCount,
       output: { type: plan.sink.type, location: committed.location },
       startedAt: new Date(started).toISOString(),
       finishedAt: new Date(finished).toISOString(),
@@ -143,4 +129,39 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     await CancellationScope.nonCancellable(() => steps.discardRun({ runId: info.runId }));
     throw err;
   }
+}
+
+export interface ShardGroupInput {
+  ctx: ShardRunContext;
+  first: number;
+  count: number;
+  maxConcurrency: number;
+  parentWorkflowId: string;
+}
+
+/** Shards reported to the parent per progress signal (signals are events: keep them few). */
+const PROGRESS_EVERY = 10;
+
+/**
+ * Child workflow of a large batchInference run: predicts one group of shards and reports
+ * progress to the parent every few shards. Returns the rows predicted.
+ */
+export async function batchShardGroup(input: ShardGroupInput): Promise<number> {
+  const parent = getExternalWorkflowHandle(input.parentWorkflowId);
+  let pending = { shards: 0, rows: 0 };
+  const flush = async () => {
+    if (pending.shards === 0) return;
+    const report = pending;
+    pending = { shards: 0, rows: 0 };
+    await parent.signal(shardGroupProgressSignal, report);
+  };
+  const reports: Promise<void>[] = [];
+  const rows = await runShards(input.ctx, input.first, input.count, input.maxConcurrency, (r) => {
+    pending.shards++;
+    pending.rows += r;
+    if (pending.shards >= PROGRESS_EVERY) reports.push(flush());
+  });
+  reports.push(flush());
+  await Promise.all(reports);
+  return rows;
 }

@@ -2,7 +2,7 @@
  * Message and payload definitions shared by workflows and their clients (CLI, tests,
  * user code). Keep this file free of Node APIs: it is bundled into the workflow sandbox.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import type { SinkSpec } from '../lib/sinks/spec';
@@ -41,9 +41,11 @@ export interface BatchInferenceInput {
   shardSize?: number;
   /** Shards predicted at the same time. Default 4. */
   maxConcurrency?: number;
+  /** Runs with more shards than this fan out through child workflows of this many shards each. Default 200. */
+  shardsPerChild?: number;
 }
 
-export const BATCH_DEFAULTS = { shardSize: 10_000, maxConcurrency: 4 } as const;
+export const BATCH_DEFAULTS = { shardSize: 10_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
 
 export interface BatchInferenceResult {
   workflowId: string;
@@ -78,6 +80,9 @@ export interface BatchProgress {
 
 export const progressQuery = defineQuery<BatchProgress>('progress');
 
+/** Child shard groups tell the parent how many shards and rows they finished since the last report. */
+export const shardGroupProgressSignal = defineSignal<[{ shards: number; rows: number }]>('shardGroupProgress');
+
 /** Input checks that need no I/O; every problem is listed. Used by the workflow and by clients before starting. */
 export function checkBatchInput(input: unknown): string[] {
   const problems: string[] = [];
@@ -95,11 +100,14 @@ export function checkBatchInput(input: unknown): string[] {
   if (i.maxConcurrency !== undefined && !(Number.isInteger(i.maxConcurrency) && (i.maxConcurrency as number) >= 1 && (i.maxConcurrency as number) <= 500)) {
     problems.push('maxConcurrency: must be an integer between 1 and 500');
   }
+  if (i.shardsPerChild !== undefined && !(Number.isInteger(i.shardsPerChild) && (i.shardsPerChild as number) >= 1 && (i.shardsPerChild as number) <= 2_000)) {
+    problems.push('shardsPerChild: must be an integer between 1 and 2,000');
+  }
   if (i.sink !== undefined && (typeof i.sink !== 'object' || i.sink === null || typeof (i.sink as { type?: unknown }).type !== 'string')) {
     problems.push('sink: must be an object with a "type" ("parquet" or "duckdb")');
   }
   if (i.asOf !== undefined && (typeof i.asOf !== 'string' || Number.isNaN(Date.parse(i.asOf)))) problems.push('asOf: must be an ISO 8601 time such as "2026-11-25T03:00:00Z"');
-  const known = new Set(['model', 'features', 'pipeline', 'idColumn', 'sink', 'asOf', 'shardSize', 'maxConcurrency']);
+  const known = new Set(['model', 'features', 'pipeline', 'idColumn', 'sink', 'asOf', 'shardSize', 'maxConcurrency', 'shardsPerChild']);
   for (const k of Object.keys(i)) if (!known.has(k)) problems.push(`${k}: unknown field (known: ${[...known].join(', ')})`);
   return problems;
 }

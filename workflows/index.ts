@@ -1,2 +1,2 @@
 // Every workflow the Inferflow worker registers. Bundled into Temporal's deterministic sandbox.
-export { batchInference } from './batch';
+export { batchInference, batchShardGroup } from './batch';

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { SEARCH_ATTRIBUTES, startBatchInference, type BatchInferenceInput } from '../../client';
+import { SEARCH_ATTRIBUTES, progressQuery, startBatchInference, type BatchInferenceInput } from '../../client';
 import type { InferflowConfig } from '../../lib/config/env';
 import { EXAMPLE_FEATURES, exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
 import { readOutput, referenceScores, writeVariant } from '../helpers/data';
@@ -46,6 +46,18 @@ async function runFailing(input: unknown): Promise<ApplicationFailure> {
   return app!;
 }
 
+/** `npm run record-histories` refreshes the histories the replay test checks. */
+async function recordHistory(workflowId: string, file: string): Promise<void> {
+  if (!process.env.RECORD_HISTORIES) return;
+  const shown = spawnSync(inject('temporalCli'), ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', config.temporal.address], { encoding: 'utf8' });
+  expect(shown.status).toBe(0);
+  await fs.writeFile(path.join(__dirname, 'histories', file), shown.stdout);
+  // Child workflow ids derive from the parent's id, so replay needs the original id.
+  const idsFile = path.join(__dirname, 'histories', 'workflow-ids.json');
+  const ids = JSON.parse(await fs.readFile(idsFile, 'utf8').catch(() => '{}')) as Record<string, string>;
+  await fs.writeFile(idsFile, JSON.stringify({ ...ids, [file]: workflowId }, null, 2) + '\n');
+}
+
 async function stagedRuns(): Promise<string[]> {
   return fs.readdir(path.join(dir, 'runs')).catch(() => []);
 }
@@ -76,18 +88,35 @@ describe('batchInference on a real Temporal server', () => {
     await expect(fs.access(path.join(result.output.location, '_SUCCESS'))).resolves.toBeUndefined();
     expect(await stagedRuns()).toEqual([]);
 
-    if (process.env.RECORD_HISTORIES) {
-      // `npm run record-histories` refreshes the history the replay test checks.
-      const shown = spawnSync(inject('temporalCli'), ['workflow', 'show', '--workflow-id', handle.workflowId, '--output', 'json', '--address', config.temporal.address], { encoding: 'utf8' });
-      expect(shown.status).toBe(0);
-      await fs.writeFile(path.join(__dirname, 'histories', 'batchInference-success.json'), shown.stdout);
-    }
+    await recordHistory(handle.workflowId, 'batchInference-success.json');
 
     const desc = await handle.describe();
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.pipeline)).toBe('fraud-detector');
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.model)).toBe('fraud-detector');
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.modelVersion)).toBe('1');
     expect(desc.typedSearchAttributes.get(SEARCH_ATTRIBUTES.asOf)?.toISOString()).toBe('2026-11-24T03:00:00.000Z');
+  });
+
+  it('fans large runs out through child workflows, keeping every history small', async () => {
+    const { handle, result } = await run({ model: 'fraud-detector', features: EXAMPLE_FEATURES, shardSize: 2_000, shardsPerChild: 10, maxConcurrency: 2 });
+    expect(result.shards).toBe(25);
+    expect(result.rowsOut).toBe(50_000);
+    const children = [0, 10, 20].map((first) => w.client.workflow.getHandle(`${handle.workflowId}/shards-${first}`));
+    const descs = await Promise.all(children.map((c) => c.describe()));
+    expect(descs.map((d) => [d.type, d.status.name])).toEqual(Array(3).fill(['batchShardGroup', 'COMPLETED']));
+    expect(await Promise.all(children.map((c) => c.result()))).toEqual([20_000, 20_000, 10_000]);
+    await recordHistory(handle.workflowId, 'batchInference-children.json');
+    await recordHistory(children[0]!.workflowId, 'batchShardGroup.json');
+    // The parent's history holds three child executions and a few progress signals, not 25 shards.
+    const parentEvents = (await handle.fetchHistory()).events ?? [];
+    expect(parentEvents.filter((e) => e.activityTaskScheduledEventAttributes).length).toBe(4); // resolve, plan, commit, discard
+    expect(parentEvents.length).toBeLessThan(100);
+    const progress = await handle.query(progressQuery);
+    expect(progress).toMatchObject({ phase: 'done', shardsDone: 25, shardsTotal: 25, rowsDone: 50_000 });
+    const rows = await readOutput(result.output.location);
+    const ref = await referenceScores(EXAMPLE_FEATURES);
+    expect(rows.filter((r) => ref.get(r.transaction_id)?.score !== r.score).length).toBe(0);
+    expect(new Set(rows.map((r) => r.transaction_id)).size).toBe(50_000);
   });
 
   it('reads CSV input too and reuses the cached model', async () => {

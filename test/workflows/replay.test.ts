@@ -13,7 +13,8 @@ const HISTORIES = path.join(__dirname, 'histories');
  * refresh recordings with `npm run record-histories` (and keep the old ones).
  */
 describe('replay of recorded histories', async () => {
-  const files = (await fs.readdir(HISTORIES)).filter((f) => f.endsWith('.json')).sort();
+  const files = (await fs.readdir(HISTORIES)).filter((f) => f.endsWith('.json') && f !== 'workflow-ids.json').sort();
+  const ids = JSON.parse(await fs.readFile(path.join(HISTORIES, 'workflow-ids.json'), 'utf8').catch(() => '{}')) as Record<string, string>;
 
   it('has recordings to replay', () => {
     expect(files.length).toBeGreaterThan(0);
@@ -22,7 +23,7 @@ describe('replay of recorded histories', async () => {
   for (const file of files) {
     it(`replays ${file}`, async () => {
       const history = historyFromJSON(JSON.parse(await fs.readFile(path.join(HISTORIES, file), 'utf8')));
-      await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file)).resolves.toBeUndefined();
+      await expect(Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, ids[file] ?? file)).resolves.toBeUndefined();
     });
   }
 
