@@ -32,8 +32,8 @@ function startWorkerProcess(name: string): ChildProcess {
   };
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'workers/main.ts')], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(path.join(dir, `${name}.log`));
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
   return child;
 }
 
@@ -65,7 +65,7 @@ afterAll(async () => {
 
 describe('durability', () => {
   it('a worker SIGKILLed mid-run is replaced and the run completes: every row once, predictions exact', async () => {
-    let first = startWorkerProcess('worker-1');
+    const first = startWorkerProcess('worker-1');
     let second: ChildProcess | undefined;
     try {
       const handle = await startBatchInference(client, { model: 'fraud-detector@production', features: bigInput, shardSize: 8_000, maxConcurrency: 2 }, { taskQueue: config.temporal.taskQueue });
