@@ -11,7 +11,7 @@ export async function watchBatch(handle: WorkflowHandle, out: NodeJS.WriteStream
     const model = p.model ? ` ${p.model.name}:${p.model.version}` : '';
     const line =
       p.phase === 'predicting' || p.phase === 'committing' || p.phase === 'done'
-        ? `${p.phase.padEnd(10)} ${bar(p.rowsDone, p.rowsTotal)} ${int(p.rowsDone)}/${int(p.rowsTotal)} rows, shards ${p.shardsDone}/${p.shardsTotal}, ${int(p.rowsPerSecond)} rows/s${p.etaSeconds !== null && p.phase === 'predicting' ? `, ETA ${duration(p.etaSeconds * 1000)}` : ''}`
+        ? `${p.phase.padEnd(10)} ${bar(p.rowsDone, p.rowsTotal)} ${int(p.rowsDone)}/${int(p.rowsTotal)} rows, shards ${p.shardsDone}/${p.shardsTotal}${p.shardsFailed ? ` (${p.shardsFailed} failed)` : ''}, ${int(p.rowsPerSecond)} rows/s${p.etaSeconds !== null && p.phase === 'predicting' ? `, ETA ${duration(p.etaSeconds * 1000)}` : ''}`
         : `${p.phase.padEnd(10)}${model}`;
     if (line === last) return;
     if (tty) out.write(`\r\x1b[2K${line}`);
@@ -29,7 +29,7 @@ export async function watchBatch(handle: WorkflowHandle, out: NodeJS.WriteStream
     const result = (await handle.result()) as BatchInferenceResult;
     stopped = true;
     await poll;
-    render({ phase: 'done', shardsTotal: result.shards, shardsDone: result.shards, rowsTotal: result.rowsIn, rowsDone: result.rowsOut, rowsPerSecond: result.rowsPerSecond, etaSeconds: 0 });
+    render({ phase: 'done', shardsTotal: result.shards, shardsDone: result.shards, shardsFailed: 0, rowsTotal: result.rowsIn, rowsDone: result.rowsOut, rowsPerSecond: result.rowsPerSecond, etaSeconds: 0 });
     if (tty) out.write('\n');
     return result;
   } finally {

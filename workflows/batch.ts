@@ -45,7 +45,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   const shardSize = input.shardSize ?? BATCH_DEFAULTS.shardSize;
   const maxConcurrency = input.maxConcurrency ?? BATCH_DEFAULTS.maxConcurrency;
   const shardsPerChild = input.shardsPerChild ?? BATCH_DEFAULTS.shardsPerChild;
-  const progress: BatchProgress = { phase: 'resolving', shardsTotal: 0, shardsDone: 0, rowsTotal: 0, rowsDone: 0, rowsPerSecond: 0, etaSeconds: null };
+  const progress: BatchProgress = { phase: 'resolving', shardsTotal: 0, shardsDone: 0, shardsFailed: 0, rowsTotal: 0, rowsDone: 0, rowsPerSecond: 0, etaSeconds: null };
   let predictStarted = 0;
   setHandler(progressQuery, () => progress);
   const shardDone = (shardCount: number, rows: number) => {
@@ -89,13 +89,16 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
 
     let rowsOut = 0;
     if (shardCount <= shardsPerChild) {
-      rowsOut = await runShards(ctx, 0, shardCount, maxConcurrency, (rows) => shardDone(1, rows));
+      rowsOut = await runShards(ctx, 0, shardCount, maxConcurrency, (rows) => shardDone(1, rows), () => progress.shardsFailed++);
     } else {
       // Large runs: one child workflow per group of shards keeps every history small.
       setHandler(shardGroupProgressSignal, ({ shards, rows }) => shardDone(shards, rows));
       for (let first = 0; first < shardCount; first += shardsPerChild) {
         const group: ShardGroupInput = { ctx, first, count: Math.min(shardsPerChild, shardCount - first), maxConcurrency, parentWorkflowId: info.workflowId };
-        rowsOut += await executeChild(batchShardGroup, { workflowId: `${info.workflowId}/shards-${first}`, args: [group] });
+        rowsOut += await executeChild(batchShardGroup, { workflowId: `${info.workflowId}/shards-${first}`, args: [group] }).catch((err: unknown) => {
+          progress.shardsFailed++; // at least one shard of the group failed for good
+          throw err;
+        });
       }
     }
     if (rowsOut !== plan.rowsIn) {

@@ -71,6 +71,8 @@ export interface BatchProgress {
   model?: { name: string; version: number };
   shardsTotal: number;
   shardsDone: number;
+  /** Shards that failed for good (after retries); any makes the run fail. */
+  shardsFailed: number;
   rowsTotal: number;
   rowsDone: number;
   rowsPerSecond: number;

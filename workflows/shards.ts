@@ -42,7 +42,14 @@ export function shardCountOf(ctx: Pick<ShardRunContext, 'rowsIn' | 'shardSize'>)
  * failure the others are cancelled and awaited, so nothing writes into the staging area after
  * the caller removes it. Returns the rows predicted.
  */
-export async function runShards(ctx: ShardRunContext, first: number, count: number, maxConcurrency: number, onShardDone: (rows: number) => void): Promise<number> {
+export async function runShards(
+  ctx: ShardRunContext,
+  first: number,
+  count: number,
+  maxConcurrency: number,
+  onShardDone: (rows: number) => void,
+  onShardFailed: () => void = () => {},
+): Promise<number> {
   let rows = 0;
   const inFlight = new Map<number, Promise<void>>();
   const scope = new CancellationScope();
@@ -52,10 +59,16 @@ export async function runShards(ctx: ShardRunContext, first: number, count: numb
         while (inFlight.size >= maxConcurrency) await Promise.race(inFlight.values());
         const p = shardActivities
           .predictShard({ runId: ctx.runId, model: ctx.model, asOf: ctx.asOf, snapshotPath: ctx.snapshotPath, idColumn: ctx.idColumn, shard: shardRange(ctx, index) })
-          .then((r) => {
-            rows += r.rows;
-            onShardDone(r.rows);
-          })
+          .then(
+            (r) => {
+              rows += r.rows;
+              onShardDone(r.rows);
+            },
+            (err: unknown) => {
+              onShardFailed();
+              throw err;
+            },
+          )
           .finally(() => inFlight.delete(index));
         inFlight.set(index, p);
       }

@@ -32,8 +32,10 @@ async function run(input: BatchInferenceInput) {
 }
 
 /** Run a workflow that must fail; return its ApplicationFailure cause. */
+let lastWorkflowId = '';
 async function runFailing(input: unknown): Promise<ApplicationFailure> {
   const handle = await w.client.workflow.start('batchInference', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-bad'), args: [input] });
+  lastWorkflowId = handle.workflowId;
   const err = await handle.result().then(
     () => undefined,
     (e: unknown) => e,
@@ -195,6 +197,7 @@ describe('batchInference on a real Temporal server', () => {
       expect(f.message).toContain('transaction_id=tx-8-0000042: amount = NaN');
       expect(f.message).toContain('transaction_id=tx-8-0000043');
       expect(await stagedRuns()).toEqual([]);
+      expect((await w.client.workflow.getHandle(lastWorkflowId).query(progressQuery)).shardsFailed).toBe(1);
     });
 
     it('invalid input object: every problem listed before any work', async () => {
