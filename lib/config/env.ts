@@ -37,6 +37,7 @@ const EnvSchema = z.object({
   AWS_REGION: z.string().optional(),
   AWS_DEFAULT_REGION: z.string().optional(),
   INFERFLOW_S3_FORCE_PATH_STYLE: boolish.optional(),
+  INFERFLOW_POSTGRES_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -62,6 +63,8 @@ export interface InferflowConfig {
   outputDir: string;
   temporalCli?: string;
   ortThreads: number;
+  /** PostgreSQL sink connection URL (may hold a password: never logged, never put in a payload). Unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
+  postgresUrl?: string;
   logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
 }
 
@@ -125,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     outputDir: path.resolve(cwd, e.INFERFLOW_OUTPUT ?? path.join(dataDir, 'predictions')),
     ...(e.INFERFLOW_TEMPORAL_CLI ? { temporalCli: e.INFERFLOW_TEMPORAL_CLI } : {}),
     ortThreads: e.INFERFLOW_ORT_THREADS,
+    ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
     logLevel: e.INFERFLOW_LOG_LEVEL,
   };
 }

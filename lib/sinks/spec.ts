@@ -15,5 +15,30 @@ export const DuckDBSinkSpec = z.object({
   table: z.string().regex(TABLE_NAME_PATTERN, `table must match ${TABLE_NAME_PATTERN.source}`),
 });
 
-export const SinkSpecSchema = z.discriminatedUnion('type', [ParquetSinkSpec, DuckDBSinkSpec]);
+/** Names Inferflow uses itself in a PostgreSQL schema (bookkeeping and run-scoped staging tables). */
+export const POSTGRES_RESERVED_TABLE = /^(inferflow_runs|inferflow_stage_.*)$/i;
+/** Keys that look like connection settings: they belong in the worker's environment, never in a spec (stored in workflow history). */
+const CONNECTION_KEYS = ['url', 'connectionString', 'connection', 'host', 'port', 'user', 'password', 'database', 'ssl'];
+
+const sqlName = (field: string) => z.string().regex(TABLE_NAME_PATTERN, `${field} must match ${TABLE_NAME_PATTERN.source}`);
+
+export const PostgresSinkSpec = z.strictObject(
+  {
+    type: z.literal('postgres'),
+    /** Target table, created on first commit when missing. */
+    table: sqlName('table').refine((t) => !POSTGRES_RESERVED_TABLE.test(t), 'inferflow_runs and inferflow_stage_* are reserved for Inferflow'),
+    /** Schema of the target, bookkeeping and staging tables. Default `public`. */
+    schema: sqlName('schema').optional(),
+    /** Upsert key. Default: the run's id column when there is one (else each commit replaces the run's own rows). */
+    primaryKey: sqlName('primaryKey').optional(),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' && issue.keys.some((k) => CONNECTION_KEYS.includes(k))
+        ? `${issue.keys.join(', ')}: connection settings do not belong in the sink spec (it is stored in workflow history); set INFERFLOW_POSTGRES_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE on the worker`
+        : undefined,
+  },
+);
+
+export const SinkSpecSchema = z.discriminatedUnion('type', [ParquetSinkSpec, DuckDBSinkSpec, PostgresSinkSpec]);
 export type SinkSpec = z.infer<typeof SinkSpecSchema>;

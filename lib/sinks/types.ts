@@ -18,8 +18,29 @@ export interface CommitResult {
   created: boolean;
 }
 
-/** A prediction sink with stage-then-commit: readers see a whole run or nothing. */
+export interface StageRequest {
+  runId: string;
+  shardIndex: number;
+  /** The shard's staged Parquet part (written by predictShard). */
+  partPath: string;
+  /** Rows in the part. */
+  rows: number;
+  /** The run's id column, or null when rows have none. */
+  idColumn: string | null;
+  /** Called now and then while staging (the activity heartbeats). */
+  onProgress?: () => void;
+}
+
+/**
+ * A prediction sink with stage-then-commit: readers see a whole run or nothing.
+ * `stage` and `discard` are optional: sinks that read the staged Parquet parts at commit
+ * (Parquet, DuckDB) need neither; a remote database stages each shard as it is predicted.
+ */
 export interface Sink {
   readonly type: string;
+  /** Load one shard's part into the sink's invisible staging area. Idempotent per (run, shard). */
+  stage?(req: StageRequest): Promise<void>;
   commit(req: CommitRequest): Promise<CommitResult>;
+  /** Drop whatever the run staged (never committed output). Idempotent. */
+  discard?(runId: string): Promise<void>;
 }

@@ -1,0 +1,492 @@
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
+import { ident as duckIdent, lit, toText, withDuckDB } from '../io/duckdb';
+import { TABLE_NAME_PATTERN, type SinkSpec } from './spec';
+import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
+
+export type PostgresSinkSpec = Extract<SinkSpec, { type: 'postgres' }>;
+
+/** Where the connection comes from: the worker's environment, never the spec (spec payloads sit in workflow history). */
+export interface PostgresConnectionSettings {
+  /** `INFERFLOW_POSTGRES_URL`; unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself. */
+  url?: string | undefined;
+}
+
+/** The bookkeeping table (one per schema): one row per committed run. */
+export const RUNS_TABLE = 'inferflow_runs';
+const SHARD_COLUMN = '__shard';
+
+/** The database refused this user: authentication failed or a privilege is missing. Retrying cannot help. */
+export class PostgresAccessError extends InferflowError {
+  readonly type = 'PermissionDenied';
+  readonly permanent = true;
+}
+
+/** Staged rows do not add up to the run's rows. Publishing would expose partial output, so never retried. */
+export class StagedRowCountError extends InferflowError {
+  readonly type = 'RowCountMismatch';
+  readonly permanent = true;
+}
+
+/** Name of a run's staging table: `inferflow_stage_` + the first 16 hex digits of sha256(run id). */
+export function stagingTableName(runId: string): string {
+  return `inferflow_stage_${sha256(runId).slice(0, 16)}`;
+}
+
+/** DuckDB column type → PostgreSQL column type; undefined when there is no faithful mapping. */
+export function postgresTypeOf(duckType: string): string | undefined {
+  const simple: Record<string, string> = {
+    VARCHAR: 'text',
+    BIGINT: 'bigint',
+    INTEGER: 'integer',
+    SMALLINT: 'smallint',
+    TINYINT: 'smallint',
+    UTINYINT: 'smallint',
+    USMALLINT: 'integer',
+    UINTEGER: 'bigint',
+    UBIGINT: 'numeric(20,0)',
+    HUGEINT: 'numeric(39,0)',
+    FLOAT: 'real',
+    DOUBLE: 'double precision',
+    BOOLEAN: 'boolean',
+    DATE: 'date',
+    TIMESTAMP: 'timestamp',
+    'TIMESTAMP WITH TIME ZONE': 'timestamptz',
+    UUID: 'uuid',
+  };
+  if (simple[duckType]) return simple[duckType];
+  const dec = /^DECIMAL\((\d+),(\d+)\)$/.exec(duckType);
+  return dec ? `numeric(${dec[1]},${dec[2]})` : undefined;
+}
+
+// One pool per connection setting per process, shared by every activity of the worker.
+const pools = new Map<string, pg.Pool>();
+
+function poolFor(settings: PostgresConnectionSettings): pg.Pool {
+  const key = settings.url ?? '';
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new pg.Pool({
+      ...(settings.url ? { connectionString: settings.url } : {}),
+      max: 4,
+      idleTimeoutMillis: 10_000,
+      connectionTimeoutMillis: 15_000,
+      allowExitOnIdle: true,
+      keepAlive: true,
+      application_name: 'inferflow',
+      client_encoding: 'UTF8',
+    });
+    // An idle connection that dies (server restart, network) is dropped by the pool; the next
+    // checkout reconnects or fails with a mapped (transient) error. Without a listener it would crash the worker.
+    pool.on('error', () => undefined);
+    pools.set(key, pool);
+  }
+  return pool;
+}
+
+/** Close every pool this process opened (worker shutdown, tests). */
+export async function closePostgresPools(): Promise<void> {
+  const all = [...pools.values()];
+  pools.clear();
+  await Promise.all(all.map((p) => p.end()));
+}
+
+interface Target {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+}
+
+/** Host, port, database and user `pg` will use (URL, PG* variables, defaults): for messages. Never the password. */
+function resolveTarget(settings: PostgresConnectionSettings): Target {
+  let c: pg.Client;
+  try {
+    c = new pg.Client(settings.url ? { connectionString: settings.url } : {}); // resolves settings, opens nothing
+  } catch {
+    throw new InvalidInputError('INFERFLOW_POSTGRES_URL is not a valid PostgreSQL connection URL', ['INFERFLOW_POSTGRES_URL: expected postgres://user@host:port/database']);
+  }
+  const user = c.user ?? '(default user)';
+  return { host: c.host, port: c.port, database: c.database ?? c.user ?? '(default database)', user };
+}
+
+const TRANSIENT_SQLSTATES = new Set([
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down)
+  '53000', // insufficient_resources
+  '53200', // out_of_memory
+  '53300', // too_many_connections
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '55P03', // lock_not_available
+  '58000', // system_error
+  '58030', // io_error
+]);
+const TRANSIENT_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'EAI_AGAIN', 'ENOTFOUND']);
+const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error|Connection ended/i;
+
+/** Message of an error; AggregateError (IPv4 + IPv6 both refused) has an empty one of its own. */
+function messageOf(err: unknown): string {
+  if (err instanceof AggregateError && err.message === '') return err.errors.map(errorMessage).join('; ');
+  return errorMessage(err);
+}
+
+/**
+ * A table in PostgreSQL. Shards are staged as they are predicted (COPY into a run-scoped
+ * UNLOGGED table nobody reads); commit publishes the whole run in ONE transaction (create the
+ * table if missing, upsert by primary key, record the run in `inferflow_runs`, drop the
+ * staging table), so readers see all of a run or none of it. Connection settings come from
+ * the worker's environment.
+ */
+export class PostgresSink implements Sink {
+  readonly type = 'postgres';
+  readonly schema: string;
+  readonly table: string;
+  readonly primaryKey: string | undefined;
+  private readonly settings: PostgresConnectionSettings;
+  private readonly target: Target;
+
+  constructor(spec: Omit<PostgresSinkSpec, 'type'>, settings: PostgresConnectionSettings = {}) {
+    const schema = spec.schema ?? 'public';
+    const problems = [
+      ...checkName('sink.table', spec.table),
+      ...checkName('sink.schema', schema),
+      ...(spec.primaryKey !== undefined ? checkName('sink.primaryKey', spec.primaryKey) : []),
+    ];
+    if (problems.length > 0) throw new InvalidInputError('invalid postgres sink', problems);
+    this.schema = schema;
+    this.table = spec.table;
+    this.primaryKey = spec.primaryKey;
+    this.settings = settings;
+    this.target = resolveTarget(settings);
+  }
+
+  /** `postgres://host:port/database#schema.table` (no user, no password). */
+  get location(): string {
+    return `postgres://${this.target.host}:${this.target.port}/${this.target.database}#${this.schema}.${this.table}`;
+  }
+
+  private qualified(table: string): string {
+    return `${pg.escapeIdentifier(this.schema)}.${pg.escapeIdentifier(table)}`;
+  }
+
+  /** Copy one shard's part into the run's staging table. A retry replaces the shard's rows (never duplicates them). */
+  async stage(req: StageRequest): Promise<void> {
+    const staging = stagingTableName(req.runId);
+    const csv = `${req.partPath}.pg-${randomUUID()}.csv`;
+    try {
+      const columns = await partToCsv(req.partPath, csv, req.shardIndex);
+      const problems = columns.flatMap((c) => [
+        ...checkName(`column ${JSON.stringify(c.name)} of the predictions`, c.name),
+        ...(c.name === SHARD_COLUMN ? [`column ${SHARD_COLUMN} is reserved for staging`] : []),
+        ...(c.pgType === undefined ? [`column ${c.name} has type ${c.duckType}, which has no PostgreSQL mapping here`] : []),
+      ]);
+      if (problems.length > 0) throw new SchemaMismatchError(`predictions of run ${req.runId} cannot be written to PostgreSQL table ${this.schema}.${this.table}`, problems);
+      const keys = runLockKeys(req.runId);
+      await this.withClient(`staging shard ${req.shardIndex} into ${this.schema}.${staging}`, async (client) => {
+        await this.ensureStagingTable(client, req.runId, columns, req.idColumn);
+        await transaction(client, async () => {
+          // Shared run lock: commit and discard (exclusive) wait for staging in flight and vice versa.
+          await client.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [keys.run]);
+          if (await this.isCommitted(client, req.runId)) return; // a late retry after the run was published
+          // One stager per shard: a zombie attempt and its retry cannot interleave DELETE and COPY.
+          await client.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [keys.shardSpace, req.shardIndex]);
+          await client.query(`DELETE FROM ${this.qualified(staging)} WHERE ${pg.escapeIdentifier(SHARD_COLUMN)} = $1`, [req.shardIndex]);
+          const copy = client.query(
+            copyFrom(`COPY ${this.qualified(staging)} (${[...columns.map((c) => c.name), SHARD_COLUMN].map((n) => pg.escapeIdentifier(n)).join(', ')}) FROM STDIN (FORMAT csv)`),
+          );
+          const file = fs.createReadStream(csv);
+          if (req.onProgress) file.on('data', req.onProgress);
+          await pipeline(file, copy);
+          if (copy.rowCount !== req.rows) {
+            throw new StagedRowCountError(`shard ${req.shardIndex} of run ${req.runId}: copied ${copy.rowCount} rows, the part has ${req.rows}`, { shard: req.shardIndex });
+          }
+        });
+      });
+    } finally {
+      await fsp.rm(csv, { force: true });
+    }
+  }
+
+  /** Publish the run in one transaction. A run already recorded in `inferflow_runs` is a no-op (`created: false`). */
+  async commit(req: CommitRequest): Promise<CommitResult> {
+    const staging = stagingTableName(req.runId);
+    const keys = runLockKeys(req.runId);
+    const target = this.qualified(this.table);
+    return this.withClient(`committing run ${req.runId} to ${this.schema}.${this.table}`, async (client) => {
+      await this.ensureRunsTable(client);
+      return transaction(client, async () => {
+        await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [keys.run]);
+        // One publisher per target table at a time: overlapping upserts never deadlock.
+        await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [key64(`inferflow:table:${this.schema}.${this.table}`)]);
+        const prior = await client.query<{ rows: string }>(`SELECT rows FROM ${this.qualified(RUNS_TABLE)} WHERE run_id = $1`, [req.runId]);
+        if (prior.rows[0]) {
+          await client.query(`DROP TABLE IF EXISTS ${this.qualified(staging)}`);
+          return { location: this.location, rows: Number(prior.rows[0].rows), created: false };
+        }
+
+        // Never publish partial output: every shard staged, every row there.
+        const exists = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(staging)]);
+        if (!exists.rows[0]?.reg) {
+          throw new StagedRowCountError(`run ${req.runId} has nothing staged in ${this.schema}.${staging} (expected ${req.rows} rows in ${req.parts.length} shards); nothing was published`, { runId: req.runId, staged: 0, expected: req.rows });
+        }
+        const counts = await client.query<{ n: string; shards: number[] | null }>(
+          `SELECT count(*)::bigint AS n, array_agg(DISTINCT ${pg.escapeIdentifier(SHARD_COLUMN)} ORDER BY ${pg.escapeIdentifier(SHARD_COLUMN)}) AS shards FROM ${this.qualified(staging)}`,
+        );
+        const staged = Number(counts.rows[0]?.n ?? 0);
+        const shardSet = new Set(counts.rows[0]?.shards ?? []);
+        const missing = req.parts.map((_, i) => i).filter((i) => !shardSet.has(i));
+        if (staged !== req.rows || missing.length > 0) {
+          throw new StagedRowCountError(
+            `run ${req.runId} staged ${staged} rows, expected ${req.rows}${missing.length > 0 ? `; shards not staged: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}` : ''}; nothing was published`,
+            { runId: req.runId, staged, expected: req.rows, missingShards: missing.slice(0, 100) },
+          );
+        }
+
+        const columns = (
+          await client.query<{ name: string; type: string }>(
+            `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+              WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attname <> $2 ORDER BY attnum`,
+            [this.qualified(staging), SHARD_COLUMN],
+          )
+        ).rows;
+        const comment = await client.query<{ c: string | null }>(`SELECT obj_description($1::regclass, 'pg_class') AS c`, [this.qualified(staging)]);
+        const idColumn = parseStagingComment(comment.rows[0]?.c ?? null).idColumn;
+        const pk = this.primaryKey ?? idColumn ?? undefined;
+        if (pk !== undefined && !columns.some((c) => c.name === pk)) {
+          throw new InvalidInputError(`primary key ${pk} is not a column of the predictions`, [`sink.primaryKey: one of ${columns.map((c) => c.name).join(', ')}`]);
+        }
+        for (const c of columns) checkNameOrThrow(`column ${c.name}`, c.name);
+
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${target} (${columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.type}`).join(', ')}${pk ? `, PRIMARY KEY (${pg.escapeIdentifier(pk)})` : ''})`,
+        );
+        const have = new Set(
+          (await client.query<{ name: string }>('SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped', [target])).rows.map((r) => r.name),
+        );
+        const lacking = columns.filter((c) => !have.has(c.name));
+        if (lacking.length > 0) {
+          throw new SchemaMismatchError(
+            `table ${this.schema}.${this.table} does not fit the predictions`,
+            lacking.map((c) => `column ${c.name} ${c.type} is missing (ALTER TABLE ${target} ADD COLUMN ${pg.escapeIdentifier(c.name)} ${c.type})`),
+            { table: `${this.schema}.${this.table}` },
+          );
+        }
+
+        const cols = columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
+        if (pk) {
+          const updates = columns.filter((c) => c.name !== pk).map((c) => `${pg.escapeIdentifier(c.name)} = EXCLUDED.${pg.escapeIdentifier(c.name)}`);
+          await client.query(
+            `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${this.qualified(staging)}
+             ON CONFLICT (${pg.escapeIdentifier(pk)}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`,
+          );
+        } else {
+          // No key to upsert by: the run's own rows are replaced (a re-run of the same run id).
+          await client.query(`DELETE FROM ${target} WHERE run_id = $1`, [req.runId]);
+          await client.query(`INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${this.qualified(staging)}`);
+        }
+        await client.query(
+          `INSERT INTO ${this.qualified(RUNS_TABLE)} (run_id, table_name, rows, workflow_id, pipeline, model_name, model_version, model_sha256)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [req.runId, this.table, req.rows, req.workflowId, req.pipeline, req.model.name, req.model.version, req.model.sha256],
+        );
+        await client.query(`DROP TABLE ${this.qualified(staging)}`);
+        return { location: this.location, rows: req.rows, created: true };
+      });
+    });
+  }
+
+  /** Drop the run's staging table. Published rows are never touched. */
+  async discard(runId: string): Promise<void> {
+    const keys = runLockKeys(runId);
+    try {
+      await this.withClient(`discarding staged rows of run ${runId}`, (client) =>
+        transaction(client, async () => {
+          await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [keys.run]);
+          await client.query(`DROP TABLE IF EXISTS ${this.qualified(stagingTableName(runId))}`);
+        }),
+      );
+    } catch (err) {
+      // A database that does not exist or refuses this user holds nothing this run staged.
+      if (err instanceof NotFoundError || err instanceof PostgresAccessError) return;
+      throw err;
+    }
+  }
+
+  private async isCommitted(client: pg.PoolClient, runId: string): Promise<boolean> {
+    const reg = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(RUNS_TABLE)]);
+    if (!reg.rows[0]?.reg) return false;
+    return (await client.query(`SELECT 1 FROM ${this.qualified(RUNS_TABLE)} WHERE run_id = $1`, [runId])).rowCount === 1;
+  }
+
+  private async ensureRunsTable(client: pg.PoolClient): Promise<void> {
+    const reg = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(RUNS_TABLE)]);
+    if (reg.rows[0]?.reg) return;
+    await createOnce(client, key64(`inferflow:runs:${this.schema}`), [
+      `CREATE TABLE IF NOT EXISTS ${this.qualified(RUNS_TABLE)} (
+         run_id text PRIMARY KEY,
+         table_name text NOT NULL,
+         rows bigint NOT NULL,
+         workflow_id text,
+         pipeline text,
+         model_name text,
+         model_version integer,
+         model_sha256 text,
+         committed_at timestamptz NOT NULL DEFAULT now())`,
+    ]);
+  }
+
+  private async ensureStagingTable(client: pg.PoolClient, runId: string, columns: PartColumn[], idColumn: string | null): Promise<void> {
+    const staging = stagingTableName(runId);
+    const reg = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(staging)]);
+    if (reg.rows[0]?.reg) return;
+    if (await this.isCommitted(client, runId)) return;
+    const comment = JSON.stringify({ inferflow: 'staging', runId, idColumn });
+    await createOnce(client, key64(`inferflow:stage:${this.schema}.${staging}`), [
+      `CREATE UNLOGGED TABLE IF NOT EXISTS ${this.qualified(staging)} (${columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.pgType}`).join(', ')}, ${pg.escapeIdentifier(SHARD_COLUMN)} integer NOT NULL)`,
+      `CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(`${staging}_shard`)} ON ${this.qualified(staging)} (${pg.escapeIdentifier(SHARD_COLUMN)})`,
+      `COMMENT ON TABLE ${this.qualified(staging)} IS ${pg.escapeLiteral(comment)}`,
+    ]);
+  }
+
+  private async withClient<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await poolFor(this.settings).connect();
+    } catch (err) {
+      throw this.mapError(err, what);
+    }
+    try {
+      const out = await fn(client);
+      client.release();
+      return out;
+    } catch (err) {
+      client.release(true); // the connection may be broken or mid-transaction: never reuse it
+      throw this.mapError(err, what);
+    }
+  }
+
+  /** pg / network errors → typed errors naming host:port and database (never a password). */
+  private mapError(err: unknown, what: string): Error {
+    if (err instanceof InferflowError) return err;
+    const t = this.target;
+    const code = (err as { code?: unknown } | null)?.code;
+    const sqlstate = typeof code === 'string' ? code : undefined;
+    const msg = messageOf(err);
+    const where = `PostgreSQL at ${t.host}:${t.port} (database ${t.database})`;
+    const details: ErrorDetails = { host: t.host, port: t.port, database: t.database, user: t.user, ...(sqlstate ? { code: sqlstate } : {}) };
+    const cause = { cause: err };
+    if ((sqlstate && (TRANSIENT_SQLSTATES.has(sqlstate) || TRANSIENT_ERRNOS.has(sqlstate) || sqlstate.startsWith('08'))) || (!sqlstate && TRANSIENT_MESSAGES.test(msg))) {
+      return new TransientError(`${where} is unavailable while ${what}: ${msg}`, details, cause);
+    }
+    switch (sqlstate) {
+      case '28P01':
+      case '28000':
+        return new PostgresAccessError(`${where} refused user ${t.user}: ${msg}`, details, cause);
+      case '3D000':
+        return new NotFoundError(`database ${t.database} does not exist on PostgreSQL at ${t.host}:${t.port}: ${msg}`, { ...details, object: t.database }, cause);
+      case '3F000':
+        return new NotFoundError(`schema ${this.schema} does not exist in ${where}: ${msg}`, { ...details, object: this.schema }, cause);
+      case '42501':
+        return new PostgresAccessError(`${where}: permission denied for user ${t.user} while ${what}: ${msg}`, details, cause);
+      case '42P10':
+        return new SchemaMismatchError(`table ${this.schema}.${this.table} in ${where} does not fit the sink`, [`${msg} (the table needs a primary key or unique index on ${this.primaryKey ?? 'the id column'})`], details);
+      case '42703':
+      case '42804':
+      case '42P16':
+        return new SchemaMismatchError(`table ${this.schema}.${this.table} in ${where} does not fit the predictions`, [msg], details);
+      case '21000':
+        return new InvalidValueError(`the predictions of this run repeat primary key values (${this.primaryKey ?? 'id column'}); nothing was published: ${msg}`, details, cause);
+      default:
+        if (sqlstate && /^(22|23)/.test(sqlstate)) return new InvalidValueError(`${where} rejected a value while ${what}: ${msg}`, details, cause);
+        return new Error(`${where}: ${what} failed: ${msg}`, cause);
+    }
+  }
+}
+
+interface PartColumn {
+  name: string;
+  duckType: string;
+  pgType: string | undefined;
+}
+
+/** Describe a Parquet part and write it as headerless CSV that PostgreSQL's `COPY … (FORMAT csv)` reads back exactly. */
+async function partToCsv(partPath: string, csvPath: string, shardIndex: number): Promise<PartColumn[]> {
+  return withDuckDB(async (conn) => {
+    // Timestamps with time zone are written with an explicit +00 offset; floats in shortest round-trip form.
+    await conn.run(`SET TimeZone = 'UTC'`);
+    const described = await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${lit(partPath)})`);
+    const columns = described.getRowObjectsJS().map((r) => {
+      const duckType = toText(r.column_type);
+      return { name: toText(r.column_name), duckType, pgType: postgresTypeOf(duckType) };
+    });
+    // NULL → unquoted empty field, '' → "" (quoted): COPY's csv format tells them apart the same way.
+    // The last field is the shard index (the staging table's __shard column).
+    await conn.run(`COPY (SELECT ${columns.map((c) => duckIdent(c.name)).join(', ')}, ${shardIndex}::INTEGER FROM read_parquet(${lit(partPath)})) TO ${lit(csvPath)} (FORMAT csv, HEADER false)`);
+    return columns;
+  });
+}
+
+function checkName(field: string, name: string): string[] {
+  return TABLE_NAME_PATTERN.test(name) ? [] : [`${field} must match ${TABLE_NAME_PATTERN.source} (got ${JSON.stringify(name)})`];
+}
+
+function checkNameOrThrow(field: string, name: string): void {
+  const problems = checkName(field, name);
+  if (problems.length > 0) throw new InvalidInputError(`invalid name for PostgreSQL`, problems);
+}
+
+function parseStagingComment(comment: string | null): { idColumn: string | null } {
+  try {
+    const parsed = JSON.parse(comment ?? '{}') as { idColumn?: unknown };
+    return { idColumn: typeof parsed.idColumn === 'string' ? parsed.idColumn : null };
+  } catch {
+    return { idColumn: null };
+  }
+}
+
+async function transaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    const out = await fn();
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Run DDL once among concurrent workers: serialised by an advisory lock; a racing duplicate counts as done. */
+async function createOnce(client: pg.PoolClient, lockKey: string, statements: string[]): Promise<void> {
+  try {
+    await transaction(client, async () => {
+      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey]);
+      for (const sql of statements) await client.query(sql);
+    });
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === '42P07' || code === '23505') return; // duplicate_table / unique_violation on the catalog
+    throw err;
+  }
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** A signed 64-bit advisory lock key (as text for a `$1::bigint` parameter). */
+function key64(text: string): string {
+  return BigInt.asIntN(64, BigInt(`0x${sha256(text).slice(0, 16)}`)).toString();
+}
+
+function runLockKeys(runId: string): { run: string; shardSpace: number } {
+  const hex = sha256(runId).slice(0, 16);
+  return { run: BigInt.asIntN(64, BigInt(`0x${hex}`)).toString(), shardSpace: Number(BigInt.asIntN(32, BigInt(`0x${hex.slice(0, 8)}`))) };
+}

@@ -1,0 +1,288 @@
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { InferflowError, InvalidInputError, NotFoundError, TransientError } from '../../lib/errors';
+import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import type { ResolvedModel } from '../../lib/registry/manifest';
+import { PostgresAccessError, PostgresSink, StagedRowCountError, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingTableName } from '../../lib/sinks';
+import { uniqueName } from '../helpers/env';
+
+const url = inject('postgresUrl');
+const schema = `inferflow_t_${Math.random().toString(36).slice(2, 10)}`;
+const role = `inferflow_nopriv_${Math.random().toString(36).slice(2, 10)}`;
+let admin: pg.Pool;
+let dir: string;
+
+const model = (version: number): ResolvedModel => ({ name: 'fraud-detector', version, sha256: `${version}`.repeat(64), size: 1, uri: 'file:///m', ref: 'fraud-detector' });
+const AS_OF = '2026-11-24 03:00:00.123456+00';
+
+beforeAll(async () => {
+  admin = new pg.Pool({ connectionString: url, max: 2 });
+  await admin.query(`CREATE SCHEMA ${pg.escapeIdentifier(schema)}`);
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-pg-'));
+});
+
+afterAll(async () => {
+  await closePostgresPools();
+  await admin?.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+  await admin?.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(role)}`);
+  await admin?.end();
+  if (dir) await fs.rm(dir, { recursive: true, force: true });
+});
+
+/**
+ * A staged part with the prediction schema predictShard writes. Shard 0 also carries the
+ * awkward values: quotes, commas, newlines, backslash-N, the empty string, NULLs, and float4
+ * extremes (smallest subnormal, largest finite, -0, 1/3).
+ */
+async function writePart(runId: string, shard: number, rows: number, version: number, opts: { withId?: boolean } = {}): Promise<{ path: string; rows: number }> {
+  const withId = opts.withId ?? true;
+  const file = path.join(dir, runId, `part-${String(shard).padStart(5, '0')}.parquet`);
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const specials =
+    shard === 0
+      ? `UNION ALL SELECT * FROM (VALUES
+           ('tx-"quoted", comma', 0::BIGINT, 0.1::FLOAT),
+           ('tx-new' || chr(10) || 'line', 1::BIGINT, 1.401298464324817e-45::FLOAT),
+           ('tx-ü-\\N', NULL::BIGINT, 3.4028234663852886e38::FLOAT),
+           ('', 0::BIGINT, '-0.0'::FLOAT),
+           (' tx-space ', 1::BIGINT, NULL::FLOAT),
+           ('tx-third', 0::BIGINT, (1.0 / 3.0)::FLOAT)) v(transaction_id, label, score)`
+      : '';
+  await withDuckDB((conn) =>
+    conn.run(`COPY (
+      SELECT ${withId ? 'transaction_id, ' : ''}label, score, 'fraud-detector' AS model_name, ${version}::INTEGER AS model_version,
+             ${lit(`${version}`.repeat(64))} AS model_sha256, ${lit(AS_OF)}::TIMESTAMPTZ AS as_of, ${lit(runId)} AS run_id
+      FROM (SELECT printf('tx-%d-%06d', ${shard}, i) AS transaction_id, (i % 2)::BIGINT AS label, random()::FLOAT AS score FROM range(${rows}) t(i) ${specials})
+    ) TO ${lit(file)} (FORMAT parquet)`),
+  );
+  return { path: file, rows: rows + (shard === 0 ? 6 : 0) };
+}
+
+type Row = [id: string | null, label: string | null, score: number | null, modelName: string, version: number, sha: string, asOfMicros: string, runId: string];
+
+async function partRows(parts: string[]): Promise<Row[]> {
+  return withDuckDB(async (conn) => {
+    const r = await conn.runAndReadAll(
+      `SELECT transaction_id, label, score, model_name, model_version, model_sha256, epoch_us(as_of), run_id FROM read_parquet([${parts.map(lit).join(', ')}]) ORDER BY transaction_id`,
+    );
+    return r.getRowsJS().map((x) => [x[0] === null ? null : toText(x[0]), x[1] === null ? null : toText(x[1]), x[2] as number | null, toText(x[3]), Number(x[4]), toText(x[5]), toText(x[6]), toText(x[7])]);
+  });
+}
+
+async function tableRows(table: string): Promise<Row[]> {
+  // score::float8 is the float4 value exactly (no decimal rounding on the way out).
+  const r = await admin.query<{ id: string | null; label: string | null; score: number | null; model_name: string; model_version: number; model_sha256: string; us: string; run_id: string }>(
+    `SELECT transaction_id AS id, label, score::float8 AS score, model_name, model_version, model_sha256, (extract(epoch FROM as_of) * 1000000)::bigint AS us, run_id
+       FROM ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)} ORDER BY transaction_id COLLATE "C"`,
+  );
+  return r.rows.map((x) => [x.id, x.label, x.score, x.model_name, x.model_version, x.model_sha256, x.us, x.run_id]);
+}
+
+function sortRows(rows: Row[]): Row[] {
+  return [...rows].sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
+}
+
+async function stagingTables(): Promise<string[]> {
+  const r = await admin.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'inferflow_stage_%'`, [schema]);
+  return r.rows.map((x) => x.t);
+}
+
+async function count(table: string, where = 'true'): Promise<number> {
+  const r = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)} WHERE ${where}`);
+  return Number(r.rows[0]!.n);
+}
+
+async function tableExists(table: string): Promise<boolean> {
+  const r = await admin.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [`${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`]);
+  return r.rows[0]!.reg !== null;
+}
+
+/** A run: write its parts, stage them (concurrently, as shard activities do), return the commit request. */
+async function stageRun(sink: PostgresSink, runId: string, sizes: number[], version: number, opts: { withId?: boolean } = {}) {
+  const parts = await Promise.all(sizes.map((n, i) => writePart(runId, i, n, version, opts)));
+  await Promise.all(parts.map((p, i) => sink.stage({ runId, shardIndex: i, partPath: p.path, rows: p.rows, idColumn: opts.withId === false ? null : 'transaction_id' })));
+  return { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model: model(version), parts: parts.map((p) => p.path), rows: parts.reduce((s, p) => s + p.rows, 0) };
+}
+
+async function failureOf(p: Promise<unknown>): Promise<Error> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(Error);
+  return err as Error;
+}
+
+describe('PostgreSQL sink on a real server', () => {
+  const table = uniqueName('scores').replace(/-/g, '_');
+  const sink = new PostgresSink({ table, schema }, { url });
+  let runA: Awaited<ReturnType<typeof stageRun>>;
+
+  it('stages shards invisibly, then commits a run that reads back exactly (ids, labels, float4 bits, as_of, lineage, NULLs)', async () => {
+    runA = await stageRun(sink, 'run-a', [1000, 1000, 500], 1);
+    expect(await tableExists(table)).toBe(false); // readers see nothing before commit
+    expect(await stagingTables()).toEqual([stagingTableName('run-a')]);
+
+    const result = await sink.commit(runA);
+    expect(result).toEqual({ location: `postgres://127.0.0.1:5432/test#${schema}.${table}`, rows: 2506, created: true });
+
+    const expected = sortRows(await partRows(runA.parts));
+    const actual = sortRows(await tableRows(table));
+    expect(actual.length).toBe(2506);
+    expect(actual).toEqual(expected);
+    // Bit-exact float4 (toEqual treats -0 and 0 alike): every score equal as a float32, -0 kept.
+    expect(actual.every((r, i) => Object.is(r[2], expected[i]![2]))).toBe(true);
+    expect(actual.find((r) => r[0] === '')![2]).toBe(-0);
+    expect(actual.find((r) => r[0] === 'tx-new\nline')![2]).toBe(Math.fround(1.401298464324817e-45));
+    expect(actual.find((r) => r[0] === ' tx-space ')![2]).toBeNull();
+    expect(actual.find((r) => r[0] === 'tx-ü-\\N')![1]).toBeNull();
+    expect(actual[0]![6]).toBe('1795489200123456'); // 2026-11-24T03:00:00.123456Z
+
+    const types = await admin.query<{ name: string; type: string }>(
+      `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+      [`${schema}.${table}`],
+    );
+    expect(Object.fromEntries(types.rows.map((r) => [r.name, r.type]))).toEqual({
+      transaction_id: 'text',
+      label: 'bigint',
+      score: 'real',
+      model_name: 'text',
+      model_version: 'integer',
+      model_sha256: 'text',
+      as_of: 'timestamp with time zone',
+      run_id: 'text',
+    });
+    const pk = await admin.query<{ def: string }>(`SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [`${schema}.${table}`]);
+    expect(pk.rows.map((r) => r.def)).toEqual(['PRIMARY KEY (transaction_id)']);
+
+    expect(await stagingTables()).toEqual([]);
+    const runs = await admin.query(`SELECT run_id, table_name, rows::int, model_version FROM ${pg.escapeIdentifier(schema)}.inferflow_runs`);
+    expect(runs.rows).toEqual([{ run_id: 'run-a', table_name: table, rows: 2506, model_version: 1 }]);
+  });
+
+  it('committing the same run again is a no-op (created: false, no duplicates)', async () => {
+    const again = await sink.commit(runA);
+    expect(again).toMatchObject({ rows: 2506, created: false });
+    expect(await count(table)).toBe(2506);
+  });
+
+  it('a second run upserts by primary key; a shard staged twice (a retry) leaves no duplicates', async () => {
+    const runB = await stageRun(sink, 'run-b', [1000, 1000, 500], 2);
+    // Shard 1 is staged again, as a retried activity would.
+    await sink.stage({ runId: 'run-b', shardIndex: 1, partPath: runB.parts[1]!, rows: 1000, idColumn: 'transaction_id' });
+    const result = await sink.commit(runB);
+    expect(result).toMatchObject({ rows: 2506, created: true });
+    expect(await count(table)).toBe(2506);
+    expect(await count(table, `run_id = 'run-b' AND model_version = 2`)).toBe(2506);
+    expect(sortRows(await tableRows(table))).toEqual(sortRows(await partRows(runB.parts)));
+  });
+
+  it('a failed run (staged, never committed, discarded) leaves the committed rows intact and no staging table', async () => {
+    const runC = await stageRun(sink, 'run-c', [1000, 1000], 3);
+    // Expected rows do not match what was staged (a shard is missing): permanent, nothing published.
+    const err = await failureOf(sink.commit({ ...runC, parts: [...runC.parts, path.join(dir, 'missing.parquet')], rows: runC.rows + 500 }));
+    expect(err).toBeInstanceOf(StagedRowCountError);
+    expect((err as InferflowError).permanent).toBe(true);
+    expect(err.message).toContain('staged 2006 rows, expected 2506; shards not staged: 2');
+    expect(await count(table, `run_id = 'run-b'`)).toBe(2506);
+
+    await sink.discard('run-c');
+    await sink.discard('run-c'); // idempotent
+    expect(await stagingTables()).toEqual([]);
+    expect(await count(table, `run_id = 'run-b'`)).toBe(2506);
+    const runs = await admin.query(`SELECT run_id FROM ${pg.escapeIdentifier(schema)}.inferflow_runs ORDER BY run_id`);
+    expect(runs.rows.map((r: { run_id: string }) => r.run_id)).toEqual(['run-a', 'run-b']);
+    // Committing a discarded run publishes nothing.
+    await expect(sink.commit(runC)).rejects.toThrow(/nothing staged/);
+    expect(await count(table, `run_id = 'run-c'`)).toBe(0);
+  });
+
+  it('without an id column: each commit replaces the run’s own rows, other runs’ rows stay', async () => {
+    const noId = uniqueName('noid').replace(/-/g, '_');
+    const s = new PostgresSink({ table: noId, schema }, { url });
+    await s.commit(await stageRun(s, 'run-n1', [300], 1, { withId: false }));
+    await s.commit(await stageRun(s, 'run-n2', [200], 1, { withId: false }));
+    expect(await count(noId)).toBe(300 + 6 + 200 + 6);
+    const pk = await admin.query(`SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [`${schema}.${noId}`]);
+    expect(pk.rowCount).toBe(0);
+  });
+
+  it('rejects invalid table, schema and key names before any work', () => {
+    for (const bad of [
+      { type: 'postgres', table: 'x; drop table y' },
+      { type: 'postgres', table: 'scores', schema: 'public"--' },
+      { type: 'postgres', table: 'scores', primaryKey: 'id, x' },
+      { type: 'postgres', table: 'a'.repeat(64) },
+      { type: 'postgres', table: 'inferflow_runs' },
+      { type: 'postgres', table: 'scores', url: 'postgres://u:pw@h/d' },
+    ]) {
+      expect(() => parseSinkSpec(bad), JSON.stringify(bad)).toThrow(InvalidInputError);
+    }
+    expect(() => parseSinkSpec({ type: 'postgres', table: 'scores', password: 'pw' })).toThrow(/INFERFLOW_POSTGRES_URL/);
+    expect(parseSinkSpec({ type: 'postgres', table: 'scores' })).toEqual({ type: 'postgres', table: 'scores' });
+    expect(() => new PostgresSink({ table: 'x"; drop' }, { url })).toThrow(InvalidInputError);
+  });
+
+  it('maps DuckDB types to PostgreSQL types', () => {
+    expect(['VARCHAR', 'BIGINT', 'INTEGER', 'FLOAT', 'DOUBLE', 'TIMESTAMP WITH TIME ZONE', 'BOOLEAN', 'DECIMAL(18,3)'].map(postgresTypeOf)).toEqual([
+      'text',
+      'bigint',
+      'integer',
+      'real',
+      'double precision',
+      'timestamptz',
+      'boolean',
+      'numeric(18,3)',
+    ]);
+    expect(postgresTypeOf('INTEGER[]')).toBeUndefined();
+  });
+});
+
+describe('PostgreSQL sink errors', () => {
+  async function stageOne(s: PostgresSink): Promise<Error> {
+    const part = await writePart(uniqueName('err'), 1, 10, 1);
+    return failureOf(s.stage({ runId: 'run-err', shardIndex: 1, partPath: part.path, rows: part.rows, idColumn: 'transaction_id' }));
+  }
+
+  it('connection refused is transient and names host:port and database, never the password', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const err = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://postgres:sekrit-pw@127.0.0.1:${port}/test` }));
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.message).toContain(`127.0.0.1:${port}`);
+    expect(err.message).toContain('database test');
+    expect(err.message).toContain('ECONNREFUSED');
+    expect(`${err.message} ${JSON.stringify((err as InferflowError).details)}`).not.toContain('sekrit-pw');
+  });
+
+  it('a missing database is a permanent NotFound naming the database', async () => {
+    const err = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: 'postgres://postgres@127.0.0.1:5432/no_such_db_inferflow' }));
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect((err as InferflowError).permanent).toBe(true);
+    expect(err.message).toContain('database no_such_db_inferflow does not exist on PostgreSQL at 127.0.0.1:5432');
+  });
+
+  it('an unknown role and a missing privilege are permanent PermissionDenied errors', async () => {
+    const unknown = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: 'postgres://no_such_role_inferflow@127.0.0.1:5432/test' }));
+    expect(unknown).toBeInstanceOf(PostgresAccessError);
+    expect(unknown.message).toContain('no_such_role_inferflow');
+
+    await admin.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN`);
+    const denied = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://${role}@127.0.0.1:5432/test` }));
+    expect(denied).toBeInstanceOf(PostgresAccessError);
+    expect((denied as InferflowError).permanent).toBe(true);
+    expect(denied.message).toMatch(/permission denied/);
+  });
+
+  it('discarding against a database that does not exist has nothing to do', async () => {
+    await expect(new PostgresSink({ table: 'scores', schema }, { url: 'postgres://postgres@127.0.0.1:5432/no_such_db_inferflow' }).discard('run-x')).resolves.toBeUndefined();
+  });
+});
