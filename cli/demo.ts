@@ -12,7 +12,7 @@ import { lit, toText, withDuckDB } from '../lib/io/duckdb';
 import { table } from '../lib/util/format';
 import { createInferflowWorker } from '../workers/worker';
 import { installTemporalRuntime } from '../workers/runtime';
-import { ensureTemporalCli, startDevServer, temporalAnswers, type DevServer } from '../devservices/temporal';
+import { startLocalTemporal, temporalAnswers, type DevServer } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
 import { registerExampleModel, EXAMPLE_FEATURES } from './examples';
 
@@ -26,10 +26,9 @@ export async function runDemo(): Promise<void> {
   if (await temporalAnswers(config.temporal.address)) {
     say(`Temporal: using the server at ${config.temporal.address} (namespace ${config.temporal.namespace})`);
   } else {
-    const cli = ensureTemporalCli(config.temporalCli, say);
     const dbFile = path.join(config.dataDir, 'temporal', 'demo.db');
     say(`Temporal: nothing answers at ${config.temporal.address}; starting a dev server for this demo (stopped at the end)…`);
-    server = await startDevServer({ cli, address: config.temporal.address, dbFile, logFile: path.join(config.dataDir, 'temporal', 'demo-server.log') });
+    server = await startLocalTemporal({ dataDir: config.dataDir, ...(config.temporalCli ? { explicitCli: config.temporalCli } : {}), address: config.temporal.address, dbFile, logFile: path.join(config.dataDir, 'temporal', 'demo-server.log') }, say);
     say(`Temporal: dev server up, Web UI at ${server.uiUrl ?? '(headless)'} while the demo runs`);
   }
 

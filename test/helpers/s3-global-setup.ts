@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureWeed, startSeaweedFS, type SeaweedFS } from '../../devservices/seaweedfs';
+import { loadConfig } from '../../lib/config/env';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -17,7 +18,7 @@ let dir: string | undefined;
 /** A real S3-compatible server for the tests: SeaweedFS on loopback with a throwaway data dir. */
 export async function setup(project: TestProject): Promise<void> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
-  const weed = ensureWeed((m) => console.log(m));
+  const weed = ensureWeed(loadConfig().dataDir, (m) => console.log(m));
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-seaweed-'));
   server = await startSeaweedFS({ weed, dir, logFile: path.join(dir, 'weed.log') });
   await server.ensureBucket(TEST_BUCKET);

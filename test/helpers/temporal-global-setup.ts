@@ -14,7 +14,7 @@ let server: DevServer | undefined;
 /** Use the Temporal server at TEMPORAL_ADDRESS if one answers; otherwise start an in-memory dev server on a free port. */
 export async function setup(project: TestProject): Promise<void> {
   const config = loadConfig();
-  const cli = ensureTemporalCli(config.temporalCli, (m) => console.log(m));
+  const cli = ensureTemporalCli(config.temporalCli, (m) => console.log(m), config.dataDir);
   let address = config.temporal.address;
   if (!(await temporalAnswers(address))) {
     address = `127.0.0.1:${await freePort()}`;

@@ -8,6 +8,7 @@ import { SEARCH_ATTRIBUTES, queryProgress, startBatchInference } from '../../cli
 import { createActivityDeps } from '../../activities/deps';
 import { ensureWeed, startSeaweedFS, type SeaweedFS } from '../../devservices/seaweedfs';
 import { createLogger } from '../../lib/log';
+import { loadConfig } from '../../lib/config/env';
 import { ModelRegistry } from '../../lib/registry';
 import { S3ObjectStore } from '../../lib/storage';
 import { EXAMPLE_FEATURES, EXAMPLE_MODEL_DIR, registerExample, tempConfig, uniqueName } from '../helpers/env';
@@ -86,7 +87,7 @@ describe('batchInference with the model registry on S3 (SeaweedFS)', () => {
 
     beforeAll(async () => {
       weedDir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-weed-outage-'));
-      weed = await startSeaweedFS({ weed: ensureWeed(), dir: weedDir, logFile: path.join(weedDir, 'weed.log') });
+      weed = await startSeaweedFS({ weed: ensureWeed(loadConfig().dataDir), dir: weedDir, logFile: path.join(weedDir, 'weed.log') });
       await weed.ensureBucket('outage');
     });
     afterAll(async () => {
