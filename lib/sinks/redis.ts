@@ -1,0 +1,167 @@
+import { Redis } from 'ioredis';
+import { InferflowError, InvalidInputError, TransientError, errorMessage } from '../errors';
+import { lit, toText, withDuckDB } from '../io/duckdb';
+import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
+
+export interface RedisSinkOptions {
+  /** redis://host:port/db from the worker's environment (INFERFLOW_REDIS_URL); never from workflow input. */
+  url: string;
+  keyPrefix: string;
+  /** Seconds an outdated version stays readable after the pointer moves on. */
+  retentionSeconds: number;
+}
+
+/** The staged rows of a run do not add up to what the workflow predicted: never publish. */
+export class RedisStagedCountError extends InferflowError {
+  readonly type = 'RowCountMismatch';
+  readonly permanent = true;
+}
+
+const clients = new Map<string, Redis>();
+
+function clientFor(url: string): Redis {
+  let c = clients.get(url);
+  if (!c) {
+    // Fail fast instead of queueing commands while the server is away: Temporal retries the activity.
+    c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000, retryStrategy: () => null });
+    c.on('error', () => {}); // reported through the failing command instead
+    clients.set(url, c);
+  }
+  return c;
+}
+
+export async function closeRedisClients(): Promise<void> {
+  const all = [...clients.values()];
+  clients.clear();
+  await Promise.allSettled(all.map((c) => c.quit()));
+}
+
+/**
+ * Redis, for applications that read batch predictions online (one key per entity):
+ *   <prefix>:run:<runId>:<id>        JSON {label, score, model_name, model_version, model_sha256, as_of}
+ *   <prefix>:run:<runId>:shards      hash shard → rows staged (for the completeness check)
+ *   <prefix>:run:<runId>:committed   marker
+ *   <prefix>:<pipeline>:current      the committed run readers use (flipped atomically)
+ * Shards write their version's keys; commit checks the row count, flips the pointer in one
+ * MULTI/EXEC and lets the previous version expire after `retentionSeconds`.
+ */
+export class RedisSink implements Sink {
+  readonly type = 'redis';
+
+  constructor(readonly o: RedisSinkOptions) {}
+
+  private async redis(): Promise<Redis> {
+    const c = clientFor(this.o.url);
+    if (c.status === 'wait' || c.status === 'end' || c.status === 'close') {
+      try {
+        await c.connect();
+      } catch (err) {
+        clients.delete(this.o.url);
+        throw this.translate(err, 'connect');
+      }
+    }
+    return c;
+  }
+
+  private where(): string {
+    const u = new URL(this.o.url);
+    return `redis ${u.hostname}:${u.port || 6379}`;
+  }
+
+  private translate(err: unknown, op: string): Error {
+    if (err instanceof InferflowError) return err;
+    const msg = errorMessage(err);
+    if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) return new InvalidInputError(`${op} on ${this.where()} was refused: ${msg.replace(/\S+@/, '')}`, [`check INFERFLOW_REDIS_URL credentials`]);
+    return new TransientError(`${op} on ${this.where()} failed: ${msg}`, { endpoint: this.where() }, { cause: err });
+  }
+
+  private key(...parts: string[]): string {
+    return [this.o.keyPrefix, ...parts].join(':');
+  }
+
+  async stage(req: StageRequest): Promise<void> {
+    if (!req.idColumn) throw new InvalidInputError('the redis sink needs an id column', ['set idColumn (or the model\'s id_column) so every prediction has a key']);
+    const rows = await withDuckDB(async (conn) => {
+      const r = await conn.runAndReadAll(
+        `SELECT CAST("${req.idColumn!.replace(/"/g, '""')}" AS VARCHAR), to_json(struct_pack(label, score, model_name, model_version, model_sha256, as_of := strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ')))::VARCHAR
+         FROM read_parquet(${lit(req.partPath)})`,
+      );
+      return r.getRowsJS();
+    });
+    const redis = await this.redis();
+    try {
+      for (let i = 0; i < rows.length; i += 5_000) {
+        const p = redis.pipeline();
+        for (const [id, value] of rows.slice(i, i + 5_000)) p.set(this.key('run', req.runId, toText(id)), toText(value));
+        const results = (await p.exec()) ?? [];
+        const failed = results.find(([e]) => e);
+        if (failed) throw failed[0];
+        req.onProgress?.();
+      }
+      await redis.hset(this.key('run', req.runId, 'shards'), String(req.shardIndex), String(rows.length));
+    } catch (err) {
+      throw this.translate(err, `staging shard ${req.shardIndex}`);
+    }
+  }
+
+  async commit(req: CommitRequest): Promise<CommitResult> {
+    const redis = await this.redis();
+    const pointer = this.key(req.pipeline, 'current');
+    const location = `${this.where()} ${pointer}`;
+    try {
+      if ((await redis.exists(this.key('run', req.runId, 'committed'))) === 1) return { location, rows: req.rows, created: false };
+      const staged = Object.values(await redis.hgetall(this.key('run', req.runId, 'shards'))).reduce((s, v) => s + Number(v), 0);
+      if (staged !== req.rows) throw new RedisStagedCountError(`run ${req.runId} staged ${staged} rows in Redis, expected ${req.rows}`, { runId: req.runId });
+      await redis.watch(pointer);
+      const previous = await redis.get(pointer);
+      const ok = await redis
+        .multi()
+        .set(pointer, req.runId)
+        .set(this.key('run', req.runId, 'committed'), new Date().toISOString())
+        .zadd(this.key(req.pipeline, 'runs'), Date.now(), req.runId)
+        .exec();
+      if (ok === null) throw new TransientError(`pointer ${pointer} moved during commit; retrying`, { pointer });
+      if (previous && previous !== req.runId) await this.expireRun(redis, previous);
+      return { location, rows: req.rows, created: true };
+    } catch (err) {
+      throw this.translate(err, 'commit');
+    }
+  }
+
+  /** Outdated versions stay readable for `retentionSeconds`, then Redis drops them. */
+  private async expireRun(redis: Redis, runId: string): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.key('run', runId)}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) {
+        const p = redis.pipeline();
+        for (const k of keys) p.expire(k, this.o.retentionSeconds);
+        await p.exec();
+      }
+    } while (cursor !== '0');
+  }
+
+  async discard(runId: string): Promise<void> {
+    const redis = await this.redis();
+    try {
+      if ((await redis.exists(this.key('run', runId, 'committed'))) === 1) return; // published: keep
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.key('run', runId)}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.unlink(...keys);
+      } while (cursor !== '0');
+    } catch (err) {
+      throw this.translate(err, 'discard');
+    }
+  }
+}
+
+/** What an application does to read a batch prediction: follow the pointer, then the key. */
+export async function readRedisPrediction(redis: Redis, keyPrefix: string, pipeline: string, id: string): Promise<Record<string, unknown> | null> {
+  const runId = await redis.get(`${keyPrefix}:${pipeline}:current`);
+  if (!runId) return null;
+  const v = await redis.get(`${keyPrefix}:run:${runId}:${id}`);
+  return v === null ? null : (JSON.parse(v) as Record<string, unknown>);
+}

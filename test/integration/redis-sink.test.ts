@@ -1,0 +1,95 @@
+import { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidInputError, TransientError } from '../../lib/errors';
+import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { ModelRegistry, type ResolvedModel } from '../../lib/registry';
+import { planShards, predictShard, stageSnapshot } from '../../lib/pipeline/batch';
+import { loadSession } from '../../lib/runtime/onnx';
+import { RedisSink, closeRedisClients, readRedisPrediction } from '../../lib/sinks/redis';
+import { FileObjectStore } from '../../lib/storage';
+import { EXAMPLE_MODEL_DIR, registerExample, tempConfig } from '../helpers/env';
+import { writeVariant } from '../helpers/data';
+
+const URL = 'redis://127.0.0.1:6379/0';
+let dir: string;
+let cleanup: () => Promise<void>;
+let model: ResolvedModel;
+let parts: { shardIndex: number; partPath: string; rows: number }[];
+let redis: Redis;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempConfig());
+  const registry = new ModelRegistry(new FileObjectStore(path.join(dir, 'registry')));
+  await registerExample(registry);
+  const { manifest, resolved } = await registry.resolve('fraud-detector');
+  model = resolved;
+  const input = await writeVariant(dir, 'in.parquet', '*', 'true', 3_000);
+  const snapshotPath = path.join(dir, 'snap.parquet');
+  const plan = await stageSnapshot({ featuresPath: input, snapshotPath, manifest, idColumn: null, shardSize: 1_000 });
+  const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
+  parts = [];
+  for (const shard of planShards(plan.rowsIn, 1_000)) {
+    const partPath = path.join(dir, `p${shard.index}.parquet`);
+    await predictShard({ session, manifest, snapshotPath, idColumn: 'transaction_id', shard, partPath, lineage: { runId: 'x', model, asOf: '2026-11-24T03:00:00Z' } });
+    parts.push({ shardIndex: shard.index, partPath, rows: shard.end - shard.start });
+  }
+  await session.release();
+  redis = new Redis(URL);
+});
+afterAll(async () => {
+  await redis?.quit();
+  await closeRedisClients();
+  await cleanup?.();
+});
+
+async function expected(partPath: string): Promise<Map<string, { label: number; score: number }>> {
+  return withDuckDB(async (c) => new Map((await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(partPath)})`)).getRowsJS().map(([id, l, s]) => [toText(id), { label: Number(l), score: Number(s) }])));
+}
+
+describe('Redis sink (real Redis)', () => {
+  it('stages versioned keys, flips the pointer atomically, expires the old version, and is idempotent', async () => {
+    const keyPrefix = `t${randomUUID().slice(0, 8)}`;
+    const sink = new RedisSink({ url: URL, keyPrefix, retentionSeconds: 600 });
+    const req = (runId: string) => ({ runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, parts: parts.map((p) => p.partPath), rows: 3_000 });
+
+    for (const p of parts) await sink.stage({ runId: 'r1', idColumn: 'transaction_id', ...p });
+    await sink.stage({ runId: 'r1', idColumn: 'transaction_id', ...parts[1]! }); // a retried shard
+    expect(await readRedisPrediction(redis, keyPrefix, 'fraud', 'tx-8-0000001')).toBeNull(); // nothing visible before commit
+    expect((await sink.commit(req('r1'))).created).toBe(true);
+    expect((await sink.commit(req('r1'))).created).toBe(false);
+    await sink.discard('r1'); // the workflow cleans up after commit: published keys stay
+
+    const want = await expected(parts[0]!.partPath);
+    for (const [id, e] of [...want].slice(0, 50)) {
+      const got = await readRedisPrediction(redis, keyPrefix, 'fraud', id);
+      expect(got).toMatchObject({ label: e.label, model_name: 'fraud-detector', model_version: 1, as_of: '2026-11-24T03:00:00.000Z' });
+      expect(Math.fround(got!.score as number)).toBe(e.score);
+    }
+    expect((await redis.keys(`${keyPrefix}:run:r1:tx-*`)).length).toBe(3_000);
+
+    // A second run: readers switch at once; the old version expires later.
+    for (const p of parts) await sink.stage({ runId: 'r2', idColumn: 'transaction_id', ...p });
+    await sink.commit(req('r2'));
+    expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('r2');
+    expect(await redis.ttl(`${keyPrefix}:run:r1:tx-8-0000001`)).toBeGreaterThan(500);
+    expect(await redis.ttl(`${keyPrefix}:run:r2:tx-8-0000001`)).toBe(-1);
+
+    // An incomplete run is never published; a discarded one leaves no keys.
+    await sink.stage({ runId: 'r3', idColumn: 'transaction_id', ...parts[0]! });
+    await expect(sink.commit(req('r3'))).rejects.toThrow(/staged 1000 rows in Redis, expected 3000/);
+    expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('r2');
+    await sink.discard('r3');
+    expect(await redis.keys(`${keyPrefix}:run:r3:*`)).toEqual([]);
+  });
+
+  it('needs an id column, and reports an unreachable server as transient', async () => {
+    const sink = new RedisSink({ url: URL, keyPrefix: 'x', retentionSeconds: 1 });
+    await expect(sink.stage({ runId: 'r', idColumn: null, ...parts[0]! })).rejects.toBeInstanceOf(InvalidInputError);
+    const down = new RedisSink({ url: 'redis://127.0.0.1:9/0', keyPrefix: 'x', retentionSeconds: 1 });
+    const err = await down.stage({ runId: 'r', idColumn: 'transaction_id', ...parts[0]! }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as Error).message).toContain('redis 127.0.0.1:9');
+  });
+});
