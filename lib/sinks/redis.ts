@@ -95,7 +95,7 @@ export class RedisSink implements Sink {
         for (const [id, value] of rows.slice(i, i + 5_000)) p.set(this.key('run', req.runId, toText(id)), toText(value));
         const results = (await p.exec()) ?? [];
         const failed = results.find(([e]) => e);
-        if (failed) throw failed[0];
+        if (failed?.[0]) throw failed[0];
         req.onProgress?.();
       }
       await redis.hset(this.key('run', req.runId, 'shards'), String(req.shardIndex), String(rows.length));
