@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { predictShard as predictShardLib, stageSnapshot, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
 import type { ResolvedModel, ModelManifest } from '../lib/registry/manifest';
-import { createSink, parseSinkSpec, type CommitResult, type SinkSpec } from '../lib/sinks';
+import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import type { ActivityDeps } from './deps';
@@ -42,6 +42,8 @@ export interface PredictShardInput {
   snapshotPath: string;
   idColumn: string | null;
   shard: ShardDescriptor;
+  /** The run's parsed sink: sinks that stage per shard (PostgreSQL) load the part right away. Absent: the sink planBatch recorded for the run. */
+  sink?: SinkSpec;
 }
 
 export interface CommitInput {
@@ -79,6 +81,16 @@ export function createActivities(deps: ActivityDeps) {
     return { session, modelPath, downloaded };
   }
 
+  function sinkOf(spec: SinkSpec): Sink {
+    return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl });
+  }
+
+  /** The sink spec planBatch recorded next to the run's snapshot (for callers that pass none). */
+  async function plannedSink(runId: string): Promise<SinkSpec | undefined> {
+    const raw = await fs.readFile(path.join(runDir(deps, runId), 'sink.json'), 'utf8').catch(() => undefined);
+    return raw === undefined ? undefined : SinkSpecSchema.safeParse(JSON.parse(raw)).data;
+  }
+
   return withFailureMapping({
     /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version; the workflow records it. */
     async resolveModel(input: { ref: string }): Promise<ResolvedModel> {
@@ -98,6 +110,9 @@ export function createActivities(deps: ActivityDeps) {
         idColumn: input.idColumn ?? null,
         shardSize: input.shardSize,
       });
+      const sinkFile = path.join(runDir(deps, input.runId), 'sink.json');
+      await fs.writeFile(`${sinkFile}.tmp`, JSON.stringify(sink));
+      await fs.rename(`${sinkFile}.tmp`, sinkFile);
       log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length }, 'batch planned');
       return { rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
     },
@@ -122,12 +137,14 @@ export function createActivities(deps: ActivityDeps) {
           ctx.cancellationSignal.throwIfAborted();
         },
       });
+      const sink = sinkOf(parseSinkSpec(input.sink ?? (await plannedSink(input.runId))));
+      await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => heartbeat({ rowsDone: result.rows }) });
       return result;
     },
 
     /** Publish all staged parts to the sink atomically. Idempotent per run id. */
     async commitPredictions(input: CommitInput): Promise<CommitResult> {
-      const sink = createSink(parseSinkSpec(input.sink), { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir });
+      const sink = sinkOf(parseSinkSpec(input.sink));
       const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i));
       const missing: string[] = [];
       for (const p of parts) if (!(await fs.stat(p).catch(() => undefined))) missing.push(path.basename(p));
@@ -140,8 +157,11 @@ export function createActivities(deps: ActivityDeps) {
       return result;
     },
 
-    /** Remove a run's staged files (after commit, failure or cancellation). */
-    async discardRun(input: { runId: string }): Promise<void> {
+    /** Remove a run's staged files and whatever the sink staged (after commit, failure or cancellation). */
+    async discardRun(input: { runId: string; sink?: SinkSpec }): Promise<void> {
+      // Histories recorded before the sink was passed have none; a spec that never parsed staged nothing.
+      const spec = SinkSpecSchema.safeParse(input.sink ?? (await plannedSink(input.runId))).data;
+      if (spec) await sinkOf(spec).discard?.(input.runId);
       await fs.rm(runDir(deps, input.runId), { recursive: true, force: true });
     },
   });

@@ -107,7 +107,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
 
     progress.phase = 'committing';
     const committed = await steps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut });
-    await steps.discardRun({ runId: info.runId });
+    await steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) });
     progress.phase = 'done';
     progress.etaSeconds = 0;
     const finished = Date.now();
@@ -129,7 +129,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   } catch (err) {
     progress.phase = 'failed';
     // Nothing half-done stays behind: staged files go, the sink was never committed.
-    await CancellationScope.nonCancellable(() => steps.discardRun({ runId: info.runId }));
+    await CancellationScope.nonCancellable(() => steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) }));
     throw err;
   }
 }
