@@ -3,6 +3,7 @@
  * `InferflowConfig` (or a piece of it), so defaults and names live in exactly one place.
  */
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
@@ -37,6 +38,7 @@ const EnvSchema = z.object({
   AWS_REGION: z.string().optional(),
   AWS_DEFAULT_REGION: z.string().optional(),
   INFERFLOW_S3_FORCE_PATH_STYLE: boolish.optional(),
+  INFERFLOW_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   INFERFLOW_POSTGRES_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
@@ -59,12 +61,14 @@ export interface InferflowConfig {
   /** Content-addressed local model cache directory. */
   modelCacheDir: string;
   modelCacheMaxBytes: number;
-  /** Default prediction output location (embedded sink): a directory. */
+  /** Default Parquet output location: a directory, or `s3://bucket/prefix`. */
   outputDir: string;
   temporalCli?: string;
   ortThreads: number;
   /** PostgreSQL sink connection URL (may hold a password: never logged, never put in a payload). Unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
   postgresUrl?: string;
+  /** Redis sink connection (worker environment only; never in workflow input). */
+  redisUrl?: string;
   logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
 }
 
@@ -92,6 +96,14 @@ export class ConfigError extends Error {
 }
 
 /** Parse configuration from an environment (default: `process.env`). Errors name the variable. */
+/** INFERFLOW_OUTPUT: `s3://…` kept as is; `file://…` and paths made absolute. */
+function outputLocation(value: string | undefined, dataDir: string, cwd: string): string {
+  if (!value) return path.join(dataDir, 'predictions');
+  if (value.startsWith('file://')) return value.startsWith('file:///') ? fileURLToPath(value) : path.resolve(cwd, value.slice('file://'.length));
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  return path.resolve(cwd, value);
+}
+
 function parseEnv(env: NodeJS.ProcessEnv) {
   // Empty variables count as unset.
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k in EnvSchema.shape && v !== '')));
@@ -125,10 +137,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     registry: e.INFERFLOW_REGISTRY ?? `file://${path.join(dataDir, 'registry')}`,
     modelCacheDir: path.resolve(cwd, e.INFERFLOW_MODEL_CACHE ?? path.join(dataDir, 'cache', 'models')),
     modelCacheMaxBytes: e.INFERFLOW_MODEL_CACHE_MAX_BYTES ?? 2 * 1024 ** 3,
-    outputDir: path.resolve(cwd, e.INFERFLOW_OUTPUT ?? path.join(dataDir, 'predictions')),
+    // A URL (s3://…) is kept as is; a path is made absolute.
+    outputDir: outputLocation(e.INFERFLOW_OUTPUT, dataDir, cwd),
     ...(e.INFERFLOW_TEMPORAL_CLI ? { temporalCli: e.INFERFLOW_TEMPORAL_CLI } : {}),
     ortThreads: e.INFERFLOW_ORT_THREADS,
     ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
+    ...(e.INFERFLOW_REDIS_URL ? { redisUrl: e.INFERFLOW_REDIS_URL } : {}),
     logLevel: e.INFERFLOW_LOG_LEVEL,
   };
 }

@@ -1,15 +1,18 @@
 import path from 'node:path';
 import { InvalidInputError } from '../errors';
 import { DuckDBSink } from './duckdb';
-import { ParquetSink } from './parquet';
+import { ObjectStoreParquetSink, ParquetSink } from './parquet';
+import { openStore } from '../storage';
 import { PostgresSink } from './postgres';
+import { RedisSink } from './redis';
 import { SinkSpecSchema, type SinkSpec } from './spec';
 import type { Sink } from './types';
 
 export * from './spec';
 export * from './types';
-export { ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
+export { ObjectStoreParquetSink, ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
 export { DuckDBSink } from './duckdb';
+export { RedisSink, closeRedisClients, readRedisPrediction } from './redis';
 export { PostgresSink, PostgresAccessError, StagedRowCountError, closePostgresPools, stagingTableName, postgresTypeOf, RUNS_TABLE } from './postgres';
 
 export interface SinkDefaults {
@@ -17,12 +20,20 @@ export interface SinkDefaults {
   dataDir: string;
   /** PostgreSQL sink connection URL from the worker's environment (unset: `pg` reads PG* variables). */
   postgresUrl?: string | undefined;
+  /** Redis sink connection URL from the worker's environment (INFERFLOW_REDIS_URL). */
+  redisUrl?: string | undefined;
 }
 
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
+
 const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => Sink } = {
-  parquet: (spec, d) => new ParquetSink(spec.path ?? d.outputDir),
+  parquet: (spec, d) => {
+    const where = spec.path ?? d.outputDir;
+    return /^s3:\/\//.test(where) ? new ObjectStoreParquetSink(openStore(where)) : new ParquetSink(where);
+  },
   duckdb: (spec, d) => new DuckDBSink(spec.path ?? path.join(d.dataDir, 'inferflow.duckdb'), spec.table),
   postgres: (spec, d) => new PostgresSink(spec, { url: d.postgresUrl }),
+  redis: (spec, d) => new RedisSink({ url: d.redisUrl ?? DEFAULT_REDIS_URL, keyPrefix: spec.keyPrefix ?? 'inferflow', retentionSeconds: spec.retentionSeconds ?? 86_400 }),
 };
 
 export function parseSinkSpec(raw: unknown): SinkSpec {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { localPathOf } from '../storage';
+import { joinKey, localPathOf, type ObjectStore } from '../storage';
 import type { CommitRequest, CommitResult, Sink } from './types';
 
 export const SUCCESS_MARKER = '_SUCCESS';
@@ -71,5 +71,34 @@ async function readManifest(dir: string): Promise<{ runId: string; rows: number 
     return JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')) as { runId: string; rows: number };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Parquet files on an object store (`s3://bucket/prefix`): `<pipeline>/<run>/part-NNNNN.parquet`,
+ * then `manifest.json`, then `_SUCCESS` last; `<pipeline>/_LATEST` names the newest run.
+ * Readers use a run only once its `_SUCCESS` exists. Re-running a workflow id first removes
+ * the old run's `_SUCCESS`, then its files, so no reader ever mixes two runs.
+ */
+export class ObjectStoreParquetSink implements Sink {
+  readonly type = 'parquet';
+
+  constructor(readonly store: ObjectStore) {}
+
+  async commit(req: CommitRequest): Promise<CommitResult> {
+    const dir = joinKey(runDirName(req.pipeline), runDirName(req.workflowId));
+    const location = `${this.store.url.replace(/\/+$/, '')}/${dir}`;
+    if (await this.store.head(joinKey(dir, SUCCESS_MARKER))) {
+      const previous = JSON.parse((await this.store.getBytes(joinKey(dir, 'manifest.json'))).toString('utf8')) as { runId?: string; rows: number };
+      if (previous.runId === req.runId) return { location, rows: previous.rows, created: false };
+      await this.store.delete(joinKey(dir, SUCCESS_MARKER));
+    }
+    for (const key of await this.store.list(dir)) await this.store.delete(key);
+    for (const [i, part] of req.parts.entries()) await this.store.putFile(joinKey(dir, `part-${String(i).padStart(5, '0')}.parquet`), part);
+    const manifest = { runId: req.runId, workflowId: req.workflowId, pipeline: req.pipeline, model: req.model, rows: req.rows, parts: req.parts.length, committedAt: new Date().toISOString() };
+    await this.store.put(joinKey(dir, 'manifest.json'), JSON.stringify(manifest, null, 2), { contentType: 'application/json' });
+    await this.store.put(joinKey(dir, SUCCESS_MARKER), '');
+    await this.store.put(joinKey(runDirName(req.pipeline), '_LATEST'), `${runDirName(req.workflowId)}\n`);
+    return { location, rows: req.rows, created: true };
   }
 }

@@ -4,7 +4,7 @@ export const TABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 export const ParquetSinkSpec = z.object({
   type: z.literal('parquet'),
-  /** Output directory (`file://…` or a path). Default: the configured output dir. */
+  /** Output location: a directory (`file://…` or a path) or `s3://bucket/prefix`. Default: INFERFLOW_OUTPUT. */
   path: z.string().min(1).optional(),
 });
 
@@ -40,5 +40,21 @@ export const PostgresSinkSpec = z.strictObject(
   },
 );
 
-export const SinkSpecSchema = z.discriminatedUnion('type', [ParquetSinkSpec, DuckDBSinkSpec, PostgresSinkSpec]);
+export const RedisSinkSpec = z.strictObject(
+  {
+    type: z.literal('redis'),
+    /** Key namespace. Default `inferflow`. */
+    keyPrefix: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'keyPrefix: letters, digits, "_", ".", "-" (max 64)').optional(),
+    /** Seconds the previous version stays readable after a new run is published. Default 86,400. */
+    retentionSeconds: z.number().int().min(1).max(30 * 86_400).optional(),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' && issue.keys.some((k) => CONNECTION_KEYS.includes(k))
+        ? `${issue.keys.join(', ')}: connection settings do not belong in the sink spec (it is stored in workflow history); set INFERFLOW_REDIS_URL on the worker`
+        : undefined,
+  },
+);
+
+export const SinkSpecSchema = z.discriminatedUnion('type', [ParquetSinkSpec, DuckDBSinkSpec, PostgresSinkSpec, RedisSinkSpec]);
 export type SinkSpec = z.infer<typeof SinkSpecSchema>;
