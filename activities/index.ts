@@ -82,7 +82,7 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   function sinkOf(spec: SinkSpec): Sink {
-    return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl });
+    return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl });
   }
 
   /** The sink spec planBatch recorded next to the run's snapshot (for callers that pass none). */
