@@ -224,6 +224,8 @@ function compileStep(step: TransformStep, where: string): Kernel {
           const x = ctx.env.get(c)!;
           if (typeof stat === 'string') {
             const cat = x as CategoricalColumn;
+            // String columns are never written in place, so without missing values the input can be shared.
+            if (!cat.some((v) => v == null)) return;
             const out = new Array<string | null>(cat.length);
             for (let i = 0; i < cat.length; i++) out[i] = cat[i] ?? stat;
             ctx.env.set(c, out);

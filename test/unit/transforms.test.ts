@@ -334,6 +334,7 @@ describe('unknown categories and missing values', () => {
     });
     const out = t.apply(colors('red', null));
     expect(Array.from(out['color=missing']!)).toEqual([0, 1]);
+    expect(Array.from(t.apply(colors('red', 'missing', 'red'))['color=red']!)).toEqual([1, 0, 1]); // nothing to fill
   });
 });
 
