@@ -11,6 +11,7 @@ import { RedisSink, closeRedisClients, readRedisPrediction } from '../../lib/sin
 import { FileObjectStore } from '../../lib/storage';
 import { EXAMPLE_MODEL_DIR, registerExample, tempConfig } from '../helpers/env';
 import { writeVariant } from '../helpers/data';
+import { deleteByPrefix } from '../helpers/redis';
 
 const URL = 'redis://127.0.0.1:6379/0';
 let dir: string;
@@ -82,6 +83,7 @@ describe('Redis sink (real Redis)', () => {
     expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('r2');
     await sink.discard('r3');
     expect(await redis.keys(`${keyPrefix}:run:r3:*`)).toEqual([]);
+    await deleteByPrefix(redis, keyPrefix);
   });
 
   it('needs an id column, and reports an unreachable server as transient', async () => {

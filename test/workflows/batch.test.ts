@@ -4,7 +4,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { SEARCH_ATTRIBUTES, progressQuery, startBatchInference, type BatchInferenceInput } from '../../client';
+import { readRedisPrediction } from '../../lib/sinks';
+import { deleteByPrefix } from '../helpers/redis';
 import type { InferflowConfig } from '../../lib/config/env';
 import { EXAMPLE_FEATURES, exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
 import { readOutput, referenceScores, writeVariant } from '../helpers/data';
@@ -119,6 +122,25 @@ describe('batchInference on a real Temporal server', () => {
     const ref = await referenceScores(EXAMPLE_FEATURES);
     expect(rows.filter((r) => ref.get(r.transaction_id)?.score !== r.score).length).toBe(0);
     expect(new Set(rows.map((r) => r.transaction_id)).size).toBe(50_000);
+  });
+
+  it('publishes to Redis for online reading: the pointer moves to the run once it is whole', async () => {
+    const keyPrefix = uniqueName('t');
+    const { result } = await run({ model: 'fraud-detector', features: EXAMPLE_FEATURES, shardSize: 20_000, sink: { type: 'redis', keyPrefix } });
+    const redis = new Redis('redis://127.0.0.1:6379/0');
+    try {
+      expect(await redis.get(`${keyPrefix}:fraud-detector:current`)).toBe(result.runId);
+      const ref = await referenceScores(EXAMPLE_FEATURES);
+      for (const id of ['tx-8-0000000', 'tx-8-0004614', 'tx-8-0049999']) {
+        const got = await readRedisPrediction(redis, keyPrefix, 'fraud-detector', id);
+        expect(Math.fround(got!.score as number)).toBe(ref.get(id)!.score);
+        expect(got).toMatchObject({ label: ref.get(id)!.label, model_version: 1 });
+      }
+      expect((await redis.keys(`${keyPrefix}:run:${result.runId}:tx-*`)).length).toBe(50_000);
+    } finally {
+      await deleteByPrefix(redis, keyPrefix);
+      await redis.quit();
+    }
   });
 
   it('reads CSV input too and reuses the cached model', async () => {
