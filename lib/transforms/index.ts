@@ -1,9 +1,12 @@
 /**
  * Model-dependent transformations (scalers, encoders, imputers fitted at training time).
  *
- *   const t = compileTransforms(manifest.metadata.transforms);   // once per model; throws InvalidInputError
- *   const out = t.apply(batch, rowLabel);                        // per batch or per row
- *   const x = assembleMatrix(input.columns, { ...batch, ...out }); // row-major Float32Array
+ *   const t = compileTransforms(spec);                             // once per model; throws InvalidInputError
+ *   const out = t.apply(batch, rowLabel);                          // per batch or per row
+ *   const x = assembleMatrix(input.columns, { ...batch, ...out }); // row-major Float32Array per model input
+ *
+ * The spec is written by the training script (examples/train/make_transform_fixtures.py has
+ * the exporter); the model manifest does not carry it yet.
  *
  * See docs/transforms.md.
  */
