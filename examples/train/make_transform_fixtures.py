@@ -264,7 +264,7 @@ def make_frame(n: int, seed: int, *, unseen: bool) -> pd.DataFrame:
     constant = np.full(n, 5.0)
     constant[rng.random(n) < 0.05] = np.nan
     ratio = np.round(rng.uniform(-0.9, 4.0, n), 4)
-    count = rng.poisson(2.0, n).astype(np.float64)  # small integers: ties for most_frequent
+    count = rng.poisson(2.0, n).astype(np.float64)  # small integers (most_frequent; the tie is in tie_frame)
     colors = list(COLORS) + (["purple", "orange"] if unseen else [])
     color = rng.choice(colors, n).astype(object)
     size = rng.choice(SIZES + (["XXL"] if unseen else []), n).astype(object)
