@@ -29,7 +29,11 @@ function registryFor(config: InferflowConfig, override?: string): ModelRegistry 
   return new ModelRegistry(openStore(override ?? config.registry));
 }
 
-/** Parse `--sink parquet`, `--sink parquet:/dir`, `--sink duckdb:table` or `--sink duckdb:table@/file.duckdb`. */
+/**
+ * Parse `--sink`: `parquet`, `parquet:/dir`, `parquet:s3://bucket/prefix`, `duckdb:table[@/file.duckdb]`,
+ * `postgres:table` or `postgres:schema.table`, `redis` or `redis:keyPrefix`. Connections come from
+ * the worker's environment (INFERFLOW_POSTGRES_URL / PG*, INFERFLOW_REDIS_URL), never from here.
+ */
 export function parseSinkOption(value: string): NonNullable<BatchInferenceInput['sink']> {
   const [type, rest] = [value.split(':')[0], value.split(':').slice(1).join(':')];
   if (type === 'parquet') return rest ? { type: 'parquet', path: rest } : { type: 'parquet' };
@@ -37,7 +41,12 @@ export function parseSinkOption(value: string): NonNullable<BatchInferenceInput[
     const [table, file] = rest.split('@');
     return { type: 'duckdb', table: table!, ...(file ? { path: file } : {}) };
   }
-  throw new InvalidArgumentError('expected parquet[:DIR] or duckdb:TABLE[@FILE]');
+  if (type === 'postgres' && rest) {
+    const [a, b] = rest.split('.');
+    return b ? { type: 'postgres', schema: a!, table: b } : { type: 'postgres', table: a! };
+  }
+  if (type === 'redis') return rest ? { type: 'redis', keyPrefix: rest } : { type: 'redis' };
+  throw new InvalidArgumentError('expected parquet[:DIR|:s3://BUCKET/PREFIX], duckdb:TABLE[@FILE], postgres:[SCHEMA.]TABLE or redis[:KEY_PREFIX]');
 }
 
 export function buildProgram(): Command {
@@ -118,7 +127,7 @@ export function buildProgram(): Command {
     .option('--as-of <time>', 'as-of time recorded with every prediction (ISO 8601; default: now)')
     .option('-p, --pipeline <name>', 'pipeline name (default: the model name)')
     .option('--id-column <column>', 'row identifier column copied to the output')
-    .option('--sink <sink>', 'parquet[:DIR] (default) or duckdb:TABLE[@FILE]', parseSinkOption)
+    .option('--sink <sink>', 'parquet[:DIR|:s3://…] (default), duckdb:TABLE[@FILE], postgres:[SCHEMA.]TABLE or redis[:PREFIX]', parseSinkOption)
     .option('--shard-size <rows>', 'rows per shard (default 10000)', positiveInt)
     .option('--concurrency <n>', 'shards in flight (default 4)', positiveInt)
     .option('--workflow-id <id>', 'workflow id (default: batch-<pipeline>-<time>-<random>)')

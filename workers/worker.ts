@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { InferflowConfig } from '../lib/config/env';
 import { createActivities } from '../activities';
 import { createActivityDeps, type ActivityDeps } from '../activities/deps';
+import { closePostgresPools, closeRedisClients } from '../lib/sinks';
 import { connectionOptions } from './connection';
 
 export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
@@ -37,6 +38,7 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
     deps,
     close: async () => {
       await deps.sessions.close();
+      await Promise.allSettled([closePostgresPools(), closeRedisClients()]);
       if (!options.connection) await connection.close();
     },
   };

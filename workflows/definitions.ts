@@ -106,7 +106,7 @@ export function checkBatchInput(input: unknown): string[] {
     problems.push('shardsPerChild: must be an integer between 1 and 2,000');
   }
   if (i.sink !== undefined && (typeof i.sink !== 'object' || i.sink === null || typeof (i.sink as { type?: unknown }).type !== 'string')) {
-    problems.push('sink: must be an object with a "type" ("parquet" or "duckdb")');
+    problems.push('sink: must be an object with a "type" ("parquet", "duckdb", "postgres" or "redis")');
   }
   if (i.asOf !== undefined && (typeof i.asOf !== 'string' || Number.isNaN(Date.parse(i.asOf)))) problems.push('asOf: must be an ISO 8601 time such as "2026-11-25T03:00:00Z"');
   const known = new Set(['model', 'features', 'pipeline', 'idColumn', 'sink', 'asOf', 'shardSize', 'maxConcurrency', 'shardsPerChild']);
