@@ -1,0 +1,9 @@
+/**
+ * Feature views and point-in-time correct offline retrieval (see docs/features.md).
+ *
+ *   const r = await getHistoricalFeatures({ spine: 'labels.parquet', views: [view], output: 'training.parquet' });
+ */
+export { getHistoricalFeatures, dtypeAccepts, DEFAULT_ENTITY_TIMESTAMP_FIELD, DEFAULT_ROW_NUMBER_COLUMN, DUCKDB_TYPE_OF } from './offline';
+export type { AllEntitiesSpine, HistoricalFeaturesRequest, HistoricalFeaturesResult } from './offline';
+export { FeatureViewSchema, FeatureSourceSchema, FileSourceSchema, PostgresSourceSchema, FeatureSchema, FEATURE_DTYPES, checkFeatureView, parseFeatureView, durationSeconds, outputColumnName } from './spec';
+export type { Feature, FeatureDtype, FeatureSource, FeatureView, FeatureViewInput } from './spec';

@@ -1,0 +1,371 @@
+/**
+ * Point-in-time correct offline retrieval: join feature views onto a spine of (entity key,
+ * timestamp) rows without letting any value from after a spine row's timestamp in. The rule
+ * (latest event time ≤ T, within the TTL, ties broken by created time then source order) is
+ * stated in spec.ts and docs/features.md.
+ *
+ * Everything runs inside DuckDB: each view's source is read once into a narrow temporary
+ * table (entity keys, event time as epoch nanoseconds, created value, features cast to their
+ * dtype), reduced to one row per (entities, event time) by the tie-break, and joined to the
+ * spine with `ASOF LEFT JOIN … ON keys = keys AND spine_ts >= view_ts`; the TTL then nulls
+ * matches older than `T − ttl`. The result goes straight to Parquet with `COPY … TO`, in
+ * spine order; no row passes through JavaScript.
+ */
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { EmptyInputError, InvalidInputError, SchemaMismatchError, errorMessage } from '../errors';
+import { ident, lit, scalar, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
+import { localPathOf } from '../storage';
+import { resolveFiles, scanFiles, isRemote, type ResolvedFiles } from './source';
+import { checkFeatureView, durationSeconds, outputColumnName, type FeatureDtype, type FeatureView } from './spec';
+
+export const DEFAULT_ENTITY_TIMESTAMP_FIELD = 'event_timestamp';
+export const DEFAULT_ROW_NUMBER_COLUMN = 'spine_row';
+/** Internal column names start with this; spine and source columns may not. */
+const INTERNAL = '__inferflow_';
+const ROW = `${INTERNAL}row`;
+const TS = `${INTERNAL}ts`;
+const CREATED = `${INTERNAL}created`;
+const key = (i: number) => `${INTERNAL}k${i}`;
+
+/** Every entity key present in the views' sources, each with this timestamp. */
+export interface AllEntitiesSpine {
+  allEntitiesAsOf: Date;
+}
+
+export interface HistoricalFeaturesRequest {
+  /**
+   * A Parquet or CSV file (or glob / directory; local path, `file://` or `s3://`) with the
+   * entity columns of every view and a timestamp column; or `{ allEntitiesAsOf }`: every entity
+   * key that has a row with event time ≤ that instant in the views' sources (the views must
+   * share their entity columns), sorted by key, with that instant as timestamp.
+   */
+  spine: string | AllEntitiesSpine;
+  /** Feature view specs (validated here; see FeatureViewSchema). */
+  views: readonly unknown[];
+  /** Local Parquet file to write (replaced atomically when it exists). */
+  output: string;
+  /** The spine's timestamp column (DATE or TIMESTAMP; naive timestamps are UTC). Default `event_timestamp`. */
+  entityTimestampField?: string;
+  /** Output column holding each row's 0-based position in the spine. Default `spine_row`. */
+  rowNumberColumn?: string;
+  /** DuckDB threads. Default: the machine's available parallelism. */
+  threads?: number;
+  /** Parent of the temporary directory (downloads, DuckDB spill files). Default: the OS temp dir. */
+  tempDir?: string;
+}
+
+export interface HistoricalFeaturesResult {
+  rows: number;
+  /** Absolute path of the Parquet file written. */
+  output: string;
+  /** Output columns in order: the spine's, then `<view>__<feature>` per view and feature, then the row number column. */
+  columns: ColumnInfo[];
+}
+
+/** DuckDB type of each dtype in the output. */
+export const DUCKDB_TYPE_OF: Record<FeatureDtype, string> = {
+  float64: 'DOUBLE',
+  float32: 'FLOAT',
+  int64: 'BIGINT',
+  string: 'VARCHAR',
+  bool: 'BOOLEAN',
+};
+
+const INTEGER = /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER)$/;
+const FLOATING = /^(FLOAT|DOUBLE|DECIMAL\(\d+,\d+\))$/;
+const TIMESTAMP = /^(DATE|TIMESTAMP|TIMESTAMP_S|TIMESTAMP_MS|TIMESTAMP_NS|TIMESTAMP WITH TIME ZONE)$/;
+
+/**
+ * Source column types each dtype accepts (the value is cast to the dtype's type):
+ * float64/float32 ← FLOAT, DOUBLE, DECIMAL or an integer type up to 32 bits unsigned / 64 bits signed
+ * (float32 rounds to the nearest float: CSV files only ever yield DOUBLE); int64 ← integer
+ * types that fit in 64 bits signed; string ← VARCHAR; bool ← BOOLEAN.
+ */
+export function dtypeAccepts(dtype: FeatureDtype, sourceType: string): boolean {
+  switch (dtype) {
+    case 'float64':
+    case 'float32':
+      return FLOATING.test(sourceType) || INTEGER.test(sourceType);
+    case 'int64':
+      return INTEGER.test(sourceType);
+    case 'string':
+      return sourceType === 'VARCHAR';
+    case 'bool':
+      return sourceType === 'BOOLEAN';
+  }
+}
+
+const ACCEPTS_TEXT: Record<FeatureDtype, string> = {
+  float64: 'a number (DOUBLE, FLOAT, DECIMAL or an integer type)',
+  float32: 'a number (FLOAT, DOUBLE, DECIMAL or an integer type)',
+  int64: 'an integer type of at most 64 bits',
+  string: 'VARCHAR',
+  bool: 'BOOLEAN',
+};
+
+const ANY_INTEGER = /^(U?(TINYINT|SMALLINT|INTEGER|BIGINT)|HUGEINT|UHUGEINT)$/;
+
+/** Entity columns join when both sides are integers or both have the same type (e.g. VARCHAR). */
+function entityTypesJoin(a: string, b: string): boolean {
+  return a === b || (ANY_INTEGER.test(a) && ANY_INTEGER.test(b));
+}
+
+/** An expression giving a DATE / TIMESTAMP column as epoch nanoseconds (BIGINT; naive timestamps as UTC). */
+function epochNs(column: string, type: string): string {
+  return type === 'DATE' ? `epoch_ns(CAST(${column} AS TIMESTAMP))` : `epoch_ns(${column})`;
+}
+
+interface PreparedView {
+  index: number;
+  view: FeatureView;
+  files: ResolvedFiles;
+  columns: Map<string, string>;
+  table: string;
+  ttlNs: bigint | undefined;
+}
+
+/**
+ * Point-in-time join of feature views onto a spine, written to a local Parquet file.
+ *
+ * @throws InvalidInputError a malformed view spec or request (every problem listed with its path), or a PostgreSQL source (not implemented yet)
+ * @throws NotFoundError a source or spine file, glob or directory that does not exist or holds no data file
+ * @throws SchemaMismatchError columns missing from a source or the spine, wrong types (every problem listed at once)
+ * @throws EmptyInputError an empty spine
+ */
+export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Promise<HistoricalFeaturesResult> {
+  const tsField = req.entityTimestampField ?? DEFAULT_ENTITY_TIMESTAMP_FIELD;
+  const rowColumn = req.rowNumberColumn ?? DEFAULT_ROW_NUMBER_COLUMN;
+  const views = checkRequest(req, tsField, rowColumn);
+
+  const notYet = views.filter(({ view }) => view.source.type !== 'file');
+  if (notYet.length > 0) {
+    throw new InvalidInputError(
+      'retrieval from PostgreSQL sources is not implemented yet',
+      notYet.map(({ view, index }) => `views[${index}].source: view ${view.name} reads PostgreSQL; export the data to Parquet and use {"type": "file", "path": …} for now`),
+    );
+  }
+
+  const output = localPathOf(req.output);
+  const tmp = await fs.mkdtemp(path.join(req.tempDir ?? os.tmpdir(), 'inferflow-features-'));
+  try {
+    return await withDuckDB(
+      async (conn) => {
+        await conn.run(`SET temp_directory = ${lit(path.join(tmp, 'duckdb'))}`);
+        const expand = async (pattern: string) => (await conn.runAndReadAll(`SELECT file FROM glob(${lit(pattern)})`)).getRowsJS().map((r) => toText(r[0]));
+        const prepared: PreparedView[] = [];
+        for (const { view, index } of views) {
+          const source = view.source as Extract<FeatureView['source'], { type: 'file' }>;
+          const files = await resolveFiles(source.path, path.join(tmp, `view-${index}`), `views[${index}].source.path`, expand);
+          prepared.push({ index, view, files, columns: new Map(), table: `${INTERNAL}view_${index}`, ttlNs: view.ttl ? BigInt(durationSeconds(view.ttl)) * 1_000_000_000n : undefined });
+        }
+        const spineFiles = typeof req.spine === 'string' ? await resolveFiles(req.spine, path.join(tmp, 'spine'), 'spine', expand) : undefined;
+
+        // Describe everything, then check everything: every problem is reported together.
+        for (const p of prepared) p.columns = await describe(conn, scanFiles(p.files), `views[${p.index}].source.path`, p.files.location);
+        const spineColumns = spineFiles ? await describe(conn, scanFiles(spineFiles), 'spine', spineFiles.location) : undefined;
+        checkSchemas(prepared, spineColumns, spineFiles?.location, tsField, rowColumn);
+
+        for (const p of prepared) await materializeView(conn, p);
+        if (spineFiles) await conn.run(`CREATE TEMP TABLE ${INTERNAL}spine_in AS SELECT * FROM ${scanFiles(spineFiles)}`);
+        else await allEntitiesSpine(conn, prepared, (req.spine as AllEntitiesSpine).allEntitiesAsOf, tsField);
+
+        const spineTypes = spineColumns ?? (await describe(conn, `${INTERNAL}spine_in`, 'spine', 'spine'));
+        // rowid of a table filled by CREATE TABLE AS is the scan's row order (insertion order is preserved).
+        await conn.run(
+          `CREATE TEMP TABLE ${INTERNAL}spine AS SELECT *, rowid AS ${ident(ROW)}, ${epochNs(ident(tsField), spineTypes.get(tsField)!)} AS ${ident(TS)} FROM ${INTERNAL}spine_in`,
+        );
+        await conn.run(`DROP TABLE ${INTERNAL}spine_in`);
+        const rows = Number(await scalar(conn, `SELECT count(*) FROM ${INTERNAL}spine`));
+        if (rows === 0) {
+          throw new EmptyInputError(spineFiles ? `spine ${spineFiles.location} has no rows` : `no entity has a row at or before ${(req.spine as AllEntitiesSpine).allEntitiesAsOf.toISOString()} in the views' sources`, {
+            object: spineFiles?.location ?? 'spine',
+          });
+        }
+
+        await fs.mkdir(path.dirname(output), { recursive: true });
+        const tmpOut = `${output}.tmp-${randomUUID()}`;
+        try {
+          await conn.run(`COPY (${joinSql(prepared, rowColumn)}) TO ${lit(tmpOut)} (FORMAT parquet, COMPRESSION zstd)`);
+          const written = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(tmpOut)})`));
+          if (written !== rows) throw new Error(`internal error: wrote ${written} rows for a spine of ${rows}`);
+          const columns = [...(await describe(conn, `read_parquet(${lit(tmpOut)})`, 'output', output))].map(([name, type]) => ({ name, type }));
+          await fs.rename(tmpOut, output);
+          return { rows, output, columns };
+        } finally {
+          await fs.rm(tmpOut, { force: true });
+        }
+      },
+      { threads: req.threads ?? os.availableParallelism() },
+    );
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Validate the request and every view spec; returns the parsed views. @throws InvalidInputError listing every problem. */
+function checkRequest(req: HistoricalFeaturesRequest, tsField: string, rowColumn: string): { view: FeatureView; index: number }[] {
+  const problems: string[] = [];
+  const views: { view: FeatureView; index: number }[] = [];
+  if (!Array.isArray(req.views) || req.views.length === 0) problems.push('views: at least one feature view is needed');
+  else {
+    req.views.forEach((raw, index) => {
+      const r = checkFeatureView(raw, `views[${index}]`);
+      if (r.view) views.push({ view: r.view, index });
+      else problems.push(...r.problems);
+    });
+  }
+  const byName = new Map<string, number>();
+  for (const { view, index } of views) {
+    const first = byName.get(view.name);
+    if (first !== undefined) problems.push(`views[${index}].name: view ${view.name} is also views[${first}]; view names must be unique (they prefix the output columns)`);
+    else byName.set(view.name, index);
+  }
+  if (tsField === '') problems.push('entityTimestampField: must be a non-empty column name');
+  if (rowColumn === '') problems.push('rowNumberColumn: must be a non-empty column name');
+  if (typeof req.spine === 'string') {
+    if (req.spine === '') problems.push('spine: must be a file location or {allEntitiesAsOf}');
+  } else if (!(req.spine?.allEntitiesAsOf instanceof Date) || Number.isNaN(req.spine.allEntitiesAsOf.getTime())) {
+    problems.push('spine.allEntitiesAsOf: must be a valid Date');
+  } else if (views.length > 0) {
+    const first = views[0]!;
+    const want = [...first.view.entities].sort().join(', ');
+    for (const { view, index } of views.slice(1)) {
+      if ([...view.entities].sort().join(', ') !== want) {
+        problems.push(`views[${index}].entities: {allEntitiesAsOf} needs views with the same entity columns; ${view.name} has [${view.entities.join(', ')}], ${first.view.name} has [${first.view.entities.join(', ')}]`);
+      }
+    }
+    if (first.view.entities.includes(tsField)) problems.push(`entityTimestampField: ${tsField} is also an entity column`);
+  }
+  if (typeof req.output !== 'string' || req.output === '') problems.push('output: must be a local Parquet file path');
+  else if (isRemote(req.output)) problems.push(`output: ${req.output} is not a local path (write locally, then upload)`);
+  if (problems.length > 0) throw new InvalidInputError('invalid feature retrieval request', problems);
+  return views;
+}
+
+async function describe(conn: DuckDBConnection, table: string, field: string, location: string): Promise<Map<string, string>> {
+  try {
+    const reader = await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${table}`);
+    return new Map(reader.getRowObjectsJS().map((r) => [toText(r.column_name), toText(r.column_type)]));
+  } catch (err) {
+    throw new InvalidInputError(`cannot read ${field} ${location}: ${errorMessage(err)}`, [`${field}: ${errorMessage(err)}`], { object: location });
+  }
+}
+
+/** Every column problem of every source and of the spine. @throws SchemaMismatchError listing them all. */
+function checkSchemas(views: PreparedView[], spine: Map<string, string> | undefined, spineLocation: string | undefined, tsField: string, rowColumn: string): void {
+  const problems: string[] = [];
+  const outputNames = new Map<string, string>();
+  for (const { view, index, files, columns } of views) {
+    const where = `views[${index}] (${view.name}): source ${files.location}`;
+    const need = (field: string, col: string, what: string, ok: (t: string) => boolean, wants: string) => {
+      const t = columns.get(col);
+      if (t === undefined) problems.push(`${where} has no ${what} column ${col} (${field})`);
+      else if (!ok(t)) problems.push(`${where}: ${what} column ${col} is ${t}, needs ${wants} (${field})`);
+    };
+    view.entities.forEach((e, i) => need(`entities[${i}]`, e, 'entity', () => true, ''));
+    need('timestampField', view.timestampField, 'timestamp', (t) => TIMESTAMP.test(t), 'DATE or TIMESTAMP');
+    if (view.createdField !== undefined) need('createdField', view.createdField, 'created', (t) => TIMESTAMP.test(t) || ANY_INTEGER.test(t), 'DATE, TIMESTAMP or an integer type');
+    view.features.forEach((f, i) => need(`features[${i}]`, f.name, 'feature', (t) => dtypeAccepts(f.dtype, t), `${ACCEPTS_TEXT[f.dtype]} for dtype ${f.dtype}`));
+    for (const col of columns.keys()) if (col.startsWith(INTERNAL)) problems.push(`${where}: column name ${col} is reserved (prefix ${INTERNAL})`);
+    for (const f of view.features) {
+      const name = outputColumnName(view.name, f.name);
+      const other = outputNames.get(name);
+      if (other !== undefined) problems.push(`output column ${name} would come from both view ${other} and view ${view.name}; rename a view or a feature`);
+      outputNames.set(name, view.name);
+    }
+
+    if (spine) {
+      for (const e of view.entities) {
+        const t = spine.get(e);
+        const vt = columns.get(e);
+        if (t === undefined) problems.push(`spine ${spineLocation} has no entity column ${e} (view ${view.name} joins on it)`);
+        else if (vt !== undefined && !entityTypesJoin(t, vt)) problems.push(`entity column ${e} is ${t} in the spine but ${vt} in view ${view.name}: cast one side so that both are integers or both VARCHAR`);
+      }
+    }
+  }
+  if (!spine) {
+    // {allEntitiesAsOf}: the spine's key columns come from the sources, so their types must agree across views.
+    const first = views[0];
+    for (const v of views.slice(1)) {
+      for (const e of v.view.entities) {
+        const a = first?.columns.get(e);
+        const b = v.columns.get(e);
+        if (a !== undefined && b !== undefined && !entityTypesJoin(a, b)) problems.push(`entity column ${e} is ${a} in view ${first!.view.name} but ${b} in view ${v.view.name}`);
+      }
+    }
+  } else {
+    const t = spine.get(tsField);
+    if (t === undefined) problems.push(`spine ${spineLocation} has no timestamp column ${tsField} (entityTimestampField)`);
+    else if (!TIMESTAMP.test(t)) problems.push(`spine ${spineLocation}: timestamp column ${tsField} is ${t}, needs DATE or TIMESTAMP`);
+    for (const col of spine.keys()) {
+      if (col.startsWith(INTERNAL)) problems.push(`spine ${spineLocation}: column name ${col} is reserved (prefix ${INTERNAL})`);
+      const view = outputNames.get(col);
+      if (view !== undefined) problems.push(`spine ${spineLocation} already has a column ${col}, which view ${view} would add`);
+      if (col === rowColumn) problems.push(`spine ${spineLocation} already has a column ${col}; pass another rowNumberColumn`);
+    }
+  }
+  if (outputNames.has(rowColumn)) problems.push(`rowNumberColumn ${rowColumn} is also the output column of view ${outputNames.get(rowColumn)}`);
+  if (problems.length > 0) throw new SchemaMismatchError('feature views do not fit their sources or the spine', problems, { object: spineLocation ?? 'spine' });
+}
+
+/**
+ * Read a view's source into a narrow table (keys, event time in ns, features cast to their
+ * dtypes), skipping rows with a null key or event time, and keep one row per (keys, event
+ * time): the greatest created value (nulls lowest), then the latest row in source order.
+ */
+async function materializeView(conn: DuckDBConnection, p: PreparedView): Promise<void> {
+  const { view } = p;
+  const raw = `${p.table}_raw`;
+  const keys = view.entities.map((e, i) => `${ident(e)} AS ${ident(key(i))}`);
+  const feats = view.features.map((f) => `CAST(${ident(f.name)} AS ${DUCKDB_TYPE_OF[f.dtype]}) AS ${ident(outputColumnName(view.name, f.name))}`);
+  const created = view.createdField !== undefined ? [`${ident(view.createdField)} AS ${ident(CREATED)}`] : [];
+  const notNull = [...view.entities, view.timestampField].map((c) => `${ident(c)} IS NOT NULL`).join(' AND ');
+  await conn.run(
+    `CREATE TEMP TABLE ${raw} AS
+       SELECT ${[...keys, `${epochNs(ident(view.timestampField), p.columns.get(view.timestampField)!)} AS ${ident(TS)}`, ...created, ...feats].join(', ')}
+       FROM ${scanFiles(p.files)} WHERE ${notNull}`,
+  );
+  const partition = [...view.entities.map((_, i) => ident(key(i))), ident(TS)].join(', ');
+  const order = [...(view.createdField !== undefined ? [`${ident(CREATED)} DESC NULLS LAST`] : []), 'rowid DESC'].join(', ');
+  await conn.run(
+    `CREATE TEMP TABLE ${p.table} AS
+       SELECT * ${view.createdField !== undefined ? `EXCLUDE (${ident(CREATED)})` : ''} FROM ${raw}
+       QUALIFY row_number() OVER (PARTITION BY ${partition} ORDER BY ${order}) = 1`,
+  );
+  await conn.run(`DROP TABLE ${raw}`);
+}
+
+/** The spine for {allEntitiesAsOf}: distinct keys with a row at or before `asOf` in any view, sorted, with `asOf` as timestamp. */
+async function allEntitiesSpine(conn: DuckDBConnection, views: PreparedView[], asOf: Date, tsField: string): Promise<void> {
+  const entities = views[0]!.view.entities;
+  const asOfNs = BigInt(asOf.getTime()) * 1_000_000n;
+  const selects = views.map(({ view, table }) => {
+    const cols = entities.map((e) => `${ident(key(view.entities.indexOf(e)))} AS ${ident(e)}`);
+    return `SELECT ${cols.join(', ')} FROM ${table} WHERE ${ident(TS)} <= ${asOfNs}`;
+  });
+  await conn.run(
+    `CREATE TEMP TABLE ${INTERNAL}spine_in AS
+       SELECT *, TIMESTAMPTZ ${lit(asOf.toISOString())} AS ${ident(tsField)} FROM (${selects.join(' UNION ')}) ORDER BY ALL`,
+  );
+}
+
+/** The point-in-time join: spine columns, each view's features (nulled outside the TTL), the spine row number; in spine order. */
+function joinSql(views: PreparedView[], rowColumn: string): string {
+  const select = [`s.* EXCLUDE (${ident(ROW)}, ${ident(TS)})`];
+  const joins: string[] = [];
+  views.forEach(({ view, table, ttlNs }, i) => {
+    const alias = `v${i}`;
+    const on = [...view.entities.map((e, k) => `s.${ident(e)} = ${alias}.${ident(key(k))}`), `s.${ident(TS)} >= ${alias}.${ident(TS)}`].join(' AND ');
+    joins.push(`ASOF LEFT JOIN ${table} ${alias} ON ${on}`);
+    for (const f of view.features) {
+      const col = ident(outputColumnName(view.name, f.name));
+      select.push(ttlNs === undefined ? `${alias}.${col}` : `CASE WHEN ${alias}.${ident(TS)} >= s.${ident(TS)} - ${ttlNs} THEN ${alias}.${col} END AS ${col}`);
+    }
+  });
+  select.push(`s.${ident(ROW)} AS ${ident(rowColumn)}`);
+  return `SELECT ${select.join(', ')} FROM ${INTERNAL}spine s ${joins.join(' ')} ORDER BY s.${ident(ROW)}`;
+}

@@ -1,0 +1,159 @@
+/**
+ * Feature views: a named set of feature columns read from one source, keyed by entity
+ * columns and stamped with an event time. See docs/features.md.
+ *
+ * Point-in-time rule (implemented in offline.ts, stated here once):
+ *
+ *   For a spine row with entity key K and timestamp T, a view contributes the values of the
+ *   row of its source with key K whose event time E is the latest with E ≤ T (equal
+ *   timestamps qualify) and, when the view has a `ttl`, E ≥ T − ttl. If no row qualifies, the
+ *   view's features are null. A value with E > T is never returned.
+ *
+ *   Several rows with the same key and the same event time are reduced to one first
+ *   (the "tie-break"):
+ *     - with `createdField`: the row with the greatest created value wins; a null created
+ *       value loses to any non-null one; rows whose created values are equal (or both null)
+ *       are decided as below;
+ *     - otherwise (and among equal created values): the row that comes later in the source
+ *       wins. "Later" means: later in the file; for a source of several files (a glob or a
+ *       directory), files are ordered by their path, lexicographically, and every row of a
+ *       later file is later than every row of an earlier one.
+ *   `createdField` is a tie-break only, never a filter: a row created after T (arriving
+ *   late) still counts when its event time is ≤ T. Retrieval answers "what was the value at
+ *   event time T, as the source says today", not "what had been written by T".
+ *
+ *   Rows with a null event time or a null entity column are never returned; a spine row
+ *   with a null timestamp or a null entity column gets nulls. A winning row's null feature
+ *   value is returned as null (no fall-back to an older row).
+ */
+import { z } from 'zod';
+import { InvalidInputError } from '../errors';
+
+/** View names (and therefore output column prefixes): SQL-identifier-like. */
+export const VIEW_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+/** A PostgreSQL table, optionally schema-qualified. */
+const PG_TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/;
+/** `30d`, `12h`, `90m`, `3600s`: a positive whole number of one unit. */
+export const DURATION_PATTERN = /^([1-9][0-9]{0,9})(d|h|m|s)$/;
+
+export const FEATURE_DTYPES = ['float64', 'float32', 'int64', 'string', 'bool'] as const;
+export type FeatureDtype = (typeof FEATURE_DTYPES)[number];
+
+const ColumnName = z.string().min(1, 'must be a non-empty column name');
+
+/**
+ * A file source: one Parquet or CSV file (`.parquet`/`.pq`, `.csv`/`.csv.gz`/`.tsv`), a glob
+ * (`dir/*.parquet`, `dir/**\/*.csv`), or a directory (read recursively; `key=value` path
+ * segments become columns, as in Hive-partitioned data). A plain path, `file://…`, or
+ * `s3://bucket/key` (downloaded to a temporary directory before reading).
+ */
+export const FileSourceSchema = z.strictObject({
+  type: z.literal('file'),
+  path: z.string().min(1, 'must be a file, glob or directory location'),
+});
+
+const CONNECTION_KEYS = ['url', 'connectionString', 'connection', 'host', 'port', 'user', 'password', 'database', 'ssl'];
+
+/**
+ * A PostgreSQL source: a table or a query (exactly one). The connection comes from the
+ * environment (`INFERFLOW_POSTGRES_URL`, or PGHOST/PGPORT/… read by `pg`), never from the
+ * spec. Retrieval from PostgreSQL is not implemented yet; the spec is validated.
+ */
+export const PostgresSourceSchema = z.strictObject(
+  {
+    type: z.literal('postgres'),
+    table: z.string().regex(PG_TABLE_PATTERN, `table must match ${PG_TABLE_PATTERN.source}`).optional(),
+    query: z.string().trim().min(1, 'query must not be empty').optional(),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys' && issue.keys.some((k) => CONNECTION_KEYS.includes(k))
+        ? `${issue.keys.join(', ')}: connection settings do not belong in a feature view; set INFERFLOW_POSTGRES_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE`
+        : undefined,
+  },
+);
+
+export const FeatureSourceSchema = z.discriminatedUnion('type', [FileSourceSchema, PostgresSourceSchema]);
+export type FeatureSource = z.infer<typeof FeatureSourceSchema>;
+
+export const FeatureSchema = z.strictObject({
+  /** Column of the source; the output column is `<view>__<name>`. */
+  name: ColumnName,
+  dtype: z.enum(FEATURE_DTYPES),
+});
+export type Feature = z.infer<typeof FeatureSchema>;
+
+export const FeatureViewSchema = z
+  .strictObject({
+    name: z.string().regex(VIEW_NAME_PATTERN, `name must match ${VIEW_NAME_PATTERN.source}`),
+    /** Join keys: columns of the source, and of the spine, with these names. */
+    entities: z.array(ColumnName).min(1, 'entities must list at least one column'),
+    /** Event time of each source row: DATE or TIMESTAMP (naive timestamps are read as UTC). */
+    timestampField: ColumnName,
+    /** Tie-break between rows of one entity with the same event time: the greatest created value wins. */
+    createdField: ColumnName.optional(),
+    source: FeatureSourceSchema,
+    features: z.array(FeatureSchema).min(1, 'features must list at least one feature'),
+    /** Rows older than this (relative to the spine timestamp) are not used: `30d`, `12h`, `90m`, `3600s`. */
+    ttl: z.string().regex(DURATION_PATTERN, 'ttl must be a positive whole number followed by d, h, m or s (e.g. 30d, 12h, 90m, 3600s)').optional(),
+  })
+  .superRefine((view, ctx) => {
+    const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const seenEntities = new Set<string>();
+    view.entities.forEach((e, i) => {
+      if (seenEntities.has(e)) problem(['entities', i], `entity column ${e} is listed twice`);
+      seenEntities.add(e);
+      if (e === view.timestampField) problem(['entities', i], `entity column ${e} is also the timestampField`);
+    });
+    const seenFeatures = new Set<string>();
+    view.features.forEach((f, i) => {
+      if (seenFeatures.has(f.name)) problem(['features', i, 'name'], `feature ${f.name} is listed twice`);
+      seenFeatures.add(f.name);
+      if (seenEntities.has(f.name)) problem(['features', i, 'name'], `feature ${f.name} is also an entity column`);
+      if (f.name === view.timestampField) problem(['features', i, 'name'], `feature ${f.name} is also the timestampField`);
+      if (f.name === view.createdField) problem(['features', i, 'name'], `feature ${f.name} is also the createdField`);
+    });
+    if (view.createdField !== undefined && view.createdField === view.timestampField) problem(['createdField'], 'createdField must differ from timestampField');
+    if (view.createdField !== undefined && seenEntities.has(view.createdField)) problem(['createdField'], `createdField ${view.createdField} is also an entity column`);
+    if (view.source.type === 'postgres') {
+      const { table, query } = view.source;
+      if ((table === undefined) === (query === undefined)) problem(['source'], 'a postgres source needs exactly one of table and query');
+    }
+  });
+export type FeatureView = z.infer<typeof FeatureViewSchema>;
+/** A view as written (before validation). */
+export type FeatureViewInput = z.input<typeof FeatureViewSchema>;
+
+function formatPath(prefix: string, path: readonly PropertyKey[]): string {
+  let s = prefix;
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : `${s ? '.' : ''}${String(p)}`;
+  return s || '(view)';
+}
+
+/** Validate one view spec. Returns the view, or every problem as `path: message` (`prefix` goes in front of each path). */
+export function checkFeatureView(input: unknown, prefix = ''): { view: FeatureView; problems: [] } | { view: undefined; problems: string[] } {
+  const r = FeatureViewSchema.safeParse(input);
+  if (r.success) return { view: r.data, problems: [] };
+  return { view: undefined, problems: r.error.issues.map((i) => `${formatPath(prefix, i.path)}: ${i.message}`) };
+}
+
+/** Validate one feature view. @throws InvalidInputError listing every problem with its path. */
+export function parseFeatureView(input: unknown): FeatureView {
+  const r = checkFeatureView(input);
+  if (r.view === undefined) throw new InvalidInputError('invalid feature view', r.problems);
+  return r.view;
+}
+
+const UNIT_SECONDS: Record<string, number> = { d: 86_400, h: 3_600, m: 60, s: 1 };
+
+/** `30d` → 2,592,000 seconds. @throws Error on a string that does not match DURATION_PATTERN (validate the view first). */
+export function durationSeconds(ttl: string): number {
+  const m = DURATION_PATTERN.exec(ttl);
+  if (!m) throw new Error(`invalid duration ${ttl}`);
+  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+}
+
+/** Output column of a view's feature: `<view>__<feature>`. */
+export function outputColumnName(view: string, feature: string): string {
+  return `${view}__${feature}`;
+}
