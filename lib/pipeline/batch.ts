@@ -9,9 +9,9 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EmptyInputError, SchemaMismatchError } from '../errors';
-import { assertReadable, describeColumns, ident, isNumericType, lit, scalar, scanOf, withDuckDB, type ColumnInfo } from '../io/duckdb';
+import { assertReadable, describeColumns, ident, isNumericType, lit, scalar, scanOf, toText, withDuckDB, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
-import { inputColumns, predict, type FeatureBlock } from '../runtime/predict';
+import { inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
 
 export const ROW_COLUMN = '__inferflow_row';
 
@@ -96,28 +96,27 @@ export async function stageSnapshot(args: {
   });
 }
 
-/** Read a shard's feature columns into row-major float32 matrices (one per model input). */
-export async function readShard(conn: DuckDBConnection, snapshotPath: string, shard: ShardDescriptor, manifest: ModelManifest, idColumn: string | null): Promise<FeatureBlock & { rowIds: Float64Array }> {
+/**
+ * Read a shard's feature columns into row-major float32 matrices (one per model input). Row
+ * ids are not read here (turning them into JS strings costs as much as the features): they
+ * are looked up only for rows named in an error (`labelRows`).
+ */
+export async function readShard(conn: DuckDBConnection, snapshotPath: string, shard: ShardDescriptor, manifest: ModelManifest): Promise<FeatureBlock & { rowIds: Float64Array }> {
   const inputs = inputColumns(manifest);
   const all = inputs.flatMap((i) => i.columns);
-  const select = [ident(ROW_COLUMN), idColumn ? `CAST(${ident(idColumn)} AS VARCHAR)` : 'NULL', ...all.map((c) => `CAST(${ident(c)} AS DOUBLE)`)].join(', ');
+  const select = [ident(ROW_COLUMN), 'NULL', ...all.map((c) => `CAST(${ident(c)} AS DOUBLE)`)].join(', ');
   const result = await conn.run(
     `SELECT ${select} FROM read_parquet(${lit(snapshotPath)}) WHERE ${ident(ROW_COLUMN)} >= ${shard.start} AND ${ident(ROW_COLUMN)} < ${shard.end} ORDER BY 1`,
   );
   const rows = shard.end - shard.start;
   const data: Record<string, Float32Array> = Object.fromEntries(inputs.map((i) => [i.name, new Float32Array(rows * i.columns.length)]));
   const rowIds = new Float64Array(rows);
-  const ids: (string | null)[] = new Array<string | null>(rows).fill(null);
   let r = 0;
   for (let c = 0; c < result.chunkCount; c++) {
     const chunk = result.getChunk(c);
     const n = chunk.rowCount;
     const rowVec = chunk.getColumnVector(0);
-    const idVec = chunk.getColumnVector(1);
-    for (let i = 0; i < n; i++) {
-      rowIds[r + i] = Number(rowVec.getItem(i));
-      ids[r + i] = idColumn ? (idVec.getItem(i) as string | null) : null;
-    }
+    for (let i = 0; i < n; i++) rowIds[r + i] = Number(rowVec.getItem(i));
     let col = 2;
     for (const input of inputs) {
       const width = input.columns.length;
@@ -133,12 +132,16 @@ export async function readShard(conn: DuckDBConnection, snapshotPath: string, sh
     r += n;
   }
   if (r !== rows) throw new SchemaMismatchError(`snapshot ${snapshotPath} is inconsistent`, [`shard ${shard.index} expected ${rows} rows, read ${r}`]);
-  return {
-    rows,
-    inputs: data,
-    rowIds,
-    rowLabel: (i) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`),
-  };
+  return { rows, inputs: data, rowIds, rowLabel: (i) => `row ${shard.start + i}` };
+}
+
+/** `idColumn=value` labels for a few snapshot rows (for error messages). */
+export async function labelRows(conn: DuckDBConnection, snapshotPath: string, rows: number[], idColumn: string): Promise<Map<number, string>> {
+  if (rows.length === 0) return new Map();
+  const r = await conn.runAndReadAll(
+    `SELECT ${ident(ROW_COLUMN)}, CAST(${ident(idColumn)} AS VARCHAR) FROM read_parquet(${lit(snapshotPath)}) WHERE ${ident(ROW_COLUMN)} IN (${rows.join(', ')})`,
+  );
+  return new Map(r.getRowsJS().map(([row, id]) => [Number(row), `${idColumn}=${id === null ? 'null' : toText(id)}`]));
 }
 
 export interface ShardResult {
@@ -165,15 +168,22 @@ export async function predictShard(args: {
   onProgress?: (rowsDone: number) => void;
 }): Promise<ShardResult> {
   const { manifest, shard, lineage } = args;
-  return withDuckDB(async (conn) => {
-    const block = await readShard(conn, args.snapshotPath, shard, manifest, args.idColumn);
+  return withSharedDuckDB(async (conn) => {
+    const block = await readShard(conn, args.snapshotPath, shard, manifest);
+    const bad = nonFiniteValues(manifest, block);
+    if (bad.length > 0 && args.idColumn) {
+      const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn);
+      block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;
+    }
     const preds = await predict(args.session, manifest, block, {
       ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}),
       ...(args.onProgress ? { onChunk: args.onProgress } : {}),
     });
     const regression = manifest.metadata.task === 'regression';
-    await conn.run(`CREATE TEMP TABLE preds (r BIGINT, ${regression ? 'prediction FLOAT' : 'label BIGINT, score FLOAT'})`);
-    const app = await conn.createAppender('preds');
+    // Connections of the shared instance see each other's temp tables: name it per call.
+    const predTable = `preds_${randomUUID().replace(/-/g, '')}`;
+    await conn.run(`CREATE TEMP TABLE ${predTable} (r BIGINT, ${regression ? 'prediction FLOAT' : 'label BIGINT, score FLOAT'})`);
+    const app = await conn.createAppender(predTable);
     for (let i = 0; i < preds.rows; i++) {
       app.appendBigInt(BigInt(block.rowIds[i]!));
       if (regression) app.appendFloat(preds.value![i]!);
@@ -193,7 +203,7 @@ export async function predictShard(args: {
            SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols},
                   ${lit(lineage.model.name)} AS model_name, ${lineage.model.version}::INTEGER AS model_version,
                   ${lit(lineage.model.sha256)} AS model_sha256, ${lit(lineage.asOf)}::TIMESTAMPTZ AS as_of, ${lit(lineage.runId)} AS run_id
-           FROM preds p JOIN (SELECT * FROM read_parquet(${lit(args.snapshotPath)})
+           FROM ${predTable} p JOIN (SELECT * FROM read_parquet(${lit(args.snapshotPath)})
                               WHERE ${ident(ROW_COLUMN)} >= ${shard.start} AND ${ident(ROW_COLUMN)} < ${shard.end}) s
              ON s.${ident(ROW_COLUMN)} = p.r
            ORDER BY p.r
@@ -202,6 +212,7 @@ export async function predictShard(args: {
       await fs.rename(tmp, args.partPath);
     } finally {
       await fs.rm(tmp, { force: true });
+      await conn.run(`DROP TABLE IF EXISTS ${predTable}`);
     }
     return { index: shard.index, rows: preds.rows, partPath: args.partPath };
   });

@@ -37,19 +37,22 @@ export function inputColumns(manifest: ModelManifest): { name: string; columns: 
 }
 
 /** Reject non-finite values with the offending rows and columns named. */
-export function checkFinite(manifest: ModelManifest, block: FeatureBlock): void {
-  const bad: string[] = [];
+/** The first `limit` NaN/±Infinity values of a block: row, column, value. */
+export function nonFiniteValues(manifest: ModelManifest, block: FeatureBlock, limit = 10): { row: number; column: string; value: number }[] {
+  const found: { row: number; column: string; value: number }[] = [];
   for (const input of inputColumns(manifest)) {
     const data = block.inputs[input.name];
     if (!data) throw new SchemaMismatchError('feature block does not fit the model', [`input ${input.name} is missing`]);
     const width = input.columns.length;
-    for (let i = 0; i < data.length && bad.length < 10; i++) {
-      if (!Number.isFinite(data[i])) {
-        const row = Math.floor(i / width);
-        bad.push(`${block.rowLabel?.(row) ?? `row ${row}`}: ${input.columns[i % width]} = ${String(data[i])}`);
-      }
+    for (let i = 0; i < data.length && found.length < limit; i++) {
+      if (!Number.isFinite(data[i])) found.push({ row: Math.floor(i / width), column: input.columns[i % width]!, value: data[i]! });
     }
   }
+  return found;
+}
+
+export function checkFinite(manifest: ModelManifest, block: FeatureBlock): void {
+  const bad = nonFiniteValues(manifest, block).map((b) => `${block.rowLabel?.(b.row) ?? `row ${b.row}`}: ${b.column} = ${String(b.value)}`);
   if (bad.length > 0) {
     throw new InvalidValueError(`features contain NaN or infinite values (${bad.length}${bad.length === 10 ? '+' : ''}): ${bad.join('; ')}`, {
       problems: bad,
