@@ -128,7 +128,7 @@ export function buildProgram(): Command {
     .option('-p, --pipeline <name>', 'pipeline name (default: the model name)')
     .option('--id-column <column>', 'row identifier column copied to the output')
     .option('--sink <sink>', 'parquet[:DIR|:s3://…] (default), duckdb:TABLE[@FILE], postgres:[SCHEMA.]TABLE or redis[:PREFIX]', parseSinkOption)
-    .option('--shard-size <rows>', 'rows per shard (default 10000)', positiveInt)
+    .option('--shard-size <rows>', 'rows per shard (default 50000)', positiveInt)
     .option('--concurrency <n>', 'shards in flight (default 4)', positiveInt)
     .option('--workflow-id <id>', 'workflow id (default: batch-<pipeline>-<time>-<random>)')
     .option('--no-wait', 'print the workflow id and return immediately')

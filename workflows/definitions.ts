@@ -37,7 +37,7 @@ export interface BatchInferenceInput {
    * (so backfills reproduce each day's run), else the workflow start time.
    */
   asOf?: string;
-  /** Rows per shard (one activity each). Default 10,000. */
+  /** Rows per shard (one activity each). Default 50,000. */
   shardSize?: number;
   /** Shards predicted at the same time. Default 4. */
   maxConcurrency?: number;
@@ -45,7 +45,14 @@ export interface BatchInferenceInput {
   shardsPerChild?: number;
 }
 
-export const BATCH_DEFAULTS = { shardSize: 10_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
+/**
+ * Defaults. shardSize 50,000 was chosen by `npm run bench -- batch` (docs/benchmarks.md):
+ * at 1M rows on 2 cores it ran 2.3–2.8× the raw baseline's time against 4.8–5.3× with
+ * 10,000-row shards, with a worker peak RSS of ~0.5–0.6 GB. Runs recorded before the change
+ * replay with the old default (see `patched('shard-size-50k')` in batch.ts).
+ */
+export const BATCH_DEFAULTS = { shardSize: 50_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
+export const PREVIOUS_DEFAULT_SHARD_SIZE = 10_000;
 
 export interface BatchInferenceResult {
   workflowId: string;
