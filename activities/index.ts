@@ -123,7 +123,11 @@ export function createActivities(deps: ActivityDeps) {
       const { session } = await loadModel(input.model);
       const manifest = await manifestOf(input.model);
       const partPath = partPathOf(deps, input.runId, input.shard.index);
-      const result = await predictShardLib({
+      // A retry resumes after the segments its previous attempt reported as written.
+      const previous = ctx.info.heartbeatDetails as { segmentsDone?: number } | undefined;
+      let segmentsDone = previous?.segmentsDone ?? 0;
+      if (segmentsDone > 0) log.info({ runId: input.runId, shard: input.shard.index, segmentsDone, attempt: ctx.info.attempt }, 'resuming shard');
+      const { segmentsComputed: _computed, ...result } = await predictShardLib({
         session,
         manifest,
         snapshotPath: input.snapshotPath,
@@ -131,14 +135,19 @@ export function createActivities(deps: ActivityDeps) {
         shard: input.shard,
         partPath,
         lineage: { runId: input.runId, model: input.model, asOf: input.asOf },
+        resumeFromSegment: segmentsDone,
+        onSegment: (done) => {
+          segmentsDone = done;
+          heartbeat({ segmentsDone });
+        },
         onProgress: (rowsDone) => {
-          heartbeat({ rowsDone });
+          heartbeat({ rowsDone, segmentsDone });
           // Cancellation arrives through heartbeats: stop between chunks.
           ctx.cancellationSignal.throwIfAborted();
         },
       });
       const sink = sinkOf(parseSinkSpec(input.sink ?? (await plannedSink(input.runId))));
-      await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => heartbeat({ rowsDone: result.rows }) });
+      await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => heartbeat({ rowsDone: result.rows, segmentsDone }) });
       return result;
     },
 

@@ -151,12 +151,12 @@ export interface ShardResult {
 }
 
 /**
- * Predict one shard and write its staged output part (overwriting any earlier attempt, so
- * a retried shard leaves exactly one part). Output columns: the id column (original type),
- * `label` and `score` (classification) or `prediction` (regression), then lineage
- * (model name, version, sha256, as-of time, run id).
+ * Predict the rows of `shard` (a row range) into one Parquet file at `partPath` (written to a
+ * temporary name and renamed, so a file is whole or absent). Output columns: the id column
+ * (original type), `label` and `score` (classification) or `prediction` (regression), then
+ * lineage (model name, version, sha256, as-of time, run id).
  */
-export async function predictShard(args: {
+async function predictRange(args: {
   session: ortTypes.InferenceSession;
   manifest: ModelManifest;
   snapshotPath: string;
@@ -216,4 +216,60 @@ export async function predictShard(args: {
     }
     return { index: shard.index, rows: preds.rows, partPath: args.partPath };
   });
+}
+
+/** Rows per resumable segment of a shard: shards up to this size are written in one piece. */
+export const DEFAULT_SEGMENT_ROWS = 65_536;
+
+/**
+ * Predict one shard and write its staged output part (overwriting any earlier attempt, so a
+ * retried shard leaves exactly one part). Shards larger than `segmentRows` are predicted in
+ * segments, each written to its own file and reported through `onSegment`; a retry that
+ * passes `resumeFromSegment` (from the last heartbeat) skips the segments already on disk,
+ * then the segments are merged into the part.
+ */
+export async function predictShard(args: {
+  session: ortTypes.InferenceSession;
+  manifest: ModelManifest;
+  snapshotPath: string;
+  idColumn: string | null;
+  shard: ShardDescriptor;
+  partPath: string;
+  lineage: Lineage;
+  chunkRows?: number;
+  segmentRows?: number;
+  resumeFromSegment?: number;
+  onProgress?: (rowsDone: number) => void;
+  onSegment?: (segmentsDone: number, segmentsTotal: number) => void;
+}): Promise<ShardResult & { segmentsComputed: number }> {
+  const { shard } = args;
+  const segmentRows = Math.max(1, args.segmentRows ?? DEFAULT_SEGMENT_ROWS);
+  const total = Math.max(1, Math.ceil((shard.end - shard.start) / segmentRows));
+  if (total === 1) {
+    const r = await predictRange(args);
+    args.onSegment?.(1, 1);
+    return { ...r, segmentsComputed: 1 };
+  }
+  const segPath = (i: number) => `${args.partPath}.seg-${String(i).padStart(4, '0')}`;
+  // Resume only from segments that are really there (a heartbeat may be ahead of a lost write).
+  let first = 0;
+  while (first < Math.min(args.resumeFromSegment ?? 0, total) && (await fs.stat(segPath(first)).catch(() => undefined))) first++;
+  let computed = 0;
+  for (let i = first; i < total; i++) {
+    const start = shard.start + i * segmentRows;
+    const segment = { index: shard.index, start, end: Math.min(shard.end, start + segmentRows) };
+    await predictRange({ ...args, shard: segment, partPath: segPath(i), onProgress: (n) => args.onProgress?.(start - shard.start + n) });
+    computed++;
+    args.onSegment?.(i + 1, total);
+  }
+  const segs = Array.from({ length: total }, (_, i) => segPath(i));
+  const tmp = `${args.partPath}.tmp-${randomUUID()}`;
+  try {
+    await withSharedDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet([${segs.map(lit).join(', ')}])) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`));
+    await fs.rename(tmp, args.partPath);
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+  await Promise.all(segs.map((p) => fs.rm(p, { force: true })));
+  return { index: shard.index, rows: shard.end - shard.start, partPath: args.partPath, segmentsComputed: computed };
 }

@@ -83,6 +83,37 @@ describe('snapshot, shard prediction and sinks', () => {
     await session.release();
   });
 
+  it('a large shard is written in segments, and a retry resumes after the segments already written', async () => {
+    const input = await writeVariant(dir, 'seg.parquet', '*', 'true', 2_500);
+    const snapshotPath = path.join(dir, 'seg', 'snapshot.parquet');
+    const plan = await stageSnapshot({ featuresPath: input, snapshotPath, manifest, idColumn: null, shardSize: 2_500 });
+    const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
+    const common = { session, manifest, snapshotPath, idColumn: plan.idColumn, shard: plan.shards[0]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, segmentRows: 600 };
+    const rowsOf = (p: string) => withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(p)})`)).getRowsJS());
+
+    const clean = path.join(dir, 'seg', 'clean.parquet');
+    expect((await predictShard({ ...common, partPath: clean })).segmentsComputed).toBe(5);
+
+    // First attempt dies after its third segment (the heartbeat said 3).
+    const part = path.join(dir, 'seg', 'part.parquet');
+    let heartbeat = 0;
+    const crash = await predictShard({ ...common, partPath: part, onSegment: (done) => {
+      heartbeat = done;
+      if (done === 3) throw new Error('worker killed');
+    } }).catch((e: unknown) => e);
+    expect(crash).toBeInstanceOf(Error);
+    await expect(fs.access(part)).rejects.toThrow();
+    // The retry computes only segments 4 and 5, and the part equals a clean run's, row for row.
+    const retried = await predictShard({ ...common, partPath: part, resumeFromSegment: heartbeat });
+    expect(retried).toMatchObject({ rows: 2_500, segmentsComputed: 2 });
+    expect(await rowsOf(part)).toEqual(await rowsOf(clean));
+    expect((await fs.readdir(path.join(dir, 'seg'))).filter((f) => f.includes('.seg-'))).toEqual([]);
+    // A heartbeat ahead of what is on disk is not trusted.
+    await fs.rm(part);
+    expect((await predictShard({ ...common, partPath: part, resumeFromSegment: 4 })).segmentsComputed).toBe(5);
+    await session.release();
+  });
+
   it('lists every schema problem at once', async () => {
     const input = await writeVariant(dir, 'bad.parquet', "* EXCLUDE (amount) REPLACE ('x' AS hour_of_day)", 'true', 10);
     const err = await stageSnapshot({ featuresPath: input, snapshotPath: path.join(dir, 's2.parquet'), manifest, idColumn: 'nope', shardSize: 10 }).catch((e: unknown) => e);
