@@ -361,9 +361,15 @@ function joinSql(views: PreparedView[], rowColumn: string): string {
     const alias = `v${i}`;
     const on = [...view.entities.map((e, k) => `s.${ident(e)} = ${alias}.${ident(key(k))}`), `s.${ident(TS)} >= ${alias}.${ident(TS)}`].join(' AND ');
     joins.push(`ASOF LEFT JOIN ${table} ${alias} ON ${on}`);
+    // The ASOF join already picks the latest row at or before the spine time; the condition
+    // repeats that bound (a spine row with a null timestamp must get nothing: DuckDB's ASOF
+    // join matches it with the latest row) and applies the TTL.
+    const vts = `${alias}.${ident(TS)}`;
+    const sts = `s.${ident(TS)}`;
+    const within = [`${vts} <= ${sts}`, ...(ttlNs === undefined ? [] : [`${vts} >= ${sts} - ${ttlNs}`])].join(' AND ');
     for (const f of view.features) {
       const col = ident(outputColumnName(view.name, f.name));
-      select.push(ttlNs === undefined ? `${alias}.${col}` : `CASE WHEN ${alias}.${ident(TS)} >= s.${ident(TS)} - ${ttlNs} THEN ${alias}.${col} END AS ${col}`);
+      select.push(`CASE WHEN ${within} THEN ${alias}.${col} END AS ${col}`);
     }
   });
   select.push(`s.${ident(ROW)} AS ${ident(rowColumn)}`);

@@ -83,6 +83,49 @@ export const FeatureSchema = z.strictObject({
 });
 export type Feature = z.infer<typeof FeatureSchema>;
 
+type Problem = { path: (string | number)[]; message: string };
+
+/**
+ * Checks between fields (a column listed twice, a feature that is also a key…). Written
+ * defensively over unknown input so that they are reported together with the structural
+ * problems, which stop zod before its refinements run.
+ */
+function crossFieldProblems(raw: unknown): Problem[] {
+  const problems: Problem[] = [];
+  if (typeof raw !== 'object' || raw === null) return problems;
+  const v = raw as Record<string, unknown>;
+  const str = (x: unknown): string | undefined => (typeof x === 'string' && x !== '' ? x : undefined);
+  const timestampField = str(v.timestampField);
+  const createdField = str(v.createdField);
+  const entities = Array.isArray(v.entities) ? (v.entities as unknown[]) : [];
+  const features = Array.isArray(v.features) ? (v.features as unknown[]) : [];
+  const seenEntities = new Set<string>();
+  entities.forEach((x, i) => {
+    const e = str(x);
+    if (e === undefined) return;
+    if (seenEntities.has(e)) problems.push({ path: ['entities', i], message: `entity column ${e} is listed twice` });
+    seenEntities.add(e);
+    if (e === timestampField) problems.push({ path: ['entities', i], message: `entity column ${e} is also the timestampField` });
+  });
+  const seenFeatures = new Set<string>();
+  features.forEach((x, i) => {
+    const f = str((x as { name?: unknown } | null)?.name);
+    if (f === undefined) return;
+    if (seenFeatures.has(f)) problems.push({ path: ['features', i, 'name'], message: `feature ${f} is listed twice` });
+    seenFeatures.add(f);
+    if (seenEntities.has(f)) problems.push({ path: ['features', i, 'name'], message: `feature ${f} is also an entity column` });
+    if (f === timestampField) problems.push({ path: ['features', i, 'name'], message: `feature ${f} is also the timestampField` });
+    if (f === createdField) problems.push({ path: ['features', i, 'name'], message: `feature ${f} is also the createdField` });
+  });
+  if (createdField !== undefined && createdField === timestampField) problems.push({ path: ['createdField'], message: 'createdField must differ from timestampField' });
+  if (createdField !== undefined && seenEntities.has(createdField)) problems.push({ path: ['createdField'], message: `createdField ${createdField} is also an entity column` });
+  const source = v.source as { type?: unknown; table?: unknown; query?: unknown } | null | undefined;
+  if (source?.type === 'postgres' && (source.table === undefined) === (source.query === undefined)) {
+    problems.push({ path: ['source'], message: 'a postgres source needs exactly one of table and query' });
+  }
+  return problems;
+}
+
 export const FeatureViewSchema = z
   .strictObject({
     name: z.string().regex(VIEW_NAME_PATTERN, `name must match ${VIEW_NAME_PATTERN.source}`),
@@ -98,27 +141,7 @@ export const FeatureViewSchema = z
     ttl: z.string().regex(DURATION_PATTERN, 'ttl must be a positive whole number followed by d, h, m or s (e.g. 30d, 12h, 90m, 3600s)').optional(),
   })
   .superRefine((view, ctx) => {
-    const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
-    const seenEntities = new Set<string>();
-    view.entities.forEach((e, i) => {
-      if (seenEntities.has(e)) problem(['entities', i], `entity column ${e} is listed twice`);
-      seenEntities.add(e);
-      if (e === view.timestampField) problem(['entities', i], `entity column ${e} is also the timestampField`);
-    });
-    const seenFeatures = new Set<string>();
-    view.features.forEach((f, i) => {
-      if (seenFeatures.has(f.name)) problem(['features', i, 'name'], `feature ${f.name} is listed twice`);
-      seenFeatures.add(f.name);
-      if (seenEntities.has(f.name)) problem(['features', i, 'name'], `feature ${f.name} is also an entity column`);
-      if (f.name === view.timestampField) problem(['features', i, 'name'], `feature ${f.name} is also the timestampField`);
-      if (f.name === view.createdField) problem(['features', i, 'name'], `feature ${f.name} is also the createdField`);
-    });
-    if (view.createdField !== undefined && view.createdField === view.timestampField) problem(['createdField'], 'createdField must differ from timestampField');
-    if (view.createdField !== undefined && seenEntities.has(view.createdField)) problem(['createdField'], `createdField ${view.createdField} is also an entity column`);
-    if (view.source.type === 'postgres') {
-      const { table, query } = view.source;
-      if ((table === undefined) === (query === undefined)) problem(['source'], 'a postgres source needs exactly one of table and query');
-    }
+    for (const p of crossFieldProblems(view)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
   });
 export type FeatureView = z.infer<typeof FeatureViewSchema>;
 /** A view as written (before validation). */
@@ -134,7 +157,9 @@ function formatPath(prefix: string, path: readonly PropertyKey[]): string {
 export function checkFeatureView(input: unknown, prefix = ''): { view: FeatureView; problems: [] } | { view: undefined; problems: string[] } {
   const r = FeatureViewSchema.safeParse(input);
   if (r.success) return { view: r.data, problems: [] };
-  return { view: undefined, problems: r.error.issues.map((i) => `${formatPath(prefix, i.path)}: ${i.message}`) };
+  // zod skips the refinement when a field is malformed: add the cross-field problems here (once).
+  const problems = [...r.error.issues.map((i) => ({ path: i.path, message: i.message })), ...crossFieldProblems(input)];
+  return { view: undefined, problems: [...new Set(problems.map((p) => `${formatPath(prefix, p.path)}: ${p.message}`))] };
 }
 
 /** Validate one feature view. @throws InvalidInputError listing every problem with its path. */
