@@ -156,7 +156,8 @@ export interface ShardResult {
  * (original type), `label` and `score` (classification) or `prediction` (regression), then
  * lineage (model name, version, sha256, as-of time, run id).
  */
-async function predictRange(args: {
+/** What predicting a row range needs; rows travel through files, never through the caller. */
+export interface PredictRangeArgs {
   session: ortTypes.InferenceSession;
   manifest: ModelManifest;
   snapshotPath: string;
@@ -166,7 +167,9 @@ async function predictRange(args: {
   lineage: Lineage;
   chunkRows?: number;
   onProgress?: (rowsDone: number) => void;
-}): Promise<ShardResult> {
+}
+
+async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
   const { manifest, shard, lineage } = args;
   return withSharedDuckDB(async (conn) => {
     const block = await readShard(conn, args.snapshotPath, shard, manifest);
@@ -228,20 +231,13 @@ export const DEFAULT_SEGMENT_ROWS = 65_536;
  * passes `resumeFromSegment` (from the last heartbeat) skips the segments already on disk,
  * then the segments are merged into the part.
  */
-export async function predictShard(args: {
-  session: ortTypes.InferenceSession;
-  manifest: ModelManifest;
-  snapshotPath: string;
-  idColumn: string | null;
-  shard: ShardDescriptor;
-  partPath: string;
-  lineage: Lineage;
-  chunkRows?: number;
-  segmentRows?: number;
-  resumeFromSegment?: number;
-  onProgress?: (rowsDone: number) => void;
-  onSegment?: (segmentsDone: number, segmentsTotal: number) => void;
-}): Promise<ShardResult & { segmentsComputed: number }> {
+export async function predictShard(
+  args: PredictRangeArgs & {
+    segmentRows?: number;
+    resumeFromSegment?: number;
+    onSegment?: (segmentsDone: number, segmentsTotal: number) => void;
+  },
+): Promise<ShardResult & { segmentsComputed: number }> {
   const { shard } = args;
   const segmentRows = Math.max(1, args.segmentRows ?? DEFAULT_SEGMENT_ROWS);
   const total = Math.max(1, Math.ceil((shard.end - shard.start) / segmentRows));
