@@ -1,0 +1,52 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { InferflowConfig } from '../../lib/config/env';
+import { exampleRegistry, REPO_ROOT, tempConfig, uniqueName } from '../helpers/env';
+import { writeVariant } from '../helpers/data';
+import { startWorker, type RunningWorker } from '../helpers/worker';
+
+const run = promisify(execFile);
+let config: InferflowConfig;
+let dir: string;
+let cleanup: () => Promise<void>;
+let w: RunningWorker;
+
+beforeAll(async () => {
+  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-cli-batch') }));
+  await exampleRegistry(config);
+  w = await startWorker(config);
+});
+afterAll(async () => {
+  await w?.stop();
+  await cleanup?.();
+});
+
+describe('inferflow batch (CLI)', () => {
+  const cli = (...args: string[]) =>
+    run(process.execPath, [path.join(REPO_ROOT, 'bin/inferflow.js'), 'batch', ...args], {
+      env: { ...process.env, TEMPORAL_ADDRESS: config.temporal.address, INFERFLOW_TASK_QUEUE: config.temporal.taskQueue },
+      cwd: REPO_ROOT,
+    });
+
+  it('runs, waits with progress, prints a summary; status shows the finished run', async () => {
+    const features = await writeVariant(dir, 'cli.parquet', '*', 'true', 3_000);
+    const id = uniqueName('cli-run');
+    const { stdout } = await cli('run', '-m', 'fraud-detector@production', '-f', features, '--shard-size', '1000', '--as-of', '2026-11-24T03:00:00Z', '--workflow-id', id);
+    expect(stdout).toContain(`started ${id}`);
+    expect(stdout).toMatch(/done\s+\[#+\] 100% 3,000\/3,000 rows, shards 3\/3/);
+    expect(stdout).toMatch(/rows in \/ out\s+3,000 \/ 3,000/);
+    const status = await cli('status', id);
+    expect(status.stdout).toContain(`${id}: COMPLETED`);
+    expect(status.stdout).toMatch(/model\s+fraud-detector version 1/);
+  });
+
+  it('exits non-zero with the failure message when the run fails', async () => {
+    const features = await writeVariant(dir, 'cli-bad.parquet', '* EXCLUDE (amount)', 'true', 10);
+    const err = await cli('run', '-m', 'fraud-detector', '-f', features).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    expect(err?.code).toBe(1);
+    expect(err?.stderr).toContain('run failed:');
+    expect(err?.stderr).toContain('column amount is missing');
+  });
+});
