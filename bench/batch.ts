@@ -1,0 +1,377 @@
+/**
+ * `npm run bench -- batch`: the batch pipeline end to end on a real Temporal dev server,
+ * against a raw single-process baseline and a pandas baseline, for a tree ensemble and an MLP.
+ *
+ * Per row count: generate (or reuse) a seeded dataset; per model: the raw baseline and the
+ * pandas baseline (best of N), then one pipeline run per (sink, shard size, concurrency), each
+ * with a fresh worker process whose peak RSS is measured; per run the history is fetched with
+ * the `temporal` CLI and measured. Results go to bench/results/, the doc is regenerated.
+ * The dev server, worker processes and temporary files are removed at the end, also on errors.
+ */
+import type { Client } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { connectClient } from '../client';
+import { REPO_ROOT } from '../cli/examples';
+import { ensureTemporalCli, freePort, startDevServer, type DevServer } from '../devservices/temporal';
+import { errorMessage } from '../lib/errors';
+import { lit, withDuckDB } from '../lib/io/duckdb';
+import { ModelRegistry } from '../lib/registry';
+import type { ModelManifest } from '../lib/registry/manifest';
+import type { SinkSpec } from '../lib/sinks/spec';
+import { openStore } from '../lib/storage';
+import { BATCH_DEFAULTS } from '../workflows/definitions';
+import { WORKFLOWS_PATH } from '../workers/worker';
+import { ensureDataset, type Dataset } from './dataset';
+import { machineInfo, sourceState } from './machine';
+import { runPipeline } from './pipeline';
+import { countPostgresRows, dropTable, pgEnv, postgresSinkSpec, postgresSinkStatus } from './postgres';
+import { runRawBaseline } from './raw';
+import { fmt, summaryTable, updateDoc, writeResults } from './report';
+import type { BatchBenchResults, ModelKey, ModelResults, OutputCheck, PandasBaseline, PipelineRun, RawBaseline, SinkKind, StageTimes } from './types';
+
+export const BENCH_DATA_DIR = path.join(REPO_ROOT, '.data', 'bench');
+const TASK_QUEUE = 'inferflow-bench';
+const ORT_THREADS = 1;
+
+export const MODELS: Record<ModelKey, { name: string; dir: string }> = {
+  tree: { name: 'fraud-detector', dir: path.join(REPO_ROOT, 'examples', 'models', 'fraud-detector') },
+  mlp: { name: 'fraud-mlp', dir: path.join(REPO_ROOT, 'examples', 'models', 'fraud-mlp') },
+};
+
+export interface BatchBenchOptions {
+  rows: number[];
+  models: ModelKey[];
+  shardSizes: number[];
+  concurrencies: number[];
+  rawBatchRows: number;
+  baselineRepeats: number;
+  /** Pipeline runs into the Parquet sink (the baselines always write Parquet: the checks compare against it). */
+  parquet: boolean;
+  postgres: boolean;
+  pandas: boolean;
+  /** Keep the temporary run directory (outputs, worker state, server log) for inspection. */
+  keep: boolean;
+  /** The normalized command line, recorded in the results. */
+  command: string;
+}
+
+const say = (msg: string) => process.stdout.write(`${msg}\n`);
+
+function stage(rows: number, readMs: number, predictMs: number, writeMs: number): StageTimes {
+  const totalMs = readMs + predictMs + writeMs;
+  return { readMs, predictMs, writeMs, totalMs, rowsPerSecond: rows / (totalMs / 1000) };
+}
+
+/** Bundle the workflow code once, here: each worker process then loads it instead of running webpack. */
+async function prebuildWorkflowBundle(dir: string): Promise<string> {
+  const quiet = { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} };
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
+  const file = path.join(dir, 'workflow-bundle.js');
+  await fs.writeFile(file, code);
+  return file;
+}
+
+async function registerModel(registry: ModelRegistry, key: ModelKey): Promise<{ key: ModelKey; manifest: ModelManifest; modelPath: string; metadataPath: string }> {
+  const { name, dir } = MODELS[key];
+  const modelPath = path.join(dir, 'model.onnx');
+  const metadataPath = path.join(dir, 'metadata.json');
+  const metadata: unknown = JSON.parse(await fs.readFile(metadataPath, 'utf8'));
+  const { manifest } = await registry.register(modelPath, { name, metadata, alias: 'bench', reuseIdentical: true });
+  return { key, manifest, modelPath, metadataPath };
+}
+
+type Registered = Awaited<ReturnType<typeof registerModel>>;
+
+// ---- baselines -----------------------------------------------------------------------------
+
+async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined): Promise<{ raw: RawBaseline; parquetPath: string }> {
+  let best: Awaited<ReturnType<typeof runRawBaseline>> | undefined;
+  const totals: number[] = [];
+  for (let i = 0; i < o.baselineRepeats; i++) {
+    const r = await runRawBaseline({
+      features: dataset.path,
+      modelPath: m.modelPath,
+      metadata: m.manifest.metadata,
+      lineage: { modelName: m.manifest.name, modelVersion: m.manifest.version, modelSha256: m.manifest.artifact.sha256, asOf: new Date().toISOString(), runId: 'raw-baseline' },
+      outDir,
+      batchRows: o.rawBatchRows,
+      duckdbThreads: machineThreads(),
+      ...(pgTable ? { postgres: { table: pgTable } } : {}),
+    });
+    const total = r.readMs + r.predictMs + r.writeParquetMs;
+    totals.push(total);
+    say(`  raw baseline ${i + 1}/${o.baselineRepeats}: read ${fmt.s(r.readMs)}, predict ${fmt.s(r.predictMs)}, write Parquet ${fmt.s(r.writeParquetMs)}${r.writePostgresMs !== undefined ? `, write Postgres ${fmt.s(r.writePostgresMs)}` : ''}`);
+    if (!best || total < best.readMs + best.predictMs + best.writeParquetMs) best = r;
+  }
+  const b = best!;
+  return {
+    raw: {
+      parquet: stage(b.rows, b.readMs, b.predictMs, b.writeParquetMs),
+      ...(b.writePostgresMs !== undefined ? { postgres: stage(b.rows, b.readMs, b.predictMs, b.writePostgresMs) } : {}),
+      repeats: o.baselineRepeats,
+      allTotalsMs: totals,
+      positives: b.positives,
+      meanScore: b.meanScore,
+    },
+    parquetPath: b.parquetPath,
+  };
+}
+
+interface PandasJson {
+  rows: number;
+  read_ms: number;
+  predict_ms: number;
+  write_ms: number;
+  positives: number;
+  mean_score: number;
+  postgres: { skipped: string } | { write_ms: number };
+  settings: Record<string, unknown>;
+  versions: Record<string, string>;
+}
+
+function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined): PandasBaseline {
+  let best: PandasJson | undefined;
+  const totals: number[] = [];
+  for (let i = 0; i < o.baselineRepeats; i++) {
+    const args = [
+      path.join(REPO_ROOT, 'bench', 'pandas_baseline.py'),
+      '--features', dataset.path,
+      '--model', m.modelPath,
+      '--metadata', m.metadataPath,
+      '--out', path.join(outDir, 'pandas.parquet'),
+      '--batch-rows', String(o.rawBatchRows),
+      '--threads', String(ORT_THREADS),
+      '--model-version', String(m.manifest.version),
+      '--model-sha256', m.manifest.artifact.sha256,
+      '--as-of', new Date().toISOString(),
+      ...(pgTable ? ['--pg-table', pgTable] : []),
+    ];
+    const r = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...pgEnv() } });
+    if (r.status !== 0) {
+      const error = `python3 bench/pandas_baseline.py failed (exit ${r.status}): ${(r.stderr || r.error?.message || '').trim().slice(-800)}`;
+      say(`  pandas baseline: ${error}`);
+      return { postgres: { skipped: 'pandas baseline failed' }, repeats: o.baselineRepeats, allTotalsMs: totals, error };
+    }
+    const j = JSON.parse(r.stdout) as PandasJson;
+    const total = j.read_ms + j.predict_ms + j.write_ms;
+    totals.push(total);
+    say(`  pandas baseline ${i + 1}/${o.baselineRepeats}: read ${fmt.s(j.read_ms)}, predict ${fmt.s(j.predict_ms)}, write Parquet ${fmt.s(j.write_ms)}${'skipped' in j.postgres ? `; Postgres skipped: ${j.postgres.skipped}` : `, write Postgres ${fmt.s(j.postgres.write_ms)}`}`);
+    if (!best || total < best.read_ms + best.predict_ms + best.write_ms) best = j;
+  }
+  const b = best!;
+  return {
+    parquet: stage(b.rows, b.read_ms, b.predict_ms, b.write_ms),
+    postgres: 'skipped' in b.postgres ? { skipped: b.postgres.skipped } : { writeMs: b.postgres.write_ms },
+    repeats: o.baselineRepeats,
+    allTotalsMs: totals,
+    positives: b.positives,
+    meanScore: b.mean_score,
+    versions: b.versions,
+    settings: b.settings,
+  };
+}
+
+function machineThreads(): number {
+  const r = spawnSync('nproc', [], { encoding: 'utf8' });
+  return Number(r.stdout?.trim()) || 2;
+}
+
+// ---- checks --------------------------------------------------------------------------------
+
+/** The pipeline's Parquet output must hold the same predictions as the raw baseline, row for row. */
+async function checkParquetOutput(location: string, rawParquet: string, idColumn: string): Promise<OutputCheck> {
+  return withDuckDB(
+    async (conn) => {
+      const id = `"${idColumn.replace(/"/g, '""')}"`;
+      const r = await conn.runAndReadAll(
+        `SELECT count(*)::BIGINT, count(r.${id})::BIGINT, coalesce(sum((p.label <> r.label)::INTEGER), 0)::BIGINT, coalesce(max(abs(p.score - r.score)), 0)::DOUBLE
+         FROM read_parquet(${lit(path.join(location, '*.parquet'))}) p LEFT JOIN read_parquet(${lit(rawParquet)}) r ON p.${id} = r.${id}`,
+      );
+      const [rows, matched, mismatches, maxDiff] = r.getRowsJS()[0] ?? [];
+      return { rows: Number(rows), matched: Number(matched), labelMismatches: Number(mismatches), maxScoreDiff: Number(maxDiff) };
+    },
+    { threads: 2 },
+  );
+}
+
+// ---- one row count -------------------------------------------------------------------------
+
+interface Env {
+  cli: string;
+  address: string;
+  client: Client;
+  work: string;
+  workerEnv: NodeJS.ProcessEnv;
+  models: Registered[];
+  postgres: { used: true; spec: (table: string) => SinkSpec } | { used: false; reason: string };
+}
+
+async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBenchOptions): Promise<ModelResults> {
+  say(`\n== ${m.manifest.name} (${m.key}) on ${fmt.int(dataset.rows)} rows ==`);
+  const outDir = path.join(env.work, 'baselines', m.key);
+  const rawPg = env.postgres.used ? `bench_raw_${m.key}` : undefined;
+  const { raw, parquetPath } = await measureRaw(m, dataset, o, outDir, rawPg);
+  const pandas: PandasBaseline = o.pandas
+    ? measurePandas(m, dataset, o, outDir, env.postgres.used ? `bench_pandas_${m.key}` : undefined)
+    : { postgres: { skipped: 'pandas baseline disabled (--no-pandas)' }, repeats: 0, allTotalsMs: [], error: 'disabled with --no-pandas' };
+  if (rawPg) await dropTable(rawPg).catch(() => undefined);
+
+  const sinks: SinkKind[] = [...(o.parquet ? (['parquet'] as const) : []), ...(env.postgres.used ? (['postgres'] as const) : [])];
+  const runs: PipelineRun[] = [];
+  for (const shardSize of o.shardSizes) {
+    for (const concurrency of o.concurrencies) {
+      for (const sinkKind of sinks) {
+        const table = `bench_${m.key}_s${shardSize}_c${concurrency}`;
+        const outputRoot = path.join(env.work, 'pipeline-out');
+        const sink: SinkSpec = sinkKind === 'postgres' && env.postgres.used ? env.postgres.spec(table) : { type: 'parquet', path: outputRoot };
+        const label = `${m.key} ${sinkKind} ${shardSize}x${concurrency}`;
+        const { run, result } = await runPipeline({
+          client: env.client,
+          cli: env.cli,
+          address: env.address,
+          taskQueue: TASK_QUEUE,
+          workerEnv: env.workerEnv,
+          modelRef: `${m.manifest.name}@bench`,
+          features: dataset.path,
+          sinkKind,
+          sink,
+          shardSize,
+          concurrency,
+          timeoutMs: Math.max(10 * 60_000, dataset.rows * 0.5),
+          label,
+          say,
+        });
+        if (result && run.e2eMs !== undefined) {
+          const rawTime = sinkKind === 'postgres' ? raw.postgres?.totalMs : raw.parquet.totalMs;
+          const pandasTime = sinkKind === 'parquet' ? pandas.parquet?.totalMs : undefined;
+          run.ratioToRaw = rawTime !== undefined ? run.e2eMs / rawTime : undefined;
+          run.speedupVsPandas = pandasTime !== undefined ? pandasTime / run.e2eMs : null;
+          try {
+            run.check =
+              sinkKind === 'parquet'
+                ? await checkParquetOutput(result.output.location, parquetPath, m.manifest.metadata.id_column ?? 'transaction_id')
+                : { rows: await countPostgresRows(table, result.runId) };
+            const c = run.check;
+            const ok = c.rows === dataset.rows && (c.matched === undefined || (c.matched === dataset.rows && c.labelMismatches === 0 && (c.maxScoreDiff ?? 0) < 1e-5));
+            say(`  ${label}: output check ${ok ? 'ok' : 'MISMATCH'}: ${JSON.stringify(c)}`);
+          } catch (err) {
+            run.check = { rows: -1 };
+            say(`  ${label}: output check failed: ${errorMessage(err)}`);
+          }
+          // Outputs are large and checked: free the disk before the next run.
+          if (sinkKind === 'parquet') await fs.rm(result.output.location, { recursive: true, force: true });
+          else await dropTable(table, [result.runId]).catch(() => undefined);
+        } else if (sinkKind === 'postgres') await dropTable(table).catch(() => undefined);
+        runs.push(run);
+      }
+    }
+  }
+  const modelBytes = (await fs.stat(m.modelPath)).size;
+  return { key: m.key, name: m.manifest.name, version: m.manifest.version, sha256: m.manifest.artifact.sha256, modelBytes, raw, pandas, runs };
+}
+
+// ---- entry point ---------------------------------------------------------------------------
+
+export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
+  say(`Inferflow batch benchmark: rows ${o.rows.map(fmt.int).join(', ')}; models ${o.models.join(', ')}; shard sizes ${o.shardSizes.map(fmt.int).join(', ')}; concurrency ${o.concurrencies.join(', ')}`);
+  const cli = ensureTemporalCli(process.env.INFERFLOW_TEMPORAL_CLI, say);
+  const machine = machineInfo(cli);
+  // Taken at the start: worker processes compile the working tree as it is when they start.
+  const source = sourceState(REPO_ROOT);
+  if (source.uncommitted.length > 0) say(`source: ${source.commit} with uncommitted changes in ${source.uncommitted.join(', ')}`);
+  say(`machine: ${machine.nproc} × ${machine.cpuModel}, ${(machine.memoryBytes / 1024 ** 3).toFixed(1)} GB, Node ${machine.node}, onnxruntime-node ${machine.onnxruntimeNode}`);
+  await fs.mkdir(BENCH_DATA_DIR, { recursive: true });
+  const work = await fs.mkdtemp(path.join(BENCH_DATA_DIR, 'run-'));
+  let server: DevServer | undefined;
+  let client: Client | undefined;
+  try {
+    const address = `127.0.0.1:${await freePort()}`;
+    say(`temporal: starting a headless in-memory dev server on ${address}…`);
+    server = await startDevServer({ cli, address, uiPort: null, logFile: path.join(work, 'temporal-server.log') });
+    say('temporal: up; bundling the workflow code once for all worker processes…');
+    const bundlePath = await prebuildWorkflowBundle(work);
+
+    const registryUrl = `file://${path.join(work, 'registry')}`;
+    const registry = new ModelRegistry(openStore(registryUrl));
+    const models: Registered[] = [];
+    for (const key of o.models) models.push(await registerModel(registry, key));
+    say(`registry: ${registryUrl}: ${models.map((m) => `${m.manifest.name}:${m.manifest.version}@bench`).join(', ')}`);
+
+    let postgres: Env['postgres'] = { used: false, reason: 'disabled with --no-postgres' };
+    if (o.postgres) {
+      const status = await postgresSinkStatus('bench_probe');
+      postgres = status.available ? { used: true, spec: pgSpec } : { used: false, reason: status.reason };
+    }
+    say(`postgres sink: ${postgres.used ? 'measured' : `not measured (${postgres.reason})`}`);
+
+    const workerEnv: NodeJS.ProcessEnv = {
+      ...withoutTemporalSecrets(process.env),
+      ...pgEnv(),
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_NAMESPACE: 'default',
+      INFERFLOW_TASK_QUEUE: TASK_QUEUE,
+      INFERFLOW_DATA_DIR: path.join(work, 'worker'),
+      INFERFLOW_REGISTRY: registryUrl,
+      INFERFLOW_OUTPUT: path.join(work, 'pipeline-out'),
+      INFERFLOW_ORT_THREADS: String(ORT_THREADS),
+      INFERFLOW_LOG_LEVEL: 'warn',
+      BENCH_WORKFLOW_BUNDLE: bundlePath,
+    };
+    client = await connectClient({ address, namespace: 'default', taskQueue: TASK_QUEUE });
+    const env: Env = { cli, address, client, work, workerEnv, models, postgres };
+
+    for (const rows of o.rows) {
+      const dataset = await ensureDataset(BENCH_DATA_DIR, rows, say);
+      const modelResults: ModelResults[] = [];
+      for (const m of models) modelResults.push(await benchModel(env, m, dataset, o));
+      const results: BatchBenchResults = {
+        benchmark: 'batch',
+        schema: 1,
+        date: new Date().toISOString(),
+        command: o.command,
+        rows,
+        dataset: { file: path.relative(REPO_ROOT, dataset.path), bytes: dataset.bytes, generator: path.basename(dataset.path).split('-')[1] ?? '?' },
+        machine,
+        source,
+        settings: {
+          shardSizes: o.shardSizes,
+          concurrencies: o.concurrencies,
+          sinks: [...(o.parquet ? (['parquet'] as const) : []), ...(postgres.used ? (['postgres'] as const) : [])],
+          workflowDefaults: { shardSize: BATCH_DEFAULTS.shardSize, maxConcurrency: BATCH_DEFAULTS.maxConcurrency },
+          ortIntraOpThreads: ORT_THREADS,
+          rawBatchRows: o.rawBatchRows,
+          rawDuckdbThreads: machineThreads(),
+          baselineRepeats: o.baselineRepeats,
+        },
+        postgres: postgres.used ? { used: true } : { used: false, reason: postgres.reason },
+        models: modelResults,
+      };
+      const file = await writeResults(results);
+      const doc = await updateDoc();
+      say(`\n${fmt.int(rows)} rows: results in ${path.relative(REPO_ROOT, file)}, ${path.relative(REPO_ROOT, doc)} regenerated\n`);
+      say(summaryTable(results));
+    }
+  } finally {
+    await client?.connection.close().catch(() => undefined);
+    if (server) {
+      await server.stop();
+      say('\ntemporal: dev server stopped');
+    }
+    if (o.keep) say(`kept ${work}`);
+    else await fs.rm(work, { recursive: true, force: true });
+  }
+}
+
+function pgSpec(table: string): SinkSpec {
+  const spec = postgresSinkSpec(table);
+  if ('error' in spec) throw new Error(spec.error);
+  return spec;
+}
+
+/** The worker talks to the local dev server only: never hand it cloud credentials from this shell. */
+function withoutTemporalSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_')));
+}

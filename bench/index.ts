@@ -1,0 +1,135 @@
+/**
+ * `npm run bench -- <command>`: benchmarks (not tests; `npm test` never runs them).
+ *
+ *   npm run bench -- batch [--rows 1000000] [--models tree,mlp] [--shard-size N] [--concurrency N]
+ *   npm run bench -- report        regenerate docs/benchmarks.md from bench/results/*.json
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { BATCH_DEFAULTS } from '../workflows/definitions';
+import { runBatchBench } from './batch';
+import { updateDoc } from './report';
+import type { ModelKey, SinkKind } from './types';
+
+/** Repeatable, comma-separated positive integers: `--rows 1000000 --rows 10000000` or `--rows 1000000,10000000`. */
+function intList(min: number, max: number) {
+  return (value: string, previous: number[] | undefined): number[] => {
+    const out = [...(previous ?? [])];
+    for (const part of value.split(',')) {
+      const n = Number(part.replace(/_/g, ''));
+      if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${part} is not an integer between ${min.toLocaleString('en-US')} and ${max.toLocaleString('en-US')}`);
+      out.push(n);
+    }
+    return out;
+  };
+}
+
+function modelList(value: string, previous: ModelKey[] | undefined): ModelKey[] {
+  const out = [...(previous ?? [])];
+  for (const part of value.split(',')) {
+    if (part !== 'tree' && part !== 'mlp') throw new InvalidArgumentError(`unknown model ${JSON.stringify(part)} (known: tree = examples/models/fraud-detector, mlp = examples/models/fraud-mlp)`);
+    if (!out.includes(part)) out.push(part);
+  }
+  return out;
+}
+
+function sinkList(value: string, previous: SinkKind[] | undefined): SinkKind[] {
+  const out = [...(previous ?? [])];
+  for (const part of value.split(',')) {
+    if (part !== 'parquet' && part !== 'postgres') throw new InvalidArgumentError(`unknown sink ${JSON.stringify(part)} (known: parquet, postgres)`);
+    if (!out.includes(part)) out.push(part);
+  }
+  return out;
+}
+
+interface BatchFlags {
+  rows?: number[];
+  models?: ModelKey[];
+  shardSize?: number[];
+  concurrency?: number[];
+  sinks?: SinkKind[];
+  rawBatchRows: number;
+  repeats: number;
+  postgres: boolean;
+  pandas: boolean;
+  keep: boolean;
+}
+
+function normalizedCommand(f: BatchFlags, rows: number[], models: ModelKey[], shardSizes: number[], concurrencies: number[]): string {
+  const parts = ['npm run bench -- batch', ...rows.map((r) => `--rows ${r}`), `--models ${models.join(',')}`, `--shard-size ${shardSizes.join(',')}`, `--concurrency ${concurrencies.join(',')}`];
+  if (f.rawBatchRows !== 65536) parts.push(`--raw-batch-rows ${f.rawBatchRows}`);
+  if (f.repeats !== 2) parts.push(`--repeats ${f.repeats}`);
+  if (f.sinks) parts.push(`--sinks ${f.sinks.join(',')}`);
+  if (!f.postgres) parts.push('--no-postgres');
+  if (!f.pandas) parts.push('--no-pandas');
+  return parts.join(' ');
+}
+
+const program = new Command('bench')
+  .description('Inferflow benchmarks. Results go to bench/results/ and docs/benchmarks.md. Not part of npm test.')
+  .showHelpAfterError();
+
+program
+  .command('batch')
+  .description(
+    [
+      'Batch inference end to end on a real Temporal dev server (started on a free port, stopped at the end),',
+      'against a raw single-process baseline (DuckDB → ONNX Runtime → DuckDB, no Temporal) and a pandas baseline',
+      '(bench/pandas_baseline.py), for the tree model (fraud-detector) and the MLP (fraud-mlp).',
+      'Measures end-to-end rows/s, the ratios to both baselines, the worker process peak RSS, history events and',
+      'the largest payload. The seeded dataset is generated once per row count under .data/bench/.',
+      'Postgres is measured too when lib/sinks/postgres.ts exists (PGHOST/PGUSER/PGDATABASE, default 127.0.0.1/postgres/test).',
+    ].join('\n'),
+  )
+  .option('--rows <n>', 'rows in the dataset; repeat or comma-separate for several (default 1000000)', intList(1, 100_000_000))
+  .option('--models <list>', 'tree, mlp or tree,mlp (default tree,mlp)', modelList)
+  .option('--shard-size <n>', `rows per shard; repeat or comma-separate to compare (default ${BATCH_DEFAULTS.shardSize}, the workflow default)`, intList(1, 5_000_000))
+  .option('--concurrency <n>', `shards in flight; repeat or comma-separate to compare (default ${BATCH_DEFAULTS.maxConcurrency}, the workflow default)`, intList(1, 500))
+  .option('--sinks <list>', 'parquet, postgres or parquet,postgres (default: both when the Postgres sink exists)', sinkList)
+  .option('--raw-batch-rows <n>', 'rows per session.run in the raw and pandas baselines', (v) => intList(1, 10_000_000)(v, [])[0]!, 65536)
+  .option('--repeats <n>', 'runs of each baseline (the best counts)', (v) => intList(1, 10)(v, [])[0]!, 2)
+  .option('--no-postgres', 'skip Postgres even when the sink exists')
+  .option('--no-pandas', 'skip the pandas baseline')
+  .option('--keep', 'keep the temporary run directory under .data/bench/ (outputs, worker state, server log)', false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  npm run bench -- batch                                   1M rows, both models, workflow defaults
+  npm run bench -- batch --rows 10000000 --models tree     10M rows, tree model only
+  npm run bench -- batch --shard-size 50000,100000 --concurrency 2,4   compare settings in one run`,
+  )
+  .action(async (f: BatchFlags) => {
+    const rows = f.rows ?? [1_000_000];
+    const models = f.models ?? ['tree', 'mlp'];
+    const shardSizes = f.shardSize ?? [BATCH_DEFAULTS.shardSize];
+    const concurrencies = f.concurrency ?? [BATCH_DEFAULTS.maxConcurrency];
+    await runBatchBench({
+      rows,
+      models,
+      shardSizes,
+      concurrencies,
+      rawBatchRows: f.rawBatchRows,
+      baselineRepeats: f.repeats,
+      postgres: f.postgres && (f.sinks?.includes('postgres') ?? true),
+      parquet: f.sinks?.includes('parquet') ?? true,
+      pandas: f.pandas,
+      keep: f.keep,
+      command: normalizedCommand(f, rows, models, shardSizes, concurrencies),
+    });
+  });
+
+program
+  .command('report')
+  .description('Regenerate the generated section of docs/benchmarks.md from bench/results/*.json')
+  .action(async () => {
+    const doc = await updateDoc();
+    process.stdout.write(`${doc} regenerated\n`);
+  });
+
+program.parseAsync(process.argv).then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,95 @@
+/**
+ * Postgres for the benchmark: whether the pipeline has a Postgres sink yet (it is being built
+ * in lib/sinks/postgres.ts), and the raw baseline's COPY. Connection settings come from the
+ * standard PG* environment variables, defaulting to the local test server.
+ */
+import { createReadStream, existsSync } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { REPO_ROOT } from '../cli/examples';
+import { SinkSpecSchema, type SinkSpec } from '../lib/sinks/spec';
+import { errorMessage } from '../lib/errors';
+
+export const PG_DEFAULTS = { PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: 'postgres', PGDATABASE: 'test' } as const;
+
+/** PG* variables for this process and the worker: the caller's own settings win. */
+export function pgEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return Object.fromEntries(Object.entries(PG_DEFAULTS).map(([k, v]) => [k, env[k] ?? v]));
+}
+
+export interface PgTarget {
+  table: string;
+}
+
+export type PostgresSinkStatus = { available: true; spec: SinkSpec } | { available: false; reason: string };
+
+/**
+ * The Postgres sink is used only when its module exists, the sink spec accepts
+ * `{type: 'postgres', table}`, and a server answers. Parsing with the project's own schema
+ * also gives a typed SinkSpec without a cast.
+ */
+export async function postgresSinkStatus(table: string): Promise<PostgresSinkStatus> {
+  if (!existsSync(path.join(REPO_ROOT, 'lib', 'sinks', 'postgres.ts'))) return { available: false, reason: 'lib/sinks/postgres.ts does not exist yet' };
+  const spec = postgresSinkSpec(table);
+  if ('error' in spec) return { available: false, reason: spec.error };
+  try {
+    await withClient(async (c) => c.query('SELECT 1'));
+  } catch (err) {
+    return { available: false, reason: `no Postgres at ${pgEnv().PGHOST}:${pgEnv().PGPORT}: ${errorMessage(err)}` };
+  }
+  return { available: true, spec };
+}
+
+/** `{type: 'postgres', table}` as the project's own schema parses it (typed, no cast). */
+export function postgresSinkSpec(table: string): SinkSpec | { error: string } {
+  const parsed = SinkSpecSchema.safeParse({ type: 'postgres', table });
+  if (!parsed.success) return { error: `lib/sinks/spec.ts does not accept {type: "postgres", table: "${table}"}: ${parsed.error.issues.map((i) => i.message).join('; ')}` };
+  return parsed.data;
+}
+
+async function withClient<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const e = pgEnv();
+  const client = new pg.Client({ host: e.PGHOST, port: Number(e.PGPORT), user: e.PGUSER, database: e.PGDATABASE, connectionTimeoutMillis: 3000 });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Replace `table` with the rows of a headerless CSV (the raw baseline's output columns). The
+ * table is keyed by the id like the sink's target table, so both pay for the same index.
+ */
+export async function copyCsvIntoPostgres(target: PgTarget, csvPath: string): Promise<void> {
+  const t = quoteIdent(target.table);
+  await withClient(async (c) => {
+    await c.query(`DROP TABLE IF EXISTS ${t}`);
+    await c.query(`CREATE TABLE ${t} (transaction_id TEXT PRIMARY KEY, label BIGINT, score REAL, model_name TEXT, model_version INTEGER, model_sha256 TEXT, as_of TIMESTAMPTZ, run_id TEXT)`);
+    await pipeline(createReadStream(csvPath), c.query(copyFrom(`COPY ${t} FROM STDIN (FORMAT csv)`)));
+  });
+}
+
+/** Rows of a run in a table written by the pipeline's Postgres sink (for the correctness check). */
+export async function countPostgresRows(table: string, runId: string): Promise<number> {
+  return withClient(async (c) => {
+    const r = await c.query<{ n: string }>(`SELECT count(*)::TEXT AS n FROM ${quoteIdent(table)} WHERE run_id = $1`, [runId]);
+    return Number(r.rows[0]?.n ?? 0);
+  });
+}
+
+/** Remove a benchmark table, and the sink's bookkeeping rows for our own runs of it (the database is shared). */
+export async function dropTable(table: string, runIds: string[] = []): Promise<void> {
+  await withClient(async (c) => {
+    await c.query(`DROP TABLE IF EXISTS ${quoteIdent(table)}`);
+    const runs = await c.query<{ reg: string | null }>(`SELECT to_regclass('inferflow_runs')::TEXT AS reg`);
+    if (runIds.length > 0 && runs.rows[0]?.reg) await c.query('DELETE FROM inferflow_runs WHERE run_id = ANY($1::TEXT[])', [runIds]);
+  });
+}

@@ -1,0 +1,156 @@
+/**
+ * The raw baseline: the same read → predict → write as the pipeline, in this one process,
+ * with no Temporal, no snapshot and no shards. It is what a careful engineer would write by
+ * hand with the same libraries, and the yardstick for the pipeline's overhead:
+ *
+ *   read     DuckDB scans the feature columns (CAST AS FLOAT) into one row-major Float32Array
+ *   predict  ONNX Runtime `session.run` over large batches, same session options as the worker
+ *   write    predictions appended to a DuckDB table, then one COPY joining them back to the ids
+ *            (POSITIONAL JOIN, no id strings in JS) into a zstd Parquet file with the same
+ *            columns as the pipeline's output; optionally the same rows COPY'd into Postgres.
+ */
+import type * as ortTypes from 'onnxruntime-node';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ident, lit, scalar, withDuckDB } from '../lib/io/duckdb';
+import { DEFAULT_SESSION_OPTIONS, loadSession, ort } from '../lib/runtime/onnx';
+import type { ModelMetadata } from '../lib/registry/manifest';
+import { copyCsvIntoPostgres, type PgTarget } from './postgres';
+
+export interface RawOptions {
+  features: string;
+  modelPath: string;
+  metadata: ModelMetadata;
+  /** Lineage written into every row, like the pipeline's output. */
+  lineage: { modelName: string; modelVersion: number; modelSha256: string; asOf: string; runId: string };
+  outDir: string;
+  batchRows: number;
+  duckdbThreads: number;
+  /** Also COPY the predictions into this Postgres table (timed separately). */
+  postgres?: PgTarget;
+}
+
+export interface RawResult {
+  rows: number;
+  readMs: number;
+  predictMs: number;
+  writeParquetMs: number;
+  /** Present when a Postgres target was given. */
+  writePostgresMs?: number;
+  parquetPath: string;
+  positives: number;
+  meanScore: number;
+}
+
+interface Features {
+  rows: number;
+  width: number;
+  x: Float32Array;
+}
+
+async function readFeatures(features: string, columns: string[], threads: number): Promise<Features> {
+  return withDuckDB(
+    async (conn) => {
+      const rows = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(features)})`));
+      const width = columns.length;
+      const x = new Float32Array(rows * width);
+      const result = await conn.stream(`SELECT ${columns.map((c) => `CAST(${ident(c)} AS FLOAT)`).join(', ')} FROM read_parquet(${lit(features)})`);
+      let r = 0;
+      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        const n = chunk.rowCount;
+        for (let j = 0; j < width; j++) {
+          const v = chunk.getColumnVector(j);
+          for (let i = 0; i < n; i++) x[(r + i) * width + j] = (v.getItem(i) as number | null) ?? NaN;
+        }
+        r += n;
+      }
+      if (r !== rows) throw new Error(`read ${r} rows from ${features}, expected ${rows}`);
+      return { rows, width, x };
+    },
+    { threads },
+  );
+}
+
+async function predictAll(session: ortTypes.InferenceSession, metadata: ModelMetadata, inputName: string, f: Features, batchRows: number) {
+  const label = new Int32Array(f.rows);
+  const score = new Float32Array(f.rows);
+  const labelName = metadata.outputs.label ?? 'label';
+  const probName = metadata.outputs.probabilities ?? 'probabilities';
+  const positive = metadata.class_labels && metadata.positive_class !== undefined ? Math.max(0, metadata.class_labels.indexOf(metadata.positive_class)) : 1;
+  for (let start = 0; start < f.rows; start += batchRows) {
+    const n = Math.min(batchRows, f.rows - start);
+    const out = await session.run({ [inputName]: new ort.Tensor('float32', f.x.subarray(start * f.width, (start + n) * f.width), [n, f.width]) });
+    const labels = out[labelName]!.data as ArrayLike<number | bigint>;
+    const probs = out[probName]!.data as Float32Array;
+    const k = out[probName]!.dims[1] ?? 1;
+    for (let r = 0; r < n; r++) {
+      label[start + r] = Number(labels[r]);
+      score[start + r] = probs[r * k + positive]!;
+    }
+    for (const t of Object.values(out)) t.dispose();
+  }
+  return { label, score };
+}
+
+/** The output rows as a SELECT over the staged predictions, same columns as the pipeline's parts. */
+function outputSelect(o: RawOptions, idColumn: string): string {
+  const l = o.lineage;
+  return `SELECT s.${ident(idColumn)}, p.label::BIGINT AS label, p.score,
+                 ${lit(l.modelName)} AS model_name, ${l.modelVersion}::INTEGER AS model_version,
+                 ${lit(l.modelSha256)} AS model_sha256, ${lit(l.asOf)}::TIMESTAMPTZ AS as_of, ${lit(l.runId)} AS run_id
+          FROM (SELECT ${ident(idColumn)} FROM read_parquet(${lit(o.features)})) s POSITIONAL JOIN preds p`;
+}
+
+export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
+  const input = o.metadata.inputs[0];
+  if (!input || o.metadata.inputs.length !== 1) throw new Error('the raw baseline handles models with exactly one input');
+  const idColumn = o.metadata.id_column ?? 'transaction_id';
+  const session = await loadSession(o.modelPath, `model ${o.modelPath}`, DEFAULT_SESSION_OPTIONS);
+  try {
+    let t = performance.now();
+    const features = await readFeatures(o.features, input.columns, o.duckdbThreads);
+    const readMs = performance.now() - t;
+
+    t = performance.now();
+    const { label, score } = await predictAll(session, o.metadata, input.name, features, o.batchRows);
+    const predictMs = performance.now() - t;
+
+    await fs.mkdir(o.outDir, { recursive: true });
+    const parquetPath = path.join(o.outDir, 'predictions.parquet');
+    const csvPath = path.join(o.outDir, 'predictions.csv');
+    const result: RawResult = { rows: features.rows, readMs, predictMs, writeParquetMs: 0, parquetPath, positives: 0, meanScore: 0 };
+    await withDuckDB(
+      async (conn) => {
+        t = performance.now();
+        await conn.run('CREATE TEMP TABLE preds (label INTEGER, score FLOAT)');
+        const app = await conn.createAppender('preds');
+        for (let i = 0; i < features.rows; i++) {
+          app.appendInteger(label[i]!);
+          app.appendFloat(score[i]!);
+          app.endRow();
+        }
+        app.closeSync();
+        const appendMs = performance.now() - t;
+        await conn.run(`COPY (${outputSelect(o, idColumn)}) TO ${lit(parquetPath)} (FORMAT parquet, COMPRESSION zstd)`);
+        result.writeParquetMs = performance.now() - t;
+
+        if (o.postgres) {
+          // Postgres gets the same rows: DuckDB renders CSV, COPY FROM STDIN streams it in.
+          // The append into DuckDB is shared with the Parquet write, so it is counted here too.
+          t = performance.now();
+          await conn.run(`COPY (${outputSelect(o, idColumn)}) TO ${lit(csvPath)} (FORMAT csv, HEADER false)`);
+          await copyCsvIntoPostgres(o.postgres, csvPath);
+          result.writePostgresMs = performance.now() - t + appendMs;
+          await fs.rm(csvPath, { force: true });
+        }
+        const stats = (await conn.runAndReadAll('SELECT sum(label)::BIGINT, avg(score) FROM preds')).getRowsJS()[0];
+        result.positives = Number(stats?.[0] ?? 0);
+        result.meanScore = Number(stats?.[1] ?? 0);
+      },
+      { threads: o.duckdbThreads },
+    );
+    return result;
+  } finally {
+    await session.release();
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Results files and docs/benchmarks.md. The doc's generated section (between the markers) is
+ * rebuilt from every bench/results/batch-*.json; text outside the markers is kept, so the
+ * hand-written analysis survives a re-run. Every number in the generated section comes from
+ * a results file.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { REPO_ROOT } from '../cli/examples';
+import { table } from '../lib/util/format';
+import type { BatchBenchResults, ModelResults, PipelineRun } from './types';
+
+export const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
+export const DOC_PATH = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
+const BEGIN = '<!-- BEGIN GENERATED: npm run bench -- batch (do not edit by hand) -->';
+const END = '<!-- END GENERATED: npm run bench -- batch -->';
+
+export const TARGETS = { e2eOverRaw: 1.2, payloadBytes: 64 * 1024 } as const;
+
+// ---- formatting ----------------------------------------------------------------------------
+
+export const fmt = {
+  int: (n: number | undefined) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US')),
+  s: (ms: number | undefined) => (ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s`),
+  mb: (b: number | undefined) => (b === undefined ? '–' : `${Math.round(b / 1024 / 1024)} MB`),
+  kb: (b: number | undefined) => (b === undefined ? '–' : b < 10 * 1024 ? `${(b / 1024).toFixed(1)} KB` : `${Math.round(b / 1024)} KB`),
+  x: (r: number | null | undefined) => (r === undefined || r === null ? '–' : `${r.toFixed(2)}×`),
+};
+
+function isDefaultSetting(r: BatchBenchResults, run: PipelineRun): boolean {
+  return run.shardSize === r.settings.workflowDefaults.shardSize && run.concurrency === r.settings.workflowDefaults.maxConcurrency;
+}
+
+// ---- results files -------------------------------------------------------------------------
+
+export function resultsFileName(r: BatchBenchResults): string {
+  const day = r.date.slice(0, 10);
+  const d = r.settings.workflowDefaults;
+  const defaults = r.settings.shardSizes.join() === String(d.shardSize) && r.settings.concurrencies.join() === String(d.maxConcurrency);
+  const suffix = defaults ? '' : `-shard${r.settings.shardSizes.join('_')}-conc${r.settings.concurrencies.join('_')}`;
+  // A run without the Parquet sink is a partial one: never let it replace a full results file.
+  const sinks = r.settings.sinks.includes('parquet') ? '' : `-${r.settings.sinks.join('_') || 'nosink'}`;
+  return `batch-${day}-${r.rows}${suffix}${sinks}.json`;
+}
+
+export async function writeResults(r: BatchBenchResults): Promise<string> {
+  await fs.mkdir(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, resultsFileName(r));
+  await fs.writeFile(file, JSON.stringify(r, null, 2) + '\n');
+  return file;
+}
+
+export async function readAllResults(): Promise<{ file: string; results: BatchBenchResults }[]> {
+  let names: string[] = [];
+  try {
+    names = (await fs.readdir(RESULTS_DIR)).filter((n) => /^batch-.*\.json$/.test(n));
+  } catch {
+    return [];
+  }
+  const all = await Promise.all(
+    names.map(async (n) => ({ file: path.join('bench', 'results', n), results: JSON.parse(await fs.readFile(path.join(RESULTS_DIR, n), 'utf8')) as BatchBenchResults })),
+  );
+  return all.filter((a) => a.results.benchmark === 'batch').sort((a, b) => a.results.date.localeCompare(b.results.date));
+}
+
+// ---- tables --------------------------------------------------------------------------------
+
+function runRow(m: ModelResults, run: PipelineRun): string[] {
+  const raw = run.sink === 'postgres' ? m.raw.postgres : m.raw.parquet;
+  const pandas = run.sink === 'postgres' ? undefined : m.pandas.parquet;
+  if (run.error) return [m.name, run.sink, `${fmt.int(run.shardSize)} × ${run.concurrency}`, `FAILED: ${run.error.slice(0, 80)}`, fmt.int(raw?.rowsPerSecond), '–', fmt.int(pandas?.rowsPerSecond), '–', '–', '–', '–'];
+  return [
+    m.name,
+    run.sink,
+    `${fmt.int(run.shardSize)} × ${run.concurrency} (${run.shards ?? '?'} shards)`,
+    fmt.int(run.rowsPerSecond),
+    fmt.int(raw?.rowsPerSecond),
+    fmt.x(run.ratioToRaw),
+    fmt.int(pandas?.rowsPerSecond),
+    fmt.x(run.speedupVsPandas),
+    `${fmt.mb(run.worker?.idleRssBytes)} → ${fmt.mb(run.worker?.peakRssBytes)}`,
+    eventsCell(run),
+    fmt.kb(run.history?.largestPayloadBytes),
+  ];
+}
+
+/** Events of the run's own history; with child workflows, also how many and the total. */
+function eventsCell(run: PipelineRun): string {
+  const h = run.history;
+  if (!h) return '–';
+  if (h.workflows <= 1) return fmt.int(h.events);
+  return `${fmt.int(h.events)} (+${h.workflows - 1} child workflows, ${fmt.int(h.eventsAllWorkflows)} in all, longest ${fmt.int(h.largestHistoryEvents)})`;
+}
+
+const RUN_HEADER = [
+  'model',
+  'sink',
+  'shard size × concurrency',
+  'end-to-end rows/s',
+  'raw rows/s',
+  'e2e / raw (time)',
+  'pandas rows/s',
+  'vs pandas (speed-up)',
+  'worker RSS idle → peak',
+  'history events',
+  'largest payload',
+];
+
+function markdownTable(header: string[], rows: string[][]): string {
+  const esc = (c: string) => c.replace(/\|/g, '\\|');
+  return [`| ${header.map(esc).join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+}
+
+export function runsTable(r: BatchBenchResults, onlyDefault = false): string[][] {
+  return r.models.flatMap((m) => m.runs.filter((run) => !onlyDefault || isDefaultSetting(r, run)).map((run) => runRow(m, run)));
+}
+
+function stagesTable(r: BatchBenchResults): string {
+  const rows = r.models.flatMap((m) => {
+    const out: string[][] = [];
+    const rp = m.raw.parquet;
+    out.push([m.name, 'raw baseline → Parquet', fmt.s(rp.readMs), fmt.s(rp.predictMs), fmt.s(rp.writeMs), fmt.s(rp.totalMs), '']);
+    if (m.raw.postgres) out.push([m.name, 'raw baseline → Postgres', fmt.s(m.raw.postgres.readMs), fmt.s(m.raw.postgres.predictMs), fmt.s(m.raw.postgres.writeMs), fmt.s(m.raw.postgres.totalMs), '']);
+    if (m.pandas.parquet) {
+      const p = m.pandas.parquet;
+      out.push([m.name, 'pandas → Parquet', fmt.s(p.readMs), fmt.s(p.predictMs), fmt.s(p.writeMs), fmt.s(p.totalMs), '']);
+    }
+    for (const run of m.runs.filter((x) => !x.error && x.history)) {
+      const ph = run.history!.phases;
+      out.push([
+        m.name,
+        `pipeline → ${run.sink}, ${fmt.int(run.shardSize)} × ${run.concurrency}`,
+        `plan ${fmt.s(ph.planMs)}`,
+        `shards ${fmt.s(ph.predictSpanMs)}`,
+        `commit ${fmt.s(ph.commitMs)}`,
+        fmt.s(run.e2eMs),
+        run.loadAvg1m ? `${run.loadAvg1m.start.toFixed(1)} → ${run.loadAvg1m.end.toFixed(1)}` : '–',
+      ]);
+    }
+    return out;
+  });
+  return markdownTable(['model', 'path', 'read (pipeline: resolve+plan/snapshot)', 'predict (pipeline: all shards, read+predict+write)', 'write (pipeline: commit)', 'total', 'load avg (1 min) start → end'], rows);
+}
+
+/** Verdicts against the targets for the default-setting runs: computed, never hand-written. */
+function targetsTable(r: BatchBenchResults): string {
+  const rows: string[][] = [];
+  for (const m of r.models) {
+    for (const run of m.runs.filter((x) => isDefaultSetting(r, x) && !x.error)) {
+      const where = `${m.name} → ${run.sink}`;
+      const ratio = run.ratioToRaw ?? Infinity;
+      rows.push([where, `end-to-end ≤ ${TARGETS.e2eOverRaw}× raw`, fmt.x(run.ratioToRaw), ratio <= TARGETS.e2eOverRaw ? 'met' : 'MISSED']);
+      if (run.speedupVsPandas !== undefined && run.speedupVsPandas !== null) {
+        rows.push([where, 'faster than pandas', `${fmt.x(run.speedupVsPandas)} pandas' speed`, run.speedupVsPandas > 1 ? 'met' : 'MISSED']);
+      } else rows.push([where, 'faster than pandas', 'no pandas number for this sink', 'not measured']);
+      const payload = run.history?.largestPayloadBytes ?? Infinity;
+      rows.push([where, 'largest payload < 64 KB', `${fmt.kb(run.history?.largestPayloadBytes)} (${run.history?.largestPayloadAt ?? '?'})`, payload < TARGETS.payloadBytes ? 'met' : 'MISSED']);
+    }
+  }
+  return markdownTable(['run', 'target', 'measured', 'verdict'], rows);
+}
+
+function machineLines(r: BatchBenchResults): string {
+  const m = r.machine;
+  return [
+    `- CPU: ${m.nproc} × ${m.cpuModel} (\`nproc\` = ${m.nproc}), memory ${(m.memoryBytes / 1024 ** 3).toFixed(1)} GB, ${m.os}`,
+    `- Node ${m.node}, onnxruntime-node ${m.onnxruntimeNode}, @duckdb/node-api ${m.duckdbNodeApi}, Temporal SDK ${m.temporalSdk}, ${m.temporalCli.split('\n')[0]}`,
+    r.models[0]?.pandas.versions
+      ? `- pandas baseline: ${Object.entries(r.models[0].pandas.versions)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`
+      : '- pandas baseline: not run',
+  ].join('\n');
+}
+
+function settingsLines(r: BatchBenchResults): string {
+  const s = r.settings;
+  return [
+    `- ONNX Runtime everywhere: intra-op threads ${s.ortIntraOpThreads}, inter-op 1, sequential, graph optimizations all, no spinning (worker, raw baseline and pandas alike).`,
+    `- Raw baseline: one process, DuckDB with ${s.rawDuckdbThreads} threads, \`session.run\` on ${fmt.int(s.rawBatchRows)}-row batches; pandas: same batch size, pyarrow's default threads for reading.`,
+    `- Baselines: best of ${s.baselineRepeats} run(s) (totals of every repeat are in the results file); each pipeline run once, each in a fresh worker process.`,
+    `- Workflow defaults at the time (workflows/definitions.ts): shardSize ${fmt.int(s.workflowDefaults.shardSize)}, maxConcurrency ${s.workflowDefaults.maxConcurrency}; the worker runs at most 4 activities at once.`,
+    `- Postgres sink: ${r.postgres.used ? 'measured' : `not measured (${r.postgres.reason ?? 'unavailable'})`}.`,
+  ].join('\n');
+}
+
+function resultSection(file: string, r: BatchBenchResults): string {
+  return [
+    `### ${fmt.int(r.rows)} rows, ${r.date.slice(0, 16).replace('T', ' ')} UTC (\`${file}\`)`,
+    '',
+    `Reproduce: \`${r.command}\``,
+    '',
+    `Dataset: \`${r.dataset.file}\` (${fmt.mb(r.dataset.bytes)}, generator ${r.dataset.generator}). Code: commit ${r.source.commit}${r.source.uncommitted.length ? ` plus uncommitted changes to ${r.source.uncommitted.map((f) => `\`${f}\``).join(', ')}` : ''}.`,
+    '',
+    machineLines(r),
+    settingsLines(r),
+    '',
+    markdownTable(RUN_HEADER, runsTable(r)),
+    '',
+    'Where the time goes (raw and pandas: per stage; pipeline: phases from the workflow history, scheduled → completed):',
+    '',
+    stagesTable(r),
+    '',
+    ...(r.models.some((m) => m.runs.some((x) => isDefaultSetting(r, x) && !x.error)) ? ['Targets (default settings):', '', targetsTable(r), ''] : []),
+  ].join('\n');
+}
+
+/** Peak RSS across every results file: is the worker's memory bounded by the shard size rather than the input size? */
+function rssTable(all: { results: BatchBenchResults }[]): string {
+  const rows: string[][] = [];
+  for (const { results: r } of all) {
+    for (const m of r.models) {
+      for (const run of m.runs.filter((x) => !x.error && x.worker)) {
+        rows.push([m.name, fmt.int(r.rows), run.sink, fmt.int(run.shardSize), String(run.concurrency), fmt.mb(run.worker!.idleRssBytes), fmt.mb(run.worker!.peakRssBytes), fmt.mb(run.worker!.peakRssBytes - run.worker!.idleRssBytes)]);
+      }
+    }
+  }
+  return markdownTable(['model', 'rows', 'sink', 'shard size', 'concurrency', 'RSS idle', 'RSS peak', 'peak − idle'], rows);
+}
+
+export function generatedSection(all: { file: string; results: BatchBenchResults }[]): string {
+  if (all.length === 0) return `${BEGIN}\n\nNo results yet: run \`npm run bench -- batch\`.\n\n${END}`;
+  const newestFirst = [...all].reverse();
+  return [
+    BEGIN,
+    '',
+    '_Generated from every `bench/results/batch-*.json`, newest first. Compare ratios within one results file: they come from the same run on the same shared machine._',
+    '',
+    ...newestFirst.map((a) => resultSection(a.file, a.results)),
+    '### Worker memory across runs',
+    '',
+    rssTable(all),
+    '',
+    END,
+  ].join('\n');
+}
+
+const DEFAULT_DOC = `# Benchmarks
+
+## Batch inference: \`npm run bench -- batch\`
+
+${BEGIN}
+${END}
+`;
+
+/** Rewrite the generated section of docs/benchmarks.md, keeping everything else. */
+export async function updateDoc(): Promise<string> {
+  const all = await readAllResults();
+  let doc: string;
+  try {
+    doc = await fs.readFile(DOC_PATH, 'utf8');
+  } catch {
+    doc = DEFAULT_DOC;
+  }
+  const start = doc.indexOf(BEGIN);
+  const end = doc.indexOf(END);
+  if (start < 0 || end < start) throw new Error(`${DOC_PATH} lost its generated-section markers; restore "${BEGIN}" … "${END}"`);
+  await fs.mkdir(path.dirname(DOC_PATH), { recursive: true });
+  await fs.writeFile(DOC_PATH, doc.slice(0, start) + generatedSection(all) + doc.slice(end + END.length));
+  return DOC_PATH;
+}
+
+/** The terminal summary at the end of a run. */
+export function summaryTable(r: BatchBenchResults): string {
+  const short = ['model', 'sink', 'shards', 'e2e rows/s', 'raw rows/s', 'e2e/raw', 'pandas rows/s', 'vs pandas', 'RSS idle→peak', 'events', 'max payload'];
+  return table(runsTable(r), short);
+}

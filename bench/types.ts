@@ -1,0 +1,109 @@
+/** The shape of bench/results/batch-*.json (written by bench/batch.ts, read by bench/report.ts). */
+import type { HistoryStats } from './history';
+import type { MachineInfo } from './machine';
+
+export type ModelKey = 'tree' | 'mlp';
+export type SinkKind = 'parquet' | 'postgres';
+
+export interface StageTimes {
+  readMs: number;
+  predictMs: number;
+  writeMs: number;
+  totalMs: number;
+  rowsPerSecond: number;
+}
+
+export interface RawBaseline {
+  /** Best of `repeats` runs, by total time. */
+  parquet: StageTimes;
+  /** Same read and predict, the write going to Postgres (COPY); absent without the Postgres sink. */
+  postgres?: StageTimes;
+  repeats: number;
+  /** Total times of every repeat (ms), to show the noise. */
+  allTotalsMs: number[];
+  positives: number;
+  meanScore: number;
+}
+
+export interface PandasBaseline {
+  parquet?: StageTimes;
+  /** Why Postgres was not measured, or its write time. */
+  postgres: { skipped: string } | { writeMs: number };
+  repeats: number;
+  allTotalsMs: number[];
+  positives?: number;
+  meanScore?: number;
+  versions?: Record<string, string>;
+  settings?: Record<string, unknown>;
+  error?: string;
+}
+
+export interface OutputCheck {
+  rows: number;
+  /** Rows whose id is also in the raw baseline's output. */
+  matched?: number;
+  labelMismatches?: number;
+  maxScoreDiff?: number;
+}
+
+export interface PipelineRun {
+  sink: SinkKind;
+  shardSize: number;
+  concurrency: number;
+  workflowId: string;
+  shards?: number;
+  /** Client side: start request → result received. */
+  e2eMs?: number;
+  rowsPerSecond?: number;
+  /** As the workflow reports it (first to last workflow code timestamp). */
+  workflowDurationMs?: number;
+  /** e2e time / raw baseline time for the same sink (1.0 = no overhead). */
+  ratioToRaw?: number;
+  /** pandas time / e2e time (> 1 = faster than pandas). Null when pandas has no number for this sink. */
+  speedupVsPandas?: number | null;
+  worker?: { idleRssBytes: number; peakRssBytes: number };
+  /** 1-minute load average when the run started and ended: the box is shared, this shows how busy it was. */
+  loadAvg1m?: { start: number; end: number };
+  history?: HistoryStats;
+  check?: OutputCheck;
+  error?: string;
+}
+
+export interface ModelResults {
+  key: ModelKey;
+  name: string;
+  version: number;
+  sha256: string;
+  modelBytes: number;
+  raw: RawBaseline;
+  pandas: PandasBaseline;
+  runs: PipelineRun[];
+}
+
+export interface BatchBenchResults {
+  benchmark: 'batch';
+  schema: 1;
+  /** ISO time the run finished. */
+  date: string;
+  /** The command that reproduces it. */
+  command: string;
+  rows: number;
+  dataset: { file: string; bytes: number; generator: string };
+  machine: MachineInfo;
+  /** The code measured: HEAD plus uncommitted changes to the pipeline's own files, if any. */
+  source: { commit: string; uncommitted: string[] };
+  settings: {
+    shardSizes: number[];
+    concurrencies: number[];
+    /** Sinks the pipeline runs wrote to. */
+    sinks: SinkKind[];
+    /** The workflow defaults at the time of the run (workflows/definitions.ts). */
+    workflowDefaults: { shardSize: number; maxConcurrency: number };
+    ortIntraOpThreads: number;
+    rawBatchRows: number;
+    rawDuckdbThreads: number;
+    baselineRepeats: number;
+  };
+  postgres: { used: boolean; reason?: string };
+  models: ModelResults[];
+}

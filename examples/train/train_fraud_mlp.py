@@ -1,0 +1,110 @@
+"""Train a small MLP fraud model (the benchmark's second model) and write it for the TypeScript side.
+
+It is trained on the same seeded synthetic transactions as the gradient-boosted model
+(``generate`` from train_fraud.py), so both models score the same feature columns:
+
+  examples/models/fraud-mlp/model.onnx      StandardScaler + MLPClassifier(32, 16), ONNX,
+                                            input ``features`` float32 [None, 7],
+                                            outputs ``label`` and ``probabilities`` (no ZipMap)
+  examples/models/fraud-mlp/metadata.json   same format as fraud-detector's metadata.json
+
+A tree ensemble and a dense network stress ONNX Runtime differently (branchy tree walks vs.
+small matrix multiplies), which is why the batch benchmark runs both.
+
+Run from the repository root:
+  python3 examples/train/train_fraud_mlp.py
+The outputs are committed, so the benchmark never needs Python to train.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from datetime import datetime, timezone
+
+import numpy as np
+import sklearn
+import skl2onnx
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+# Reuse the generator and feature order of the tree model: one definition of the data.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from train_fraud import FEATURES, ROOT, generate  # noqa: E402
+
+HIDDEN = (32, 16)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train-rows", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    start = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    df = generate(args.train_rows, args.seed, start)
+    X = df[FEATURES].to_numpy(dtype=np.float32)
+    y = df["is_fraud"].to_numpy()
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=args.seed, stratify=y)
+
+    # Amounts and distances span thousands while flags are 0/1: an MLP needs scaled inputs.
+    # The scaler is part of the exported graph, so callers feed raw feature values.
+    mlp = MLPClassifier(hidden_layer_sizes=HIDDEN, alpha=1e-4, batch_size=512, max_iter=60, early_stopping=True, random_state=args.seed)
+    model = Pipeline([("scale", StandardScaler()), ("mlp", mlp)])
+    model.fit(X_tr, y_tr)
+    proba = model.predict_proba(X_te)[:, 1]
+    metrics = {
+        "roc_auc": round(float(roc_auc_score(y_te, proba)), 4),
+        "average_precision": round(float(average_precision_score(y_te, proba)), 4),
+        "accuracy": round(float(accuracy_score(y_te, (proba >= 0.5).astype(int))), 4),
+        "fraud_rate": round(float(y.mean()), 4),
+        "train_rows": int(len(y_tr)),
+        "test_rows": int(len(y_te)),
+    }
+
+    onx = to_onnx(
+        model,
+        initial_types=[("features", FloatTensorType([None, len(FEATURES)]))],
+        options={MLPClassifier: {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    outputs = [o.name for o in onx.graph.output]
+    if outputs != ["label", "probabilities"]:
+        raise SystemExit(f"unexpected ONNX outputs {outputs}; expected ['label', 'probabilities']")
+
+    out_dir = ROOT / "examples" / "models" / "fraud-mlp"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.onnx").write_bytes(onx.SerializeToString())
+
+    metadata = {
+        "name": "fraud-mlp",
+        "description": "Small MLP fraud classifier (StandardScaler + MLPClassifier 32x16) on synthetic card transactions (seeded).",
+        "task": "binary_classification",
+        "inputs": [{"name": "features", "dtype": "float32", "columns": FEATURES}],
+        "outputs": {"label": "label", "probabilities": "probabilities"},
+        "class_labels": [0, 1],
+        "positive_class": 1,
+        "id_column": "transaction_id",
+        "metrics": metrics,
+        "training": {
+            "algorithm": "sklearn.pipeline.Pipeline(StandardScaler, sklearn.neural_network.MLPClassifier)",
+            "params": {"hidden_layer_sizes": list(HIDDEN), "alpha": 1e-4, "batch_size": 512, "max_iter": 60, "early_stopping": True},
+            "iterations": int(mlp.n_iter_),
+            "seed": args.seed,
+            "sklearn": sklearn.__version__,
+            "skl2onnx": skl2onnx.__version__,
+            "trained_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        },
+    }
+    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    print(json.dumps({"metrics": metrics, "iterations": int(mlp.n_iter_), "model_bytes": (out_dir / "model.onnx").stat().st_size}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
