@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { EmptyInputError, InvalidInputError, SchemaMismatchError, errorMessage } from '../errors';
+import { EmptyInputError, InvalidInputError, NotFoundError, SchemaMismatchError, errorMessage } from '../errors';
 import { ident, lit, scalar, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
 import { localPathOf } from '../storage';
 import { resolveFiles, scanFiles, isRemote, type ResolvedFiles } from './source';
@@ -156,22 +156,39 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
       async (conn) => {
         await conn.run(`SET temp_directory = ${lit(path.join(tmp, 'duckdb'))}`);
         const expand = async (pattern: string) => (await conn.runAndReadAll(`SELECT file FROM glob(${lit(pattern)})`)).getRowsJS().map((r) => toText(r[0]));
-        const prepared: PreparedView[] = [];
-        for (const { view, index } of views) {
-          const source = view.source as Extract<FeatureView['source'], { type: 'file' }>;
-          const files = await resolveFiles(source.path, path.join(tmp, `view-${index}`), `views[${index}].source.path`, expand);
-          prepared.push({ index, view, files, columns: new Map(), table: `${INTERNAL}view_${index}`, ttlNs: view.ttl ? BigInt(durationSeconds(view.ttl)) * 1_000_000_000n : undefined });
+        // Resolve (and download) every location; report every missing one together.
+        const located = await Promise.allSettled([
+          ...views.map(({ view, index }) => resolveFiles((view.source as { path: string }).path, path.join(tmp, `view-${index}`), `views[${index}].source.path`, expand)),
+          ...(typeof req.spine === 'string' ? [resolveFiles(req.spine, path.join(tmp, 'spine'), 'spine', expand)] : []),
+        ]);
+        const failed = located.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+        if (failed.length > 1 && failed.every((e) => e instanceof NotFoundError)) {
+          throw new NotFoundError(failed.map((e) => errorMessage(e)).join('; '), { problems: failed.map((e) => errorMessage(e)) });
         }
-        const spineFiles = typeof req.spine === 'string' ? await resolveFiles(req.spine, path.join(tmp, 'spine'), 'spine', expand) : undefined;
+        if (failed.length > 0) throw failed[0] as Error;
+        const files = located.map((r) => (r as PromiseFulfilledResult<ResolvedFiles>).value);
+        const prepared: PreparedView[] = views.map(({ view, index }, i) => ({
+          index,
+          view,
+          files: files[i]!,
+          columns: new Map(),
+          table: `${INTERNAL}view_${index}`,
+          ttlNs: view.ttl ? BigInt(durationSeconds(view.ttl)) * 1_000_000_000n : undefined,
+        }));
+        const spineFiles = typeof req.spine === 'string' ? files[views.length] : undefined;
 
         // Describe everything, then check everything: every problem is reported together.
         for (const p of prepared) p.columns = await describe(conn, scanFiles(p.files), `views[${p.index}].source.path`, p.files.location);
         const spineColumns = spineFiles ? await describe(conn, scanFiles(spineFiles), 'spine', spineFiles.location) : undefined;
         checkSchemas(prepared, spineColumns, spineFiles?.location, tsField, rowColumn);
 
+        // A spine file is read first, so that an empty one fails before any source is read.
+        if (spineFiles) {
+          await conn.run(`CREATE TEMP TABLE ${INTERNAL}spine_in AS SELECT * FROM ${scanFiles(spineFiles)}`);
+          if (Number(await scalar(conn, `SELECT count(*) FROM ${INTERNAL}spine_in`)) === 0) throw new EmptyInputError(`spine ${spineFiles.location} has no rows`, { object: spineFiles.location });
+        }
         for (const p of prepared) await materializeView(conn, p);
-        if (spineFiles) await conn.run(`CREATE TEMP TABLE ${INTERNAL}spine_in AS SELECT * FROM ${scanFiles(spineFiles)}`);
-        else await allEntitiesSpine(conn, prepared, (req.spine as AllEntitiesSpine).allEntitiesAsOf, tsField);
+        if (!spineFiles) await allEntitiesSpine(conn, prepared, (req.spine as AllEntitiesSpine).allEntitiesAsOf, tsField);
 
         const spineTypes = spineColumns ?? (await describe(conn, `${INTERNAL}spine_in`, 'spine', 'spine'));
         // rowid of a table filled by CREATE TABLE AS is the scan's row order (insertion order is preserved).
@@ -181,9 +198,7 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
         await conn.run(`DROP TABLE ${INTERNAL}spine_in`);
         const rows = Number(await scalar(conn, `SELECT count(*) FROM ${INTERNAL}spine`));
         if (rows === 0) {
-          throw new EmptyInputError(spineFiles ? `spine ${spineFiles.location} has no rows` : `no entity has a row at or before ${(req.spine as AllEntitiesSpine).allEntitiesAsOf.toISOString()} in the views' sources`, {
-            object: spineFiles?.location ?? 'spine',
-          });
+          throw new EmptyInputError(`no entity has a row at or before ${(req.spine as AllEntitiesSpine).allEntitiesAsOf.toISOString()} in the views' sources`, { object: 'spine' });
         }
 
         await fs.mkdir(path.dirname(output), { recursive: true });

@@ -693,10 +693,18 @@ describe('errors', () => {
     ]);
   });
 
-  it('names a missing source and refuses an empty spine', async () => {
+  it('names every missing source and refuses an empty spine', async () => {
     await expect(getHistoricalFeatures({ spine: spinePath, views: [{ ...views[0]!, source: { type: 'file', path: path.join(dir, 'missing.parquet') } }], output: out() })).rejects.toThrow(NotFoundError);
+    const both = await getHistoricalFeatures({
+      spine: path.join(dir, 'no-spine.parquet'),
+      views: [{ ...views[0]!, source: { type: 'file', path: path.join(dir, 'missing.parquet') } }, views[1]!],
+      output: out(),
+    }).catch((e: unknown) => e);
+    expect(both).toBeInstanceOf(NotFoundError);
+    expect((both as NotFoundError).message).toMatch(/views\[0\]\.source\.path: .*missing\.parquet does not exist; spine: .*no-spine\.parquet does not exist/);
     await expect(getHistoricalFeatures({ spine: spinePath, views: [{ ...views[0]!, source: { type: 'file', path: path.join(dir, 'nothing-*.parquet') } }], output: out() })).rejects.toThrow(NotFoundError);
     await withDuckDB((c) => c.run(`COPY (SELECT * FROM read_parquet(${lit(spinePath)}) LIMIT 0) TO ${lit(path.join(dir, 'spine-empty.parquet'))} (FORMAT parquet)`));
     await expect(getHistoricalFeatures({ spine: path.join(dir, 'spine-empty.parquet'), views: [views[0]!], output: out() })).rejects.toThrow(EmptyInputError);
+    await expect(getHistoricalFeatures({ spine: { allEntitiesAsOf: new Date(BASE_MS - 1) }, views: [views[0]!], output: out() })).rejects.toThrow(/no entity has a row at or before 2025-12-31T23:59:59.999Z/);
   });
 });
