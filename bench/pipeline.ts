@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { queryProgress, startBatchInference, type BatchInferenceResult, type BatchProgress } from '../client';
+import { progressQuery, startBatchInference, type BatchInferenceResult, type BatchProgress } from '../client';
 import type { SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
 import { analyseHistories, fetchRunHistories } from './history';
@@ -49,11 +49,21 @@ function describe(p: BatchProgress): string {
 async function watch(handle: Awaited<ReturnType<typeof startBatchInference>>, label: string, say: (m: string) => void, signal: AbortSignal): Promise<void> {
   let lastPhase = '';
   let lastPrint = 0;
+  let lastError = '';
   while (!signal.aborted) {
     await sleep(2000, undefined, { signal }).catch(() => undefined);
     if (signal.aborted) return;
-    const p = await queryProgress(handle);
-    if (!p) continue;
+    let p: BatchProgress;
+    try {
+      p = await handle.query(progressQuery);
+    } catch (err) {
+      // Say so once per distinct reason: a silent gap in progress output would look like a hang.
+      const reason = errorMessage(err);
+      if (reason !== lastError) say(`  ${label}: progress query failed: ${reason}`);
+      lastError = reason;
+      continue;
+    }
+    lastError = '';
     if (p.phase !== lastPhase || Date.now() - lastPrint >= 5000) {
       say(`  ${label}: ${describe(p)}`);
       lastPhase = p.phase;
