@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   const repeat = intArg('repeat', values.repeat, 3);
   const seed = intArg('seed', values.seed, 42, 0);
 
+  const loadBefore = os.loadavg().map((x) => Number(x.toFixed(2)));
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-pit-bench-'));
   const spinePath = path.join(dir, 'spine.parquet');
   const featuresPath = path.join(dir, 'customer_features.parquet');
@@ -160,6 +161,9 @@ async function main(): Promise<void> {
         os: `${os.type()} ${os.release()} ${os.arch()}`,
         node: process.version,
         duckdbNodeApi: packageVersion('@duckdb/node-api'),
+        /** 1/5/15-minute load averages before and after: the machine may be shared. */
+        loadAverageBefore: loadBefore,
+        loadAverageAfter: os.loadavg().map((x) => Number(x.toFixed(2))),
       },
       source: {
         commit: spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim() || 'unknown',
