@@ -63,6 +63,15 @@ function runDir(deps: ActivityDeps, runId: string): string {
   return path.join(deps.config.dataDir, 'runs', runId);
 }
 
+/**
+ * Heartbeat every 10 s while a long single statement runs (snapshot COPY, a sink's commit), so
+ * a dead worker is noticed by the heartbeat timeout instead of a long start-to-close timeout.
+ */
+function keepAlive(): Disposable {
+  const timer = setInterval(() => heartbeat(), 10_000);
+  return { [Symbol.dispose]: () => clearInterval(timer) };
+}
+
 function partPathOf(deps: ActivityDeps, runId: string, index: number): string {
   return path.join(runDir(deps, runId), 'parts', `part-${String(index).padStart(5, '0')}.parquet`);
 }
@@ -101,6 +110,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Validate features against the model, stage a snapshot, and cut it into shards (descriptors only). */
     async planBatch(input: PlanBatchInput): Promise<PlanBatchResult> {
+      using _alive = keepAlive();
       const sink = parseSinkSpec(input.sink);
       const manifest = await manifestOf(input.model);
       const plan = await stageSnapshot({
@@ -153,6 +163,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Publish all staged parts to the sink atomically. Idempotent per run id. */
     async commitPredictions(input: CommitInput): Promise<CommitResult> {
+      using _alive = keepAlive();
       const sink = sinkOf(parseSinkSpec(input.sink));
       const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i));
       const missing: string[] = [];

@@ -31,6 +31,13 @@ const steps = proxyActivities<InferflowActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
 });
 
+/** Whole-run steps (snapshot, commit) grow with the run: long limit, liveness by heartbeat. */
+const runSteps = proxyActivities<InferflowActivities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
+});
+
 /**
  * Batch inference: resolve the model to one exact version, stage a feature snapshot and plan
  * shards, predict shards with bounded concurrency, commit the sink atomically, return a summary.
@@ -73,7 +80,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
 
   try {
     progress.phase = 'planning';
-    const plan = await steps.planBatch({
+    const plan = await runSteps.planBatch({
       runId: info.runId,
       model,
       features: input.features,
@@ -108,7 +115,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     }
 
     progress.phase = 'committing';
-    const committed = await steps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut });
+    const committed = await runSteps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut });
     await steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) });
     progress.phase = 'done';
     progress.etaSeconds = 0;
