@@ -15,7 +15,7 @@ export interface MachineInfo {
   temporalCli: string;
 }
 
-function packageVersion(name: string): string {
+export function packageVersion(name: string): string {
   try {
     return (JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version: string }).version;
   } catch {
@@ -23,7 +23,7 @@ function packageVersion(name: string): string {
   }
 }
 
-function cpuModel(): string {
+export function cpuModel(): string {
   try {
     const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
     if (m?.[1]) return m[1].trim();

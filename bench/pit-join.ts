@@ -15,12 +15,12 @@
  */
 import fs from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
 import { lit, scalar, withDuckDB } from '../lib/io/duckdb';
+import { cpuModel, packageVersion } from './machine';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 
@@ -29,24 +29,6 @@ function intArg(name: string, value: string | undefined, fallback: number, min =
   const n = Number(value.replace(/_/g, ''));
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got ${value})`);
   return n;
-}
-
-function packageVersion(name: string): string {
-  try {
-    return (JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
-function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m?.[1]) return m[1].trim();
-  } catch {
-    // not Linux
-  }
-  return os.cpus()[0]?.model ?? 'unknown';
 }
 
 const median = (xs: number[]) => {
