@@ -6,7 +6,7 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { predictShard as predictShardLib, stageSnapshot, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
+import { predictShard as predictShardLib, stageSnapshot, type InputFingerprint, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
 import type { ResolvedModel, ModelManifest } from '../lib/registry/manifest';
 import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
@@ -26,6 +26,8 @@ export interface PlanBatchInput {
 export interface PlanBatchResult {
   rowsIn: number;
   snapshotPath: string;
+  /** Set when shards read the Parquet input in place instead of a staged snapshot. */
+  inPlace?: InputFingerprint;
   idColumn: string | null;
   /** Shard i covers rows [i × shardSize, min(rowsIn, (i + 1) × shardSize)); no list travels through history. */
   shardCount?: number;
@@ -40,6 +42,7 @@ export interface PredictShardInput {
   /** ISO 8601 as-of time, written into every output row. */
   asOf: string;
   snapshotPath: string;
+  inPlace?: InputFingerprint;
   idColumn: string | null;
   shard: ShardDescriptor;
   /** The run's parsed sink: sinks that stage per shard (PostgreSQL) load the part right away. Absent: the sink planBatch recorded for the run. */
@@ -121,10 +124,11 @@ export function createActivities(deps: ActivityDeps) {
         shardSize: input.shardSize,
       });
       const sinkFile = path.join(runDir(deps, input.runId), 'sink.json');
+      await fs.mkdir(path.dirname(sinkFile), { recursive: true }); // no snapshot dir when the input is read in place
       await fs.writeFile(`${sinkFile}.tmp`, JSON.stringify(sink));
       await fs.rename(`${sinkFile}.tmp`, sinkFile);
       log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length }, 'batch planned');
-      return { rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
+      return { rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
     },
 
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
@@ -141,6 +145,7 @@ export function createActivities(deps: ActivityDeps) {
         session,
         manifest,
         snapshotPath: input.snapshotPath,
+        ...(input.inPlace ? { inPlace: input.inPlace } : {}),
         idColumn: input.idColumn,
         shard: input.shard,
         partPath,

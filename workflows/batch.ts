@@ -91,7 +91,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     progress.phase = 'predicting';
     progress.rowsTotal = plan.rowsIn;
     predictStarted = Date.now();
-    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize };
+    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize };
     // Histories recorded before shard counts were derived carry the shard list instead.
     const shardCount = plan.shardCount ?? plan.shards?.length ?? shardCountOf(ctx);
     progress.shardsTotal = shardCount;

@@ -6,6 +6,7 @@ import { ActivityCancellationType, CancellationScope, proxyActivities } from '@t
 import type { InferflowActivities } from '../activities';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import type { SinkSpec } from '../lib/sinks/spec';
+import type { InputFingerprint } from '../lib/pipeline/batch';
 
 /** Shard predictions: long-running, heartbeating so a dead worker is noticed within 30 s. */
 const shardActivities = proxyActivities<InferflowActivities>({
@@ -22,6 +23,8 @@ export interface ShardRunContext {
   model: ResolvedModel;
   asOf: string;
   snapshotPath: string;
+  /** Set when shards read the Parquet input in place (checked against its size and mtime). */
+  inPlace?: InputFingerprint;
   idColumn: string | null;
   sink: SinkSpec;
   rowsIn: number;
@@ -58,7 +61,7 @@ export async function runShards(
       for (let index = first; index < first + count; index++) {
         while (inFlight.size >= maxConcurrency) await Promise.race(inFlight.values());
         const p = shardActivities
-          .predictShard({ runId: ctx.runId, model: ctx.model, asOf: ctx.asOf, snapshotPath: ctx.snapshotPath, idColumn: ctx.idColumn, sink: ctx.sink, shard: shardRange(ctx, index) })
+          .predictShard({ runId: ctx.runId, model: ctx.model, asOf: ctx.asOf, snapshotPath: ctx.snapshotPath, ...(ctx.inPlace ? { inPlace: ctx.inPlace } : {}), idColumn: ctx.idColumn, sink: ctx.sink, shard: shardRange(ctx, index) })
           .then(
             (r) => {
               rows += r.rows;

@@ -8,8 +8,8 @@ import type * as ortTypes from 'onnxruntime-node';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { EmptyInputError, SchemaMismatchError } from '../errors';
-import { assertReadable, describeColumns, ident, isNumericType, lit, scalar, scanOf, toText, withDuckDB, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
+import { EmptyInputError, InvalidInputError, SchemaMismatchError } from '../errors';
+import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withDuckDB, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
 
@@ -22,9 +22,20 @@ export interface ShardDescriptor {
   end: number;
 }
 
+/**
+ * Size and modification time of a Parquet input that shards read in place (no snapshot copy);
+ * every shard checks it, so a file replaced mid-run fails the run instead of mixing data.
+ */
+export interface InputFingerprint {
+  size: number;
+  mtimeMs: number;
+}
+
 export interface PlannedBatch {
   rowsIn: number;
+  /** What shards read: the staged snapshot, or the Parquet input itself when `inPlace` is set. */
   snapshotPath: string;
+  inPlace?: InputFingerprint;
   idColumn: string | null;
   shards: ShardDescriptor[];
 }
@@ -62,9 +73,32 @@ export function planShards(rows: number, shardSize: number): ShardDescriptor[] {
   return shards;
 }
 
+/** How shards address rows: the snapshot's row column, or Parquet's own file_row_number. */
+function rowSource(snapshotPath: string, inPlace: InputFingerprint | undefined): { from: string; row: string } {
+  return inPlace
+    ? { from: `read_parquet(${lit(snapshotPath)}, file_row_number = true)`, row: 'file_row_number' }
+    : { from: `read_parquet(${lit(snapshotPath)})`, row: ident(ROW_COLUMN) };
+}
+
+async function fingerprintOf(filePath: string): Promise<InputFingerprint> {
+  const st = await fs.stat(filePath);
+  return { size: st.size, mtimeMs: st.mtimeMs };
+}
+
+/** Shards reading an input in place refuse a file that changed since planning. */
+export async function checkInPlace(filePath: string, expected: InputFingerprint | undefined): Promise<void> {
+  if (!expected) return;
+  const now = await fingerprintOf(filePath).catch(() => undefined);
+  if (!now || now.size !== expected.size || now.mtimeMs !== expected.mtimeMs) {
+    throw new InvalidInputError(`feature file ${filePath} changed or disappeared during the run`, ['the input must not change while a run reads it; start a new run'], { object: filePath });
+  }
+}
+
 /**
- * Validate the feature file against the model and stage an immutable snapshot of it (Parquet,
- * with a row number column) that all shards read. Re-running overwrites the same snapshot.
+ * Validate the feature file against the model and decide what shards read. A local Parquet
+ * file is read in place (by file_row_number, guarded by its size and mtime): copying it cost
+ * a third of the raw baseline's time in the benchmark. Other inputs (CSV) are staged once as an
+ * immutable Parquet snapshot with a row number column. Re-running overwrites the same snapshot.
  */
 export async function stageSnapshot(args: {
   featuresPath: string;
@@ -79,6 +113,12 @@ export async function stageSnapshot(args: {
     const columns = await describeColumns(conn, featuresPath);
     const idColumn = args.idColumn ?? (manifest.metadata.id_column && columns.some((c) => c.name === manifest.metadata.id_column) ? manifest.metadata.id_column : null);
     checkColumns(columns, manifest, idColumn, featuresPath);
+    if (formatOf(featuresPath) === 'parquet') {
+      const inPlace = await fingerprintOf(featuresPath);
+      const rowsIn = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(featuresPath)})`));
+      if (rowsIn === 0) throw new EmptyInputError(`feature file ${featuresPath} has no rows`, { object: featuresPath });
+      return { rowsIn, snapshotPath: featuresPath, inPlace, idColumn, shards: planShards(rowsIn, shardSize) };
+    }
     await fs.mkdir(path.dirname(snapshotPath), { recursive: true });
     const tmp = `${snapshotPath}.tmp-${randomUUID()}.parquet`;
     try {
@@ -101,12 +141,13 @@ export async function stageSnapshot(args: {
  * ids are not read here (turning them into JS strings costs as much as the features): they
  * are looked up only for rows named in an error (`labelRows`).
  */
-export async function readShard(conn: DuckDBConnection, snapshotPath: string, shard: ShardDescriptor, manifest: ModelManifest): Promise<FeatureBlock & { rowIds: Float64Array }> {
+export async function readShard(conn: DuckDBConnection, snapshotPath: string, shard: ShardDescriptor, manifest: ModelManifest, inPlace?: InputFingerprint): Promise<FeatureBlock & { rowIds: Float64Array }> {
+  const src = rowSource(snapshotPath, inPlace);
   const inputs = inputColumns(manifest);
   const all = inputs.flatMap((i) => i.columns);
-  const select = [ident(ROW_COLUMN), 'NULL', ...all.map((c) => `CAST(${ident(c)} AS DOUBLE)`)].join(', ');
+  const select = [src.row, 'NULL', ...all.map((c) => `CAST(${ident(c)} AS DOUBLE)`)].join(', ');
   const result = await conn.run(
-    `SELECT ${select} FROM read_parquet(${lit(snapshotPath)}) WHERE ${ident(ROW_COLUMN)} >= ${shard.start} AND ${ident(ROW_COLUMN)} < ${shard.end} ORDER BY 1`,
+    `SELECT ${select} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end} ORDER BY 1`,
   );
   const rows = shard.end - shard.start;
   const data: Record<string, Float32Array> = Object.fromEntries(inputs.map((i) => [i.name, new Float32Array(rows * i.columns.length)]));
@@ -136,10 +177,11 @@ export async function readShard(conn: DuckDBConnection, snapshotPath: string, sh
 }
 
 /** `idColumn=value` labels for a few snapshot rows (for error messages). */
-export async function labelRows(conn: DuckDBConnection, snapshotPath: string, rows: number[], idColumn: string): Promise<Map<number, string>> {
+export async function labelRows(conn: DuckDBConnection, snapshotPath: string, rows: number[], idColumn: string, inPlace?: InputFingerprint): Promise<Map<number, string>> {
   if (rows.length === 0) return new Map();
+  const src = rowSource(snapshotPath, inPlace);
   const r = await conn.runAndReadAll(
-    `SELECT ${ident(ROW_COLUMN)}, CAST(${ident(idColumn)} AS VARCHAR) FROM read_parquet(${lit(snapshotPath)}) WHERE ${ident(ROW_COLUMN)} IN (${rows.join(', ')})`,
+    `SELECT ${src.row}, CAST(${ident(idColumn)} AS VARCHAR) FROM ${src.from} WHERE ${src.row} IN (${rows.join(', ')})`,
   );
   return new Map(r.getRowsJS().map(([row, id]) => [Number(row), `${idColumn}=${id === null ? 'null' : toText(id)}`]));
 }
@@ -161,6 +203,8 @@ export interface PredictRangeArgs {
   session: ortTypes.InferenceSession;
   manifest: ModelManifest;
   snapshotPath: string;
+  /** Set when shards read the Parquet input in place (see stageSnapshot). */
+  inPlace?: InputFingerprint;
   idColumn: string | null;
   shard: ShardDescriptor;
   partPath: string;
@@ -172,10 +216,12 @@ export interface PredictRangeArgs {
 async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
   const { manifest, shard, lineage } = args;
   return withSharedDuckDB(async (conn) => {
-    const block = await readShard(conn, args.snapshotPath, shard, manifest);
+    await checkInPlace(args.snapshotPath, args.inPlace);
+    const src = rowSource(args.snapshotPath, args.inPlace);
+    const block = await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
     const bad = nonFiniteValues(manifest, block);
     if (bad.length > 0 && args.idColumn) {
-      const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn);
+      const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn, args.inPlace);
       block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;
     }
     const preds = await predict(args.session, manifest, block, {
@@ -206,9 +252,9 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
            SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols},
                   ${lit(lineage.model.name)} AS model_name, ${lineage.model.version}::INTEGER AS model_version,
                   ${lit(lineage.model.sha256)} AS model_sha256, ${lit(lineage.asOf)}::TIMESTAMPTZ AS as_of, ${lit(lineage.runId)} AS run_id
-           FROM ${predTable} p JOIN (SELECT * FROM read_parquet(${lit(args.snapshotPath)})
-                              WHERE ${ident(ROW_COLUMN)} >= ${shard.start} AND ${ident(ROW_COLUMN)} < ${shard.end}) s
-             ON s.${ident(ROW_COLUMN)} = p.r
+           FROM ${predTable} p JOIN (SELECT * FROM ${src.from}
+                              WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}) s
+             ON s.${src.row} = p.r
            ORDER BY p.r
          ) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
       );

@@ -33,7 +33,7 @@ beforeAll(async () => {
   parts = [];
   for (const shard of planShards(plan.rowsIn, 1_000)) {
     const partPath = path.join(dir, `p${shard.index}.parquet`);
-    await predictShard({ session, manifest, snapshotPath, idColumn: 'transaction_id', shard, partPath, lineage: { runId: 'x', model, asOf: '2026-11-24T03:00:00Z' } });
+    await predictShard({ session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: 'transaction_id', shard, partPath, lineage: { runId: 'x', model, asOf: '2026-11-24T03:00:00Z' } });
     parts.push({ shardIndex: shard.index, partPath, rows: shard.end - shard.start });
   }
   await session.release();

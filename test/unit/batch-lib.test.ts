@@ -47,14 +47,14 @@ describe('snapshot, shard prediction and sinks', () => {
     const parts: string[] = [];
     for (const shard of plan.shards) {
       const partPath = path.join(dir, 'run', 'parts', `p${shard.index}.parquet`);
-      const r = await predictShard({ session, manifest, snapshotPath, idColumn: plan.idColumn, shard, partPath, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, chunkRows: 300 });
+      const r = await predictShard({ session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard, partPath, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, chunkRows: 300 });
       expect(r.rows).toBe(shard.end - shard.start);
       parts.push(partPath);
     }
     // A retried shard (same inputs) produces the same single part.
     const rowsOf = (p: string) => withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(p)}) ORDER BY 1`)).getRowsJS());
     const before = await rowsOf(parts[1]!);
-    await predictShard({ session, manifest, snapshotPath, idColumn: plan.idColumn, shard: plan.shards[1]!, partPath: parts[1]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' } });
+    await predictShard({ session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[1]!, partPath: parts[1]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' } });
     expect((await fs.readdir(path.join(dir, 'run', 'parts'))).sort()).toEqual(['p0.parquet', 'p1.parquet', 'p2.parquet']);
     expect(await rowsOf(parts[1]!)).toEqual(before);
 
@@ -88,7 +88,7 @@ describe('snapshot, shard prediction and sinks', () => {
     const snapshotPath = path.join(dir, 'seg', 'snapshot.parquet');
     const plan = await stageSnapshot({ featuresPath: input, snapshotPath, manifest, idColumn: null, shardSize: 2_500 });
     const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
-    const common = { session, manifest, snapshotPath, idColumn: plan.idColumn, shard: plan.shards[0]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, segmentRows: 600 };
+    const common = { session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[0]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, segmentRows: 600 };
     const rowsOf = (p: string) => withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(p)})`)).getRowsJS());
 
     const clean = path.join(dir, 'seg', 'clean.parquet');
@@ -112,6 +112,29 @@ describe('snapshot, shard prediction and sinks', () => {
     await fs.rm(part);
     expect((await predictShard({ ...common, partPath: part, resumeFromSegment: 4 })).segmentsComputed).toBe(5);
     await session.release();
+  });
+
+  it('reads a Parquet input in place (no copy) and refuses it once it changed; CSV inputs are staged as a snapshot', async () => {
+    const input = await writeVariant(dir, 'inplace.parquet', '*', 'true', 1_000);
+    const plan = await stageSnapshot({ featuresPath: input, snapshotPath: path.join(dir, 'inplace', 'snapshot.parquet'), manifest, idColumn: null, shardSize: 400 });
+    expect(plan.snapshotPath).toBe(input);
+    expect(plan.inPlace?.size).toBe((await fs.stat(input)).size);
+    await expect(fs.access(path.join(dir, 'inplace', 'snapshot.parquet'))).rejects.toThrow();
+    const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
+    const args = { session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[2]!, partPath: path.join(dir, 'inplace', 'p2.parquet'), lineage: { runId: 'r', model, asOf: '2026-11-24T03:00:00Z' } };
+    expect((await predictShard(args)).rows).toBe(200);
+    const ids = await withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id FROM read_parquet(${lit(args.partPath)})`)).getRowsJS().map((r) => toText(r[0])));
+    const expected = await withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id FROM read_parquet(${lit(input)}) LIMIT 200 OFFSET 800`)).getRowsJS().map((r) => toText(r[0])));
+    expect(ids).toEqual(expected);
+    // The file is replaced mid-run: shards refuse to read it.
+    await writeVariant(dir, 'inplace.parquet', '*', 'true', 999);
+    await expect(predictShard(args)).rejects.toThrow(/changed or disappeared during the run/);
+    await session.release();
+
+    const csv = await writeVariant(dir, 'snap.csv', '*', 'true', 100);
+    const csvPlan = await stageSnapshot({ featuresPath: csv, snapshotPath: path.join(dir, 'csv', 'snapshot.parquet'), manifest, idColumn: null, shardSize: 400 });
+    expect(csvPlan.inPlace).toBeUndefined();
+    expect(csvPlan.snapshotPath).toBe(path.join(dir, 'csv', 'snapshot.parquet'));
   });
 
   it('lists every schema problem at once', async () => {
