@@ -93,6 +93,53 @@ def generate(n: int, seed: int, start: datetime) -> pd.DataFrame:
     )
 
 
+def binary_metrics(y_all: np.ndarray, y_test: np.ndarray, proba: np.ndarray, train_rows: int) -> dict:
+    """Held-out metrics written into a model's metadata.json."""
+    return {
+        "roc_auc": round(float(roc_auc_score(y_test, proba)), 4),
+        "average_precision": round(float(average_precision_score(y_test, proba)), 4),
+        "accuracy": round(float(accuracy_score(y_test, (proba >= 0.5).astype(int))), 4),
+        "fraud_rate": round(float(y_all.mean()), 4),
+        "train_rows": int(train_rows),
+        "test_rows": int(len(y_test)),
+    }
+
+
+def export_binary_classifier(model, zipmap_key, out_dir: pathlib.Path, name: str, description: str, metrics: dict, training: dict) -> int:
+    """Write model.onnx (input `features` float32 [N, 7]; outputs `label`, `probabilities`) and
+    metadata.json in the format the registry reads. Returns the model's size in bytes."""
+    onx = to_onnx(
+        model,
+        initial_types=[("features", FloatTensorType([None, len(FEATURES)]))],
+        options={zipmap_key: {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    outputs = [o.name for o in onx.graph.output]
+    if outputs != ["label", "probabilities"]:
+        raise SystemExit(f"unexpected ONNX outputs {outputs}; expected ['label', 'probabilities']")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.onnx").write_bytes(onx.SerializeToString())
+    metadata = {
+        "name": name,
+        "description": description,
+        "task": "binary_classification",
+        "inputs": [{"name": "features", "dtype": "float32", "columns": FEATURES}],
+        "outputs": {"label": "label", "probabilities": "probabilities"},
+        "class_labels": [0, 1],
+        "positive_class": 1,
+        "id_column": "transaction_id",
+        "metrics": metrics,
+        "training": {
+            **training,
+            "sklearn": sklearn.__version__,
+            "skl2onnx": skl2onnx.__version__,
+            "trained_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        },
+    }
+    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return (out_dir / "model.onnx").stat().st_size
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-rows", type=int, default=200_000)
@@ -108,51 +155,26 @@ def main() -> None:
     model = GradientBoostingClassifier(n_estimators=80, max_depth=3, learning_rate=0.1, random_state=args.seed)
     model.fit(X_tr, y_tr)
     proba = model.predict_proba(X_te)[:, 1]
-    metrics = {
-        "roc_auc": round(float(roc_auc_score(y_te, proba)), 4),
-        "average_precision": round(float(average_precision_score(y_te, proba)), 4),
-        "accuracy": round(float(accuracy_score(y_te, (proba >= 0.5).astype(int))), 4),
-        "fraud_rate": round(float(y.mean()), 4),
-        "train_rows": int(len(y_tr)),
-        "test_rows": int(len(y_te)),
-    }
-
-    onx = to_onnx(
+    metrics = binary_metrics(y, y_te, proba, len(y_tr))
+    model_bytes = export_binary_classifier(
         model,
-        initial_types=[("features", FloatTensorType([None, len(FEATURES)]))],
-        options={id(model): {"zipmap": False}},
-        target_opset={"": 17, "ai.onnx.ml": 3},
-    )
-    out_dir = ROOT / "examples" / "models" / "fraud-detector"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.onnx").write_bytes(onx.SerializeToString())
-
-    metadata = {
-        "name": "fraud-detector",
-        "description": "Gradient-boosted fraud classifier on synthetic card transactions (seeded).",
-        "task": "binary_classification",
-        "inputs": [{"name": "features", "dtype": "float32", "columns": FEATURES}],
-        "outputs": {"label": "label", "probabilities": "probabilities"},
-        "class_labels": [0, 1],
-        "positive_class": 1,
-        "id_column": "transaction_id",
-        "metrics": metrics,
-        "training": {
+        id(model),
+        ROOT / "examples" / "models" / "fraud-detector",
+        "fraud-detector",
+        "Gradient-boosted fraud classifier on synthetic card transactions (seeded).",
+        metrics,
+        {
             "algorithm": "sklearn.ensemble.GradientBoostingClassifier",
             "params": {"n_estimators": 80, "max_depth": 3, "learning_rate": 0.1},
             "seed": args.seed,
-            "sklearn": sklearn.__version__,
-            "skl2onnx": skl2onnx.__version__,
-            "trained_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         },
-    }
-    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    )
 
     score = generate(args.score_rows, args.seed + 1, start + timedelta(days=30))
     data_dir = ROOT / "examples" / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     score.drop(columns=["is_fraud"]).to_parquet(data_dir / "transactions.parquet", index=False, compression="zstd")
-    print(json.dumps({"metrics": metrics, "model_bytes": (out_dir / "model.onnx").stat().st_size}, indent=2))
+    print(json.dumps({"metrics": metrics, "model_bytes": model_bytes}, indent=2))
 
 
 if __name__ == "__main__":
