@@ -88,9 +88,8 @@ export function createActivities(deps: ActivityDeps) {
 
   /** Ensure the model is in the local cache (download + verify once per machine) and return its session. */
   async function loadModel(model: ResolvedModel) {
-    const { path: modelPath, downloaded } = await deps.cache.ensure(model, deps.registry);
-    const session = await deps.sessions.get(model.sha256, modelPath, { intraOpThreads: deps.config.ortThreads });
-    return { session, modelPath, downloaded };
+    const { path: modelPath } = await deps.cache.ensure(model, deps.registry);
+    return deps.sessions.get(model.sha256, modelPath, { intraOpThreads: deps.config.ortThreads });
   }
 
   function sinkOf(spec: SinkSpec): Sink {
@@ -134,7 +133,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
     async predictShard(input: PredictShardInput): Promise<ShardResult> {
       const ctx = Context.current();
-      const { session } = await loadModel(input.model);
+      const session = await loadModel(input.model);
       const manifest = await manifestOf(input.model);
       const partPath = partPathOf(deps, input.runId, input.shard.index);
       // A retry resumes after the segments its previous attempt reported as written.

@@ -68,6 +68,12 @@ export class EmptyInputError extends InferflowError {
   readonly permanent = true;
 }
 
+/** Staged output does not add up to the rows predicted: publishing would expose a partial run. */
+export class RowCountMismatchError extends InferflowError {
+  readonly type = 'RowCountMismatch';
+  readonly permanent = true;
+}
+
 /** A backend is briefly unavailable (file locked, connection refused, throttled). Retry. */
 export class TransientError extends InferflowError {
   readonly type = 'Transient';

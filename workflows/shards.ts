@@ -3,10 +3,8 @@
  * workflows of large runs). Deterministic workflow code: no I/O, no Node APIs.
  */
 import { ActivityCancellationType, CancellationScope, proxyActivities } from '@temporalio/workflow';
-import type { InferflowActivities } from '../activities';
-import type { ResolvedModel } from '../lib/registry/manifest';
+import type { InferflowActivities, PredictShardInput } from '../activities';
 import type { SinkSpec } from '../lib/sinks/spec';
-import type { InputFingerprint } from '../lib/pipeline/batch';
 
 /** Shard predictions: long-running, heartbeating so a dead worker is noticed within 30 s. */
 const shardActivities = proxyActivities<InferflowActivities>({
@@ -16,16 +14,11 @@ const shardActivities = proxyActivities<InferflowActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
 });
 
-/** What every shard of a run needs; shard row ranges derive from rowsIn and shardSize. */
-export interface ShardRunContext {
-  /** Run id of the top-level batchInference (names the staging area). */
-  runId: string;
-  model: ResolvedModel;
-  asOf: string;
-  snapshotPath: string;
-  /** Set when shards read the Parquet input in place (checked against its size and mtime). */
-  inPlace?: InputFingerprint;
-  idColumn: string | null;
+/**
+ * What every shard of a run needs: the predictShard input without its shard (row ranges derive
+ * from rowsIn and shardSize). runId is the top-level batchInference's (it names the staging area).
+ */
+export interface ShardRunContext extends Omit<PredictShardInput, 'shard' | 'sink'> {
   sink: SinkSpec;
   rowsIn: number;
   shardSize: number;

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
+import { RowCountMismatchError as StagedRowCountError } from '../errors';
 import { ident as duckIdent, lit, toText, withDuckDB } from '../io/duckdb';
 import { TABLE_NAME_PATTERN, type SinkSpec } from './spec';
 import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
@@ -27,11 +28,8 @@ export class PostgresAccessError extends InferflowError {
   readonly permanent = true;
 }
 
-/** Staged rows do not add up to the run's rows. Publishing would expose partial output, so never retried. */
-export class StagedRowCountError extends InferflowError {
-  readonly type = 'RowCountMismatch';
-  readonly permanent = true;
-}
+/** Staged rows do not add up to the run's rows (the shared domain error, kept under its sink-specific name). */
+export { StagedRowCountError };
 
 /** Name of a run's staging table: `inferflow_stage_` + the first 16 hex digits of sha256(run id). */
 export function stagingTableName(runId: string): string {

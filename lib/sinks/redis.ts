@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { InferflowError, InvalidInputError, TransientError, errorMessage } from '../errors';
+import { InferflowError, InvalidInputError, RowCountMismatchError, TransientError, errorMessage } from '../errors';
 import { lit, toText, withDuckDB } from '../io/duckdb';
 import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
 
@@ -11,11 +11,6 @@ export interface RedisSinkOptions {
   retentionSeconds: number;
 }
 
-/** The staged rows of a run do not add up to what the workflow predicted: never publish. */
-export class RedisStagedCountError extends InferflowError {
-  readonly type = 'RowCountMismatch';
-  readonly permanent = true;
-}
 
 const clients = new Map<string, Redis>();
 
@@ -111,7 +106,7 @@ export class RedisSink implements Sink {
     try {
       if ((await redis.exists(this.key('run', req.runId, 'committed'))) === 1) return { location, rows: req.rows, created: false };
       const staged = Object.values(await redis.hgetall(this.key('run', req.runId, 'shards'))).reduce((s, v) => s + Number(v), 0);
-      if (staged !== req.rows) throw new RedisStagedCountError(`run ${req.runId} staged ${staged} rows in Redis, expected ${req.rows}`, { runId: req.runId });
+      if (staged !== req.rows) throw new RowCountMismatchError(`run ${req.runId} staged ${staged} rows in Redis, expected ${req.rows}`, { runId: req.runId });
       await redis.watch(pointer);
       const previous = await redis.get(pointer);
       const ok = await redis
