@@ -48,6 +48,8 @@ export interface BatchBenchOptions {
   concurrencies: number[];
   rawBatchRows: number;
   baselineRepeats: number;
+  /** Worker inference pool threads (INFERFLOW_INFERENCE_THREADS); the baselines get as many intra-op threads. */
+  inferenceThreads: number;
   /** Pipeline runs into the Parquet sink (the baselines always write Parquet: the checks compare against it). */
   parquet: boolean;
   postgres: boolean;
@@ -99,6 +101,7 @@ async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions,
       outDir,
       batchRows: o.rawBatchRows,
       duckdbThreads: machineThreads(),
+      intraOpThreads: baselineThreads(o),
       ...(pgTable ? { postgres: { table: pgTable } } : {}),
     });
     const total = r.readMs + r.predictMs + r.writeParquetMs;
@@ -143,7 +146,7 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
       '--metadata', m.metadataPath,
       '--out', path.join(outDir, 'pandas.parquet'),
       '--batch-rows', String(o.rawBatchRows),
-      '--threads', String(ORT_THREADS),
+      '--threads', String(baselineThreads(o)),
       '--model-version', String(m.manifest.version),
       '--model-sha256', m.manifest.artifact.sha256,
       '--as-of', new Date().toISOString(),
@@ -172,6 +175,15 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
     versions: b.versions,
     settings: b.settings,
   };
+}
+
+/**
+ * Intra-op threads of the baselines' one session: as many threads as the worker has for
+ * inference (its pool, or its one session's intra-op threads without a pool), so all three
+ * use the same number of cores for the model.
+ */
+function baselineThreads(o: BatchBenchOptions): number {
+  return Math.max(1, o.inferenceThreads) * ORT_THREADS;
 }
 
 function machineThreads(): number {
@@ -317,6 +329,7 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
       INFERFLOW_REGISTRY: registryUrl,
       INFERFLOW_OUTPUT: path.join(work, 'pipeline-out'),
       INFERFLOW_ORT_THREADS: String(ORT_THREADS),
+      INFERFLOW_INFERENCE_THREADS: String(o.inferenceThreads),
       INFERFLOW_LOG_LEVEL: 'warn',
       BENCH_WORKFLOW_BUNDLE: bundlePath,
     };
@@ -342,6 +355,8 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
           sinks: [...(o.parquet ? (['parquet'] as const) : []), ...(postgres.used ? (['postgres'] as const) : [])],
           workflowDefaults: { shardSize: BATCH_DEFAULTS.shardSize, maxConcurrency: BATCH_DEFAULTS.maxConcurrency },
           ortIntraOpThreads: ORT_THREADS,
+          inferenceThreads: o.inferenceThreads,
+          baselineIntraOpThreads: baselineThreads(o),
           rawBatchRows: o.rawBatchRows,
           rawDuckdbThreads: machineThreads(),
           baselineRepeats: o.baselineRepeats,

@@ -5,6 +5,7 @@
  *   npm run bench -- report        regenerate docs/benchmarks.md from bench/results/*.json
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { defaultPoolSize } from '../lib/runtime/pool';
 import { BATCH_DEFAULTS } from '../workflows/definitions';
 import { runBatchBench } from './batch';
 import { updateDoc } from './report';
@@ -49,6 +50,7 @@ interface BatchFlags {
   sinks?: SinkKind[];
   rawBatchRows: number;
   repeats: number;
+  inferenceThreads?: number;
   postgres: boolean;
   pandas: boolean;
   keep: boolean;
@@ -58,6 +60,7 @@ function normalizedCommand(f: BatchFlags, rows: number[], models: ModelKey[], sh
   const parts = ['npm run bench -- batch', ...rows.map((r) => `--rows ${r}`), `--models ${models.join(',')}`, `--shard-size ${shardSizes.join(',')}`, `--concurrency ${concurrencies.join(',')}`];
   if (f.rawBatchRows !== 65536) parts.push(`--raw-batch-rows ${f.rawBatchRows}`);
   if (f.repeats !== 2) parts.push(`--repeats ${f.repeats}`);
+  if (f.inferenceThreads !== undefined) parts.push(`--inference-threads ${f.inferenceThreads}`);
   if (f.sinks) parts.push(`--sinks ${f.sinks.join(',')}`);
   if (!f.postgres) parts.push('--no-postgres');
   if (!f.pandas) parts.push('--no-pandas');
@@ -86,6 +89,7 @@ program
   .option('--concurrency <n>', `shards in flight; repeat or comma-separate to compare (default ${BATCH_DEFAULTS.maxConcurrency}, the workflow default)`, intList(1, 500))
   .option('--sinks <list>', 'parquet, postgres or parquet,postgres (default: both when the Postgres sink exists)', sinkList)
   .option('--raw-batch-rows <n>', 'rows per session.run in the raw and pandas baselines', (v) => intList(1, 10_000_000)(v, [])[0]!, 65536)
+  .option('--inference-threads <n>', 'worker inference pool threads (INFERFLOW_INFERENCE_THREADS; 0 = session.run on the main thread); the baselines get as many ONNX Runtime intra-op threads (default: cores, at most 4)', (v) => intList(0, 64)(v, [])[0]!)
   .option('--repeats <n>', 'runs of each baseline (the best counts)', (v) => intList(1, 10)(v, [])[0]!, 2)
   .option('--no-postgres', 'skip Postgres even when the sink exists')
   .option('--no-pandas', 'skip the pandas baseline')
@@ -110,6 +114,7 @@ Examples:
       concurrencies,
       rawBatchRows: f.rawBatchRows,
       baselineRepeats: f.repeats,
+      inferenceThreads: f.inferenceThreads ?? defaultPoolSize({}),
       postgres: f.postgres && (f.sinks?.includes('postgres') ?? true),
       parquet: f.sinks?.includes('parquet') ?? true,
       pandas: f.pandas,

@@ -3,17 +3,22 @@
  * with no Temporal, no snapshot and no shards. It is what a careful engineer would write by
  * hand with the same libraries, and the yardstick for the pipeline's overhead:
  *
- *   read     DuckDB scans the feature columns (CAST AS FLOAT) into one row-major Float32Array
- *   predict  ONNX Runtime `session.run` over large batches, same session options as the worker
- *   write    predictions appended to a DuckDB table, then one COPY joining them back to the ids
- *            (POSITIONAL JOIN, no id strings in JS) into a zstd Parquet file with the same
- *            columns as the pipeline's output; optionally the same rows COPY'd into Postgres.
+ *   read     DuckDB scans the feature columns (CAST AS DOUBLE) into one row-major Float32Array,
+ *            copied out of DuckDB's vectors as typed arrays (lib/io/columns.ts, as the pipeline)
+ *   predict  ONNX Runtime `session.run` over large batches, the worker's session options except
+ *            intra-op threads (`intraOpThreads`: the benchmark gives the baselines as many
+ *            inference threads as the worker's inference pool has)
+ *   write    predictions appended to a DuckDB table by DataChunks (lib/io/columns.ts), then one
+ *            COPY joining them back to the ids (POSITIONAL JOIN, no id strings in JS) into a zstd
+ *            Parquet file with the same columns as the pipeline's output; optionally the same
+ *            rows COPY'd into Postgres.
  */
 import type * as ortTypes from 'onnxruntime-node';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { appendColumns, readMatrices, selectColumn } from '../lib/io/columns';
 import { ident, lit, scalar, withDuckDB } from '../lib/io/duckdb';
-import { DEFAULT_SESSION_OPTIONS, loadSession, ort } from '../lib/runtime/onnx';
+import { loadSession, ort } from '../lib/runtime/onnx';
 import type { ModelMetadata } from '../lib/registry/manifest';
 import { copyCsvIntoPostgres, type PgTarget } from './postgres';
 
@@ -26,6 +31,8 @@ export interface RawOptions {
   outDir: string;
   batchRows: number;
   duckdbThreads: number;
+  /** ONNX Runtime intra-op threads of the baseline's one session. */
+  intraOpThreads: number;
   /** Also COPY the predictions into this Postgres table (timed separately). */
   postgres?: PgTarget;
 }
@@ -53,26 +60,15 @@ async function readFeatures(features: string, columns: string[], threads: number
     async (conn) => {
       const rows = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(features)})`));
       const width = columns.length;
-      const x = new Float32Array(rows * width);
-      const result = await conn.stream(`SELECT ${columns.map((c) => `CAST(${ident(c)} AS FLOAT)`).join(', ')} FROM read_parquet(${lit(features)})`);
-      let r = 0;
-      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-        const n = chunk.rowCount;
-        for (let j = 0; j < width; j++) {
-          const v = chunk.getColumnVector(j);
-          for (let i = 0; i < n; i++) x[(r + i) * width + j] = (v.getItem(i) as number | null) ?? NaN;
-        }
-        r += n;
-      }
-      if (r !== rows) throw new Error(`read ${r} rows from ${features}, expected ${rows}`);
-      return { rows, width, x };
+      const [x] = await readMatrices(conn, `SELECT ${columns.map((c) => selectColumn(c, 'float32')).join(', ')} FROM read_parquet(${lit(features)})`, [width], rows);
+      return { rows, width, x: x! };
     },
     { threads },
   );
 }
 
 async function predictAll(session: ortTypes.InferenceSession, metadata: ModelMetadata, inputName: string, f: Features, batchRows: number) {
-  const label = new Int32Array(f.rows);
+  const label = new Float64Array(f.rows);
   const score = new Float32Array(f.rows);
   const labelName = metadata.outputs.label ?? 'label';
   const probName = metadata.outputs.probabilities ?? 'probabilities';
@@ -105,7 +101,7 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
   const input = o.metadata.inputs[0];
   if (!input || o.metadata.inputs.length !== 1) throw new Error('the raw baseline handles models with exactly one input');
   const idColumn = o.metadata.id_column ?? 'transaction_id';
-  const session = await loadSession(o.modelPath, `model ${o.modelPath}`, DEFAULT_SESSION_OPTIONS);
+  const session = await loadSession(o.modelPath, `model ${o.modelPath}`, { intraOpThreads: o.intraOpThreads });
   try {
     let t = performance.now();
     const features = await readFeatures(o.features, input.columns, o.duckdbThreads);
@@ -122,14 +118,8 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
     await withDuckDB(
       async (conn) => {
         t = performance.now();
-        await conn.run('CREATE TEMP TABLE preds (label INTEGER, score FLOAT)');
-        const app = await conn.createAppender('preds');
-        for (let i = 0; i < features.rows; i++) {
-          app.appendInteger(label[i]!);
-          app.appendFloat(score[i]!);
-          app.endRow();
-        }
-        app.closeSync();
+        await conn.run('CREATE TEMP TABLE preds (label DOUBLE, score FLOAT)');
+        await appendColumns(conn, 'preds', [label, score]);
         const appendMs = performance.now() - t;
         await conn.run(`COPY (${outputSelect(o, idColumn)}) TO ${lit(parquetPath)} (FORMAT parquet, COMPRESSION zstd)`);
         result.writeParquetMs = performance.now() - t;

@@ -176,7 +176,9 @@ function machineLines(r: BatchBenchResults): string {
 function settingsLines(r: BatchBenchResults): string {
   const s = r.settings;
   return [
-    `- ONNX Runtime everywhere: intra-op threads ${s.ortIntraOpThreads}, inter-op 1, sequential, graph optimizations all, no spinning (worker, raw baseline and pandas alike).`,
+    s.inferenceThreads === undefined
+      ? `- ONNX Runtime everywhere: intra-op threads ${s.ortIntraOpThreads}, inter-op 1, sequential, graph optimizations all, no spinning (worker, raw baseline and pandas alike).`
+      : `- ONNX Runtime everywhere: inter-op 1, sequential, graph optimizations all, no spinning. Worker: ${s.inferenceThreads > 0 ? `inference pool of ${s.inferenceThreads} thread(s), each session with ${s.ortIntraOpThreads} intra-op thread(s)` : `no inference pool (session.run on the main thread), ${s.ortIntraOpThreads} intra-op thread(s)`}; raw baseline and pandas: one session with ${s.baselineIntraOpThreads ?? s.ortIntraOpThreads} intra-op thread(s) (the same number of cores for inference).`,
     `- Raw baseline: one process, DuckDB with ${s.rawDuckdbThreads} threads, \`session.run\` on ${fmt.int(s.rawBatchRows)}-row batches; pandas: same batch size, pyarrow's default threads for reading.`,
     `- Baselines: best of ${s.baselineRepeats} run(s) (totals of every repeat are in the results file); each pipeline run once, each in a fresh worker process.`,
     `- Workflow defaults at the time (workflows/definitions.ts): shardSize ${fmt.int(s.workflowDefaults.shardSize)}, maxConcurrency ${s.workflowDefaults.maxConcurrency}; the worker runs at most 4 activities at once.`,

@@ -99,7 +99,12 @@ export interface BatchBenchResults {
     sinks: SinkKind[];
     /** The workflow defaults at the time of the run (workflows/definitions.ts). */
     workflowDefaults: { shardSize: number; maxConcurrency: number };
+    /** Intra-op threads of each worker session (INFERFLOW_ORT_THREADS). */
     ortIntraOpThreads: number;
+    /** Worker inference pool threads (INFERFLOW_INFERENCE_THREADS; absent in results from before the pool: 0). */
+    inferenceThreads?: number;
+    /** Intra-op threads of the raw and pandas baselines' one session (absent in older results: = ortIntraOpThreads). */
+    baselineIntraOpThreads?: number;
     rawBatchRows: number;
     rawDuckdbThreads: number;
     baselineRepeats: number;

@@ -3,9 +3,14 @@ import type * as ortTypes from 'onnxruntime-node';
 import { CorruptArtifactError, InvalidValueError, SchemaMismatchError } from '../errors';
 import type { ModelManifest } from '../registry/manifest';
 import { ort } from './onnx';
+import { offloadOf } from './pool';
 
-/** Rows per `session.run` call: long enough for near-peak throughput, short enough to keep the event loop responsive. */
+/** Rows per `session.run` call on the calling thread: long enough for near-peak throughput, short enough to keep the event loop responsive. */
 export const DEFAULT_CHUNK_ROWS = 4096;
+/** Rows per call on an inference pool thread (the event loop is not blocked there; fewer, larger calls cost less). */
+export const DEFAULT_OFFLOAD_CHUNK_ROWS = 16_384;
+/** Blocks smaller than this stay on the calling thread even when a pool is available (a round trip costs more). */
+export const MIN_OFFLOAD_ROWS = 1024;
 
 /** A block of rows as one row-major float32 matrix per model input. */
 export interface FeatureBlock {
@@ -27,8 +32,17 @@ export interface Predictions {
 }
 
 export interface PredictOptions {
+  /** Rows per call (default DEFAULT_CHUNK_ROWS on the calling thread, DEFAULT_OFFLOAD_CHUNK_ROWS on a pool). */
   chunkRows?: number;
   onChunk?: (rowsDone: number) => void;
+  /** false: never use the session's inference pool (see pool.ts). */
+  offload?: boolean;
+}
+
+interface OutputTensor {
+  data: unknown;
+  dims: readonly number[];
+  dispose?: () => void;
 }
 
 /** Feature columns per input, in the order the model expects them. */
@@ -67,7 +81,6 @@ export function checkFinite(manifest: ModelManifest, block: FeatureBlock): void 
  */
 export async function predict(session: ortTypes.InferenceSession, manifest: ModelManifest, block: FeatureBlock, options: PredictOptions = {}): Promise<Predictions> {
   checkFinite(manifest, block);
-  const chunkRows = Math.max(1, options.chunkRows ?? DEFAULT_CHUNK_ROWS);
   const inputs = inputColumns(manifest);
   const outNames = manifest.metadata.outputs;
   const task = manifest.metadata.task;
@@ -80,14 +93,17 @@ export async function predict(session: ortTypes.InferenceSession, manifest: Mode
   const classLabels = manifest.metadata.class_labels;
   const positiveIndex = classLabels && manifest.metadata.positive_class !== undefined ? classLabels.indexOf(manifest.metadata.positive_class) : 1;
 
-  for (let start = 0; start < block.rows; start += chunkRows) {
-    const n = Math.min(chunkRows, block.rows - start);
+  const offload = options.offload === false || block.rows < MIN_OFFLOAD_ROWS ? undefined : offloadOf(session);
+  const chunkRows = Math.max(1, options.chunkRows ?? (offload ? DEFAULT_OFFLOAD_CHUNK_ROWS : DEFAULT_CHUNK_ROWS));
+  const feedsFor = (start: number, n: number) => {
     const feeds: Record<string, ortTypes.Tensor> = {};
     for (const input of inputs) {
       const width = input.columns.length;
       feeds[input.name] = new ort.Tensor('float32', block.inputs[input.name]!.subarray(start * width, (start + n) * width), [n, width]);
     }
-    const result = await session.run(feeds);
+    return feeds;
+  };
+  const collect = (result: Record<string, OutputTensor>, start: number, n: number) => {
     if (task === 'regression') {
       const v = result[outNames.value ?? session.outputNames[0]!];
       if (!v) throw new CorruptArtifactError(`model output ${outNames.value} not found`, { output: outNames.value });
@@ -111,9 +127,36 @@ export async function predict(session: ortTypes.InferenceSession, manifest: Mode
         }
       }
     }
-    for (const t of Object.values(result)) t.dispose();
-    options.onChunk?.(start + n);
-    if (start + n < block.rows) await yieldToEventLoop();
+    for (const t of Object.values(result)) t.dispose?.();
+  };
+
+  if (!offload) {
+    for (let start = 0; start < block.rows; start += chunkRows) {
+      const n = Math.min(chunkRows, block.rows - start);
+      collect(await session.run(feedsFor(start, n)), start, n);
+      options.onChunk?.(start + n);
+      if (start + n < block.rows) await yieldToEventLoop();
+    }
+    return out;
+  }
+
+  // On the pool: keep up to one chunk per pool thread in flight, collect in order.
+  const window = Math.max(1, offload.pool.size);
+  const inFlight: { start: number; n: number; result: Promise<Record<string, OutputTensor>> }[] = [];
+  let next = 0;
+  const submit = () => {
+    const n = Math.min(chunkRows, block.rows - next);
+    const result = offload.pool.run(offload.key, offload.modelPath, offload.options, feedsFor(next, n));
+    result.catch(() => undefined); // awaited below, or abandoned after an earlier failure/cancellation
+    inFlight.push({ start: next, n, result });
+    next += n;
+  };
+  while (next < block.rows && inFlight.length < window) submit();
+  while (inFlight.length > 0) {
+    const c = inFlight.shift()!;
+    collect(await c.result, c.start, c.n);
+    options.onChunk?.(c.start + c.n);
+    if (next < block.rows) submit();
   }
   return out;
 }

@@ -1,20 +1,44 @@
 import type * as ortTypes from 'onnxruntime-node';
 import { DEFAULT_SESSION_OPTIONS, loadSession, type SessionOptions } from './onnx';
+import { defaultPoolSize, InferencePool, registerOffload } from './pool';
+
+export interface SessionCacheOptions {
+  /**
+   * Threads that run large `predict` chunks off the main thread (see pool.ts); 0 runs
+   * everything on the calling thread. Default: `defaultPoolSize()` (INFERFLOW_INFERENCE_THREADS
+   * or the number of cores, at most 4).
+   */
+  inferenceThreads?: number;
+}
 
 /**
  * One ONNX Runtime session per (model sha256, session options) per process: repeated
- * activities reuse it, and concurrent first loads share one promise (single flight).
+ * activities reuse it, and concurrent first loads share one promise (single flight). Sessions
+ * it hands out are registered with the cache's inference pool, so `predict` can run their
+ * large chunks on pool threads (each thread loads the same model file with the same options).
  */
 export class SessionCache {
   private readonly sessions = new Map<string, Promise<ortTypes.InferenceSession>>();
+  private readonly inferenceThreads: number;
+  private pool: InferencePool | undefined;
   loads = 0;
+
+  constructor(options: SessionCacheOptions = {}) {
+    this.inferenceThreads = options.inferenceThreads ?? defaultPoolSize();
+  }
 
   get(sha256: string, modelPath: string, options: SessionOptions = DEFAULT_SESSION_OPTIONS): Promise<ortTypes.InferenceSession> {
     const key = `${sha256}:${JSON.stringify(options)}`;
     let p = this.sessions.get(key);
     if (!p) {
       this.loads++;
-      p = loadSession(modelPath, `model ${sha256.slice(0, 12)} (${modelPath})`, options);
+      p = loadSession(modelPath, `model ${sha256.slice(0, 12)} (${modelPath})`, options).then((session) => {
+        if (this.inferenceThreads > 0) {
+          this.pool ??= new InferencePool(this.inferenceThreads);
+          registerOffload(session, { pool: this.pool, key, modelPath, options });
+        }
+        return session;
+      });
       this.sessions.set(key, p);
       p.catch(() => this.sessions.delete(key));
     }
@@ -28,6 +52,8 @@ export class SessionCache {
   async close(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
-    await Promise.allSettled(all.map(async (p) => (await p).release()));
+    const pool = this.pool;
+    this.pool = undefined;
+    await Promise.allSettled([...all.map(async (p) => (await p).release()), pool?.close()]);
   }
 }

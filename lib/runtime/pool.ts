@@ -1,0 +1,186 @@
+/**
+ * ONNX Runtime in worker threads. onnxruntime-node computes `session.run` on the calling
+ * thread, so on the main thread a large block stalls the event loop (activity heartbeats,
+ * cancellation, HTTP) and cannot overlap with DuckDB reading the next shard. The pool runs
+ * each `run` on one of a few worker threads, each with its own session per model (loaded
+ * once per thread, same session options, so results are bit-for-bit those of a main-thread
+ * session).
+ *
+ * Sessions created by `SessionCache` are registered here (`offloadOf`); `predict` sends large
+ * chunks to the pool and keeps small ones (online requests) on the calling thread, where a
+ * message round trip would cost more than the computation.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type * as ortTypes from 'onnxruntime-node';
+import { errorMessage } from '../errors';
+import { toOrtOptions, type SessionOptions } from './onnx';
+
+/** A tensor crossing threads: plain data, no native handle. */
+export interface PlainTensor {
+  type: ortTypes.Tensor.Type;
+  dims: readonly number[];
+  data: ortTypes.Tensor.DataType;
+}
+
+interface Request {
+  id: number;
+  key: string;
+  modelPath: string;
+  ortOptions: ortTypes.InferenceSession.SessionOptions;
+  feeds: { name: string; type: ortTypes.Tensor.Type; dims: readonly number[]; data: ortTypes.Tensor.DataType }[];
+}
+
+type Reply = { id: number; out: Record<string, PlainTensor> } | { id: number; error: string };
+
+// Plain CommonJS, evaluated as the thread's entry point: no TypeScript loader needed in the thread.
+const THREAD_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require(workerData.ortPath);
+const sessions = new Map();
+parentPort.on('message', async (m) => {
+  try {
+    let s = sessions.get(m.key);
+    if (!s) {
+      s = ort.InferenceSession.create(m.modelPath, m.ortOptions);
+      sessions.set(m.key, s);
+      s.catch(() => sessions.delete(m.key));
+    }
+    const session = await s;
+    const feeds = {};
+    for (const f of m.feeds) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
+    const result = await session.run(feeds);
+    const out = {};
+    const transfer = [];
+    for (const [name, t] of Object.entries(result)) {
+      const data = t.data.slice();
+      out[name] = { type: t.type, dims: t.dims, data };
+      if (ArrayBuffer.isView(data)) transfer.push(data.buffer);
+      if (typeof t.dispose === 'function') t.dispose();
+    }
+    parentPort.postMessage({ id: m.id, out }, transfer);
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: String((err && err.stack) || err) });
+  }
+});
+`;
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, { resolve: (out: Record<string, PlainTensor>) => void; reject: (err: Error) => void }>;
+}
+
+export class InferencePool {
+  private slots: (Slot | undefined)[];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(readonly size: number) {
+    this.slots = new Array<Slot | undefined>(Math.max(1, size)).fill(undefined);
+  }
+
+  private spawn(i: number): Slot {
+    const worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortPath: require.resolve('onnxruntime-node') } });
+    // Idle pool threads never keep the process alive.
+    worker.unref();
+    const slot: Slot = { worker, pending: new Map() };
+    worker.on('message', (reply: Reply) => {
+      const p = slot.pending.get(reply.id);
+      if (!p) return;
+      slot.pending.delete(reply.id);
+      if ('error' in reply) p.reject(new Error(reply.error));
+      else p.resolve(reply.out);
+    });
+    const fail = (err: Error) => {
+      if (this.slots[i] === slot) this.slots[i] = undefined; // respawned on next use
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`inference thread exited (code ${code})`)));
+    this.slots[i] = slot;
+    return slot;
+  }
+
+  /** The thread with the fewest requests in flight (spawned on first use). */
+  private pick(): Slot {
+    let best = -1;
+    let bestLoad = Infinity;
+    for (let i = 0; i < this.slots.length; i++) {
+      const load = this.slots[i]?.pending.size ?? 0;
+      if (load < bestLoad) {
+        best = i;
+        bestLoad = load;
+        if (load === 0) break;
+      }
+    }
+    return this.slots[best] ?? this.spawn(best);
+  }
+
+  /**
+   * Run a model on a pool thread. `key` identifies the model file + options (one session per
+   * key per thread). Feed data is copied (a view's whole buffer would otherwise be cloned).
+   */
+  run(key: string, modelPath: string, options: SessionOptions, feeds: Record<string, ortTypes.Tensor>): Promise<Record<string, PlainTensor>> {
+    if (this.closed) return Promise.reject(new Error('inference pool is closed'));
+    const slot = this.pick();
+    const id = this.nextId++;
+    const transfer: ArrayBuffer[] = [];
+    const req: Request = {
+      id,
+      key,
+      modelPath,
+      ortOptions: toOrtOptions(options),
+      feeds: Object.entries(feeds).map(([name, t]) => {
+        const data = (t.data as Float32Array).slice();
+        transfer.push(data.buffer);
+        return { name, type: t.type, dims: t.dims, data };
+      }),
+    };
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      try {
+        slot.worker.postMessage(req, transfer);
+      } catch (err) {
+        slot.pending.delete(id);
+        reject(new Error(`cannot send to inference thread: ${errorMessage(err)}`));
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const slots = this.slots.filter((s): s is Slot => s !== undefined);
+    this.slots = this.slots.map(() => undefined);
+    await Promise.allSettled(slots.map((s) => s.worker.terminate()));
+  }
+}
+
+/** Threads of the default pool: `INFERFLOW_INFERENCE_THREADS`, else the number of cores (at most 4). 0 disables offloading. */
+export function defaultPoolSize(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.INFERFLOW_INFERENCE_THREADS;
+  if (raw !== undefined && raw.trim() !== '') {
+    const n = Number(raw);
+    if (Number.isInteger(n) && n >= 0 && n <= 64) return n;
+    throw new Error(`INFERFLOW_INFERENCE_THREADS must be an integer from 0 to 64 (got ${JSON.stringify(raw)})`);
+  }
+  return Math.min(4, os.availableParallelism());
+}
+
+/** How a main-thread session can run on the pool instead. */
+export interface Offload {
+  pool: InferencePool;
+  key: string;
+  modelPath: string;
+  options: SessionOptions;
+}
+
+const offloads = new WeakMap<object, Offload>();
+
+export function registerOffload(session: ortTypes.InferenceSession, offload: Offload): void {
+  offloads.set(session, offload);
+}
+
+export function offloadOf(session: ortTypes.InferenceSession): Offload | undefined {
+  return offloads.get(session);
+}
