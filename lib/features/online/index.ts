@@ -1,0 +1,175 @@
+/**
+ * Online feature lookup (see docs/features.md, "Online store").
+ *
+ *   const store = openOnlineStore({ type: 'redis' }, { redisUrl, dataDir });
+ *   const vectors = await getOnlineFeatures(store, view, [1, 2, 3]);
+ *   // vectors[i].features.txn_count_7d = { value: 5n, status: 'PRESENT', eventTime: Date }
+ *
+ * Backends (./redis.ts, ./sqlite.ts) store encoded rows and apply the write rule; typing,
+ * statuses and the TTL are decided here, once.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { InvalidInputError } from '../../errors';
+import { checkFeatureView, durationSeconds, type FeatureView } from '../spec';
+import { decodeEntityKey, decodeValue, encodeEntityKey, encodeValue, toEpochUs, type EntityKeyInput, type FeatureValue } from './codec';
+import { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX } from './redis';
+import { SqliteOnlineStore } from './sqlite';
+import type { OnlineStore, StoredWrite, WriteCounts } from './types';
+
+export type { OnlineStore, StoredRow, StoredWrite, WriteCounts } from './types';
+export type { EntityKeyInput, EntityKeyPart, FeatureValue } from './codec';
+export { encodeEntityKey, decodeEntityKey, encodeValue, decodeValue, toEpochUs } from './codec';
+export { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX } from './redis';
+export { SqliteOnlineStore } from './sqlite';
+
+const KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+export const RedisOnlineStoreSpecSchema = z.strictObject({
+  type: z.literal('redis'),
+  /** Absent: INFERFLOW_REDIS_URL of the process (keep credentials out of specs: they end up in workflow history). */
+  url: z.string().regex(/^rediss?:\/\/[^@]*$/, 'url must be redis://host:port[/db] without credentials (put those in INFERFLOW_REDIS_URL)').optional(),
+  keyPrefix: z.string().regex(KEY_PREFIX, `keyPrefix must match ${KEY_PREFIX.source}`).optional(),
+});
+
+export const SqliteOnlineStoreSpecSchema = z.strictObject({
+  type: z.literal('sqlite'),
+  /** Database file. Default `<INFERFLOW_DATA_DIR>/features/online.sqlite`. */
+  path: z.string().min(1).optional(),
+});
+
+/** Where online features live: `{type: 'redis', url?, keyPrefix?}` or `{type: 'sqlite', path?}` (the embedded default). */
+export const OnlineStoreSpecSchema = z.discriminatedUnion('type', [RedisOnlineStoreSpecSchema, SqliteOnlineStoreSpecSchema]);
+export type OnlineStoreSpec = z.infer<typeof OnlineStoreSpecSchema>;
+
+/** Process settings a store may need (from lib/config/env.ts): never part of a spec. */
+export interface OnlineStoreContext {
+  /** INFERFLOW_REDIS_URL. */
+  redisUrl?: string | undefined;
+  /** INFERFLOW_DATA_DIR: the embedded store's default file lives under it. */
+  dataDir: string;
+}
+
+export const DEFAULT_ONLINE_STORE: OnlineStoreSpec = { type: 'sqlite' };
+
+/** The embedded store's default file. */
+export function defaultSqlitePath(dataDir: string): string {
+  return path.join(dataDir, 'features', 'online.sqlite');
+}
+
+const FACTORIES: { [T in OnlineStoreSpec['type']]: (spec: Extract<OnlineStoreSpec, { type: T }>, ctx: OnlineStoreContext) => OnlineStore } = {
+  redis: (spec, ctx) => {
+    const url = spec.url ?? ctx.redisUrl;
+    if (!url) throw new InvalidInputError('the redis online store needs a server', ['set INFERFLOW_REDIS_URL (e.g. redis://127.0.0.1:6379) in the environment of the process']);
+    return new RedisOnlineStore({ url, keyPrefix: spec.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX });
+  },
+  sqlite: (spec, ctx) => new SqliteOnlineStore({ path: path.resolve(spec.path ?? defaultSqlitePath(ctx.dataDir)) }),
+};
+
+/** Validate a store spec. @throws InvalidInputError listing every problem. */
+export function parseOnlineStoreSpec(input: unknown, field = 'store'): OnlineStoreSpec {
+  const r = OnlineStoreSpecSchema.safeParse(input ?? DEFAULT_ONLINE_STORE);
+  if (!r.success) throw new InvalidInputError('invalid online store spec', r.error.issues.map((i) => `${[field, ...i.path.map(String)].join('.')}: ${i.message}`));
+  return r.data;
+}
+
+/** Open the store a spec names (connections are opened lazily, on first use). */
+export function openOnlineStore(spec: unknown, ctx: OnlineStoreContext): OnlineStore {
+  const s = parseOnlineStoreSpec(spec);
+  return (FACTORIES[s.type] as (spec: OnlineStoreSpec, ctx: OnlineStoreContext) => OnlineStore)(s, ctx);
+}
+
+export type FeatureStatus = 'PRESENT' | 'NULL' | 'NOT_FOUND' | 'STALE';
+
+export interface OnlineFeatureValue {
+  /** The typed value when PRESENT; null for NULL, NOT_FOUND and STALE (an expired value is never handed out). */
+  value: FeatureValue;
+  status: FeatureStatus;
+  /** Event time of the entity's stored row (null when NOT_FOUND); millisecond precision. */
+  eventTime: Date | null;
+}
+
+export interface OnlineFeatureVector {
+  /** The entity key as requested, each column as text. */
+  key: Record<string, string>;
+  /** Per feature of the view, in the view's order. */
+  features: Record<string, OnlineFeatureValue>;
+}
+
+function viewOf(view: unknown): FeatureView {
+  const r = checkFeatureView(view, 'view');
+  if (!r.view) throw new InvalidInputError('invalid feature view', r.problems);
+  return r.view;
+}
+
+/**
+ * The latest stored features of each key, in key order (duplicates answered each time).
+ * A row older than the view's TTL relative to `now` is STALE for every feature; a stored NULL
+ * is NULL; a key the store does not hold is NOT_FOUND.
+ * @throws InvalidInputError an invalid view or key (every bad key listed)
+ * @throws TransientError the store stayed unreachable through its retries
+ */
+export async function getOnlineFeatures(store: OnlineStore, viewSpec: unknown, keys: readonly EntityKeyInput[], opts: { now?: Date } = {}): Promise<OnlineFeatureVector[]> {
+  const view = viewOf(viewSpec);
+  const problems: string[] = [];
+  const encoded = keys.map((k, i) => {
+    try {
+      return encodeEntityKey(view, k);
+    } catch (err) {
+      problems.push(...(err instanceof InvalidInputError ? err.problems : [String(err)]).map((p) => `keys[${i}].${p}`));
+      return '';
+    }
+  });
+  if (problems.length > 0) throw new InvalidInputError(`invalid entity keys for view ${view.name}`, problems);
+  const unique = [...new Set(encoded)];
+  const names = view.features.map((f) => f.name);
+  const rows = await store.get(view.name, names, unique);
+  const byKey = new Map(unique.map((k, i) => [k, rows[i] ?? null]));
+  const nowUs = (opts.now ?? new Date()).getTime() * 1000;
+  const oldestFreshUs = view.ttl ? nowUs - durationSeconds(view.ttl) * 1_000_000 : -Infinity;
+  return encoded.map((k) => {
+    const row = byKey.get(k) ?? null;
+    const eventTime = row ? new Date(Math.floor(row.eventTimeUs / 1000)) : null;
+    const stale = row !== null && row.eventTimeUs < oldestFreshUs;
+    const features: Record<string, OnlineFeatureValue> = {};
+    for (const f of view.features) {
+      if (!row) features[f.name] = { value: null, status: 'NOT_FOUND', eventTime: null };
+      else if (stale) features[f.name] = { value: null, status: 'STALE', eventTime };
+      else {
+        const raw = row.values[f.name] ?? null;
+        features[f.name] = raw === null ? { value: null, status: 'NULL', eventTime } : { value: decodeValue(f.dtype, raw), status: 'PRESENT', eventTime };
+      }
+    }
+    return { key: decodeEntityKey(view, k), features };
+  });
+}
+
+export interface OnlineWriteRow {
+  key: EntityKeyInput;
+  /** The row's event time (a Date or an ISO 8601 string; microseconds kept). */
+  eventTime: Date | string;
+  /** Values by feature name (missing or null = NULL), typed per the view's dtypes. */
+  values: Readonly<Record<string, unknown>>;
+}
+
+/** Encode one row for a store. `eventTimeUs` is epoch microseconds. */
+export function storedWrite(view: FeatureView, key: EntityKeyInput | string, eventTimeUs: number, values: Readonly<Record<string, unknown>>, encodedKey = false): StoredWrite {
+  const encodedValues: Record<string, string | null> = {};
+  for (const f of view.features) encodedValues[f.name] = encodeValue(f.dtype, values[f.name], f.name);
+  return { key: encodedKey ? (key as string) : encodeEntityKey(view, key), eventTimeUs, values: encodedValues };
+}
+
+/**
+ * Write rows (idempotent; a row older than the stored one is ignored, never applied).
+ * @throws InvalidInputError / InvalidValueError an invalid view, key, time or value (nothing written)
+ */
+export async function writeOnlineFeatures(store: OnlineStore, viewSpec: unknown, rows: readonly OnlineWriteRow[]): Promise<WriteCounts> {
+  const view = viewOf(viewSpec);
+  const known = new Set(view.features.map((f) => f.name));
+  const writes = rows.map((r, i) => {
+    const extra = Object.keys(r.values).filter((k) => !known.has(k));
+    if (extra.length > 0) throw new InvalidInputError(`rows[${i}]: not features of view ${view.name}: ${extra.join(', ')}`);
+    return storedWrite(view, r.key, toEpochUs(r.eventTime, `rows[${i}].eventTime`), r.values);
+  });
+  return store.put(view.name, writes);
+}
