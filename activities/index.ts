@@ -7,6 +7,10 @@ import { Context, heartbeat } from '@temporalio/activity';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { predictShard as predictShardLib, stageSnapshot, type InputFingerprint, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
+import { checkSignature, planAssembly, type AssemblyPlan } from '../lib/pipeline/assemble';
+import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
+import type { OnDemandRef } from '../lib/features/on-demand';
+import { signatureOf } from '../lib/runtime/onnx';
 import type { ResolvedModel, ModelManifest } from '../lib/registry/manifest';
 import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
@@ -17,7 +21,15 @@ import { withFailureMapping } from './failures';
 export interface PlanBatchInput {
   runId: string;
   model: ResolvedModel;
-  features: string;
+  /** ISO 8601 as-of time: with featureViews and no spine, every entity is scored as of it. */
+  asOf?: string;
+  /** A prepared feature file, or… */
+  features?: string;
+  /** …feature views joined point-in-time onto the spine (staged as the run's feature snapshot). */
+  featureViews?: FeatureViewInput[];
+  spine?: string;
+  entityTimestampField?: string;
+  onDemand?: OnDemandRef[];
   idColumn?: string;
   sink?: SinkSpec;
   shardSize: number;
@@ -47,6 +59,8 @@ export interface PredictShardInput {
   shard: ShardDescriptor;
   /** The run's parsed sink: sinks that stage per shard (PostgreSQL) load the part right away. Absent: the sink planBatch recorded for the run. */
   sink?: SinkSpec;
+  /** On-demand features computed before the model's transforms. */
+  onDemand?: OnDemandRef[];
 }
 
 export interface CommitInput {
@@ -92,6 +106,24 @@ export function createActivities(deps: ActivityDeps) {
     return deps.sessions.get(model.sha256, modelPath, { intraOpThreads: deps.config.ortThreads });
   }
 
+  /** Assembly plans per model + on-demand features (modules load once per process). */
+  const plans = new Map<string, Promise<AssemblyPlan>>();
+  function assemblyPlan(model: ResolvedModel, manifest: ModelManifest, onDemand: OnDemandRef[] = []): Promise<AssemblyPlan> {
+    const key = `${model.sha256}:${model.name}:${model.version}:${JSON.stringify(onDemand)}`;
+    let p = plans.get(key);
+    if (!p) {
+      p = planAssembly(manifest, onDemand).then((plan) => {
+        checkSignature(plan, manifest.signature, `model ${model.name}:${model.version}`);
+        return plan;
+      });
+      plans.set(key, p);
+      p.catch(() => plans.delete(key));
+    }
+    return p;
+  }
+  /** Sessions whose real input signature was checked against the assembled inputs. */
+  const checkedSessions = new WeakSet<object>();
+
   function sinkOf(spec: SinkSpec): Sink {
     return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl });
   }
@@ -115,12 +147,32 @@ export function createActivities(deps: ActivityDeps) {
       using _alive = keepAlive();
       const sink = parseSinkSpec(input.sink);
       const manifest = await manifestOf(input.model);
+      const assembly = await assemblyPlan(input.model, manifest, input.onDemand);
+      let featuresPath: string;
+      if (input.featureViews) {
+        await fs.mkdir(runDir(deps, input.runId), { recursive: true });
+        // Point-in-time retrieval: the joined rows become the run's feature snapshot (read in place by shards).
+        const joined = await getHistoricalFeatures({
+          spine: input.spine ?? { allEntitiesAsOf: new Date(input.asOf ?? Date.now()) },
+          views: input.featureViews,
+          output: path.join(runDir(deps, input.runId), 'features.parquet'),
+          ...(input.entityTimestampField ? { entityTimestampField: input.entityTimestampField } : {}),
+          tempDir: runDir(deps, input.runId),
+        });
+        log.info({ runId: input.runId, rows: joined.rows, views: input.featureViews.length }, 'features retrieved point-in-time');
+        featuresPath = joined.output;
+      } else if (input.features !== undefined) {
+        featuresPath = localPathOf(input.features);
+      } else {
+        throw new InvalidInputError('planBatch needs features or featureViews', ['features: required unless featureViews are given']);
+      }
       const plan = await stageSnapshot({
-        featuresPath: localPathOf(input.features),
+        featuresPath,
         snapshotPath: path.join(runDir(deps, input.runId), 'snapshot.parquet'),
         manifest,
         idColumn: input.idColumn ?? null,
         shardSize: input.shardSize,
+        plan: assembly,
       });
       const sinkFile = path.join(runDir(deps, input.runId), 'sink.json');
       await fs.mkdir(path.dirname(sinkFile), { recursive: true }); // no snapshot dir when the input is read in place
@@ -135,6 +187,11 @@ export function createActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const session = await loadModel(input.model);
       const manifest = await manifestOf(input.model);
+      const plan = await assemblyPlan(input.model, manifest, input.onDemand);
+      if (!checkedSessions.has(session)) {
+        checkSignature(plan, signatureOf(session), `model ${input.model.name}:${input.model.version} (${input.model.sha256.slice(0, 12)})`);
+        checkedSessions.add(session);
+      }
       const partPath = partPathOf(deps, input.runId, input.shard.index);
       // A retry resumes after the segments its previous attempt reported as written.
       const previous = ctx.info.heartbeatDetails as { segmentsDone?: number } | undefined;
@@ -148,6 +205,7 @@ export function createActivities(deps: ActivityDeps) {
         idColumn: input.idColumn,
         shard: input.shard,
         partPath,
+        plan,
         lineage: { runId: input.runId, model: input.model, asOf: input.asOf },
         resumeFromSegment: segmentsDone,
         onSegment: (done) => {

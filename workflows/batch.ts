@@ -83,7 +83,12 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     const plan = await runSteps.planBatch({
       runId: info.runId,
       model,
-      features: input.features,
+      asOf,
+      ...(input.features !== undefined ? { features: input.features } : {}),
+      ...(input.featureViews !== undefined ? { featureViews: input.featureViews } : {}),
+      ...(input.spine !== undefined ? { spine: input.spine } : {}),
+      ...(input.entityTimestampField !== undefined ? { entityTimestampField: input.entityTimestampField } : {}),
+      ...(input.onDemand !== undefined ? { onDemand: input.onDemand } : {}),
       ...(input.idColumn !== undefined ? { idColumn: input.idColumn } : {}),
       ...(input.sink !== undefined ? { sink: input.sink } : {}),
       shardSize,
@@ -91,7 +96,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     progress.phase = 'predicting';
     progress.rowsTotal = plan.rowsIn;
     predictStarted = Date.now();
-    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize };
+    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize, ...(input.onDemand?.length ? { onDemand: input.onDemand } : {}) };
     // Histories recorded before shard counts were derived carry the shard list instead.
     const shardCount = plan.shardCount ?? plan.shards?.length ?? shardCountOf(ctx);
     progress.shardsTotal = shardCount;

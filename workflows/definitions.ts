@@ -6,6 +6,8 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import type { SinkSpec } from '../lib/sinks/spec';
+import type { FeatureViewInput } from '../lib/features/spec';
+import type { OnDemandRef } from '../lib/features/on-demand';
 
 export const BATCH_WORKFLOW_TYPE = 'batchInference';
 
@@ -23,8 +25,30 @@ export const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledS
 export interface BatchInferenceInput {
   /** Model reference in the worker's registry: `name` (latest), `name:3`, or `name@production`. */
   model: string;
-  /** Feature file: a Parquet or CSV path (or `file://` URL) readable by the workers. */
-  features: string;
+  /**
+   * Feature file: a Parquet or CSV path (or `file://` URL) readable by the workers, holding the
+   * model's raw columns. Give either this or `featureViews`.
+   */
+  features?: string;
+  /**
+   * Feature views (docs/features.md) joined point-in-time onto the `spine`: each row gets the
+   * latest values with event time ≤ its timestamp, within the view's TTL, never a later value.
+   */
+  featureViews?: FeatureViewInput[];
+  /**
+   * With `featureViews`: a Parquet or CSV file (path, `file://` or `s3://`) of rows to score —
+   * entity keys, a timestamp column (`entityTimestampField`) and request columns such as the
+   * amount. Default: every entity of the views, as of the run's as-of time.
+   */
+  spine?: string;
+  /** The spine's timestamp column. Default `event_timestamp`. */
+  entityTimestampField?: string;
+  /**
+   * On-demand features computed from request data and retrieved features before the model's
+   * transforms: `{ "module": "examples/features/fraud.ts", "export": "transactionFeatures" }`,
+   * a module inside the worker's working directory exporting a defineOnDemandFeature value.
+   */
+  onDemand?: OnDemandRef[];
   /** Pipeline name, used for output paths and the InferflowPipeline search attribute. Default: the model name. */
   pipeline?: string;
   /** Column that identifies a row in the output. Default: the model's `id_column` when the file has it. */
@@ -98,7 +122,19 @@ export function checkBatchInput(input: unknown): string[] {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return ['input must be a JSON object like {"model": "fraud-detector", "features": "examples/data/transactions.parquet"}'];
   const i = input as Record<string, unknown>;
   if (typeof i.model !== 'string' || i.model.trim() === '') problems.push('model: required, a model reference such as "fraud-detector@production"');
-  if (typeof i.features !== 'string' || i.features.trim() === '') problems.push('features: required, a Parquet or CSV file path');
+  if (i.featureViews === undefined) {
+    if (typeof i.features !== 'string' || i.features.trim() === '') problems.push('features: required (a Parquet or CSV file path), unless featureViews are given');
+    if (i.spine !== undefined) problems.push('spine: only used with featureViews');
+  } else {
+    if (i.features !== undefined) problems.push('features: give either features (a prepared file) or featureViews (joined onto a spine), not both');
+    if (!Array.isArray(i.featureViews) || i.featureViews.length === 0) problems.push('featureViews: must be a non-empty list of feature view specs');
+    else i.featureViews.forEach((v: unknown, n) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) problems.push(`featureViews[${n}]: must be a feature view object (name, entities, timestampField, source, features)`);
+    });
+    if (i.spine !== undefined && (typeof i.spine !== 'string' || i.spine.trim() === '')) problems.push('spine: must be a Parquet or CSV file path');
+  }
+  if (i.entityTimestampField !== undefined && (typeof i.entityTimestampField !== 'string' || i.entityTimestampField === '')) problems.push('entityTimestampField: must be a column name');
+  problems.push(...checkOnDemandRefs(i.onDemand));
   for (const k of ['pipeline', 'idColumn'] as const) {
     if (i[k] !== undefined && (typeof i[k] !== 'string' || i[k] === '')) problems.push(`${k}: must be a non-empty string`);
   }
@@ -116,7 +152,25 @@ export function checkBatchInput(input: unknown): string[] {
     problems.push('sink: must be an object with a "type" ("parquet", "duckdb", "postgres" or "redis")');
   }
   if (i.asOf !== undefined && (typeof i.asOf !== 'string' || Number.isNaN(Date.parse(i.asOf)))) problems.push('asOf: must be an ISO 8601 time such as "2026-11-25T03:00:00Z"');
-  const known = new Set(['model', 'features', 'pipeline', 'idColumn', 'sink', 'asOf', 'shardSize', 'maxConcurrency', 'shardsPerChild']);
+  const known = new Set(['model', 'features', 'featureViews', 'spine', 'entityTimestampField', 'onDemand', 'pipeline', 'idColumn', 'sink', 'asOf', 'shardSize', 'maxConcurrency', 'shardsPerChild']);
   for (const k of Object.keys(i)) if (!known.has(k)) problems.push(`${k}: unknown field (known: ${[...known].join(', ')})`);
+  return problems;
+}
+
+/** `onDemand` entries (`{module, export}`): problems that need no I/O (loading happens on the workers). */
+export function checkOnDemandRefs(refs: unknown, field = 'onDemand'): string[] {
+  if (refs === undefined) return [];
+  if (!Array.isArray(refs)) return [`${field}: must be a list of {"module": "path/to/features.ts", "export": "name"}`];
+  const problems: string[] = [];
+  refs.forEach((r: unknown, n) => {
+    const o = r as Record<string, unknown> | null;
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+      problems.push(`${field}[${n}]: must be an object {"module": …, "export": …}`);
+      return;
+    }
+    if (typeof o.module !== 'string' || o.module.trim() === '') problems.push(`${field}[${n}].module: required, a .ts/.js file path`);
+    if (typeof o.export !== 'string' || !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(o.export)) problems.push(`${field}[${n}].export: required, the exported name`);
+    for (const k of Object.keys(o)) if (k !== 'module' && k !== 'export') problems.push(`${field}[${n}].${k}: unknown field (known: module, export)`);
+  });
   return problems;
 }

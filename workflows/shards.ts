@@ -54,7 +54,7 @@ export async function runShards(
       for (let index = first; index < first + count; index++) {
         while (inFlight.size >= maxConcurrency) await Promise.race(inFlight.values());
         const p = shardActivities
-          .predictShard({ runId: ctx.runId, model: ctx.model, asOf: ctx.asOf, snapshotPath: ctx.snapshotPath, ...(ctx.inPlace ? { inPlace: ctx.inPlace } : {}), idColumn: ctx.idColumn, sink: ctx.sink, shard: shardRange(ctx, index) })
+          .predictShard({ runId: ctx.runId, model: ctx.model, asOf: ctx.asOf, snapshotPath: ctx.snapshotPath, ...(ctx.inPlace ? { inPlace: ctx.inPlace } : {}), idColumn: ctx.idColumn, sink: ctx.sink, ...(ctx.onDemand ? { onDemand: ctx.onDemand } : {}), shard: shardRange(ctx, index) })
           .then(
             (r) => {
               rows += r.rows;

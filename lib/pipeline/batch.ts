@@ -12,6 +12,7 @@ import { EmptyInputError, InvalidInputError, SchemaMismatchError } from '../erro
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withDuckDB, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
+import { assembleBlock, checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
 
 export const ROW_COLUMN = '__inferflow_row';
 
@@ -106,13 +107,17 @@ export async function stageSnapshot(args: {
   manifest: ModelManifest;
   idColumn: string | null;
   shardSize: number;
+  /** How raw columns become model inputs (on-demand features, transforms). Default: planned from the manifest alone. */
+  plan?: AssemblyPlan;
 }): Promise<PlannedBatch> {
   const { featuresPath, snapshotPath, manifest, shardSize } = args;
   await assertReadable(featuresPath);
+  const plan = args.plan ?? (await planAssembly(manifest));
   return withDuckDB(async (conn) => {
     const columns = await describeColumns(conn, featuresPath);
     const idColumn = args.idColumn ?? (manifest.metadata.id_column && columns.some((c) => c.name === manifest.metadata.id_column) ? manifest.metadata.id_column : null);
-    checkColumns(columns, manifest, idColumn, featuresPath);
+    if (plan.direct) checkColumns(columns, manifest, idColumn, featuresPath);
+    else checkSourceColumns(plan, columns, `feature file ${featuresPath}`, `model ${manifest.name}:${manifest.version}`, idColumn);
     if (formatOf(featuresPath) === 'parquet') {
       const inPlace = await fingerprintOf(featuresPath);
       const rowsIn = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(featuresPath)})`));
@@ -176,6 +181,63 @@ export async function readShard(conn: DuckDBConnection, snapshotPath: string, sh
   return { rows, inputs: data, rowIds, rowLabel: (i) => `row ${shard.start + i}` };
 }
 
+/** SQL reading a raw column as its plan kind (instants as epoch milliseconds, naive timestamps as UTC). */
+function rawSelect(name: string, kind: AssemblyPlan['sourceColumns'][number]['kind']): string {
+  if (kind === 'string') return `CAST(${ident(name)} AS VARCHAR)`;
+  if (kind === 'timestamp') return `CAST(epoch_ms(${ident(name)}) AS DOUBLE)`;
+  return `CAST(${ident(name)} AS DOUBLE)`;
+}
+
+/**
+ * Read a shard's raw columns (numbers, strings, instants) and assemble the model inputs through
+ * the plan's on-demand features and transforms. Errors name rows by `idColumn=value` when an id
+ * column is known (read as text here: this path needs labels for whatever a step rejects).
+ */
+export async function readShardAssembled(
+  conn: DuckDBConnection,
+  snapshotPath: string,
+  shard: ShardDescriptor,
+  plan: AssemblyPlan,
+  idColumn: string | null,
+  inPlace?: InputFingerprint,
+): Promise<FeatureBlock & { rowIds: Float64Array }> {
+  const src = rowSource(snapshotPath, inPlace);
+  const cols = plan.sourceColumns;
+  const select = [src.row, idColumn ? `CAST(${ident(idColumn)} AS VARCHAR)` : 'NULL', ...cols.map((c) => rawSelect(c.name, c.kind))].join(', ');
+  const result = await conn.run(`SELECT ${select} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end} ORDER BY 1`);
+  const rows = shard.end - shard.start;
+  const rowIds = new Float64Array(rows);
+  const ids: (string | null)[] = new Array<string | null>(rows).fill(null);
+  const batch: RawBatch = Object.fromEntries(cols.map((c) => [c.name, c.kind === 'string' ? new Array<string | null>(rows).fill(null) : new Float64Array(rows)]));
+  let r = 0;
+  for (let c = 0; c < result.chunkCount; c++) {
+    const chunk = result.getChunk(c);
+    const n = chunk.rowCount;
+    const rowVec = chunk.getColumnVector(0);
+    for (let i = 0; i < n; i++) rowIds[r + i] = Number(rowVec.getItem(i));
+    if (idColumn) {
+      const idVec = chunk.getColumnVector(1);
+      for (let i = 0; i < n; i++) ids[r + i] = idVec.getItem(i) as string | null;
+    }
+    cols.forEach((col, j) => {
+      const v = chunk.getColumnVector(j + 2);
+      const target = batch[col.name]!;
+      if (target instanceof Float64Array) {
+        for (let i = 0; i < n; i++) {
+          const x = v.getItem(i) as number | null;
+          target[r + i] = x === null ? NaN : x;
+        }
+      } else {
+        for (let i = 0; i < n; i++) target[r + i] = v.getItem(i) as string | null;
+      }
+    });
+    r += n;
+  }
+  if (r !== rows) throw new SchemaMismatchError(`snapshot ${snapshotPath} is inconsistent`, [`shard ${shard.index} expected ${rows} rows, read ${r}`]);
+  const rowLabel = (i: number) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`);
+  return { ...assembleBlock(plan, batch, rows, rowLabel), rowIds };
+}
+
 /** `idColumn=value` labels for a few snapshot rows (for error messages). */
 export async function labelRows(conn: DuckDBConnection, snapshotPath: string, rows: number[], idColumn: string, inPlace?: InputFingerprint): Promise<Map<number, string>> {
   if (rows.length === 0) return new Map();
@@ -211,6 +273,8 @@ export interface PredictRangeArgs {
   lineage: Lineage;
   chunkRows?: number;
   onProgress?: (rowsDone: number) => void;
+  /** How raw columns become model inputs. Default: planned from the manifest alone (no on-demand features). */
+  plan?: AssemblyPlan;
 }
 
 async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
@@ -218,8 +282,11 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
   return withSharedDuckDB(async (conn) => {
     await checkInPlace(args.snapshotPath, args.inPlace);
     const src = rowSource(args.snapshotPath, args.inPlace);
-    const block = await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
-    const bad = nonFiniteValues(manifest, block);
+    const plan = args.plan ?? (manifest.metadata.transforms ? await planAssembly(manifest) : undefined);
+    const block = plan && !plan.direct
+      ? await readShardAssembled(conn, args.snapshotPath, shard, plan, args.idColumn, args.inPlace)
+      : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
+    const bad = plan && !plan.direct ? [] : nonFiniteValues(manifest, block);
     if (bad.length > 0 && args.idColumn) {
       const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn, args.inPlace);
       block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TransformSpecSchema } from '../transforms/spec';
 
 export const TensorSignatureSchema = z.object({
   name: z.string(),
@@ -35,6 +36,12 @@ export const ModelMetadataSchema = z.object({
   class_labels: z.array(z.union([z.number(), z.string()])).optional(),
   positive_class: z.union([z.number(), z.string()]).optional(),
   id_column: z.string().optional(),
+  /**
+   * Fitted preprocessing (scalers, encoders, imputers) the model was trained behind, written by
+   * the training script (format inferflow.transforms/v1, see docs/transforms.md). Applied to
+   * the raw feature columns before the `inputs` are assembled; absent: the columns go in as they are.
+   */
+  transforms: TransformSpecSchema.optional(),
   metrics: z.record(z.string(), z.unknown()).default({}),
   training: z.record(z.string(), z.unknown()).default({}),
   tags: z.record(z.string(), z.string()).default({}),

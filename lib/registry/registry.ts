@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { CorruptArtifactError, InvalidInputError, NotFoundError } from '../errors';
 import { loadSession, signatureOf } from '../runtime/onnx';
+import { signatureProblems } from '../runtime/signature';
 import { sha256File, type ObjectStore, PreconditionFailedError, joinKey } from '../storage';
 import { ModelManifestSchema, ModelMetadataSchema, type ModelManifest, type ModelMetadata, type ModelSignature, type ResolvedModel } from './manifest';
 import { checkAlias, checkModelName, formatModelRef, parseModelRef } from './ref';
@@ -183,22 +184,6 @@ function parseMetadata(raw: unknown, name: string): ModelMetadata {
 
 /** The metadata's column lists must fit the model's input tensors. */
 export function checkMetadataAgainstSignature(metadata: ModelMetadata, signature: ModelSignature, object: string): void {
-  const problems: string[] = [];
-  for (const input of metadata.inputs) {
-    const sig = signature.inputs.find((s) => s.name === input.name);
-    if (!sig) {
-      problems.push(`metadata names input ${input.name}, the model has ${signature.inputs.map((s) => s.name).join(', ')}`);
-      continue;
-    }
-    if (sig.elementType !== input.dtype) problems.push(`input ${input.name} is ${sig.elementType} in the model, metadata says ${input.dtype}`);
-    const width = sig.shape[1];
-    if (sig.shape.length !== 2) problems.push(`input ${input.name} has rank ${sig.shape.length}; only [batch, features] inputs are supported`);
-    else if (width !== null && width !== undefined && width !== input.columns.length) {
-      problems.push(`input ${input.name} takes ${width} features, metadata lists ${input.columns.length} columns`);
-    }
-  }
-  for (const sig of signature.inputs) {
-    if (!metadata.inputs.some((i) => i.name === sig.name)) problems.push(`model input ${sig.name} has no column list in the metadata`);
-  }
+  const problems = signatureProblems(metadata.inputs, signature);
   if (problems.length > 0) throw new InvalidInputError(`metadata does not fit ${object}`, problems);
 }

@@ -119,7 +119,10 @@ describe.each(Object.keys(backends) as BackendName[])('%s backend', (backend) =>
       const bad = { inputs: [{ name: 'features', columns: ['a', 'b'] }, { name: 'extra', columns: ['c'] }] };
       const err = await registry.register(MODEL, { name: 'fraud', metadata: bad }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InvalidInputError);
-      expect((err as InvalidInputError).problems).toEqual(['input features takes 7 features, metadata lists 2 columns', 'metadata names input extra, the model has features']);
+      expect((err as InvalidInputError).problems).toEqual([
+        'input features takes 7 features, the pipeline assembles 2 (the model expects 5 more after b)',
+        'input extra is not a model input (the model has features)',
+      ]);
     });
 
     it('rejects names and aliases with path tricks', async () => {

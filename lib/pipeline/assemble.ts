@@ -1,0 +1,127 @@
+/**
+ * From raw columns to the model's input tensors — THE assembly step shared by batch, online
+ * and streaming:
+ *
+ *   raw columns (request/event data + retrieved features)
+ *     → on-demand features (lib/features/on-demand.ts)
+ *     → fitted transforms from the model's manifest (lib/transforms)
+ *     → one row-major float32 matrix per model input (checked against the ONNX signature)
+ *
+ * `planAssembly` works out once per model + pipeline which raw columns are needed and as
+ * what; `assembleBlock` runs the steps over a batch of rows. Pure computation after planning.
+ */
+import type { ColumnInfo } from '../io/duckdb';
+import { isNumericType } from '../io/duckdb';
+import { InvalidInputError, SchemaMismatchError } from '../errors';
+import { computeOnDemand, loadOnDemand, type LoadedOnDemand, type OnDemandColumn, type OnDemandRef } from '../features/on-demand';
+import type { ModelManifest, ModelSignature } from '../registry/manifest';
+import type { FeatureBlock } from '../runtime/predict';
+import { signatureProblems } from '../runtime/signature';
+import { assembleMatrix, compileTransforms, type CompiledTransforms } from '../transforms';
+
+/** How a raw column is read: numbers (Float64Array, NaN = missing), strings ((string | null)[]), or instants (Float64Array of epoch ms). */
+export type SourceKind = 'numeric' | 'string' | 'timestamp';
+
+export interface SourceColumn {
+  name: string;
+  kind: SourceKind;
+}
+
+export interface AssemblyPlan {
+  /** Model inputs in the manifest's order, each with its feature columns in order. */
+  inputs: { name: string; columns: string[] }[];
+  /** Raw columns the data must provide, in a fixed order. */
+  sourceColumns: SourceColumn[];
+  onDemand: LoadedOnDemand[];
+  transforms: CompiledTransforms | undefined;
+  /** No on-demand features and no transforms: the raw columns are the model's columns (read straight into float32). */
+  direct: boolean;
+}
+
+const TIMESTAMP_TYPE = /^(DATE|TIMESTAMP|TIMESTAMP_S|TIMESTAMP_MS|TIMESTAMP_NS|TIMESTAMP WITH TIME ZONE)$/;
+
+/**
+ * Work out which raw columns a model needs behind a pipeline's on-demand features.
+ *
+ * @throws InvalidInputError a column needed as two different kinds, an on-demand output of the wrong type for its consumer; on-demand modules that do not load
+ */
+export async function planAssembly(manifest: ModelManifest, onDemandRefs: readonly OnDemandRef[] = [], baseDir?: string): Promise<AssemblyPlan> {
+  const inputs = manifest.metadata.inputs.map((i) => ({ name: i.name, columns: [...i.columns] }));
+  const onDemand = await Promise.all(onDemandRefs.map((r) => loadOnDemand(r, baseDir)));
+  const transforms = manifest.metadata.transforms ? compileTransforms(manifest.metadata.transforms) : undefined;
+  const problems: string[] = [];
+  const need = new Map<string, { kind: SourceKind; by: string }>();
+  const require = (name: string, kind: SourceKind, by: string) => {
+    const had = need.get(name);
+    if (had && had.kind !== kind) problems.push(`column ${name} is needed as ${had.kind} by ${had.by} and as ${kind} by ${by}`);
+    else if (!had) need.set(name, { kind, by });
+  };
+  const modelColumns = [...new Set(inputs.flatMap((i) => i.columns))];
+  const model = `model ${manifest.name}:${manifest.version}`;
+  if (transforms) {
+    const produced = new Set(transforms.outputColumns);
+    for (const c of modelColumns) if (!produced.has(c)) require(c, 'numeric', model);
+    for (const c of transforms.inputColumns) require(c, transforms.inputKinds.get(c) ?? 'numeric', `${model} transforms`);
+  } else {
+    for (const c of modelColumns) require(c, 'numeric', model);
+  }
+  // Later on-demand features may read earlier ones' outputs: resolve from the last one back.
+  for (const f of [...onDemand].reverse()) {
+    const by = `on-demand feature ${f.name}`;
+    for (const [name, dtype] of Object.entries(f.outputs)) {
+      const consumer = need.get(name);
+      if (!consumer) continue;
+      const kind: SourceKind = dtype === 'string' ? 'string' : 'numeric';
+      if (kind !== consumer.kind && !(consumer.kind === 'timestamp' && kind === 'numeric')) problems.push(`${by} produces ${name} as ${dtype}, ${consumer.by} needs ${consumer.kind}`);
+      need.delete(name);
+    }
+    for (const [name, dtype] of Object.entries(f.inputs)) require(name, dtype === 'float64' ? 'numeric' : dtype, by);
+  }
+  if (problems.length > 0) throw new InvalidInputError(`pipeline for ${model} is inconsistent`, problems);
+  const sourceColumns = [...need.entries()].map(([name, { kind }]) => ({ name, kind }));
+  return { inputs, sourceColumns, onDemand, transforms, direct: onDemand.length === 0 && !transforms };
+}
+
+/**
+ * Check a data source's columns (name + DuckDB type) against the plan, listing every problem:
+ * missing columns, strings where numbers are needed, non-time columns where instants are.
+ */
+export function checkSourceColumns(plan: AssemblyPlan, columns: readonly ColumnInfo[], object: string, what: string, idColumn: string | null): void {
+  const byName = new Map(columns.map((c) => [c.name, c]));
+  const problems: string[] = [];
+  for (const { name, kind } of plan.sourceColumns) {
+    const c = byName.get(name);
+    if (!c) problems.push(`column ${name} is missing (${what} needs it as ${kind})`);
+    else if (kind === 'numeric' && !isNumericType(c.type)) problems.push(`column ${name} is ${c.type}, ${what} needs a number`);
+    else if (kind === 'timestamp' && !TIMESTAMP_TYPE.test(c.type)) problems.push(`column ${name} is ${c.type}, ${what} needs a DATE or TIMESTAMP`);
+    else if (kind === 'string' && c.type !== 'VARCHAR') problems.push(`column ${name} is ${c.type}, ${what} needs a string (VARCHAR) category`);
+  }
+  if (idColumn !== null && !byName.has(idColumn)) problems.push(`id column ${idColumn} is missing`);
+  if (problems.length > 0) {
+    throw new SchemaMismatchError(`${object} does not fit ${what}`, problems, { object, available: columns.map((c) => `${c.name} ${c.type}`) });
+  }
+}
+
+/**
+ * The assembled inputs against an ONNX signature (from the manifest, or from the loaded session).
+ * @throws SchemaMismatchError listing every offending input and feature
+ */
+export function checkSignature(plan: AssemblyPlan, signature: ModelSignature, what: string): void {
+  const problems = signatureProblems(plan.inputs.map((i) => ({ ...i, dtype: 'float32' })), signature);
+  if (problems.length > 0) throw new SchemaMismatchError(`the features assembled for ${what} do not fit its ONNX signature`, problems);
+}
+
+/** A batch of raw columns, as read from a source or built from requests. */
+export type RawBatch = Record<string, OnDemandColumn>;
+
+/**
+ * On-demand features → transforms → model input matrices for `rows` rows.
+ * @throws SchemaMismatchError / InvalidValueError from the steps, naming columns and rows (`rowLabel`)
+ */
+export function assembleBlock(plan: AssemblyPlan, batch: RawBatch, rows: number, rowLabel: (row: number) => string = (i) => `row ${i}`): FeatureBlock {
+  let cols = plan.onDemand.length > 0 ? computeOnDemand(plan.onDemand, batch, rows, rowLabel) : batch;
+  if (plan.transforms) cols = { ...cols, ...plan.transforms.apply(cols, rowLabel) };
+  const inputs: Record<string, Float32Array> = {};
+  for (const input of plan.inputs) inputs[input.name] = assembleMatrix(input.columns, cols);
+  return { rows, inputs, rowLabel };
+}

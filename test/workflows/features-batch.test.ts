@@ -1,0 +1,104 @@
+/**
+ * batchInference with the feature store on a real Temporal server: spine → point-in-time
+ * features → on-demand features → fitted transforms → predict, against the scores the Python
+ * training code computed for the same spine (examples/train/train_fraud_features.py).
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startBatchInference, type BatchInferenceInput } from '../../client';
+import { FEATURES_EXPECTED, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
+import type { InferflowConfig } from '../../lib/config/env';
+import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { ModelRegistry } from '../../lib/registry';
+import { openStore } from '../../lib/storage';
+import { readOutput } from '../helpers/data';
+import { tempConfig, uniqueName } from '../helpers/env';
+import { startWorker, type RunningWorker } from '../helpers/worker';
+
+let config: InferflowConfig;
+let dir: string;
+let cleanup: () => Promise<void>;
+let w: RunningWorker;
+let pipeline: BatchInferenceInput;
+
+beforeAll(async () => {
+  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-features') }));
+  await registerFeaturesExampleModel(new ModelRegistry(openStore(config.registry)));
+  pipeline = JSON.parse(await fs.readFile(FEATURES_PIPELINE, 'utf8')) as BatchInferenceInput;
+  w = await startWorker(config);
+});
+
+afterAll(async () => {
+  await w?.stop();
+  await cleanup?.();
+});
+
+async function expected(): Promise<Map<string, { label: number; score: number }>> {
+  return withDuckDB(async (conn) => {
+    const r = await conn.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(FEATURES_EXPECTED)})`);
+    return new Map(r.getRowsJS().map((row) => [toText(row[0]), { label: Number(row[1]), score: Number(row[2]) }]));
+  });
+}
+
+async function runFailing(input: unknown): Promise<ApplicationFailure> {
+  const handle = await w.client.workflow.start('batchInference', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-features-bad'), args: [input] });
+  const err = await handle.result().then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause;
+  const app = cause instanceof ApplicationFailure ? cause : (cause?.cause as ApplicationFailure | undefined);
+  expect(app).toBeInstanceOf(ApplicationFailure);
+  expect(app!.nonRetryable).toBe(true);
+  return app!;
+}
+
+describe('batchInference with feature views, on-demand features and transforms', () => {
+  it('scores the spine exactly as the Python training code does', async () => {
+    const handle = await startBatchInference(w.client, { ...pipeline, shardSize: 6_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-features') });
+    const result = await handle.result();
+    expect(result.rowsIn).toBe(20_000);
+    expect(result.rowsOut).toBe(20_000);
+    expect(result.shards).toBe(4);
+    const rows = await readOutput(result.output.location);
+    const want = await expected();
+    expect(rows).toHaveLength(want.size);
+    let labelMismatches = 0;
+    let maxDiff = 0;
+    for (const r of rows) {
+      const e = want.get(r.transaction_id)!;
+      expect(e, r.transaction_id).toBeDefined();
+      if (e.label !== r.label) labelMismatches++;
+      maxDiff = Math.max(maxDiff, Math.abs(e.score - r.score));
+    }
+    expect(labelMismatches).toBe(0);
+    expect(maxDiff).toBeLessThan(1e-6);
+    // Nothing of the run is left in the staging area.
+    expect(await fs.readdir(path.join(dir, 'runs')).catch(() => [])).toEqual([]);
+  });
+
+  it('names every missing raw column before predicting', async () => {
+    const spine = path.join(dir, 'spine-no-lat.parquet');
+    await withDuckDB((conn) => conn.run(`COPY (SELECT * EXCLUDE (lat, merchant_category) FROM read_parquet(${lit(path.resolve(pipeline.spine!))}) LIMIT 100) TO ${lit(spine)} (FORMAT parquet)`));
+    const failure = await runFailing({ ...pipeline, spine });
+    expect(failure.type).toBe('SchemaMismatch');
+    expect(failure.message).toContain('column lat is missing (model fraud-features:1 needs it as numeric)');
+    expect(failure.message).toContain('column merchant_category is missing');
+  });
+
+  it('names the on-demand function and the row when it throws', async () => {
+    const failure = await runFailing({ ...pipeline, onDemand: [...pipeline.onDemand!, { module: 'test/fixtures/on-demand/throwing.ts', export: 'throwsOnLargeAmounts' }] });
+    expect(failure.type).toBe('InvalidValue');
+    expect(failure.message).toMatch(/on-demand feature large_amount_flag \(test\/fixtures\/on-demand\/throwing\.ts#throwsOnLargeAmounts\) threw for transaction_id=tx-\d{7}: amount too large/);
+  });
+
+  it('rejects an on-demand module outside the worker directory and an unknown export', async () => {
+    const outside = await runFailing({ ...pipeline, onDemand: [{ module: '../../etc/passwd.ts', export: 'x' }] });
+    expect(outside.type).toBe('InvalidInput');
+    expect(outside.message).toContain('must be a path inside the worker');
+    const unknown = await runFailing({ ...pipeline, onDemand: [{ module: 'examples/features/fraud.ts', export: 'nope' }] });
+    expect(unknown.type).toBe('InvalidInput');
+    expect(unknown.message).toContain('has no export nope made with defineOnDemandFeature (it has: amountRatio, hourOfDay, homeDistance)');
+  });
+});
