@@ -1,5 +1,7 @@
 /**
- * `npm run demo`: the batch pipeline end to end on embedded defaults.
+ * `npm run demo`: the batch pipeline end to end on embedded defaults — card requests (the
+ * spine) get point-in-time customer features, on-demand features and the model's fitted
+ * transforms, then fraud scores (examples/pipelines/fraud-features.json).
  * Uses the Temporal server at TEMPORAL_ADDRESS when one answers (the run stays visible there);
  * otherwise starts a dev server for the duration of the demo and stops it afterwards.
  */
@@ -14,7 +16,8 @@ import { createInferflowWorker } from '../workers/worker';
 import { installTemporalRuntime } from '../workers/runtime';
 import { startLocalTemporal, temporalAnswers, type DevServer } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
-import { registerExampleModel, EXAMPLE_FEATURES } from './examples';
+import { registerFeaturesExampleModel, FEATURES_PIPELINE, REPO_ROOT } from './examples';
+import { loadPipelineSpec } from '../lib/pipeline/spec';
 
 export async function runDemo(): Promise<void> {
   const config = loadConfig();
@@ -22,7 +25,7 @@ export async function runDemo(): Promise<void> {
   const say = (s: string) => process.stdout.write(`${s}\n`);
   let server: DevServer | undefined;
 
-  say(`Inferflow demo: batch fraud scoring with ONNX Runtime on Temporal\n`);
+  say(`Inferflow demo: batch fraud scoring on Temporal — feature store → on-demand features → transforms → ONNX Runtime\n`);
   if (await temporalAnswers(config.temporal.address)) {
     say(`Temporal: using the server at ${config.temporal.address} (namespace ${config.temporal.namespace})`);
   } else {
@@ -34,8 +37,16 @@ export async function runDemo(): Promise<void> {
 
   try {
     const deps = createActivityDeps(config, createLogger('warn', 'inferflow-worker'));
-    const { manifest, created } = await registerExampleModel(deps.registry);
+    const { manifest, created } = await registerFeaturesExampleModel(deps.registry);
     say(`Registry: ${config.registry}: model ${manifest.name} version ${manifest.version} ${created ? 'registered' : 'already registered'} (alias production)`);
+    const input = await loadPipelineSpec(FEATURES_PIPELINE);
+    const rel = (p: string) => path.relative(REPO_ROOT, p);
+    const views = (input.featureViews ?? []).map((v) => `${String(v.name)} (${(v.features ?? []).length} features, ttl ${String(v.ttl ?? 'none')}) from ${rel((v.source as { path: string }).path)}`);
+    say(`Pipeline: ${rel(FEATURES_PIPELINE)}`);
+    say(`  spine:      ${rel(input.spine!)} (card requests: customer_id, event_timestamp, amount, merchant_category, lat, lon)`);
+    say(`  features:   ${views.join('; ')}, joined point-in-time (never a value from after the request)`);
+    say(`  on-demand:  ${(input.onDemand ?? []).map((r) => r.export).join(', ')} (${rel(input.onDemand![0]!.module)})`);
+    say(`  transforms: ${manifest.metadata.transforms?.steps.map((s) => s.type).join(', ') ?? 'none'} (fitted at training, from the model manifest)`);
 
     const client = await connectClient(config.temporal);
     await ensureSearchAttributes(client, config.temporal.namespace);
@@ -43,7 +54,7 @@ export async function runDemo(): Promise<void> {
     let result;
     try {
       result = await worker.runUntil(async () => {
-        const handle = await startBatchInference(client, { model: 'fraud-detector@production', features: EXAMPLE_FEATURES, shardSize: 10_000 }, { taskQueue: config.temporal.taskQueue });
+        const handle = await startBatchInference(client, { ...input, shardSize: 5_000 }, { taskQueue: config.temporal.taskQueue });
         say(`Workflow: ${handle.workflowId} on task queue ${config.temporal.taskQueue}\n`);
         return watchBatch(handle, process.stdout);
       });

@@ -15,6 +15,7 @@ import { openStore } from '../lib/storage';
 import { int, table } from '../lib/util/format';
 import { parseAddress, startLocalTemporal, temporalAnswers } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
+import { loadPipelineSpec } from '../lib/pipeline/spec';
 import { OVERLAP_POLICIES, createBatchSchedule, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
 
 const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
@@ -136,12 +137,16 @@ export function buildProgram(): Command {
       inferflow batch run -m fraud-detector@production -f examples/data/transactions.parquet
       inferflow batch run -m fraud-detector:1 -f scores.csv --sink duckdb:fraud_scores --shard-size 50000
       inferflow batch run fraud-nightly.json --as-of 2026-11-24T03:00:00Z
+      inferflow batch run examples/pipelines/fraud-features.json   # feature views + on-demand features + transforms
     `))
+    .addHelpText('after', `
+A spec file is the batchInference input as JSON (schema: schemas/batch-pipeline.schema.json);
+relative paths in it are relative to the file. Flags override its fields.
+`)
     .action(async (specFile: string | undefined, opts: { model?: string; features?: string; asOf?: string; pipeline?: string; idColumn?: string; sink?: BatchInferenceInput['sink']; shardSize?: number; concurrency?: number; workflowId?: string; wait: boolean }) => {
-      const spec = specFile ? (JSON.parse(await fs.readFile(specFile, 'utf8')) as Partial<BatchInferenceInput>) : {};
+      const spec: Partial<BatchInferenceInput> = specFile ? await loadPipelineSpec(specFile) : {};
       const model = opts.model ?? spec.model;
-      const features = opts.features ?? (spec.features && specFile ? path.resolve(path.dirname(specFile), spec.features) : undefined);
-      if (!model || !features) throw new InvalidArgumentError('give a spec file with "model" and "features", or --model and --features');
+      if (!model || (!opts.features && !spec.features && !spec.featureViews)) throw new InvalidArgumentError('give a spec file with "model" and "features" (or "featureViews"), or --model and --features');
       const config = loadConfig();
       const client = await connectClient(config.temporal);
       try {
@@ -149,7 +154,7 @@ export function buildProgram(): Command {
         const input: BatchInferenceInput = {
           ...spec,
           model,
-          features: features.startsWith('file://') ? features : path.resolve(features),
+          ...(opts.features ? { features: opts.features.startsWith('file://') ? opts.features : path.resolve(opts.features) } : {}),
           ...(opts.asOf ? { asOf: opts.asOf } : {}),
           ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
           ...(opts.idColumn ? { idColumn: opts.idColumn } : {}),
@@ -208,8 +213,7 @@ export function buildProgram(): Command {
       inferflow schedule create fraud-nightly.json --id fraud-hourly --every 1h --overlap buffer-one
     `))
     .action(async (specFile: string, opts: { id?: string; cron?: string[]; every?: string[]; timezone?: string; overlap: OverlapName; catchup?: string; paused?: boolean }) => {
-      const input = JSON.parse(await fs.readFile(specFile, 'utf8')) as BatchInferenceInput;
-      if (typeof input.features === 'string' && !input.features.startsWith('file://')) input.features = path.resolve(path.dirname(specFile), input.features);
+      const input = await loadPipelineSpec(specFile);
       const config = loadConfig();
       const client = await connectClient(config.temporal);
       try {

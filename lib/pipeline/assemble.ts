@@ -25,6 +25,8 @@ export type SourceKind = 'numeric' | 'string' | 'timestamp';
 export interface SourceColumn {
   name: string;
   kind: SourceKind;
+  /** What needs it (for messages): `model m:1`, `model m:1 transforms`, `on-demand feature f`. */
+  by: string;
 }
 
 export interface AssemblyPlan {
@@ -78,7 +80,7 @@ export async function planAssembly(manifest: ModelManifest, onDemandRefs: readon
     for (const [name, dtype] of Object.entries(f.inputs)) require(name, dtype === 'float64' ? 'numeric' : dtype, by);
   }
   if (problems.length > 0) throw new InvalidInputError(`pipeline for ${model} is inconsistent`, problems);
-  const sourceColumns = [...need.entries()].map(([name, { kind }]) => ({ name, kind }));
+  const sourceColumns = [...need.entries()].map(([name, { kind, by }]) => ({ name, kind, by }));
   return { inputs, sourceColumns, onDemand, transforms, direct: onDemand.length === 0 && !transforms };
 }
 
@@ -89,9 +91,9 @@ export async function planAssembly(manifest: ModelManifest, onDemandRefs: readon
 export function checkSourceColumns(plan: AssemblyPlan, columns: readonly ColumnInfo[], object: string, what: string, idColumn: string | null): void {
   const byName = new Map(columns.map((c) => [c.name, c]));
   const problems: string[] = [];
-  for (const { name, kind } of plan.sourceColumns) {
+  for (const { name, kind, by } of plan.sourceColumns) {
     const c = byName.get(name);
-    if (!c) problems.push(`column ${name} is missing (${what} needs it as ${kind})`);
+    if (!c) problems.push(`column ${name} is missing (${by} needs it as ${kind})`);
     else if (kind === 'numeric' && !isNumericType(c.type)) problems.push(`column ${name} is ${c.type}, ${what} needs a number`);
     else if (kind === 'timestamp' && !TIMESTAMP_TYPE.test(c.type)) problems.push(`column ${name} is ${c.type}, ${what} needs a DATE or TIMESTAMP`);
     else if (kind === 'string' && c.type !== 'VARCHAR') problems.push(`column ${name} is ${c.type}, ${what} needs a string (VARCHAR) category`);

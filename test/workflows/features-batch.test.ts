@@ -14,6 +14,7 @@ import type { InferflowConfig } from '../../lib/config/env';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
+import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { readOutput } from '../helpers/data';
 import { tempConfig, uniqueName } from '../helpers/env';
 import { startWorker, type RunningWorker } from '../helpers/worker';
@@ -27,7 +28,7 @@ let pipeline: BatchInferenceInput;
 beforeAll(async () => {
   ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-features') }));
   await registerFeaturesExampleModel(new ModelRegistry(openStore(config.registry)));
-  pipeline = JSON.parse(await fs.readFile(FEATURES_PIPELINE, 'utf8')) as BatchInferenceInput;
+  pipeline = await loadPipelineSpec(FEATURES_PIPELINE);
   w = await startWorker(config);
 });
 
@@ -83,14 +84,14 @@ describe('batchInference with feature views, on-demand features and transforms',
     await withDuckDB((conn) => conn.run(`COPY (SELECT * EXCLUDE (lat, merchant_category) FROM read_parquet(${lit(path.resolve(pipeline.spine!))}) LIMIT 100) TO ${lit(spine)} (FORMAT parquet)`));
     const failure = await runFailing({ ...pipeline, spine });
     expect(failure.type).toBe('SchemaMismatch');
-    expect(failure.message).toContain('column lat is missing (model fraud-features:1 needs it as numeric)');
-    expect(failure.message).toContain('column merchant_category is missing');
+    expect(failure.message).toContain('column lat is missing (on-demand feature distance_km needs it as numeric)');
+    expect(failure.message).toContain('column merchant_category is missing (model fraud-features:1 transforms needs it as string)');
   });
 
   it('names the on-demand function and the row when it throws', async () => {
-    const failure = await runFailing({ ...pipeline, onDemand: [...pipeline.onDemand!, { module: 'test/fixtures/on-demand/throwing.ts', export: 'throwsOnLargeAmounts' }] });
+    const failure = await runFailing({ ...pipeline, onDemand: [...pipeline.onDemand!, { module: path.resolve('test/fixtures/on-demand/throwing.ts'), export: 'throwsOnLargeAmounts' }] });
     expect(failure.type).toBe('InvalidValue');
-    expect(failure.message).toMatch(/on-demand feature large_amount_flag \(test\/fixtures\/on-demand\/throwing\.ts#throwsOnLargeAmounts\) threw for transaction_id=tx-\d{7}: amount too large/);
+    expect(failure.message).toMatch(/on-demand feature large_amount_flag \(\/\S+\/test\/fixtures\/on-demand\/throwing\.ts#throwsOnLargeAmounts\) threw for transaction_id=tx-\d{7}: amount too large/);
   });
 
   it('rejects an on-demand module outside the worker directory and an unknown export', async () => {
