@@ -58,6 +58,8 @@ export interface BatchBenchOptions {
   keep: boolean;
   /** The normalized command line, recorded in the results. */
   command: string;
+  /** Results file name suffix (see BatchBenchResults.tag). */
+  tag?: string;
 }
 
 const say = (msg: string) => process.stdout.write(`${msg}\n`);
@@ -101,7 +103,7 @@ async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions,
       outDir,
       batchRows: o.rawBatchRows,
       duckdbThreads: machineThreads(),
-      intraOpThreads: baselineThreads(o),
+      inferenceThreads: Math.max(1, o.inferenceThreads),
       ...(pgTable ? { postgres: { table: pgTable } } : {}),
     });
     const total = r.readMs + r.predictMs + r.writeParquetMs;
@@ -178,9 +180,9 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
 }
 
 /**
- * Intra-op threads of the baselines' one session: as many threads as the worker has for
- * inference (its pool, or its one session's intra-op threads without a pool), so all three
- * use the same number of cores for the model.
+ * Intra-op threads of the pandas baseline's session: as many threads as the worker has for
+ * inference (its pool, or its one session without a pool), so both use the same number of
+ * cores for the model. (A data scientist's script would take ONNX Runtime's default, all cores.)
  */
 function baselineThreads(o: BatchBenchOptions): number {
   return Math.max(1, o.inferenceThreads) * ORT_THREADS;
@@ -345,6 +347,7 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
         schema: 1,
         date: new Date().toISOString(),
         command: o.command,
+        ...(o.tag ? { tag: o.tag } : {}),
         rows,
         dataset: { file: path.relative(REPO_ROOT, dataset.path), bytes: dataset.bytes, generator: path.basename(dataset.path).split('-')[1] ?? '?' },
         machine,

@@ -51,6 +51,7 @@ interface BatchFlags {
   rawBatchRows: number;
   repeats: number;
   inferenceThreads?: number;
+  tag?: string;
   postgres: boolean;
   pandas: boolean;
   keep: boolean;
@@ -90,6 +91,10 @@ program
   .option('--sinks <list>', 'parquet, postgres or parquet,postgres (default: both when the Postgres sink exists)', sinkList)
   .option('--raw-batch-rows <n>', 'rows per session.run in the raw and pandas baselines', (v) => intList(1, 10_000_000)(v, [])[0]!, 65536)
   .option('--inference-threads <n>', 'worker inference pool threads (INFERFLOW_INFERENCE_THREADS; 0 = session.run on the main thread); the baselines get as many ONNX Runtime intra-op threads (default: cores, at most 4)', (v) => intList(0, 64)(v, [])[0]!)
+  .option('--tag <name>', 'suffix of the results file name, so this run does not replace another of the same day and row count (letters, digits, -)', (v) => {
+    if (!/^[A-Za-z0-9-]{1,40}$/.test(v)) throw new InvalidArgumentError('use 1-40 letters, digits or -');
+    return v;
+  })
   .option('--repeats <n>', 'runs of each baseline (the best counts)', (v) => intList(1, 10)(v, [])[0]!, 2)
   .option('--no-postgres', 'skip Postgres even when the sink exists')
   .option('--no-pandas', 'skip the pandas baseline')
@@ -115,6 +120,7 @@ Examples:
       rawBatchRows: f.rawBatchRows,
       baselineRepeats: f.repeats,
       inferenceThreads: f.inferenceThreads ?? defaultPoolSize({}),
+      ...(f.tag ? { tag: f.tag } : {}),
       postgres: f.postgres && (f.sinks?.includes('postgres') ?? true),
       parquet: f.sinks?.includes('parquet') ?? true,
       pandas: f.pandas,

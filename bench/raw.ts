@@ -5,9 +5,10 @@
  *
  *   read     DuckDB scans the feature columns (CAST AS DOUBLE) into one row-major Float32Array,
  *            copied out of DuckDB's vectors as typed arrays (lib/io/columns.ts, as the pipeline)
- *   predict  ONNX Runtime `session.run` over large batches, the worker's session options except
- *            intra-op threads (`intraOpThreads`: the benchmark gives the baselines as many
- *            inference threads as the worker's inference pool has)
+ *   predict  ONNX Runtime `session.run` over large batches with the worker's session options
+ *            (1 intra-op thread, so the scores are bit-for-bit those of the pipeline); with
+ *            `inferenceThreads` > 1 the batches run on that many worker threads at once
+ *            (lib/runtime/pool.ts), the same number of cores the worker uses for inference
  *   write    predictions appended to a DuckDB table by DataChunks (lib/io/columns.ts), then one
  *            COPY joining them back to the ids (POSITIONAL JOIN, no id strings in JS) into a zstd
  *            Parquet file with the same columns as the pipeline's output; optionally the same
@@ -18,7 +19,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { appendColumns, readMatrices, selectColumn } from '../lib/io/columns';
 import { ident, lit, scalar, withDuckDB } from '../lib/io/duckdb';
-import { loadSession, ort } from '../lib/runtime/onnx';
+import { DEFAULT_SESSION_OPTIONS, loadSession, ort } from '../lib/runtime/onnx';
+import { InferencePool, type PlainTensor } from '../lib/runtime/pool';
 import type { ModelMetadata } from '../lib/registry/manifest';
 import { copyCsvIntoPostgres, type PgTarget } from './postgres';
 
@@ -31,8 +33,8 @@ export interface RawOptions {
   outDir: string;
   batchRows: number;
   duckdbThreads: number;
-  /** ONNX Runtime intra-op threads of the baseline's one session. */
-  intraOpThreads: number;
+  /** Threads running batches at once (1: `session.run` on this thread). */
+  inferenceThreads: number;
   /** Also COPY the predictions into this Postgres table (timed separately). */
   postgres?: PgTarget;
 }
@@ -67,15 +69,14 @@ async function readFeatures(features: string, columns: string[], threads: number
   );
 }
 
-async function predictAll(session: ortTypes.InferenceSession, metadata: ModelMetadata, inputName: string, f: Features, batchRows: number) {
+async function predictAll(session: ortTypes.InferenceSession, o: RawOptions, inputName: string, f: Features, pool: InferencePool | undefined) {
+  const { metadata, batchRows } = o;
   const label = new Float64Array(f.rows);
   const score = new Float32Array(f.rows);
   const labelName = metadata.outputs.label ?? 'label';
   const probName = metadata.outputs.probabilities ?? 'probabilities';
   const positive = metadata.class_labels && metadata.positive_class !== undefined ? Math.max(0, metadata.class_labels.indexOf(metadata.positive_class)) : 1;
-  for (let start = 0; start < f.rows; start += batchRows) {
-    const n = Math.min(batchRows, f.rows - start);
-    const out = await session.run({ [inputName]: new ort.Tensor('float32', f.x.subarray(start * f.width, (start + n) * f.width), [n, f.width]) });
+  const collect = (out: Record<string, PlainTensor>, start: number, n: number) => {
     const labels = out[labelName]!.data as ArrayLike<number | bigint>;
     const probs = out[probName]!.data as Float32Array;
     const k = out[probName]!.dims[1] ?? 1;
@@ -83,7 +84,19 @@ async function predictAll(session: ortTypes.InferenceSession, metadata: ModelMet
       label[start + r] = Number(labels[r]);
       score[start + r] = probs[r * k + positive]!;
     }
-    for (const t of Object.values(out)) t.dispose();
+  };
+  const feeds = (start: number, n: number) => ({ [inputName]: new ort.Tensor('float32', f.x.subarray(start * f.width, (start + n) * f.width), [n, f.width]) });
+  const batches: { start: number; n: number }[] = [];
+  for (let start = 0; start < f.rows; start += batchRows) batches.push({ start, n: Math.min(batchRows, f.rows - start) });
+  if (pool) {
+    // Every batch at once: the pool spreads them over its threads.
+    await Promise.all(batches.map(async (b) => collect(await pool.run('raw', o.modelPath, DEFAULT_SESSION_OPTIONS, feeds(b.start, b.n)), b.start, b.n)));
+  } else {
+    for (const b of batches) {
+      const out = await session.run(feeds(b.start, b.n));
+      collect(out, b.start, b.n);
+      for (const t of Object.values(out)) t.dispose();
+    }
   }
   return { label, score };
 }
@@ -101,14 +114,17 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
   const input = o.metadata.inputs[0];
   if (!input || o.metadata.inputs.length !== 1) throw new Error('the raw baseline handles models with exactly one input');
   const idColumn = o.metadata.id_column ?? 'transaction_id';
-  const session = await loadSession(o.modelPath, `model ${o.modelPath}`, { intraOpThreads: o.intraOpThreads });
+  const session = await loadSession(o.modelPath, `model ${o.modelPath}`, DEFAULT_SESSION_OPTIONS);
+  const pool = o.inferenceThreads > 1 ? new InferencePool(o.inferenceThreads) : undefined;
   try {
+    // Threads start and load the model before the clock starts (the worker's are warm after its first shard).
+    if (pool) await Promise.all(Array.from({ length: pool.size }, () => pool.run('raw', o.modelPath, DEFAULT_SESSION_OPTIONS, { [input.name]: new ort.Tensor('float32', new Float32Array(input.columns.length), [1, input.columns.length]) })));
     let t = performance.now();
     const features = await readFeatures(o.features, input.columns, o.duckdbThreads);
     const readMs = performance.now() - t;
 
     t = performance.now();
-    const { label, score } = await predictAll(session, o.metadata, input.name, features, o.batchRows);
+    const { label, score } = await predictAll(session, o, input.name, features, pool);
     const predictMs = performance.now() - t;
 
     await fs.mkdir(o.outDir, { recursive: true });
@@ -141,6 +157,7 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
     );
     return result;
   } finally {
+    await pool?.close();
     await session.release();
   }
 }

@@ -40,7 +40,8 @@ export function resultsFileName(r: BatchBenchResults): string {
   const suffix = defaults ? '' : `-shard${r.settings.shardSizes.join('_')}-conc${r.settings.concurrencies.join('_')}`;
   // A run without the Parquet sink is a partial one: never let it replace a full results file.
   const sinks = r.settings.sinks.includes('parquet') ? '' : `-${r.settings.sinks.join('_') || 'nosink'}`;
-  return `batch-${day}-${r.rows}${suffix}${sinks}.json`;
+  const tag = r.tag ? `-${r.tag}` : '';
+  return `batch-${day}-${r.rows}${suffix}${sinks}${tag}.json`;
 }
 
 export async function writeResults(r: BatchBenchResults): Promise<string> {
@@ -178,7 +179,7 @@ function settingsLines(r: BatchBenchResults): string {
   return [
     s.inferenceThreads === undefined
       ? `- ONNX Runtime everywhere: intra-op threads ${s.ortIntraOpThreads}, inter-op 1, sequential, graph optimizations all, no spinning (worker, raw baseline and pandas alike).`
-      : `- ONNX Runtime everywhere: inter-op 1, sequential, graph optimizations all, no spinning. Worker: ${s.inferenceThreads > 0 ? `inference pool of ${s.inferenceThreads} thread(s), each session with ${s.ortIntraOpThreads} intra-op thread(s)` : `no inference pool (session.run on the main thread), ${s.ortIntraOpThreads} intra-op thread(s)`}; raw baseline and pandas: one session with ${s.baselineIntraOpThreads ?? s.ortIntraOpThreads} intra-op thread(s) (the same number of cores for inference).`,
+      : `- ONNX Runtime everywhere: inter-op 1, sequential, graph optimizations all, no spinning. Worker: ${s.inferenceThreads > 0 ? `inference pool of ${s.inferenceThreads} thread(s), each session with ${s.ortIntraOpThreads} intra-op thread(s)` : `no inference pool (session.run on the main thread), ${s.ortIntraOpThreads} intra-op thread(s)`}; raw baseline: the worker's session options, its batches spread over ${s.inferenceThreads > 1 ? `${s.inferenceThreads} threads (the same pool code)` : 'its one thread'}; pandas: one session with ${s.baselineIntraOpThreads ?? s.ortIntraOpThreads} intra-op thread(s). Same number of cores for inference everywhere.`,
     `- Raw baseline: one process, DuckDB with ${s.rawDuckdbThreads} threads, \`session.run\` on ${fmt.int(s.rawBatchRows)}-row batches; pandas: same batch size, pyarrow's default threads for reading.`,
     `- Baselines: best of ${s.baselineRepeats} run(s) (totals of every repeat are in the results file); each pipeline run once, each in a fresh worker process.`,
     `- Workflow defaults at the time (workflows/definitions.ts): shardSize ${fmt.int(s.workflowDefaults.shardSize)}, maxConcurrency ${s.workflowDefaults.maxConcurrency}; the worker runs at most 4 activities at once.`,

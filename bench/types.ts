@@ -87,6 +87,8 @@ export interface BatchBenchResults {
   date: string;
   /** The command that reproduces it. */
   command: string;
+  /** `--tag`: names the results file (`batch-<day>-<rows>[-…]-<tag>.json`) so a run does not replace another of the same day. */
+  tag?: string;
   rows: number;
   dataset: { file: string; bytes: number; generator: string };
   machine: MachineInfo;
@@ -103,7 +105,7 @@ export interface BatchBenchResults {
     ortIntraOpThreads: number;
     /** Worker inference pool threads (INFERFLOW_INFERENCE_THREADS; absent in results from before the pool: 0). */
     inferenceThreads?: number;
-    /** Intra-op threads of the raw and pandas baselines' one session (absent in older results: = ortIntraOpThreads). */
+    /** Intra-op threads of the pandas baseline's session (absent in older results: = ortIntraOpThreads). */
     baselineIntraOpThreads?: number;
     rawBatchRows: number;
     rawDuckdbThreads: number;

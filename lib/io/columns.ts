@@ -15,6 +15,7 @@
  * 1.5.x). Each fast path checks that shape at run time and falls back to the public
  * per-value API when it differs, so a library upgrade can make this slower, never wrong.
  */
+import { randomUUID } from 'node:crypto';
 import { DOUBLE, DuckDBDataChunk, DuckDBVector, FLOAT, INTEGER, type DuckDBConnection, type DuckDBMaterializedResult, type DuckDBType } from '@duckdb/node-api';
 import { ident } from './duckdb';
 
@@ -98,11 +99,16 @@ export interface ReadColumnsOptions {
   rowColumn?: { index: number; firstRow: number };
 }
 
+/** A result's row numbers were not consecutive (see ReadColumnsOptions.rowColumn): re-read it with ORDER BY. */
+export class RowOrderError extends Error {
+  override readonly name = 'RowOrderError';
+}
+
 function checkRowNumbers(v: DuckDBVector, n: number, expectFirst: number, what: string): void {
   const items = itemsOf(v, Float64Array, n);
   for (let i = 0; i < n; i++) {
     const got = items ? items[i]! : Number(v.getItem(i));
-    if (got !== expectFirst + i) throw new Error(`${what}: row ${expectFirst + i} arrived as ${got} (rows out of order)`);
+    if (got !== expectFirst + i) throw new RowOrderError(`${what}: row ${expectFirst + i} arrived as ${got} (rows out of order)`);
   }
 }
 
@@ -216,5 +222,21 @@ export async function appendColumns(conn: DuckDBConnection, table: string, colum
     appender.flushSync();
   } finally {
     appender.closeSync();
+  }
+}
+
+/**
+ * Run `fn` with a temporary table holding `columns` (name → typed array, see `sqlTypeOf`),
+ * appended in order so that `rowid` is the array index; the table is dropped afterwards.
+ * Its name is unique: temp tables are visible to every connection of a shared instance.
+ */
+export async function withAppendedTable<T>(conn: DuckDBConnection, columns: Record<string, AppendColumn>, fn: (table: string) => Promise<T>): Promise<T> {
+  const table = `cols_${randomUUID().replace(/-/g, '')}`;
+  await conn.run(`CREATE TEMP TABLE ${table} (${Object.entries(columns).map(([name, c]) => `${ident(name)} ${sqlTypeOf(c)}`).join(', ')})`);
+  try {
+    await appendColumns(conn, table, Object.values(columns));
+    return await fn(table);
+  } finally {
+    await conn.run(`DROP TABLE IF EXISTS ${table}`);
   }
 }

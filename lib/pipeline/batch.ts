@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EmptyInputError, InvalidInputError, SchemaMismatchError } from '../errors';
+import { readColumns, readMatrices, RowOrderError, selectAs, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withDuckDB, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
@@ -142,43 +143,52 @@ export async function stageSnapshot(args: {
 }
 
 /**
- * Read a shard's feature columns into row-major float32 matrices (one per model input). Row
- * ids are not read here (turning them into JS strings costs as much as the features): they
- * are looked up only for rows named in an error (`labelRows`).
+ * Run a shard query without ORDER BY: DuckDB keeps a scan's file order, and the readers check
+ * the row column, so sorting is skipped. A result that does arrive out of order is read again sorted.
+ */
+async function inRowOrder<T>(read: (orderBy: string) => Promise<T>): Promise<T> {
+  try {
+    return await read('');
+  } catch (err) {
+    if (err instanceof RowOrderError) return read(' ORDER BY 1');
+    throw err;
+  }
+}
+
+function readFailure(snapshotPath: string, shard: ShardDescriptor, err: unknown): unknown {
+  // A row count that does not add up means the snapshot is not what was planned.
+  if (err instanceof Error && /query returned/.test(err.message)) return new SchemaMismatchError(`snapshot ${snapshotPath} is inconsistent`, [`shard ${shard.index}: ${err.message}`]);
+  return err;
+}
+
+/**
+ * Read a shard's feature columns into row-major float32 matrices (one per model input), copied
+ * out of DuckDB's vectors as typed arrays (lib/io/columns.ts). Row ids are not read here
+ * (turning them into JS strings costs as much as the features): they are looked up only for
+ * rows named in an error (`labelRows`).
  */
 export async function readShard(conn: DuckDBConnection, snapshotPath: string, shard: ShardDescriptor, manifest: ModelManifest, inPlace?: InputFingerprint): Promise<FeatureBlock & { rowIds: Float64Array }> {
   const src = rowSource(snapshotPath, inPlace);
   const inputs = inputColumns(manifest);
   const all = inputs.flatMap((i) => i.columns);
-  const select = [src.row, 'NULL', ...all.map((c) => `CAST(${ident(c)} AS DOUBLE)`)].join(', ');
-  const result = await conn.run(
-    `SELECT ${select} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end} ORDER BY 1`,
-  );
+  const select = [`CAST(${src.row} AS DOUBLE)`, ...all.map((c) => selectAs(ident(c), 'float32'))].join(', ');
   const rows = shard.end - shard.start;
-  const data: Record<string, Float32Array> = Object.fromEntries(inputs.map((i) => [i.name, new Float32Array(rows * i.columns.length)]));
-  const rowIds = new Float64Array(rows);
-  let r = 0;
-  for (let c = 0; c < result.chunkCount; c++) {
-    const chunk = result.getChunk(c);
-    const n = chunk.rowCount;
-    const rowVec = chunk.getColumnVector(0);
-    for (let i = 0; i < n; i++) rowIds[r + i] = Number(rowVec.getItem(i));
-    let col = 2;
-    for (const input of inputs) {
-      const width = input.columns.length;
-      const target = data[input.name]!;
-      for (let j = 0; j < width; j++, col++) {
-        const v = chunk.getColumnVector(col);
-        for (let i = 0; i < n; i++) {
-          const x = v.getItem(i) as number | null;
-          target[(r + i) * width + j] = x === null ? NaN : x;
-        }
-      }
-    }
-    r += n;
-  }
-  if (r !== rows) throw new SchemaMismatchError(`snapshot ${snapshotPath} is inconsistent`, [`shard ${shard.index} expected ${rows} rows, read ${r}`]);
-  return { rows, inputs: data, rowIds, rowLabel: (i) => `row ${shard.start + i}` };
+  const matrices = await inRowOrder((orderBy) =>
+    readMatrices(conn, `SELECT ${select} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}${orderBy}`, inputs.map((i) => i.columns.length), rows, {
+      rowColumn: { index: 0, firstRow: shard.start },
+    }),
+  ).catch((err: unknown) => {
+    throw readFailure(snapshotPath, shard, err);
+  });
+  const data: Record<string, Float32Array> = Object.fromEntries(inputs.map((i, g) => [i.name, matrices[g]!]));
+  return { rows, inputs: data, rowIds: rowIdsOf(shard), rowLabel: (i) => `row ${shard.start + i}` };
+}
+
+/** Snapshot row numbers of a shard's rows (the readers check that rows arrive in this order). */
+function rowIdsOf(shard: ShardDescriptor): Float64Array {
+  const ids = new Float64Array(shard.end - shard.start);
+  for (let i = 0; i < ids.length; i++) ids[i] = shard.start + i;
+  return ids;
 }
 
 /** SQL reading a raw column as its plan kind (instants as epoch milliseconds, naive timestamps as UTC). */
@@ -203,37 +213,17 @@ export async function readShardAssembled(
 ): Promise<FeatureBlock & { rowIds: Float64Array }> {
   const src = rowSource(snapshotPath, inPlace);
   const cols = plan.sourceColumns;
-  const select = [src.row, idColumn ? `CAST(${ident(idColumn)} AS VARCHAR)` : 'NULL', ...cols.map((c) => rawSelect(c.name, c.kind))].join(', ');
-  const result = await conn.run(`SELECT ${select} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end} ORDER BY 1`);
+  const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c): ColumnKind => (c.kind === 'string' ? 'string' : 'float64'))];
+  const select = [`CAST(${src.row} AS DOUBLE)`, ...(idColumn ? [`CAST(${ident(idColumn)} AS VARCHAR)`] : []), ...cols.map((c) => rawSelect(c.name, c.kind))].join(', ');
   const rows = shard.end - shard.start;
-  const rowIds = new Float64Array(rows);
-  const ids: (string | null)[] = new Array<string | null>(rows).fill(null);
-  const batch: RawBatch = Object.fromEntries(cols.map((c) => [c.name, c.kind === 'string' ? new Array<string | null>(rows).fill(null) : new Float64Array(rows)]));
-  let r = 0;
-  for (let c = 0; c < result.chunkCount; c++) {
-    const chunk = result.getChunk(c);
-    const n = chunk.rowCount;
-    const rowVec = chunk.getColumnVector(0);
-    for (let i = 0; i < n; i++) rowIds[r + i] = Number(rowVec.getItem(i));
-    if (idColumn) {
-      const idVec = chunk.getColumnVector(1);
-      for (let i = 0; i < n; i++) ids[r + i] = idVec.getItem(i) as string | null;
-    }
-    cols.forEach((col, j) => {
-      const v = chunk.getColumnVector(j + 2);
-      const target = batch[col.name]!;
-      if (target instanceof Float64Array) {
-        for (let i = 0; i < n; i++) {
-          const x = v.getItem(i) as number | null;
-          target[r + i] = x === null ? NaN : x;
-        }
-      } else {
-        for (let i = 0; i < n; i++) target[r + i] = v.getItem(i) as string | null;
-      }
-    });
-    r += n;
-  }
-  if (r !== rows) throw new SchemaMismatchError(`snapshot ${snapshotPath} is inconsistent`, [`shard ${shard.index} expected ${rows} rows, read ${r}`]);
+  const read = await inRowOrder((orderBy) =>
+    readColumns(conn, `SELECT ${select} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}${orderBy}`, kinds, rows, { rowColumn: { index: 0, firstRow: shard.start } }),
+  ).catch((err: unknown) => {
+    throw readFailure(snapshotPath, shard, err);
+  });
+  const ids = idColumn ? (read.shift() as (string | null)[]) : [];
+  const batch: RawBatch = Object.fromEntries(cols.map((c, j) => [c.name, read[j] as Float64Array | (string | null)[]]));
+  const rowIds = rowIdsOf(shard);
   const rowLabel = (i: number) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`);
   return { ...assembleBlock(plan, batch, rows, rowLabel), rowIds };
 }
@@ -296,39 +286,32 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
       ...(args.onProgress ? { onChunk: args.onProgress } : {}),
     });
     const regression = manifest.metadata.task === 'regression';
-    // Connections of the shared instance see each other's temp tables: name it per call.
-    const predTable = `preds_${randomUUID().replace(/-/g, '')}`;
-    await conn.run(`CREATE TEMP TABLE ${predTable} (r BIGINT, ${regression ? 'prediction FLOAT' : 'label BIGINT, score FLOAT'})`);
-    const app = await conn.createAppender(predTable);
-    for (let i = 0; i < preds.rows; i++) {
-      app.appendBigInt(BigInt(block.rowIds[i]!));
-      if (regression) app.appendFloat(preds.value![i]!);
-      else {
-        app.appendBigInt(BigInt(preds.label![i]!));
-        app.appendFloat(preds.score![i]!);
-      }
-      app.endRow();
-    }
-    app.closeSync();
+    if (preds.rows !== shard.end - shard.start) throw new SchemaMismatchError('predictions do not cover the shard', [`shard ${shard.index}: ${shard.end - shard.start} rows, ${preds.rows} predictions`]);
+    // Predictions go into DuckDB by DataChunks (row i of the temp table = row shard.start + i)
+    // and come out next to the ids by position; the CASE proves every row lines up.
+    const columns: Record<string, AppendColumn> = regression ? { prediction: preds.value! } : { label: preds.label!, score: preds.score! };
+    const aligned = (expr: string) => (args.idColumn ? `CASE WHEN s.__inferflow_r = p.rowid + ${shard.start} THEN ${expr} ELSE error('prediction rows out of line with shard ${shard.index}') END` : expr);
+    const outCols = regression ? `${aligned('p.prediction')} AS prediction` : `${aligned('p.label::BIGINT')} AS label, p.score`;
     await fs.mkdir(path.dirname(args.partPath), { recursive: true });
     const tmp = `${args.partPath}.tmp-${randomUUID()}`;
-    const outCols = regression ? 'p.prediction' : 'p.label, p.score';
     try {
-      await conn.run(
-        `COPY (
-           SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols},
-                  ${lit(lineage.model.name)} AS model_name, ${lineage.model.version}::INTEGER AS model_version,
-                  ${lit(lineage.model.sha256)} AS model_sha256, ${lit(lineage.asOf)}::TIMESTAMPTZ AS as_of, ${lit(lineage.runId)} AS run_id
-           FROM ${predTable} p JOIN (SELECT * FROM ${src.from}
-                              WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}) s
-             ON s.${src.row} = p.r
-           ORDER BY p.r
-         ) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
+      await withAppendedTable(conn, columns, (predTable) =>
+        conn.run(
+          `COPY (
+             SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols},
+                    ${lit(lineage.model.name)} AS model_name, ${lineage.model.version}::INTEGER AS model_version,
+                    ${lit(lineage.model.sha256)} AS model_sha256, ${lit(lineage.asOf)}::TIMESTAMPTZ AS as_of, ${lit(lineage.runId)} AS run_id
+             FROM ${
+               args.idColumn
+                 ? `(SELECT ${src.row} AS __inferflow_r, ${ident(args.idColumn)} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}) s POSITIONAL JOIN ${predTable} p`
+                 : `${predTable} p ORDER BY p.rowid`
+             }
+           ) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
+        ),
       );
       await fs.rename(tmp, args.partPath);
     } finally {
       await fs.rm(tmp, { force: true });
-      await conn.run(`DROP TABLE IF EXISTS ${predTable}`);
     }
     return { index: shard.index, rows: preds.rows, partPath: args.partPath };
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { appendColumns, readColumns, readMatrices } from '../../lib/io/columns';
+import { appendColumns, readColumns, readMatrices, RowOrderError } from '../../lib/io/columns';
 import { withDuckDB } from '../../lib/io/duckdb';
 
 // 5,000 rows: several DuckDB chunks (2,048 rows each), nulls, NaN and strings.
@@ -45,7 +45,7 @@ describe('typed column reading', () => {
   it('fails on rows out of order and on a wrong row count', async () => {
     await withDuckDB(async (conn) => {
       await conn.run(TABLE);
-      await expect(readColumns(conn, 'SELECT i::DOUBLE, CAST(x AS DOUBLE) FROM t ORDER BY i DESC', ['float64'], ROWS, { rowColumn: { index: 0, firstRow: 0 } })).rejects.toThrow(/out of order/);
+      await expect(readColumns(conn, 'SELECT i::DOUBLE, CAST(x AS DOUBLE) FROM t ORDER BY i DESC', ['float64'], ROWS, { rowColumn: { index: 0, firstRow: 0 } })).rejects.toThrow(RowOrderError);
       await expect(readColumns(conn, 'SELECT CAST(x AS DOUBLE) FROM t', ['float64'], ROWS + 1)).rejects.toThrow(/returned 5000 rows, expected 5001/);
       await expect(readMatrices(conn, 'SELECT CAST(x AS DOUBLE) FROM t', [1], ROWS - 1)).rejects.toThrow(/more than the expected/);
     });
