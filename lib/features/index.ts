@@ -7,3 +7,18 @@ export { getHistoricalFeatures, dtypeAccepts, DEFAULT_ENTITY_TIMESTAMP_FIELD, DE
 export type { AllEntitiesSpine, HistoricalFeaturesRequest, HistoricalFeaturesResult } from './offline';
 export { FeatureViewSchema, FeatureSourceSchema, FileSourceSchema, PostgresSourceSchema, FeatureSchema, FEATURE_DTYPES, checkFeatureView, parseFeatureView, durationSeconds, outputColumnName } from './spec';
 export type { Feature, FeatureDtype, FeatureSource, FeatureView, FeatureViewInput } from './spec';
+export { materializeView } from './materialize';
+export type { MaterializeRequest, MaterializeResult, MaterializeProgress } from './materialize';
+export type { PostgresSourceSettings, EventTimeWindow } from './postgres';
+export {
+  getOnlineFeatures,
+  writeOnlineFeatures,
+  openOnlineStore,
+  parseOnlineStoreSpec,
+  defaultSqlitePath,
+  OnlineStoreSpecSchema,
+  DEFAULT_ONLINE_STORE,
+  RedisOnlineStore,
+  SqliteOnlineStore,
+} from './online';
+export type { OnlineStore, OnlineStoreSpec, OnlineStoreContext, OnlineFeatureVector, OnlineFeatureValue, FeatureStatus, OnlineWriteRow, EntityKeyInput, FeatureValue, WriteCounts } from './online';

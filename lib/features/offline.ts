@@ -19,6 +19,7 @@ import path from 'node:path';
 import { EmptyInputError, InvalidInputError, NotFoundError, SchemaMismatchError, errorMessage } from '../errors';
 import { ident, lit, scalar, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
 import { localPathOf } from '../storage';
+import { exportPostgresSource, type EventTimeWindow, type PostgresSourceSettings } from './postgres';
 import { resolveFiles, scanFiles, isRemote, type ResolvedFiles } from './source';
 import { checkFeatureView, durationSeconds, outputColumnName, type FeatureDtype, type FeatureView } from './spec';
 
@@ -56,6 +57,8 @@ export interface HistoricalFeaturesRequest {
   threads?: number;
   /** Parent of the temporary directory (downloads, DuckDB spill files). Default: the OS temp dir. */
   tempDir?: string;
+  /** Connection for PostgreSQL sources (INFERFLOW_POSTGRES_URL); unset: the PG* variables. */
+  postgres?: PostgresSourceSettings;
 }
 
 export interface HistoricalFeaturesResult {
@@ -119,7 +122,8 @@ function epochNs(column: string, type: string): string {
   return type === 'DATE' ? `epoch_ns(CAST(${column} AS TIMESTAMP))` : `epoch_ns(${column})`;
 }
 
-interface PreparedView {
+/** A view whose source is resolved to local files (downloaded or exported) and described. */
+export interface PreparedView {
   index: number;
   view: FeatureView;
   files: ResolvedFiles;
@@ -131,7 +135,7 @@ interface PreparedView {
 /**
  * Point-in-time join of feature views onto a spine, written to a local Parquet file.
  *
- * @throws InvalidInputError a malformed view spec or request (every problem listed with its path), or a PostgreSQL source (not implemented yet)
+ * @throws InvalidInputError a malformed view spec or request (every problem listed with its path), or a PostgreSQL query that PostgreSQL rejects
  * @throws NotFoundError a source or spine file, glob or directory that does not exist or holds no data file
  * @throws SchemaMismatchError columns missing from a source or the spine, wrong types (every problem listed at once)
  * @throws EmptyInputError an empty spine
@@ -140,14 +144,6 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
   const tsField = req.entityTimestampField ?? DEFAULT_ENTITY_TIMESTAMP_FIELD;
   const rowColumn = req.rowNumberColumn ?? DEFAULT_ROW_NUMBER_COLUMN;
   const views = checkRequest(req, tsField, rowColumn);
-
-  const notYet = views.filter(({ view }) => view.source.type !== 'file');
-  if (notYet.length > 0) {
-    throw new InvalidInputError(
-      'retrieval from PostgreSQL sources is not implemented yet',
-      notYet.map(({ view, index }) => `views[${index}].source: view ${view.name} reads PostgreSQL; export the data to Parquet and use {"type": "file", "path": …} for now`),
-    );
-  }
 
   const output = localPathOf(req.output);
   const tmp = await fs.mkdtemp(path.join(req.tempDir ?? os.tmpdir(), 'inferflow-features-'));
@@ -158,7 +154,7 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
         const expand = async (pattern: string) => (await conn.runAndReadAll(`SELECT file FROM glob(${lit(pattern)})`)).getRowsJS().map((r) => toText(r[0]));
         // Resolve (and download) every location; report every missing one together.
         const located = await Promise.allSettled([
-          ...views.map(({ view, index }) => resolveFiles((view.source as { path: string }).path, path.join(tmp, `view-${index}`), `views[${index}].source.path`, expand)),
+          ...views.map(({ view, index }) => resolveViewSource(view, index, path.join(tmp, `view-${index}`), expand, req.postgres ?? {})),
           ...(typeof req.spine === 'string' ? [resolveFiles(req.spine, path.join(tmp, 'spine'), 'spine', expand)] : []),
         ]);
         const failed = located.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
@@ -178,7 +174,7 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
         const spineFiles = typeof req.spine === 'string' ? files[views.length] : undefined;
 
         // Describe everything, then check everything: every problem is reported together.
-        for (const p of prepared) p.columns = await describe(conn, scanFiles(p.files), `views[${p.index}].source.path`, p.files.location);
+        for (const p of prepared) p.columns = await describe(conn, scanFiles(p.files), sourceField(p.view, p.index), p.files.location);
         const spineColumns = spineFiles ? await describe(conn, scanFiles(spineFiles), 'spine', spineFiles.location) : undefined;
         checkSchemas(prepared, spineColumns, spineFiles?.location, tsField, rowColumn);
 
@@ -187,7 +183,7 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
           await conn.run(`CREATE TEMP TABLE ${INTERNAL}spine_in AS SELECT * FROM ${scanFiles(spineFiles)}`);
           if (Number(await scalar(conn, `SELECT count(*) FROM ${INTERNAL}spine_in`)) === 0) throw new EmptyInputError(`spine ${spineFiles.location} has no rows`, { object: spineFiles.location });
         }
-        for (const p of prepared) await materializeView(conn, p);
+        for (const p of prepared) await loadView(conn, p);
         if (!spineFiles) await allEntitiesSpine(conn, prepared, (req.spine as AllEntitiesSpine).allEntitiesAsOf, tsField);
 
         const spineTypes = spineColumns ?? (await describe(conn, `${INTERNAL}spine_in`, 'spine', 'spine'));
@@ -270,22 +266,63 @@ async function describe(conn: DuckDBConnection, table: string, field: string, lo
   }
 }
 
+/** Column problems of one view's source: missing columns, types that do not fit the dtypes, reserved names. */
+function sourceProblems({ view, index, files, columns }: PreparedView): string[] {
+  const problems: string[] = [];
+  const where = `views[${index}] (${view.name}): source ${files.location}`;
+  const need = (field: string, col: string, what: string, ok: (t: string) => boolean, wants: string) => {
+    const t = columns.get(col);
+    if (t === undefined) problems.push(`${where} has no ${what} column ${col} (${field})`);
+    else if (!ok(t)) problems.push(`${where}: ${what} column ${col} is ${t}, needs ${wants} (${field})`);
+  };
+  view.entities.forEach((e, i) => need(`entities[${i}]`, e, 'entity', () => true, ''));
+  need('timestampField', view.timestampField, 'timestamp', (t) => TIMESTAMP.test(t), 'DATE or TIMESTAMP');
+  if (view.createdField !== undefined) need('createdField', view.createdField, 'created', (t) => TIMESTAMP.test(t) || ANY_INTEGER.test(t), 'DATE, TIMESTAMP or an integer type');
+  view.features.forEach((f, i) => need(`features[${i}]`, f.name, 'feature', (t) => dtypeAccepts(f.dtype, t), `${ACCEPTS_TEXT[f.dtype]} for dtype ${f.dtype}`));
+  for (const col of columns.keys()) if (col.startsWith(INTERNAL)) problems.push(`${where}: column name ${col} is reserved (prefix ${INTERNAL})`);
+  return problems;
+}
+
+function sourceField(view: FeatureView, index: number): string {
+  return view.source.type === 'file' ? `views[${index}].source.path` : `views[${index}].source`;
+}
+
+/**
+ * Local files for a view's source: a file location resolved (and downloaded when remote), or a
+ * PostgreSQL source exported to a typed CSV file (only rows inside `window`, when given).
+ */
+export function resolveViewSource(view: FeatureView, index: number, dir: string, expand: (pattern: string) => Promise<string[]>, postgres: PostgresSourceSettings, window?: EventTimeWindow): Promise<ResolvedFiles> {
+  return view.source.type === 'file' ? resolveFiles(view.source.path, dir, sourceField(view, index), expand) : exportPostgresSource(view, index, dir, postgres, window);
+}
+
+/**
+ * Resolve, describe and check one view's source, and read it into its narrow deduplicated
+ * table (see loadView), for callers other than getHistoricalFeatures (materialisation).
+ * Rows outside `window` (event time in (start, end]) are left out before the tie-break.
+ * @returns the prepared view and the number of source rows read (non-null key and event time, inside the window)
+ * @throws SchemaMismatchError every column problem of the source
+ */
+export async function readViewSource(conn: DuckDBConnection, view: FeatureView, tmp: string, postgres: PostgresSourceSettings, window?: EventTimeWindow): Promise<{ prepared: PreparedView; rowsRead: number }> {
+  const expand = async (pattern: string) => (await conn.runAndReadAll(`SELECT file FROM glob(${lit(pattern)})`)).getRowsJS().map((r) => toText(r[0]));
+  const files = await resolveViewSource(view, 0, path.join(tmp, 'view-0'), expand, postgres, window);
+  const prepared: PreparedView = { index: 0, view, files, columns: new Map(), table: `${INTERNAL}view_0`, ttlNs: view.ttl ? BigInt(durationSeconds(view.ttl)) * 1_000_000_000n : undefined };
+  prepared.columns = await describe(conn, scanFiles(files), sourceField(view, 0), files.location);
+  const problems = sourceProblems(prepared);
+  if (problems.length > 0) throw new SchemaMismatchError(`feature view ${view.name} does not fit its source`, problems, { object: files.location });
+  const rowsRead = await loadView(conn, prepared, window);
+  return { prepared, rowsRead };
+}
+
+/** Internal column names of a loaded view table: entity key i, event time (epoch ns). */
+export const VIEW_TABLE_COLUMNS = { key, ts: TS } as const;
+
 /** Every column problem of every source and of the spine. @throws SchemaMismatchError listing them all. */
 function checkSchemas(views: PreparedView[], spine: Map<string, string> | undefined, spineLocation: string | undefined, tsField: string, rowColumn: string): void {
   const problems: string[] = [];
   const outputNames = new Map<string, string>();
-  for (const { view, index, files, columns } of views) {
-    const where = `views[${index}] (${view.name}): source ${files.location}`;
-    const need = (field: string, col: string, what: string, ok: (t: string) => boolean, wants: string) => {
-      const t = columns.get(col);
-      if (t === undefined) problems.push(`${where} has no ${what} column ${col} (${field})`);
-      else if (!ok(t)) problems.push(`${where}: ${what} column ${col} is ${t}, needs ${wants} (${field})`);
-    };
-    view.entities.forEach((e, i) => need(`entities[${i}]`, e, 'entity', () => true, ''));
-    need('timestampField', view.timestampField, 'timestamp', (t) => TIMESTAMP.test(t), 'DATE or TIMESTAMP');
-    if (view.createdField !== undefined) need('createdField', view.createdField, 'created', (t) => TIMESTAMP.test(t) || ANY_INTEGER.test(t), 'DATE, TIMESTAMP or an integer type');
-    view.features.forEach((f, i) => need(`features[${i}]`, f.name, 'feature', (t) => dtypeAccepts(f.dtype, t), `${ACCEPTS_TEXT[f.dtype]} for dtype ${f.dtype}`));
-    for (const col of columns.keys()) if (col.startsWith(INTERNAL)) problems.push(`${where}: column name ${col} is reserved (prefix ${INTERNAL})`);
+  for (const p of views) {
+    const { view, columns } = p;
+    problems.push(...sourceProblems(p));
     for (const f of view.features) {
       const name = outputColumnName(view.name, f.name);
       const other = outputNames.get(name);
@@ -329,16 +366,21 @@ function checkSchemas(views: PreparedView[], spine: Map<string, string> | undefi
 
 /**
  * Read a view's source into a narrow table (keys, event time in ns, features cast to their
- * dtypes), skipping rows with a null key or event time, and keep one row per (keys, event
- * time): the greatest created value (nulls lowest), then the latest row in source order.
+ * dtypes), skipping rows with a null key or event time (and, with a window, rows outside
+ * (start, end]), and keep one row per (keys, event time): the greatest created value (nulls
+ * lowest), then the latest row in source order. Returns the number of source rows read.
  */
-async function materializeView(conn: DuckDBConnection, p: PreparedView): Promise<void> {
+async function loadView(conn: DuckDBConnection, p: PreparedView, window?: EventTimeWindow): Promise<number> {
   const { view } = p;
   const raw = `${p.table}_raw`;
   const keys = view.entities.map((e, i) => `${ident(e)} AS ${ident(key(i))}`);
   const feats = view.features.map((f) => `CAST(${ident(f.name)} AS ${DUCKDB_TYPE_OF[f.dtype]}) AS ${ident(outputColumnName(view.name, f.name))}`);
   const created = view.createdField !== undefined ? [`${ident(view.createdField)} AS ${ident(CREATED)}`] : [];
-  const notNull = [...view.entities, view.timestampField].map((c) => `${ident(c)} IS NOT NULL`).join(' AND ');
+  const tsNs = epochNs(ident(view.timestampField), p.columns.get(view.timestampField)!);
+  const conditions = [...view.entities, view.timestampField].map((c) => `${ident(c)} IS NOT NULL`);
+  if (window?.start) conditions.push(`${tsNs} > ${BigInt(window.start.getTime()) * 1_000_000n}`);
+  if (window) conditions.push(`${tsNs} <= ${BigInt(window.end.getTime()) * 1_000_000n}`);
+  const notNull = conditions.join(' AND ');
   await conn.run(
     `CREATE TEMP TABLE ${raw} AS
        SELECT ${[...keys, `${epochNs(ident(view.timestampField), p.columns.get(view.timestampField)!)} AS ${ident(TS)}`, ...created, ...feats].join(', ')}
@@ -351,7 +393,9 @@ async function materializeView(conn: DuckDBConnection, p: PreparedView): Promise
        SELECT * ${view.createdField !== undefined ? `EXCLUDE (${ident(CREATED)})` : ''} FROM ${raw}
        QUALIFY row_number() OVER (PARTITION BY ${partition} ORDER BY ${order}) = 1`,
   );
+  const rowsRead = Number(await scalar(conn, `SELECT count(*) FROM ${raw}`));
   await conn.run(`DROP TABLE ${raw}`);
+  return rowsRead;
 }
 
 /** The spine for {allEntitiesAsOf}: distinct keys with a row at or before `asOf` in any view, sorted, with `asOf` as timestamp. */

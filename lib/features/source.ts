@@ -19,6 +19,8 @@ export interface ResolvedFiles {
   format: FileFormat;
   /** Local files, sorted by path (the source's row order is file order, then row order). */
   files: string[];
+  /** CSV only: the columns in file order with their DuckDB types (no type sniffing), e.g. for an export from PostgreSQL. */
+  columnTypes?: [string, string][];
 }
 
 const GLOB_CHARS = /[*?[]/;
@@ -169,5 +171,11 @@ export async function resolveFiles(location: string, downloadDir: string, field:
 /** DuckDB table expression reading the files (columns united by name across files). */
 export function scanFiles(r: ResolvedFiles): string {
   const list = `[${r.files.map(lit).join(', ')}]`;
-  return r.format === 'parquet' ? `read_parquet(${list}, union_by_name = true)` : `read_csv(${list}, header = true, union_by_name = true)`;
+  if (r.format === 'parquet') return `read_parquet(${list}, union_by_name = true)`;
+  if (r.columnTypes) {
+    // Typed CSV (a PostgreSQL export): an unquoted empty field is NULL, a quoted one the empty string.
+    const columns = `{${r.columnTypes.map(([name, type]) => `${lit(name)}: ${lit(type)}`).join(', ')}}`;
+    return `read_csv(${list}, header = true, columns = ${columns}, allow_quoted_nulls = false, quote = '"', escape = '"')`;
+  }
+  return `read_csv(${list}, header = true, union_by_name = true)`;
 }

@@ -257,7 +257,7 @@ describe('online store specs', () => {
   it('validates the spec (discriminated on type) and keeps credentials out of it', () => {
     expect(() => openOnlineStore({ type: 'memcached' }, { dataDir: tmp })).toThrow(InvalidInputError);
     expect(() => openOnlineStore({ type: 'redis', url: 'redis://user:secret@host:6379' }, { dataDir: tmp })).toThrow(/without credentials/);
-    expect(() => openOnlineStore({ type: 'redis' }, { dataDir: tmp })).toThrow(/INFERFLOW_REDIS_URL/);
+    expect(openOnlineStore({ type: 'redis', keyPrefix: 'x' }, { dataDir: tmp }).location).toBe('redis://127.0.0.1:6379/0 x:*');
     expect(() => openOnlineStore({ type: 'sqlite', extra: 1 }, { dataDir: tmp })).toThrow(/extra/);
     const s = openOnlineStore(undefined, { dataDir: tmp });
     expect(s).toBeInstanceOf(SqliteOnlineStore);

@@ -649,9 +649,7 @@ describe('errors', () => {
     expect(() => parseFeatureView({ ...views[0]!, ttl: '0d' })).toThrow(/ttl must be a positive whole number/);
   });
 
-  it('validates PostgreSQL sources and says they are not implemented yet', async () => {
-    const pg = { ...views[0]!, source: { type: 'postgres', table: 'analytics.customer_stats' } };
-    await expect(getHistoricalFeatures({ spine: spinePath, views: [pg], output: out() })).rejects.toThrow(/not implemented yet.*views\[0\]\.source: view cust reads PostgreSQL/);
+  it('validates PostgreSQL sources (retrieval from them: test/integration/features-postgres.test.ts)', () => {
     const both = { ...views[0]!, source: { type: 'postgres', table: 't', query: 'SELECT 1' } };
     expect(() => parseFeatureView(both)).toThrow(/source: a postgres source needs exactly one of table and query/);
     expect(() => parseFeatureView({ ...views[0]!, source: { type: 'postgres', table: 't', password: 'x' } })).toThrow(/password: connection settings do not belong/);

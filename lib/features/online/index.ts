@@ -27,7 +27,7 @@ const KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 export const RedisOnlineStoreSpecSchema = z.strictObject({
   type: z.literal('redis'),
-  /** Absent: INFERFLOW_REDIS_URL of the process (keep credentials out of specs: they end up in workflow history). */
+  /** Absent: INFERFLOW_REDIS_URL of the process, else redis://127.0.0.1:6379/0 (keep credentials out of specs: they end up in workflow history). */
   url: z.string().regex(/^rediss?:\/\/[^@]*$/, 'url must be redis://host:port[/db] without credentials (put those in INFERFLOW_REDIS_URL)').optional(),
   keyPrefix: z.string().regex(KEY_PREFIX, `keyPrefix must match ${KEY_PREFIX.source}`).optional(),
 });
@@ -44,12 +44,13 @@ export type OnlineStoreSpec = z.infer<typeof OnlineStoreSpecSchema>;
 
 /** Process settings a store may need (from lib/config/env.ts): never part of a spec. */
 export interface OnlineStoreContext {
-  /** INFERFLOW_REDIS_URL. */
+  /** INFERFLOW_REDIS_URL (default redis://127.0.0.1:6379/0). */
   redisUrl?: string | undefined;
   /** INFERFLOW_DATA_DIR: the embedded store's default file lives under it. */
   dataDir: string;
 }
 
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
 export const DEFAULT_ONLINE_STORE: OnlineStoreSpec = { type: 'sqlite' };
 
 /** The embedded store's default file. */
@@ -59,8 +60,8 @@ export function defaultSqlitePath(dataDir: string): string {
 
 const FACTORIES: { [T in OnlineStoreSpec['type']]: (spec: Extract<OnlineStoreSpec, { type: T }>, ctx: OnlineStoreContext) => OnlineStore } = {
   redis: (spec, ctx) => {
-    const url = spec.url ?? ctx.redisUrl;
-    if (!url) throw new InvalidInputError('the redis online store needs a server', ['set INFERFLOW_REDIS_URL (e.g. redis://127.0.0.1:6379) in the environment of the process']);
+    // The same default server as the Redis sink.
+    const url = spec.url ?? ctx.redisUrl ?? DEFAULT_REDIS_URL;
     return new RedisOnlineStore({ url, keyPrefix: spec.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX });
   },
   sqlite: (spec, ctx) => new SqliteOnlineStore({ path: path.resolve(spec.path ?? defaultSqlitePath(ctx.dataDir)) }),
