@@ -9,9 +9,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBatchInference, type BatchInferenceInput } from '../../client';
-import { FEATURES_EXPECTED, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
+import * as ort from 'onnxruntime-node';
+import { FEATURES_EXPECTED, FEATURES_PIPELINE, REPO_ROOT, registerFeaturesExampleModel } from '../../cli/examples';
 import type { InferflowConfig } from '../../lib/config/env';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { DEFAULT_SESSION_OPTIONS, toOrtOptions } from '../../lib/runtime/onnx';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
@@ -101,5 +103,48 @@ describe('batchInference with feature views, on-demand features and transforms',
     const unknown = await runFailing({ ...pipeline, onDemand: [{ module: 'examples/features/fraud.ts', export: 'nope' }] });
     expect(unknown.type).toBe('InvalidInput');
     expect(unknown.message).toContain('has no export nope made with defineOnDemandFeature (it has: amountRatio, hourOfDay, homeDistance)');
+  });
+});
+
+describe('batchInference over every entity as of the run time (no spine)', () => {
+  const COLUMNS = ['amount', 'customer_avg_amount_30d', 'customer_txn_count_24h', 'distance_from_home_km', 'hour_of_day', 'is_foreign', 'merchant_risk'];
+
+  it('scores each entity on its latest snapshot at or before asOf, and leaves out entities that appear later', async () => {
+    // The plain example model, registered with input columns that come from a feature view.
+    const registry = new ModelRegistry(openStore(config.registry));
+    const metadata = JSON.parse(await fs.readFile(path.join(REPO_ROOT, 'examples', 'models', 'fraud-detector', 'metadata.json'), 'utf8')) as { inputs: { columns: string[] }[] };
+    metadata.inputs[0]!.columns = COLUMNS.map((c) => `snap__${c}`);
+    await registry.register(path.join(REPO_ROOT, 'examples', 'models', 'fraud-detector', 'model.onnx'), { name: 'fraud-entity', metadata, alias: 'production' });
+
+    const source = path.join(dir, 'snapshots.parquet');
+    const values = (seed: number) => COLUMNS.map((c, j) => `round(((hash(customer_id * 31 + ${seed * 7 + j}) % 1000) / 10.0)::DOUBLE, 1) AS ${c}`).join(', ');
+    await withDuckDB((conn) =>
+      conn.run(`COPY (
+        SELECT customer_id, TIMESTAMPTZ '2026-01-01 00:00:00+00' AS ts, ${values(1)} FROM range(1, 301) t(customer_id)
+        UNION ALL SELECT customer_id, TIMESTAMPTZ '2026-01-10 00:00:00+00', ${values(2)} FROM range(1, 311) t(customer_id)
+      ) TO ${lit(source)} (FORMAT parquet)`),
+    );
+    const view = { name: 'snap', entities: ['customer_id'], timestampField: 'ts', source: { type: 'file' as const, path: source }, features: COLUMNS.map((name) => ({ name, dtype: 'float64' as const })) };
+    const handle = await startBatchInference(w.client, { model: 'fraud-entity@production', featureViews: [view], idColumn: 'customer_id', asOf: '2026-01-05T00:00:00Z' }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-entities') });
+    const result = await handle.result();
+    expect(result.rowsIn).toBe(300); // customers 301–310 first appear on 2026-01-10
+    expect(result.asOf).toBe('2026-01-05T00:00:00.000Z');
+
+    const { got, x, ids } = await withDuckDB(async (conn) => {
+      const out = await conn.runAndReadAll(`SELECT customer_id, score FROM read_parquet(${lit(path.join(result.output.location, '*.parquet'))}) ORDER BY customer_id`);
+      const snap = await conn.runAndReadAll(`SELECT customer_id, ${COLUMNS.join(', ')} FROM read_parquet(${lit(source)}) WHERE ts = TIMESTAMPTZ '2026-01-01 00:00:00+00' ORDER BY customer_id`);
+      const rows = snap.getRowsJS();
+      return {
+        got: out.getRowsJS().map((r) => [Number(r[0]), Number(r[1])] as const),
+        ids: rows.map((r) => Number(r[0])),
+        x: Float32Array.from(rows.flatMap((r) => r.slice(1).map(Number))),
+      };
+    });
+    const session = await ort.InferenceSession.create(path.join(REPO_ROOT, 'examples', 'models', 'fraud-detector', 'model.onnx'), toOrtOptions(DEFAULT_SESSION_OPTIONS));
+    const ref = await session.run({ features: new ort.Tensor('float32', x, [ids.length, COLUMNS.length]) });
+    const probs = ref.probabilities!.data as Float32Array;
+    await session.release();
+    expect(got.map(([id]) => id)).toEqual(ids);
+    expect(got.map(([, s]) => s)).toEqual(ids.map((_, i) => probs[i * 2 + 1]));
   });
 });
