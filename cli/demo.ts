@@ -16,7 +16,7 @@ import { createInferflowWorker } from '../workers/worker';
 import { installTemporalRuntime } from '../workers/runtime';
 import { startLocalTemporal, temporalAnswers, type DevServer } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
-import { registerFeaturesExampleModel, FEATURES_PIPELINE, REPO_ROOT } from './examples';
+import { registerExampleModel, registerFeaturesExampleModel, FEATURES_PIPELINE, REPO_ROOT } from './examples';
 import { loadPipelineSpec } from '../lib/pipeline/spec';
 
 export async function runDemo(): Promise<void> {
@@ -39,6 +39,8 @@ export async function runDemo(): Promise<void> {
     const deps = createActivityDeps(config, createLogger('warn', 'inferflow-worker'));
     const { manifest, created } = await registerFeaturesExampleModel(deps.registry);
     say(`Registry: ${config.registry}: model ${manifest.name} version ${manifest.version} ${created ? 'registered' : 'already registered'} (alias production)`);
+    // The plain model of the README's examples (a prepared feature file in, scores out).
+    await registerExampleModel(deps.registry);
     const input = await loadPipelineSpec(FEATURES_PIPELINE);
     const rel = (p: string) => path.relative(REPO_ROOT, p);
     const views = (input.featureViews ?? []).map((v) => `${String(v.name)} (${(v.features ?? []).length} features, ttl ${String(v.ttl ?? 'none')}) from ${rel((v.source as { path: string }).path)}`);
