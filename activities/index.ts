@@ -17,6 +17,7 @@ import { localPathOf } from '../lib/storage';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
+import { createFeatureActivities } from './features';
 
 export interface PlanBatchInput {
   runId: string;
@@ -135,6 +136,7 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return withFailureMapping({
+    ...createFeatureActivities(deps),
     /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version; the workflow records it. */
     async resolveModel(input: { ref: string }): Promise<ResolvedModel> {
       const { resolved } = await deps.registry.resolve(input.ref);

@@ -1,2 +1,3 @@
 // Every workflow the Inferflow worker registers. Bundled into Temporal's deterministic sandbox.
 export { batchInference, batchShardGroup } from './batch';
+export { materializeFeatures } from './materialize';

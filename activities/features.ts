@@ -1,0 +1,85 @@
+/**
+ * Feature-store activities: thin wrappers over lib/features for the materializeFeatures
+ * workflow. Spread into the worker's activity set by createActivities (activities/index.ts).
+ */
+import { Context, heartbeat } from '@temporalio/activity';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { checkFeatureView, materializeView, openOnlineStore, type FeatureViewInput, type MaterializeResult, type OnlineStoreSpec } from '../lib/features';
+import { OnlineStoreSpecSchema } from '../lib/features/online';
+import type { ActivityDeps } from './deps';
+import { withFailureMapping } from './failures';
+
+export interface CheckMaterializeInput {
+  views: unknown[];
+  store?: unknown;
+}
+
+export interface MaterializeViewInput {
+  view: FeatureViewInput;
+  /** Absent: the embedded SQLite store under the worker's data dir. */
+  store?: OnlineStoreSpec;
+  /** ISO 8601; event times in (start, end]. Absent start: everything up to end. */
+  start?: string;
+  end: string;
+}
+
+export function createFeatureActivities(deps: ActivityDeps) {
+  const log = deps.logger;
+  const storeContext = { redisUrl: deps.config.redisUrl, dataDir: deps.config.dataDir };
+
+  return withFailureMapping({
+    /** Every problem of the view specs and the store spec (no I/O): the workflow fails fast, listing them all. */
+    checkMaterializeInput(input: CheckMaterializeInput): Promise<string[]> {
+      const problems: string[] = [];
+      const names = new Map<string, number>();
+      input.views.forEach((raw, i) => {
+        const r = checkFeatureView(raw, `views[${i}]`);
+        problems.push(...r.problems);
+        if (r.view) {
+          const first = names.get(r.view.name);
+          if (first !== undefined) problems.push(`views[${i}].name: view ${r.view.name} is also views[${first}]`);
+          else names.set(r.view.name, i);
+        }
+      });
+      if (input.store !== undefined) {
+        const s = OnlineStoreSpecSchema.safeParse(input.store);
+        if (!s.success) problems.push(...s.error.issues.map((i) => `store${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`));
+      }
+      return Promise.resolve(problems);
+    },
+
+    /**
+     * Materialise one view into the online store; heartbeats entities written (and every 10 s
+     * while DuckDB reads the source). Idempotent: a retry rewrites nothing that is already there.
+     */
+    async materializeFeatureView(input: MaterializeViewInput): Promise<MaterializeResult> {
+      const ctx = Context.current();
+      const store = openOnlineStore(input.store, storeContext);
+      const tempDir = path.join(deps.config.dataDir, 'tmp');
+      await fs.mkdir(tempDir, { recursive: true });
+      const timer = setInterval(() => heartbeat({ phase: 'reading' }), 10_000);
+      try {
+        const result = await materializeView({
+          view: input.view,
+          store,
+          ...(input.start !== undefined ? { start: new Date(input.start) } : {}),
+          end: new Date(input.end),
+          postgres: { url: deps.config.postgresUrl },
+          tempDir,
+          onProgress: (p) => {
+            heartbeat(p);
+            ctx.cancellationSignal.throwIfAborted();
+          },
+        });
+        log.info({ view: result.view, store: result.store, rowsRead: result.rowsRead, written: result.written, unchanged: result.unchanged, skippedOlder: result.skippedOlder }, 'features materialised');
+        return result;
+      } finally {
+        clearInterval(timer);
+        await store.close();
+      }
+    },
+  });
+}
+
+export type FeatureActivities = ReturnType<typeof createFeatureActivities>;

@@ -1,0 +1,71 @@
+import { ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { FeatureActivities } from '../activities/features';
+import { SCHEDULED_START_TIME } from './definitions';
+import {
+  checkMaterializeShape,
+  materializeProgressQuery,
+  type MaterializeFeaturesInput,
+  type MaterializeFeaturesProgress,
+  type MaterializeFeaturesResult,
+} from './features-definitions';
+
+/** Validation: short, no I/O. */
+const checks = proxyActivities<FeatureActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+/** One view: grows with the source; liveness by heartbeat; transient faults (store or PostgreSQL down) retried with backoff for ≈ 15 min. */
+const views = proxyActivities<FeatureActivities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
+});
+
+/**
+ * Copy the latest feature values per entity with event time in (start, end] from each view's
+ * offline source into the online store, one activity per view. Idempotent: re-running a window
+ * changes nothing and an older window never overwrites newer values. Schedulable like batch
+ * inference: `end` defaults to the scheduled time. Only counts pass through history.
+ */
+export async function materializeFeatures(input: MaterializeFeaturesInput): Promise<MaterializeFeaturesResult> {
+  const info = workflowInfo();
+  const started = Date.now();
+  const progress: MaterializeFeaturesProgress = { phase: 'validating', viewsTotal: 0, viewsDone: 0, current: null, totals: { rowsRead: 0, entities: 0, written: 0, unchanged: 0, skippedOlder: 0 } };
+  setHandler(materializeProgressQuery, () => progress);
+
+  const problems = checkMaterializeShape(input);
+  if (Array.isArray(input?.views) && input.views.length > 0 && input.views.length <= 100) {
+    problems.push(...(await checks.checkMaterializeInput({ views: input.views, ...(input.store !== undefined ? { store: input.store } : {}) })));
+  }
+  if (problems.length > 0) {
+    progress.phase = 'failed';
+    throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid materializeFeatures input: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+  }
+
+  const end = input.end !== undefined ? new Date(input.end).toISOString() : (info.typedSearchAttributes.get(SCHEDULED_START_TIME)?.toISOString() ?? new Date(info.runStartTime).toISOString());
+  const start = input.start !== undefined ? new Date(input.start).toISOString() : null;
+  if (start !== null && start >= end) {
+    progress.phase = 'failed';
+    throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid materializeFeatures input: start ${start} is not before end ${end}`, nonRetryable: true, details: [{ problems: [`start: must be before end ${end}`] }] });
+  }
+
+  progress.phase = 'materializing';
+  progress.viewsTotal = input.views.length;
+  const results: MaterializeFeaturesResult['views'] = [];
+  try {
+    for (const view of input.views) {
+      progress.current = view.name;
+      const r = await views.materializeFeatureView({ view, ...(input.store !== undefined ? { store: input.store } : {}), ...(start !== null ? { start } : {}), end });
+      results.push(r);
+      progress.viewsDone++;
+      for (const k of ['rowsRead', 'entities', 'written', 'unchanged', 'skippedOlder'] as const) progress.totals[k] += r[k];
+    }
+  } catch (err) {
+    progress.phase = 'failed';
+    throw err;
+  }
+  progress.phase = 'done';
+  progress.current = null;
+  return { workflowId: info.workflowId, runId: info.runId, start, end, views: results, totals: { ...progress.totals }, durationMs: Date.now() - started };
+}
