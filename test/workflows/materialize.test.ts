@@ -16,6 +16,7 @@ import { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery, type MaterializeFe
 import { tempConfig, uniqueName } from '../helpers/env';
 import { T0, latestPerEntity, loadStatsIntoPostgres, statRows, statView, writeStatsParquet, type StatRow } from '../helpers/features-data';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import type { materializeFeatures } from '../../workflows/materialize';
 
 const postgresUrl = inject('postgresUrl');
 const redisPrefix = `inferflow-test-wfmat-${randomUUID().slice(0, 8)}`;
@@ -48,7 +49,7 @@ afterAll(async () => {
 });
 
 function start(input: MaterializeFeaturesInput) {
-  return w.client.workflow.start(MATERIALIZE_WORKFLOW_TYPE, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-mat'), args: [input] });
+  return w.client.workflow.start<typeof materializeFeatures>(MATERIALIZE_WORKFLOW_TYPE, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-mat'), args: [input] });
 }
 
 async function expectLatest(view: FeatureView, store: ReturnType<typeof openOnlineStore>, end: number): Promise<void> {
