@@ -12,6 +12,7 @@ import type { InferflowConfig } from '../../lib/config/env';
 import { EXAMPLE_FEATURES, exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
 import { readOutput, referenceScores, writeVariant } from '../helpers/data';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { recordHistory as saveHistory } from '../helpers/histories';
 
 let config: InferflowConfig;
 let dir: string;
@@ -52,16 +53,7 @@ async function runFailing(input: unknown): Promise<ApplicationFailure> {
 }
 
 /** `npm run record-histories` refreshes the histories the replay test checks. */
-async function recordHistory(workflowId: string, file: string): Promise<void> {
-  if (!process.env.RECORD_HISTORIES) return;
-  const shown = spawnSync(inject('temporalCli'), ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', config.temporal.address], { encoding: 'utf8' });
-  expect(shown.status).toBe(0);
-  await fs.writeFile(path.join(__dirname, 'histories', file), shown.stdout);
-  // Child workflow ids derive from the parent's id, so replay needs the original id.
-  const idsFile = path.join(__dirname, 'histories', 'workflow-ids.json');
-  const ids = JSON.parse(await fs.readFile(idsFile, 'utf8').catch(() => '{}')) as Record<string, string>;
-  await fs.writeFile(idsFile, JSON.stringify({ ...ids, [file]: workflowId }, null, 2) + '\n');
-}
+const recordHistory = (workflowId: string, file: string) => saveHistory(inject('temporalCli'), config.temporal.address, workflowId, file);
 
 async function stagedRuns(): Promise<string[]> {
   return fs.readdir(path.join(dir, 'runs')).catch(() => []);

@@ -20,6 +20,7 @@ import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { readOutput } from '../helpers/data';
 import { tempConfig, uniqueName } from '../helpers/env';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { recordHistory } from '../helpers/histories';
 
 let config: InferflowConfig;
 let dir: string;
@@ -61,6 +62,7 @@ describe('batchInference with feature views, on-demand features and transforms',
   it('scores the spine exactly as the Python training code does', async () => {
     const handle = await startBatchInference(w.client, { ...pipeline, shardSize: 6_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-features') });
     const result = await handle.result();
+    await recordHistory(inject('temporalCli'), config.temporal.address, handle.workflowId, 'batchInference-feature-views.json');
     expect(result.rowsIn).toBe(20_000);
     expect(result.rowsOut).toBe(20_000);
     expect(result.shards).toBe(4);
