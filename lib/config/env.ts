@@ -31,6 +31,7 @@ const EnvSchema = z.object({
   INFERFLOW_MODEL_CACHE: z.string().optional(),
   INFERFLOW_MODEL_CACHE_MAX_BYTES: z.coerce.number().int().positive().optional(),
   INFERFLOW_OUTPUT: z.string().optional(),
+  INFERFLOW_STAGING: z.string().regex(/^(s3|file):\/\//, 'must be an s3:// or file:// URL').optional(),
   INFERFLOW_TEMPORAL_CLI: z.string().optional(),
   INFERFLOW_ORT_THREADS: z.coerce.number().int().min(0).max(64).default(1),
   AWS_ENDPOINT_URL_S3: z.string().url().optional(),
@@ -63,6 +64,13 @@ export interface InferflowConfig {
   modelCacheMaxBytes: number;
   /** Default Parquet output location: a directory, or `s3://bucket/prefix`. */
   outputDir: string;
+  /**
+   * Shared staging for runs whose shards run on several machines (`s3://bucket/prefix` or a
+   * `file://` directory every worker mounts): the feature snapshot and every shard's part go
+   * there, so any worker can predict any shard and commit any run. Unset: staging stays on the
+   * local disk under `<dataDir>/runs` (one machine, or a shared INFERFLOW_DATA_DIR).
+   */
+  stagingUrl?: string;
   temporalCli?: string;
   ortThreads: number;
   /** PostgreSQL sink connection URL (may hold a password: never logged, never put in a payload). Unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
@@ -139,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     modelCacheMaxBytes: e.INFERFLOW_MODEL_CACHE_MAX_BYTES ?? 2 * 1024 ** 3,
     // A URL (s3://…) is kept as is; a path is made absolute.
     outputDir: outputLocation(e.INFERFLOW_OUTPUT, dataDir, cwd),
+    ...(e.INFERFLOW_STAGING ? { stagingUrl: e.INFERFLOW_STAGING } : {}),
     ...(e.INFERFLOW_TEMPORAL_CLI ? { temporalCli: e.INFERFLOW_TEMPORAL_CLI } : {}),
     ortThreads: e.INFERFLOW_ORT_THREADS,
     ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
