@@ -398,7 +398,10 @@ async function loadView(conn: DuckDBConnection, p: PreparedView, window?: EventT
   return rowsRead;
 }
 
-/** The spine for {allEntitiesAsOf}: distinct keys with a row at or before `asOf` in any view, sorted, with `asOf` as timestamp. */
+/**
+ * The spine for {allEntitiesAsOf}: distinct keys with a row at or before `asOf` in any view, sorted, with `asOf` as timestamp.
+ * (DISTINCT explicitly: with one view there is no UNION to remove duplicate keys.)
+ */
 async function allEntitiesSpine(conn: DuckDBConnection, views: PreparedView[], asOf: Date, tsField: string): Promise<void> {
   const entities = views[0]!.view.entities;
   const asOfNs = BigInt(asOf.getTime()) * 1_000_000n;
@@ -408,7 +411,7 @@ async function allEntitiesSpine(conn: DuckDBConnection, views: PreparedView[], a
   });
   await conn.run(
     `CREATE TEMP TABLE ${INTERNAL}spine_in AS
-       SELECT *, TIMESTAMPTZ ${lit(asOf.toISOString())} AS ${ident(tsField)} FROM (${selects.join(' UNION ')}) ORDER BY ALL`,
+       SELECT *, TIMESTAMPTZ ${lit(asOf.toISOString())} AS ${ident(tsField)} FROM (SELECT DISTINCT * FROM (${selects.join(' UNION ')})) ORDER BY ALL`,
   );
 }
 

@@ -563,6 +563,15 @@ describe('all entities as of T', () => {
     expect(want.filter((w) => w[2] === null).length).toBeGreaterThan(10);
   });
 
+  it('gives each key once with a single view too (no UNION to deduplicate)', async () => {
+    const asOf = new Date(BASE_MS + 1500 * 60_000);
+    const t = 1500 * MIN_NS;
+    const r = await getHistoricalFeatures({ spine: { allEntitiesAsOf: asOf }, views: [views[0]!], output: path.join(dir, 'out', 'as-of-one.parquet') });
+    const keys = new Set(cust.rows.filter((x) => x.keys[0] !== null && x.ts !== null && x.ts <= t).map((x) => x.keys[0]));
+    expect(cust.rows.filter((x) => x.keys[0] !== null && x.ts !== null && x.ts <= t).length).toBeGreaterThan(keys.size); // several rows per key
+    expect(r.rows).toBe(keys.size);
+  });
+
   it('needs views with the same entity columns', async () => {
     await expect(getHistoricalFeatures({ spine: { allEntitiesAsOf: new Date(BASE_MS) }, views: [views[0]!, views[1]!], output: path.join(dir, 'out', 'x.parquet') })).rejects.toThrow(
       /\{allEntitiesAsOf\} needs views with the same entity columns/,
