@@ -17,6 +17,7 @@ import { parseAddress, startLocalTemporal, temporalAnswers } from '../devservice
 import { summaryTable, watchBatch } from './watch';
 import { loadPipelineSpec } from '../lib/pipeline/spec';
 import { OVERLAP_POLICIES, createBatchSchedule, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
+import { registerFeatureCommands } from './features';
 
 const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
 
@@ -368,6 +369,7 @@ relative paths in it are relative to the file. Flags override its fields.
       console.log(table(rows.rows, rows.cols));
     });
 
+  registerFeatureCommands(program, { examples });
   return program;
 }
 
