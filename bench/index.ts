@@ -9,6 +9,7 @@ import { defaultPoolSize } from '../lib/runtime/pool';
 import { BATCH_DEFAULTS } from '../workflows/definitions';
 import { runBatchBench } from './batch';
 import { updateDoc } from './report';
+import { registerOnlineBench } from './online';
 import type { ModelKey, SinkKind } from './types';
 
 /** Repeatable, comma-separated positive integers: `--rows 1000000 --rows 10000000` or `--rows 1000000,10000000`. */
@@ -136,6 +137,8 @@ program
     const doc = await updateDoc();
     process.stdout.write(`${doc} regenerated\n`);
   });
+
+registerOnlineBench(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(0),
