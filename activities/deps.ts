@@ -4,6 +4,7 @@ import { ModelCache, ModelRegistry } from '../lib/registry';
 import { SessionCache } from '../lib/runtime/sessions';
 import { openStore } from '../lib/storage';
 import { createLogger } from '../lib/log';
+import { RunStaging } from '../lib/pipeline/staging';
 
 /** Everything activities need, created once per worker process. */
 export interface ActivityDeps {
@@ -12,6 +13,8 @@ export interface ActivityDeps {
   cache: ModelCache;
   sessions: SessionCache;
   logger: Logger;
+  /** Shared run staging (INFERFLOW_STAGING) for workers on several machines; absent: local disk only. */
+  staging?: RunStaging;
 }
 
 export function createActivityDeps(config: InferflowConfig, logger: Logger = createLogger(config.logLevel)): ActivityDeps {
@@ -22,5 +25,6 @@ export function createActivityDeps(config: InferflowConfig, logger: Logger = cre
     cache: new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => cacheLogger.info({ event: e.kind, sha256: e.sha256, bytes: e.bytes }, `model cache ${e.kind}`)),
     sessions: new SessionCache(),
     logger,
+    ...(config.stagingUrl ? { staging: new RunStaging(openStore(config.stagingUrl)) } : {}),
   };
 }

@@ -90,9 +90,17 @@ function keepAlive(): Disposable {
   return { [Symbol.dispose]: () => clearInterval(timer) };
 }
 
-function partPathOf(deps: ActivityDeps, runId: string, index: number): string {
-  return path.join(runDir(deps, runId), 'parts', `part-${String(index).padStart(5, '0')}.parquet`);
+/** A shard's part, relative to the run directory (locally and in shared staging). */
+function partNameOf(index: number): string {
+  return `parts/part-${String(index).padStart(5, '0')}.parquet`;
 }
+
+function partPathOf(deps: ActivityDeps, runId: string, index: number): string {
+  return path.join(runDir(deps, runId), partNameOf(index));
+}
+
+/** The snapshot's name in shared staging (and in a worker's local run directory). */
+const SNAPSHOT_NAME = 'snapshot.parquet';
 
 export function createActivities(deps: ActivityDeps) {
   const log = deps.logger;
@@ -124,6 +132,28 @@ export function createActivities(deps: ActivityDeps) {
   }
   /** Sessions whose real input signature was checked against the assembled inputs. */
   const checkedSessions = new WeakSet<object>();
+
+  /**
+   * The snapshot file this worker reads. Without shared staging: the planned path. With it:
+   * this worker's own copy (`<dataDir>/runs/<runId>/snapshot.parquet`, fetched from staging
+   * when absent), unless the input is read in place and the same file is visible here.
+   */
+  async function localSnapshot(input: PredictShardInput): Promise<{ snapshotPath: string; inPlace: InputFingerprint | undefined }> {
+    if (!deps.staging) return { snapshotPath: input.snapshotPath, inPlace: input.inPlace };
+    const own = path.join(runDir(deps, input.runId), SNAPSHOT_NAME);
+    if (input.inPlace && input.snapshotPath !== own) {
+      const st = await fs.stat(input.snapshotPath).catch(() => undefined);
+      if (st && st.size === input.inPlace.size && st.mtimeMs === input.inPlace.mtimeMs) return { snapshotPath: input.snapshotPath, inPlace: input.inPlace };
+    }
+    let st = await fs.stat(own).catch(() => undefined);
+    if (!st) {
+      await deps.staging.fetch(input.runId, SNAPSHOT_NAME, own);
+      st = await fs.stat(own);
+      log.info({ runId: input.runId, bytes: st.size, from: deps.staging.url }, 'snapshot fetched from shared staging');
+    }
+    // A copy of an in-place input is read the same way (by file_row_number), guarded by its own size and mtime.
+    return { snapshotPath: own, inPlace: input.inPlace ? { size: st.size, mtimeMs: st.mtimeMs } : undefined };
+  }
 
   function sinkOf(spec: SinkSpec): Sink {
     return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl });
@@ -180,7 +210,11 @@ export function createActivities(deps: ActivityDeps) {
       await fs.mkdir(path.dirname(sinkFile), { recursive: true }); // no snapshot dir when the input is read in place
       await fs.writeFile(`${sinkFile}.tmp`, JSON.stringify(sink));
       await fs.rename(`${sinkFile}.tmp`, sinkFile);
-      log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length }, 'batch planned');
+      if (deps.staging) {
+        // Workers on other machines read the snapshot from shared staging.
+        await deps.staging.publish(input.runId, SNAPSHOT_NAME, plan.snapshotPath);
+      }
+      log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length, staging: deps.staging?.url }, 'batch planned');
       return { rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
     },
 
@@ -195,6 +229,7 @@ export function createActivities(deps: ActivityDeps) {
         checkedSessions.add(session);
       }
       const partPath = partPathOf(deps, input.runId, input.shard.index);
+      const { snapshotPath, inPlace } = await localSnapshot(input);
       // A retry resumes after the segments its previous attempt reported as written.
       const previous = ctx.info.heartbeatDetails as { segmentsDone?: number } | undefined;
       let segmentsDone = previous?.segmentsDone ?? 0;
@@ -202,8 +237,8 @@ export function createActivities(deps: ActivityDeps) {
       const { segmentsComputed: _computed, ...result } = await predictShardLib({
         session,
         manifest,
-        snapshotPath: input.snapshotPath,
-        ...(input.inPlace ? { inPlace: input.inPlace } : {}),
+        snapshotPath,
+        ...(inPlace ? { inPlace } : {}),
         idColumn: input.idColumn,
         shard: input.shard,
         partPath,
@@ -220,6 +255,7 @@ export function createActivities(deps: ActivityDeps) {
           ctx.cancellationSignal.throwIfAborted();
         },
       });
+      await deps.staging?.publish(input.runId, partNameOf(input.shard.index), result.partPath);
       const sink = sinkOf(parseSinkSpec(input.sink ?? (await plannedSink(input.runId))));
       await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => heartbeat({ rowsDone: result.rows, segmentsDone }) });
       return result;
@@ -231,7 +267,17 @@ export function createActivities(deps: ActivityDeps) {
       const sink = sinkOf(parseSinkSpec(input.sink));
       const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i));
       const missing: string[] = [];
-      for (const p of parts) if (!(await fs.stat(p).catch(() => undefined))) missing.push(path.basename(p));
+      if (deps.staging) {
+        // Shared staging is the source of truth: every part comes from there, wherever its shard ran.
+        const published = new Set(await deps.staging.list(input.runId, 'parts/'));
+        for (let i = 0; i < input.shardCount; i++) {
+          const name = partNameOf(i);
+          if (!published.has(name)) missing.push(path.basename(name));
+          else await deps.staging.fetch(input.runId, name, parts[i]!);
+        }
+      } else {
+        for (const p of parts) if (!(await fs.stat(p).catch(() => undefined))) missing.push(path.basename(p));
+      }
       if (missing.length > 0) {
         // Never publish partial output: every shard must have its part.
         throw new SchemaMismatchError(`run ${input.runId} is incomplete`, [`missing staged parts: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`]);
@@ -246,6 +292,7 @@ export function createActivities(deps: ActivityDeps) {
       // Histories recorded before the sink was passed have none; a spec that never parsed staged nothing.
       const spec = SinkSpecSchema.safeParse(input.sink ?? (await plannedSink(input.runId))).data;
       if (spec) await sinkOf(spec).discard?.(input.runId);
+      await deps.staging?.discard(input.runId);
       await fs.rm(runDir(deps, input.runId), { recursive: true, force: true });
     },
   });

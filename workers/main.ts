@@ -4,14 +4,22 @@
  * batch workflow and the shared activity set. SIGINT/SIGTERM drain in-flight work and exit.
  */
 import { loadConfig } from '../lib/config/env';
+import path from 'node:path';
 import { createLogger } from '../lib/log';
+import { sweepStaleRuns } from '../lib/pipeline/staging';
 import { installTemporalRuntime } from './runtime';
 import { createInferflowWorker } from './worker';
+
+/** Local run directories older than this are removed when a worker starts. */
+const STALE_RUN_MS = 24 * 3600 * 1000;
 
 export async function runWorker(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'inferflow-worker');
   installTemporalRuntime(config.logLevel === 'debug' || config.logLevel === 'trace' ? 'DEBUG' : 'INFO');
+  // Local run directories nobody touched for a day: copies fetched from shared staging, leftovers of killed processes.
+  const swept = await sweepStaleRuns(path.join(config.dataDir, 'runs'), STALE_RUN_MS);
+  if (swept.length > 0) log.info({ removed: swept.length }, 'removed stale local run directories');
   const { worker, close } = await createInferflowWorker({ config });
   log.info({ address: config.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, registry: config.registry }, 'worker started');
   try {
