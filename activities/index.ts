@@ -283,7 +283,7 @@ export function createActivities(deps: ActivityDeps) {
         throw new SchemaMismatchError(`run ${input.runId} is incomplete`, [`missing staged parts: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`]);
       }
       const result = await sink.commit({ runId: input.runId, workflowId: input.workflowId, pipeline: input.pipeline, model: input.model, parts, rows: input.rows });
-      log.info({ runId: input.runId, location: result.location, rows: result.rows, created: result.created }, 'predictions committed');
+      log.info({ runId: input.runId, location: result.location, rows: result.rows, created: result.created, ...(result.keptNewer ? { keptNewer: result.keptNewer } : {}) }, 'predictions committed');
       return result;
     },
 

@@ -147,6 +147,7 @@ export class PostgresSink implements Sink {
   readonly schema: string;
   readonly table: string;
   readonly primaryKey: string | undefined;
+  readonly onConflict: 'newer-as-of' | 'replace';
   private readonly settings: PostgresConnectionSettings;
   private readonly target: Target;
 
@@ -161,6 +162,7 @@ export class PostgresSink implements Sink {
     this.schema = schema;
     this.table = spec.table;
     this.primaryKey = spec.primaryKey;
+    this.onConflict = spec.onConflict ?? 'newer-as-of';
     this.settings = settings;
     this.target = resolveTarget(settings);
   }
@@ -261,6 +263,7 @@ export class PostgresSink implements Sink {
           throw new InvalidInputError(`primary key ${pk} is not a column of the predictions`, [`sink.primaryKey: one of ${columns.map((c) => c.name).join(', ')}`]);
         }
         for (const c of columns) checkNameOrThrow(`column ${c.name}`, c.name);
+        let keptNewer = 0;
 
         await client.query(
           `CREATE TABLE IF NOT EXISTS ${target} (${columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.type}`).join(', ')}${pk ? `, PRIMARY KEY (${pg.escapeIdentifier(pk)})` : ''})`,
@@ -280,10 +283,13 @@ export class PostgresSink implements Sink {
         const cols = columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
         if (pk) {
           const updates = columns.filter((c) => c.name !== pk).map((c) => `${pg.escapeIdentifier(c.name)} = EXCLUDED.${pg.escapeIdentifier(c.name)}`);
-          await client.query(
-            `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${this.qualified(staging)}
-             ON CONFLICT (${pg.escapeIdentifier(pk)}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`,
+          // Older predictions (an earlier as_of, e.g. a backfill) never overwrite newer ones.
+          const guard = this.onConflict === 'newer-as-of' && columns.some((c) => c.name === 'as_of') ? ' WHERE t.as_of IS NULL OR t.as_of <= EXCLUDED.as_of' : '';
+          const upserted = await client.query(
+            `INSERT INTO ${target} AS t (${cols}) SELECT ${cols} FROM ${this.qualified(staging)}
+             ON CONFLICT (${pg.escapeIdentifier(pk)}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}${guard}` : 'NOTHING'}`,
           );
+          keptNewer = req.rows - (upserted.rowCount ?? req.rows);
         } else {
           // No key to upsert by: the run's own rows are replaced (a re-run of the same run id).
           await client.query(`DELETE FROM ${target} WHERE run_id = $1`, [req.runId]);
@@ -295,7 +301,7 @@ export class PostgresSink implements Sink {
           [req.runId, this.table, req.rows, req.workflowId, req.pipeline, req.model.name, req.model.version, req.model.sha256],
         );
         await client.query(`DROP TABLE ${this.qualified(staging)}`);
-        return { location: this.location, rows: req.rows, created: true };
+        return { location: this.location, rows: req.rows, created: true, ...(keptNewer > 0 ? { keptNewer } : {}) };
       });
     });
   }

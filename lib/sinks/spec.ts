@@ -31,6 +31,12 @@ export const PostgresSinkSpec = z.strictObject(
     schema: sqlName('schema').optional(),
     /** Upsert key. Default: the run's id column when there is one (else each commit replaces the run's own rows). */
     primaryKey: sqlName('primaryKey').optional(),
+    /**
+     * When a key already has a row: 'newer-as-of' (default) replaces it only if the new row's
+     * as_of is the same or later — a backfill of last week does not overwrite today's scores,
+     * a re-run of the same day (e.g. with a new model) does; 'replace': the latest commit wins.
+     */
+    onConflict: z.enum(['newer-as-of', 'replace']).optional(),
   },
   {
     error: (issue) =>

@@ -16,6 +16,8 @@ export interface CommitResult {
   rows: number;
   /** False when the run had been committed before (an activity retry). */
   created: boolean;
+  /** Upserting sinks: rows not written because the stored row for the key has a later as_of. */
+  keptNewer?: number;
 }
 
 export interface StageRequest {

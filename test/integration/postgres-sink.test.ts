@@ -38,7 +38,7 @@ afterAll(async () => {
  * awkward values: quotes, commas, newlines, backslash-N, the empty string, NULLs, and float4
  * extremes (smallest subnormal, largest finite, -0, 1/3).
  */
-async function writePart(runId: string, shard: number, rows: number, version: number, opts: { withId?: boolean } = {}): Promise<{ path: string; rows: number }> {
+async function writePart(runId: string, shard: number, rows: number, version: number, opts: { withId?: boolean; asOf?: string } = {}): Promise<{ path: string; rows: number }> {
   const withId = opts.withId ?? true;
   const file = path.join(dir, runId, `part-${String(shard).padStart(5, '0')}.parquet`);
   await fs.mkdir(path.dirname(file), { recursive: true });
@@ -55,7 +55,7 @@ async function writePart(runId: string, shard: number, rows: number, version: nu
   await withDuckDB((conn) =>
     conn.run(`COPY (
       SELECT ${withId ? 'transaction_id, ' : ''}label, score, 'fraud-detector' AS model_name, ${version}::INTEGER AS model_version,
-             ${lit(`${version}`.repeat(64))} AS model_sha256, ${lit(AS_OF)}::TIMESTAMPTZ AS as_of, ${lit(runId)} AS run_id
+             ${lit(`${version}`.repeat(64))} AS model_sha256, ${lit(opts.asOf ?? AS_OF)}::TIMESTAMPTZ AS as_of, ${lit(runId)} AS run_id
       FROM (SELECT printf('tx-%d-%06d', ${shard}, i) AS transaction_id, (i % 2)::BIGINT AS label, random()::FLOAT AS score FROM range(${rows}) t(i) ${specials})
     ) TO ${lit(file)} (FORMAT parquet)`),
   );
@@ -102,7 +102,7 @@ async function tableExists(table: string): Promise<boolean> {
 }
 
 /** A run: write its parts, stage them (concurrently, as shard activities do), return the commit request. */
-async function stageRun(sink: PostgresSink, runId: string, sizes: number[], version: number, opts: { withId?: boolean } = {}) {
+async function stageRun(sink: PostgresSink, runId: string, sizes: number[], version: number, opts: { withId?: boolean; asOf?: string } = {}) {
   const parts = await Promise.all(sizes.map((n, i) => writePart(runId, i, n, version, opts)));
   await Promise.all(parts.map((p, i) => sink.stage({ runId, shardIndex: i, partPath: p.path, rows: p.rows, idColumn: opts.withId === false ? null : 'transaction_id' })));
   return { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model: model(version), parts: parts.map((p) => p.path), rows: parts.reduce((s, p) => s + p.rows, 0) };
@@ -199,6 +199,23 @@ describe('PostgreSQL sink on a real server', () => {
     // Committing a discarded run publishes nothing.
     await expect(sink.commit(runC)).rejects.toThrow(/nothing staged/);
     expect(await count(table, `run_id = 'run-c'`)).toBe(0);
+  });
+
+  it('an older as_of (a backfill) never overwrites newer rows; the same or a later as_of does; onConflict "replace" always does', async () => {
+    const t = uniqueName('asof').replace(/-/g, '_');
+    const guarded = new PostgresSink({ table: t, schema }, { url });
+    const scoreOf = async (table: string) => new Map((await tableRows(table)).map((r) => [r[0], [r[4], r[6]] as const]));
+    await guarded.commit(await stageRun(guarded, `${t}-today`, [400], 2, { asOf: '2026-11-24 03:00:00+00' }));
+    const backfill = await guarded.commit(await stageRun(guarded, `${t}-lastweek`, [400], 1, { asOf: '2026-11-17 03:00:00+00' }));
+    expect(backfill.keptNewer).toBe(406);
+    expect(new Set([...(await scoreOf(t)).values()].map(([v]) => v))).toEqual(new Set([2])); // today's model version everywhere
+    await guarded.commit(await stageRun(guarded, `${t}-rerun`, [400], 3, { asOf: '2026-11-24 03:00:00+00' }));
+    expect(new Set([...(await scoreOf(t)).values()].map(([v]) => v))).toEqual(new Set([3])); // same as_of: replaced
+
+    const replacing = new PostgresSink({ table: t, schema, onConflict: 'replace' }, { url });
+    const r = await replacing.commit(await stageRun(replacing, `${t}-old-replace`, [400], 4, { asOf: '2026-11-01 03:00:00+00' }));
+    expect(r.keptNewer).toBeUndefined();
+    expect(new Set([...(await scoreOf(t)).values()].map(([v]) => v))).toEqual(new Set([4]));
   });
 
   it('without an id column: each commit replaces the run’s own rows, other runs’ rows stay', async () => {
