@@ -73,9 +73,9 @@ export interface InferflowConfig {
   stagingUrl?: string;
   temporalCli?: string;
   ortThreads: number;
-  /** PostgreSQL sink connection URL (may hold a password: never logged, never put in a payload). Unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
+  /** PostgreSQL connection URL of the sink and of PostgreSQL feature sources (may hold a password: never logged, never put in a payload). Unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
   postgresUrl?: string;
-  /** Redis sink connection (worker environment only; never in workflow input). */
+  /** Redis connection of the sink and of the Redis online feature store (worker / CLI environment only; never in workflow input). Unset: redis://127.0.0.1:6379/0. */
   redisUrl?: string;
   logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
 }
