@@ -28,6 +28,8 @@ export interface RedisOnlineStoreOptions {
   retry?: { attempts?: number; initialDelayMs?: number; maxDelayMs?: number };
   /** Commands per pipeline round trip when writing (default 1,000). */
   writeBatch?: number;
+  /** A command (or pipeline) without an answer after this long fails and is retried (default 5,000 ms): a hung server is not waited on forever. */
+  commandTimeoutMs?: number;
 }
 
 export const DEFAULT_REDIS_KEY_PREFIX = 'inferflow:features';
@@ -77,6 +79,7 @@ export class RedisOnlineStore implements OnlineStore {
 
   constructor(private readonly o: RedisOnlineStoreOptions) {
     this.prefix = o.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX;
+    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(this.prefix)) throw new InvalidInputError('invalid Redis key prefix', [`keyPrefix: ${JSON.stringify(this.prefix)} must match [A-Za-z0-9_.:-]{1,128}`]);
     let where: string;
     try {
       const u = new URL(o.url);
@@ -103,7 +106,7 @@ export class RedisOnlineStore implements OnlineStore {
     this.connecting ??= (async () => {
       this.client?.disconnect();
       // Fail fast while the server is away (no offline queue, no auto-reconnect): run() retries with backoff.
-      const c = new Redis(this.o.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 2_000, retryStrategy: () => null }) as ScriptedRedis;
+      const c = new Redis(this.o.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 2_000, commandTimeout: this.o.commandTimeoutMs ?? 5_000, retryStrategy: () => null }) as ScriptedRedis;
       c.on('error', () => undefined); // reported through the failing command
       c.defineCommand('inferflowPutFeatures', { numberOfKeys: 1, lua: PUT_SCRIPT });
       this.client = c;
@@ -187,7 +190,8 @@ export class RedisOnlineStore implements OnlineStore {
     return this.run(`deleting view ${view}`, async (c) => {
       let removed = 0;
       let cursor = '0';
-      const pattern = `${this.prefix}:${view}:*`.replace(/[[\]?*\\]/g, (ch, at: number, s: string) => (at >= s.length - 1 ? ch : `\\${ch}`));
+      // Neither the prefix ([A-Za-z0-9_.:-]) nor a view name holds glob characters.
+      const pattern = `${this.prefix}:${view}:*`;
       do {
         const [next, keys] = await c.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
         cursor = next;
