@@ -1,12 +1,45 @@
 import type { WorkflowHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { queryProgress, type BatchInferenceResult, type BatchProgress } from '../client';
 import { bar, duration, int, table } from '../lib/util/format';
 
-/** Await a batch run while printing its progress (a live bar on a terminal, phase lines otherwise). */
+/** Seconds without any answer from a worker before the watcher checks whether one polls the task queue. */
+const NO_WORKER_HINT_AFTER_MS = 5_000;
+
+/** Whether any worker polls the run's task queue (null when the server cannot tell us). */
+async function workersPolling(handle: WorkflowHandle): Promise<{ taskQueue: string; polling: boolean } | null> {
+  try {
+    const d = await handle.describe();
+    const r = await handle.client.workflowService.describeTaskQueue({
+      namespace: handle.client.options.namespace,
+      taskQueue: { name: d.taskQueue },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    return { taskQueue: d.taskQueue, polling: (r.pollers ?? []).length > 0 };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Await a batch run while printing its progress (a live bar on a terminal, phase lines
+ * otherwise). When no worker has answered for a few seconds and none polls the task queue, it
+ * says so once (the run waits until one starts).
+ */
 export async function watchBatch(handle: WorkflowHandle, out: NodeJS.WriteStream = process.stderr): Promise<BatchInferenceResult> {
   const tty = out.isTTY === true;
   let last = '';
   let stopped = false;
+  let answered = false;
+  // A query to a run no worker has picked up waits for one: check the task queue on a timer of its own.
+  const hint = setTimeout(() => {
+    if (answered || stopped) return;
+    void workersPolling(handle).then((w) => {
+      if (w && !w.polling && !answered && !stopped) {
+        out.write(`${tty ? '\r\x1b[2K' : ''}waiting: no worker polls task queue "${w.taskQueue}" — start one with \`npm run worker\` (same TEMPORAL_ADDRESS and INFERFLOW_TASK_QUEUE); the run starts when it does\n`);
+      }
+    });
+  }, NO_WORKER_HINT_AFTER_MS);
   const render = (p: BatchProgress) => {
     const model = p.model ? ` ${p.model.name}:${p.model.version}` : '';
     const line =
@@ -21,6 +54,7 @@ export async function watchBatch(handle: WorkflowHandle, out: NodeJS.WriteStream
   const poll = (async () => {
     while (!stopped) {
       const p = await queryProgress(handle);
+      if (p) answered = true;
       if (p && !stopped) render(p);
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -34,6 +68,7 @@ export async function watchBatch(handle: WorkflowHandle, out: NodeJS.WriteStream
     return result;
   } finally {
     stopped = true;
+    clearTimeout(hint);
     await poll;
   }
 }

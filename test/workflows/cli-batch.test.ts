@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -48,5 +48,24 @@ describe('inferflow batch (CLI)', () => {
     expect(err?.code).toBe(1);
     expect(err?.stderr).toContain('run failed:');
     expect(err?.stderr).toContain('column amount is missing');
+  });
+
+  it('says when no worker polls the task queue, instead of waiting silently', async () => {
+    const features = await writeVariant(dir, 'cli-nobody.parquet', '*', 'true', 10);
+    const queue = uniqueName('nobody-polls');
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/inferflow.js'), 'batch', 'run', '-m', 'fraud-detector', '-f', features], {
+      env: { ...process.env, TEMPORAL_ADDRESS: config.temporal.address, INFERFLOW_TASK_QUEUE: queue },
+      cwd: REPO_ROOT,
+    });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    try {
+      await expect.poll(() => output, { timeout: 30_000, interval: 250 }).toContain(`waiting: no worker polls task queue "${queue}"`);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const id = /started (\S+)/.exec(output)![1]!;
+    await w.client.workflow.getHandle(id).terminate('test cleanup');
   });
 });
