@@ -105,12 +105,14 @@ def binary_metrics(y_all: np.ndarray, y_test: np.ndarray, proba: np.ndarray, tra
     }
 
 
-def export_binary_classifier(model, zipmap_key, out_dir: pathlib.Path, name: str, description: str, metrics: dict, training: dict) -> int:
-    """Write model.onnx (input `features` float32 [N, 7]; outputs `label`, `probabilities`) and
-    metadata.json in the format the registry reads. Returns the model's size in bytes."""
+def export_binary_classifier(model, zipmap_key, out_dir: pathlib.Path, name: str, description: str, metrics: dict, training: dict,
+                             columns: list[str] = FEATURES, extra: dict | None = None) -> bytes:
+    """Write model.onnx (input `features` float32 [N, len(columns)]; outputs `label`,
+    `probabilities`) and metadata.json in the format the registry reads (`extra` adds fields
+    such as fitted `transforms`). Returns the serialized model."""
     onx = to_onnx(
         model,
-        initial_types=[("features", FloatTensorType([None, len(FEATURES)]))],
+        initial_types=[("features", FloatTensorType([None, len(columns)]))],
         options={zipmap_key: {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
@@ -123,7 +125,8 @@ def export_binary_classifier(model, zipmap_key, out_dir: pathlib.Path, name: str
         "name": name,
         "description": description,
         "task": "binary_classification",
-        "inputs": [{"name": "features", "dtype": "float32", "columns": FEATURES}],
+        "inputs": [{"name": "features", "dtype": "float32", "columns": columns}],
+        **(extra or {}),
         "outputs": {"label": "label", "probabilities": "probabilities"},
         "class_labels": [0, 1],
         "positive_class": 1,
@@ -137,7 +140,7 @@ def export_binary_classifier(model, zipmap_key, out_dir: pathlib.Path, name: str
         },
     }
     (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-    return (out_dir / "model.onnx").stat().st_size
+    return onx.SerializeToString()
 
 
 def main() -> None:
@@ -156,7 +159,7 @@ def main() -> None:
     model.fit(X_tr, y_tr)
     proba = model.predict_proba(X_te)[:, 1]
     metrics = binary_metrics(y, y_te, proba, len(y_tr))
-    model_bytes = export_binary_classifier(
+    model_bytes = len(export_binary_classifier(
         model,
         id(model),
         ROOT / "examples" / "models" / "fraud-detector",
@@ -168,7 +171,7 @@ def main() -> None:
             "params": {"n_estimators": 80, "max_depth": 3, "learning_rate": 0.1},
             "seed": args.seed,
         },
-    )
+    ))
 
     score = generate(args.score_rows, args.seed + 1, start + timedelta(days=30))
     data_dir = ROOT / "examples" / "data"

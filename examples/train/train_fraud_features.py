@@ -47,7 +47,7 @@ from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncod
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from make_transform_fixtures import column_transformer_spec  # noqa: E402
-from train_fraud import binary_metrics  # noqa: E402
+from train_fraud import binary_metrics, export_binary_classifier  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 START = datetime(2026, 9, 1, tzinfo=timezone.utc)
@@ -185,38 +185,25 @@ def main() -> None:
     model.fit(X[:split], y[:split])
     metrics = binary_metrics(y, y[split:], model.predict_proba(X[split:])[:, 1], split)
 
-    from skl2onnx import to_onnx
-    import sklearn
-    import skl2onnx
-    onx = to_onnx(model, initial_types=[("features", __import__("skl2onnx.common.data_types", fromlist=["FloatTensorType"]).FloatTensorType([None, len(order)]))],
-                  options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
     out_dir = ROOT / "examples" / "models" / "fraud-features"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.onnx").write_bytes(onx.SerializeToString())
-    metadata = {
-        "name": "fraud-features",
-        "description": "Fraud classifier over request data, point-in-time customer features, on-demand features and fitted transforms (seeded, synthetic).",
-        "task": "binary_classification",
-        "inputs": [{"name": "features", "dtype": "float32", "columns": order}],
-        "transforms": spec,
-        "outputs": {"label": "label", "probabilities": "probabilities"},
-        "class_labels": [0, 1],
-        "positive_class": 1,
-        "id_column": "transaction_id",
-        "metrics": metrics,
-        "training": {
+    onx_bytes = export_binary_classifier(
+        model,
+        id(model),
+        out_dir,
+        "fraud-features",
+        "Fraud classifier over request data, point-in-time customer features, on-demand features and fitted transforms (seeded, synthetic).",
+        metrics,
+        {
             "algorithm": "sklearn.ensemble.GradientBoostingClassifier",
             "params": {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.1},
             "raw_features": RAW,
             "feature_views": [VIEW],
             "on_demand": "examples/features/fraud.ts (amountRatio, hourOfDay, homeDistance)",
             "seed": args.seed,
-            "sklearn": sklearn.__version__,
-            "skl2onnx": skl2onnx.__version__,
-            "trained_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         },
-    }
-    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        columns=order,
+        extra={"transforms": spec},
+    )
 
     # A scoring spine from later days, with a merchant category the model never saw.
     score = transactions(cust, args.score_rows, 38, DAYS, args.seed + 2, "tx")
@@ -228,7 +215,7 @@ def main() -> None:
 
     feats = on_demand(point_in_time(score, stats))
     Xs = ct.transform(feats[RAW]).astype(np.float32)
-    sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(onx_bytes, providers=["CPUExecutionProvider"])
     label, proba = sess.run(["label", "probabilities"], {"features": Xs})
     pd.DataFrame({"transaction_id": score["transaction_id"], "label": label.astype(np.int64), "score": proba[:, 1].astype(np.float32)}).to_parquet(
         data / "card_requests_expected.parquet", index=False, compression="zstd")

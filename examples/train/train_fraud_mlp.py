@@ -55,7 +55,7 @@ def main() -> None:
     model.fit(X_tr, y_tr)
     proba = model.predict_proba(X_te)[:, 1]
     metrics = binary_metrics(y, y_te, proba, len(y_tr))
-    model_bytes = export_binary_classifier(
+    model_bytes = len(export_binary_classifier(
         model,
         MLPClassifier,
         ROOT / "examples" / "models" / "fraud-mlp",
@@ -68,7 +68,7 @@ def main() -> None:
             "iterations": int(mlp.n_iter_),
             "seed": args.seed,
         },
-    )
+    ))
     print(json.dumps({"metrics": metrics, "iterations": int(mlp.n_iter_), "model_bytes": model_bytes}, indent=2))
 
 

@@ -1,4 +1,3 @@
-import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -12,6 +11,7 @@ import type { InferflowConfig } from '../../lib/config/env';
 import { EXAMPLE_FEATURES, exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
 import { readOutput, referenceScores, writeVariant } from '../helpers/data';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { permanentFailureOf } from '../helpers/failures';
 import { recordHistory as saveHistory } from '../helpers/histories';
 
 let config: InferflowConfig;
@@ -40,16 +40,7 @@ let lastWorkflowId = '';
 async function runFailing(input: unknown): Promise<ApplicationFailure> {
   const handle = await w.client.workflow.start('batchInference', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-bad'), args: [input] });
   lastWorkflowId = handle.workflowId;
-  const err = await handle.result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause;
-  const app = cause instanceof ApplicationFailure ? cause : (cause?.cause as ApplicationFailure | undefined);
-  expect(app).toBeInstanceOf(ApplicationFailure);
-  expect(app!.nonRetryable).toBe(true);
-  return app!;
+  return permanentFailureOf(handle);
 }
 
 /** `npm run record-histories` refreshes the histories the replay test checks. */

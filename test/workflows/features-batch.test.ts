@@ -3,7 +3,6 @@
  * features → on-demand features → fitted transforms → predict, against the scores the Python
  * training code computed for the same spine (examples/train/train_fraud_features.py).
  */
-import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -20,6 +19,7 @@ import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { readOutput } from '../helpers/data';
 import { tempConfig, uniqueName } from '../helpers/env';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { permanentFailureOf } from '../helpers/failures';
 import { recordHistory } from '../helpers/histories';
 
 let config: InferflowConfig;
@@ -49,13 +49,7 @@ async function expected(): Promise<Map<string, { label: number; score: number }>
 
 async function runFailing(input: unknown): Promise<ApplicationFailure> {
   const handle = await w.client.workflow.start('batchInference', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-features-bad'), args: [input] });
-  const err = await handle.result().then(() => undefined, (e: unknown) => e);
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause;
-  const app = cause instanceof ApplicationFailure ? cause : (cause?.cause as ApplicationFailure | undefined);
-  expect(app).toBeInstanceOf(ApplicationFailure);
-  expect(app!.nonRetryable).toBe(true);
-  return app!;
+  return permanentFailureOf(handle);
 }
 
 describe('batchInference with feature views, on-demand features and transforms', () => {
