@@ -23,11 +23,11 @@ import type { ModelManifest } from '../lib/registry/manifest';
 import type { SinkSpec } from '../lib/sinks/spec';
 import { openStore } from '../lib/storage';
 import { BATCH_DEFAULTS } from '../workflows/definitions';
-import { WORKFLOWS_PATH } from '../workers/worker';
+import { MAX_CONCURRENT_ACTIVITIES, WORKFLOWS_PATH } from '../workers/worker';
 import { ensureDataset, type Dataset } from './dataset';
 import { machineInfo, sourceState } from './machine';
 import { runPipeline } from './pipeline';
-import { countPostgresRows, dropTable, pgEnv, postgresSinkSpec, postgresSinkStatus } from './postgres';
+import { countPostgresRows, dropTable, ensurePsycopg, pgEnv, postgresSinkSpec, postgresSinkStatus } from './postgres';
 import { runRawBaseline } from './raw';
 import { fmt, summaryTable, updateDoc, writeResults } from './report';
 import type { BatchBenchResults, ModelKey, ModelResults, OutputCheck, PandasBaseline, PipelineRun, RawBaseline, SinkKind, StageTimes } from './types';
@@ -48,6 +48,8 @@ export interface BatchBenchOptions {
   concurrencies: number[];
   rawBatchRows: number;
   baselineRepeats: number;
+  /** Runs of each pipeline configuration (the fastest counts, like the baselines'). */
+  pipelineRepeats: number;
   /** Worker inference pool threads (INFERFLOW_INFERENCE_THREADS); the baselines get as many intra-op threads. */
   inferenceThreads: number;
   /** Pipeline runs into the Parquet sink (the baselines always write Parquet: the checks compare against it). */
@@ -120,6 +122,7 @@ async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions,
       allTotalsMs: totals,
       positives: b.positives,
       meanScore: b.meanScore,
+      cpuMs: b.cpuMs,
     },
     parquetPath: b.parquetPath,
   };
@@ -130,6 +133,7 @@ interface PandasJson {
   read_ms: number;
   predict_ms: number;
   write_ms: number;
+  cpu_ms?: number;
   positives: number;
   mean_score: number;
   postgres: { skipped: string } | { write_ms: number };
@@ -154,7 +158,9 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
       '--as-of', new Date().toISOString(),
       ...(pgTable ? ['--pg-table', pgTable] : []),
     ];
-    const r = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...pgEnv() } });
+    const psycopg = pgTable ? ensurePsycopg(path.join(REPO_ROOT, '.data'), say) : {};
+    const pythonPath = 'pythonPath' in psycopg && psycopg.pythonPath ? [psycopg.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) : process.env.PYTHONPATH;
+    const r = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...pgEnv(), ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) } });
     if (r.status !== 0) {
       const error = `python3 bench/pandas_baseline.py failed (exit ${r.status}): ${(r.stderr || r.error?.message || '').trim().slice(-800)}`;
       say(`  pandas baseline: ${error}`);
@@ -176,6 +182,7 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
     meanScore: b.mean_score,
     versions: b.versions,
     settings: b.settings,
+    ...(b.cpu_ms !== undefined ? { cpuMs: b.cpu_ms } : {}),
   };
 }
 
@@ -215,6 +222,7 @@ async function checkParquetOutput(location: string, rawParquet: string, idColumn
 
 interface Env {
   cli: string;
+  serverPid?: number;
   address: string;
   client: Client;
   work: string;
@@ -241,44 +249,64 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
         const table = `bench_${m.key}_s${shardSize}_c${concurrency}`;
         const outputRoot = path.join(env.work, 'pipeline-out');
         const sink: SinkSpec = sinkKind === 'postgres' && env.postgres.used ? env.postgres.spec(table) : { type: 'parquet', path: outputRoot };
-        const label = `${m.key} ${sinkKind} ${shardSize}x${concurrency}`;
-        const { run, result } = await runPipeline({
-          client: env.client,
-          cli: env.cli,
-          address: env.address,
-          taskQueue: TASK_QUEUE,
-          workerEnv: env.workerEnv,
-          modelRef: `${m.manifest.name}@bench`,
-          features: dataset.path,
-          sinkKind,
-          sink,
-          shardSize,
-          concurrency,
-          timeoutMs: Math.max(10 * 60_000, dataset.rows * 0.5),
-          label,
-          say,
-        });
-        if (result && run.e2eMs !== undefined) {
-          const rawTime = sinkKind === 'postgres' ? raw.postgres?.totalMs : raw.parquet.totalMs;
-          const pandasTime = sinkKind === 'parquet' ? pandas.parquet?.totalMs : undefined;
-          run.ratioToRaw = rawTime !== undefined ? run.e2eMs / rawTime : undefined;
-          run.speedupVsPandas = pandasTime !== undefined ? pandasTime / run.e2eMs : null;
-          try {
-            run.check =
+        let best: PipelineRun | undefined;
+        const e2es: number[] = [];
+        const problems: string[] = [];
+        for (let rep = 0; rep < o.pipelineRepeats; rep++) {
+          const label = `${m.key} ${sinkKind} ${shardSize}x${concurrency}${o.pipelineRepeats > 1 ? ` #${rep + 1}` : ''}`;
+          const { run, result } = await runPipeline({
+            client: env.client,
+            cli: env.cli,
+            address: env.address,
+            taskQueue: TASK_QUEUE,
+            workerEnv: env.workerEnv,
+            modelRef: `${m.manifest.name}@bench`,
+            features: dataset.path,
+            sinkKind,
+            sink,
+            shardSize,
+            concurrency,
+            timeoutMs: Math.max(10 * 60_000, dataset.rows * 0.5),
+            label,
+            say,
+            ...(env.serverPid !== undefined ? { serverPid: env.serverPid } : {}),
+          });
+          if (result && run.e2eMs !== undefined) {
+            const rawTime = sinkKind === 'postgres' ? raw.postgres?.totalMs : raw.parquet.totalMs;
+            const pandasTime =
               sinkKind === 'parquet'
-                ? await checkParquetOutput(result.output.location, parquetPath, m.manifest.metadata.id_column ?? 'transaction_id')
-                : { rows: await countPostgresRows(table, result.runId) };
-            const c = run.check;
-            const ok = c.rows === dataset.rows && (c.matched === undefined || (c.matched === dataset.rows && c.labelMismatches === 0 && (c.maxScoreDiff ?? 0) < 1e-5));
-            say(`  ${label}: output check ${ok ? 'ok' : 'MISMATCH'}: ${JSON.stringify(c)}`);
-          } catch (err) {
-            run.check = { rows: -1 };
-            say(`  ${label}: output check failed: ${errorMessage(err)}`);
-          }
-          // Outputs are large and checked: free the disk before the next run.
-          if (sinkKind === 'parquet') await fs.rm(result.output.location, { recursive: true, force: true });
-          else await dropTable(table, [result.runId]).catch(() => undefined);
-        } else if (sinkKind === 'postgres') await dropTable(table).catch(() => undefined);
+                ? pandas.parquet?.totalMs
+                : pandas.parquet && 'writeMs' in pandas.postgres
+                  ? pandas.parquet.readMs + pandas.parquet.predictMs + pandas.postgres.writeMs
+                  : undefined;
+            run.ratioToRaw = rawTime !== undefined ? run.e2eMs / rawTime : undefined;
+            run.speedupVsPandas = pandasTime !== undefined ? pandasTime / run.e2eMs : null;
+            try {
+              run.check =
+                sinkKind === 'parquet'
+                  ? await checkParquetOutput(result.output.location, parquetPath, m.manifest.metadata.id_column ?? 'transaction_id')
+                  : { rows: await countPostgresRows(table, result.runId) };
+              const c = run.check;
+              const ok = c.rows === dataset.rows && (c.matched === undefined || (c.matched === dataset.rows && c.labelMismatches === 0 && (c.maxScoreDiff ?? 0) < 1e-5));
+              say(`  ${label}: output check ${ok ? 'ok' : 'MISMATCH'}: ${JSON.stringify(c)}`);
+              if (!ok) run.error = `output check: MISMATCH ${JSON.stringify(c)}`;
+            } catch (err) {
+              run.check = { rows: -1 };
+              run.error = `output check failed: ${errorMessage(err)}`;
+              say(`  ${label}: ${run.error}`);
+            }
+            // Outputs are large and checked: free the disk before the next run.
+            if (sinkKind === 'parquet') await fs.rm(result.output.location, { recursive: true, force: true });
+            else await dropTable(table, [result.runId]).catch(() => undefined);
+          } else if (sinkKind === 'postgres') await dropTable(table).catch(() => undefined);
+          if (run.e2eMs !== undefined) e2es.push(run.e2eMs);
+          if (run.error) problems.push(`repeat ${rep + 1}: ${run.error}`);
+          // The fastest successful repeat counts (like the baselines'); a failed one is kept only if all failed.
+          if (!best || (run.e2eMs !== undefined && !run.error && (best.e2eMs === undefined || best.error || run.e2eMs < best.e2eMs))) best = run;
+        }
+        const run = best!;
+        run.allE2eMs = e2es;
+        if (problems.length > 0) run.repeatProblems = problems;
         runs.push(run);
       }
     }
@@ -336,7 +364,7 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
       BENCH_WORKFLOW_BUNDLE: bundlePath,
     };
     client = await connectClient({ address, namespace: 'default', taskQueue: TASK_QUEUE });
-    const env: Env = { cli, address, client, work, workerEnv, models, postgres };
+    const env: Env = { cli, address, client, work, workerEnv, models, postgres, ...(server.process?.pid !== undefined ? { serverPid: server.process.pid } : {}) };
 
     for (const rows of o.rows) {
       const dataset = await ensureDataset(BENCH_DATA_DIR, rows, say);
@@ -359,10 +387,12 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
           workflowDefaults: { shardSize: BATCH_DEFAULTS.shardSize, maxConcurrency: BATCH_DEFAULTS.maxConcurrency },
           ortIntraOpThreads: ORT_THREADS,
           inferenceThreads: o.inferenceThreads,
+          workerMaxActivities: MAX_CONCURRENT_ACTIVITIES,
           baselineIntraOpThreads: baselineThreads(o),
           rawBatchRows: o.rawBatchRows,
           rawDuckdbThreads: machineThreads(),
           baselineRepeats: o.baselineRepeats,
+          pipelineRepeats: o.pipelineRepeats,
         },
         postgres: postgres.used ? { used: true } : { used: false, reason: postgres.reason },
         models: modelResults,

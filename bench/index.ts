@@ -51,6 +51,7 @@ interface BatchFlags {
   sinks?: SinkKind[];
   rawBatchRows: number;
   repeats: number;
+  pipelineRepeats: number;
   inferenceThreads?: number;
   tag?: string;
   postgres: boolean;
@@ -62,6 +63,7 @@ function normalizedCommand(f: BatchFlags, rows: number[], models: ModelKey[], sh
   const parts = ['npm run bench -- batch', ...rows.map((r) => `--rows ${r}`), `--models ${models.join(',')}`, `--shard-size ${shardSizes.join(',')}`, `--concurrency ${concurrencies.join(',')}`];
   if (f.rawBatchRows !== 65536) parts.push(`--raw-batch-rows ${f.rawBatchRows}`);
   if (f.repeats !== 2) parts.push(`--repeats ${f.repeats}`);
+  if (f.pipelineRepeats !== 2) parts.push(`--pipeline-repeats ${f.pipelineRepeats}`);
   if (f.inferenceThreads !== undefined) parts.push(`--inference-threads ${f.inferenceThreads}`);
   if (f.sinks) parts.push(`--sinks ${f.sinks.join(',')}`);
   if (!f.postgres) parts.push('--no-postgres');
@@ -97,6 +99,7 @@ program
     return v;
   })
   .option('--repeats <n>', 'runs of each baseline (the best counts)', (v) => intList(1, 10)(v, [])[0]!, 2)
+  .option('--pipeline-repeats <n>', 'runs of each pipeline configuration, each with a fresh worker (the best counts)', (v) => intList(1, 10)(v, [])[0]!, 2)
   .option('--no-postgres', 'skip Postgres even when the sink exists')
   .option('--no-pandas', 'skip the pandas baseline')
   .option('--keep', 'keep the temporary run directory under .data/bench/ (outputs, worker state, server log)', false)
@@ -120,6 +123,7 @@ Examples:
       concurrencies,
       rawBatchRows: f.rawBatchRows,
       baselineRepeats: f.repeats,
+      pipelineRepeats: f.pipelineRepeats,
       inferenceThreads: f.inferenceThreads ?? defaultPoolSize({}),
       ...(f.tag ? { tag: f.tag } : {}),
       postgres: f.postgres && (f.sinks?.includes('postgres') ?? true),

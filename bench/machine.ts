@@ -64,3 +64,22 @@ export function sourceState(repoRoot: string): { commit: string; uncommitted: st
     uncommitted: status.status === 0 ? status.stdout.split('\n').map((l) => l.slice(3).trim()).filter(Boolean) : [],
   };
 }
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (Linux); undefined elsewhere or once it is gone. */
+export function processCpuMs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const CLOCK_TICKS = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  return Number(r.stdout?.trim()) || 100;
+})();

@@ -15,6 +15,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import sys
 import time
 
@@ -80,6 +81,11 @@ def main() -> None:
 
     sess = ort.InferenceSession(args.model, sess_options=session_options(args.threads), providers=["CPUExecutionProvider"])
 
+    def cpu_s() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    cpu0 = cpu_s()
     t = time.perf_counter()
     df = pd.read_parquet(args.features, columns=[id_col, *columns])
     x = df[columns].to_numpy(dtype=np.float32)
@@ -110,6 +116,7 @@ def main() -> None:
     )
     out.to_parquet(args.out, compression="zstd", index=False)
     write_ms = (time.perf_counter() - t) * 1000
+    cpu_ms = (cpu_s() - cpu0) * 1000
 
     postgres = write_postgres(out, args.pg_table) if args.pg_table else {"skipped": "no table requested"}
 
@@ -119,6 +126,7 @@ def main() -> None:
             "read_ms": read_ms,
             "predict_ms": predict_ms,
             "write_ms": write_ms,
+            "cpu_ms": cpu_ms,
             "positives": int(label.sum()),
             "mean_score": float(score.mean()),
             "postgres": postgres,

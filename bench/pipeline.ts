@@ -11,6 +11,7 @@ import { progressQuery, startBatchInference, type BatchInferenceResult, type Bat
 import type { SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
 import { analyseHistories, fetchRunHistories } from './history';
+import { processCpuMs } from './machine';
 import type { PipelineRun, SinkKind } from './types';
 import { startWorkerChild, type WorkerChild } from './worker-process';
 
@@ -29,6 +30,8 @@ export interface PipelineRunOptions {
   /** Give up (and terminate the workflow) after this long. */
   timeoutMs: number;
   label: string;
+  /** The Temporal dev server's pid, to measure its CPU time during the run. */
+  serverPid?: number;
   say: (msg: string) => void;
 }
 
@@ -93,6 +96,7 @@ export async function runPipeline(o: PipelineRunOptions): Promise<PipelineOutcom
     worker = await startWorkerChild(o.workerEnv);
     const stopWatching = new AbortController();
     const loadAtStart = os.loadavg()[0]!;
+    const cpu0 = { worker: processCpuMs(worker.pid), server: processCpuMs(o.serverPid) };
     const t0 = performance.now();
     const handle = await startBatchInference(
       o.client,
@@ -110,6 +114,11 @@ export async function runPipeline(o: PipelineRunOptions): Promise<PipelineOutcom
       result = await Promise.race([handle.result(), worker.crashed, timedOut]);
       // Stop the clock here: nothing after the result (watcher, worker shutdown) is pipeline time.
       e2eMs = performance.now() - t0;
+      const cpu1 = { worker: processCpuMs(worker.pid), server: processCpuMs(o.serverPid) };
+      run.cpuMs = {
+        ...(cpu0.worker !== undefined && cpu1.worker !== undefined ? { worker: cpu1.worker - cpu0.worker } : {}),
+        ...(cpu0.server !== undefined && cpu1.server !== undefined ? { server: cpu1.server - cpu0.server } : {}),
+      };
     } catch (err) {
       // Say what it was waiting for, then leave nothing running on the server.
       const pending = await pendingActivities(handle);

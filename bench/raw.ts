@@ -49,6 +49,8 @@ export interface RawResult {
   parquetPath: string;
   positives: number;
   meanScore: number;
+  /** CPU time of this process (all threads) over read + predict + Parquet write, ms. */
+  cpuMs: number;
 }
 
 interface Features {
@@ -119,6 +121,7 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
   try {
     // Threads start and load the model before the clock starts (the worker's are warm after its first shard).
     if (pool) await Promise.all(Array.from({ length: pool.size }, () => pool.run('raw', o.modelPath, DEFAULT_SESSION_OPTIONS, { [input.name]: new ort.Tensor('float32', new Float32Array(input.columns.length), [1, input.columns.length]) })));
+    const cpu0 = process.cpuUsage();
     let t = performance.now();
     const features = await readFeatures(o.features, input.columns, o.duckdbThreads);
     const readMs = performance.now() - t;
@@ -130,7 +133,7 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
     await fs.mkdir(o.outDir, { recursive: true });
     const parquetPath = path.join(o.outDir, 'predictions.parquet');
     const csvPath = path.join(o.outDir, 'predictions.csv');
-    const result: RawResult = { rows: features.rows, readMs, predictMs, writeParquetMs: 0, parquetPath, positives: 0, meanScore: 0 };
+    const result: RawResult = { rows: features.rows, readMs, predictMs, writeParquetMs: 0, parquetPath, positives: 0, meanScore: 0, cpuMs: 0 };
     await withDuckDB(
       async (conn) => {
         t = performance.now();
@@ -139,6 +142,8 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
         const appendMs = performance.now() - t;
         await conn.run(`COPY (${outputSelect(o, idColumn)}) TO ${lit(parquetPath)} (FORMAT parquet, COMPRESSION zstd)`);
         result.writeParquetMs = performance.now() - t;
+        const cpu = process.cpuUsage(cpu0);
+        result.cpuMs = (cpu.user + cpu.system) / 1000;
 
         if (o.postgres) {
           // Postgres gets the same rows: DuckDB renders CSV, COPY FROM STDIN streams it in.

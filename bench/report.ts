@@ -68,11 +68,13 @@ export async function readAllResults(): Promise<{ file: string; results: BatchBe
 
 function runRow(m: ModelResults, run: PipelineRun): string[] {
   const raw = run.sink === 'postgres' ? m.raw.postgres : m.raw.parquet;
-  const pandas = run.sink === 'postgres' ? undefined : m.pandas.parquet;
+  const pandasPg = m.pandas.parquet && 'writeMs' in m.pandas.postgres ? m.pandas.parquet.readMs + m.pandas.parquet.predictMs + m.pandas.postgres.writeMs : undefined;
+  const rows = m.raw.parquet.rowsPerSecond * (m.raw.parquet.totalMs / 1000);
+  const pandas = run.sink === 'postgres' ? (pandasPg !== undefined ? { rowsPerSecond: rows / (pandasPg / 1000) } : undefined) : m.pandas.parquet;
   if (run.error) return [m.name, run.sink, `${fmt.int(run.shardSize)} × ${run.concurrency}`, `FAILED: ${run.error.slice(0, 80)}`, fmt.int(raw?.rowsPerSecond), '–', fmt.int(pandas?.rowsPerSecond), '–', '–', '–', '–'];
   return [
     m.name,
-    run.sink,
+    run.repeatProblems ? `${run.sink} (⚠ ${run.repeatProblems.join('; ').slice(0, 120)})` : run.sink,
     `${fmt.int(run.shardSize)} × ${run.concurrency} (${run.shards ?? '?'} shards)`,
     fmt.int(run.rowsPerSecond),
     fmt.int(raw?.rowsPerSecond),
@@ -116,18 +118,25 @@ export function runsTable(r: BatchBenchResults, onlyDefault = false): string[][]
   return r.models.flatMap((m) => m.runs.filter((run) => !onlyDefault || isDefaultSetting(r, run)).map((run) => runRow(m, run)));
 }
 
+const cpu = (ms: number | undefined) => (ms === undefined ? '–' : fmt.s(ms));
+
 function stagesTable(r: BatchBenchResults): string {
   const rows = r.models.flatMap((m) => {
     const out: string[][] = [];
     const rp = m.raw.parquet;
-    out.push([m.name, 'raw baseline → Parquet', fmt.s(rp.readMs), fmt.s(rp.predictMs), fmt.s(rp.writeMs), fmt.s(rp.totalMs), '']);
-    if (m.raw.postgres) out.push([m.name, 'raw baseline → Postgres', fmt.s(m.raw.postgres.readMs), fmt.s(m.raw.postgres.predictMs), fmt.s(m.raw.postgres.writeMs), fmt.s(m.raw.postgres.totalMs), '']);
+    out.push([m.name, 'raw baseline → Parquet', fmt.s(rp.readMs), fmt.s(rp.predictMs), fmt.s(rp.writeMs), fmt.s(rp.totalMs), cpu(m.raw.cpuMs), '']);
+    if (m.raw.postgres) out.push([m.name, 'raw baseline → Postgres', fmt.s(m.raw.postgres.readMs), fmt.s(m.raw.postgres.predictMs), fmt.s(m.raw.postgres.writeMs), fmt.s(m.raw.postgres.totalMs), '–', '']);
     if (m.pandas.parquet) {
       const p = m.pandas.parquet;
-      out.push([m.name, 'pandas → Parquet', fmt.s(p.readMs), fmt.s(p.predictMs), fmt.s(p.writeMs), fmt.s(p.totalMs), '']);
+      out.push([m.name, 'pandas → Parquet', fmt.s(p.readMs), fmt.s(p.predictMs), fmt.s(p.writeMs), fmt.s(p.totalMs), cpu(m.pandas.cpuMs), '']);
+      if ('writeMs' in m.pandas.postgres) {
+        const w = m.pandas.postgres.writeMs;
+        out.push([m.name, 'pandas → Postgres', fmt.s(p.readMs), fmt.s(p.predictMs), fmt.s(w), fmt.s(p.readMs + p.predictMs + w), '–', '']);
+      }
     }
     for (const run of m.runs.filter((x) => !x.error && x.history)) {
       const ph = run.history!.phases;
+      const c = run.cpuMs;
       out.push([
         m.name,
         `pipeline → ${run.sink}, ${fmt.int(run.shardSize)} × ${run.concurrency}`,
@@ -135,12 +144,16 @@ function stagesTable(r: BatchBenchResults): string {
         `shards ${fmt.s(ph.predictSpanMs)}`,
         `commit ${fmt.s(ph.commitMs)}`,
         fmt.s(run.e2eMs),
+        c?.worker !== undefined ? `worker ${fmt.s(c.worker)}${c.server !== undefined ? ` + server ${fmt.s(c.server)}` : ''}` : '–',
         run.loadAvg1m ? `${run.loadAvg1m.start.toFixed(1)} → ${run.loadAvg1m.end.toFixed(1)}` : '–',
       ]);
     }
     return out;
   });
-  return markdownTable(['model', 'path', 'read (pipeline: resolve+plan/snapshot)', 'predict (pipeline: all shards, read+predict+write)', 'write (pipeline: commit)', 'total', 'load avg (1 min) start → end'], rows);
+  return markdownTable(
+    ['model', 'path', 'read (pipeline: resolve+plan/snapshot)', 'predict (pipeline: all shards, read+predict+write)', 'write (pipeline: commit)', 'total', 'CPU time (all threads; pipeline: worker + Temporal server)', 'load avg (1 min) start → end'],
+    rows,
+  );
 }
 
 /** Verdicts against the targets for the default-setting runs: computed, never hand-written. */
@@ -181,8 +194,8 @@ function settingsLines(r: BatchBenchResults): string {
       ? `- ONNX Runtime everywhere: intra-op threads ${s.ortIntraOpThreads}, inter-op 1, sequential, graph optimizations all, no spinning (worker, raw baseline and pandas alike).`
       : `- ONNX Runtime everywhere: inter-op 1, sequential, graph optimizations all, no spinning. Worker: ${s.inferenceThreads > 0 ? `inference pool of ${s.inferenceThreads} thread(s), each session with ${s.ortIntraOpThreads} intra-op thread(s)` : `no inference pool (session.run on the main thread), ${s.ortIntraOpThreads} intra-op thread(s)`}; raw baseline: the worker's session options, its batches spread over ${s.inferenceThreads > 1 ? `${s.inferenceThreads} threads (the same pool code)` : 'its one thread'}; pandas: one session with ${s.baselineIntraOpThreads ?? s.ortIntraOpThreads} intra-op thread(s). Same number of cores for inference everywhere.`,
     `- Raw baseline: one process, DuckDB with ${s.rawDuckdbThreads} threads, \`session.run\` on ${fmt.int(s.rawBatchRows)}-row batches; pandas: same batch size, pyarrow's default threads for reading.`,
-    `- Baselines: best of ${s.baselineRepeats} run(s) (totals of every repeat are in the results file); each pipeline run once, each in a fresh worker process.`,
-    `- Workflow defaults at the time (workflows/definitions.ts): shardSize ${fmt.int(s.workflowDefaults.shardSize)}, maxConcurrency ${s.workflowDefaults.maxConcurrency}; the worker runs at most 4 activities at once.`,
+    `- Baselines: best of ${s.baselineRepeats} run(s); pipeline: ${(s.pipelineRepeats ?? 1) > 1 ? `best of ${s.pipelineRepeats} runs of each configuration` : 'each configuration run once'}, each in a fresh worker process (the times of every repeat are in the results file).`,
+    `- Workflow defaults at the time (workflows/definitions.ts): shardSize ${fmt.int(s.workflowDefaults.shardSize)}, maxConcurrency ${s.workflowDefaults.maxConcurrency}; the worker runs at most ${s.workerMaxActivities ?? 4} activities at once.`,
     `- Postgres sink: ${r.postgres.used ? 'measured' : `not measured (${r.postgres.reason ?? 'unavailable'})`}.`,
   ].join('\n');
 }

@@ -23,6 +23,8 @@ export interface RawBaseline {
   allTotalsMs: number[];
   positives: number;
   meanScore: number;
+  /** CPU time (user + system, all threads) of the best repeat's read + predict + Parquet write, ms. */
+  cpuMs?: number;
 }
 
 export interface PandasBaseline {
@@ -35,6 +37,8 @@ export interface PandasBaseline {
   meanScore?: number;
   versions?: Record<string, string>;
   settings?: Record<string, unknown>;
+  /** CPU time (user + system) of the best repeat's read + predict + Parquet write, ms. */
+  cpuMs?: number;
   error?: string;
 }
 
@@ -57,11 +61,17 @@ export interface PipelineRun {
   rowsPerSecond?: number;
   /** As the workflow reports it (first to last workflow code timestamp). */
   workflowDurationMs?: number;
+  /** End-to-end times of every repeat of this configuration (ms); this run is the fastest. */
+  allE2eMs?: number[];
+  /** Failures and output mismatches of any repeat (a failed repeat never counts as the fastest). */
+  repeatProblems?: string[];
   /** e2e time / raw baseline time for the same sink (1.0 = no overhead). */
   ratioToRaw?: number;
   /** pandas time / e2e time (> 1 = faster than pandas). Null when pandas has no number for this sink. */
   speedupVsPandas?: number | null;
   worker?: { idleRssBytes: number; peakRssBytes: number };
+  /** CPU time (user + system, ms) used from start request to result by the worker process and by the Temporal dev server (/proc). */
+  cpuMs?: { worker?: number; server?: number };
   /** 1-minute load average when the run started and ended: the box is shared, this shows how busy it was. */
   loadAvg1m?: { start: number; end: number };
   history?: HistoryStats;
@@ -105,11 +115,15 @@ export interface BatchBenchResults {
     ortIntraOpThreads: number;
     /** Worker inference pool threads (INFERFLOW_INFERENCE_THREADS; absent in results from before the pool: 0). */
     inferenceThreads?: number;
+    /** maxConcurrentActivityTaskExecutions of the worker (absent in older results: 4). */
+    workerMaxActivities?: number;
     /** Intra-op threads of the pandas baseline's session (absent in older results: = ortIntraOpThreads). */
     baselineIntraOpThreads?: number;
     rawBatchRows: number;
     rawDuckdbThreads: number;
     baselineRepeats: number;
+    /** Runs of each pipeline configuration, the fastest kept (absent in older results: 1). */
+    pipelineRepeats?: number;
   };
   postgres: { used: boolean; reason?: string };
   models: ModelResults[];

@@ -8,6 +8,13 @@ import { connectionOptions } from './connection';
 
 export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
 
+/**
+ * Activities one worker runs at once. ONNX Runtime runs on the inference pool's threads
+ * (lib/runtime/pool.ts), not the event loop, so shards in flight beyond the pool size overlap
+ * DuckDB reading/writing with inference.
+ */
+export const MAX_CONCURRENT_ACTIVITIES = 4;
+
 export interface InferflowWorkerOptions {
   config: InferflowConfig;
   /** Reuse a connection (tests); otherwise one is opened from `config.temporal`. */
@@ -28,8 +35,7 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
     taskQueue: config.temporal.taskQueue,
     activities: createActivities(deps),
     ...(options.overrides?.workflowBundle ? {} : { workflowsPath: WORKFLOWS_PATH }),
-    // Shards block the event loop while ONNX Runtime computes: keep concurrency near the core count.
-    maxConcurrentActivityTaskExecutions: 4,
+    maxConcurrentActivityTaskExecutions: MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '10s',
     ...options.overrides,
   });

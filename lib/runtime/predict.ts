@@ -76,8 +76,11 @@ export function checkFinite(manifest: ModelManifest, block: FeatureBlock): void 
 
 /**
  * THE inference step shared by batch, online and streaming: assembled feature block in,
- * post-processed predictions out. Runs the session in chunks and yields to the event loop
- * between them (onnxruntime-node computes on the calling thread).
+ * post-processed predictions out. Runs the session in chunks. onnxruntime-node computes on the
+ * calling thread: when the session belongs to an inference pool (SessionCache, pool.ts) and the
+ * block has at least MIN_OFFLOAD_ROWS rows, chunks run on the pool's threads (one in flight per
+ * thread) and the event loop stays free; otherwise they run here, yielding to the event loop
+ * between chunks. Either way the results are the same, bit for bit.
  */
 export async function predict(session: ortTypes.InferenceSession, manifest: ModelManifest, block: FeatureBlock, options: PredictOptions = {}): Promise<Predictions> {
   checkFinite(manifest, block);
