@@ -110,7 +110,8 @@ export async function exportPostgresSource(view: FeatureView, index: number, dir
     if (columns.length === 0) throw new InvalidInputError(`views[${index}].source: ${where} has none of the columns of view ${view.name}`, [`views[${index}].source: expected columns ${wanted.join(', ')}`]);
     const conditions = [
       ...[...view.entities, view.timestampField].filter((c) => types.has(c)).map((c) => `${pg.escapeIdentifier(c)} IS NOT NULL`),
-      ...(window && types.has(view.timestampField)
+      // Pushed down only for time columns: any other type is reported by the schema check, not by PostgreSQL.
+      ...(window && /^(DATE|TIMESTAMP|TIMESTAMP WITH TIME ZONE)$/.test(types.get(view.timestampField) ?? '')
         ? [
             ...(window.start ? [`${pg.escapeIdentifier(view.timestampField)} > ${pg.escapeLiteral(window.start.toISOString())}::timestamptz`] : []),
             `${pg.escapeIdentifier(view.timestampField)} <= ${pg.escapeLiteral(window.end.toISOString())}::timestamptz`,

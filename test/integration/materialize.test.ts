@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { InvalidInputError } from '../../lib/errors';
+import { InvalidInputError, SchemaMismatchError } from '../../lib/errors';
 import { getOnlineFeatures, materializeView, openOnlineStore, type FeatureView, type OnlineStore } from '../../lib/features';
 import { T0, latestPerEntity, loadStatsIntoPostgres, statRows, statView, writeStatsParquet, type StatRow } from '../helpers/features-data';
 
@@ -127,6 +127,15 @@ describe('materialisation errors', () => {
     const err = (await materializeView({ view: { name: 'x y' }, store, start: new Date(T0 + DAY), end: new Date(T0), chunkRows: 0 }).catch((e: unknown) => e)) as InvalidInputError;
     expect(err).toBeInstanceOf(InvalidInputError);
     expect(err.problems).toEqual(expect.arrayContaining([expect.stringMatching(/^view\.name: /), expect.stringMatching(/^view\.entities: /), expect.stringMatching(/^start: .* must be before end/), 'chunkRows: must be a positive integer']));
+    await store.close();
+  });
+
+  it('a PostgreSQL view whose event-time column is not a time gets the schema error (the window is not pushed into PostgreSQL)', async () => {
+    const store = openOnlineStore({ type: 'sqlite' }, { dataDir: dir });
+    const view = { ...statView('pg_text_ts', { type: 'postgres', table }), timestampField: 'segment', createdField: undefined, features: [{ name: 'spend', dtype: 'float64' as const }] };
+    const err = (await materializeView({ view, store, start: new Date(T0), end: new Date(T0 + DAY), postgres: { url: postgresUrl } }).catch((e: unknown) => e)) as SchemaMismatchError;
+    expect(err).toBeInstanceOf(SchemaMismatchError);
+    expect(err.problems).toEqual([`views[0] (pg_text_ts): source postgres table ${table}: timestamp column segment is VARCHAR, needs DATE or TIMESTAMP (timestampField)`]);
     await store.close();
   });
 });
