@@ -381,11 +381,20 @@ async function loadView(conn: DuckDBConnection, p: PreparedView, window?: EventT
   if (window?.start) conditions.push(`${tsNs} > ${BigInt(window.start.getTime()) * 1_000_000n}`);
   if (window) conditions.push(`${tsNs} <= ${BigInt(window.end.getTime()) * 1_000_000n}`);
   const notNull = conditions.join(' AND ');
-  await conn.run(
-    `CREATE TEMP TABLE ${raw} AS
-       SELECT ${[...keys, `${epochNs(ident(view.timestampField), p.columns.get(view.timestampField)!)} AS ${ident(TS)}`, ...created, ...feats].join(', ')}
-       FROM ${scanFiles(p.files)} WHERE ${notNull}`,
-  );
+  try {
+    await conn.run(
+      `CREATE TEMP TABLE ${raw} AS
+         SELECT ${[...keys, `${epochNs(ident(view.timestampField), p.columns.get(view.timestampField)!)} AS ${ident(TS)}`, ...created, ...feats].join(', ')}
+         FROM ${scanFiles(p.files)} WHERE ${notNull}`,
+    );
+  } catch (err) {
+    // A value that does not convert (a CSV cell, an out-of-range cast) is bad data, not a transient fault.
+    if (/Conversion Error|Invalid Input Error|Out of Range Error/i.test(errorMessage(err))) {
+      const detail = errorMessage(err).split('\n').filter((l) => l.trim() !== '').slice(0, 2).join(' ').slice(0, 500);
+      throw new SchemaMismatchError(`feature view ${view.name}: cannot read source ${p.files.location}`, [`views[${p.index}] (${view.name}): ${detail}`], { object: p.files.location });
+    }
+    throw err;
+  }
   const partition = [...view.entities.map((_, i) => ident(key(i))), ident(TS)].join(', ');
   const order = [...(view.createdField !== undefined ? [`${ident(CREATED)} DESC NULLS LAST`] : []), 'rowid DESC'].join(', ');
   await conn.run(

@@ -94,4 +94,18 @@ describe('PostgreSQL feature sources', () => {
     expect(bad).toBeInstanceOf(InvalidInputError);
     expect(String(bad)).toMatch(/views\[0\]\.source: PostgreSQL rejected the source of view s: syntax error/);
   });
+
+  it('a value DuckDB cannot convert (numeric NaN into DECIMAL) is a SchemaMismatchError naming the view, not a retryable fault', async () => {
+    const t = `${table}_nan`;
+    await pool.query(`CREATE TABLE ${pg.escapeIdentifier(t)} (customer_id bigint, event_ts timestamptz, spend numeric(10,2))`);
+    try {
+      await pool.query(`INSERT INTO ${pg.escapeIdentifier(t)} VALUES (1, '2026-11-01T00:00:00Z', 1.5), (2, '2026-11-01T00:00:00Z', 'NaN')`);
+      const view = { name: 'n', entities: ['customer_id'], timestampField: 'event_ts', source: { type: 'postgres' as const, table: t }, features: [{ name: 'spend', dtype: 'float64' as const }] };
+      const err = (await getHistoricalFeatures({ spine: path.join(dir, 'spine.csv'), views: [view], output: path.join(dir, 'nan.parquet'), postgres: { url: postgresUrl } }).catch((e: unknown) => e)) as SchemaMismatchError;
+      expect(err).toBeInstanceOf(SchemaMismatchError);
+      expect(err.problems[0]).toMatch(/^views\[0\] \(n\): .*NaN/);
+    } finally {
+      await pool.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(t)}`);
+    }
+  });
 });
