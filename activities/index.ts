@@ -165,8 +165,10 @@ export function createActivities(deps: ActivityDeps) {
     return raw === undefined ? undefined : SinkSpecSchema.safeParse(JSON.parse(raw)).data;
   }
 
-  return withFailureMapping({
+  return {
+    // Feature activities map their own failures.
     ...createFeatureActivities(deps),
+    ...withFailureMapping({
     /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version; the workflow records it. */
     async resolveModel(input: { ref: string }): Promise<ResolvedModel> {
       const { resolved } = await deps.registry.resolve(input.ref);
@@ -189,6 +191,7 @@ export function createActivities(deps: ActivityDeps) {
           views: input.featureViews,
           output: path.join(runDir(deps, input.runId), 'features.parquet'),
           ...(input.entityTimestampField ? { entityTimestampField: input.entityTimestampField } : {}),
+          postgres: { url: deps.config.postgresUrl },
           tempDir: runDir(deps, input.runId),
         });
         log.info({ runId: input.runId, rows: joined.rows, views: input.featureViews.length }, 'features retrieved point-in-time');
@@ -295,7 +298,8 @@ export function createActivities(deps: ActivityDeps) {
       await deps.staging?.discard(input.runId);
       await fs.rm(runDir(deps, input.runId), { recursive: true, force: true });
     },
-  });
+    }),
+  };
 }
 
 export type InferflowActivities = ReturnType<typeof createActivities>;

@@ -5,6 +5,10 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import fs from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { pipeline as pipeline_ } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBatchInference, type BatchInferenceInput } from '../../client';
@@ -29,7 +33,7 @@ let w: RunningWorker;
 let pipeline: BatchInferenceInput;
 
 beforeAll(async () => {
-  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-features') }));
+  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-features'), INFERFLOW_POSTGRES_URL: inject('postgresUrl') }));
   await registerFeaturesExampleModel(new ModelRegistry(openStore(config.registry)));
   pipeline = await loadPipelineSpec(FEATURES_PIPELINE);
   w = await startWorker(config);
@@ -75,6 +79,30 @@ describe('batchInference with feature views, on-demand features and transforms',
     expect(maxDiff).toBeLessThan(1e-6);
     // Nothing of the run is left in the staging area.
     expect(await fs.readdir(path.join(dir, 'runs')).catch(() => [])).toEqual([]);
+  });
+
+  it('scores the same with the feature view read from a PostgreSQL table (connection from the worker environment)', async () => {
+    const table = uniqueName('customer_stats').replace(/-/g, '_');
+    const pool = new pg.Pool({ connectionString: inject('postgresUrl'), max: 1 });
+    const csv = path.join(dir, 'customer_stats.csv');
+    const viewSource = (pipeline.featureViews![0]!.source as { path: string }).path;
+    await withDuckDB((conn) => conn.run(`COPY (SELECT customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS event_timestamp, avg_amount_30d, txn_count_7d, home_lat, home_lon FROM read_parquet(${lit(viewSource)})) TO ${lit(csv)} (FORMAT csv, HEADER true)`));
+    const client = await pool.connect();
+    try {
+      await client.query(`CREATE TABLE ${table} (customer_id bigint, event_timestamp timestamptz, avg_amount_30d double precision, txn_count_7d bigint, home_lat double precision, home_lon double precision)`);
+      await pipeline_(createReadStream(csv), client.query(copyFrom(`COPY ${table} FROM STDIN (FORMAT csv, HEADER true)`)));
+      const view = { ...pipeline.featureViews![0]!, source: { type: 'postgres' as const, table } };
+      const handle = await startBatchInference(w.client, { ...pipeline, featureViews: [view], shardSize: 10_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-features-pg') });
+      const result = await handle.result();
+      const rows = await readOutput(result.output.location);
+      const want = await expected();
+      expect(rows).toHaveLength(20_000);
+      expect(rows.filter((r) => want.get(r.transaction_id)?.label !== r.label || Math.abs(want.get(r.transaction_id)!.score - r.score) >= 1e-6)).toEqual([]);
+    } finally {
+      await client.query(`DROP TABLE IF EXISTS ${table}`);
+      client.release();
+      await pool.end();
+    }
   });
 
   it('names every missing raw column before predicting', async () => {
