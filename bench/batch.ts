@@ -48,6 +48,8 @@ export interface BatchBenchOptions {
   concurrencies: number[];
   rawBatchRows: number;
   baselineRepeats: number;
+  /** Warm each fresh worker with a small untimed run first (see PipelineRunOptions.warmup). */
+  warm: boolean;
   /** Runs of each pipeline configuration (the fastest counts, like the baselines'). */
   pipelineRepeats: number;
   /** Worker inference pool threads (INFERFLOW_INFERENCE_THREADS); the baselines get as many intra-op threads. */
@@ -220,6 +222,13 @@ async function checkParquetOutput(location: string, rawParquet: string, idColumn
 
 // ---- one row count -------------------------------------------------------------------------
 
+/** The first 20,000 rows of the dataset, for warm-up runs (one shard at the default shard size). */
+async function warmupFile(dataset: Dataset, work: string): Promise<string> {
+  const file = path.join(work, 'warmup.parquet');
+  await withDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet(${lit(dataset.path)}) LIMIT 20000) TO ${lit(file)} (FORMAT parquet)`));
+  return file;
+}
+
 interface Env {
   cli: string;
   serverPid?: number;
@@ -241,6 +250,7 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
     : { postgres: { skipped: 'pandas baseline disabled (--no-pandas)' }, repeats: 0, allTotalsMs: [], error: 'disabled with --no-pandas' };
   if (rawPg) await dropTable(rawPg).catch(() => undefined);
 
+  const warmup = o.warm ? await warmupFile(dataset, env.work) : undefined;
   const sinks: SinkKind[] = [...(o.parquet ? (['parquet'] as const) : []), ...(env.postgres.used ? (['postgres'] as const) : [])];
   const runs: PipelineRun[] = [];
   for (const shardSize of o.shardSizes) {
@@ -270,6 +280,7 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
             label,
             say,
             ...(env.serverPid !== undefined ? { serverPid: env.serverPid } : {}),
+            ...(warmup ? { warmup: { features: warmup, outputRoot: path.join(env.work, 'warmup-out') } } : {}),
           });
           if (result && run.e2eMs !== undefined) {
             const rawTime = sinkKind === 'postgres' ? raw.postgres?.totalMs : raw.parquet.totalMs;
@@ -393,6 +404,7 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
           rawDuckdbThreads: machineThreads(),
           baselineRepeats: o.baselineRepeats,
           pipelineRepeats: o.pipelineRepeats,
+          ...(o.warm ? { warmWorker: true } : {}),
         },
         postgres: postgres.used ? { used: true } : { used: false, reason: postgres.reason },
         models: modelResults,

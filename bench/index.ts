@@ -52,6 +52,7 @@ interface BatchFlags {
   rawBatchRows: number;
   repeats: number;
   pipelineRepeats: number;
+  warm: boolean;
   inferenceThreads?: number;
   tag?: string;
   postgres: boolean;
@@ -64,6 +65,7 @@ function normalizedCommand(f: BatchFlags, rows: number[], models: ModelKey[], sh
   if (f.rawBatchRows !== 65536) parts.push(`--raw-batch-rows ${f.rawBatchRows}`);
   if (f.repeats !== 2) parts.push(`--repeats ${f.repeats}`);
   if (f.pipelineRepeats !== 2) parts.push(`--pipeline-repeats ${f.pipelineRepeats}`);
+  if (f.warm) parts.push('--warm');
   if (f.inferenceThreads !== undefined) parts.push(`--inference-threads ${f.inferenceThreads}`);
   if (f.sinks) parts.push(`--sinks ${f.sinks.join(',')}`);
   if (!f.postgres) parts.push('--no-postgres');
@@ -99,6 +101,7 @@ program
     return v;
   })
   .option('--repeats <n>', 'runs of each baseline (the best counts)', (v) => intList(1, 10)(v, [])[0]!, 2)
+  .option('--warm', 'warm each fresh worker with a small untimed run (20,000 rows) before the timed one, like a long-lived worker', false)
   .option('--pipeline-repeats <n>', 'runs of each pipeline configuration, each with a fresh worker (the best counts)', (v) => intList(1, 10)(v, [])[0]!, 2)
   .option('--no-postgres', 'skip Postgres even when the sink exists')
   .option('--no-pandas', 'skip the pandas baseline')
@@ -124,6 +127,7 @@ Examples:
       rawBatchRows: f.rawBatchRows,
       baselineRepeats: f.repeats,
       pipelineRepeats: f.pipelineRepeats,
+      warm: f.warm,
       inferenceThreads: f.inferenceThreads ?? defaultPoolSize({}),
       ...(f.tag ? { tag: f.tag } : {}),
       postgres: f.postgres && (f.sinks?.includes('postgres') ?? true),

@@ -61,6 +61,8 @@ export interface PipelineRun {
   rowsPerSecond?: number;
   /** As the workflow reports it (first to last workflow code timestamp). */
   workflowDurationMs?: number;
+  /** The worker had run a small untimed warm-up run first (`--warm`). */
+  warm?: boolean;
   /** End-to-end times of every repeat of this configuration (ms); this run is the fastest. */
   allE2eMs?: number[];
   /** Failures and output mismatches of any repeat (a failed repeat never counts as the fastest). */
@@ -122,6 +124,8 @@ export interface BatchBenchResults {
     rawBatchRows: number;
     rawDuckdbThreads: number;
     baselineRepeats: number;
+    /** Each worker ran a small untimed warm-up run before the timed one (`--warm`). */
+    warmWorker?: boolean;
     /** Runs of each pipeline configuration, the fastest kept (absent in older results: 1). */
     pipelineRepeats?: number;
   };

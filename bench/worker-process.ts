@@ -27,7 +27,9 @@ function isChildMessage(m: unknown): m is ChildMessage {
 }
 
 export async function startWorkerChild(env: NodeJS.ProcessEnv, readyTimeoutMs = 120_000): Promise<WorkerChild> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'worker-child.ts')], {
+  // BENCH_WORKER_NODE_ARGS: extra node flags for worker processes, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to profile one.
+  const extra = (env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...extra, '--import', 'tsx', path.join(REPO_ROOT, 'bench', 'worker-child.ts')], {
     cwd: REPO_ROOT,
     env,
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],

@@ -58,11 +58,38 @@ export function nonFiniteValues(manifest: ModelManifest, block: FeatureBlock, li
     const data = block.inputs[input.name];
     if (!data) throw new SchemaMismatchError('feature block does not fit the model', [`input ${input.name} is missing`]);
     const width = input.columns.length;
-    for (let i = 0; i < data.length && found.length < limit; i++) {
-      if (!Number.isFinite(data[i])) found.push({ row: Math.floor(i / width), column: input.columns[i % width]!, value: data[i]! });
+    for (let i = nextNonFinite(data, 0); i >= 0 && found.length < limit; i = nextNonFinite(data, i + 1)) {
+      found.push({ row: Math.floor(i / width), column: input.columns[i % width]!, value: data[i]! });
     }
   }
   return found;
+}
+
+/** Index of the first NaN/±Infinity at or after `from`, or -1 (x - x is 0 only for finite x; a tight monomorphic loop). */
+function nextNonFinite(data: Float32Array, from: number): number {
+  for (let i = from; i < data.length; i++) {
+    const x = data[i]!;
+    if (x - x !== 0) return i;
+  }
+  return -1;
+}
+
+/** Labels as numbers: int64 outputs are read through their 32-bit halves instead of one BigInt → Number per row. */
+function labelsAsNumbers(data: unknown, n: number): ArrayLike<number> {
+  if (data instanceof BigInt64Array) {
+    const halves = new Int32Array(data.buffer, data.byteOffset, n * 2);
+    const out = new Float64Array(n);
+    for (let r = 0; r < n; r++) {
+      const hi = halves[2 * r + 1]!;
+      const lo = halves[2 * r]! >>> 0;
+      // Exact below 2^53 in magnitude (class labels); beyond that, the BigInt path.
+      out[r] = hi >= -0x200000 && hi < 0x200000 ? hi * 4294967296 + lo : Number(data[r]!);
+    }
+    return out;
+  }
+  if (data instanceof Float64Array || data instanceof Float32Array || data instanceof Int32Array) return data;
+  const arr = data as ArrayLike<number | bigint>;
+  return Float64Array.from({ length: n }, (_, r) => Number(arr[r]));
 }
 
 export function checkFinite(manifest: ModelManifest, block: FeatureBlock): void {
@@ -117,11 +144,11 @@ export async function predict(session: ortTypes.InferenceSession, manifest: Mode
       if (!labelT || !probT) {
         throw new CorruptArtifactError(`model outputs ${outNames.label ?? 'label'} / ${outNames.probabilities ?? 'probabilities'} not found (model has ${session.outputNames.join(', ')})`, {});
       }
-      const labels = labelT.data as ArrayLike<number | bigint>;
+      const labels = labelsAsNumbers(labelT.data, n);
       const probs = probT.data as Float32Array;
       const k = probT.dims[1] ?? 1;
       for (let r = 0; r < n; r++) {
-        out.label![start + r] = Number(labels[r]);
+        out.label![start + r] = labels[r]!;
         if (task === 'binary_classification') out.score![start + r] = probs[r * k + (positiveIndex >= 0 ? positiveIndex : 1)]!;
         else {
           let best = 0;
