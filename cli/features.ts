@@ -2,11 +2,12 @@
  * `inferflow features …`: point-in-time retrieval to Parquet, online lookup, and the
  * materializeFeatures workflow. Registered by cli/index.ts.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { connectClient } from '../client';
+import { OVERLAP_POLICIES, createMaterializeSchedule, type OverlapName } from '../client/schedules';
 import { loadConfig } from '../lib/config/env';
 import { InvalidInputError } from '../lib/errors';
 import { getHistoricalFeatures, getOnlineFeatures, openOnlineStore, parseFeatureView, type EntityKeyInput, type FeatureView, type FeatureViewInput, type OnlineFeatureVector, type OnlineStoreSpec } from '../lib/features';
@@ -196,7 +197,7 @@ export function registerFeatureCommands(program: Command, { examples }: FeatureC
       inferflow features materialize --view examples/pipelines/fraud-features.json --wait
       inferflow features materialize --view examples/pipelines/fraud-features.json --store redis --start 2026-10-14T00:00:00Z --end 2026-10-15T00:00:00Z --wait
       inferflow features materialize --view views.yaml --store redis:myapp:features
-    `) + '\nA worker (inferflow worker) must be running; it reads the sources and writes the store. To run it on a schedule, create a Temporal schedule of workflow type materializeFeatures with the same JSON input and no "end": each run uses its scheduled time.\n')
+    `) + '\nA worker (inferflow worker) must be running; it reads the sources and writes the store. To run it on a schedule: inferflow features schedule (or a Temporal schedule of workflow type materializeFeatures with the same JSON input and no "end": each run uses its scheduled time).\n')
     .action(async (opts: { view: string[]; store?: OnlineStoreSpec; start?: string; end?: string; workflowId?: string; wait?: boolean }) => {
       const input: MaterializeFeaturesInput = {
         views: await readViewFiles(opts.view),
@@ -225,6 +226,51 @@ export function registerFeatureCommands(program: Command, { examples }: FeatureC
             ['view', 'store', 'rows read', 'entities', 'written', 'unchanged', 'skipped (older)'],
           ),
         );
+      } finally {
+        await client.connection.close();
+      }
+    });
+
+  features
+    .command('schedule')
+    .description('Create a Temporal Schedule that runs materializeFeatures: each run copies the rows with event time up to its scheduled time (and after scheduled time − lookback, when given) into the online store.')
+    .requiredOption('--view <file>', 'feature view spec file (JSON or YAML); every view in it is materialised; repeatable', collect)
+    .requiredOption('--id <scheduleId>', 'schedule id (manage it with inferflow schedule describe|pause|unpause|trigger|backfill|delete)')
+    .option('--store <store>', 'sqlite[:PATH] (default: the embedded store under the worker\'s INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX]', parseStoreOption)
+    .option('--cron <expr>', 'cron expression, repeatable (e.g. "5 * * * *")', collect)
+    .option('--every <duration>', 'fixed interval, repeatable (e.g. 1h, 15m)', collect)
+    .option('--timezone <tz>', 'IANA time zone for cron expressions (default UTC)')
+    .option('--lookback <duration>', 'each run copies rows newer than scheduled time − lookback (e.g. 2h for an hourly schedule: an hour of overlap for late rows); default: all history up to the scheduled time')
+    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(Object.keys(OVERLAP_POLICIES)).default('skip'))
+    .option('--catchup <duration>', 'catch up runs missed within this window after downtime (e.g. 1h)')
+    .option('--paused', 'create it paused')
+    .addHelpText('after', examples(`
+      inferflow features schedule --view examples/pipelines/fraud-features.json --id customer-stats-hourly --every 1h --lookback 2h --store redis
+      inferflow features schedule --view views.yaml --id features-nightly --cron '15 2 * * *' --timezone Europe/Berlin --catchup 6h
+      inferflow schedule trigger customer-stats-hourly
+    `))
+    .action(async (opts: { view: string[]; id: string; store?: OnlineStoreSpec; cron?: string[]; every?: string[]; timezone?: string; lookback?: string; overlap: OverlapName; catchup?: string; paused?: boolean }) => {
+      const input: MaterializeFeaturesInput = {
+        views: await readViewFiles(opts.view),
+        ...(opts.store ? { store: opts.store } : {}),
+        ...(opts.lookback ? { lookback: opts.lookback } : {}),
+      };
+      const config = loadConfig();
+      const client = await connectClient(config.temporal);
+      try {
+        const handle = await createMaterializeSchedule(client, {
+          scheduleId: opts.id,
+          input,
+          taskQueue: config.temporal.taskQueue,
+          ...(opts.cron ? { cron: opts.cron } : {}),
+          ...(opts.every ? { every: opts.every } : {}),
+          ...(opts.timezone ? { timezone: opts.timezone } : {}),
+          overlap: opts.overlap,
+          ...(opts.catchup ? { catchupWindow: opts.catchup } : {}),
+          ...(opts.paused ? { paused: true } : {}),
+        });
+        const d = await handle.describe();
+        console.log(`created schedule ${opts.id} (materializeFeatures, ${input.views.length} view(s)); next runs: ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '-'}`);
       } finally {
         await client.connection.close();
       }

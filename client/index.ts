@@ -27,8 +27,11 @@ export interface StartOptions {
 }
 
 export class InvalidBatchInputError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid batchInference input:\n  - ${problems.join('\n  - ')}`);
+  constructor(
+    readonly problems: string[],
+    what = 'batchInference input',
+  ) {
+    super(`invalid ${what}:\n  - ${problems.join('\n  - ')}`);
   }
 }
 

@@ -5,7 +5,8 @@
  * produced.
  */
 import { ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleSummary } from '@temporalio/client';
-import { batchInference } from '../workflows';
+import { batchInference, materializeFeatures } from '../workflows';
+import { checkMaterializeShape, type MaterializeFeaturesInput } from '../workflows/features-definitions';
 import { SEARCH_ATTRIBUTES, checkBatchInput, type BatchInferenceInput } from '../workflows/definitions';
 import { InvalidBatchInputError } from './index';
 
@@ -19,10 +20,8 @@ export const OVERLAP_POLICIES = {
 } as const;
 export type OverlapName = keyof typeof OVERLAP_POLICIES;
 
-export interface BatchScheduleOptions {
-  scheduleId: string;
-  input: BatchInferenceInput;
-  taskQueue: string;
+/** When and how a schedule runs (shared by batch and materialisation schedules). */
+export interface ScheduleTiming {
   /** Cron expressions (`0 3 * * *`), interpreted in `timezone`. */
   cron?: string[];
   /** Fixed intervals (`1h`, `15m`, `1d`). */
@@ -35,27 +34,64 @@ export interface BatchScheduleOptions {
   note?: string;
 }
 
-export function checkScheduleOptions(o: BatchScheduleOptions): string[] {
-  const problems = checkBatchInput(o.input);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/.test(o.scheduleId)) problems.push('schedule id: letters, digits, ".", "_", "-" only');
+export interface BatchScheduleOptions extends ScheduleTiming {
+  scheduleId: string;
+  input: BatchInferenceInput;
+  taskQueue: string;
+}
+
+export interface MaterializeScheduleOptions extends ScheduleTiming {
+  scheduleId: string;
+  input: MaterializeFeaturesInput;
+  taskQueue: string;
+}
+
+function timingProblems(scheduleId: string, o: ScheduleTiming): string[] {
+  const problems: string[] = [];
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/.test(scheduleId)) problems.push('schedule id: letters, digits, ".", "_", "-" only');
   if (!o.cron?.length && !o.every?.length) problems.push('give --cron or --every');
-  if (o.input.asOf !== undefined) problems.push('asOf: a schedule sets the as-of time of each run to its scheduled time; remove asOf from the spec');
   for (const e of o.every ?? []) if (!/^\d+(ms|s|m|h|d)$/.test(e)) problems.push(`every: ${e} is not a duration like 15m, 1h, 1d`);
   if (o.overlap !== undefined && !(o.overlap in OVERLAP_POLICIES)) problems.push(`overlap: one of ${Object.keys(OVERLAP_POLICIES).join(', ')}`);
   return problems;
+}
+
+export function checkScheduleOptions(o: BatchScheduleOptions): string[] {
+  const problems = [...checkBatchInput(o.input), ...timingProblems(o.scheduleId, o)];
+  if (o.input.asOf !== undefined) problems.push('asOf: a schedule sets the as-of time of each run to its scheduled time; remove asOf from the spec');
+  return problems;
+}
+
+export function checkMaterializeScheduleOptions(o: MaterializeScheduleOptions): string[] {
+  const problems = [...checkMaterializeShape(o.input), ...timingProblems(o.scheduleId, o)];
+  if (o.input.end !== undefined) problems.push('end: a schedule sets the end of each run\'s window to its scheduled time; remove end');
+  if (o.input.start !== undefined) problems.push('start: a fixed start makes every scheduled run re-read the same history; use lookback (e.g. 2h) or neither');
+  return problems;
+}
+
+/** The schedule's spec, policies and state from its timing options. */
+function scheduleParts(o: ScheduleTiming) {
+  return {
+    spec: {
+      ...(o.cron?.length ? { cronExpressions: o.cron } : {}),
+      ...(o.every?.length ? { intervals: o.every.map((every) => ({ every: every as `${number}h` })) } : {}),
+      ...(o.timezone ? { timezone: o.timezone } : {}),
+    },
+    policies: {
+      overlap: OVERLAP_POLICIES[o.overlap ?? 'skip'],
+      ...(o.catchupWindow ? { catchupWindow: o.catchupWindow as `${number}h` } : {}),
+    },
+    state: { paused: o.paused ?? false, ...(o.note ? { note: o.note } : {}) },
+  };
 }
 
 export async function createBatchSchedule(client: Client, o: BatchScheduleOptions) {
   const problems = checkScheduleOptions(o);
   if (problems.length > 0) throw new InvalidBatchInputError(problems);
   const pipeline = o.input.pipeline ?? o.input.model.split(/[:@]/)[0]!;
+  const { spec, policies, state } = scheduleParts(o);
   return client.schedule.create({
     scheduleId: o.scheduleId,
-    spec: {
-      ...(o.cron?.length ? { cronExpressions: o.cron } : {}),
-      ...(o.every?.length ? { intervals: o.every.map((every) => ({ every: every as `${number}h` })) } : {}),
-      ...(o.timezone ? { timezone: o.timezone } : {}),
-    },
+    spec,
     action: {
       type: 'startWorkflow',
       workflowType: batchInference,
@@ -65,11 +101,22 @@ export async function createBatchSchedule(client: Client, o: BatchScheduleOption
       workflowId: o.scheduleId,
       typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.pipeline, value: pipeline }],
     },
-    policies: {
-      overlap: OVERLAP_POLICIES[o.overlap ?? 'skip'],
-      ...(o.catchupWindow ? { catchupWindow: o.catchupWindow as `${number}h` } : {}),
-    },
-    state: { paused: o.paused ?? false, ...(o.note ? { note: o.note } : {}) },
+    policies,
+    state,
+  });
+}
+
+/** materializeFeatures on a schedule: each run's window ends at its scheduled time (and starts `lookback` before it, when given). */
+export async function createMaterializeSchedule(client: Client, o: MaterializeScheduleOptions) {
+  const problems = checkMaterializeScheduleOptions(o);
+  if (problems.length > 0) throw new InvalidBatchInputError(problems, 'materializeFeatures schedule');
+  const { spec, policies, state } = scheduleParts(o);
+  return client.schedule.create({
+    scheduleId: o.scheduleId,
+    spec,
+    action: { type: 'startWorkflow', workflowType: materializeFeatures, args: [o.input], taskQueue: o.taskQueue, workflowId: o.scheduleId },
+    policies,
+    state,
   });
 }
 

@@ -19,6 +19,21 @@ export interface MaterializeFeaturesInput {
   start?: string;
   /** ISO 8601, inclusive. Default: the schedule's scheduled time for scheduled runs, else the workflow start time. */
   end?: string;
+  /**
+   * Instead of `start`: a window reaching this far back from `end` (`2h`, `1d`, `90m`, `3600s`).
+   * For schedules: `--every 1h` with lookback `2h` copies each hour's new rows (with an hour of
+   * overlap for late data; re-copying is harmless), instead of re-reading all history each run.
+   */
+  lookback?: string;
+}
+
+const LOOKBACK = /^([1-9][0-9]{0,9})(d|h|m|s)$/;
+const UNIT_MS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000 };
+
+/** `2h` → 7,200,000. Undefined for anything else (checked by checkMaterializeShape). */
+export function lookbackMs(lookback: string): number | undefined {
+  const m = LOOKBACK.exec(lookback);
+  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : undefined;
 }
 
 /** Counts of one view (no rows: they travel through the store, not through history). */
@@ -45,7 +60,7 @@ export interface MaterializeFeaturesProgress {
 
 export const materializeProgressQuery = defineQuery<MaterializeFeaturesProgress>('progress');
 
-const KNOWN = new Set(['views', 'store', 'start', 'end']);
+const KNOWN = new Set(['views', 'store', 'start', 'end', 'lookback']);
 
 /** Problems that need no I/O and no schema library (the view specs themselves are checked by an activity). */
 export function checkMaterializeShape(input: unknown): string[] {
@@ -66,6 +81,10 @@ export function checkMaterializeShape(input: unknown): string[] {
   const start = time('start');
   const end = time('end');
   if (start !== undefined && end !== undefined && start >= end) problems.push(`start: must be before end (${String(i.start)} ≥ ${String(i.end)})`);
+  if (i.lookback !== undefined) {
+    if (typeof i.lookback !== 'string' || lookbackMs(i.lookback) === undefined) problems.push('lookback: a duration such as 2h, 1d, 90m or 3600s');
+    if (i.start !== undefined) problems.push('lookback: give either start or lookback, not both');
+  }
   if (i.store !== undefined && (typeof i.store !== 'object' || i.store === null || Array.isArray(i.store))) problems.push('store: must be an object with a "type" ("redis" or "sqlite")');
   for (const k of Object.keys(i)) if (!KNOWN.has(k)) problems.push(`${k}: unknown field (known: ${[...KNOWN].join(', ')})`);
   return problems;

@@ -3,6 +3,7 @@ import type { FeatureActivities } from '../activities/features';
 import { SCHEDULED_START_TIME } from './definitions';
 import {
   checkMaterializeShape,
+  lookbackMs,
   materializeProgressQuery,
   type MaterializeFeaturesInput,
   type MaterializeFeaturesProgress,
@@ -44,7 +45,8 @@ export async function materializeFeatures(input: MaterializeFeaturesInput): Prom
   }
 
   const end = input.end !== undefined ? new Date(input.end).toISOString() : (info.typedSearchAttributes.get(SCHEDULED_START_TIME)?.toISOString() ?? new Date(info.runStartTime).toISOString());
-  const start = input.start !== undefined ? new Date(input.start).toISOString() : null;
+  const back = input.lookback !== undefined ? lookbackMs(input.lookback) : undefined;
+  const start = input.start !== undefined ? new Date(input.start).toISOString() : back !== undefined ? new Date(Date.parse(end) - back).toISOString() : null;
   if (start !== null && start >= end) {
     progress.phase = 'failed';
     throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid materializeFeatures input: start ${start} is not before end ${end}`, nonRetryable: true, details: [{ problems: [`start: must be before end ${end}`] }] });

@@ -3,9 +3,7 @@
  * embedded SQLite store (the default), PostgreSQL → Redis, a window that defaults its end to
  * the start time, and invalid input failing fast with every problem listed.
  */
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import pg from 'pg';
@@ -16,6 +14,8 @@ import { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery, type MaterializeFe
 import { tempConfig, uniqueName } from '../helpers/env';
 import { T0, latestPerEntity, loadStatsIntoPostgres, statRows, statView, writeStatsParquet, type StatRow } from '../helpers/features-data';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { recordHistory as saveHistory } from '../helpers/histories';
+import { createMaterializeSchedule } from '../../client/schedules';
 import type { materializeFeatures } from '../../workflows/materialize';
 
 const postgresUrl = inject('postgresUrl');
@@ -64,13 +64,8 @@ async function expectLatest(view: FeatureView, store: ReturnType<typeof openOnli
   expect(mismatches).toEqual([]);
 }
 
-/** `npm run record-histories`-style: with RECORD_HISTORIES=1 the run's history is saved for the replay test. */
-async function recordHistory(workflowId: string, file: string): Promise<void> {
-  if (!process.env.RECORD_HISTORIES) return;
-  const shown = spawnSync(inject('temporalCli'), ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', config.temporal.address], { encoding: 'utf8' });
-  expect(shown.status).toBe(0);
-  await fs.writeFile(path.join(__dirname, 'histories', file), shown.stdout);
-}
+/** With RECORD_HISTORIES=1 (`npm run record-histories`) the run's history is saved for the replay test. */
+const recordHistory = (workflowId: string, file: string) => saveHistory(inject('temporalCli'), config.temporal.address, workflowId, file);
 
 describe('materializeFeatures', () => {
   it('Parquet → the embedded SQLite store (default), in two windows; only counts in history', async () => {
@@ -115,6 +110,44 @@ describe('materializeFeatures', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('on a schedule with a lookback, each run copies (scheduled time − lookback, scheduled time]', async () => {
+    const view = statView('sched_stats', { type: 'file', path: path.join(dir, 'stats.parquet') });
+    const scheduleId = uniqueName('mat-sched');
+    const handle = await createMaterializeSchedule(w.client, {
+      scheduleId,
+      input: { views: [view], store: { type: 'sqlite', path: path.join(dir, 'sched.sqlite') }, lookback: '1d' },
+      taskQueue: config.temporal.taskQueue,
+      every: ['1d'],
+      overlap: 'allow-all',
+    });
+    try {
+      const at = T0 + 4 * DAY;
+      await handle.backfill({ start: new Date(at), end: new Date(at + 12 * 3_600_000) });
+      let workflowId = '';
+      for (let i = 0; i < 100 && !workflowId; i++) {
+        const a = (await handle.describe()).info.recentActions[0];
+        workflowId = a?.action.type === 'startWorkflow' ? a.action.workflow.workflowId : '';
+        if (!workflowId) await new Promise((r) => setTimeout(r, 200));
+      }
+      const r = (await w.client.workflow.getHandle(workflowId).result()) as MaterializeFeaturesResult;
+      expect(r.end).toBe(new Date(at).toISOString());
+      expect(r.start).toBe(new Date(at - DAY).toISOString());
+      const want = latestPerEntity(rows, at - DAY, at);
+      expect(want.size).toBeGreaterThan(0);
+      expect(r.totals.entities).toBe(want.size);
+      expect(r.totals.written).toBe(want.size);
+    } finally {
+      await handle.delete();
+    }
+  });
+
+  it('a schedule rejects a fixed window and bad timing before creating anything', async () => {
+    const view = statView('sched_bad', { type: 'file', path: path.join(dir, 'stats.parquet') });
+    const err = await createMaterializeSchedule(w.client, { scheduleId: 'bad id!', input: { views: [view], start: '2026-11-01T00:00:00Z', end: '2026-11-02T00:00:00Z', lookback: 'soon' }, taskQueue: config.temporal.taskQueue }).catch((e: unknown) => e as Error);
+    expect((err as Error).message).toContain('invalid materializeFeatures schedule');
+    for (const p of ['lookback: a duration such as 2h', 'lookback: give either start or lookback', 'schedule id:', 'give --cron or --every', 'end: a schedule sets the end', 'start: a fixed start']) expect((err as Error).message).toContain(p);
   });
 
   it('invalid input fails at once, non-retryable, listing every problem', async () => {
