@@ -6,7 +6,7 @@
  *   const x = assembleMatrix(input.columns, { ...batch, ...out }); // row-major Float32Array per model input
  *
  * The spec is written by the training script (examples/train/make_transform_fixtures.py has
- * the exporter); the model manifest does not carry it yet.
+ * the exporter) into the model's metadata (`transforms`); lib/pipeline/assemble.ts applies it.
  *
  * See docs/transforms.md.
  */
