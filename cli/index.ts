@@ -18,12 +18,19 @@ import { summaryTable, watchBatch } from './watch';
 import { loadPipelineSpec } from '../lib/pipeline/spec';
 import { OVERLAP_POLICIES, createBatchSchedule, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
 import { registerFeatureCommands } from './features';
+import { registerServeCommand } from './serve';
 
 const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
 
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');
   return n;
 }
 
@@ -370,6 +377,7 @@ relative paths in it are relative to the file. Flags override its fields.
     });
 
   registerFeatureCommands(program, { examples });
+  registerServeCommand(program, { examples, parseIntOption: nonNegativeInt });
   return program;
 }
 

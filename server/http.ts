@@ -1,0 +1,178 @@
+/**
+ * Online serving over HTTP with the KServe V2 (Open Inference Protocol) REST shapes: one
+ * pipeline (model + feature views + on-demand features), features looked up in the online
+ * store, the same assembly step as batch (`assembleOnline` → `assembleBlock`) and the same
+ * `predict`.
+ *
+ *   GET  /v2/health/live · /v2/health/ready
+ *   GET  /v2/models/{name}                      model metadata: the request fields it needs, its outputs
+ *   POST /v2/models/{name}/infer                V2 inference request → response
+ *
+ * A request carries one named input per request field, each a column of equal length:
+ *   {"id": "r1", "inputs": [
+ *      {"name": "customer_id", "datatype": "INT64", "shape": [2], "data": [17, 42]},
+ *      {"name": "merchant_category", "datatype": "BYTES", "shape": [2], "data": ["travel", "grocery"]}, …],
+ *    "parameters": {"as_of": "2026-10-15T12:00:00Z"}}          (optional: judge feature freshness at that time)
+ * The response has `label` (INT64) and `score` (FP32) outputs (`prediction` for regression) and,
+ * per row, the online store status of each feature (`parameters.feature_status`).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type * as ortTypes from 'onnxruntime-node';
+import { InferflowError, errorMessage } from '../lib/errors';
+import type { OnlineStore } from '../lib/features/online';
+import type { OnDemandRef } from '../lib/features/on-demand';
+import { planAssembly, type AssemblyPlan } from '../lib/pipeline/assemble';
+import { assembleOnline, type OnlineRequest } from '../lib/pipeline/online';
+import type { ModelManifest, ResolvedModel } from '../lib/registry/manifest';
+import { predict } from '../lib/runtime/predict';
+import { outputColumnName, type FeatureViewInput } from '../lib/features/spec';
+
+export interface ServedPipeline {
+  model: ResolvedModel;
+  manifest: ModelManifest;
+  session: ortTypes.InferenceSession;
+  views: readonly FeatureViewInput[];
+  onDemand: readonly OnDemandRef[];
+  store: OnlineStore;
+  idField?: string;
+}
+
+/** Most rows one request may carry. */
+export const MAX_ROWS_PER_REQUEST = 10_000;
+/** Largest request body accepted. */
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+interface V2Input {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data: unknown[];
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(c as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, `request body is not JSON: ${errorMessage(err)}`);
+  }
+}
+
+/** V2 inputs (one column per request field) → request rows; every problem listed. */
+export function rowsOf(body: unknown): { id?: string; rows: OnlineRequest[]; asOf?: Date } {
+  const problems: string[] = [];
+  const b = body as { id?: unknown; inputs?: unknown; parameters?: Record<string, unknown> } | null;
+  if (typeof b !== 'object' || b === null || !Array.isArray(b.inputs) || b.inputs.length === 0) throw new HttpError(400, 'inputs: required, a list of {name, datatype, shape, data}');
+  let n = -1;
+  const columns = new Map<string, unknown[]>();
+  (b.inputs as V2Input[]).forEach((input, i) => {
+    const where = `inputs[${i}]${typeof input?.name === 'string' ? ` (${input.name})` : ''}`;
+    if (typeof input?.name !== 'string' || input.name === '') return void problems.push(`${where}.name: required`);
+    if (!Array.isArray(input.data)) return void problems.push(`${where}.data: required, a list of values`);
+    if (!Array.isArray(input.shape) || input.shape.length !== 1 || input.shape[0] !== input.data.length) problems.push(`${where}.shape: must be [${input.data.length}] (one value per row)`);
+    if (!['BYTES', 'INT64', 'INT32', 'FP64', 'FP32', 'BOOL'].includes(input.datatype)) problems.push(`${where}.datatype: one of BYTES, INT64, INT32, FP64, FP32, BOOL`);
+    if (n === -1) n = input.data.length;
+    else if (input.data.length !== n) problems.push(`${where}: ${input.data.length} values, the first input has ${n}`);
+    if (columns.has(input.name)) problems.push(`${where}: given twice`);
+    if (input.datatype === 'BYTES' && input.data.some((v) => v !== null && typeof v !== 'string')) problems.push(`${where}.data: BYTES values must be strings or null`);
+    columns.set(input.name, input.data);
+    return undefined;
+  });
+  if (n > MAX_ROWS_PER_REQUEST) problems.push(`at most ${MAX_ROWS_PER_REQUEST} rows per request (got ${n})`);
+  const asOfRaw = b.parameters?.as_of;
+  const asOf = typeof asOfRaw === 'string' ? new Date(asOfRaw) : undefined;
+  if (asOfRaw !== undefined && (!asOf || Number.isNaN(asOf.getTime()))) problems.push('parameters.as_of: an ISO 8601 time');
+  if (problems.length > 0) throw new HttpError(400, problems.join('; '));
+  const rows: OnlineRequest[] = Array.from({ length: n }, (_, r) => Object.fromEntries([...columns].map(([k, v]) => [k, v[r]])));
+  return { ...(typeof b.id === 'string' ? { id: b.id } : {}), rows, ...(asOf ? { asOf } : {}) };
+}
+
+function statusOf(err: unknown): number {
+  if (err instanceof HttpError) return err.status;
+  if (err instanceof InferflowError) return err.permanent ? 400 : 503;
+  return 500;
+}
+
+export interface InferenceServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Serve one pipeline. Resolves once listening (port 0 picks a free one). */
+export async function startInferenceServer(p: ServedPipeline, options: { port?: number; host?: string } = {}): Promise<InferenceServer> {
+  const plan: AssemblyPlan = await planAssembly(p.manifest, [...p.onDemand]);
+  const fromViews = new Set(p.views.flatMap((v) => v.features.map((f) => outputColumnName(v.name, f.name))));
+  const requestFields = plan.sourceColumns.filter((c) => !fromViews.has(c.name));
+  const entityFields = [...new Set(p.views.flatMap((v) => v.entities))];
+  const name = p.model.name;
+  const regression = p.manifest.metadata.task === 'regression';
+
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const parts = url.pathname.split('/').filter(Boolean);
+      try {
+        if (req.method === 'GET' && url.pathname === '/v2/health/live') return send(res, 200, { live: true });
+        if (req.method === 'GET' && url.pathname === '/v2/health/ready') return send(res, 200, { ready: true });
+        if (parts[0] !== 'v2' || parts[1] !== 'models' || !parts[2]) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
+        if (parts[2] !== name) throw new HttpError(404, `model ${parts[2]} is not served here (this server serves ${name})`);
+        if (req.method === 'GET' && parts.length === 3) {
+          return send(res, 200, {
+            name,
+            versions: [String(p.model.version)],
+            platform: 'onnxruntime',
+            inputs: [...entityFields.map((f) => ({ name: f, datatype: 'BYTES|INT64', shape: [-1] })), ...requestFields.filter((c) => !entityFields.includes(c.name)).map((c) => ({ name: c.name, datatype: c.kind === 'string' ? 'BYTES' : c.kind === 'timestamp' ? 'BYTES (ISO 8601) or INT64 (epoch ms)' : 'FP64', shape: [-1] }))],
+            outputs: regression ? [{ name: 'prediction', datatype: 'FP32', shape: [-1] }] : [{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'score', datatype: 'FP32', shape: [-1] }],
+            parameters: { sha256: p.model.sha256, feature_views: p.views.map((v) => v.name) },
+          });
+        }
+        if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {
+          const { id, rows, asOf } = rowsOf(await readJson(req));
+          const { block, statuses } = await assembleOnline({ plan, views: p.views, store: p.store, requests: rows, ...(asOf ? { now: asOf } : {}), ...(p.idField ? { idField: p.idField } : {}) });
+          const preds = await predict(p.session, p.manifest, block);
+          const outputs = regression
+            ? [{ name: 'prediction', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.value!) }]
+            : [
+                { name: 'label', datatype: 'INT64', shape: [preds.rows], data: Array.from(preds.label!) },
+                { name: 'score', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.score!) },
+              ];
+          return send(res, 200, { model_name: name, model_version: String(p.model.version), ...(id ? { id } : {}), outputs, parameters: { feature_status: statuses } });
+        }
+        throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
+      } catch (err) {
+        send(res, statusOf(err), { error: errorMessage(err), ...(err instanceof InferflowError ? { type: err.type } : {}) });
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    url: `http://${addr.address}:${addr.port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * `inferflow serve`: the KServe V2 REST endpoint over a real Redis online store. Scores equal
+ * the ones the Python training code computed offline for the same requests.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FEATURES_EXPECTED, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
+import { serve } from '../../cli/serve';
+import { materializeView } from '../../lib/features/materialize';
+import { openOnlineStore } from '../../lib/features/online';
+import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { loadPipelineSpec } from '../../lib/pipeline/spec';
+import { ModelRegistry } from '../../lib/registry';
+import { openStore } from '../../lib/storage';
+import { tempConfig, uniqueName } from '../helpers/env';
+
+const DAY = 86_400_000;
+const T = Date.parse('2026-10-13T00:00:00Z');
+const keyPrefix = uniqueName('serve');
+
+let server: Awaited<ReturnType<typeof serve>>;
+let cleanup: () => Promise<void>;
+let requests: { transaction_id: string; customer_id: number; ts: string; amount: number; merchant_category: string; lat: number; lon: number }[];
+let expected: Map<string, { label: number; score: number }>;
+const saved = { ...process.env };
+
+beforeAll(async () => {
+  const env = await tempConfig();
+  cleanup = env.cleanup;
+  await registerFeaturesExampleModel(new ModelRegistry(openStore(env.config.registry)));
+  const spec = await loadPipelineSpec(FEATURES_PIPELINE);
+  const store = openOnlineStore({ type: 'redis', keyPrefix }, { dataDir: env.dir });
+  await materializeView({ view: spec.featureViews![0], store, end: new Date(T + DAY - 1) });
+  await store.close();
+  process.env.INFERFLOW_DATA_DIR = env.dir; // serve() reads the registry and cache location from the environment
+  process.env.INFERFLOW_LOG_LEVEL = 'warn';
+  server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', store: { type: 'redis', keyPrefix } });
+  ({ requests, expected } = await withDuckDB(async (conn) => {
+    const r = await conn.runAndReadAll(
+      `SELECT transaction_id, customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'), amount, merchant_category, lat, lon FROM read_parquet(${lit(path.resolve(spec.spine!))})
+       WHERE event_timestamp >= ${lit(new Date(T).toISOString())}::TIMESTAMPTZ AND event_timestamp < ${lit(new Date(T + DAY).toISOString())}::TIMESTAMPTZ ORDER BY transaction_id LIMIT 60`,
+    );
+    const e = await conn.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(FEATURES_EXPECTED)})`);
+    return {
+      requests: r.getRowsJS().map((x) => ({ transaction_id: toText(x[0]), customer_id: Number(x[1]), ts: toText(x[2]), amount: Number(x[3]), merchant_category: toText(x[4]), lat: Number(x[5]), lon: Number(x[6]) })),
+      expected: new Map(e.getRowsJS().map((x) => [toText(x[0]), { label: Number(x[1]), score: Number(x[2]) }])),
+    };
+  }));
+});
+
+afterAll(async () => {
+  await server?.shutdown();
+  const store = openOnlineStore({ type: 'redis', keyPrefix }, { dataDir: '/tmp' });
+  await store.deleteView('customer_stats');
+  await store.close();
+  process.env = saved;
+  await cleanup?.();
+});
+
+function v2(rows: typeof requests, asOf?: string) {
+  const col = (name: string, datatype: string, data: unknown[]) => ({ name, datatype, shape: [data.length], data });
+  return {
+    id: 'req-1',
+    inputs: [
+      col('transaction_id', 'BYTES', rows.map((r) => r.transaction_id)),
+      col('customer_id', 'INT64', rows.map((r) => r.customer_id)),
+      col('event_timestamp', 'BYTES', rows.map((r) => r.ts)),
+      col('amount', 'FP64', rows.map((r) => r.amount)),
+      col('merchant_category', 'BYTES', rows.map((r) => r.merchant_category)),
+      col('lat', 'FP64', rows.map((r) => r.lat)),
+      col('lon', 'FP64', rows.map((r) => r.lon)),
+    ],
+    ...(asOf ? { parameters: { as_of: asOf } } : {}),
+  };
+}
+
+async function post(body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${server.url}/v2/models/fraud-features/infer`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+describe('inferflow serve (KServe V2 REST, Redis online store)', () => {
+  it('answers health and metadata, naming the request fields the pipeline needs', async () => {
+    expect(await (await fetch(`${server.url}/v2/health/ready`)).json()).toEqual({ ready: true });
+    const meta = (await (await fetch(`${server.url}/v2/models/fraud-features`)).json()) as { name: string; inputs: { name: string }[]; outputs: { name: string }[] };
+    expect(meta.name).toBe('fraud-features');
+    expect(meta.inputs.map((i) => i.name).sort()).toEqual(['amount', 'customer_id', 'event_timestamp', 'lat', 'lon', 'merchant_category']);
+    expect(meta.outputs.map((o) => o.name)).toEqual(['label', 'score']);
+  });
+
+  it('scores requests as the offline pipeline and the Python training code do', async () => {
+    expect(requests.length).toBe(60);
+    for (const r of requests) {
+      const { status, json } = await post(v2([r], r.ts));
+      expect(status, JSON.stringify(json)).toBe(200);
+      const outputs = json.outputs as { name: string; data: number[] }[];
+      const want = expected.get(r.transaction_id)!;
+      expect(outputs.find((o) => o.name === 'label')!.data[0]).toBe(want.label);
+      expect(Math.abs(outputs.find((o) => o.name === 'score')!.data[0]! - want.score)).toBeLessThan(1e-6);
+    }
+  });
+
+  it('scores many rows in one request, with feature statuses per row', async () => {
+    const { status, json } = await post(v2(requests.slice(0, 20), new Date(T + DAY).toISOString()));
+    expect(status).toBe(200);
+    expect(json.id).toBe('req-1');
+    expect((json.outputs as { shape: number[] }[])[0]!.shape).toEqual([20]);
+    const statuses = (json.parameters as { feature_status: Record<string, string>[] }).feature_status;
+    expect(statuses).toHaveLength(20);
+    expect(statuses[0]!['customer_stats__avg_amount_30d']).toBe('PRESENT');
+    // Without as_of, freshness is judged now: the October snapshots are older than the 2-day TTL.
+    const now = await post(v2(requests.slice(0, 1)));
+    expect((now.json.parameters as { feature_status: Record<string, string>[] }).feature_status[0]!['customer_stats__avg_amount_30d']).toBe('STALE');
+  });
+
+  it('rejects bad requests with 400 and every problem named; unknown models with 404', async () => {
+    const body = v2(requests.slice(0, 2));
+    body.inputs = body.inputs.filter((i) => i.name !== 'lat');
+    body.inputs[1]!.shape = [3];
+    const bad = await post(body);
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatch(/inputs\[1\] \(customer_id\)\.shape: must be \[2\]/);
+    const missing = await post({ inputs: v2(requests.slice(0, 2)).inputs.filter((i) => i.name !== 'lat') });
+    expect(missing.status).toBe(400);
+    expect(missing.json).toMatchObject({ type: 'SchemaMismatch' });
+    expect(missing.json.error).toContain('lat is missing from the requests');
+    expect((await post({ inputs: 'nope' })).status).toBe(400);
+    expect((await fetch(`${server.url}/v2/models/other/infer`, { method: 'POST', body: '{}' })).status).toBe(404);
+  });
+});
