@@ -18,6 +18,7 @@ import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
 import { createFeatureActivities } from './features';
+import { createOnlineActivities } from './online';
 
 export interface PlanBatchInput {
   runId: string;
@@ -166,8 +167,9 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
-    // Feature activities map their own failures.
+    // Feature and online activities map their own failures.
     ...createFeatureActivities(deps),
+    ...createOnlineActivities(deps),
     ...withFailureMapping({
     /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version; the workflow records it. */
     async resolveModel(input: { ref: string }): Promise<ResolvedModel> {

@@ -4,6 +4,7 @@ import type { InferflowConfig } from '../lib/config/env';
 import { createActivities } from '../activities';
 import { createActivityDeps, type ActivityDeps } from '../activities/deps';
 import { closePostgresPools, closeRedisClients } from '../lib/sinks';
+import { closeOnlineStores } from '../activities/online';
 import { connectionOptions } from './connection';
 
 export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
@@ -44,7 +45,7 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
     deps,
     close: async () => {
       await deps.sessions.close();
-      await Promise.allSettled([closePostgresPools(), closeRedisClients()]);
+      await Promise.allSettled([closePostgresPools(), closeRedisClients(), closeOnlineStores()]);
       if (!options.connection) await connection.close();
     },
   };

@@ -1,0 +1,98 @@
+/**
+ * The online prediction activity: requests + online-store features → predictions, through
+ * the same assembly step and `predict` as batch and the HTTP server. Run as a local activity by
+ * the onlineInference workflow (low latency: no task-queue round trip), so every durable
+ * prediction is recorded in that workflow's history with its request and its answer.
+ */
+import { InvalidInputError } from '../lib/errors';
+import { openOnlineStore, type OnlineStore, type OnlineStoreSpec } from '../lib/features/online';
+import type { FeatureViewInput } from '../lib/features/spec';
+import type { OnDemandRef } from '../lib/features/on-demand';
+import { checkSignature, planAssembly, type AssemblyPlan } from '../lib/pipeline/assemble';
+import { assembleOnline } from '../lib/pipeline/online';
+import type { ModelManifest, ResolvedModel } from '../lib/registry/manifest';
+import { signatureOf } from '../lib/runtime/onnx';
+import { predict } from '../lib/runtime/predict';
+import type { ActivityDeps } from './deps';
+import { withFailureMapping } from './failures';
+
+export interface OnlinePredictInput {
+  model: ResolvedModel;
+  featureViews: FeatureViewInput[];
+  onDemand: OnDemandRef[];
+  store?: OnlineStoreSpec;
+  idColumn?: string;
+  /** Request rows: entity keys, event time (ISO 8601 or epoch ms) and request fields. */
+  rows: Record<string, unknown>[];
+  /** ISO 8601: judge feature freshness at this time instead of now. */
+  asOf?: string;
+}
+
+export interface OnlinePrediction {
+  /** Predicted class per row (classification). */
+  label?: number[];
+  /** Positive-class probability per row (binary) or the predicted class's (multiclass). */
+  score?: number[];
+  /** Regression output per row. */
+  prediction?: number[];
+  /** Per row, per `<view>__<feature>`: the online store's status (PRESENT, NULL, NOT_FOUND, STALE). */
+  featureStatus: Record<string, string>[];
+}
+
+/** Online stores stay open across predictions (one per spec per worker process). */
+const stores = new Map<string, OnlineStore>();
+
+/** Close the online stores opened for predictions (worker shutdown). */
+export async function closeOnlineStores(): Promise<void> {
+  const all = [...stores.values()];
+  stores.clear();
+  await Promise.allSettled(all.map((s) => s.close()));
+}
+
+export function createOnlineActivities(deps: ActivityDeps) {
+  /** Per model + on-demand features: the manifest (versions are immutable) and the assembly plan. */
+  const plans = new Map<string, Promise<{ manifest: ModelManifest; plan: AssemblyPlan }>>();
+
+  return withFailureMapping({
+    async predictOnline(input: OnlinePredictInput): Promise<OnlinePrediction> {
+      if (!Array.isArray(input.rows) || input.rows.length === 0) throw new InvalidInputError('no rows to predict', ['rows: at least one request row']);
+      const { model } = input;
+      const { path: modelPath } = await deps.cache.ensure(model, deps.registry);
+      const session = await deps.sessions.get(model.sha256, modelPath, { intraOpThreads: deps.config.ortThreads });
+      const key = `${model.sha256}:${JSON.stringify(input.onDemand)}`;
+      let planned = plans.get(key);
+      if (!planned) {
+        planned = (async () => {
+          const manifest = await deps.registry.manifest(model.name, model.version);
+          const plan = await planAssembly(manifest, input.onDemand);
+          checkSignature(plan, signatureOf(session), `model ${model.name}:${model.version}`);
+          return { manifest, plan };
+        })();
+        plans.set(key, planned);
+        planned.catch(() => plans.delete(key));
+      }
+      const { manifest, plan } = await planned;
+      const storeKey = JSON.stringify(input.store ?? null);
+      let store = stores.get(storeKey);
+      if (!store) {
+        store = openOnlineStore(input.store, { redisUrl: deps.config.redisUrl, dataDir: deps.config.dataDir });
+        stores.set(storeKey, store);
+      }
+      const { block, statuses } = await assembleOnline({
+        plan,
+        views: input.featureViews,
+        store,
+        requests: input.rows,
+        ...(input.asOf ? { now: new Date(input.asOf) } : {}),
+        ...(input.idColumn ? { idField: input.idColumn } : {}),
+      });
+      const p = await predict(session, manifest, block);
+      return {
+        ...(p.label ? { label: Array.from(p.label) } : {}),
+        ...(p.score ? { score: Array.from(p.score) } : {}),
+        ...(p.value ? { prediction: Array.from(p.value) } : {}),
+        featureStatus: statuses,
+      };
+    },
+  });
+}

@@ -1,0 +1,75 @@
+import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import type { InferflowActivities } from '../activities';
+import type { ResolvedModel } from '../lib/registry/manifest';
+import {
+  DEFAULT_MAX_PREDICTIONS_PER_RUN,
+  checkOnlineInput,
+  checkPredictRequest,
+  deploymentStatusQuery,
+  predictUpdate,
+  type DeploymentStatus,
+  type OnlineInferenceInput,
+} from './online-definitions';
+
+const steps = proxyActivities<InferflowActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+/** Predictions run as local activities (no task-queue round trip); a brief store outage is retried a few times, then the update fails. */
+const online = proxyLocalActivities<InferflowActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 4 },
+});
+
+/**
+ * A durable, audited online deployment of one pipeline: the model is resolved once and pinned;
+ * each `predict` Update (a few request rows) is answered through the same assembly step and
+ * `predict` as batch and the HTTP server, and its request and answer stay in the history.
+ * Malformed requests are rejected by the validator before they enter history. The workflow
+ * continues as new every `maxPredictionsPerRun` predictions; cancel it to stop the deployment.
+ */
+export async function onlineInference(input: OnlineInferenceInput): Promise<DeploymentStatus> {
+  const problems = checkOnlineInput(input);
+  if (problems.length > 0) throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid onlineInference input: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+  const max = input.maxPredictionsPerRun ?? DEFAULT_MAX_PREDICTIONS_PER_RUN;
+  const status: DeploymentStatus = { model: input.pinned ?? null, served: input.servedBefore ?? 0, servedThisRun: 0, failed: input.failedBefore ?? 0 };
+  setHandler(deploymentStatusQuery, () => status);
+
+  let model: ResolvedModel | undefined = input.pinned;
+  setHandler(
+    predictUpdate,
+    async (req) => {
+      status.servedThisRun++;
+      await condition(() => model !== undefined);
+      try {
+        const r = await online.predictOnline({
+          model: model!,
+          featureViews: input.featureViews ?? [],
+          onDemand: input.onDemand ?? [],
+          ...(input.store ? { store: input.store } : {}),
+          ...(input.idColumn ? { idColumn: input.idColumn } : {}),
+          rows: req.rows,
+          ...(req.asOf ? { asOf: req.asOf } : {}),
+        });
+        status.served++;
+        return { ...r, model: { name: model!.name, version: model!.version, sha256: model!.sha256 }, ...(req.requestId ? { requestId: req.requestId } : {}) };
+      } catch (err) {
+        status.failed++;
+        throw err;
+      }
+    },
+    {
+      validator: (req) => {
+        const bad = checkPredictRequest(req);
+        if (bad.length > 0) throw new Error(`invalid predict request: ${bad.join('; ')}`);
+        if (status.servedThisRun >= max) throw new Error('deployment is continuing as new; retry');
+      },
+    },
+  );
+
+  model ??= await steps.resolveModel({ ref: input.model });
+  status.model = model;
+  await condition(() => status.servedThisRun >= max && allHandlersFinished());
+  return continueAsNew<typeof onlineInference>({ ...input, pinned: model, servedBefore: status.served, failedBefore: status.failed });
+}
