@@ -99,6 +99,11 @@ export interface ReadColumnsOptions {
   rowColumn?: { index: number; firstRow: number };
 }
 
+/** A result had more or fewer rows than expected. */
+export class RowCountError extends Error {
+  override readonly name = 'RowCountError';
+}
+
 /** A result's row numbers were not consecutive (see ReadColumnsOptions.rowColumn): re-read it with ORDER BY. */
 export class RowOrderError extends Error {
   override readonly name = 'RowOrderError';
@@ -134,7 +139,7 @@ export async function readColumns(conn: DuckDBConnection, sql: string, kinds: re
   const skip = options.rowColumn?.index;
   let total = 0;
   for (const { chunk, offset, rows: n } of chunksOf(result)) {
-    if (offset + n > rows) throw new Error(`query returned more than the expected ${rows} rows`);
+    if (offset + n > rows) throw new RowCountError(`query returned more than the expected ${rows} rows`);
     if (options.rowColumn) checkRowNumbers(chunk.getColumnVector(options.rowColumn.index), n, options.rowColumn.firstRow + offset, 'readColumns');
     for (let j = 0, col = 0; j < kinds.length; j++, col++) {
       if (col === skip) col++;
@@ -145,7 +150,7 @@ export async function readColumns(conn: DuckDBConnection, sql: string, kinds: re
     }
     total += n;
   }
-  if (total !== rows) throw new Error(`query returned ${total} rows, expected ${rows}`);
+  if (total !== rows) throw new RowCountError(`query returned ${total} rows, expected ${rows}`);
   return out;
 }
 
@@ -161,7 +166,7 @@ export async function readMatrices(conn: DuckDBConnection, sql: string, widths: 
   const skip = options.rowColumn?.index;
   let total = 0;
   for (const { chunk, offset, rows: n } of chunksOf(result)) {
-    if (offset + n > rows) throw new Error(`query returned more than the expected ${rows} rows`);
+    if (offset + n > rows) throw new RowCountError(`query returned more than the expected ${rows} rows`);
     if (options.rowColumn) checkRowNumbers(chunk.getColumnVector(options.rowColumn.index), n, options.rowColumn.firstRow + offset, 'readMatrices');
     let col = 0;
     widths.forEach((width, g) => {
@@ -173,7 +178,7 @@ export async function readMatrices(conn: DuckDBConnection, sql: string, widths: 
     });
     total += n;
   }
-  if (total !== rows) throw new Error(`query returned ${total} rows, expected ${rows}`);
+  if (total !== rows) throw new RowCountError(`query returned ${total} rows, expected ${rows}`);
   return out;
 }
 

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EmptyInputError, InvalidInputError, SchemaMismatchError } from '../errors';
-import { readColumns, readMatrices, RowOrderError, selectAs, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
+import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withDuckDB, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
@@ -157,7 +157,7 @@ async function inRowOrder<T>(read: (orderBy: string) => Promise<T>): Promise<T> 
 
 function readFailure(snapshotPath: string, shard: ShardDescriptor, err: unknown): unknown {
   // A row count that does not add up means the snapshot is not what was planned.
-  if (err instanceof Error && /query returned/.test(err.message)) return new SchemaMismatchError(`snapshot ${snapshotPath} is inconsistent`, [`shard ${shard.index}: ${err.message}`]);
+  if (err instanceof RowCountError) return new SchemaMismatchError(`snapshot ${snapshotPath} is inconsistent`, [`shard ${shard.index}: ${err.message}`]);
   return err;
 }
 
