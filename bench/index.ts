@@ -3,11 +3,13 @@
  *
  *   npm run bench -- batch [--rows 1000000] [--models tree,mlp] [--shard-size N] [--concurrency N]
  *   npm run bench -- report        regenerate docs/benchmarks.md from bench/results/*.json
+ *   npm run bench -- ort-threads   ONNX Runtime on the calling thread (intra-op 1 or 2) vs. the inference pool
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultPoolSize } from '../lib/runtime/pool';
 import { BATCH_DEFAULTS } from '../workflows/definitions';
 import { runBatchBench } from './batch';
+import { runOrtThreadsBench } from './ort-threads';
 import { updateDoc } from './report';
 import { registerOnlineBench } from './online';
 import type { ModelKey, SinkKind } from './types';
@@ -136,6 +138,16 @@ Examples:
       keep: f.keep,
       command: normalizedCommand(f, rows, models, shardSizes, concurrencies),
     });
+  });
+
+program
+  .command('ort-threads')
+  .description('ONNX Runtime on the calling thread with 1 or 2 intra-op threads vs. the inference pool (N threads × 1 intra-op thread), both models; prints a table')
+  .option('--rows <n>', 'rows (from the 1M-row benchmark dataset)', (v) => intList(1, 1_000_000)(v, [])[0]!, 1_000_000)
+  .option('--repeats <n>', 'repeats of each placement', (v) => intList(1, 10)(v, [])[0]!, 3)
+  .option('--pool-threads <n>', 'inference pool threads (default: cores, at most 4)', (v) => intList(1, 64)(v, [])[0]!)
+  .action(async (f: { rows: number; repeats: number; poolThreads?: number }) => {
+    await runOrtThreadsBench({ rows: f.rows, repeats: f.repeats, poolThreads: f.poolThreads ?? Math.max(1, defaultPoolSize({})), say: (m) => process.stdout.write(`${m}\n`) });
   });
 
 program
