@@ -23,7 +23,7 @@ export function createActivityDeps(config: InferflowConfig, logger: Logger = cre
     config,
     registry: new ModelRegistry(openStore(config.registry)),
     cache: new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => cacheLogger.info({ event: e.kind, sha256: e.sha256, bytes: e.bytes }, `model cache ${e.kind}`)),
-    sessions: new SessionCache(),
+    sessions: new SessionCache({ inferenceThreads: config.inferenceThreads }),
     logger,
     ...(config.stagingUrl ? { staging: new RunStaging(openStore(config.stagingUrl)) } : {}),
   };

@@ -27,7 +27,7 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
   const { resolved, manifest } = await registry.resolve(spec.model);
   const cache = new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes);
   const { path: modelPath } = await cache.ensure(resolved, registry);
-  const sessions = new SessionCache();
+  const sessions = new SessionCache({ inferenceThreads: config.inferenceThreads });
   const session = await sessions.get(resolved.sha256, modelPath, { intraOpThreads: config.ortThreads });
   const store = openOnlineStore(opts.store ?? { type: 'sqlite' }, { redisUrl: config.redisUrl, dataDir: config.dataDir });
   const server = await startInferenceServer(

@@ -2,6 +2,7 @@
  * The one module that reads environment variables. Everything else receives a typed
  * `InferflowConfig` (or a piece of it), so defaults and names live in exactly one place.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -34,6 +35,7 @@ const EnvSchema = z.object({
   INFERFLOW_STAGING: z.string().regex(/^(s3|file):\/\//, 'must be an s3:// or file:// URL').optional(),
   INFERFLOW_TEMPORAL_CLI: z.string().optional(),
   INFERFLOW_ORT_THREADS: z.coerce.number().int().min(0).max(64).default(1),
+  INFERFLOW_INFERENCE_THREADS: z.coerce.number().int().min(0).max(64).optional(),
   AWS_ENDPOINT_URL_S3: z.string().url().optional(),
   AWS_ENDPOINT_URL: z.string().url().optional(),
   AWS_REGION: z.string().optional(),
@@ -73,6 +75,8 @@ export interface InferflowConfig {
   stagingUrl?: string;
   temporalCli?: string;
   ortThreads: number;
+  /** Worker threads that run large predict() chunks off the event loop (0: on the calling thread). Default: cores, at most 4. */
+  inferenceThreads: number;
   /** PostgreSQL connection URL of the sink and of PostgreSQL feature sources (may hold a password: never logged, never put in a payload). Unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
   postgresUrl?: string;
   /** Redis connection of the sink and of the Redis online feature store (worker / CLI environment only; never in workflow input). Unset: redis://127.0.0.1:6379/0. */
@@ -150,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     ...(e.INFERFLOW_STAGING ? { stagingUrl: e.INFERFLOW_STAGING } : {}),
     ...(e.INFERFLOW_TEMPORAL_CLI ? { temporalCli: e.INFERFLOW_TEMPORAL_CLI } : {}),
     ortThreads: e.INFERFLOW_ORT_THREADS,
+    inferenceThreads: e.INFERFLOW_INFERENCE_THREADS ?? Math.min(4, os.availableParallelism()),
     ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
     ...(e.INFERFLOW_REDIS_URL ? { redisUrl: e.INFERFLOW_REDIS_URL } : {}),
     logLevel: e.INFERFLOW_LOG_LEVEL,

@@ -10,7 +10,7 @@
  * chunks to the pool and keeps small ones (online requests) on the calling thread, where a
  * message round trip would cost more than the computation.
  */
-import os from 'node:os';
+import { loadConfig } from '../config/env';
 import { Worker } from 'node:worker_threads';
 import type * as ortTypes from 'onnxruntime-node';
 import { errorMessage } from '../errors';
@@ -156,15 +156,9 @@ export class InferencePool {
   }
 }
 
-/** Threads of the default pool: `INFERFLOW_INFERENCE_THREADS`, else the number of cores (at most 4). 0 disables offloading. */
+/** Threads of the default pool: INFERFLOW_INFERENCE_THREADS (read by lib/config/env.ts), else the number of cores (at most 4). 0 disables offloading. */
 export function defaultPoolSize(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.INFERFLOW_INFERENCE_THREADS;
-  if (raw !== undefined && raw.trim() !== '') {
-    const n = Number(raw);
-    if (Number.isInteger(n) && n >= 0 && n <= 64) return n;
-    throw new Error(`INFERFLOW_INFERENCE_THREADS must be an integer from 0 to 64 (got ${JSON.stringify(raw)})`);
-  }
-  return Math.min(4, os.availableParallelism());
+  return loadConfig(env).inferenceThreads;
 }
 
 /** How a main-thread session can run on the pool instead. */
