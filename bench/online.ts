@@ -21,6 +21,7 @@ import { getOnlineFeatures, materializeView, openOnlineStore, type FeatureView, 
 import { encodeEntityKey } from '../lib/features/online';
 import { lit, withDuckDB } from '../lib/io/duckdb';
 import { cpuModel, packageVersion } from './machine';
+import { mulberry32 } from '../lib/util/random';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 
@@ -40,16 +41,6 @@ function positive(v: string): number {
   return n;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Latency {
   calls: number;

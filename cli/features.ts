@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { connectClient } from '../client';
-import { OVERLAP_POLICIES, createMaterializeSchedule, type OverlapName } from '../client/schedules';
+import { OVERLAP_POLICIES, createMaterializeSchedule, timingFromFlags, type OverlapName } from '../client/schedules';
 import { loadConfig } from '../lib/config/env';
 import { InvalidInputError } from '../lib/errors';
 import { getHistoricalFeatures, getOnlineFeatures, openOnlineStore, parseFeatureView, type EntityKeyInput, type FeatureView, type FeatureViewInput, type OnlineFeatureVector, type OnlineStoreSpec } from '../lib/features';
@@ -262,12 +262,7 @@ export function registerFeatureCommands(program: Command, { examples }: FeatureC
           scheduleId: opts.id,
           input,
           taskQueue: config.temporal.taskQueue,
-          ...(opts.cron ? { cron: opts.cron } : {}),
-          ...(opts.every ? { every: opts.every } : {}),
-          ...(opts.timezone ? { timezone: opts.timezone } : {}),
-          overlap: opts.overlap,
-          ...(opts.catchup ? { catchupWindow: opts.catchup } : {}),
-          ...(opts.paused ? { paused: true } : {}),
+          ...timingFromFlags(opts),
         });
         const d = await handle.describe();
         console.log(`created schedule ${opts.id} (materializeFeatures, ${input.views.length} view(s)); next runs: ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '-'}`);

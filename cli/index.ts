@@ -16,7 +16,7 @@ import { int, table } from '../lib/util/format';
 import { parseAddress, startLocalTemporal, temporalAnswers } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
 import { loadPipelineSpec } from '../lib/pipeline/spec';
-import { OVERLAP_POLICIES, createBatchSchedule, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
+import { OVERLAP_POLICIES, createBatchSchedule, timingFromFlags, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
 import { registerFeatureCommands } from './features';
 import { registerServeCommand } from './serve';
 
@@ -231,12 +231,7 @@ relative paths in it are relative to the file. Flags override its fields.
           scheduleId,
           input,
           taskQueue: config.temporal.taskQueue,
-          ...(opts.cron ? { cron: opts.cron } : {}),
-          ...(opts.every ? { every: opts.every } : {}),
-          ...(opts.timezone ? { timezone: opts.timezone } : {}),
-          overlap: opts.overlap,
-          ...(opts.catchup ? { catchupWindow: opts.catchup } : {}),
-          ...(opts.paused ? { paused: true } : {}),
+          ...timingFromFlags(opts),
         });
         const d = await handle.describe();
         console.log(`created schedule ${scheduleId}; next runs: ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ')}`);

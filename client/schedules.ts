@@ -34,6 +34,18 @@ export interface ScheduleTiming {
   note?: string;
 }
 
+/** Timing from the CLI's schedule flags (shared by `schedule create` and `features schedule`). */
+export function timingFromFlags(f: { cron?: string[]; every?: string[]; timezone?: string; overlap?: OverlapName; catchup?: string; paused?: boolean }): ScheduleTiming {
+  return {
+    ...(f.cron ? { cron: f.cron } : {}),
+    ...(f.every ? { every: f.every } : {}),
+    ...(f.timezone ? { timezone: f.timezone } : {}),
+    ...(f.overlap ? { overlap: f.overlap } : {}),
+    ...(f.catchup ? { catchupWindow: f.catchup } : {}),
+    ...(f.paused ? { paused: true } : {}),
+  };
+}
+
 export interface BatchScheduleOptions extends ScheduleTiming {
   scheduleId: string;
   input: BatchInferenceInput;

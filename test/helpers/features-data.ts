@@ -5,18 +5,10 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { FeatureView } from '../../lib/features';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
+import { mulberry32 } from '../../lib/util/random';
 
 /** A seeded PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export const T0 = Date.parse('2026-11-01T00:00:00Z');
 

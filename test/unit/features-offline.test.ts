@@ -16,6 +16,7 @@ import { EmptyInputError, InvalidInputError, NotFoundError, SchemaMismatchError 
 import { getHistoricalFeatures, parseFeatureView, type FeatureViewInput } from '../../lib/features';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { FileObjectStore, registerStoreScheme } from '../../lib/storage';
+import { mulberry32 } from '../../lib/util/random';
 
 const BASE_MS = Date.UTC(2026, 0, 1);
 const BASE_US = BigInt(BASE_MS) * 1000n;
@@ -24,17 +25,7 @@ const MIN_NS = 60e9;
 const DAY_NS = 86_400e9;
 const SPINE_ROWS = 20_000;
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 type Key = number | string | null;
 
