@@ -2,12 +2,13 @@
  * `inferflow features …`: point-in-time retrieval to Parquet, online lookup, and the
  * materializeFeatures workflow. Registered by cli/index.ts.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { connectClient } from '../client';
-import { OVERLAP_POLICIES, createMaterializeSchedule, timingFromFlags, type OverlapName } from '../client/schedules';
+import { createMaterializeSchedule, timingFromFlags } from '../client/schedules';
+import { addScheduleTimingOptions, collect, examples, type ScheduleFlags } from './options';
 import { loadConfig } from '../lib/config/env';
 import { InvalidInputError } from '../lib/errors';
 import { getHistoricalFeatures, getOnlineFeatures, openOnlineStore, parseFeatureView, type EntityKeyInput, type FeatureView, type FeatureViewInput, type OnlineFeatureVector, type OnlineStoreSpec } from '../lib/features';
@@ -15,12 +16,7 @@ import { int, table } from '../lib/util/format';
 import { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery, type MaterializeFeaturesInput, type MaterializeFeaturesResult } from '../workflows/features-definitions';
 import type { materializeFeatures } from '../workflows/materialize';
 
-export interface FeatureCommandHelpers {
-  /** Formats the "Examples:" block of a command's --help. */
-  examples: (text: string) => string;
-}
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /**
  * Read feature view specs from JSON or YAML files: a view, a list of views, or `{"views": [...]}`.
@@ -117,7 +113,7 @@ function pickView(views: FeatureViewInput[], name: string | undefined): FeatureV
   return v;
 }
 
-export function registerFeatureCommands(program: Command, { examples }: FeatureCommandHelpers): void {
+export function registerFeatureCommands(program: Command): void {
   const features = program.command('features').description('Feature store: point-in-time training sets, online lookup, materialisation into the online store.');
 
   features
@@ -231,25 +227,22 @@ export function registerFeatureCommands(program: Command, { examples }: FeatureC
       }
     });
 
-  features
-    .command('schedule')
-    .description('Create a Temporal Schedule that runs materializeFeatures: each run copies the rows with event time up to its scheduled time (and after scheduled time − lookback, when given) into the online store.')
-    .requiredOption('--view <file>', 'feature view spec file (JSON or YAML); every view in it is materialised; repeatable', collect)
-    .requiredOption('--id <scheduleId>', 'schedule id (manage it with inferflow schedule describe|pause|unpause|trigger|backfill|delete)')
-    .option('--store <store>', 'sqlite[:PATH] (default: the embedded store under the worker\'s INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX]', parseStoreOption)
-    .option('--cron <expr>', 'cron expression, repeatable (e.g. "5 * * * *")', collect)
-    .option('--every <duration>', 'fixed interval, repeatable (e.g. 1h, 15m)', collect)
-    .option('--timezone <tz>', 'IANA time zone for cron expressions (default UTC)')
-    .option('--lookback <duration>', 'each run copies rows newer than scheduled time − lookback (e.g. 2h for an hourly schedule: an hour of overlap for late rows); default: all history up to the scheduled time')
-    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(Object.keys(OVERLAP_POLICIES)).default('skip'))
-    .option('--catchup <duration>', 'catch up runs missed within this window after downtime (e.g. 1h)')
-    .option('--paused', 'create it paused')
+  addScheduleTimingOptions(
+    features
+      .command('schedule')
+      .description('Create a Temporal Schedule that runs materializeFeatures: each run copies the rows with event time up to its scheduled time (and after scheduled time − lookback, when given) into the online store.')
+      .requiredOption('--view <file>', 'feature view spec file (JSON or YAML); every view in it is materialised; repeatable', collect)
+      .requiredOption('--id <scheduleId>', 'schedule id (manage it with inferflow schedule describe|pause|unpause|trigger|backfill|delete)')
+      .option('--store <store>', 'sqlite[:PATH] (default: the embedded store under the worker\'s INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX]', parseStoreOption)
+      .option('--lookback <duration>', 'each run copies rows newer than scheduled time − lookback (e.g. 2h for an hourly schedule: an hour of overlap for late rows); default: all history up to the scheduled time'),
+    '5 * * * *',
+  )
     .addHelpText('after', examples(`
       inferflow features schedule --view examples/pipelines/fraud-features.json --id customer-stats-hourly --every 1h --lookback 2h --store redis
       inferflow features schedule --view views.yaml --id features-nightly --cron '15 2 * * *' --timezone Europe/Berlin --catchup 6h
       inferflow schedule trigger customer-stats-hourly
     `))
-    .action(async (opts: { view: string[]; id: string; store?: OnlineStoreSpec; cron?: string[]; every?: string[]; timezone?: string; lookback?: string; overlap: OverlapName; catchup?: string; paused?: boolean }) => {
+    .action(async (opts: ScheduleFlags & { view: string[]; id: string; store?: OnlineStoreSpec; lookback?: string }) => {
       const input: MaterializeFeaturesInput = {
         views: await readViewFiles(opts.view),
         ...(opts.store ? { store: opts.store } : {}),

@@ -19,20 +19,7 @@ import { loadPipelineSpec } from '../lib/pipeline/spec';
 import { OVERLAP_POLICIES, createBatchSchedule, timingFromFlags, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
 import { registerFeatureCommands } from './features';
 import { registerServeCommand } from './serve';
-
-const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');
-  return n;
-}
+import { addScheduleTimingOptions, examples, positiveInt, type ScheduleFlags } from './options';
 
 function registryFor(config: InferflowConfig, override?: string): ModelRegistry {
   return new ModelRegistry(openStore(override ?? config.registry));
@@ -204,23 +191,19 @@ relative paths in it are relative to the file. Flags override its fields.
     });
 
   const schedule = program.command('schedule').description('Batch pipelines on Temporal Schedules (also visible in the Temporal UI and `temporal schedule …`).');
-  const collect = (v: string, prev: string[] = []) => [...prev, v];
-  schedule
-    .command('create <spec>')
-    .description('Create a schedule that runs batchInference with the input in <spec> (a JSON file). Each run\'s as-of time is its scheduled time.')
-    .option('--id <scheduleId>', 'schedule id (default: batch-<pipeline>)')
-    .option('--cron <expr>', 'cron expression, repeatable (e.g. "0 3 * * *")', collect)
-    .option('--every <duration>', 'fixed interval, repeatable (e.g. 1h, 15m, 1d)', collect)
-    .option('--timezone <tz>', 'IANA time zone for cron expressions (default UTC)')
-    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(Object.keys(OVERLAP_POLICIES)).default('skip'))
-    .option('--catchup <duration>', 'catch up runs missed within this window after downtime (e.g. 1h)')
-    .option('--paused', 'create it paused')
+  addScheduleTimingOptions(
+    schedule
+      .command('create <spec>')
+      .description('Create a schedule that runs batchInference with the input in <spec> (a JSON file). Each run\'s as-of time is its scheduled time.')
+      .option('--id <scheduleId>', 'schedule id (default: batch-<pipeline>)'),
+    '0 3 * * *',
+  )
     .addHelpText('after', examples(`
       echo '{"model": "fraud-detector@production", "features": "'$PWD'/examples/data/transactions.parquet"}' > fraud-nightly.json
       inferflow schedule create fraud-nightly.json --id fraud-nightly --cron '0 3 * * *' --timezone Europe/Berlin --catchup 6h
       inferflow schedule create fraud-nightly.json --id fraud-hourly --every 1h --overlap buffer-one
     `))
-    .action(async (specFile: string, opts: { id?: string; cron?: string[]; every?: string[]; timezone?: string; overlap: OverlapName; catchup?: string; paused?: boolean }) => {
+    .action(async (specFile: string, opts: ScheduleFlags & { id?: string }) => {
       const input = await loadPipelineSpec(specFile);
       const config = loadConfig();
       const client = await connectClient(config.temporal);
@@ -371,8 +354,8 @@ relative paths in it are relative to the file. Flags override its fields.
       console.log(table(rows.rows, rows.cols));
     });
 
-  registerFeatureCommands(program, { examples });
-  registerServeCommand(program, { examples, parseIntOption: nonNegativeInt });
+  registerFeatureCommands(program);
+  registerServeCommand(program);
   return program;
 }
 

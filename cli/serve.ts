@@ -12,6 +12,7 @@ import { SessionCache } from '../lib/runtime/sessions';
 import { openStore } from '../lib/storage';
 import { startInferenceServer, type InferenceServer } from '../server/http';
 import { parseStoreOption } from './features';
+import { examples, nonNegativeInt } from './options';
 
 export interface ServeOptions {
   port: number;
@@ -45,11 +46,11 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
   };
 }
 
-export function registerServeCommand(program: Command, { examples, parseIntOption }: { examples: (text: string) => string; parseIntOption: (v: string) => number }): void {
+export function registerServeCommand(program: Command): void {
   program
     .command('serve <spec>')
     .description('Serve a pipeline spec online over HTTP (KServe V2 REST): request fields in, features from the online store, the same on-demand features and transforms as batch, predictions out.')
-    .option('--port <port>', 'port (default 8080; 0 picks a free one)', parseIntOption, 8080)
+    .option('--port <port>', 'port (default 8080; 0 picks a free one)', nonNegativeInt, 8080)
     .option('--host <host>', 'interface to listen on (default 127.0.0.1)', '127.0.0.1')
     .option('--store <store>', 'online store: sqlite[:PATH] (default: the embedded store under INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX] (server: INFERFLOW_REDIS_URL)', parseStoreOption)
     .addHelpText('after', examples(`

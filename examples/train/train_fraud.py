@@ -143,18 +143,30 @@ def export_binary_classifier(model, zipmap_key, out_dir: pathlib.Path, name: str
     return onx.SerializeToString()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train-rows", type=int, default=200_000)
-    ap.add_argument("--score-rows", type=int, default=50_000)
-    ap.add_argument("--seed", type=int, default=7)
-    args = ap.parse_args()
+START = datetime(2026, 9, 1, tzinfo=timezone.utc)
 
-    start = datetime(2026, 9, 1, tzinfo=timezone.utc)
-    df = generate(args.train_rows, args.seed, start)
+
+def training_args(doc: str, score_rows: bool) -> argparse.Namespace:
+    """The command line shared by the scripts that train on `generate`'s data."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train-rows", type=int, default=200_000)
+    if score_rows:
+        ap.add_argument("--score-rows", type=int, default=50_000)
+    ap.add_argument("--seed", type=int, default=7)
+    return ap.parse_args()
+
+
+def training_split(rows: int, seed: int):
+    """(y, X_train, X_test, y_train, y_test) from `rows` generated rows: a stratified 80/20 split."""
+    df = generate(rows, seed, START)
     X = df[FEATURES].to_numpy(dtype=np.float32)
     y = df["is_fraud"].to_numpy()
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=args.seed, stratify=y)
+    return (y, *train_test_split(X, y, test_size=0.2, random_state=seed, stratify=y))
+
+
+def main() -> None:
+    args = training_args(__doc__, score_rows=True)
+    y, X_tr, X_te, y_tr, y_te = training_split(args.train_rows, args.seed)
     model = GradientBoostingClassifier(n_estimators=80, max_depth=3, learning_rate=0.1, random_state=args.seed)
     model.fit(X_tr, y_tr)
     proba = model.predict_proba(X_te)[:, 1]
@@ -173,7 +185,7 @@ def main() -> None:
         },
     ))
 
-    score = generate(args.score_rows, args.seed + 1, start + timedelta(days=30))
+    score = generate(args.score_rows, args.seed + 1, START + timedelta(days=30))
     data_dir = ROOT / "examples" / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     score.drop(columns=["is_fraud"]).to_parquet(data_dir / "transactions.parquet", index=False, compression="zstd")

@@ -17,36 +17,24 @@ The outputs are committed, so the benchmark never needs Python to train.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
-from datetime import datetime, timezone
 
-import numpy as np
-from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 # Reuse the generator and feature order of the tree model: one definition of the data.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from train_fraud import FEATURES, ROOT, binary_metrics, export_binary_classifier, generate  # noqa: E402
+from train_fraud import ROOT, binary_metrics, export_binary_classifier, training_args, training_split  # noqa: E402
 
 HIDDEN = (32, 16)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train-rows", type=int, default=200_000)
-    ap.add_argument("--seed", type=int, default=7)
-    args = ap.parse_args()
-
-    start = datetime(2026, 9, 1, tzinfo=timezone.utc)
-    df = generate(args.train_rows, args.seed, start)
-    X = df[FEATURES].to_numpy(dtype=np.float32)
-    y = df["is_fraud"].to_numpy()
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=args.seed, stratify=y)
+    args = training_args(__doc__, score_rows=False)
+    y, X_tr, X_te, y_tr, y_te = training_split(args.train_rows, args.seed)
 
     # Amounts and distances span thousands while flags are 0/1: an MLP needs scaled inputs.
     # The scaler is part of the exported graph, so callers feed raw feature values.

@@ -1,0 +1,42 @@
+/** Option parsers and help pieces shared by the CLI's command modules. */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { OVERLAP_POLICIES, type OverlapName } from '../client/schedules';
+
+/** The "Examples:" block of a command's --help. */
+export const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
+
+/** Repeatable option: every value, in order. */
+export const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');
+  return n;
+}
+
+/** What the schedule timing options parse to (see timingFromFlags in client/schedules.ts). */
+export interface ScheduleFlags {
+  cron?: string[];
+  every?: string[];
+  timezone?: string;
+  overlap: OverlapName;
+  catchup?: string;
+  paused?: boolean;
+}
+
+/** --cron, --every, --timezone, --overlap, --catchup, --paused: the same for every kind of schedule. */
+export function addScheduleTimingOptions(cmd: Command, cronExample: string): Command {
+  return cmd
+    .option('--cron <expr>', `cron expression, repeatable (e.g. "${cronExample}")`, collect)
+    .option('--every <duration>', 'fixed interval, repeatable (e.g. 1h, 15m, 1d)', collect)
+    .option('--timezone <tz>', 'IANA time zone for cron expressions (default UTC)')
+    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(Object.keys(OVERLAP_POLICIES)).default('skip'))
+    .option('--catchup <duration>', 'catch up runs missed within this window after downtime (e.g. 1h)')
+    .option('--paused', 'create it paused');
+}
