@@ -25,7 +25,7 @@ import { openStore } from '../lib/storage';
 import { BATCH_DEFAULTS } from '../workflows/definitions';
 import { MAX_CONCURRENT_ACTIVITIES, WORKFLOWS_PATH } from '../workers/worker';
 import { ensureDataset, type Dataset } from './dataset';
-import { machineInfo, sourceState } from './machine';
+import { machineInfo, nproc, sourceState } from './machine';
 import { runPipeline } from './pipeline';
 import { countPostgresRows, dropTable, ensurePsycopg, pgEnv, postgresSinkSpec, postgresSinkStatus } from './postgres';
 import { runRawBaseline } from './raw';
@@ -106,7 +106,7 @@ async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions,
       lineage: { modelName: m.manifest.name, modelVersion: m.manifest.version, modelSha256: m.manifest.artifact.sha256, asOf: new Date().toISOString(), runId: 'raw-baseline' },
       outDir,
       batchRows: o.rawBatchRows,
-      duckdbThreads: machineThreads(),
+      duckdbThreads: nproc(),
       inferenceThreads: Math.max(1, o.inferenceThreads),
       ...(pgTable ? { postgres: { table: pgTable } } : {}),
     });
@@ -197,10 +197,6 @@ function baselineThreads(o: BatchBenchOptions): number {
   return Math.max(1, o.inferenceThreads) * ORT_THREADS;
 }
 
-function machineThreads(): number {
-  const r = spawnSync('nproc', [], { encoding: 'utf8' });
-  return Number(r.stdout?.trim()) || 2;
-}
 
 // ---- checks --------------------------------------------------------------------------------
 
@@ -401,7 +397,7 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
           workerMaxActivities: MAX_CONCURRENT_ACTIVITIES,
           baselineIntraOpThreads: baselineThreads(o),
           rawBatchRows: o.rawBatchRows,
-          rawDuckdbThreads: machineThreads(),
+          rawDuckdbThreads: nproc(),
           baselineRepeats: o.baselineRepeats,
           pipelineRepeats: o.pipelineRepeats,
           ...(o.warm ? { warmWorker: true } : {}),

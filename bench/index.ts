@@ -142,7 +142,7 @@ Examples:
 
 program
   .command('ort-threads')
-  .description('ONNX Runtime on the calling thread with 1 or 2 intra-op threads vs. the inference pool (N threads × 1 intra-op thread), both models; prints a table')
+  .description('ONNX Runtime on the calling thread with 1 or 2 intra-op threads vs. the inference pool (N threads × 1 intra-op thread), both models; prints a table and writes bench/results/ort-threads-<day>.json')
   .option('--rows <n>', 'rows (from the 1M-row benchmark dataset)', (v) => intList(1, 1_000_000)(v, [])[0]!, 1_000_000)
   .option('--repeats <n>', 'repeats of each placement', (v) => intList(1, 10)(v, [])[0]!, 3)
   .option('--pool-threads <n>', 'inference pool threads (default: cores, at most 4)', (v) => intList(1, 64)(v, [])[0]!)

@@ -20,10 +20,11 @@ import { loadConfig } from '../lib/config/env';
 import { getOnlineFeatures, materializeView, openOnlineStore, type FeatureView, type OnlineStore } from '../lib/features';
 import { encodeEntityKey } from '../lib/features/online';
 import { lit, withDuckDB } from '../lib/io/duckdb';
-import { cpuModel, packageVersion } from './machine';
+import { hostInfo, loadAverage, packageVersion, sourceState, writeDailyResults } from './machine';
+import { REPO_ROOT } from '../cli/examples';
+import { positiveInt } from '../cli/options';
 import { mulberry32 } from '../lib/util/random';
 
-const REPO_ROOT = path.resolve(__dirname, '..');
 
 interface OnlineFlags {
   entities: number;
@@ -35,11 +36,8 @@ interface OnlineFlags {
   stores: string[];
 }
 
-function positive(v: string): number {
-  const n = Number(v.replace(/_/g, ''));
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
+/** A positive integer; `_` separators allowed (`100_000`). */
+const positive = (v: string): number => positiveInt(v.replace(/_/g, ''));
 
 
 interface Latency {
@@ -168,30 +166,19 @@ export async function runOnlineBench(f: OnlineFlags, command: string): Promise<v
       date: date.toISOString(),
       command,
       machine: {
-        nproc: os.availableParallelism(),
-        cpuModel: cpuModel(),
-        memoryBytes: os.totalmem(),
-        os: `${os.type()} ${os.release()} ${os.arch()}`,
-        node: process.version,
+        ...hostInfo(),
         ioredis: packageVersion('ioredis'),
         betterSqlite3: packageVersion('better-sqlite3'),
         redisServer: spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout?.trim() || 'unknown',
         loadAverageBefore: loadBefore,
-        loadAverageAfter: os.loadavg().map((x) => Number(x.toFixed(2))),
+        loadAverageAfter: loadAverage(),
       },
-      source: {
-        commit: spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim() || 'unknown',
-        uncommitted: spawnSync('git', ['status', '--porcelain', '--', 'lib/features', 'bench/online.ts'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((l) => l.slice(3)),
-      },
+      source: sourceState(REPO_ROOT, ['lib/features', 'bench/online.ts']),
       settings: { ...f, features: view.features.map((x) => x.dtype), unknownKeyFraction: 0.05, redis: redisUrl.replace(/\/\/[^@]*@/, '//') },
       results,
       note: 'Latency of getOnlineFeatures in-process, calls one at a time after warm-up: key encoding, store round trip, decoding, statuses. Redis on loopback (same machine).',
     };
-    const resultsDir = path.join(REPO_ROOT, 'bench', 'results');
-    await fs.mkdir(resultsDir, { recursive: true });
-    const file = path.join(resultsDir, `online-${date.toISOString().slice(0, 10)}.json`);
-    await fs.writeFile(file, JSON.stringify(out, null, 2) + '\n');
-    console.log(`wrote ${path.relative(REPO_ROOT, file)}`);
+    console.log(`wrote ${await writeDailyResults('online', date, out)}`);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

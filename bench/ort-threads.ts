@@ -3,7 +3,8 @@
  * one session on the calling thread with 1 or 2 intra-op threads, or the inference pool
  * (lib/runtime/pool.ts: N worker threads × 1 intra-op thread, what the worker uses) — over the
  * benchmark dataset's first `--rows` rows in 65,536-row calls, both example models, with the
- * largest score difference to the 1-thread session (0 = bit-exact). Prints a table; writes nothing.
+ * largest score difference to the 1-thread session (0 = bit-exact). Prints a table and writes
+ * bench/results/ort-threads-<YYYY-MM-DD>.json.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +16,8 @@ import { InferencePool, type PlainTensor } from '../lib/runtime/pool';
 import { BENCH_DATA_DIR, MODELS } from './batch';
 import { ensureDataset } from './dataset';
 import type { ModelKey } from './types';
+import { hostInfo, loadAverage, packageVersion, sourceState, writeDailyResults } from './machine';
+import { REPO_ROOT } from '../cli/examples';
 
 const BATCH = 65_536;
 
@@ -30,6 +33,8 @@ function positiveScores(out: Record<string, { data: unknown; dims: readonly numb
 export async function runOrtThreadsBench(o: { rows: number; repeats: number; poolThreads: number; say: (m: string) => void }): Promise<void> {
   const dataset = await ensureDataset(BENCH_DATA_DIR, Math.max(1_000_000, o.rows), o.say);
   const lines: string[] = ['| model | placement | time (each repeat) | max score diff vs. intra-op 1 |', '|---|---|---|---|'];
+  const recorded: { model: string; placement: string; seconds: number[]; maxScoreDiff: number }[] = [];
+  const loadBefore = loadAverage();
   for (const key of ['tree', 'mlp'] as ModelKey[]) {
     const { name, dir } = MODELS[key];
     const meta = JSON.parse(await fs.readFile(path.join(dir, 'metadata.json'), 'utf8')) as ModelMetadata;
@@ -96,8 +101,21 @@ export async function runOrtThreadsBench(o: { rows: number; repeats: number; poo
         diffs.set(label, Math.max(diffs.get(label) ?? 0, d));
       }
     }
+    for (const [label] of variants) recorded.push({ model: name, placement: label, seconds: times.get(label)!.map((t) => Number((t / 1000).toFixed(3))), maxScoreDiff: diffs.get(label)! });
     for (const [label] of variants) lines.push(`| ${name} | ${label} | ${times.get(label)!.map((t) => `${(t / 1000).toFixed(2)} s`).join(', ')} | ${diffs.get(label) === 0 ? '0 (bit-exact)' : diffs.get(label)!.toExponential(1)} |`);
   }
   o.say(`\n${o.rows.toLocaleString('en-US')} rows, ${BATCH.toLocaleString('en-US')}-row calls, spinning off:\n`);
   o.say(lines.join('\n'));
+  const date = new Date();
+  const written = await writeDailyResults('ort-threads', date, {
+    benchmark: 'ort-threads',
+    schema: 1,
+    date: date.toISOString(),
+    command: `npm run bench -- ort-threads --rows ${o.rows} --repeats ${o.repeats} --pool-threads ${o.poolThreads}`,
+    machine: { ...hostInfo(), onnxruntimeNode: packageVersion('onnxruntime-node'), loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() },
+    source: sourceState(REPO_ROOT, ['lib/runtime', 'bench/ort-threads.ts']),
+    settings: { rows: o.rows, batchRows: BATCH, repeats: o.repeats, poolThreads: o.poolThreads, spinning: false },
+    results: recorded,
+  });
+  o.say(`\nwrote ${written}`);
 }

@@ -14,15 +14,14 @@
  * Writes bench/results/pit-join-<YYYY-MM-DD>.json.
  */
 import fs from 'node:fs/promises';
-import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
 import { lit, scalar, withDuckDB } from '../lib/io/duckdb';
-import { cpuModel, packageVersion } from './machine';
+import { hostInfo, loadAverage, packageVersion, sourceState, writeDailyResults } from './machine';
+import { REPO_ROOT } from '../cli/examples';
 
-const REPO_ROOT = path.resolve(__dirname, '..');
 
 function intArg(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -137,23 +136,13 @@ async function main(): Promise<void> {
       date: date.toISOString(),
       command: `npx tsx bench/pit-join.ts ${process.argv.slice(2).join(' ')}`.trim(),
       machine: {
-        nproc: os.availableParallelism(),
-        cpuModel: cpuModel(),
-        memoryBytes: os.totalmem(),
-        os: `${os.type()} ${os.release()} ${os.arch()}`,
-        node: process.version,
+        ...hostInfo(),
         duckdbNodeApi: packageVersion('@duckdb/node-api'),
         /** 1/5/15-minute load averages before and after: the machine may be shared. */
         loadAverageBefore: loadBefore,
-        loadAverageAfter: os.loadavg().map((x) => Number(x.toFixed(2))),
+        loadAverageAfter: loadAverage(),
       },
-      source: {
-        commit: spawnSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.trim() || 'unknown',
-        uncommitted: spawnSync('git', ['status', '--porcelain', '--', 'lib/features', 'lib/io', 'bench/pit-join.ts'], { cwd: REPO_ROOT, encoding: 'utf8' })
-          .stdout.split('\n')
-          .filter(Boolean)
-          .map((l) => l.slice(3)),
-      },
+      source: sourceState(REPO_ROOT, ['lib/features', 'lib/io', 'bench/pit-join.ts']),
       settings: { spineRows: rows, featureRows, entities, threads, repeat, seed, ttl: view.ttl, features: view.features.length, spanDays: 90 },
       data: {
         generateSeconds: Number(generateSeconds.toFixed(3)),
@@ -173,12 +162,9 @@ async function main(): Promise<void> {
       rowsPerSecondMedian: Math.round(rows / med),
       note: 'End to end getHistoricalFeatures: read spine and source Parquet, dedupe the source per (entity, event time), ASOF LEFT JOIN, TTL, write the output Parquet. Rows/s counts spine rows.',
     };
-    const resultsDir = path.join(REPO_ROOT, 'bench', 'results');
-    await fs.mkdir(resultsDir, { recursive: true });
-    const file = path.join(resultsDir, `pit-join-${date.toISOString().slice(0, 10)}.json`);
-    await fs.writeFile(file, JSON.stringify(result, null, 2) + '\n');
+    const written = await writeDailyResults('pit-join', date, result);
     console.log(
-      `median ${med.toFixed(2)} s → ${result.rowsPerSecondMedian.toLocaleString('en-US')} spine rows/s (best ${result.rowsPerSecondBest.toLocaleString('en-US')}); ${(result.matchedFraction * 100).toFixed(1)}% of spine rows matched a feature row; wrote ${path.relative(REPO_ROOT, file)}`,
+      `median ${med.toFixed(2)} s → ${result.rowsPerSecondMedian.toLocaleString('en-US')} spine rows/s (best ${result.rowsPerSecondBest.toLocaleString('en-US')}); ${(result.matchedFraction * 100).toFixed(1)}% of spine rows matched a feature row; wrote ${written}`,
     );
   } finally {
     if (!values.keep) await fs.rm(dir, { recursive: true, force: true });

@@ -4,12 +4,10 @@
  * standard PG* environment variables, defaulting to the local test server.
  */
 import { spawnSync } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
-import path from 'node:path';
+import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { REPO_ROOT } from '../cli/examples';
 import { toolsDirFor } from '../devservices/tools';
 import { SinkSpecSchema, type SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
@@ -28,12 +26,10 @@ export interface PgTarget {
 export type PostgresSinkStatus = { available: true; spec: SinkSpec } | { available: false; reason: string };
 
 /**
- * The Postgres sink is used only when its module exists, the sink spec accepts
- * `{type: 'postgres', table}`, and a server answers. Parsing with the project's own schema
- * also gives a typed SinkSpec without a cast.
+ * The Postgres sink is used only when the sink spec accepts `{type: 'postgres', table}` and a
+ * server answers. Parsing with the project's own schema also gives a typed SinkSpec without a cast.
  */
 export async function postgresSinkStatus(table: string): Promise<PostgresSinkStatus> {
-  if (!existsSync(path.join(REPO_ROOT, 'lib', 'sinks', 'postgres.ts'))) return { available: false, reason: 'lib/sinks/postgres.ts does not exist yet' };
   const spec = postgresSinkSpec(table);
   if ('error' in spec) return { available: false, reason: spec.error };
   try {

@@ -16,8 +16,6 @@ import { int, table } from '../lib/util/format';
 import { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery, type MaterializeFeaturesInput, type MaterializeFeaturesResult } from '../workflows/features-definitions';
 import type { materializeFeatures } from '../workflows/materialize';
 
-
-
 /**
  * Read feature view specs from JSON or YAML files: a view, a list of views, or `{"views": [...]}`.
  * Relative file-source paths are resolved against the spec file's directory.
