@@ -3,12 +3,11 @@
  * materializeFeatures workflow. Registered by cli/index.ts.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { connectClient } from '../client';
+import { defaultWorkflowId } from '../client';
 import { createMaterializeSchedule, timingFromFlags } from '../client/schedules';
-import { addScheduleTimingOptions, collect, examples, type ScheduleFlags } from './options';
+import { addScheduleTimingOptions, collect, examples, withTemporal, type ScheduleFlags } from './options';
 import { loadConfig } from '../lib/config/env';
 import { InvalidInputError } from '../lib/errors';
 import { getHistoricalFeatures, getOnlineFeatures, openOnlineStore, parseFeatureView, type EntityKeyInput, type FeatureView, type FeatureViewInput, type OnlineFeatureVector, type OnlineStoreSpec } from '../lib/features';
@@ -200,13 +199,10 @@ export function registerFeatureCommands(program: Command): void {
         ...(opts.end ? { end: opts.end } : {}),
       };
       for (const k of ['start', 'end'] as const) if (input[k] !== undefined && Number.isNaN(Date.parse(input[k]))) throw new InvalidArgumentError(`--${k} must be an ISO 8601 time`);
-      const config = loadConfig();
-      const client = await connectClient(config.temporal);
-      try {
-        const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      await withTemporal(async (client, config) => {
         const handle = await client.workflow.start<typeof materializeFeatures>(MATERIALIZE_WORKFLOW_TYPE, {
           taskQueue: config.temporal.taskQueue,
-          workflowId: opts.workflowId ?? `materialize-${stamp}-${randomUUID().slice(0, 8)}`,
+          workflowId: opts.workflowId ?? defaultWorkflowId('materialize'),
           args: [input],
         });
         console.log(`started ${handle.workflowId} on task queue ${config.temporal.taskQueue}`);
@@ -220,9 +216,7 @@ export function registerFeatureCommands(program: Command): void {
             ['view', 'store', 'rows read', 'entities', 'written', 'unchanged', 'skipped (older)'],
           ),
         );
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
   addScheduleTimingOptions(
@@ -246,9 +240,7 @@ export function registerFeatureCommands(program: Command): void {
         ...(opts.store ? { store: opts.store } : {}),
         ...(opts.lookback ? { lookback: opts.lookback } : {}),
       };
-      const config = loadConfig();
-      const client = await connectClient(config.temporal);
-      try {
+      await withTemporal(async (client, config) => {
         const handle = await createMaterializeSchedule(client, {
           scheduleId: opts.id,
           input,
@@ -257,8 +249,6 @@ export function registerFeatureCommands(program: Command): void {
         });
         const d = await handle.describe();
         console.log(`created schedule ${opts.id} (materializeFeatures, ${input.views.length} view(s)); next runs: ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '-'}`);
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 }

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { connectClient, ensureSearchAttributes, queryProgress, startBatchInference, type BatchInferenceInput, type BatchInferenceResult } from '../client';
+import { ensureSearchAttributes, queryProgress, startBatchInference, type BatchInferenceInput, type BatchInferenceResult } from '../client';
 import { loadConfig, TEMPORAL_CLI_VERSION, type InferflowConfig } from '../lib/config/env';
 import { InferflowError } from '../lib/errors';
 import { lit, toText, withDuckDB } from '../lib/io/duckdb';
@@ -19,7 +19,7 @@ import { loadPipelineSpec } from '../lib/pipeline/spec';
 import { OVERLAP_POLICIES, createBatchSchedule, timingFromFlags, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
 import { registerFeatureCommands } from './features';
 import { registerServeCommand } from './serve';
-import { addScheduleTimingOptions, examples, positiveInt, type ScheduleFlags } from './options';
+import { addScheduleTimingOptions, examples, positiveInt, withTemporal, type ScheduleFlags } from './options';
 
 function registryFor(config: InferflowConfig, override?: string): ModelRegistry {
   return new ModelRegistry(openStore(override ?? config.registry));
@@ -142,9 +142,7 @@ relative paths in it are relative to the file. Flags override its fields.
       const spec: Partial<BatchInferenceInput> = specFile ? await loadPipelineSpec(specFile) : {};
       const model = opts.model ?? spec.model;
       if (!model || (!opts.features && !spec.features && !spec.featureViews)) throw new InvalidArgumentError('give a spec file with "model" and "features" (or "featureViews"), or --model and --features');
-      const config = loadConfig();
-      const client = await connectClient(config.temporal);
-      try {
+      await withTemporal(async (client, config) => {
         await ensureSearchAttributes(client, config.temporal.namespace);
         const input: BatchInferenceInput = {
           ...spec,
@@ -162,18 +160,14 @@ relative paths in it are relative to the file. Flags override its fields.
         if (!opts.wait) return;
         const result = await watchBatch(handle, process.stdout);
         console.log(`\n${summaryTable(result)}`);
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
   batch
     .command('status <workflowId>')
     .description('Show a run: status, progress while running, summary when done, the failure when failed.')
     .action(async (workflowId: string) => {
-      const config = loadConfig();
-      const client = await connectClient(config.temporal);
-      try {
+      await withTemporal(async (client) => {
         const handle = client.workflow.getHandle(workflowId);
         const desc = await handle.describe();
         console.log(`${workflowId}: ${desc.status.name} (started ${desc.startTime.toISOString()})`);
@@ -185,9 +179,7 @@ relative paths in it are relative to the file. Flags override its fields.
         } else {
           await handle.result();
         }
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
   const schedule = program.command('schedule').description('Batch pipelines on Temporal Schedules (also visible in the Temporal UI and `temporal schedule …`).');
@@ -205,9 +197,7 @@ relative paths in it are relative to the file. Flags override its fields.
     `))
     .action(async (specFile: string, opts: ScheduleFlags & { id?: string }) => {
       const input = await loadPipelineSpec(specFile);
-      const config = loadConfig();
-      const client = await connectClient(config.temporal);
-      try {
+      await withTemporal(async (client, config) => {
         await ensureSearchAttributes(client, config.temporal.namespace);
         const scheduleId = opts.id ?? `batch-${input.pipeline ?? String(input.model).split(/[:@]/)[0]}`;
         const handle = await createBatchSchedule(client, {
@@ -218,24 +208,14 @@ relative paths in it are relative to the file. Flags override its fields.
         });
         const d = await handle.describe();
         console.log(`created schedule ${scheduleId}; next runs: ${d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ')}`);
-      } finally {
-        await client.connection.close();
-      }
+      });
     });
 
-  const withSchedules = async <T>(fn: (client: Awaited<ReturnType<typeof connectClient>>) => Promise<T>): Promise<T> => {
-    const client = await connectClient(loadConfig().temporal);
-    try {
-      return await fn(client);
-    } finally {
-      await client.connection.close();
-    }
-  };
   schedule
     .command('list')
     .description('All schedules in the namespace.')
     .action(() =>
-      withSchedules(async (client) => {
+      withTemporal(async (client) => {
         const rows: string[][] = [];
         for await (const s of client.schedule.list()) rows.push(describeSummary(s));
         console.log(rows.length ? table(rows, ['schedule', 'state', 'spec', 'last run (scheduled)', 'next run']) : 'no schedules');
@@ -244,23 +224,23 @@ relative paths in it are relative to the file. Flags override its fields.
   schedule
     .command('describe <scheduleId>')
     .description('Spec, policies, input, recent and next runs.')
-    .action((id: string) => withSchedules(async (client) => console.log(table(describeDetails(await client.schedule.getHandle(id).describe())))));
+    .action((id: string) => withTemporal(async (client) => console.log(table(describeDetails(await client.schedule.getHandle(id).describe())))));
   schedule
     .command('pause <scheduleId>')
     .option('--note <text>', 'why (shown in describe and the UI)')
-    .action((id: string, o: { note?: string }) => withSchedules(async (client) => (await client.schedule.getHandle(id).pause(o.note), console.log(`paused ${id}`))));
+    .action((id: string, o: { note?: string }) => withTemporal(async (client) => (await client.schedule.getHandle(id).pause(o.note), console.log(`paused ${id}`))));
   schedule
     .command('unpause <scheduleId>')
     .option('--note <text>', 'why')
-    .action((id: string, o: { note?: string }) => withSchedules(async (client) => (await client.schedule.getHandle(id).unpause(o.note), console.log(`unpaused ${id}`))));
+    .action((id: string, o: { note?: string }) => withTemporal(async (client) => (await client.schedule.getHandle(id).unpause(o.note), console.log(`unpaused ${id}`))));
   schedule
     .command('trigger <scheduleId>')
     .description('Run now (as-of time: now).')
-    .action((id: string) => withSchedules(async (client) => (await client.schedule.getHandle(id).trigger(), console.log(`triggered ${id}`))));
+    .action((id: string) => withTemporal(async (client) => (await client.schedule.getHandle(id).trigger(), console.log(`triggered ${id}`))));
   schedule
     .command('delete <scheduleId>')
     .description('Delete the schedule (runs already started are not affected).')
-    .action((id: string) => withSchedules(async (client) => (await client.schedule.getHandle(id).delete(), console.log(`deleted ${id}`))));
+    .action((id: string) => withTemporal(async (client) => (await client.schedule.getHandle(id).delete(), console.log(`deleted ${id}`))));
   schedule
     .command('backfill <scheduleId>')
     .description('Run every time the schedule would have fired in [from, to), each with that time as its as-of time.')
@@ -271,7 +251,7 @@ relative paths in it are relative to the file. Flags override its fields.
       inferflow schedule backfill fraud-nightly --from 2026-11-18T00:00:00Z --to 2026-11-25T00:00:00Z
     `))
     .action((id: string, o: { from: string; to: string; overlap: OverlapName }) =>
-      withSchedules(async (client) => {
+      withTemporal(async (client) => {
         const start = new Date(o.from);
         const end = new Date(o.to);
         if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start) throw new InvalidArgumentError('--from and --to must be ISO 8601 times with --from < --to');

@@ -1,6 +1,9 @@
 /** Option parsers and help pieces shared by the CLI's command modules. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { Client } from '@temporalio/client';
+import { connectClient } from '../client';
 import { OVERLAP_POLICIES, type OverlapName } from '../client/schedules';
+import { loadConfig, type InferflowConfig } from '../lib/config/env';
 
 /** The "Examples:" block of a command's --help. */
 export const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
@@ -39,4 +42,15 @@ export function addScheduleTimingOptions(cmd: Command, cronExample: string): Com
     .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(Object.keys(OVERLAP_POLICIES)).default('skip'))
     .option('--catchup <duration>', 'catch up runs missed within this window after downtime (e.g. 1h)')
     .option('--paused', 'create it paused');
+}
+
+/** Run `fn` with a client connected to the configured Temporal server; the connection is closed afterwards. */
+export async function withTemporal<T>(fn: (client: Client, config: InferflowConfig) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const client = await connectClient(config.temporal);
+  try {
+    return await fn(client, config);
+  } finally {
+    await client.connection.close();
+  }
 }

@@ -20,6 +20,12 @@ export async function connectClient(t: TemporalConfig): Promise<Client> {
   return new Client({ connection, namespace: t.namespace });
 }
 
+/** `<prefix>-<UTC time, compact>-<8 random hex>`: unique, sortable, readable in the Temporal UI. */
+export function defaultWorkflowId(prefix: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${prefix}-${stamp}-${randomUUID().slice(0, 8)}`;
+}
+
 export interface StartOptions {
   taskQueue: string;
   /** Default: `batch-<pipeline>-<timestamp>-<random>`. */
@@ -39,10 +45,9 @@ export async function startBatchInference(client: Client, input: BatchInferenceI
   const problems = checkBatchInput(input);
   if (problems.length > 0) throw new InvalidBatchInputError(problems);
   const pipeline = input.pipeline ?? input.model.split(/[:@]/)[0]!;
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return client.workflow.start(batchInference, {
     taskQueue: options.taskQueue,
-    workflowId: options.workflowId ?? `batch-${pipeline}-${stamp}-${randomUUID().slice(0, 8)}`,
+    workflowId: options.workflowId ?? defaultWorkflowId(`batch-${pipeline}`),
     args: [input],
     typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.pipeline, value: pipeline }],
   });
