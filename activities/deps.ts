@@ -22,7 +22,11 @@ export function createActivityDeps(config: InferflowConfig, logger: Logger = cre
   return {
     config,
     registry: new ModelRegistry(openStore(config.registry)),
-    cache: new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => cacheLogger.info({ event: e.kind, sha256: e.sha256, bytes: e.bytes }, `model cache ${e.kind}`)),
+    cache: new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => {
+      // A hit happens on every shard and online request: debug level; downloads, evictions and corrupt files stay visible.
+      if (e.kind === 'hit') cacheLogger.debug({ event: e.kind, sha256: e.sha256 }, 'model cache hit');
+      else cacheLogger.info({ event: e.kind, sha256: e.sha256, bytes: e.bytes }, `model cache ${e.kind}`);
+    }),
     sessions: new SessionCache({ inferenceThreads: config.inferenceThreads }),
     logger,
     ...(config.stagingUrl ? { staging: new RunStaging(openStore(config.stagingUrl)) } : {}),

@@ -7,11 +7,9 @@ import { Context, heartbeat } from '@temporalio/activity';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { predictShard as predictShardLib, stageSnapshot, type InputFingerprint, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
-import { checkSignature, planAssembly, type AssemblyPlan } from '../lib/pipeline/assemble';
 import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
 import type { OnDemandRef } from '../lib/features/on-demand';
-import { signatureOf } from '../lib/runtime/onnx';
-import type { ResolvedModel, ModelManifest } from '../lib/registry/manifest';
+import type { ResolvedModel } from '../lib/registry/manifest';
 import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
@@ -19,6 +17,7 @@ import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
 import { createFeatureActivities } from './features';
 import { createOnlineActivities } from './online';
+import { createModelContexts } from './models';
 
 export interface PlanBatchInput {
   runId: string;
@@ -106,33 +105,7 @@ const SNAPSHOT_NAME = 'snapshot.parquet';
 export function createActivities(deps: ActivityDeps) {
   const log = deps.logger;
 
-  async function manifestOf(model: ResolvedModel): Promise<ModelManifest> {
-    return deps.registry.manifest(model.name, model.version);
-  }
-
-  /** Ensure the model is in the local cache (download + verify once per machine) and return its session. */
-  async function loadModel(model: ResolvedModel) {
-    const { path: modelPath } = await deps.cache.ensure(model, deps.registry);
-    return deps.sessions.get(model.sha256, modelPath, { intraOpThreads: deps.config.ortThreads });
-  }
-
-  /** Assembly plans per model + on-demand features (modules load once per process). */
-  const plans = new Map<string, Promise<AssemblyPlan>>();
-  function assemblyPlan(model: ResolvedModel, manifest: ModelManifest, onDemand: OnDemandRef[] = []): Promise<AssemblyPlan> {
-    const key = `${model.sha256}:${model.name}:${model.version}:${JSON.stringify(onDemand)}`;
-    let p = plans.get(key);
-    if (!p) {
-      p = planAssembly(manifest, onDemand).then((plan) => {
-        checkSignature(plan, manifest.signature, `model ${model.name}:${model.version}`);
-        return plan;
-      });
-      plans.set(key, p);
-      p.catch(() => plans.delete(key));
-    }
-    return p;
-  }
-  /** Sessions whose real input signature was checked against the assembled inputs. */
-  const checkedSessions = new WeakSet<object>();
+  const models = createModelContexts(deps);
 
   /**
    * The snapshot file this worker reads. Without shared staging: the planned path. With it:
@@ -169,7 +142,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     // Feature and online activities map their own failures.
     ...createFeatureActivities(deps),
-    ...createOnlineActivities(deps),
+    ...createOnlineActivities(deps, models),
     ...withFailureMapping({
     /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version; the workflow records it. */
     async resolveModel(input: { ref: string }): Promise<ResolvedModel> {
@@ -182,8 +155,7 @@ export function createActivities(deps: ActivityDeps) {
     async planBatch(input: PlanBatchInput): Promise<PlanBatchResult> {
       using _alive = keepAlive();
       const sink = parseSinkSpec(input.sink);
-      const manifest = await manifestOf(input.model);
-      const assembly = await assemblyPlan(input.model, manifest, input.onDemand);
+      const { manifest, plan: assembly } = await models.context(input.model, input.onDemand);
       let featuresPath: string;
       if (input.featureViews) {
         await fs.mkdir(runDir(deps, input.runId), { recursive: true });
@@ -205,7 +177,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       const plan = await stageSnapshot({
         featuresPath,
-        snapshotPath: path.join(runDir(deps, input.runId), 'snapshot.parquet'),
+        snapshotPath: path.join(runDir(deps, input.runId), SNAPSHOT_NAME),
         manifest,
         idColumn: input.idColumn ?? null,
         shardSize: input.shardSize,
@@ -226,13 +198,8 @@ export function createActivities(deps: ActivityDeps) {
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
     async predictShard(input: PredictShardInput): Promise<ShardResult> {
       const ctx = Context.current();
-      const session = await loadModel(input.model);
-      const manifest = await manifestOf(input.model);
-      const plan = await assemblyPlan(input.model, manifest, input.onDemand);
-      if (!checkedSessions.has(session)) {
-        checkSignature(plan, signatureOf(session), `model ${input.model.name}:${input.model.version} (${input.model.sha256.slice(0, 12)})`);
-        checkedSessions.add(session);
-      }
+      const { manifest, plan } = await models.context(input.model, input.onDemand);
+      const session = await models.session(input.model, plan);
       const partPath = partPathOf(deps, input.runId, input.shard.index);
       const { snapshotPath, inPlace } = await localSnapshot(input);
       // A retry resumes after the segments its previous attempt reported as written.

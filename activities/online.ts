@@ -6,14 +6,13 @@
  */
 import { InvalidInputError } from '../lib/errors';
 import { openOnlineStore, type OnlineStore, type OnlineStoreSpec } from '../lib/features/online';
-import type { FeatureViewInput } from '../lib/features/spec';
+import { parseFeatureView, type FeatureViewInput } from '../lib/features/spec';
 import type { OnDemandRef } from '../lib/features/on-demand';
-import { checkSignature, planAssembly, type AssemblyPlan } from '../lib/pipeline/assemble';
 import { assembleOnline } from '../lib/pipeline/online';
-import type { ModelManifest, ResolvedModel } from '../lib/registry/manifest';
-import { signatureOf } from '../lib/runtime/onnx';
+import type { ResolvedModel } from '../lib/registry/manifest';
 import { predict } from '../lib/runtime/predict';
 import type { ActivityDeps } from './deps';
+import type { ModelContexts } from './models';
 import { withFailureMapping } from './failures';
 
 export interface OnlinePredictInput {
@@ -49,29 +48,12 @@ export async function closeOnlineStores(): Promise<void> {
   await Promise.allSettled(all.map((s) => s.close()));
 }
 
-export function createOnlineActivities(deps: ActivityDeps) {
-  /** Per model + on-demand features: the manifest (versions are immutable) and the assembly plan. */
-  const plans = new Map<string, Promise<{ manifest: ModelManifest; plan: AssemblyPlan }>>();
-
+export function createOnlineActivities(deps: ActivityDeps, models: ModelContexts) {
   return withFailureMapping({
     async predictOnline(input: OnlinePredictInput): Promise<OnlinePrediction> {
       if (!Array.isArray(input.rows) || input.rows.length === 0) throw new InvalidInputError('no rows to predict', ['rows: at least one request row']);
-      const { model } = input;
-      const { path: modelPath } = await deps.cache.ensure(model, deps.registry);
-      const session = await deps.sessions.get(model.sha256, modelPath, { intraOpThreads: deps.config.ortThreads });
-      const key = `${model.sha256}:${JSON.stringify(input.onDemand)}`;
-      let planned = plans.get(key);
-      if (!planned) {
-        planned = (async () => {
-          const manifest = await deps.registry.manifest(model.name, model.version);
-          const plan = await planAssembly(manifest, input.onDemand);
-          checkSignature(plan, signatureOf(session), `model ${model.name}:${model.version}`);
-          return { manifest, plan };
-        })();
-        plans.set(key, planned);
-        planned.catch(() => plans.delete(key));
-      }
-      const { manifest, plan } = await planned;
+      const { manifest, plan } = await models.context(input.model, input.onDemand);
+      const session = await models.session(input.model, plan);
       const storeKey = JSON.stringify(input.store ?? null);
       let store = stores.get(storeKey);
       if (!store) {
@@ -80,7 +62,7 @@ export function createOnlineActivities(deps: ActivityDeps) {
       }
       const { block, statuses } = await assembleOnline({
         plan,
-        views: input.featureViews,
+        views: input.featureViews.map((v, i) => parseFeatureView(v, `featureViews[${i}]`)),
         store,
         requests: input.rows,
         ...(input.asOf ? { now: new Date(input.asOf) } : {}),

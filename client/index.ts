@@ -10,7 +10,7 @@ import { temporal } from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import type { TemporalConfig } from '../lib/config/env';
 import { connectionOptions } from '../workers/connection';
-import { batchInference } from '../workflows';
+import type { batchInference } from '../workflows';
 import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
 
 export * from '../workflows/definitions';
@@ -45,7 +45,7 @@ export async function startBatchInference(client: Client, input: BatchInferenceI
   const problems = checkBatchInput(input);
   if (problems.length > 0) throw new InvalidBatchInputError(problems);
   const pipeline = input.pipeline ?? input.model.split(/[:@]/)[0]!;
-  return client.workflow.start(batchInference, {
+  return client.workflow.start<typeof batchInference>(BATCH_WORKFLOW_TYPE, {
     taskQueue: options.taskQueue,
     workflowId: options.workflowId ?? defaultWorkflowId(`batch-${pipeline}`),
     args: [input],

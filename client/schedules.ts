@@ -5,9 +5,8 @@
  * produced.
  */
 import { ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleSummary } from '@temporalio/client';
-import { batchInference, materializeFeatures } from '../workflows';
-import { checkMaterializeShape, type MaterializeFeaturesInput } from '../workflows/features-definitions';
-import { SEARCH_ATTRIBUTES, checkBatchInput, type BatchInferenceInput } from '../workflows/definitions';
+import { MATERIALIZE_WORKFLOW_TYPE, checkMaterializeShape, type MaterializeFeaturesInput } from '../workflows/features-definitions';
+import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, type BatchInferenceInput } from '../workflows/definitions';
 import { InvalidBatchInputError } from './index';
 
 export const OVERLAP_POLICIES = {
@@ -106,7 +105,7 @@ export async function createBatchSchedule(client: Client, o: BatchScheduleOption
     spec,
     action: {
       type: 'startWorkflow',
-      workflowType: batchInference,
+      workflowType: BATCH_WORKFLOW_TYPE,
       args: [o.input],
       taskQueue: o.taskQueue,
       // Temporal appends the scheduled time to this id for each run.
@@ -126,7 +125,7 @@ export async function createMaterializeSchedule(client: Client, o: MaterializeSc
   return client.schedule.create({
     scheduleId: o.scheduleId,
     spec,
-    action: { type: 'startWorkflow', workflowType: materializeFeatures, args: [o.input], taskQueue: o.taskQueue, workflowId: o.scheduleId },
+    action: { type: 'startWorkflow', workflowType: MATERIALIZE_WORKFLOW_TYPE, args: [o.input], taskQueue: o.taskQueue, workflowId: o.scheduleId },
     policies,
     state,
   });

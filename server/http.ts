@@ -26,7 +26,7 @@ import { planAssembly, type AssemblyPlan } from '../lib/pipeline/assemble';
 import { assembleOnline, type OnlineRequest } from '../lib/pipeline/online';
 import type { ModelManifest, ResolvedModel } from '../lib/registry/manifest';
 import { predict } from '../lib/runtime/predict';
-import { outputColumnName, type FeatureViewInput } from '../lib/features/spec';
+import { outputColumnName, parseFeatureView, type FeatureViewInput } from '../lib/features/spec';
 
 export interface ServedPipeline {
   model: ResolvedModel;
@@ -123,6 +123,8 @@ export interface InferenceServer {
 /** Serve one pipeline. Resolves once listening (port 0 picks a free one). */
 export async function startInferenceServer(p: ServedPipeline, options: { port?: number; host?: string } = {}): Promise<InferenceServer> {
   const plan: AssemblyPlan = await planAssembly(p.manifest, [...p.onDemand]);
+  // Validated once here, not on every request (an invalid view fails at start-up).
+  const views = p.views.map((v, i) => parseFeatureView(v, `views[${i}]`));
   const fromViews = new Set(p.views.flatMap((v) => v.features.map((f) => outputColumnName(v.name, f.name))));
   const requestFields = plan.sourceColumns.filter((c) => !fromViews.has(c.name));
   const entityFields = [...new Set(p.views.flatMap((v) => v.entities))];
@@ -150,7 +152,7 @@ export async function startInferenceServer(p: ServedPipeline, options: { port?: 
         }
         if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {
           const { id, rows, asOf } = rowsOf(await readJson(req));
-          const { block, statuses } = await assembleOnline({ plan, views: p.views, store: p.store, requests: rows, ...(asOf ? { now: asOf } : {}), ...(p.idField ? { idField: p.idField } : {}) });
+          const { block, statuses } = await assembleOnline({ plan, views, store: p.store, requests: rows, ...(asOf ? { now: asOf } : {}), ...(p.idField ? { idField: p.idField } : {}) });
           const preds = await predict(p.session, p.manifest, block);
           const outputs = regression
             ? [{ name: 'prediction', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.value!) }]

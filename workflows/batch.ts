@@ -14,9 +14,9 @@ import type { ResolvedModel } from '../lib/registry/manifest';
 import {
   BATCH_DEFAULTS,
   PREVIOUS_DEFAULT_SHARD_SIZE,
-  SCHEDULED_START_TIME,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
+  runTime,
   progressQuery,
   shardGroupProgressSignal,
   type BatchInferenceInput,
@@ -68,7 +68,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   const model: ResolvedModel = await steps.resolveModel({ ref: input.model });
   const pipeline = input.pipeline ?? model.name;
   progress.model = { name: model.name, version: model.version };
-  const asOf = input.asOf !== undefined ? new Date(input.asOf).toISOString() : info.typedSearchAttributes.get(SCHEDULED_START_TIME)?.toISOString() ?? new Date(info.runStartTime).toISOString();
+  const asOf = runTime(input.asOf, info);
   // Runs recorded before the as-of time existed replay without its search attribute.
   const withAsOf = patched('inferflow-as-of');
   upsertSearchAttributes([

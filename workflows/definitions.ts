@@ -21,6 +21,16 @@ export const SEARCH_ATTRIBUTES = {
 /** Set by Temporal Schedules on every run they start: the time the run was scheduled for. */
 export const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
 
+/**
+ * The time a run is "as of", ISO 8601: `given` when set, else the schedule's scheduled time
+ * (so a backfill reproduces each scheduled run), else the run's start time. Call from workflow
+ * code with `workflowInfo()`.
+ */
+export function runTime(given: string | undefined, info: { typedSearchAttributes: { get(key: typeof SCHEDULED_START_TIME): Date | undefined }; runStartTime: Date }): string {
+  if (given !== undefined) return new Date(given).toISOString();
+  return (info.typedSearchAttributes.get(SCHEDULED_START_TIME) ?? info.runStartTime).toISOString();
+}
+
 /** Input of `batchInference`: one JSON object (the same from code, the CLI and the Temporal UI). */
 export interface BatchInferenceInput {
   /** Model reference in the worker's registry: `name` (latest), `name:3`, or `name@production`. */

@@ -1,6 +1,6 @@
 import { ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { FeatureActivities } from '../activities/features';
-import { SCHEDULED_START_TIME } from './definitions';
+import { runTime } from './definitions';
 import {
   checkMaterializeShape,
   lookbackMs,
@@ -44,7 +44,7 @@ export async function materializeFeatures(input: MaterializeFeaturesInput): Prom
     throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid materializeFeatures input: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
   }
 
-  const end = input.end !== undefined ? new Date(input.end).toISOString() : (info.typedSearchAttributes.get(SCHEDULED_START_TIME)?.toISOString() ?? new Date(info.runStartTime).toISOString());
+  const end = runTime(input.end, info);
   const back = input.lookback !== undefined ? lookbackMs(input.lookback) : undefined;
   const start = input.start !== undefined ? new Date(input.start).toISOString() : back !== undefined ? new Date(Date.parse(end) - back).toISOString() : null;
   if (start !== null && start >= end) {

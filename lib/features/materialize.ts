@@ -77,7 +77,7 @@ export interface MaterializeResult {
 export async function materializeView(req: MaterializeRequest): Promise<MaterializeResult> {
   const started = Date.now();
   const checked = checkFeatureView(req.view, 'view');
-  const problems = [...(checked.problems ?? [])];
+  const problems = [...checked.problems];
   if (!(req.end instanceof Date) || Number.isNaN(req.end.getTime())) problems.push('end: must be a valid time');
   if (req.start !== undefined && (!(req.start instanceof Date) || Number.isNaN(req.start.getTime()))) problems.push('start: must be a valid time');
   else if (req.start !== undefined && req.start.getTime() >= req.end.getTime()) problems.push(`start: ${req.start.toISOString()} must be before end ${req.end.toISOString()}`);

@@ -164,8 +164,7 @@ async function download(location: string, dir: string, field: string): Promise<s
  */
 export async function resolveFiles(location: string, downloadDir: string, field: string, expand: (pattern: string) => Promise<string[]>): Promise<ResolvedFiles> {
   const localPath = isRemote(location) ? await download(location, downloadDir, field) : localPathOf(location);
-  const r = await resolveLocal(location, localPath, field, expand);
-  return r;
+  return resolveLocal(location, localPath, field, expand);
 }
 
 /** DuckDB table expression reading the files (columns united by name across files). */

@@ -28,6 +28,7 @@
  */
 import { z } from 'zod';
 import { InvalidInputError } from '../errors';
+import { formatIssuePath } from '../util/issues';
 
 /** View names (and therefore output column prefixes): SQL-identifier-like. */
 export const VIEW_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -147,24 +148,18 @@ export type FeatureView = z.infer<typeof FeatureViewSchema>;
 /** A view as written (before validation). */
 export type FeatureViewInput = z.input<typeof FeatureViewSchema>;
 
-function formatPath(prefix: string, path: readonly PropertyKey[]): string {
-  let s = prefix;
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : `${s ? '.' : ''}${String(p)}`;
-  return s || '(view)';
-}
-
 /** Validate one view spec. Returns the view, or every problem as `path: message` (`prefix` goes in front of each path). */
 export function checkFeatureView(input: unknown, prefix = ''): { view: FeatureView; problems: [] } | { view: undefined; problems: string[] } {
   const r = FeatureViewSchema.safeParse(input);
   if (r.success) return { view: r.data, problems: [] };
   // zod skips the refinement when a field is malformed: add the cross-field problems here (once).
   const problems = [...r.error.issues.map((i) => ({ path: i.path, message: i.message })), ...crossFieldProblems(input)];
-  return { view: undefined, problems: [...new Set(problems.map((p) => `${formatPath(prefix, p.path)}: ${p.message}`))] };
+  return { view: undefined, problems: [...new Set(problems.map((p) => `${formatIssuePath(p.path, prefix, '(view)')}: ${p.message}`))] };
 }
 
-/** Validate one feature view. @throws InvalidInputError listing every problem with its path. */
-export function parseFeatureView(input: unknown): FeatureView {
-  const r = checkFeatureView(input);
+/** Validate one feature view. @throws InvalidInputError listing every problem with its path (`prefix` in front of each). */
+export function parseFeatureView(input: unknown, prefix = ''): FeatureView {
+  const r = checkFeatureView(input, prefix);
   if (r.view === undefined) throw new InvalidInputError('invalid feature view', r.problems);
   return r.view;
 }

@@ -4,6 +4,7 @@
  * online gets the score batch would give it for the same feature values.
  *
  *   const plan = await planAssembly(manifest, onDemandRefs);
+ *   const views = spec.featureViews.map((v) => parseFeatureView(v));  // once
  *   const { block, statuses } = await assembleOnline({ plan, views, store, requests });
  *   const predictions = await predict(session, manifest, block);
  *
@@ -11,9 +12,9 @@
  * as missing (NaN / null): the model's imputers fill them where it was trained to, otherwise
  * predict() rejects the row with its id named. Statuses are returned for auditing.
  */
-import { InvalidInputError, SchemaMismatchError } from '../errors';
-import { getOnlineFeatures, type EntityKeyPart, type FeatureStatus, type OnlineStore } from '../features/online';
-import { checkFeatureView, outputColumnName, type FeatureView } from '../features/spec';
+import { SchemaMismatchError } from '../errors';
+import { lookupOnlineFeatures, type EntityKeyPart, type FeatureStatus, type OnlineStore } from '../features/online';
+import { outputColumnName, type FeatureView } from '../features/spec';
 import type { FeatureBlock } from '../runtime/predict';
 import { assembleBlock, type AssemblyPlan, type RawBatch } from './assemble';
 
@@ -22,8 +23,8 @@ export type OnlineRequest = Readonly<Record<string, unknown>>;
 
 export interface OnlineAssembleArgs {
   plan: AssemblyPlan;
-  /** Feature view specs whose `<view>__<feature>` columns the model needs. */
-  views: readonly unknown[];
+  /** Feature views (validated once with parseFeatureView, not per request) whose `<view>__<feature>` columns the model needs. */
+  views: readonly FeatureView[];
   store: OnlineStore;
   requests: readonly OnlineRequest[];
   /** Freshness reference for the views' TTLs. Default: now. */
@@ -59,21 +60,17 @@ function toInstant(v: unknown): number {
  * the plan's raw columns from the requests and the lookups, and assemble the model inputs.
  *
  * @throws SchemaMismatchError a raw column that neither the requests nor the views provide, or a request value of the wrong type (every problem listed)
- * @throws InvalidInputError an invalid view or entity key
+ * @throws InvalidInputError an invalid entity key
  */
 export async function assembleOnline(args: OnlineAssembleArgs): Promise<OnlineAssembled> {
   const { plan, requests } = args;
   const rows = requests.length;
-  const views: FeatureView[] = args.views.map((v, i) => {
-    const r = checkFeatureView(v, `views[${i}]`);
-    if (!r.view) throw new InvalidInputError('invalid feature view', r.problems);
-    return r.view;
-  });
+  const { views } = args;
   const fromViews = new Map<string, unknown[]>();
   const statuses: Record<string, FeatureStatus>[] = requests.map(() => ({}));
   for (const view of views) {
     const keys = requests.map((req) => Object.fromEntries(view.entities.map((e) => [e, req[e] as EntityKeyPart])));
-    const vectors = await getOnlineFeatures(args.store, view, keys, args.now ? { now: args.now } : {});
+    const vectors = await lookupOnlineFeatures(args.store, view, keys, args.now ? { now: args.now } : {});
     for (const f of view.features) {
       const col = outputColumnName(view.name, f.name);
       fromViews.set(col, vectors.map((v, i) => {

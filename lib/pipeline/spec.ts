@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { InvalidInputError, NotFoundError } from '../errors';
 import { FeatureViewSchema } from '../features/spec';
 import { SinkSpecSchema } from '../sinks/spec';
+import { formatIssuePath } from '../util/issues';
 import { checkBatchInput, type BatchInferenceInput } from '../../workflows/definitions';
 
 const OnDemandRefSchema = z.strictObject({
@@ -49,17 +50,11 @@ export const BatchPipelineSpecSchema = z
   });
 export type BatchPipelineSpec = z.infer<typeof BatchPipelineSpecSchema>;
 
-function formatPath(p: readonly PropertyKey[]): string {
-  let s = '';
-  for (const x of p) s += typeof x === 'number' ? `[${x}]` : `${s ? '.' : ''}${String(x)}`;
-  return s;
-}
-
 /** Validate a parsed spec. @throws InvalidInputError listing every problem with its path. */
 export function parsePipelineSpec(raw: unknown, object = 'pipeline spec'): BatchPipelineSpec {
   const r = BatchPipelineSpecSchema.safeParse(raw);
   if (!r.success) {
-    const problems = [...new Set(r.error.issues.map((i) => (i.path.length ? `${formatPath(i.path)}: ${i.message}` : i.message)))];
+    const problems = [...new Set(r.error.issues.map((i) => (i.path.length ? `${formatIssuePath(i.path)}: ${i.message}` : i.message)))];
     throw new InvalidInputError(`invalid ${object}`, problems, { object });
   }
   return r.data;

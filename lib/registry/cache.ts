@@ -27,9 +27,13 @@ export interface EnsureResult {
  * file appears under its final name only after its sha256 was verified (atomic rename).
  * A cached file is re-verified the first time a process uses it; a corrupt one is replaced.
  */
+/** Events kept in `ModelCache.events` (for tests and summaries). */
+const MAX_EVENTS = 1_000;
+
 export class ModelCache {
   private readonly inflight = new Map<string, Promise<EnsureResult>>();
   private readonly verified = new Set<string>();
+  /** The latest events (at most 1,000), oldest first. */
   readonly events: CacheEvent[] = [];
 
   constructor(
@@ -53,6 +57,8 @@ export class ModelCache {
   }
 
   private emit(e: CacheEvent): void {
+    // The latest events only: a long-lived worker would otherwise keep one per shard or request forever.
+    if (this.events.length >= MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS + 1);
     this.events.push(e);
     this.onEvent(e);
   }

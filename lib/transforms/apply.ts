@@ -8,6 +8,7 @@
  * `x * scale_ + min_`), so outputs agree with sklearn's to rounding (test/unit/transforms.test.ts).
  */
 import { InvalidInputError, InvalidValueError, SchemaMismatchError } from '../errors';
+import { formatIssuePath } from '../util/issues';
 import {
   analyzeFlow,
   describeStep,
@@ -57,16 +58,10 @@ const defaultLabel: RowLabel = (i) => `row ${i}`;
 export function parseTransformSpec(input: unknown): TransformSpec {
   const r = TransformSpecSchema.safeParse(input);
   if (!r.success) {
-    const problems = r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
+    const problems = r.error.issues.map((i) => `${formatIssuePath(i.path, '', '(spec)')}: ${i.message}`);
     throw new InvalidInputError('invalid transform spec', problems);
   }
   return r.data;
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : `${s ? '.' : ''}${String(p)}`;
-  return s || '(spec)';
 }
 
 /** Validate a spec and prepare it for repeated application. @throws InvalidInputError listing every problem in the spec. */

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURES_EXPECTED, FEATURES_MODEL_DIR, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
 import { SchemaMismatchError } from '../../lib/errors';
 import { materializeView } from '../../lib/features/materialize';
+import { parseFeatureView, type FeatureView } from '../../lib/features/spec';
 import { openOnlineStore, type OnlineStore } from '../../lib/features/online';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { planAssembly, type AssemblyPlan } from '../../lib/pipeline/assemble';
@@ -26,7 +27,7 @@ let store: OnlineStore;
 let cleanup: () => Promise<void>;
 let plan: AssemblyPlan;
 let manifest: ModelManifest;
-let views: unknown[];
+let views: FeatureView[];
 let requests: (OnlineRequest & { transaction_id: string; event_timestamp: Date })[];
 let expected: Map<string, { label: number; score: number }>;
 
@@ -36,7 +37,7 @@ beforeAll(async () => {
   const registry = new ModelRegistry(openStore(env.config.registry));
   ({ manifest } = await registerFeaturesExampleModel(registry));
   const input = await loadPipelineSpec(FEATURES_PIPELINE);
-  views = input.featureViews!;
+  views = input.featureViews!.map((v) => parseFeatureView(v));
   plan = await planAssembly(manifest, input.onDemand);
   store = openOnlineStore({ type: 'redis', keyPrefix: uniqueName('parity') }, { dataDir: env.dir });
   // Every snapshot up to the end of day T: what an hourly materialisation would hold during that day.

@@ -11,7 +11,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { InvalidInputError } from '../../errors';
-import { checkFeatureView, durationSeconds, type FeatureView } from '../spec';
+import { durationSeconds, parseFeatureView, type FeatureView } from '../spec';
 import { decodeEntityKey, decodeValue, encodeEntityKey, encodeValue, toEpochUs, type EntityKeyInput, type FeatureValue } from './codec';
 import { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX } from './redis';
 import { SqliteOnlineStore } from './sqlite';
@@ -97,11 +97,6 @@ export interface OnlineFeatureVector {
   features: Record<string, OnlineFeatureValue>;
 }
 
-function viewOf(view: unknown): FeatureView {
-  const r = checkFeatureView(view, 'view');
-  if (!r.view) throw new InvalidInputError('invalid feature view', r.problems);
-  return r.view;
-}
 
 /**
  * The latest stored features of each key, in key order (duplicates answered each time).
@@ -111,7 +106,11 @@ function viewOf(view: unknown): FeatureView {
  * @throws TransientError the store stayed unreachable through its retries
  */
 export async function getOnlineFeatures(store: OnlineStore, viewSpec: unknown, keys: readonly EntityKeyInput[], opts: { now?: Date } = {}): Promise<OnlineFeatureVector[]> {
-  const view = viewOf(viewSpec);
+  return lookupOnlineFeatures(store, parseFeatureView(viewSpec, 'view'), keys, opts);
+}
+
+/** getOnlineFeatures for a view validated already (parseFeatureView): the per-request path of online serving. */
+export async function lookupOnlineFeatures(store: OnlineStore, view: FeatureView, keys: readonly EntityKeyInput[], opts: { now?: Date } = {}): Promise<OnlineFeatureVector[]> {
   const problems: string[] = [];
   const encoded = keys.map((k, i) => {
     try {
@@ -154,10 +153,10 @@ export interface OnlineWriteRow {
 }
 
 /** Encode one row for a store. `eventTimeUs` is epoch microseconds. */
-export function storedWrite(view: FeatureView, key: EntityKeyInput | string, eventTimeUs: number, values: Readonly<Record<string, unknown>>, encodedKey = false): StoredWrite {
+export function storedWrite(view: FeatureView, key: EntityKeyInput, eventTimeUs: number, values: Readonly<Record<string, unknown>>): StoredWrite {
   const encodedValues: Record<string, string | null> = {};
   for (const f of view.features) encodedValues[f.name] = encodeValue(f.dtype, values[f.name], f.name);
-  return { key: encodedKey ? (key as string) : encodeEntityKey(view, key), eventTimeUs, values: encodedValues };
+  return { key: encodeEntityKey(view, key), eventTimeUs, values: encodedValues };
 }
 
 /**
@@ -165,7 +164,7 @@ export function storedWrite(view: FeatureView, key: EntityKeyInput | string, eve
  * @throws InvalidInputError / InvalidValueError an invalid view, key, time or value (nothing written)
  */
 export async function writeOnlineFeatures(store: OnlineStore, viewSpec: unknown, rows: readonly OnlineWriteRow[]): Promise<WriteCounts> {
-  const view = viewOf(viewSpec);
+  const view = parseFeatureView(viewSpec, 'view');
   const known = new Set(view.features.map((f) => f.name));
   const writes = rows.map((r, i) => {
     const extra = Object.keys(r.values).filter((k) => !known.has(k));
