@@ -6,7 +6,7 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { predictShard as predictShardLib, stageSnapshot, type InputFingerprint, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
+import { predictShard as predictShardLib, sameFingerprint, stageSnapshot, type InputFingerprint, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
 import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
 import type { OnDemandRef } from '../lib/features/on-demand';
 import type { ResolvedModel } from '../lib/registry/manifest';
@@ -115,10 +115,7 @@ export function createActivities(deps: ActivityDeps) {
   async function localSnapshot(input: PredictShardInput): Promise<{ snapshotPath: string; inPlace: InputFingerprint | undefined }> {
     if (!deps.staging) return { snapshotPath: input.snapshotPath, inPlace: input.inPlace };
     const own = path.join(runDir(deps, input.runId), SNAPSHOT_NAME);
-    if (input.inPlace && input.snapshotPath !== own) {
-      const st = await fs.stat(input.snapshotPath).catch(() => undefined);
-      if (st && st.size === input.inPlace.size && st.mtimeMs === input.inPlace.mtimeMs) return { snapshotPath: input.snapshotPath, inPlace: input.inPlace };
-    }
+    if (input.inPlace && input.snapshotPath !== own && (await sameFingerprint(input.snapshotPath, input.inPlace))) return { snapshotPath: input.snapshotPath, inPlace: input.inPlace };
     let st = await fs.stat(own).catch(() => undefined);
     if (!st) {
       await deps.staging.fetch(input.runId, SNAPSHOT_NAME, own);

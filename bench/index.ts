@@ -130,7 +130,7 @@ Examples:
       baselineRepeats: f.repeats,
       pipelineRepeats: f.pipelineRepeats,
       warm: f.warm,
-      inferenceThreads: f.inferenceThreads ?? defaultPoolSize({}),
+      inferenceThreads: f.inferenceThreads ?? defaultPoolSize(),
       ...(f.tag ? { tag: f.tag } : {}),
       postgres: f.postgres && (f.sinks?.includes('postgres') ?? true),
       parquet: f.sinks?.includes('parquet') ?? true,
@@ -147,7 +147,7 @@ program
   .option('--repeats <n>', 'repeats of each placement', (v) => intList(1, 10)(v, [])[0]!, 3)
   .option('--pool-threads <n>', 'inference pool threads (default: cores, at most 4)', (v) => intList(1, 64)(v, [])[0]!)
   .action(async (f: { rows: number; repeats: number; poolThreads?: number }) => {
-    await runOrtThreadsBench({ rows: f.rows, repeats: f.repeats, poolThreads: f.poolThreads ?? Math.max(1, defaultPoolSize({})), say: (m) => process.stdout.write(`${m}\n`) });
+    await runOrtThreadsBench({ rows: f.rows, repeats: f.repeats, poolThreads: f.poolThreads ?? Math.max(1, defaultPoolSize()), say: (m) => process.stdout.write(`${m}\n`) });
   });
 
 program

@@ -80,10 +80,6 @@ export class TransientError extends InferflowError {
   readonly permanent = false;
 }
 
-export function isPermanent(err: unknown): boolean {
-  return err instanceof InferflowError && err.permanent;
-}
-
 /** Node errno codes that mean "try again later". */
 const TRANSIENT_CODES = new Set(['EBUSY', 'EAGAIN', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EMFILE', 'ENFILE']);
 

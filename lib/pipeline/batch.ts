@@ -8,11 +8,11 @@ import type * as ortTypes from 'onnxruntime-node';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { EmptyInputError, InvalidInputError, SchemaMismatchError } from '../errors';
+import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchError } from '../errors';
 import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withDuckDB, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
-import { inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
+import { checkFinite, inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
 import { assembleBlock, checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
 
 export const ROW_COLUMN = '__inferflow_row';
@@ -87,11 +87,16 @@ async function fingerprintOf(filePath: string): Promise<InputFingerprint> {
   return { size: st.size, mtimeMs: st.mtimeMs };
 }
 
+/** True when `filePath` still has the planned size and modification time. */
+export async function sameFingerprint(filePath: string, expected: InputFingerprint): Promise<boolean> {
+  const now = await fingerprintOf(filePath).catch(() => undefined);
+  return now !== undefined && now.size === expected.size && now.mtimeMs === expected.mtimeMs;
+}
+
 /** Shards reading an input in place refuse a file that changed since planning. */
 export async function checkInPlace(filePath: string, expected: InputFingerprint | undefined): Promise<void> {
   if (!expected) return;
-  const now = await fingerprintOf(filePath).catch(() => undefined);
-  if (!now || now.size !== expected.size || now.mtimeMs !== expected.mtimeMs) {
+  if (!(await sameFingerprint(filePath, expected))) {
     throw new InvalidInputError(`feature file ${filePath} changed or disappeared during the run`, ['the input must not change while a run reads it; start a new run'], { object: filePath });
   }
 }
@@ -272,18 +277,22 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
   return withSharedDuckDB(async (conn) => {
     await checkInPlace(args.snapshotPath, args.inPlace);
     const src = rowSource(args.snapshotPath, args.inPlace);
-    const plan = args.plan ?? (manifest.metadata.transforms ? await planAssembly(manifest) : undefined);
-    const block = plan && !plan.direct
-      ? await readShardAssembled(conn, args.snapshotPath, shard, plan, args.idColumn, args.inPlace)
+    const assembled = args.plan !== undefined && !args.plan.direct;
+    const block = assembled
+      ? await readShardAssembled(conn, args.snapshotPath, shard, args.plan!, args.idColumn, args.inPlace)
       : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
-    const bad = plan && !plan.direct ? [] : nonFiniteValues(manifest, block);
-    if (bad.length > 0 && args.idColumn) {
-      const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn, args.inPlace);
-      block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;
-    }
     const preds = await predict(args.session, manifest, block, {
       ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}),
       ...(args.onProgress ? { onChunk: args.onProgress } : {}),
+    }).catch(async (err: unknown) => {
+      // predict() rejects NaN/±Infinity before computing anything. The direct path reads no ids:
+      // look up the offending rows' ids now (error path only) and reject them by id.
+      const bad = err instanceof InvalidValueError && !assembled && args.idColumn ? nonFiniteValues(manifest, block) : [];
+      if (bad.length === 0) throw err;
+      const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn!, args.inPlace);
+      block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;
+      checkFinite(manifest, block);
+      throw err;
     });
     const regression = manifest.metadata.task === 'regression';
     if (preds.rows !== shard.end - shard.start) throw new SchemaMismatchError('predictions do not cover the shard', [`shard ${shard.index}: ${shard.end - shard.start} rows, ${preds.rows} predictions`]);
@@ -335,6 +344,8 @@ export async function predictShard(
   },
 ): Promise<ShardResult & { segmentsComputed: number }> {
   const { shard } = args;
+  // Plan once per shard, not per segment (a model with transforms needs one even when the caller gave none).
+  if (args.plan === undefined && args.manifest.metadata.transforms) args = { ...args, plan: await planAssembly(args.manifest) };
   const segmentRows = Math.max(1, args.segmentRows ?? DEFAULT_SEGMENT_ROWS);
   const total = Math.max(1, Math.ceil((shard.end - shard.start) / segmentRows));
   if (total === 1) {

@@ -65,13 +65,13 @@ export class ModelCache {
 
   private async ensureOnce(model: ResolvedModel, registry: ModelRegistry): Promise<EnsureResult> {
     const target = this.pathFor(model.sha256);
-    await fs.mkdir(this.dir, { recursive: true });
     if (await this.validCached(target, model)) {
       this.emit({ kind: 'hit', sha256: model.sha256 });
       await touch(target);
       return { path: target, downloaded: false };
     }
     const lock = `${target}.lock`;
+    await fs.mkdir(this.dir, { recursive: true }); // only a download needs the directory
     await acquireLock(lock, target);
     try {
       // Another process may have finished while we waited for the lock.

@@ -10,7 +10,7 @@
  * chunks to the pool and keeps small ones (online requests) on the calling thread, where a
  * message round trip would cost more than the computation.
  */
-import { loadConfig } from '../config/env';
+import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type * as ortTypes from 'onnxruntime-node';
 import { errorMessage } from '../errors';
@@ -156,9 +156,9 @@ export class InferencePool {
   }
 }
 
-/** Threads of the default pool: INFERFLOW_INFERENCE_THREADS (read by lib/config/env.ts), else the number of cores (at most 4). 0 disables offloading. */
-export function defaultPoolSize(env: NodeJS.ProcessEnv = process.env): number {
-  return loadConfig(env).inferenceThreads;
+/** Threads of a pool when the caller gives none: the number of cores, at most 4 (workers pass INFERFLOW_INFERENCE_THREADS from lib/config/env.ts). 0 disables offloading. */
+export function defaultPoolSize(): number {
+  return Math.min(4, os.availableParallelism());
 }
 
 /** How a main-thread session can run on the pool instead. */

@@ -50,7 +50,6 @@ export function inputColumns(manifest: ModelManifest): { name: string; columns: 
   return manifest.metadata.inputs.map((i) => ({ name: i.name, columns: i.columns }));
 }
 
-/** Reject non-finite values with the offending rows and columns named. */
 /** The first `limit` NaN/±Infinity values of a block: row, column, value. */
 export function nonFiniteValues(manifest: ModelManifest, block: FeatureBlock, limit = 10): { row: number; column: string; value: number }[] {
   const found: { row: number; column: string; value: number }[] = [];

@@ -5,8 +5,8 @@ import { defaultPoolSize, InferencePool, registerOffload } from './pool';
 export interface SessionCacheOptions {
   /**
    * Threads that run large `predict` chunks off the main thread (see pool.ts); 0 runs
-   * everything on the calling thread. Default: `defaultPoolSize()` (INFERFLOW_INFERENCE_THREADS
-   * or the number of cores, at most 4).
+   * everything on the calling thread. Default: `defaultPoolSize()` (the number of cores, at most
+   * 4); workers and `inferflow serve` pass INFERFLOW_INFERENCE_THREADS from the config.
    */
   inferenceThreads?: number;
 }

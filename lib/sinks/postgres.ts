@@ -491,6 +491,5 @@ function key64(text: string): string {
 }
 
 function runLockKeys(runId: string): { run: string; shardSpace: number } {
-  const hex = sha256(runId).slice(0, 16);
-  return { run: BigInt.asIntN(64, BigInt(`0x${hex}`)).toString(), shardSpace: Number(BigInt.asIntN(32, BigInt(`0x${hex.slice(0, 8)}`))) };
+  return { run: key64(runId), shardSpace: Number(BigInt.asIntN(32, BigInt(`0x${sha256(runId).slice(0, 8)}`))) };
 }

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { InferflowError, InvalidInputError, RowCountMismatchError, TransientError, errorMessage } from '../errors';
-import { lit, toText, withDuckDB } from '../io/duckdb';
+import { ident, lit, toText, withSharedDuckDB } from '../io/duckdb';
 import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
 
 export interface RedisSinkOptions {
@@ -76,9 +76,9 @@ export class RedisSink implements Sink {
 
   async stage(req: StageRequest): Promise<void> {
     if (!req.idColumn) throw new InvalidInputError('the redis sink needs an id column', ['set idColumn (or the model\'s id_column) so every prediction has a key']);
-    const rows = await withDuckDB(async (conn) => {
+    const rows = await withSharedDuckDB(async (conn) => {
       const r = await conn.runAndReadAll(
-        `SELECT CAST("${req.idColumn!.replace(/"/g, '""')}" AS VARCHAR), to_json(struct_pack(label, score, model_name, model_version, model_sha256, as_of := strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ')))::VARCHAR
+        `SELECT CAST(${ident(req.idColumn!)} AS VARCHAR), to_json(struct_pack(label, score, model_name, model_version, model_sha256, as_of := strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ')))::VARCHAR
          FROM read_parquet(${lit(req.partPath)})`,
       );
       return r.getRowsJS();
