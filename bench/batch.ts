@@ -28,6 +28,7 @@ import { ensureDataset, type Dataset } from './dataset';
 import { machineInfo, nproc, sourceState } from './machine';
 import { runPipeline } from './pipeline';
 import { countPostgresRows, dropTable, ensurePsycopg, pgEnv, postgresSinkSpec, postgresSinkStatus } from './postgres';
+import { ensurePythonPackages, joinPythonPath, trainingPins } from './python';
 import { runRawBaseline } from './raw';
 import { fmt, summaryTable, updateDoc, writeResults } from './report';
 import type { BatchBenchResults, ModelKey, ModelResults, OutputCheck, PandasBaseline, PipelineRun, RawBaseline, SinkKind, StageTimes } from './types';
@@ -146,6 +147,12 @@ interface PandasJson {
 function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined): PandasBaseline {
   let best: PandasJson | undefined;
   const totals: number[] = [];
+  // The baseline's own stack (versions pinned with the training scripts'), installed when python3 lacks it.
+  const stack = ensurePythonPackages({ dataDir: path.join(REPO_ROOT, '.data'), name: 'pandas-baseline', requirements: trainingPins(['numpy', 'pandas', 'pyarrow', 'onnxruntime']), modules: ['numpy', 'pandas', 'pyarrow', 'onnxruntime'], say });
+  if ('unavailable' in stack) {
+    say(`  pandas baseline: ${stack.unavailable}`);
+    return { postgres: { skipped: 'pandas baseline unavailable' }, repeats: 0, allTotalsMs: [], error: stack.unavailable };
+  }
   for (let i = 0; i < o.baselineRepeats; i++) {
     const args = [
       path.join(REPO_ROOT, 'bench', 'pandas_baseline.py'),
@@ -161,7 +168,7 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
       ...(pgTable ? ['--pg-table', pgTable] : []),
     ];
     const psycopg = pgTable ? ensurePsycopg(path.join(REPO_ROOT, '.data'), say) : {};
-    const pythonPath = 'pythonPath' in psycopg && psycopg.pythonPath ? [psycopg.pythonPath, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) : process.env.PYTHONPATH;
+    const pythonPath = joinPythonPath(stack.pythonPath, 'pythonPath' in psycopg ? psycopg.pythonPath : undefined);
     const r = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...pgEnv(), ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) } });
     if (r.status !== 0) {
       const error = `python3 bench/pandas_baseline.py failed (exit ${r.status}): ${(r.stderr || r.error?.message || '').trim().slice(-800)}`;

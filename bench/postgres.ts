@@ -3,12 +3,11 @@
  * in lib/sinks/postgres.ts), and the raw baseline's COPY. Connection settings come from the
  * standard PG* environment variables, defaulting to the local test server.
  */
-import { spawnSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { toolsDirFor } from '../devservices/tools';
+import { ensurePythonPackages, type PythonPath } from './python';
 import { SinkSpecSchema, type SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
 
@@ -92,23 +91,9 @@ export async function dropTable(table: string, runIds: string[] = []): Promise<v
   });
 }
 
-/** psycopg for the pandas baseline's Postgres write, pinned (installed into the project's tools dir when missing). */
+/** psycopg for the pandas baseline's Postgres write, pinned (installed into the project's tools dir when missing, see bench/python.ts). */
 export const PSYCOPG = { pkg: 'psycopg[binary]', version: '3.3.9' } as const;
 
-/**
- * A PYTHONPATH entry under which `import psycopg` works for python3: none needed when the
- * system Python has it; else `<data dir>/tools/psycopg-<version>`, pip-installed there
- * (`pip install --target`, works where the system Python is externally managed) when missing.
- * Returns the reason instead when it cannot be installed (offline machine).
- */
-export function ensurePsycopg(dataDir: string, say: (m: string) => void): { pythonPath?: string } | { unavailable: string } {
-  const importable = (pythonPath?: string) =>
-    spawnSync('python3', ['-c', 'import psycopg'], { encoding: 'utf8', env: { ...process.env, ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) } }).status === 0;
-  if (importable()) return {};
-  const target = toolsDirFor(dataDir, 'psycopg', PSYCOPG.version);
-  if (importable(target)) return { pythonPath: target };
-  say(`pandas → Postgres: psycopg is not importable; installing ${PSYCOPG.pkg}==${PSYCOPG.version} into ${target}…`);
-  const r = spawnSync('python3', ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--target', target, `${PSYCOPG.pkg}==${PSYCOPG.version}`], { encoding: 'utf8' });
-  if (importable(target)) return { pythonPath: target };
-  return { unavailable: `psycopg could not be installed (pip exit ${r.status}: ${(r.stderr || r.error?.message || '').trim().slice(-300)}); install it with 'pip install "${PSYCOPG.pkg}==${PSYCOPG.version}"'` };
+export function ensurePsycopg(dataDir: string, say: (m: string) => void): PythonPath {
+  return ensurePythonPackages({ dataDir, name: 'psycopg', requirements: [`${PSYCOPG.pkg}==${PSYCOPG.version}`], modules: ['psycopg'], say });
 }

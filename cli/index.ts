@@ -16,6 +16,7 @@ import { int, table } from '../lib/util/format';
 import { parseAddress, startLocalTemporal, temporalAnswers } from '../devservices/temporal';
 import { summaryTable, watchBatch } from './watch';
 import { loadPipelineSpec } from '../lib/pipeline/spec';
+import { BATCH_DEFAULTS } from '../workflows/definitions';
 import { OVERLAP_POLICIES, createBatchSchedule, timingFromFlags, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
 import { registerFeatureCommands } from './features';
 import { registerServeCommand } from './serve';
@@ -124,13 +125,13 @@ export function buildProgram(): Command {
     .option('-p, --pipeline <name>', 'pipeline name (default: the model name)')
     .option('--id-column <column>', 'row identifier column copied to the output')
     .option('--sink <sink>', 'parquet[:DIR|:s3://…] (default), duckdb:TABLE[@FILE], postgres:[SCHEMA.]TABLE or redis[:PREFIX]', parseSinkOption)
-    .option('--shard-size <rows>', 'rows per shard (default 50000)', positiveInt)
-    .option('--concurrency <n>', 'shards in flight (default 4)', positiveInt)
+    .option('--shard-size <rows>', `rows per shard (default ${BATCH_DEFAULTS.shardSize})`, positiveInt)
+    .option('--concurrency <n>', `shards in flight (default ${BATCH_DEFAULTS.maxConcurrency})`, positiveInt)
     .option('--workflow-id <id>', 'workflow id (default: batch-<pipeline>-<time>-<random>)')
     .option('--no-wait', 'print the workflow id and return immediately')
     .addHelpText('after', examples(`
       inferflow batch run -m fraud-detector@production -f examples/data/transactions.parquet
-      inferflow batch run -m fraud-detector:1 -f scores.csv --sink duckdb:fraud_scores --shard-size 50000
+      inferflow batch run -m fraud-detector:1 -f scores.csv --sink duckdb:fraud_scores --shard-size 100000
       inferflow batch run fraud-nightly.json --as-of 2026-11-24T03:00:00Z
       inferflow batch run examples/pipelines/fraud-features.json   # feature views + on-demand features + transforms
     `))

@@ -13,7 +13,7 @@ import type { InferflowActivities } from '../activities';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import {
   BATCH_DEFAULTS,
-  PREVIOUS_DEFAULT_SHARD_SIZE,
+  PREVIOUS_DEFAULT_SHARD_SIZES,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
   runTime,
@@ -51,7 +51,9 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   const info = workflowInfo();
   const started = Date.now();
   // Runs recorded before the default changed keep their shard plan on replay.
-  const shardSize = input.shardSize ?? (patched('shard-size-50k') ? BATCH_DEFAULTS.shardSize : PREVIOUS_DEFAULT_SHARD_SIZE);
+  const shardSize =
+    input.shardSize ??
+    (patched('shard-size-250k') ? BATCH_DEFAULTS.shardSize : patched('shard-size-50k') ? PREVIOUS_DEFAULT_SHARD_SIZES['shard-size-50k'] : PREVIOUS_DEFAULT_SHARD_SIZES.original);
   const maxConcurrency = input.maxConcurrency ?? BATCH_DEFAULTS.maxConcurrency;
   const shardsPerChild = input.shardsPerChild ?? BATCH_DEFAULTS.shardsPerChild;
   const progress: BatchProgress = { phase: 'resolving', shardsTotal: 0, shardsDone: 0, shardsFailed: 0, rowsTotal: 0, rowsDone: 0, rowsPerSecond: 0, etaSeconds: null };

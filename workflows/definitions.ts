@@ -71,7 +71,7 @@ export interface BatchInferenceInput {
    * (so backfills reproduce each day's run), else the workflow start time.
    */
   asOf?: string;
-  /** Rows per shard (one activity each). Default 50,000. */
+  /** Rows per shard (one activity each). Default 250,000. */
   shardSize?: number;
   /** Shards predicted at the same time. Default 4. */
   maxConcurrency?: number;
@@ -80,13 +80,16 @@ export interface BatchInferenceInput {
 }
 
 /**
- * Defaults. shardSize 50,000 was chosen by `npm run bench -- batch` (docs/benchmarks.md):
- * at 1M rows on 2 cores it ran 2.3–2.8× the raw baseline's time against 4.8–5.3× with
- * 10,000-row shards, with a worker peak RSS of ~0.5–0.6 GB. Runs recorded before the change
- * replay with the old default (see `patched('shard-size-50k')` in batch.ts).
+ * Defaults. shardSize 250,000 was chosen by `npm run bench -- batch` (docs/benchmarks.md): at
+ * 1M rows on 2 cores, once shards up to 262,144 rows are written in one piece (no segment
+ * merge), 4 shards of 250,000 ran 0.8–1.1× the raw baseline's time against 1.3–1.4× with 20
+ * shards of 50,000 (each activity costs worker and server CPU), with a worker peak RSS of
+ * ~0.65 GB. Runs recorded before a change replay with the default of their time (see
+ * `patched('shard-size-250k')` in batch.ts).
  */
-export const BATCH_DEFAULTS = { shardSize: 50_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
-export const PREVIOUS_DEFAULT_SHARD_SIZE = 10_000;
+export const BATCH_DEFAULTS = { shardSize: 250_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
+/** Default shardSize of runs recorded before each change, newest first: 50,000 (`shard-size-50k`), before that 10,000. */
+export const PREVIOUS_DEFAULT_SHARD_SIZES = { 'shard-size-50k': 50_000, original: 10_000 } as const;
 
 export interface BatchInferenceResult {
   workflowId: string;

@@ -326,8 +326,13 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
   });
 }
 
-/** Rows per resumable segment of a shard: shards up to this size are written in one piece. */
-export const DEFAULT_SEGMENT_ROWS = 65_536;
+/**
+ * Rows per resumable segment of a shard: shards up to this size (the default shard size included)
+ * are written in one piece. Larger shards pay for their resumability with a merge that reads and
+ * writes their output again: at 65,536 this merge made 122,880- and 250,000-row shards slower
+ * than 50,000-row ones (docs/benchmarks.md).
+ */
+export const DEFAULT_SEGMENT_ROWS = 262_144;
 
 /**
  * Predict one shard and write its staged output part (overwriting any earlier attempt, so a
