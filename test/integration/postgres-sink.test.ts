@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { InferflowError, InvalidInputError, NotFoundError, TransientError } from '../../lib/errors';
+import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, TransientError } from '../../lib/errors';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import type { ResolvedModel } from '../../lib/registry/manifest';
 import { PostgresAccessError, PostgresSink, StagedRowCountError, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingTableName } from '../../lib/sinks';
@@ -216,6 +216,30 @@ describe('PostgreSQL sink on a real server', () => {
     const r = await replacing.commit(await stageRun(replacing, `${t}-old-replace`, [400], 4, { asOf: '2026-11-01 03:00:00+00' }));
     expect(r.keptNewer).toBeUndefined();
     expect(new Set([...(await scoreOf(t)).values()].map(([v]) => v))).toEqual(new Set([4]));
+  });
+
+  it('predictions that repeat a key value publish nothing, into a new table or an existing one (permanent, naming the key)', async () => {
+    const t = uniqueName('dup').replace(/-/g, '_');
+    const s = new PostgresSink({ table: t, schema }, { url });
+    // The same part staged as two shards: every id twice.
+    const stageTwice = async (runId: string) => {
+      const part = await writePart(runId, 1, 200, 1);
+      await Promise.all([0, 1].map((i) => s.stage({ runId, shardIndex: i, partPath: part.path, rows: part.rows, idColumn: 'transaction_id' })));
+      return { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model: model(1), parts: [part.path, part.path], rows: 2 * part.rows };
+    };
+    const intoNew = await failureOf(s.commit(await stageTwice(`${t}-a`)));
+    expect(intoNew).toBeInstanceOf(InvalidValueError);
+    expect((intoNew as InferflowError).permanent).toBe(true);
+    expect(intoNew.message).toMatch(/repeat primary key values \(id column\); nothing was published: .*Key \(transaction_id\)=\(tx-1-\d+\) is duplicated/);
+    expect(await tableExists(t)).toBe(false); // created in the transaction that failed
+
+    await s.commit(await stageRun(s, `${t}-ok`, [100], 1));
+    const intoExisting = await failureOf(s.commit(await stageTwice(`${t}-b`)));
+    expect(intoExisting).toBeInstanceOf(InvalidValueError);
+    expect(intoExisting.message).toContain('repeat primary key values');
+    expect(await count(t)).toBe(106);
+    await s.discard(`${t}-a`);
+    await s.discard(`${t}-b`);
   });
 
   it('without an id column: each commit replaces the run’s own rows, other runs’ rows stay', async () => {
