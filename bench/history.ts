@@ -19,6 +19,8 @@ export interface PhaseTimes {
   predictShardSumMs: number;
   /** First event → last event (ms). */
   workflowMs: number;
+  /** Workflow started → its first workflow task completed (ms): a cold worker creates its workflow sandbox here. Absent in older results. */
+  firstTaskMs?: number;
 }
 
 export interface HistoryStats {
@@ -134,6 +136,7 @@ export function analyseHistories(histories: RunHistory[]): HistoryStats {
   let retries = 0;
   let historyJsonBytes = 0;
   let times: number[] = [];
+  let firstTaskMs: number | undefined;
   for (const [i, h] of histories.entries()) {
     const one = analyseOne(h.events);
     for (const [type, s] of Object.entries(one.spans)) {
@@ -149,6 +152,7 @@ export function analyseHistories(histories: RunHistory[]): HistoryStats {
     retries += one.retries;
     if (i === 0) {
       historyJsonBytes = one.historyJsonBytes;
+      firstTaskMs = one.firstTaskMs;
       times = h.events.map((e) => Date.parse(e.eventTime));
     }
   }
@@ -173,6 +177,7 @@ export function analyseHistories(histories: RunHistory[]): HistoryStats {
       predictSpanMs: span('predictShard').last - span('predictShard').first,
       predictShardSumMs: span('predictShard').sum,
       workflowMs: times.length ? Math.max(...times) - Math.min(...times) : 0,
+      ...(firstTaskMs !== undefined ? { firstTaskMs } : {}),
     },
   };
 }
@@ -185,6 +190,8 @@ function analyseOne(events: HistoryEvent[]) {
   let total = 0;
   let largestEvent = 0;
   let retries = 0;
+  let startedAt: number | undefined;
+  let firstTaskAt: number | undefined;
   let historyJsonBytes = 2; // {"events":[ … ]} framing, roughly
   for (const e of events) {
     const json = JSON.stringify(e).length;
@@ -194,6 +201,8 @@ function analyseOne(events: HistoryEvent[]) {
     const t = Date.parse(e.eventTime);
     const kind = shortType(e.eventType);
     let label = kind;
+    startedAt ??= t;
+    if (kind === 'WorkflowTaskCompleted') firstTaskAt ??= t;
     if (kind === 'ActivityTaskScheduled') {
       const name = (attrs.activityType as { name?: string } | undefined)?.name ?? '?';
       scheduled.set(e.eventId, { type: name, at: t });
@@ -216,5 +225,5 @@ function analyseOne(events: HistoryEvent[]) {
       if (p.bytes > largest.bytes) largest = { bytes: p.bytes, at: `event ${e.eventId} ${label} ${p.at}` };
     }
   }
-  return { spans, largest, total, largestEvent, retries, historyJsonBytes };
+  return { spans, largest, total, largestEvent, retries, historyJsonBytes, firstTaskMs: startedAt !== undefined && firstTaskAt !== undefined ? firstTaskAt - startedAt : undefined };
 }
