@@ -15,6 +15,7 @@ import { localPathOf } from '../lib/storage';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
+import { keepAlive } from './heartbeat';
 import { createFeatureActivities } from './features';
 import { createOnlineActivities } from './online';
 import { createModelContexts } from './models';
@@ -79,15 +80,6 @@ export interface CommitInput {
 function runDir(deps: ActivityDeps, runId: string): string {
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(runId) || runId.startsWith('.')) throw new InvalidInputError(`invalid run id ${JSON.stringify(runId)}`, ['runId must be [A-Za-z0-9._-]']);
   return path.join(deps.config.dataDir, 'runs', runId);
-}
-
-/**
- * Heartbeat every 10 s while a long single statement runs (snapshot COPY, a sink's commit), so
- * a dead worker is noticed by the heartbeat timeout instead of a long start-to-close timeout.
- */
-function keepAlive(): Disposable {
-  const timer = setInterval(() => heartbeat(), 10_000);
-  return { [Symbol.dispose]: () => clearInterval(timer) };
 }
 
 /** A shard's part, relative to the run directory (locally and in shared staging). */
@@ -203,6 +195,13 @@ export function createActivities(deps: ActivityDeps) {
       const previous = ctx.info.heartbeatDetails as { segmentsDone?: number } | undefined;
       let segmentsDone = previous?.segmentsDone ?? 0;
       if (segmentsDone > 0) log.info({ runId: input.runId, shard: input.shard.index, segmentsDone, attempt: ctx.info.attempt }, 'resuming shard');
+      let latest: { rowsDone?: number; segmentsDone: number } = { segmentsDone };
+      const beat = (details: { rowsDone?: number; segmentsDone: number }) => {
+        latest = details;
+        heartbeat(details);
+      };
+      // Between inference calls too: one call of a slow model can outlast the heartbeat timeout.
+      using _alive = keepAlive(() => latest);
       const { segmentsComputed: _computed, ...result } = await predictShardLib({
         session,
         manifest,
@@ -216,17 +215,17 @@ export function createActivities(deps: ActivityDeps) {
         resumeFromSegment: segmentsDone,
         onSegment: (done) => {
           segmentsDone = done;
-          heartbeat({ segmentsDone });
+          beat({ segmentsDone });
         },
         onProgress: (rowsDone) => {
-          heartbeat({ rowsDone, segmentsDone });
+          beat({ rowsDone, segmentsDone });
           // Cancellation arrives through heartbeats: stop between chunks.
           ctx.cancellationSignal.throwIfAborted();
         },
       });
       await deps.staging?.publish(input.runId, partNameOf(input.shard.index), result.partPath);
       const sink = sinkOf(parseSinkSpec(input.sink ?? (await plannedSink(input.runId))));
-      await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => heartbeat({ rowsDone: result.rows, segmentsDone }) });
+      await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => beat({ rowsDone: result.rows, segmentsDone }) });
       return result;
     },
 
