@@ -30,6 +30,9 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
   const { config } = options;
   const connection = options.connection ?? (await NativeConnection.connect(connectionOptions(config.temporal)));
   const deps = options.deps ?? createActivityDeps(config);
+  // Inference threads load ONNX Runtime while the worker waits for its first task, not inside it
+  // (a cold run's first shards started 40–140 ms later without this: docs/benchmarks.md).
+  deps.sessions.warm();
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -148,6 +148,20 @@ export class InferencePool {
     });
   }
 
+  /**
+   * Start every thread now (each loads ONNX Runtime as it starts), so the first large block does
+   * not wait for that: workers call this at start-up, before any task arrives.
+   */
+  warm(): void {
+    if (this.closed) return;
+    for (let i = 0; i < this.slots.length; i++) if (!this.slots[i]) this.spawn(i);
+  }
+
+  /** Threads running now (spawned by `warm` or on first use, respawned after a crash). */
+  get started(): number {
+    return this.slots.filter((s) => s !== undefined).length;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const slots = this.slots.filter((s): s is Slot => s !== undefined);

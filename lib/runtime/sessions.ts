@@ -45,6 +45,13 @@ export class SessionCache {
     return p;
   }
 
+  /** Start the inference pool's threads before the first session needs them (InferencePool.warm); nothing without a pool. */
+  warm(): void {
+    if (this.inferenceThreads <= 0) return;
+    this.pool ??= new InferencePool(this.inferenceThreads);
+    this.pool.warm();
+  }
+
   get size(): number {
     return this.sessions.size;
   }

@@ -3,12 +3,13 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelManifest } from '../../lib/registry';
 import { predict } from '../../lib/runtime/predict';
-import { offloadOf } from '../../lib/runtime/pool';
+import { InferencePool, offloadOf } from '../../lib/runtime/pool';
 import { SessionCache } from '../../lib/runtime/sessions';
 import { EXAMPLE_MODEL_DIR } from '../helpers/env';
 
 const caches: SessionCache[] = [];
-afterAll(() => Promise.all(caches.map((c) => c.close())));
+const pools: InferencePool[] = [];
+afterAll(() => Promise.all([...caches.map((c) => c.close()), ...pools.map((p) => p.close())]));
 
 async function setup(inferenceThreads: number) {
   const metadata = JSON.parse(await fs.readFile(path.join(EXAMPLE_MODEL_DIR, 'metadata.json'), 'utf8')) as ModelManifest['metadata'];
@@ -66,6 +67,25 @@ describe('inference pool', () => {
     ).rejects.toThrow('cancelled');
     const again = await predict(session, manifest, block);
     expect(again.rows).toBe(10_000);
+  });
+
+  it('warm() starts every thread before any session exists; the sessions then use those threads', async () => {
+    const pool = new InferencePool(2);
+    pools.push(pool);
+    expect(pool.started).toBe(0);
+    pool.warm();
+    expect(pool.started).toBe(2);
+    pool.warm(); // idempotent
+    expect(pool.started).toBe(2);
+
+    const cache = new SessionCache({ inferenceThreads: 2 });
+    caches.push(cache);
+    cache.warm();
+    const session = await cache.get('example', path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), { intraOpThreads: 1 });
+    expect(offloadOf(session)?.pool.started).toBe(2);
+    await pool.close();
+    pool.warm(); // a closed pool starts nothing
+    expect(pool.started).toBe(0);
   });
 
   it('runs everything on the calling thread with 0 threads', async () => {
