@@ -1,4 +1,4 @@
-import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { queryProgress, type BatchInferenceResult, type BatchProgress } from '../client';
 import { bar, duration, int, table } from '../lib/util/format';
@@ -21,6 +21,32 @@ async function workersPolling(handle: WorkflowHandle): Promise<{ taskQueue: stri
   }
 }
 
+/** How often the watcher reads running shards' heartbeats (a describe call) while it shows a bar. */
+const IN_FLIGHT_EVERY_MS = 1_000;
+
+type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
+
+/**
+ * Rows already predicted by shards still running, from their last heartbeat (`{ rowsDone }`):
+ * the workflow counts a shard's rows when it completes, so with large shards the bar would
+ * otherwise stand still between completions. Undecodable details count as 0.
+ */
+export function rowsInFlight(pending: readonly PendingActivity[] | null | undefined): number {
+  let rows = 0;
+  for (const a of pending ?? []) {
+    if (a.activityType?.name !== 'predictShard') continue;
+    const payload = a.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    try {
+      const d = defaultPayloadConverter.fromPayload<{ rowsDone?: unknown }>(payload);
+      if (typeof d?.rowsDone === 'number' && Number.isFinite(d.rowsDone) && d.rowsDone > 0) rows += d.rowsDone;
+    } catch {
+      // not ours to interpret
+    }
+  }
+  return rows;
+}
+
 /**
  * Await a batch run while printing its progress (a live bar on a terminal, phase lines
  * otherwise). When no worker has answered for a few seconds and none polls the task queue, it
@@ -40,11 +66,17 @@ export async function watchBatch(handle: WorkflowHandle, out: NodeJS.WriteStream
       }
     });
   }, NO_WORKER_HINT_AFTER_MS);
+  let inFlight = 0;
+  let shown = 0;
   const render = (p: BatchProgress) => {
     const model = p.model ? ` ${p.model.name}:${p.model.version}` : '';
+    // Completed shards' rows plus what running shards reported (live bar only), never moving back:
+    // the query and the heartbeats are read at different moments.
+    shown = p.phase === 'predicting' && tty ? Math.max(shown, Math.min(p.rowsTotal, p.rowsDone + inFlight)) : p.rowsDone;
+    const rows = shown;
     const line =
       p.phase === 'predicting' || p.phase === 'committing' || p.phase === 'done'
-        ? `${p.phase.padEnd(10)} ${bar(p.rowsDone, p.rowsTotal)} ${int(p.rowsDone)}/${int(p.rowsTotal)} rows, shards ${p.shardsDone}/${p.shardsTotal}${p.shardsFailed ? ` (${p.shardsFailed} failed)` : ''}, ${int(p.rowsPerSecond)} rows/s${p.etaSeconds !== null && p.phase === 'predicting' ? `, ETA ${duration(p.etaSeconds * 1000)}` : ''}`
+        ? `${p.phase.padEnd(10)} ${bar(rows, p.rowsTotal)} ${int(rows)}/${int(p.rowsTotal)} rows, shards ${p.shardsDone}/${p.shardsTotal}${p.shardsFailed ? ` (${p.shardsFailed} failed)` : ''}, ${int(p.rowsPerSecond)} rows/s${p.etaSeconds !== null && p.phase === 'predicting' ? `, ETA ${duration(p.etaSeconds * 1000)}` : ''}`
         : `${p.phase.padEnd(10)}${model}`;
     if (line === last) return;
     if (tty) out.write(`\r\x1b[2K${line}`);
@@ -52,9 +84,20 @@ export async function watchBatch(handle: WorkflowHandle, out: NodeJS.WriteStream
     last = line;
   };
   const poll = (async () => {
+    let describedAt = 0;
+    let shardsDone = 0;
     while (!stopped) {
       const p = await queryProgress(handle);
       if (p) answered = true;
+      // Read the heartbeats again when a shard completed too, or its rows would count twice.
+      if (p?.phase === 'predicting' && tty && (Date.now() - describedAt >= IN_FLIGHT_EVERY_MS || p.shardsDone !== shardsDone)) {
+        describedAt = Date.now();
+        shardsDone = p.shardsDone;
+        inFlight = await handle.describe().then(
+          (d) => rowsInFlight(d.raw.pendingActivities),
+          () => inFlight,
+        );
+      }
       if (p && !stopped) render(p);
       await new Promise((r) => setTimeout(r, 200));
     }
