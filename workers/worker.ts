@@ -31,7 +31,7 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
   const connection = options.connection ?? (await NativeConnection.connect(connectionOptions(config.temporal)));
   const deps = options.deps ?? createActivityDeps(config);
   // Inference threads load ONNX Runtime while the worker waits for its first task, not inside it
-  // (a cold run's first shards started 40–140 ms later without this: docs/benchmarks.md).
+  // (cold benchmark runs took 40–140 ms longer without this: docs/benchmarks.md).
   deps.sessions.warm();
   const worker = await Worker.create({
     connection,
