@@ -9,6 +9,7 @@ import { checkFeatureView, materializeView, openOnlineStore, type FeatureViewInp
 import { OnlineStoreSpecSchema } from '../lib/features/online';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
+import { keepAlive } from './heartbeat';
 
 export interface CheckMaterializeInput {
   views: unknown[];
@@ -58,7 +59,7 @@ export function createFeatureActivities(deps: ActivityDeps) {
       const store = openOnlineStore(input.store, storeContext);
       const tempDir = path.join(deps.config.dataDir, 'tmp');
       await fs.mkdir(tempDir, { recursive: true });
-      const timer = setInterval(() => heartbeat({ phase: 'reading' }), 10_000);
+      using _alive = keepAlive(() => ({ phase: 'reading' }));
       try {
         const result = await materializeView({
           view: input.view,
@@ -75,7 +76,6 @@ export function createFeatureActivities(deps: ActivityDeps) {
         log.info({ view: result.view, store: result.store, rowsRead: result.rowsRead, written: result.written, unchanged: result.unchanged, skippedOlder: result.skippedOlder }, 'features materialised');
         return result;
       } finally {
-        clearInterval(timer);
         await store.close();
       }
     },

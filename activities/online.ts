@@ -6,7 +6,7 @@
  */
 import { InvalidInputError } from '../lib/errors';
 import { openOnlineStore, type OnlineStore, type OnlineStoreSpec } from '../lib/features/online';
-import { parseFeatureView, type FeatureViewInput } from '../lib/features/spec';
+import { parseFeatureView, type FeatureView, type FeatureViewInput } from '../lib/features/spec';
 import type { OnDemandRef } from '../lib/features/on-demand';
 import { assembleOnline } from '../lib/pipeline/online';
 import type { ResolvedModel } from '../lib/registry/manifest';
@@ -41,6 +41,21 @@ export interface OnlinePrediction {
 /** Online stores stay open across predictions (one per spec per worker process). */
 const stores = new Map<string, OnlineStore>();
 
+/** Feature views validated once per distinct list (a deployment sends the same views with every request). */
+const parsedViews = new Map<string, FeatureView[]>();
+const MAX_PARSED_VIEW_LISTS = 100;
+
+function viewsOf(raw: OnlinePredictInput['featureViews']): FeatureView[] {
+  const key = JSON.stringify(raw);
+  let views = parsedViews.get(key);
+  if (!views) {
+    views = raw.map((v, i) => parseFeatureView(v, `featureViews[${i}]`)); // throws: nothing cached
+    if (parsedViews.size >= MAX_PARSED_VIEW_LISTS) parsedViews.clear();
+    parsedViews.set(key, views);
+  }
+  return views;
+}
+
 /** Close the online stores opened for predictions (worker shutdown). */
 export async function closeOnlineStores(): Promise<void> {
   const all = [...stores.values()];
@@ -62,7 +77,7 @@ export function createOnlineActivities(deps: ActivityDeps, models: ModelContexts
       }
       const { block, statuses } = await assembleOnline({
         plan,
-        views: input.featureViews.map((v, i) => parseFeatureView(v, `featureViews[${i}]`)),
+        views: viewsOf(input.featureViews),
         store,
         requests: input.rows,
         ...(input.asOf ? { now: new Date(input.asOf) } : {}),

@@ -17,7 +17,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { EmptyInputError, InvalidInputError, NotFoundError, SchemaMismatchError, errorMessage } from '../errors';
-import { ident, lit, scalar, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
+import { ident, isTimestampType, lit, scalar, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
 import { localPathOf } from '../storage';
 import { exportPostgresSource, type EventTimeWindow, type PostgresSourceSettings } from './postgres';
 import { resolveFiles, scanFiles, isRemote, type ResolvedFiles } from './source';
@@ -80,7 +80,6 @@ export const DUCKDB_TYPE_OF: Record<FeatureDtype, string> = {
 
 const INTEGER = /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER)$/;
 const FLOATING = /^(FLOAT|DOUBLE|DECIMAL\(\d+,\d+\))$/;
-const TIMESTAMP = /^(DATE|TIMESTAMP|TIMESTAMP_S|TIMESTAMP_MS|TIMESTAMP_NS|TIMESTAMP WITH TIME ZONE)$/;
 
 /**
  * Source column types each dtype accepts (the value is cast to the dtype's type):
@@ -151,7 +150,7 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
     return await withDuckDB(
       async (conn) => {
         await conn.run(`SET temp_directory = ${lit(path.join(tmp, 'duckdb'))}`);
-        const expand = async (pattern: string) => (await conn.runAndReadAll(`SELECT file FROM glob(${lit(pattern)})`)).getRowsJS().map((r) => toText(r[0]));
+        const expand = globExpander(conn);
         // Resolve (and download) every location; report every missing one together.
         const located = await Promise.allSettled([
           ...views.map(({ view, index }) => resolveViewSource(view, index, path.join(tmp, `view-${index}`), expand, req.postgres ?? {})),
@@ -163,14 +162,7 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
         }
         if (failed.length > 0) throw failed[0] as Error;
         const files = located.map((r) => (r as PromiseFulfilledResult<ResolvedFiles>).value);
-        const prepared: PreparedView[] = views.map(({ view, index }, i) => ({
-          index,
-          view,
-          files: files[i]!,
-          columns: new Map(),
-          table: `${INTERNAL}view_${index}`,
-          ttlNs: view.ttl ? BigInt(durationSeconds(view.ttl)) * 1_000_000_000n : undefined,
-        }));
+        const prepared = views.map(({ view, index }, i) => preparedView(view, index, files[i]!));
         const spineFiles = typeof req.spine === 'string' ? files[views.length] : undefined;
 
         // Describe everything, then check everything: every problem is reported together.
@@ -276,8 +268,8 @@ function sourceProblems({ view, index, files, columns }: PreparedView): string[]
     else if (!ok(t)) problems.push(`${where}: ${what} column ${col} is ${t}, needs ${wants} (${field})`);
   };
   view.entities.forEach((e, i) => need(`entities[${i}]`, e, 'entity', () => true, ''));
-  need('timestampField', view.timestampField, 'timestamp', (t) => TIMESTAMP.test(t), 'DATE or TIMESTAMP');
-  if (view.createdField !== undefined) need('createdField', view.createdField, 'created', (t) => TIMESTAMP.test(t) || ANY_INTEGER.test(t), 'DATE, TIMESTAMP or an integer type');
+  need('timestampField', view.timestampField, 'timestamp', (t) => isTimestampType(t), 'DATE or TIMESTAMP');
+  if (view.createdField !== undefined) need('createdField', view.createdField, 'created', (t) => isTimestampType(t) || ANY_INTEGER.test(t), 'DATE, TIMESTAMP or an integer type');
   view.features.forEach((f, i) => need(`features[${i}]`, f.name, 'feature', (t) => dtypeAccepts(f.dtype, t), `${ACCEPTS_TEXT[f.dtype]} for dtype ${f.dtype}`));
   for (const col of columns.keys()) if (col.startsWith(INTERNAL)) problems.push(`${where}: column name ${col} is reserved (prefix ${INTERNAL})`);
   return problems;
@@ -295,6 +287,16 @@ export function resolveViewSource(view: FeatureView, index: number, dir: string,
   return view.source.type === 'file' ? resolveFiles(view.source.path, dir, sourceField(view, index), expand) : exportPostgresSource(view, index, dir, postgres, window);
 }
 
+/** Files matching a glob pattern, listed by DuckDB (local paths; remote ones are downloaded first). */
+function globExpander(conn: DuckDBConnection): (pattern: string) => Promise<string[]> {
+  return async (pattern) => (await conn.runAndReadAll(`SELECT file FROM glob(${lit(pattern)})`)).getRowsJS().map((r) => toText(r[0]));
+}
+
+/** A view with its resolved files, before its columns are described. */
+function preparedView(view: FeatureView, index: number, files: ResolvedFiles): PreparedView {
+  return { index, view, files, columns: new Map(), table: `${INTERNAL}view_${index}`, ttlNs: view.ttl ? BigInt(durationSeconds(view.ttl)) * 1_000_000_000n : undefined };
+}
+
 /**
  * Resolve, describe and check one view's source, and read it into its narrow deduplicated
  * table (see loadView), for callers other than getHistoricalFeatures (materialisation).
@@ -303,9 +305,8 @@ export function resolveViewSource(view: FeatureView, index: number, dir: string,
  * @throws SchemaMismatchError every column problem of the source
  */
 export async function readViewSource(conn: DuckDBConnection, view: FeatureView, tmp: string, postgres: PostgresSourceSettings, window?: EventTimeWindow): Promise<{ prepared: PreparedView; rowsRead: number }> {
-  const expand = async (pattern: string) => (await conn.runAndReadAll(`SELECT file FROM glob(${lit(pattern)})`)).getRowsJS().map((r) => toText(r[0]));
-  const files = await resolveViewSource(view, 0, path.join(tmp, 'view-0'), expand, postgres, window);
-  const prepared: PreparedView = { index: 0, view, files, columns: new Map(), table: `${INTERNAL}view_0`, ttlNs: view.ttl ? BigInt(durationSeconds(view.ttl)) * 1_000_000_000n : undefined };
+  const files = await resolveViewSource(view, 0, path.join(tmp, 'view-0'), globExpander(conn), postgres, window);
+  const prepared = preparedView(view, 0, files);
   prepared.columns = await describe(conn, scanFiles(files), sourceField(view, 0), files.location);
   const problems = sourceProblems(prepared);
   if (problems.length > 0) throw new SchemaMismatchError(`feature view ${view.name} does not fit its source`, problems, { object: files.location });
@@ -352,7 +353,7 @@ function checkSchemas(views: PreparedView[], spine: Map<string, string> | undefi
   } else {
     const t = spine.get(tsField);
     if (t === undefined) problems.push(`spine ${spineLocation} has no timestamp column ${tsField} (entityTimestampField)`);
-    else if (!TIMESTAMP.test(t)) problems.push(`spine ${spineLocation}: timestamp column ${tsField} is ${t}, needs DATE or TIMESTAMP`);
+    else if (!isTimestampType(t)) problems.push(`spine ${spineLocation}: timestamp column ${tsField} is ${t}, needs DATE or TIMESTAMP`);
     for (const col of spine.keys()) {
       if (col.startsWith(INTERNAL)) problems.push(`spine ${spineLocation}: column name ${col} is reserved (prefix ${INTERNAL})`);
       const view = outputNames.get(col);
@@ -380,12 +381,11 @@ async function loadView(conn: DuckDBConnection, p: PreparedView, window?: EventT
   const conditions = [...view.entities, view.timestampField].map((c) => `${ident(c)} IS NOT NULL`);
   if (window?.start) conditions.push(`${tsNs} > ${BigInt(window.start.getTime()) * 1_000_000n}`);
   if (window) conditions.push(`${tsNs} <= ${BigInt(window.end.getTime()) * 1_000_000n}`);
-  const notNull = conditions.join(' AND ');
   try {
     await conn.run(
       `CREATE TEMP TABLE ${raw} AS
-         SELECT ${[...keys, `${epochNs(ident(view.timestampField), p.columns.get(view.timestampField)!)} AS ${ident(TS)}`, ...created, ...feats].join(', ')}
-         FROM ${scanFiles(p.files)} WHERE ${notNull}`,
+         SELECT ${[...keys, `${tsNs} AS ${ident(TS)}`, ...created, ...feats].join(', ')}
+         FROM ${scanFiles(p.files)} WHERE ${conditions.join(' AND ')}`,
     );
   } catch (err) {
     // A value that does not convert (a CSV cell, an out-of-range cast) is bad data, not a transient fault.

@@ -74,6 +74,13 @@ export function isNumericType(type: string): boolean {
   return NUMERIC.test(type);
 }
 
+const TIMESTAMP = /^(DATE|TIMESTAMP|TIMESTAMP_S|TIMESTAMP_MS|TIMESTAMP_NS|TIMESTAMP WITH TIME ZONE)$/;
+
+/** DATE or any TIMESTAMP type (with or without time zone). */
+export function isTimestampType(type: string): boolean {
+  return TIMESTAMP.test(type);
+}
+
 export async function assertReadable(filePath: string): Promise<void> {
   try {
     const st = await fs.stat(filePath);

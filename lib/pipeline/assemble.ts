@@ -11,7 +11,7 @@
  * what; `assembleBlock` runs the steps over a batch of rows. Pure computation after planning.
  */
 import type { ColumnInfo } from '../io/duckdb';
-import { isNumericType } from '../io/duckdb';
+import { isNumericType, isTimestampType } from '../io/duckdb';
 import { InvalidInputError, SchemaMismatchError } from '../errors';
 import { computeOnDemand, loadOnDemand, type LoadedOnDemand, type OnDemandColumn, type OnDemandRef } from '../features/on-demand';
 import type { ModelManifest, ModelSignature } from '../registry/manifest';
@@ -40,7 +40,6 @@ export interface AssemblyPlan {
   direct: boolean;
 }
 
-const TIMESTAMP_TYPE = /^(DATE|TIMESTAMP|TIMESTAMP_S|TIMESTAMP_MS|TIMESTAMP_NS|TIMESTAMP WITH TIME ZONE)$/;
 
 /**
  * Work out which raw columns a model needs behind a pipeline's on-demand features.
@@ -95,7 +94,7 @@ export function checkSourceColumns(plan: AssemblyPlan, columns: readonly ColumnI
     const c = byName.get(name);
     if (!c) problems.push(`column ${name} is missing (${by} needs it as ${kind})`);
     else if (kind === 'numeric' && !isNumericType(c.type)) problems.push(`column ${name} is ${c.type}, ${what} needs a number`);
-    else if (kind === 'timestamp' && !TIMESTAMP_TYPE.test(c.type)) problems.push(`column ${name} is ${c.type}, ${what} needs a DATE or TIMESTAMP`);
+    else if (kind === 'timestamp' && !isTimestampType(c.type)) problems.push(`column ${name} is ${c.type}, ${what} needs a DATE or TIMESTAMP`);
     else if (kind === 'string' && c.type !== 'VARCHAR') problems.push(`column ${name} is ${c.type}, ${what} needs a string (VARCHAR) category`);
   }
   if (idColumn !== null && !byName.has(idColumn)) problems.push(`id column ${idColumn} is missing`);

@@ -172,7 +172,7 @@ function readFailure(snapshotPath: string, shard: ShardDescriptor, err: unknown)
  * (turning them into JS strings costs as much as the features): they are looked up only for
  * rows named in an error (`labelRows`).
  */
-export async function readShard(conn: DuckDBConnection, snapshotPath: string, shard: ShardDescriptor, manifest: ModelManifest, inPlace?: InputFingerprint): Promise<FeatureBlock & { rowIds: Float64Array }> {
+export async function readShard(conn: DuckDBConnection, snapshotPath: string, shard: ShardDescriptor, manifest: ModelManifest, inPlace?: InputFingerprint): Promise<FeatureBlock> {
   const src = rowSource(snapshotPath, inPlace);
   const inputs = inputColumns(manifest);
   const all = inputs.flatMap((i) => i.columns);
@@ -186,14 +186,7 @@ export async function readShard(conn: DuckDBConnection, snapshotPath: string, sh
     throw readFailure(snapshotPath, shard, err);
   });
   const data: Record<string, Float32Array> = Object.fromEntries(inputs.map((i, g) => [i.name, matrices[g]!]));
-  return { rows, inputs: data, rowIds: rowIdsOf(shard), rowLabel: (i) => `row ${shard.start + i}` };
-}
-
-/** Snapshot row numbers of a shard's rows (the readers check that rows arrive in this order). */
-function rowIdsOf(shard: ShardDescriptor): Float64Array {
-  const ids = new Float64Array(shard.end - shard.start);
-  for (let i = 0; i < ids.length; i++) ids[i] = shard.start + i;
-  return ids;
+  return { rows, inputs: data, rowLabel: (i) => `row ${shard.start + i}` };
 }
 
 /** SQL reading a raw column as its plan kind (instants as epoch milliseconds, naive timestamps as UTC). */
@@ -215,7 +208,7 @@ export async function readShardAssembled(
   plan: AssemblyPlan,
   idColumn: string | null,
   inPlace?: InputFingerprint,
-): Promise<FeatureBlock & { rowIds: Float64Array }> {
+): Promise<FeatureBlock> {
   const src = rowSource(snapshotPath, inPlace);
   const cols = plan.sourceColumns;
   const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c): ColumnKind => (c.kind === 'string' ? 'string' : 'float64'))];
@@ -228,9 +221,8 @@ export async function readShardAssembled(
   });
   const ids = idColumn ? (read.shift() as (string | null)[]) : [];
   const batch: RawBatch = Object.fromEntries(cols.map((c, j) => [c.name, read[j] as Float64Array | (string | null)[]]));
-  const rowIds = rowIdsOf(shard);
   const rowLabel = (i: number) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`);
-  return { ...assembleBlock(plan, batch, rows, rowLabel), rowIds };
+  return assembleBlock(plan, batch, rows, rowLabel);
 }
 
 /** `idColumn=value` labels for a few snapshot rows (for error messages). */
@@ -272,14 +264,14 @@ export interface PredictRangeArgs {
   plan?: AssemblyPlan;
 }
 
-async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
+async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Promise<ShardResult> {
   const { manifest, shard, lineage } = args;
   return withSharedDuckDB(async (conn) => {
     await checkInPlace(args.snapshotPath, args.inPlace);
     const src = rowSource(args.snapshotPath, args.inPlace);
-    const assembled = args.plan !== undefined && !args.plan.direct;
+    const assembled = !args.plan.direct;
     const block = assembled
-      ? await readShardAssembled(conn, args.snapshotPath, shard, args.plan!, args.idColumn, args.inPlace)
+      ? await readShardAssembled(conn, args.snapshotPath, shard, args.plan, args.idColumn, args.inPlace)
       : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
     const preds = await predict(args.session, manifest, block, {
       ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}),
@@ -348,13 +340,13 @@ export async function predictShard(
     onSegment?: (segmentsDone: number, segmentsTotal: number) => void;
   },
 ): Promise<ShardResult & { segmentsComputed: number }> {
-  const { shard } = args;
-  // Plan once per shard, not per segment (a model with transforms needs one even when the caller gave none).
-  if (args.plan === undefined && args.manifest.metadata.transforms) args = { ...args, plan: await planAssembly(args.manifest) };
+  // Plan once per shard, not per segment (the default: from the manifest alone; direct when it has no transforms).
+  const planned = { ...args, plan: args.plan ?? (await planAssembly(args.manifest)) };
+  const { shard } = planned;
   const segmentRows = Math.max(1, args.segmentRows ?? DEFAULT_SEGMENT_ROWS);
   const total = Math.max(1, Math.ceil((shard.end - shard.start) / segmentRows));
   if (total === 1) {
-    const r = await predictRange(args);
+    const r = await predictRange(planned);
     args.onSegment?.(1, 1);
     return { ...r, segmentsComputed: 1 };
   }
@@ -366,7 +358,7 @@ export async function predictShard(
   for (let i = first; i < total; i++) {
     const start = shard.start + i * segmentRows;
     const segment = { index: shard.index, start, end: Math.min(shard.end, start + segmentRows) };
-    await predictRange({ ...args, shard: segment, partPath: segPath(i), onProgress: (n) => args.onProgress?.(start - shard.start + n) });
+    await predictRange({ ...planned, shard: segment, partPath: segPath(i), onProgress: (n) => args.onProgress?.(start - shard.start + n) });
     computed++;
     args.onSegment?.(i + 1, total);
   }

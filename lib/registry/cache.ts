@@ -21,14 +21,15 @@ export interface EnsureResult {
   downloaded: boolean;
 }
 
+/** Events kept in `ModelCache.events` (for tests and summaries). */
+const MAX_EVENTS = 1_000;
+
 /**
  * Content-addressed local model cache: `<dir>/<sha256>.onnx`. A model is downloaded once per
  * machine: calls in one process share a promise, processes share a lock directory, and the
  * file appears under its final name only after its sha256 was verified (atomic rename).
  * A cached file is re-verified the first time a process uses it; a corrupt one is replaced.
  */
-/** Events kept in `ModelCache.events` (for tests and summaries). */
-const MAX_EVENTS = 1_000;
 
 export class ModelCache {
   private readonly inflight = new Map<string, Promise<EnsureResult>>();

@@ -33,10 +33,8 @@ export class SessionCache {
     if (!p) {
       this.loads++;
       p = loadSession(modelPath, `model ${sha256.slice(0, 12)} (${modelPath})`, options).then((session) => {
-        if (this.inferenceThreads > 0) {
-          this.pool ??= new InferencePool(this.inferenceThreads);
-          registerOffload(session, { pool: this.pool, key, modelPath, options });
-        }
+        const pool = this.poolOrNone();
+        if (pool) registerOffload(session, { pool, key, modelPath, options });
         return session;
       });
       this.sessions.set(key, p);
@@ -47,9 +45,13 @@ export class SessionCache {
 
   /** Start the inference pool's threads before the first session needs them (InferencePool.warm); nothing without a pool. */
   warm(): void {
-    if (this.inferenceThreads <= 0) return;
-    this.pool ??= new InferencePool(this.inferenceThreads);
-    this.pool.warm();
+    this.poolOrNone()?.warm();
+  }
+
+  /** The inference pool, created on first need; none with 0 inference threads. */
+  private poolOrNone(): InferencePool | undefined {
+    if (this.inferenceThreads <= 0) return undefined;
+    return (this.pool ??= new InferencePool(this.inferenceThreads));
   }
 
   get size(): number {

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_REDIS_URL } from '../config/env';
 import { InvalidInputError } from '../errors';
 import { DuckDBSink } from './duckdb';
 import { ObjectStoreParquetSink, ParquetSink } from './parquet';
@@ -24,7 +25,7 @@ export interface SinkDefaults {
   redisUrl?: string | undefined;
 }
 
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
+export { DEFAULT_REDIS_URL };
 
 const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => Sink } = {
   parquet: (spec, d) => {

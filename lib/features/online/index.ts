@@ -10,10 +10,11 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_REDIS_URL } from '../../config/env';
 import { InvalidInputError } from '../../errors';
 import { durationSeconds, parseFeatureView, type FeatureView } from '../spec';
 import { decodeEntityKey, decodeValue, encodeEntityKey, encodeValue, toEpochUs, type EntityKeyInput, type FeatureValue } from './codec';
-import { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX } from './redis';
+import { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX, REDIS_KEY_PREFIX } from './redis';
 import { SqliteOnlineStore } from './sqlite';
 import type { OnlineStore, StoredWrite, WriteCounts } from './types';
 
@@ -23,13 +24,12 @@ export { encodeEntityKey, decodeEntityKey, encodeValue, decodeValue, toEpochUs }
 export { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX } from './redis';
 export { SqliteOnlineStore } from './sqlite';
 
-const KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 export const RedisOnlineStoreSpecSchema = z.strictObject({
   type: z.literal('redis'),
   /** Absent: INFERFLOW_REDIS_URL of the process, else redis://127.0.0.1:6379/0 (keep credentials out of specs: they end up in workflow history). */
   url: z.string().regex(/^rediss?:\/\/[^@]*$/, 'url must be redis://host:port[/db] without credentials (put those in INFERFLOW_REDIS_URL)').optional(),
-  keyPrefix: z.string().regex(KEY_PREFIX, `keyPrefix must match ${KEY_PREFIX.source}`).optional(),
+  keyPrefix: z.string().regex(REDIS_KEY_PREFIX, `keyPrefix must match ${REDIS_KEY_PREFIX.source}`).optional(),
 });
 
 export const SqliteOnlineStoreSpecSchema = z.strictObject({
@@ -50,7 +50,7 @@ export interface OnlineStoreContext {
   dataDir: string;
 }
 
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
+export { DEFAULT_REDIS_URL };
 export const DEFAULT_ONLINE_STORE: OnlineStoreSpec = { type: 'sqlite' };
 
 /** The embedded store's default file. */

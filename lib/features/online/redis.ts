@@ -33,6 +33,8 @@ export interface RedisOnlineStoreOptions {
 }
 
 export const DEFAULT_REDIS_KEY_PREFIX = 'inferflow:features';
+/** Key prefixes the store accepts (checked by the store spec and by the constructor). */
+export const REDIS_KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,128}$/;
 const TS_FIELD = '_ts';
 const DIGEST_FIELD = '_h';
 
@@ -79,7 +81,7 @@ export class RedisOnlineStore implements OnlineStore {
 
   constructor(private readonly o: RedisOnlineStoreOptions) {
     this.prefix = o.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX;
-    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(this.prefix)) throw new InvalidInputError('invalid Redis key prefix', [`keyPrefix: ${JSON.stringify(this.prefix)} must match [A-Za-z0-9_.:-]{1,128}`]);
+    if (!REDIS_KEY_PREFIX.test(this.prefix)) throw new InvalidInputError('invalid Redis key prefix', [`keyPrefix: ${JSON.stringify(this.prefix)} must match [A-Za-z0-9_.:-]{1,128}`]);
     let where: string;
     try {
       const u = new URL(o.url);
