@@ -153,6 +153,8 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
     say(`  pandas baseline: ${stack.unavailable}`);
     return { postgres: { skipped: 'pandas baseline unavailable' }, repeats: 0, allTotalsMs: [], error: stack.unavailable };
   }
+  const psycopg = pgTable ? ensurePsycopg(path.join(REPO_ROOT, '.data'), say) : {};
+  const pythonPath = joinPythonPath(stack.pythonPath, 'pythonPath' in psycopg ? psycopg.pythonPath : undefined);
   for (let i = 0; i < o.baselineRepeats; i++) {
     const args = [
       path.join(REPO_ROOT, 'bench', 'pandas_baseline.py'),
@@ -167,8 +169,6 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
       '--as-of', new Date().toISOString(),
       ...(pgTable ? ['--pg-table', pgTable] : []),
     ];
-    const psycopg = pgTable ? ensurePsycopg(path.join(REPO_ROOT, '.data'), say) : {};
-    const pythonPath = joinPythonPath(stack.pythonPath, 'pythonPath' in psycopg ? psycopg.pythonPath : undefined);
     const r = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...pgEnv(), ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) } });
     if (r.status !== 0) {
       const error = `python3 bench/pandas_baseline.py failed (exit ${r.status}): ${(r.stderr || r.error?.message || '').trim().slice(-800)}`;

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, InvalidArgumentError } from 'commander';
 import { Redis } from 'ioredis';
-import { loadConfig } from '../lib/config/env';
+import { DEFAULT_REDIS_URL, loadConfig } from '../lib/config/env';
 import { getOnlineFeatures, materializeView, openOnlineStore, type FeatureView, type OnlineStore } from '../lib/features';
 import { encodeEntityKey } from '../lib/features/online';
 import { lit, withDuckDB } from '../lib/io/duckdb';
@@ -59,10 +59,11 @@ function summarize(samples: number[], keysPerCall: number): Latency {
   return { calls: s.length, keysPerCall, p50Ms: r(q(0.5)), p90Ms: r(q(0.9)), p99Ms: r(q(0.99)), maxMs: r(s.at(-1)!), meanMs: r(total / s.length), keysPerSecond: Math.round((s.length * keysPerCall) / (total / 1000)) };
 }
 
+/** Call `fn(0 … warmup-1)` untimed, then time `fn(warmup … warmup+calls-1)`: timed calls never repeat a warm-up key. */
 async function time(calls: number, warmup: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await fn(i);
   const out: number[] = [];
-  for (let i = 0; i < calls; i++) {
+  for (let i = warmup; i < warmup + calls; i++) {
     const t = performance.now();
     await fn(i);
     out.push(performance.now() - t);
@@ -72,8 +73,8 @@ async function time(calls: number, warmup: number, fn: (i: number) => Promise<un
 
 export async function runOnlineBench(f: OnlineFlags, command: string): Promise<void> {
   const config = loadConfig();
-  const redisUrl = config.redisUrl ?? 'redis://127.0.0.1:6379/0';
-  const loadBefore = os.loadavg().map((x) => Number(x.toFixed(2)));
+  const redisUrl = config.redisUrl ?? DEFAULT_REDIS_URL;
+  const loadBefore = loadAverage();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-bench-online-'));
   const prefix = `inferflow-bench-${process.pid}`;
   const source = path.join(dir, 'stats.parquet');

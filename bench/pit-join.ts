@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const repeat = intArg('repeat', values.repeat, 3);
   const seed = intArg('seed', values.seed, 42, 0);
 
-  const loadBefore = os.loadavg().map((x) => Number(x.toFixed(2)));
+  const loadBefore = loadAverage();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-pit-bench-'));
   const spinePath = path.join(dir, 'spine.parquet');
   const featuresPath = path.join(dir, 'customer_features.parquet');

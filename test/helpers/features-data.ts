@@ -7,8 +7,6 @@ import type { FeatureView } from '../../lib/features';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { mulberry32 } from '../../lib/util/random';
 
-/** A seeded PRNG (mulberry32). */
-export const rng = mulberry32;
 
 export const T0 = Date.parse('2026-11-01T00:00:00Z');
 
@@ -30,7 +28,7 @@ export interface StatRow {
 
 /** `n` rows over `customers` customers and 10 days, with duplicate event times decided by created_ts. */
 export function statRows(n: number, customers: number, seed = 7): StatRow[] {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const rows: StatRow[] = [];
   for (let i = 0; i < n; i++) {
     const dup = i > 0 && r() < 0.05 ? rows[Math.floor(r() * rows.length)]! : undefined;
@@ -57,7 +55,7 @@ const csvText = (s: string) => `"${s.replace(/"/g, '""')}"`;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** CSV (PostgreSQL style: unquoted empty = NULL, quoted "" = empty string). */
-export function statCsv(rows: StatRow[]): string {
+function statCsv(rows: StatRow[]): string {
   const lines = ['customer_id,event_ts,created_ts,spend,ratio,amount,cnt,big,segment,active'];
   for (const x of rows) {
     lines.push(
@@ -78,7 +76,7 @@ export function statCsv(rows: StatRow[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-export const STAT_PG_COLUMNS = 'customer_id bigint, event_ts timestamptz, created_ts timestamp, spend double precision, ratio real, amount numeric(12,2), cnt integer, big bigint, segment text, active boolean';
+const STAT_PG_COLUMNS = 'customer_id bigint, event_ts timestamptz, created_ts timestamp, spend double precision, ratio real, amount numeric(12,2), cnt integer, big bigint, segment text, active boolean';
 
 /** Create `table` in PostgreSQL and COPY the rows in. */
 export async function loadStatsIntoPostgres(pool: pg.Pool, table: string, rows: StatRow[]): Promise<void> {

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'vitest';
 
-export const HISTORIES_DIR = path.resolve(__dirname, '..', 'workflows', 'histories');
+const HISTORIES_DIR = path.resolve(__dirname, '..', 'workflows', 'histories');
 
 /**
  * With RECORD_HISTORIES=1 (`npm run record-histories`), save a finished workflow's history for

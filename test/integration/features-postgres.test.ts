@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { InvalidInputError, NotFoundError, SchemaMismatchError } from '../../lib/errors';
 import { getHistoricalFeatures } from '../../lib/features';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
-import { T0, loadStatsIntoPostgres, rng, statRows, statView, writeStatsParquet, type StatRow } from '../helpers/features-data';
+import { mulberry32 } from '../../lib/util/random';
+import { T0, loadStatsIntoPostgres, statRows, statView, writeStatsParquet, type StatRow } from '../helpers/features-data';
 
 const postgresUrl = inject('postgresUrl');
 let pool: pg.Pool;
@@ -27,7 +28,7 @@ beforeAll(async () => {
   await loadStatsIntoPostgres(pool, table, rows);
   await writeStatsParquet(path.join(dir, 'stats.parquet'), rows);
   // Spine: 3,000 rows over the same customers (some unknown) and days, some exactly at event times.
-  const r = rng(11);
+  const r = mulberry32(11);
   const lines = ['customer_id,event_timestamp,label'];
   for (let i = 0; i < 3_000; i++) {
     const exact = r() < 0.1 ? rows[Math.floor(r() * rows.length)] : undefined;

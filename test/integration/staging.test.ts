@@ -18,7 +18,7 @@ describe.each([
   ['file://', () => `file://${path.join(dir, 'shared')}`],
   ['s3://', () => `s3://${inject('s3').bucket}/${uniqueName('staging')}`],
 ])('RunStaging on %s', (_name, url) => {
-  it('publishes, lists, fetches (whole or absent, one download for concurrent callers) and discards a run', async () => {
+  it('publishes, lists, fetches (whole or absent, also with two concurrent callers) and discards a run', async () => {
     const staging = new RunStaging(openStore(url()));
     const src = path.join(dir, 'src.bin');
     await fs.writeFile(src, Buffer.alloc(300_000, 7));

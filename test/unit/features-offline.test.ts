@@ -25,7 +25,6 @@ const MIN_NS = 60e9;
 const DAY_NS = 86_400e9;
 const SPINE_ROWS = 20_000;
 
-const prng = mulberry32;
 
 type Key = number | string | null;
 
@@ -334,7 +333,7 @@ function specs(root: string): FeatureViewInput[] {
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-features-test-'));
-  const rnd = prng(20261124);
+  const rnd = mulberry32(20261124);
   await makeCust(rnd);
   await makePair(rnd);
   await makeMerch(rnd);
