@@ -19,6 +19,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { appendColumns, readMatrices, selectColumn } from '../lib/io/columns';
 import { ident, lit, scalar, withDuckDB } from '../lib/io/duckdb';
+import { lineageSelect, type LineageValues } from '../lib/pipeline/batch';
 import { DEFAULT_SESSION_OPTIONS, loadSession, ort } from '../lib/runtime/onnx';
 import { InferencePool, type PlainTensor } from '../lib/runtime/pool';
 import type { ModelMetadata } from '../lib/registry/manifest';
@@ -28,8 +29,8 @@ export interface RawOptions {
   features: string;
   modelPath: string;
   metadata: ModelMetadata;
-  /** Lineage written into every row, like the pipeline's output. */
-  lineage: { modelName: string; modelVersion: number; modelSha256: string; asOf: string; runId: string };
+  /** Lineage written into every row, with the pipeline's own select items. */
+  lineage: LineageValues;
   outDir: string;
   batchRows: number;
   duckdbThreads: number;
@@ -105,10 +106,7 @@ async function predictAll(session: ortTypes.InferenceSession, o: RawOptions, inp
 
 /** The output rows as a SELECT over the staged predictions, same columns as the pipeline's parts. */
 function outputSelect(o: RawOptions, idColumn: string): string {
-  const l = o.lineage;
-  return `SELECT s.${ident(idColumn)}, p.label::BIGINT AS label, p.score,
-                 ${lit(l.modelName)} AS model_name, ${l.modelVersion}::INTEGER AS model_version,
-                 ${lit(l.modelSha256)} AS model_sha256, ${lit(l.asOf)}::TIMESTAMPTZ AS as_of, ${lit(l.runId)} AS run_id
+  return `SELECT s.${ident(idColumn)}, p.label::BIGINT AS label, p.score, ${lineageSelect(o.lineage)}
           FROM (SELECT ${ident(idColumn)} FROM read_parquet(${lit(o.features)})) s POSITIONAL JOIN preds p`;
 }
 

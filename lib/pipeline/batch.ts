@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchError } from '../errors';
 import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
-import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withDuckDB, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
+import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { checkFinite, inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
 import { assembleBlock, checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
@@ -47,6 +47,41 @@ export interface Lineage {
   model: ResolvedModel;
   /** ISO 8601 as-of time of the run. */
   asOf: string;
+}
+
+/** Lineage values as they appear in every output row. */
+export interface LineageValues {
+  modelName: string;
+  modelVersion: number;
+  modelSha256: string;
+  asOf: string;
+  runId: string;
+}
+
+export function lineageValues(l: Lineage): LineageValues {
+  return { modelName: l.model.name, modelVersion: l.model.version, modelSha256: l.model.sha256, asOf: l.asOf, runId: l.runId };
+}
+
+/** A string constant typed as a one-value ENUM (see `lineageSelect`). */
+function enumConstant(value: string): string {
+  return `${lit(value)}::ENUM(${lit(value)})`;
+}
+
+/**
+ * The lineage columns of an output row (model_name, model_version, model_sha256, as_of, run_id)
+ * as SQL select items. Every value is the same in every row: the strings are typed as one-value
+ * ENUMs, which DuckDB's Parquet writer writes from the enum's dictionary instead of hashing each
+ * row's copy of the string (0.08–0.13 s of CPU per 1M rows, a tenth of a shard's work). The
+ * files hold plain UTF-8 string columns either way; readers see VARCHAR / string.
+ */
+export function lineageSelect(l: LineageValues): string {
+  return [
+    `${enumConstant(l.modelName)} AS model_name`,
+    `${l.modelVersion}::INTEGER AS model_version`,
+    `${enumConstant(l.modelSha256)} AS model_sha256`,
+    `${lit(l.asOf)}::TIMESTAMPTZ AS as_of`,
+    `${enumConstant(l.runId)} AS run_id`,
+  ].join(', ');
 }
 
 /** Check that a file has every column the model needs, with numeric types. Lists every problem. */
@@ -119,7 +154,8 @@ export async function stageSnapshot(args: {
   const { featuresPath, snapshotPath, manifest, shardSize } = args;
   await assertReadable(featuresPath);
   const plan = args.plan ?? (await planAssembly(manifest));
-  return withDuckDB(async (conn) => {
+  // The process's shared instance: a new one costs ~10 ms, a quarter of a warm plan step.
+  return withSharedDuckDB(async (conn) => {
     const columns = await describeColumns(conn, featuresPath);
     const idColumn = args.idColumn ?? (manifest.metadata.id_column && columns.some((c) => c.name === manifest.metadata.id_column) ? manifest.metadata.id_column : null);
     if (plan.direct) checkColumns(columns, manifest, idColumn, featuresPath);
@@ -299,9 +335,7 @@ async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Pr
       await withAppendedTable(conn, columns, (predTable) =>
         conn.run(
           `COPY (
-             SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols},
-                    ${lit(lineage.model.name)} AS model_name, ${lineage.model.version}::INTEGER AS model_version,
-                    ${lit(lineage.model.sha256)} AS model_sha256, ${lit(lineage.asOf)}::TIMESTAMPTZ AS as_of, ${lit(lineage.runId)} AS run_id
+             SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols}, ${lineageSelect(lineageValues(lineage))}
              FROM ${
                args.idColumn
                  ? `(SELECT ${src.row} AS __inferflow_r, ${ident(args.idColumn)} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}) s POSITIONAL JOIN ${predTable} p`

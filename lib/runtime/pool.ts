@@ -47,6 +47,7 @@ parentPort.on('message', async (m) => {
       s.catch(() => sessions.delete(m.key));
     }
     const session = await s;
+    if (m.feeds.length === 0) return parentPort.postMessage({ id: m.id, out: {} }); // preload
     const feeds = {};
     for (const f of m.feeds) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
     const result = await session.run(feeds);
@@ -123,7 +124,22 @@ export class InferencePool {
    */
   run(key: string, modelPath: string, options: SessionOptions, feeds: Record<string, ortTypes.Tensor>): Promise<Record<string, PlainTensor>> {
     if (this.closed) return Promise.reject(new Error('inference pool is closed'));
-    const slot = this.pick();
+    return this.send(this.pick(), key, modelPath, options, feeds);
+  }
+
+  /**
+   * Load a model on every thread now (one session per thread, as `run` would on first use), so
+   * that the first large block does not wait for the loads. Resolves when every thread has it;
+   * rejects with the first thread's load error.
+   */
+  async preload(key: string, modelPath: string, options: SessionOptions): Promise<void> {
+    if (this.closed) throw new Error('inference pool is closed');
+    const slots = this.slots.map((s, i) => s ?? this.spawn(i));
+    await Promise.all(slots.map((slot) => this.send(slot, key, modelPath, options, {})));
+  }
+
+  private send(slot: Slot, key: string, modelPath: string, options: SessionOptions, feeds: Record<string, ortTypes.Tensor>): Promise<Record<string, PlainTensor>> {
+    if (this.closed) return Promise.reject(new Error('inference pool is closed'));
     const id = this.nextId++;
     const transfer: ArrayBuffer[] = [];
     const req: Request = {

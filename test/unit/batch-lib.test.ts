@@ -63,6 +63,23 @@ describe('snapshot, shard prediction and sinks', () => {
     expect(all).toHaveLength(2_500);
     expect(all.filter(([id, label, score]) => ref.get(toText(id))?.score !== score || ref.get(toText(id))?.label !== Number(label))).toEqual([]);
 
+    // Lineage: plain string / integer / timestamp columns in the file (the strings are written from one-value ENUMs), one value per run.
+    const schema = await withDuckDB(async (c) => (await c.runAndReadAll(`SELECT name, type FROM parquet_schema(${lit(parts[0]!)}) WHERE name NOT IN ('duckdb_schema')`)).getRowsJS());
+    expect(schema.map(([name, type]) => `${toText(name)} ${toText(type)}`)).toEqual([
+      'transaction_id BYTE_ARRAY',
+      'label INT64',
+      'score FLOAT',
+      'model_name BYTE_ARRAY',
+      'model_version INT32',
+      'model_sha256 BYTE_ARRAY',
+      'as_of INT64',
+      'run_id BYTE_ARRAY',
+    ]);
+    const lineage = await withDuckDB(async (c) =>
+      (await c.runAndReadAll(`SELECT DISTINCT typeof(model_name), model_name, model_version, model_sha256, as_of::VARCHAR, typeof(run_id), run_id FROM read_parquet(${lit(parts[0]!)})`)).getRowsJS().map((r) => r.map(toText)),
+    );
+    expect(lineage).toEqual([['VARCHAR', model.name, String(model.version), model.sha256, '2026-11-24 03:00:00+00', 'VARCHAR', 'r1']]);
+
     // Parquet sink: whole run appears at once; committing again is a no-op.
     const sink = new ParquetSink(path.join(dir, 'out'));
     const req = { runId: 'r1', workflowId: 'wf/1', pipeline: 'fraud', model, parts, rows: 2_500 };

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelManifest } from '../../lib/registry';
 import { predict } from '../../lib/runtime/predict';
+import { ort } from '../../lib/runtime/onnx';
 import { InferencePool, offloadOf } from '../../lib/runtime/pool';
 import { SessionCache } from '../../lib/runtime/sessions';
 import { EXAMPLE_MODEL_DIR } from '../helpers/env';
@@ -85,6 +86,21 @@ describe('inference pool', () => {
     expect(offloadOf(session)?.pool.started).toBe(2);
     await pool.close();
     pool.warm(); // a closed pool starts nothing
+    expect(pool.started).toBe(0);
+  });
+
+  it('preload() loads a model on every thread and reports a thread that cannot load it', async () => {
+    const pool = new InferencePool(2);
+    pools.push(pool);
+    const modelPath = path.join(EXAMPLE_MODEL_DIR, 'model.onnx');
+    await pool.preload('example', modelPath, { intraOpThreads: 1 });
+    expect(pool.started).toBe(2);
+    await expect(pool.preload('missing', path.join(EXAMPLE_MODEL_DIR, 'no-such-model.onnx'), { intraOpThreads: 1 })).rejects.toThrow(/no-such-model/);
+    // The threads still serve the loaded model.
+    const out = await pool.run('example', modelPath, { intraOpThreads: 1 }, { features: new ort.Tensor('float32', new Float32Array(7), [1, 7]) });
+    expect(Object.keys(out).sort()).toEqual(['label', 'probabilities']);
+    await pool.close();
+    await expect(pool.preload('example', modelPath, { intraOpThreads: 1 })).rejects.toThrow('closed');
     expect(pool.started).toBe(0);
   });
 
