@@ -31,7 +31,7 @@ import { countPostgresRows, dropTable, ensurePsycopg, pgEnv, postgresSinkSpec, p
 import { ensurePythonPackages, joinPythonPath, trainingPins } from './python';
 import { runRawBaseline } from './raw';
 import { fmt, summaryTable, updateDoc, writeResults } from './report';
-import type { BatchBenchResults, ModelKey, ModelResults, OutputCheck, PandasBaseline, PipelineRun, RawBaseline, SinkKind, StageTimes } from './types';
+import { pandasTotalMs, type BatchBenchResults, type ModelKey, type ModelResults, type OutputCheck, type PandasBaseline, type PipelineRun, type RawBaseline, type SinkKind, type StageTimes } from './types';
 
 export const BENCH_DATA_DIR = path.join(REPO_ROOT, '.data', 'bench');
 const TASK_QUEUE = 'inferflow-bench';
@@ -287,12 +287,7 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
           });
           if (result && run.e2eMs !== undefined) {
             const rawTime = sinkKind === 'postgres' ? raw.postgres?.totalMs : raw.parquet.totalMs;
-            const pandasTime =
-              sinkKind === 'parquet'
-                ? pandas.parquet?.totalMs
-                : pandas.parquet && 'writeMs' in pandas.postgres
-                  ? pandas.parquet.readMs + pandas.parquet.predictMs + pandas.postgres.writeMs
-                  : undefined;
+            const pandasTime = pandasTotalMs(pandas, sinkKind);
             run.ratioToRaw = rawTime !== undefined ? run.e2eMs / rawTime : undefined;
             run.speedupVsPandas = pandasTime !== undefined ? pandasTime / run.e2eMs : null;
             try {

@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { REPO_ROOT } from '../cli/examples';
 import { table } from '../lib/util/format';
-import type { BatchBenchResults, ModelResults, PipelineRun } from './types';
+import { pandasTotalMs, type BatchBenchResults, type ModelResults, type PipelineRun } from './types';
 
 export const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
 export const DOC_PATH = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
@@ -68,7 +68,7 @@ export async function readAllResults(): Promise<{ file: string; results: BatchBe
 
 function runRow(m: ModelResults, run: PipelineRun): string[] {
   const raw = run.sink === 'postgres' ? m.raw.postgres : m.raw.parquet;
-  const pandasPg = m.pandas.parquet && 'writeMs' in m.pandas.postgres ? m.pandas.parquet.readMs + m.pandas.parquet.predictMs + m.pandas.postgres.writeMs : undefined;
+  const pandasPg = pandasTotalMs(m.pandas, 'postgres');
   const rows = m.raw.parquet.rowsPerSecond * (m.raw.parquet.totalMs / 1000);
   const pandas = run.sink === 'postgres' ? (pandasPg !== undefined ? { rowsPerSecond: rows / (pandasPg / 1000) } : undefined) : m.pandas.parquet;
   if (run.error) return [m.name, run.sink, `${fmt.int(run.shardSize)} × ${run.concurrency}`, `FAILED: ${run.error.slice(0, 80)}`, fmt.int(raw?.rowsPerSecond), '–', fmt.int(pandas?.rowsPerSecond), '–', '–', '–', '–'];
@@ -131,7 +131,7 @@ function stagesTable(r: BatchBenchResults): string {
       out.push([m.name, 'pandas → Parquet', fmt.s(p.readMs), fmt.s(p.predictMs), fmt.s(p.writeMs), fmt.s(p.totalMs), cpu(m.pandas.cpuMs), '']);
       if ('writeMs' in m.pandas.postgres) {
         const w = m.pandas.postgres.writeMs;
-        out.push([m.name, 'pandas → Postgres', fmt.s(p.readMs), fmt.s(p.predictMs), fmt.s(w), fmt.s(p.readMs + p.predictMs + w), '–', '']);
+        out.push([m.name, 'pandas → Postgres', fmt.s(p.readMs), fmt.s(p.predictMs), fmt.s(w), fmt.s(pandasTotalMs(m.pandas, 'postgres')), '–', '']);
       }
     }
     for (const run of m.runs.filter((x) => !x.error && x.history)) {

@@ -42,6 +42,13 @@ export interface PandasBaseline {
   error?: string;
 }
 
+/** pandas' total time for a sink: read + predict + that sink's write (undefined when not measured). */
+export function pandasTotalMs(p: PandasBaseline, sink: SinkKind): number | undefined {
+  if (!p.parquet) return undefined;
+  if (sink === 'parquet') return p.parquet.totalMs;
+  return 'writeMs' in p.postgres ? p.parquet.readMs + p.parquet.predictMs + p.postgres.writeMs : undefined;
+}
+
 export interface OutputCheck {
   rows: number;
   /** Rows whose id is also in the raw baseline's output. */

@@ -13,9 +13,11 @@ import type { InferflowActivities } from '../activities';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import {
   BATCH_DEFAULTS,
+  BATCH_WORKFLOW_TYPE,
   PREVIOUS_DEFAULT_SHARD_SIZES,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
+  invalidInput,
   runTime,
   progressQuery,
   shardGroupProgressSignal,
@@ -46,7 +48,7 @@ const runSteps = proxyActivities<InferflowActivities>({
 export async function batchInference(input: BatchInferenceInput): Promise<BatchInferenceResult> {
   const problems = checkBatchInput(input);
   if (problems.length > 0) {
-    throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid batchInference input: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+    throw invalidInput(BATCH_WORKFLOW_TYPE, problems);
   }
   const info = workflowInfo();
   const started = Date.now();

@@ -2,12 +2,17 @@
  * Message and payload definitions shared by workflows and their clients (CLI, tests,
  * user code). Keep this file free of Node APIs: it is bundled into the workflow sandbox.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, defineSignal } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import type { SinkSpec } from '../lib/sinks/spec';
 import type { FeatureViewInput } from '../lib/features/spec';
 import type { OnDemandRef } from '../lib/features/on-demand';
+
+/** The permanent failure of a workflow started with bad input: every problem listed (in the message and as details), never retried. */
+export function invalidInput(workflowType: string, problems: string[]): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'InvalidInput', message: `invalid ${workflowType} input: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+}
 
 export const BATCH_WORKFLOW_TYPE = 'batchInference';
 

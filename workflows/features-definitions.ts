@@ -6,6 +6,7 @@ import { defineQuery } from '@temporalio/workflow';
 import type { FeatureViewInput } from '../lib/features/spec';
 import type { OnlineStoreSpec } from '../lib/features/online/index';
 import type { MaterializeResult } from '../lib/features/materialize';
+import { durationMs } from '../lib/util/duration';
 
 export const MATERIALIZE_WORKFLOW_TYPE = 'materializeFeatures';
 
@@ -25,15 +26,6 @@ export interface MaterializeFeaturesInput {
    * overlap for late data; re-copying is harmless), instead of re-reading all history each run.
    */
   lookback?: string;
-}
-
-const LOOKBACK = /^([1-9][0-9]{0,9})(d|h|m|s)$/;
-const UNIT_MS: Record<string, number> = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000 };
-
-/** `2h` → 7,200,000. Undefined for anything else (checked by checkMaterializeShape). */
-export function lookbackMs(lookback: string): number | undefined {
-  const m = LOOKBACK.exec(lookback);
-  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : undefined;
 }
 
 /** Counts of one view (no rows: they travel through the store, not through history). */
@@ -82,7 +74,7 @@ export function checkMaterializeShape(input: unknown): string[] {
   const end = time('end');
   if (start !== undefined && end !== undefined && start >= end) problems.push(`start: must be before end (${String(i.start)} ≥ ${String(i.end)})`);
   if (i.lookback !== undefined) {
-    if (typeof i.lookback !== 'string' || lookbackMs(i.lookback) === undefined) problems.push('lookback: a duration such as 2h, 1d, 90m or 3600s');
+    if (typeof i.lookback !== 'string' || durationMs(i.lookback) === undefined) problems.push('lookback: a duration such as 2h, 1d, 90m or 3600s');
     if (i.start !== undefined) problems.push('lookback: give either start or lookback, not both');
   }
   if (i.store !== undefined && (typeof i.store !== 'object' || i.store === null || Array.isArray(i.store))) problems.push('store: must be an object with a "type" ("redis" or "sqlite")');

@@ -1,9 +1,10 @@
 import { ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { FeatureActivities } from '../activities/features';
-import { runTime } from './definitions';
+import { durationMs } from '../lib/util/duration';
+import { invalidInput, runTime } from './definitions';
 import {
+  MATERIALIZE_WORKFLOW_TYPE,
   checkMaterializeShape,
-  lookbackMs,
   materializeProgressQuery,
   type MaterializeFeaturesInput,
   type MaterializeFeaturesProgress,
@@ -41,11 +42,11 @@ export async function materializeFeatures(input: MaterializeFeaturesInput): Prom
   }
   if (problems.length > 0) {
     progress.phase = 'failed';
-    throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid materializeFeatures input: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+    throw invalidInput(MATERIALIZE_WORKFLOW_TYPE, problems);
   }
 
   const end = runTime(input.end, info);
-  const back = input.lookback !== undefined ? lookbackMs(input.lookback) : undefined;
+  const back = input.lookback !== undefined ? durationMs(input.lookback) : undefined;
   const start = input.start !== undefined ? new Date(input.start).toISOString() : back !== undefined ? new Date(Date.parse(end) - back).toISOString() : null;
   if (start !== null && start >= end) {
     progress.phase = 'failed';

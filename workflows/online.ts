@@ -1,8 +1,9 @@
-import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
 import type { InferflowActivities } from '../activities';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import {
   DEFAULT_MAX_PREDICTIONS_PER_RUN,
+  ONLINE_WORKFLOW_TYPE,
   checkOnlineInput,
   checkPredictRequest,
   deploymentStatusQuery,
@@ -10,6 +11,7 @@ import {
   type DeploymentStatus,
   type OnlineInferenceInput,
 } from './online-definitions';
+import { invalidInput } from './definitions';
 
 const steps = proxyActivities<InferflowActivities>({
   startToCloseTimeout: '1 minute',
@@ -31,7 +33,7 @@ const online = proxyLocalActivities<InferflowActivities>({
  */
 export async function onlineInference(input: OnlineInferenceInput): Promise<DeploymentStatus> {
   const problems = checkOnlineInput(input);
-  if (problems.length > 0) throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid onlineInference input: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+  if (problems.length > 0) throw invalidInput(ONLINE_WORKFLOW_TYPE, problems);
   const max = input.maxPredictionsPerRun ?? DEFAULT_MAX_PREDICTIONS_PER_RUN;
   const status: DeploymentStatus = { model: input.pinned ?? null, served: input.servedBefore ?? 0, servedThisRun: 0, failed: input.failedBefore ?? 0 };
   setHandler(deploymentStatusQuery, () => status);

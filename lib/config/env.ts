@@ -2,10 +2,10 @@
  * The one module that reads environment variables. Everything else receives a typed
  * `InferflowConfig` (or a piece of it), so defaults and names live in exactly one place.
  */
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { defaultPoolSize } from '../runtime/pool';
 
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 /** Redis server for the Redis sink and the Redis online store when INFERFLOW_REDIS_URL is unset. */
@@ -156,7 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     ...(e.INFERFLOW_STAGING ? { stagingUrl: e.INFERFLOW_STAGING } : {}),
     ...(e.INFERFLOW_TEMPORAL_CLI ? { temporalCli: e.INFERFLOW_TEMPORAL_CLI } : {}),
     ortThreads: e.INFERFLOW_ORT_THREADS,
-    inferenceThreads: e.INFERFLOW_INFERENCE_THREADS ?? Math.min(4, os.availableParallelism()),
+    inferenceThreads: e.INFERFLOW_INFERENCE_THREADS ?? defaultPoolSize(),
     ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
     ...(e.INFERFLOW_REDIS_URL ? { redisUrl: e.INFERFLOW_REDIS_URL } : {}),
     logLevel: e.INFERFLOW_LOG_LEVEL,

@@ -28,14 +28,13 @@
  */
 import { z } from 'zod';
 import { InvalidInputError } from '../errors';
+import { DURATION_PATTERN, durationMs } from '../util/duration';
 import { formatIssuePath } from '../util/issues';
 
 /** View names (and therefore output column prefixes): SQL-identifier-like. */
 export const VIEW_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** A PostgreSQL table, optionally schema-qualified. */
 const PG_TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/;
-/** `30d`, `12h`, `90m`, `3600s`: a positive whole number of one unit. */
-export const DURATION_PATTERN = /^([1-9][0-9]{0,9})(d|h|m|s)$/;
 
 export const FEATURE_DTYPES = ['float64', 'float32', 'int64', 'string', 'bool'] as const;
 export type FeatureDtype = (typeof FEATURE_DTYPES)[number];
@@ -164,13 +163,11 @@ export function parseFeatureView(input: unknown, prefix = ''): FeatureView {
   return r.view;
 }
 
-const UNIT_SECONDS: Record<string, number> = { d: 86_400, h: 3_600, m: 60, s: 1 };
-
 /** `30d` → 2,592,000 seconds. @throws Error on a string that does not match DURATION_PATTERN (validate the view first). */
 export function durationSeconds(ttl: string): number {
-  const m = DURATION_PATTERN.exec(ttl);
-  if (!m) throw new Error(`invalid duration ${ttl}`);
-  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+  const ms = durationMs(ttl);
+  if (ms === undefined) throw new Error(`invalid duration ${ttl}`);
+  return ms / 1000;
 }
 
 /** Output column of a view's feature: `<view>__<feature>`. */

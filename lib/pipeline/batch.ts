@@ -110,11 +110,23 @@ export function planShards(rows: number, shardSize: number): ShardDescriptor[] {
   return shards;
 }
 
+interface RowSource {
+  /** Table expression reading the snapshot. */
+  from: string;
+  /** Expression of a row's number in the snapshot. */
+  row: string;
+}
+
 /** How shards address rows: the snapshot's row column, or Parquet's own file_row_number. */
-function rowSource(snapshotPath: string, inPlace: InputFingerprint | undefined): { from: string; row: string } {
+function rowSource(snapshotPath: string, inPlace: InputFingerprint | undefined): RowSource {
   return inPlace
     ? { from: `read_parquet(${lit(snapshotPath)}, file_row_number = true)`, row: 'file_row_number' }
     : { from: `read_parquet(${lit(snapshotPath)})`, row: ident(ROW_COLUMN) };
+}
+
+/** `FROM … WHERE …` selecting the rows of one shard (in file order; see inRowOrder). */
+function shardRows(src: RowSource, shard: ShardDescriptor): string {
+  return `FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}`;
 }
 
 async function fingerprintOf(filePath: string): Promise<InputFingerprint> {
@@ -215,7 +227,7 @@ export async function readShard(conn: DuckDBConnection, snapshotPath: string, sh
   const select = [`CAST(${src.row} AS DOUBLE)`, ...all.map((c) => selectAs(ident(c), 'float32'))].join(', ');
   const rows = shard.end - shard.start;
   const matrices = await inRowOrder((orderBy) =>
-    readMatrices(conn, `SELECT ${select} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}${orderBy}`, inputs.map((i) => i.columns.length), rows, {
+    readMatrices(conn, `SELECT ${select} ${shardRows(src, shard)}${orderBy}`, inputs.map((i) => i.columns.length), rows, {
       rowColumn: { index: 0, firstRow: shard.start },
     }),
   ).catch((err: unknown) => {
@@ -225,11 +237,16 @@ export async function readShard(conn: DuckDBConnection, snapshotPath: string, sh
   return { rows, inputs: data, rowLabel: (i) => `row ${shard.start + i}` };
 }
 
+type SourceKind = AssemblyPlan['sourceColumns'][number]['kind'];
+
+/** How a raw column of a plan kind is read: strings as text, numbers and instants as float64. */
+function readKindOf(kind: SourceKind): ColumnKind {
+  return kind === 'string' ? 'string' : 'float64';
+}
+
 /** SQL reading a raw column as its plan kind (instants as epoch milliseconds, naive timestamps as UTC). */
-function rawSelect(name: string, kind: AssemblyPlan['sourceColumns'][number]['kind']): string {
-  if (kind === 'string') return `CAST(${ident(name)} AS VARCHAR)`;
-  if (kind === 'timestamp') return `CAST(epoch_ms(${ident(name)}) AS DOUBLE)`;
-  return `CAST(${ident(name)} AS DOUBLE)`;
+function rawSelect(name: string, kind: SourceKind): string {
+  return selectAs(kind === 'timestamp' ? `epoch_ms(${ident(name)})` : ident(name), readKindOf(kind));
 }
 
 /**
@@ -247,11 +264,11 @@ export async function readShardAssembled(
 ): Promise<FeatureBlock> {
   const src = rowSource(snapshotPath, inPlace);
   const cols = plan.sourceColumns;
-  const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c): ColumnKind => (c.kind === 'string' ? 'string' : 'float64'))];
+  const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c) => readKindOf(c.kind))];
   const select = [`CAST(${src.row} AS DOUBLE)`, ...(idColumn ? [`CAST(${ident(idColumn)} AS VARCHAR)`] : []), ...cols.map((c) => rawSelect(c.name, c.kind))].join(', ');
   const rows = shard.end - shard.start;
   const read = await inRowOrder((orderBy) =>
-    readColumns(conn, `SELECT ${select} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}${orderBy}`, kinds, rows, { rowColumn: { index: 0, firstRow: shard.start } }),
+    readColumns(conn, `SELECT ${select} ${shardRows(src, shard)}${orderBy}`, kinds, rows, { rowColumn: { index: 0, firstRow: shard.start } }),
   ).catch((err: unknown) => {
     throw readFailure(snapshotPath, shard, err);
   });
@@ -338,7 +355,7 @@ async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Pr
              SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols}, ${lineageSelect(lineageValues(lineage))}
              FROM ${
                args.idColumn
-                 ? `(SELECT ${src.row} AS __inferflow_r, ${ident(args.idColumn)} FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}) s POSITIONAL JOIN ${predTable} p`
+                 ? `(SELECT ${src.row} AS __inferflow_r, ${ident(args.idColumn)} ${shardRows(src, shard)}) s POSITIONAL JOIN ${predTable} p`
                  : `${predTable} p ORDER BY p.rowid`
              }
            ) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`,

@@ -186,7 +186,7 @@ export class InferencePool {
   }
 }
 
-/** Threads of a pool when the caller gives none: the number of cores, at most 4 (workers pass INFERFLOW_INFERENCE_THREADS from lib/config/env.ts). 0 disables offloading. */
+/** Threads of a pool when nobody chose: the number of cores, at most 4 (also the default of INFERFLOW_INFERENCE_THREADS in lib/config/env.ts). 0 disables offloading. */
 export function defaultPoolSize(): number {
   return Math.min(4, os.availableParallelism());
 }

@@ -16,8 +16,19 @@ export async function writeVariant(dir: string, name: string, select: string, wh
   return out;
 }
 
+/** Scores by transaction id. */
+export type Scores = Map<string, { label: number; score: number }>;
+
+/** The scores in a Parquet file with transaction_id, label and score columns (a reference file, a staged part). */
+export async function scoresIn(parquetPath: string): Promise<Scores> {
+  return withDuckDB(async (conn) => {
+    const r = await conn.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(parquetPath)})`);
+    return new Map(r.getRowsJS().map(([id, label, score]) => [toText(id), { label: Number(label), score: Number(score) }]));
+  });
+}
+
 /** Reference: ONNX Runtime called directly on the same rows (one run over all of them). */
-export async function referenceScores(featuresPath: string): Promise<Map<string, { label: number; score: number }>> {
+export async function referenceScores(featuresPath: string): Promise<Scores> {
   const { ids, x, n } = await withDuckDB(async (conn) => {
     const reader = await conn.runAndReadAll(
       `SELECT transaction_id, ${FEATURE_COLUMNS.map((c) => `CAST("${c}" AS DOUBLE)`).join(', ')} FROM read_parquet(${lit(featuresPath)})`,

@@ -11,6 +11,7 @@ import { materializeView } from '../../lib/features/materialize';
 import { parseFeatureView, type FeatureView } from '../../lib/features/spec';
 import { openOnlineStore, type OnlineStore } from '../../lib/features/online';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { scoresIn, type Scores } from '../helpers/data';
 import { planAssembly, type AssemblyPlan } from '../../lib/pipeline/assemble';
 import { assembleOnline, type OnlineRequest } from '../../lib/pipeline/online';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
@@ -29,7 +30,7 @@ let plan: AssemblyPlan;
 let manifest: ModelManifest;
 let views: FeatureView[];
 let requests: (OnlineRequest & { transaction_id: string; event_timestamp: Date })[];
-let expected: Map<string, { label: number; score: number }>;
+let expected: Scores;
 
 beforeAll(async () => {
   const env = await tempConfig();
@@ -43,13 +44,13 @@ beforeAll(async () => {
   // Every snapshot up to the end of day T: what an hourly materialisation would hold during that day.
   const r = await materializeView({ view: views[0], store, end: new Date(T + DAY - 1) });
   expect(r.written).toBeGreaterThan(900);
-  ({ requests, expected } = await withDuckDB(async (conn) => {
+  expected = await scoresIn(FEATURES_EXPECTED);
+  ({ requests } = await withDuckDB(async (conn) => {
     const spine = await conn.runAndReadAll(
       `SELECT transaction_id, customer_id, epoch_ms(event_timestamp)::DOUBLE AS ts, amount, merchant_category, lat, lon FROM read_parquet(${lit(input.spine!)})
        WHERE event_timestamp >= ${lit(new Date(T).toISOString())}::TIMESTAMPTZ AND event_timestamp < ${lit(new Date(T + DAY).toISOString())}::TIMESTAMPTZ
        ORDER BY transaction_id LIMIT 400`,
     );
-    const exp = await conn.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(FEATURES_EXPECTED)})`);
     return {
       requests: spine.getRowObjectsJS().map((o) => ({
         transaction_id: toText(o.transaction_id),
@@ -60,7 +61,6 @@ beforeAll(async () => {
         lat: Number(o.lat),
         lon: Number(o.lon),
       })),
-      expected: new Map(exp.getRowsJS().map((row) => [toText(row[0]), { label: Number(row[1]), score: Number(row[2]) }])),
     };
   }));
 });

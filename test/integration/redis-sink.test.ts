@@ -3,14 +3,13 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError, TransientError } from '../../lib/errors';
-import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { ModelRegistry, type ResolvedModel } from '../../lib/registry';
 import { planShards, predictShard, stageSnapshot } from '../../lib/pipeline/batch';
 import { loadSession } from '../../lib/runtime/onnx';
 import { RedisSink, closeRedisClients, readRedisPrediction } from '../../lib/sinks/redis';
 import { FileObjectStore } from '../../lib/storage';
 import { EXAMPLE_MODEL_DIR, registerExample, tempConfig } from '../helpers/env';
-import { writeVariant } from '../helpers/data';
+import { scoresIn, writeVariant } from '../helpers/data';
 import { deleteByPrefix } from '../helpers/redis';
 
 const URL = 'redis://127.0.0.1:6379/0';
@@ -45,9 +44,7 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-async function expected(partPath: string): Promise<Map<string, { label: number; score: number }>> {
-  return withDuckDB(async (c) => new Map((await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(partPath)})`)).getRowsJS().map(([id, l, s]) => [toText(id), { label: Number(l), score: Number(s) }])));
-}
+const expected = scoresIn;
 
 describe('Redis sink (real Redis)', () => {
   it('stages versioned keys, flips the pointer atomically, expires the old version, and is idempotent', async () => {

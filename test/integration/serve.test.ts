@@ -9,6 +9,7 @@ import { serve } from '../../cli/serve';
 import { materializeView } from '../../lib/features/materialize';
 import { openOnlineStore } from '../../lib/features/online';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { scoresIn, type Scores } from '../helpers/data';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
@@ -21,7 +22,7 @@ const keyPrefix = uniqueName('serve');
 let server: Awaited<ReturnType<typeof serve>>;
 let cleanup: () => Promise<void>;
 let requests: { transaction_id: string; customer_id: number; ts: string; amount: number; merchant_category: string; lat: number; lon: number }[];
-let expected: Map<string, { label: number; score: number }>;
+let expected: Scores;
 const saved = { ...process.env };
 
 beforeAll(async () => {
@@ -35,15 +36,14 @@ beforeAll(async () => {
   process.env.INFERFLOW_DATA_DIR = env.dir; // serve() reads the registry and cache location from the environment
   process.env.INFERFLOW_LOG_LEVEL = 'warn';
   server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', store: { type: 'redis', keyPrefix } });
-  ({ requests, expected } = await withDuckDB(async (conn) => {
+  expected = await scoresIn(FEATURES_EXPECTED);
+  ({ requests } = await withDuckDB(async (conn) => {
     const r = await conn.runAndReadAll(
       `SELECT transaction_id, customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'), amount, merchant_category, lat, lon FROM read_parquet(${lit(path.resolve(spec.spine!))})
        WHERE event_timestamp >= ${lit(new Date(T).toISOString())}::TIMESTAMPTZ AND event_timestamp < ${lit(new Date(T + DAY).toISOString())}::TIMESTAMPTZ ORDER BY transaction_id LIMIT 60`,
     );
-    const e = await conn.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(FEATURES_EXPECTED)})`);
     return {
       requests: r.getRowsJS().map((x) => ({ transaction_id: toText(x[0]), customer_id: Number(x[1]), ts: toText(x[2]), amount: Number(x[3]), merchant_category: toText(x[4]), lat: Number(x[5]), lon: Number(x[6]) })),
-      expected: new Map(e.getRowsJS().map((x) => [toText(x[0]), { label: Number(x[1]), score: Number(x[2]) }])),
     };
   }));
 });

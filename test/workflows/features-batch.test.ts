@@ -15,12 +15,12 @@ import { startBatchInference, type BatchInferenceInput } from '../../client';
 import * as ort from 'onnxruntime-node';
 import { FEATURES_EXPECTED, FEATURES_PIPELINE, REPO_ROOT, registerFeaturesExampleModel } from '../../cli/examples';
 import type { InferflowConfig } from '../../lib/config/env';
-import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { DEFAULT_SESSION_OPTIONS, toOrtOptions } from '../../lib/runtime/onnx';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
-import { readOutput } from '../helpers/data';
+import { readOutput, scoresIn } from '../helpers/data';
 import { tempConfig, uniqueName } from '../helpers/env';
 import { startWorker, type RunningWorker } from '../helpers/worker';
 import { permanentFailureOf } from '../helpers/failures';
@@ -44,12 +44,7 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-async function expected(): Promise<Map<string, { label: number; score: number }>> {
-  return withDuckDB(async (conn) => {
-    const r = await conn.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(FEATURES_EXPECTED)})`);
-    return new Map(r.getRowsJS().map((row) => [toText(row[0]), { label: Number(row[1]), score: Number(row[2]) }]));
-  });
-}
+const expected = () => scoresIn(FEATURES_EXPECTED);
 
 async function runFailing(input: unknown): Promise<ApplicationFailure> {
   const handle = await w.client.workflow.start('batchInference', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-features-bad'), args: [input] });

@@ -14,6 +14,7 @@ import type { InferflowConfig } from '../../lib/config/env';
 import { materializeView } from '../../lib/features/materialize';
 import { openOnlineStore } from '../../lib/features/online';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { scoresIn, type Scores } from '../helpers/data';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
@@ -29,7 +30,7 @@ let cleanup: () => Promise<void>;
 let w: RunningWorker;
 let spec: Awaited<ReturnType<typeof loadPipelineSpec>>;
 let requests: Record<string, unknown>[];
-let expected: Map<string, { label: number; score: number }>;
+let expected: Scores;
 
 beforeAll(async () => {
   let dir: string;
@@ -39,15 +40,14 @@ beforeAll(async () => {
   const store = openOnlineStore({ type: 'redis', keyPrefix }, { dataDir: dir });
   await materializeView({ view: spec.featureViews![0], store, end: new Date(T + DAY - 1) });
   await store.close();
-  ({ requests, expected } = await withDuckDB(async (conn) => {
+  expected = await scoresIn(FEATURES_EXPECTED);
+  ({ requests } = await withDuckDB(async (conn) => {
     const r = await conn.runAndReadAll(
       `SELECT transaction_id, customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS event_timestamp, amount, merchant_category, lat, lon FROM read_parquet(${lit(path.resolve(spec.spine!))})
        WHERE event_timestamp >= ${lit(new Date(T).toISOString())}::TIMESTAMPTZ AND event_timestamp < ${lit(new Date(T + DAY).toISOString())}::TIMESTAMPTZ ORDER BY transaction_id LIMIT 8`,
     );
-    const e = await conn.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(FEATURES_EXPECTED)})`);
     return {
       requests: r.getRowObjectsJS().map((o) => ({ ...o, customer_id: Number(o.customer_id), amount: Number(o.amount), lat: Number(o.lat), lon: Number(o.lon), transaction_id: toText(o.transaction_id), merchant_category: toText(o.merchant_category), event_timestamp: toText(o.event_timestamp) })),
-      expected: new Map(e.getRowsJS().map((x) => [toText(x[0]), { label: Number(x[1]), score: Number(x[2]) }])),
     };
   }));
   w = await startWorker(config);
