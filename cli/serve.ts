@@ -3,13 +3,12 @@
  * model, feature views and on-demand features, with features from the online store.
  */
 import type { Command } from 'commander';
+import { createActivityDeps } from '../activities/deps';
+import { createModelContexts } from '../activities/models';
 import { loadConfig } from '../lib/config/env';
 import { openOnlineStore, type OnlineStoreSpec } from '../lib/features/online';
 import { createLogger } from '../lib/log';
 import { loadPipelineSpec } from '../lib/pipeline/spec';
-import { ModelCache, ModelRegistry } from '../lib/registry';
-import { SessionCache } from '../lib/runtime/sessions';
-import { openStore } from '../lib/storage';
 import { startInferenceServer, type InferenceServer } from '../server/http';
 import { parseStoreOption } from './features';
 import { examples, nonNegativeInt } from './options';
@@ -24,15 +23,15 @@ export interface ServeOptions {
 export async function serve(specFile: string, opts: ServeOptions): Promise<InferenceServer & { describe: string; shutdown: () => Promise<void> }> {
   const config = loadConfig();
   const spec = await loadPipelineSpec(specFile);
-  const registry = new ModelRegistry(openStore(config.registry));
-  const { resolved, manifest } = await registry.resolve(spec.model);
-  const cache = new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes);
-  const { path: modelPath } = await cache.ensure(resolved, registry);
-  const sessions = new SessionCache({ inferenceThreads: config.inferenceThreads });
-  const session = await sessions.get(resolved.sha256, modelPath, { intraOpThreads: config.ortThreads });
+  // The workers' model loading: manifest, assembly plan and session, each checked against the model's ONNX signature.
+  const deps = createActivityDeps(config, createLogger(config.logLevel, 'inferflow-serve'));
+  const models = createModelContexts(deps);
+  const { resolved } = await deps.registry.resolve(spec.model);
+  const { manifest, plan } = await models.context(resolved, spec.onDemand ?? []);
+  const session = await models.session(resolved, plan);
   const store = openOnlineStore(opts.store ?? { type: 'sqlite' }, { redisUrl: config.redisUrl, dataDir: config.dataDir });
   const server = await startInferenceServer(
-    { model: resolved, manifest, session, views: spec.featureViews ?? [], onDemand: spec.onDemand ?? [], store, ...(spec.idColumn ? { idField: spec.idColumn } : {}) },
+    { model: resolved, manifest, session, views: spec.featureViews ?? [], plan, store, ...(spec.idColumn ? { idField: spec.idColumn } : {}) },
     { port: opts.port, host: opts.host },
   );
   return {
@@ -41,7 +40,7 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
     shutdown: async () => {
       await server.close();
       await store.close();
-      await sessions.close();
+      await deps.sessions.close();
     },
   };
 }

@@ -21,8 +21,7 @@ import type { AddressInfo } from 'node:net';
 import type * as ortTypes from 'onnxruntime-node';
 import { InferflowError, errorMessage } from '../lib/errors';
 import type { OnlineStore } from '../lib/features/online';
-import type { OnDemandRef } from '../lib/features/on-demand';
-import { planAssembly, type AssemblyPlan } from '../lib/pipeline/assemble';
+import type { AssemblyPlan } from '../lib/pipeline/assemble';
 import { assembleOnline, type OnlineRequest } from '../lib/pipeline/online';
 import type { ModelManifest, ResolvedModel } from '../lib/registry/manifest';
 import { predict } from '../lib/runtime/predict';
@@ -33,7 +32,8 @@ export interface ServedPipeline {
   manifest: ModelManifest;
   session: ortTypes.InferenceSession;
   views: readonly FeatureViewInput[];
-  onDemand: readonly OnDemandRef[];
+  /** How request fields and view features become model inputs (on-demand features, transforms), checked against the model (activities/models.ts). */
+  plan: AssemblyPlan;
   store: OnlineStore;
   idField?: string;
 }
@@ -122,7 +122,7 @@ export interface InferenceServer {
 
 /** Serve one pipeline. Resolves once listening (port 0 picks a free one). */
 export async function startInferenceServer(p: ServedPipeline, options: { port?: number; host?: string } = {}): Promise<InferenceServer> {
-  const plan: AssemblyPlan = await planAssembly(p.manifest, [...p.onDemand]);
+  const plan = p.plan;
   // Validated once here, not on every request (an invalid view fails at start-up).
   const views = p.views.map((v, i) => parseFeatureView(v, `views[${i}]`));
   const fromViews = new Set(p.views.flatMap((v) => v.features.map((f) => outputColumnName(v.name, f.name))));
