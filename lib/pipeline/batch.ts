@@ -71,7 +71,7 @@ function enumConstant(value: string): string {
  * The lineage columns of an output row (model_name, model_version, model_sha256, as_of, run_id)
  * as SQL select items. Every value is the same in every row: the strings are typed as one-value
  * ENUMs, which DuckDB's Parquet writer writes from the enum's dictionary instead of hashing each
- * row's copy of the string (0.08–0.13 s of CPU per 1M rows, a tenth of a shard's work). The
+ * row's copy of the string (about 0.1 s of CPU per 1M rows, docs/benchmarks.md). The
  * files hold plain UTF-8 string columns either way; readers see VARCHAR / string.
  */
 export function lineageSelect(l: LineageValues): string {

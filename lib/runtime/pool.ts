@@ -47,7 +47,6 @@ parentPort.on('message', async (m) => {
       s.catch(() => sessions.delete(m.key));
     }
     const session = await s;
-    if (m.feeds.length === 0) return parentPort.postMessage({ id: m.id, out: {} }); // preload
     const feeds = {};
     for (const f of m.feeds) feeds[f.name] = new ort.Tensor(f.type, f.data, f.dims);
     const result = await session.run(feeds);
@@ -71,10 +70,14 @@ interface Slot {
   pending: Map<number, { resolve: (out: Record<string, PlainTensor>) => void; reject: (err: Error) => void }>;
 }
 
+/** How long `close` waits for calls already running (a 65,536-row call of a large model takes seconds). */
+const CLOSE_GRACE_MS = 30_000;
+
 export class InferencePool {
   private slots: (Slot | undefined)[];
   private nextId = 1;
   private closed = false;
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(readonly size: number) {
     this.slots = new Array<Slot | undefined>(Math.max(1, size)).fill(undefined);
@@ -124,22 +127,7 @@ export class InferencePool {
    */
   run(key: string, modelPath: string, options: SessionOptions, feeds: Record<string, ortTypes.Tensor>): Promise<Record<string, PlainTensor>> {
     if (this.closed) return Promise.reject(new Error('inference pool is closed'));
-    return this.send(this.pick(), key, modelPath, options, feeds);
-  }
-
-  /**
-   * Load a model on every thread now (one session per thread, as `run` would on first use), so
-   * that the first large block does not wait for the loads. Resolves when every thread has it;
-   * rejects with the first thread's load error.
-   */
-  async preload(key: string, modelPath: string, options: SessionOptions): Promise<void> {
-    if (this.closed) throw new Error('inference pool is closed');
-    const slots = this.slots.map((s, i) => s ?? this.spawn(i));
-    await Promise.all(slots.map((slot) => this.send(slot, key, modelPath, options, {})));
-  }
-
-  private send(slot: Slot, key: string, modelPath: string, options: SessionOptions, feeds: Record<string, ortTypes.Tensor>): Promise<Record<string, PlainTensor>> {
-    if (this.closed) return Promise.reject(new Error('inference pool is closed'));
+    const slot = this.pick();
     const id = this.nextId++;
     const transfer: ArrayBuffer[] = [];
     const req: Request = {
@@ -153,7 +141,7 @@ export class InferencePool {
         return { name, type: t.type, dims: t.dims, data };
       }),
     };
-    return new Promise((resolve, reject) => {
+    const result = new Promise<Record<string, PlainTensor>>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       try {
         slot.worker.postMessage(req, transfer);
@@ -162,6 +150,10 @@ export class InferencePool {
         reject(new Error(`cannot send to inference thread: ${errorMessage(err)}`));
       }
     });
+    this.inFlight.add(result);
+    const settled = () => this.inFlight.delete(result);
+    result.then(settled, settled);
+    return result;
   }
 
   /**
@@ -178,8 +170,21 @@ export class InferencePool {
     return this.slots.filter((s) => s !== undefined).length;
   }
 
+  /**
+   * Stop the threads. New calls are refused at once; calls already running finish first (up to
+   * CLOSE_GRACE_MS): terminating a thread inside ONNX Runtime's native code aborts the whole process
+   * (a cancelled shard can leave a call running when a worker shuts down).
+   */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, CLOSE_GRACE_MS);
+      });
+      await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
+      clearTimeout(timer);
+    }
     const slots = this.slots.filter((s): s is Slot => s !== undefined);
     this.slots = this.slots.map(() => undefined);
     await Promise.allSettled(slots.map((s) => s.worker.terminate()));

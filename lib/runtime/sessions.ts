@@ -32,10 +32,8 @@ export class SessionCache {
     let p = this.sessions.get(key);
     if (!p) {
       this.loads++;
-      const pool = this.poolOrNone();
-      // The pool's threads load their sessions at the same time (a load error is reported by the main-thread load below).
-      pool?.preload(key, modelPath, options).catch(() => undefined);
       p = loadSession(modelPath, `model ${sha256.slice(0, 12)} (${modelPath})`, options).then((session) => {
+        const pool = this.poolOrNone();
         if (pool) registerOffload(session, { pool, key, modelPath, options });
         return session;
       });

@@ -1,12 +1,15 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelManifest } from '../../lib/registry';
 import { predict } from '../../lib/runtime/predict';
-import { ort } from '../../lib/runtime/onnx';
 import { InferencePool, offloadOf } from '../../lib/runtime/pool';
 import { SessionCache } from '../../lib/runtime/sessions';
-import { EXAMPLE_MODEL_DIR } from '../helpers/env';
+import { EXAMPLE_MODEL_DIR, REPO_ROOT } from '../helpers/env';
+
+const execFileP = promisify(execFile);
 
 const caches: SessionCache[] = [];
 const pools: InferencePool[] = [];
@@ -89,19 +92,10 @@ describe('inference pool', () => {
     expect(pool.started).toBe(0);
   });
 
-  it('preload() loads a model on every thread and reports a thread that cannot load it', async () => {
-    const pool = new InferencePool(2);
-    pools.push(pool);
-    const modelPath = path.join(EXAMPLE_MODEL_DIR, 'model.onnx');
-    await pool.preload('example', modelPath, { intraOpThreads: 1 });
-    expect(pool.started).toBe(2);
-    await expect(pool.preload('missing', path.join(EXAMPLE_MODEL_DIR, 'no-such-model.onnx'), { intraOpThreads: 1 })).rejects.toThrow(/no-such-model/);
-    // The threads still serve the loaded model.
-    const out = await pool.run('example', modelPath, { intraOpThreads: 1 }, { features: new ort.Tensor('float32', new Float32Array(7), [1, 7]) });
-    expect(Object.keys(out).sort()).toEqual(['label', 'probabilities']);
-    await pool.close();
-    await expect(pool.preload('example', modelPath, { intraOpThreads: 1 })).rejects.toThrow('closed');
-    expect(pool.started).toBe(0);
+  it('close() lets a running call finish before stopping its thread (terminating it there aborts the process), then refuses new calls', async () => {
+    // In a child process: if close() terminated the thread mid-call, ONNX Runtime would abort that process.
+    const { stdout } = await execFileP(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/pool-close-child.ts'), EXAMPLE_MODEL_DIR, '400000'], { cwd: REPO_ROOT });
+    expect(JSON.parse(stdout.trim())).toEqual({ afterClose: 'resolved with 400000 rows', refused: 'Error: inference pool is closed', started: 0 });
   });
 
   it('runs everything on the calling thread with 0 threads', async () => {

@@ -1,0 +1,37 @@
+/**
+ * Child process for the inference-pool shutdown test: starts a large call on a pool thread,
+ * closes the pool while it runs, and prints what happened as JSON. Terminating a thread inside
+ * ONNX Runtime's native code aborts the process, so the test runs this in its own process.
+ */
+import path from 'node:path';
+import { ort } from '../../lib/runtime/onnx';
+import { InferencePool } from '../../lib/runtime/pool';
+
+async function main(): Promise<void> {
+  const [modelDir, rowsArg] = process.argv.slice(2) as [string, string];
+  const modelPath = path.join(modelDir, 'model.onnx');
+  const options = { intraOpThreads: 1 };
+  const rows = Number(rowsArg);
+  const pool = new InferencePool(1);
+  const feeds = (n: number) => ({ features: new ort.Tensor('float32', new Float32Array(n * 7).fill(1), [n, 7]) });
+  await pool.run('m', modelPath, options, feeds(1)); // thread started, model loaded
+  let outcome = 'pending';
+  const call = pool.run('m', modelPath, options, feeds(rows)).then(
+    (out) => (outcome = `resolved with ${(out.probabilities!.data as Float32Array).length / 2} rows`),
+    (err: unknown) => (outcome = `rejected: ${String(err)}`),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 20)); // the call is running on the thread now
+  await pool.close();
+  const afterClose = outcome;
+  await call;
+  const refused = await pool.run('m', modelPath, options, feeds(1)).then(
+    () => 'accepted',
+    (err: unknown) => String(err),
+  );
+  process.stdout.write(JSON.stringify({ afterClose, refused, started: pool.started }) + '\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${String(err)}\n`);
+  process.exit(1);
+});
