@@ -85,13 +85,12 @@ export class InferencePool {
 
   private spawn(i: number): Slot {
     const worker = new Worker(THREAD_SOURCE, { eval: true, workerData: { ortPath: require.resolve('onnxruntime-node') } });
-    // Idle pool threads never keep the process alive.
-    worker.unref();
     const slot: Slot = { worker, pending: new Map() };
     worker.on('message', (reply: Reply) => {
       const p = slot.pending.get(reply.id);
       if (!p) return;
       slot.pending.delete(reply.id);
+      if (slot.pending.size === 0) worker.unref();
       if ('error' in reply) p.reject(new Error(reply.error));
       else p.resolve(reply.out);
     });
@@ -102,6 +101,9 @@ export class InferencePool {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`inference thread exited (code ${code})`)));
+    // An idle thread never keeps the process alive; a thread with calls in flight does (see run).
+    // After the listeners: adding a 'message' listener refs the worker again.
+    worker.unref();
     this.slots[i] = slot;
     return slot;
   }
@@ -143,10 +145,12 @@ export class InferencePool {
     };
     const result = new Promise<Record<string, PlainTensor>>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
+      if (slot.pending.size === 1) slot.worker.ref();
       try {
         slot.worker.postMessage(req, transfer);
       } catch (err) {
         slot.pending.delete(id);
+        if (slot.pending.size === 0) slot.worker.unref();
         reject(new Error(`cannot send to inference thread: ${errorMessage(err)}`));
       }
     });

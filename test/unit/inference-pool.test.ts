@@ -10,6 +10,9 @@ import { SessionCache } from '../../lib/runtime/sessions';
 import { EXAMPLE_MODEL_DIR, REPO_ROOT } from '../helpers/env';
 
 const execFileP = promisify(execFile);
+/** test/helpers/pool-close-child.ts in a process of its own; a child that does not exit fails the test after 20 s. */
+const child = (mode: 'close' | 'no-close') =>
+  execFileP(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/pool-close-child.ts'), mode, EXAMPLE_MODEL_DIR, '400000'], { cwd: REPO_ROOT, timeout: 20_000 });
 
 const caches: SessionCache[] = [];
 const pools: InferencePool[] = [];
@@ -94,9 +97,15 @@ describe('inference pool', () => {
 
   it('close() lets a running call finish before stopping its thread (terminating it there aborts the process), then refuses new calls', async () => {
     // In a child process: if close() terminated the thread mid-call, ONNX Runtime would abort that process.
-    const { stdout } = await execFileP(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/pool-close-child.ts'), EXAMPLE_MODEL_DIR, '400000'], { cwd: REPO_ROOT });
+    const { stdout } = await child('close');
     expect(JSON.parse(stdout.trim())).toEqual({ afterClose: 'resolved with 400000 rows', refused: 'Error: inference pool is closed', started: 0 });
-  });
+  }, 30_000);
+
+  it('a call in flight keeps the process alive, an idle thread does not (a script that never closes its pool still exits)', async () => {
+    // Before: the threads kept every process alive until close() (it hung at exit), because adding the 'message' listener undid unref().
+    const { stdout } = await child('no-close');
+    expect(JSON.parse(stdout.trim())).toEqual({ rows: 400000, started: 1 });
+  }, 30_000);
 
   it('runs everything on the calling thread with 0 threads', async () => {
     const { session } = await setup(0);
