@@ -50,7 +50,8 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
     worker,
     deps,
     close: async () => {
-      await deps.sessions.close();
+      const { unfinished } = await deps.sessions.close();
+      if (unfinished > 0) deps.logger.warn({ unfinished }, 'inference calls still running after the shutdown grace: their threads were stopped anyway');
       await Promise.allSettled([closePostgresPools(), closeRedisClients(), closeOnlineStores()]);
       if (!options.connection) await connection.close();
     },

@@ -6,7 +6,7 @@ import { defineQuery } from '@temporalio/workflow';
 import type { FeatureViewInput } from '../lib/features/spec';
 import type { OnlineStoreSpec } from '../lib/features/online/index';
 import type { MaterializeResult } from '../lib/features/materialize';
-import { durationMs } from '../lib/util/duration';
+import { parseDurationMs } from '../lib/util/duration';
 
 export const MATERIALIZE_WORKFLOW_TYPE = 'materializeFeatures';
 
@@ -74,7 +74,7 @@ export function checkMaterializeShape(input: unknown): string[] {
   const end = time('end');
   if (start !== undefined && end !== undefined && start >= end) problems.push(`start: must be before end (${String(i.start)} ≥ ${String(i.end)})`);
   if (i.lookback !== undefined) {
-    if (typeof i.lookback !== 'string' || durationMs(i.lookback) === undefined) problems.push('lookback: a duration such as 2h, 1d, 90m or 3600s');
+    if (typeof i.lookback !== 'string' || parseDurationMs(i.lookback) === undefined) problems.push('lookback: a duration such as 2h, 1d, 90m or 3600s');
     if (i.start !== undefined) problems.push('lookback: give either start or lookback, not both');
   }
   if (i.store !== undefined && (typeof i.store !== 'object' || i.store === null || Array.isArray(i.store))) problems.push('store: must be an object with a "type" ("redis" or "sqlite")');

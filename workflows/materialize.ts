@@ -1,6 +1,6 @@
 import { ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { FeatureActivities } from '../activities/features';
-import { durationMs } from '../lib/util/duration';
+import { parseDurationMs } from '../lib/util/duration';
 import { invalidInput, runTime } from './definitions';
 import {
   MATERIALIZE_WORKFLOW_TYPE,
@@ -46,10 +46,11 @@ export async function materializeFeatures(input: MaterializeFeaturesInput): Prom
   }
 
   const end = runTime(input.end, info);
-  const back = input.lookback !== undefined ? durationMs(input.lookback) : undefined;
+  const back = input.lookback !== undefined ? parseDurationMs(input.lookback) : undefined;
   const start = input.start !== undefined ? new Date(input.start).toISOString() : back !== undefined ? new Date(Date.parse(end) - back).toISOString() : null;
   if (start !== null && start >= end) {
     progress.phase = 'failed';
+    // Not invalidInput(): this message names both times, and runs in history carry it as it is.
     throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid materializeFeatures input: start ${start} is not before end ${end}`, nonRetryable: true, details: [{ problems: [`start: must be before end ${end}`] }] });
   }
 

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { defaultPoolSize } from '../runtime/pool';
+import { defaultPoolSize } from '../runtime/threads';
 
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 /** Redis server for the Redis sink and the Redis online store when INFERFLOW_REDIS_URL is unset. */

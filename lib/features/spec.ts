@@ -28,7 +28,7 @@
  */
 import { z } from 'zod';
 import { InvalidInputError } from '../errors';
-import { DURATION_PATTERN, durationMs } from '../util/duration';
+import { DURATION_PATTERN, parseDurationMs } from '../util/duration';
 import { formatIssuePath } from '../util/issues';
 
 /** View names (and therefore output column prefixes): SQL-identifier-like. */
@@ -165,7 +165,7 @@ export function parseFeatureView(input: unknown, prefix = ''): FeatureView {
 
 /** `30d` → 2,592,000 seconds. @throws Error on a string that does not match DURATION_PATTERN (validate the view first). */
 export function durationSeconds(ttl: string): number {
-  const ms = durationMs(ttl);
+  const ms = parseDurationMs(ttl);
   if (ms === undefined) throw new Error(`invalid duration ${ttl}`);
   return ms / 1000;
 }

@@ -58,7 +58,7 @@ export interface LineageValues {
   runId: string;
 }
 
-export function lineageValues(l: Lineage): LineageValues {
+function lineageValues(l: Lineage): LineageValues {
   return { modelName: l.model.name, modelVersion: l.model.version, modelSha256: l.model.sha256, asOf: l.asOf, runId: l.runId };
 }
 
@@ -124,7 +124,7 @@ function rowSource(snapshotPath: string, inPlace: InputFingerprint | undefined):
     : { from: `read_parquet(${lit(snapshotPath)})`, row: ident(ROW_COLUMN) };
 }
 
-/** `FROM … WHERE …` selecting the rows of one shard (in file order; see inRowOrder). */
+/** `FROM … WHERE …` selecting the rows of one shard (no ORDER BY: callers read through inRowOrder). */
 function shardRows(src: RowSource, shard: ShardDescriptor): string {
   return `FROM ${src.from} WHERE ${src.row} >= ${shard.start} AND ${src.row} < ${shard.end}`;
 }

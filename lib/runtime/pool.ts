@@ -10,7 +10,6 @@
  * chunks to the pool and keeps small ones (online requests) on the calling thread, where a
  * message round trip would cost more than the computation.
  */
-import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type * as ortTypes from 'onnxruntime-node';
 import { errorMessage } from '../errors';
@@ -70,8 +69,12 @@ interface Slot {
   pending: Map<number, { resolve: (out: Record<string, PlainTensor>) => void; reject: (err: Error) => void }>;
 }
 
-/** How long `close` waits for calls already running (a 65,536-row call of a large model takes seconds). */
-const CLOSE_GRACE_MS = 30_000;
+/**
+ * How long `close` waits for calls sent to the threads (a 65,536-row call of a large model takes
+ * seconds). Workers close their pool after their own 10 s shutdown grace: 20 s in all, inside a
+ * typical 30 s kill deadline.
+ */
+const CLOSE_GRACE_MS = 10_000;
 
 export class InferencePool {
   private slots: (Slot | undefined)[];
@@ -94,13 +97,19 @@ export class InferencePool {
       if ('error' in reply) p.reject(new Error(reply.error));
       else p.resolve(reply.out);
     });
-    const fail = (err: Error) => {
-      if (this.slots[i] === slot) this.slots[i] = undefined; // respawned on next use
+    const rejectAll = (err: Error) => {
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
+      worker.unref();
+    };
+    const fail = (err: Error) => {
+      if (this.slots[i] === slot) this.slots[i] = undefined; // respawned on next use
+      rejectAll(err);
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`inference thread exited (code ${code})`)));
+    // A reply that cannot be deserialised names no call: fail every call waiting on this thread.
+    worker.on('messageerror', (err) => rejectAll(new Error(`unreadable reply from inference thread: ${errorMessage(err)}`)));
     // An idle thread never keeps the process alive; a thread with calls in flight does (see run).
     // After the listeners: adding a 'message' listener refs the worker again.
     worker.unref();
@@ -175,11 +184,13 @@ export class InferencePool {
   }
 
   /**
-   * Stop the threads. New calls are refused at once; calls already running finish first (up to
-   * CLOSE_GRACE_MS): terminating a thread inside ONNX Runtime's native code aborts the whole process
-   * (a cancelled shard can leave a call running when a worker shuts down).
+   * Stop the threads. New calls are refused at once; calls already sent to a thread (running or
+   * queued there) finish first, up to CLOSE_GRACE_MS: terminating a thread inside ONNX Runtime's
+   * native code aborts the whole process (a cancelled shard can leave a call running when a worker
+   * shuts down). Resolves with the number of calls still unfinished when the threads were stopped
+   * anyway; with more than 0 the abort can still happen.
    */
-  async close(): Promise<void> {
+  async close(): Promise<{ unfinished: number }> {
     this.closed = true;
     if (this.inFlight.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -189,16 +200,15 @@ export class InferencePool {
       await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
       clearTimeout(timer);
     }
+    const unfinished = this.inFlight.size;
     const slots = this.slots.filter((s): s is Slot => s !== undefined);
     this.slots = this.slots.map(() => undefined);
     await Promise.allSettled(slots.map((s) => s.worker.terminate()));
+    return { unfinished };
   }
 }
 
-/** Threads of a pool when nobody chose: the number of cores, at most 4 (also the default of INFERFLOW_INFERENCE_THREADS in lib/config/env.ts). 0 disables offloading. */
-export function defaultPoolSize(): number {
-  return Math.min(4, os.availableParallelism());
-}
+export { defaultPoolSize } from './threads';
 
 /** How a main-thread session can run on the pool instead. */
 export interface Offload {

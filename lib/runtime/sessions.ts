@@ -58,11 +58,13 @@ export class SessionCache {
     return this.sessions.size;
   }
 
-  async close(): Promise<void> {
+  /** Release every session and stop the pool (InferencePool.close): resolves with the pool's calls left unfinished. */
+  async close(): Promise<{ unfinished: number }> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     const pool = this.pool;
     this.pool = undefined;
-    await Promise.allSettled([...all.map(async (p) => (await p).release()), pool?.close()]);
+    const [, closed] = await Promise.all([Promise.allSettled(all.map(async (p) => (await p).release())), pool?.close()]);
+    return { unfinished: closed?.unfinished ?? 0 };
   }
 }

@@ -29,14 +29,14 @@ async function main(): Promise<void> {
     (err: unknown) => (outcome = `rejected: ${String(err)}`),
   );
   await new Promise((resolve) => setTimeout(resolve, 20)); // the call is running on the thread now
-  await pool.close();
+  const { unfinished } = await pool.close();
   const afterClose = outcome;
   await call;
   const refused = await pool.run('m', modelPath, options, feeds(1)).then(
     () => 'accepted',
     (err: unknown) => String(err),
   );
-  process.stdout.write(JSON.stringify({ afterClose, refused, started: pool.started }) + '\n');
+  process.stdout.write(JSON.stringify({ afterClose, unfinished, refused, started: pool.started }) + '\n');
 }
 
 main().catch((err: unknown) => {

@@ -64,21 +64,27 @@ describe('snapshot, shard prediction and sinks', () => {
     expect(all.filter(([id, label, score]) => ref.get(toText(id))?.score !== score || ref.get(toText(id))?.label !== Number(label))).toEqual([]);
 
     // Lineage: plain string / integer / timestamp columns in the file (the strings are written from one-value ENUMs), one value per run.
-    const schema = await withDuckDB(async (c) => (await c.runAndReadAll(`SELECT name, type FROM parquet_schema(${lit(parts[0]!)}) WHERE name NOT IN ('duckdb_schema')`)).getRowsJS());
-    expect(schema.map(([name, type]) => `${toText(name)} ${toText(type)}`)).toEqual([
-      'transaction_id BYTE_ARRAY',
-      'label INT64',
-      'score FLOAT',
-      'model_name BYTE_ARRAY',
-      'model_version INT32',
-      'model_sha256 BYTE_ARRAY',
-      'as_of INT64',
-      'run_id BYTE_ARRAY',
+    const schema = await withDuckDB(async (c) => (await c.runAndReadAll(`SELECT name, type, converted_type FROM parquet_schema(${lit(parts[0]!)}) WHERE name <> 'duckdb_schema'`)).getRowsJS());
+    expect(schema.map((r) => r.map((v) => (v === null ? '-' : toText(v))).join(' '))).toEqual([
+      'transaction_id BYTE_ARRAY UTF8',
+      'label INT64 INT_64',
+      'score FLOAT -',
+      'model_name BYTE_ARRAY UTF8',
+      'model_version INT32 INT_32',
+      'model_sha256 BYTE_ARRAY UTF8',
+      'as_of INT64 TIMESTAMP_MICROS',
+      'run_id BYTE_ARRAY UTF8',
     ]);
     const lineage = await withDuckDB(async (c) =>
-      (await c.runAndReadAll(`SELECT DISTINCT typeof(model_name), model_name, model_version, model_sha256, as_of::VARCHAR, typeof(run_id), run_id FROM read_parquet(${lit(parts[0]!)})`)).getRowsJS().map((r) => r.map(toText)),
+      (
+        await c.runAndReadAll(
+          `SELECT DISTINCT typeof(model_name), model_name, model_version, model_sha256, strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'), typeof(run_id), run_id FROM read_parquet(${lit(parts[0]!)})`,
+        )
+      )
+        .getRowsJS()
+        .map((r) => r.map(toText)),
     );
-    expect(lineage).toEqual([['VARCHAR', model.name, String(model.version), model.sha256, '2026-11-24 03:00:00+00', 'VARCHAR', 'r1']]);
+    expect(lineage).toEqual([['VARCHAR', model.name, String(model.version), model.sha256, '2026-11-24T03:00:00Z', 'VARCHAR', 'r1']]);
 
     // Parquet sink: whole run appears at once; committing again is a no-op.
     const sink = new ParquetSink(path.join(dir, 'out'));

@@ -98,7 +98,7 @@ describe('inference pool', () => {
   it('close() lets a running call finish before stopping its thread (terminating it there aborts the process), then refuses new calls', async () => {
     // In a child process: if close() terminated the thread mid-call, ONNX Runtime would abort that process.
     const { stdout } = await child('close');
-    expect(JSON.parse(stdout.trim())).toEqual({ afterClose: 'resolved with 400000 rows', refused: 'Error: inference pool is closed', started: 0 });
+    expect(JSON.parse(stdout.trim())).toEqual({ afterClose: 'resolved with 400000 rows', unfinished: 0, refused: 'Error: inference pool is closed', started: 0 });
   }, 30_000);
 
   it('a call in flight keeps the process alive, an idle thread does not (a script that never closes its pool still exits)', async () => {
