@@ -242,6 +242,26 @@ describe('PostgreSQL sink on a real server', () => {
     await s.discard(`${t}-b`);
   });
 
+  it('creates the target with the given fillfactor; later runs upsert into it and leave its storage settings alone', async () => {
+    const t = uniqueName('ff').replace(/-/g, '_');
+    const options = async () => (await admin.query<{ o: string[] | null }>(`SELECT reloptions AS o FROM pg_class WHERE oid = $1::regclass`, [`${schema}.${t}`])).rows[0]?.o ?? null;
+    const s = new PostgresSink({ table: t, schema, fillfactor: 50 }, { url });
+    await s.commit(await stageRun(s, `${t}-1`, [300], 1, { asOf: '2026-11-24 03:00:00+00' }));
+    expect(await options()).toEqual(['fillfactor=50']);
+    await s.commit(await stageRun(s, `${t}-2`, [300], 2, { asOf: '2026-11-25 03:00:00+00' }));
+    expect(await count(t)).toBe(306);
+    expect(await options()).toEqual(['fillfactor=50']);
+    // A sink without the option, on the existing table: the table keeps its setting.
+    const plain = new PostgresSink({ table: t, schema }, { url });
+    await plain.commit(await stageRun(plain, `${t}-3`, [300], 3, { asOf: '2026-11-26 03:00:00+00' }));
+    expect(await options()).toEqual(['fillfactor=50']);
+    // And one without it creates a plain table.
+    const other = uniqueName('ff-none').replace(/-/g, '_');
+    const fresh = new PostgresSink({ table: other, schema }, { url });
+    await fresh.commit(await stageRun(fresh, `${other}-1`, [100], 1));
+    expect((await admin.query<{ o: string[] | null }>(`SELECT reloptions AS o FROM pg_class WHERE oid = $1::regclass`, [`${schema}.${other}`])).rows[0]?.o ?? null).toBeNull();
+  });
+
   it('without an id column: each commit replaces the run’s own rows, other runs’ rows stay', async () => {
     const noId = uniqueName('noid').replace(/-/g, '_');
     const s = new PostgresSink({ table: noId, schema }, { url });
@@ -260,12 +280,15 @@ describe('PostgreSQL sink on a real server', () => {
       { type: 'postgres', table: 'a'.repeat(64) },
       { type: 'postgres', table: 'inferflow_runs' },
       { type: 'postgres', table: 'scores', url: 'postgres://u:pw@h/d' },
+      { type: 'postgres', table: 'scores', fillfactor: 5 },
+      { type: 'postgres', table: 'scores', fillfactor: 50.5 },
     ]) {
       expect(() => parseSinkSpec(bad), JSON.stringify(bad)).toThrow(InvalidInputError);
     }
     expect(() => parseSinkSpec({ type: 'postgres', table: 'scores', password: 'pw' })).toThrow(/INFERFLOW_POSTGRES_URL/);
     expect(parseSinkSpec({ type: 'postgres', table: 'scores' })).toEqual({ type: 'postgres', table: 'scores' });
     expect(() => new PostgresSink({ table: 'x"; drop' }, { url })).toThrow(InvalidInputError);
+    expect(() => new PostgresSink({ table: 'scores', fillfactor: Number('50); drop table x; --') }, { url })).toThrow(/fillfactor: an integer 10–100/);
   });
 
   it('maps DuckDB types to PostgreSQL types', () => {
