@@ -40,7 +40,7 @@ export const PostgresSinkSpec = z.strictObject(
     /**
      * Fill factor (10–100) of the target when the sink creates it. Below 100, each page keeps room
      * for updated rows, so the upsert of later runs rewrites rows in place (HOT) instead of adding
-     * index entries: 1M rows upserted in 3.3 s at 50 against 6.5 s at 100, for a table twice the
+     * index entries: 1M rows upserted in 3.3–3.5 s at 50 against 6.1–6.7 s at 100, for a table twice the
      * size (bench/sql/postgres-commit.sql). Default: PostgreSQL's 100. Existing tables keep theirs.
      */
     fillfactor: z.number().int().min(10, 'fillfactor must be 10–100').max(100, 'fillfactor must be 10–100').optional(),
