@@ -140,7 +140,7 @@ function stagesTable(r: BatchBenchResults): string {
       out.push([
         m.name,
         `pipeline → ${run.sink}, ${fmt.int(run.shardSize)} × ${run.concurrency}`,
-        `${ph.firstTaskMs !== undefined ? `first task ${fmt.s(ph.firstTaskMs)}, ` : ""}plan ${fmt.s(ph.planMs)}`,
+        `${ph.firstTaskMs !== undefined ? `first task ${fmt.s(ph.firstTaskMs)}, ` : ''}plan ${fmt.s(ph.planMs)}`,
         `shards ${fmt.s(ph.predictSpanMs)}`,
         `commit ${fmt.s(ph.commitMs)}`,
         fmt.s(run.e2eMs),

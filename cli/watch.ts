@@ -73,10 +73,9 @@ export async function watchBatch(handle: WorkflowHandle, out: NodeJS.WriteStream
     // Completed shards' rows plus what running shards reported (live bar only), never moving back:
     // the query and the heartbeats are read at different moments.
     shown = p.phase === 'predicting' && tty ? Math.max(shown, Math.min(p.rowsTotal, p.rowsDone + inFlight)) : p.rowsDone;
-    const rows = shown;
     const line =
       p.phase === 'predicting' || p.phase === 'committing' || p.phase === 'done'
-        ? `${p.phase.padEnd(10)} ${bar(rows, p.rowsTotal)} ${int(rows)}/${int(p.rowsTotal)} rows, shards ${p.shardsDone}/${p.shardsTotal}${p.shardsFailed ? ` (${p.shardsFailed} failed)` : ''}, ${int(p.rowsPerSecond)} rows/s${p.etaSeconds !== null && p.phase === 'predicting' ? `, ETA ${duration(p.etaSeconds * 1000)}` : ''}`
+        ? `${p.phase.padEnd(10)} ${bar(shown, p.rowsTotal)} ${int(shown)}/${int(p.rowsTotal)} rows, shards ${p.shardsDone}/${p.shardsTotal}${p.shardsFailed ? ` (${p.shardsFailed} failed)` : ''}, ${int(p.rowsPerSecond)} rows/s${p.etaSeconds !== null && p.phase === 'predicting' ? `, ETA ${duration(p.etaSeconds * 1000)}` : ''}`
         : `${p.phase.padEnd(10)}${model}`;
     if (line === last) return;
     if (tty) out.write(`\r\x1b[2K${line}`);

@@ -87,9 +87,9 @@ export interface BatchInferenceInput {
 /**
  * Defaults. shardSize 250,000 was chosen by `npm run bench -- batch` (docs/benchmarks.md): at
  * 1M rows on 2 cores, once shards up to 262,144 rows are written in one piece (no segment
- * merge), 4 shards of 250,000 ran 0.8–1.1× the raw baseline's time against 1.3–1.4× with 20
- * shards of 50,000 (each activity costs worker and server CPU), with a worker peak RSS of
- * ~0.65 GB. Runs recorded before a change replay with the default of their time (see
+ * merge), 4 shards of 250,000 ran 0.8–1.3× the raw baseline's time against 1.3–1.4× with 20
+ * shards of 50,000 (each activity costs worker and server CPU; warm workers, three sweeps), with
+ * a worker peak RSS of 0.6–0.75 GB. Runs recorded before a change replay with the default of their time (see
  * `patched('shard-size-250k')` in batch.ts).
  */
 export const BATCH_DEFAULTS = { shardSize: 250_000, maxConcurrency: 4, shardsPerChild: 200 } as const;

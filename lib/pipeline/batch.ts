@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchError } from '../errors';
-import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
+import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, selectColumn, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { checkFinite, inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
@@ -224,7 +224,7 @@ export async function readShard(conn: DuckDBConnection, snapshotPath: string, sh
   const src = rowSource(snapshotPath, inPlace);
   const inputs = inputColumns(manifest);
   const all = inputs.flatMap((i) => i.columns);
-  const select = [`CAST(${src.row} AS DOUBLE)`, ...all.map((c) => selectAs(ident(c), 'float32'))].join(', ');
+  const select = [`CAST(${src.row} AS DOUBLE)`, ...all.map((c) => selectColumn(c, 'float32'))].join(', ');
   const rows = shard.end - shard.start;
   const matrices = await inRowOrder((orderBy) =>
     readMatrices(conn, `SELECT ${select} ${shardRows(src, shard)}${orderBy}`, inputs.map((i) => i.columns.length), rows, {
@@ -246,7 +246,7 @@ function readKindOf(kind: SourceKind): ColumnKind {
 
 /** SQL reading a raw column as its plan kind (instants as epoch milliseconds, naive timestamps as UTC). */
 function rawSelect(name: string, kind: SourceKind): string {
-  return selectAs(kind === 'timestamp' ? `epoch_ms(${ident(name)})` : ident(name), readKindOf(kind));
+  return kind === 'timestamp' ? selectAs(`epoch_ms(${ident(name)})`, 'float64') : selectColumn(name, readKindOf(kind));
 }
 
 /**
@@ -265,7 +265,7 @@ export async function readShardAssembled(
   const src = rowSource(snapshotPath, inPlace);
   const cols = plan.sourceColumns;
   const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c) => readKindOf(c.kind))];
-  const select = [`CAST(${src.row} AS DOUBLE)`, ...(idColumn ? [`CAST(${ident(idColumn)} AS VARCHAR)`] : []), ...cols.map((c) => rawSelect(c.name, c.kind))].join(', ');
+  const select = [`CAST(${src.row} AS DOUBLE)`, ...(idColumn ? [selectColumn(idColumn, 'string')] : []), ...cols.map((c) => rawSelect(c.name, c.kind))].join(', ');
   const rows = shard.end - shard.start;
   const read = await inRowOrder((orderBy) =>
     readColumns(conn, `SELECT ${select} ${shardRows(src, shard)}${orderBy}`, kinds, rows, { rowColumn: { index: 0, firstRow: shard.start } }),
@@ -283,7 +283,7 @@ export async function labelRows(conn: DuckDBConnection, snapshotPath: string, ro
   if (rows.length === 0) return new Map();
   const src = rowSource(snapshotPath, inPlace);
   const r = await conn.runAndReadAll(
-    `SELECT ${src.row}, CAST(${ident(idColumn)} AS VARCHAR) FROM ${src.from} WHERE ${src.row} IN (${rows.join(', ')})`,
+    `SELECT ${src.row}, ${selectColumn(idColumn, 'string')} FROM ${src.from} WHERE ${src.row} IN (${rows.join(', ')})`,
   );
   return new Map(r.getRowsJS().map(([row, id]) => [Number(row), `${idColumn}=${id === null ? 'null' : toText(id)}`]));
 }

@@ -30,7 +30,6 @@ const MAX_EVENTS = 1_000;
  * file appears under its final name only after its sha256 was verified (atomic rename).
  * A cached file is re-verified the first time a process uses it; a corrupt one is replaced.
  */
-
 export class ModelCache {
   private readonly inflight = new Map<string, Promise<EnsureResult>>();
   private readonly verified = new Set<string>();

@@ -64,9 +64,36 @@ parentPort.on('message', async (m) => {
 });
 `;
 
+/** A call sent to a thread and not answered yet. */
+interface Call {
+  result: Promise<Record<string, PlainTensor>>;
+  resolve: (out: Record<string, PlainTensor>) => void;
+  reject: (err: Error) => void;
+}
+
+/** A pending call (Promise.withResolvers, which Node 20 lacks). */
+function newCall(): Call {
+  let resolve!: Call['resolve'];
+  let reject!: Call['reject'];
+  const result = new Promise<Record<string, PlainTensor>>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { result, resolve, reject };
+}
+
 interface Slot {
   worker: Worker;
-  pending: Map<number, { resolve: (out: Record<string, PlainTensor>) => void; reject: (err: Error) => void }>;
+  pending: Map<number, Call>;
+}
+
+/**
+ * A thread with calls pending keeps the process alive, an idle one does not. Called after every
+ * change to `pending`, and once after the listeners are added (a 'message' listener refs the worker).
+ */
+function refWhileBusy(slot: Slot): void {
+  if (slot.pending.size > 0) slot.worker.ref();
+  else slot.worker.unref();
 }
 
 /**
@@ -80,7 +107,6 @@ export class InferencePool {
   private slots: (Slot | undefined)[];
   private nextId = 1;
   private closed = false;
-  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(readonly size: number) {
     this.slots = new Array<Slot | undefined>(Math.max(1, size)).fill(undefined);
@@ -93,14 +119,14 @@ export class InferencePool {
       const p = slot.pending.get(reply.id);
       if (!p) return;
       slot.pending.delete(reply.id);
-      if (slot.pending.size === 0) worker.unref();
+      refWhileBusy(slot);
       if ('error' in reply) p.reject(new Error(reply.error));
       else p.resolve(reply.out);
     });
     const rejectAll = (err: Error) => {
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
-      worker.unref();
+      refWhileBusy(slot);
     };
     const fail = (err: Error) => {
       if (this.slots[i] === slot) this.slots[i] = undefined; // respawned on next use
@@ -110,9 +136,7 @@ export class InferencePool {
     worker.on('exit', (code) => fail(new Error(`inference thread exited (code ${code})`)));
     // A reply that cannot be deserialised names no call: fail every call waiting on this thread.
     worker.on('messageerror', (err) => rejectAll(new Error(`unreadable reply from inference thread: ${errorMessage(err)}`)));
-    // An idle thread never keeps the process alive; a thread with calls in flight does (see run).
-    // After the listeners: adding a 'message' listener refs the worker again.
-    worker.unref();
+    refWhileBusy(slot);
     this.slots[i] = slot;
     return slot;
   }
@@ -152,21 +176,17 @@ export class InferencePool {
         return { name, type: t.type, dims: t.dims, data };
       }),
     };
-    const result = new Promise<Record<string, PlainTensor>>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject });
-      if (slot.pending.size === 1) slot.worker.ref();
-      try {
-        slot.worker.postMessage(req, transfer);
-      } catch (err) {
-        slot.pending.delete(id);
-        if (slot.pending.size === 0) slot.worker.unref();
-        reject(new Error(`cannot send to inference thread: ${errorMessage(err)}`));
-      }
-    });
-    this.inFlight.add(result);
-    const settled = () => this.inFlight.delete(result);
-    result.then(settled, settled);
-    return result;
+    const call = newCall();
+    slot.pending.set(id, call);
+    refWhileBusy(slot);
+    try {
+      slot.worker.postMessage(req, transfer);
+    } catch (err) {
+      slot.pending.delete(id);
+      refWhileBusy(slot);
+      call.reject(new Error(`cannot send to inference thread: ${errorMessage(err)}`));
+    }
+    return call.result;
   }
 
   /**
@@ -192,16 +212,17 @@ export class InferencePool {
    */
   async close(): Promise<{ unfinished: number }> {
     this.closed = true;
-    if (this.inFlight.size > 0) {
+    const slots = this.slots.filter((s): s is Slot => s !== undefined);
+    const calls = slots.flatMap((s) => [...s.pending.values()].map((c) => c.result));
+    if (calls.length > 0) {
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, CLOSE_GRACE_MS);
       });
-      await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
+      await Promise.race([Promise.allSettled(calls), grace]);
       clearTimeout(timer);
     }
-    const unfinished = this.inFlight.size;
-    const slots = this.slots.filter((s): s is Slot => s !== undefined);
+    const unfinished = slots.reduce((n, s) => n + s.pending.size, 0);
     this.slots = this.slots.map(() => undefined);
     await Promise.allSettled(slots.map((s) => s.worker.terminate()));
     return { unfinished };

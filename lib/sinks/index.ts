@@ -25,8 +25,6 @@ export interface SinkDefaults {
   redisUrl?: string | undefined;
 }
 
-export { DEFAULT_REDIS_URL };
-
 const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => Sink } = {
   parquet: (spec, d) => {
     const where = spec.path ?? d.outputDir;

@@ -7,7 +7,6 @@ import type { FeatureView } from '../../lib/features';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { mulberry32 } from '../../lib/util/random';
 
-
 export const T0 = Date.parse('2026-11-01T00:00:00Z');
 
 /** One source row of the test view (customer_stats-like, every dtype, NULLs and empty strings). */

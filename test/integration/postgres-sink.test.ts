@@ -244,7 +244,7 @@ describe('PostgreSQL sink on a real server', () => {
 
   it('creates the target with the given fillfactor; later runs upsert into it and leave its storage settings alone', async () => {
     const t = uniqueName('ff').replace(/-/g, '_');
-    const options = async () => (await admin.query<{ o: string[] | null }>(`SELECT reloptions AS o FROM pg_class WHERE oid = $1::regclass`, [`${schema}.${t}`])).rows[0]?.o ?? null;
+    const options = async (table = t) => (await admin.query<{ o: string[] | null }>(`SELECT reloptions AS o FROM pg_class WHERE oid = $1::regclass`, [`${schema}.${table}`])).rows[0]?.o ?? null;
     const s = new PostgresSink({ table: t, schema, fillfactor: 50 }, { url });
     await s.commit(await stageRun(s, `${t}-1`, [300], 1, { asOf: '2026-11-24 03:00:00+00' }));
     expect(await options()).toEqual(['fillfactor=50']);
@@ -259,7 +259,7 @@ describe('PostgreSQL sink on a real server', () => {
     const other = uniqueName('ff-none').replace(/-/g, '_');
     const fresh = new PostgresSink({ table: other, schema }, { url });
     await fresh.commit(await stageRun(fresh, `${other}-1`, [100], 1));
-    expect((await admin.query<{ o: string[] | null }>(`SELECT reloptions AS o FROM pg_class WHERE oid = $1::regclass`, [`${schema}.${other}`])).rows[0]?.o ?? null).toBeNull();
+    expect(await options(other)).toBeNull();
   });
 
   it('without an id column: each commit replaces the run’s own rows, other runs’ rows stay', async () => {

@@ -25,7 +25,6 @@ const MIN_NS = 60e9;
 const DAY_NS = 86_400e9;
 const SPINE_ROWS = 20_000;
 
-
 type Key = number | string | null;
 
 /** A source row as the reference sees it. Times are ns since BASE (exact in a double here). */

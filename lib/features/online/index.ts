@@ -24,7 +24,6 @@ export { encodeEntityKey, decodeEntityKey, encodeValue, decodeValue, toEpochUs }
 export { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX } from './redis';
 export { SqliteOnlineStore } from './sqlite';
 
-
 export const RedisOnlineStoreSpecSchema = z.strictObject({
   type: z.literal('redis'),
   /** Absent: INFERFLOW_REDIS_URL of the process, else redis://127.0.0.1:6379/0 (keep credentials out of specs: they end up in workflow history). */
@@ -50,7 +49,6 @@ export interface OnlineStoreContext {
   dataDir: string;
 }
 
-export { DEFAULT_REDIS_URL };
 export const DEFAULT_ONLINE_STORE: OnlineStoreSpec = { type: 'sqlite' };
 
 /** The embedded store's default file. */
