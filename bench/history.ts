@@ -103,6 +103,29 @@ export function fetchHistory(cli: string, address: string, workflowId: string): 
   return parsed.events;
 }
 
+/**
+ * The history as lines of `+ms since the previous event, ms since the first, event type`
+ * (activity events carry their activity type): where a run's time between steps goes.
+ * Printed by the benchmark when BENCH_TIMELINE is set.
+ */
+export function timeline(events: HistoryEvent[]): string {
+  const t0 = Date.parse(events[0]?.eventTime ?? '');
+  const types = new Map<string, string>();
+  let prev = t0;
+  return events
+    .map((e) => {
+      const at = Date.parse(e.eventTime);
+      const attrs = attributesOf(e);
+      const name = (attrs.activityType as { name?: string } | undefined)?.name;
+      if (name) types.set(e.eventId, name);
+      const of = types.get(String(attrs.scheduledEventId ?? ''));
+      const line = `    +${String(at - prev).padStart(4)} ${String(at - t0).padStart(6)} ms  ${shortType(e.eventType)}${name ?? of ? ` ${name ?? of}` : ''}`;
+      prev = at;
+      return line;
+    })
+    .join('\n');
+}
+
 /** Child workflows a history started (their ids). */
 function childrenOf(events: HistoryEvent[]): string[] {
   const ids: string[] = [];

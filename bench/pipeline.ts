@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { progressQuery, startBatchInference, type BatchInferenceResult, type BatchProgress } from '../client';
 import type { SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
-import { analyseHistories, fetchRunHistories } from './history';
+import { analyseHistories, fetchRunHistories, timeline } from './history';
 import { processCpuMs } from './machine';
 import type { PipelineRun, SinkKind } from './types';
 import { startWorkerChild, type WorkerChild } from './worker-process';
@@ -154,7 +154,9 @@ export async function runPipeline(o: PipelineRunOptions): Promise<PipelineOutcom
       worker: { idleRssBytes: worker.idleRssBytes, peakRssBytes },
       loadAvg1m: { start: loadAtStart, end: os.loadavg()[0]! },
     });
-    run.history = analyseHistories(fetchRunHistories(o.cli, o.address, workflowId));
+    const histories = fetchRunHistories(o.cli, o.address, workflowId);
+    run.history = analyseHistories(histories);
+    if (process.env.BENCH_TIMELINE) o.say(timeline(histories[0]!.events));
     o.say(`  ${o.label}: done in ${(e2eMs / 1000).toFixed(1)} s (${Math.round(run.rowsPerSecond!).toLocaleString('en-US')} rows/s), ${result.shards} shards`);
     return { run, result };
   } catch (err) {

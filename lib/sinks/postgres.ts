@@ -36,6 +36,11 @@ export function stagingTableName(runId: string): string {
   return `inferflow_stage_${sha256(runId).slice(0, 16)}`;
 }
 
+/** The staging table's ledger: one row per shard whose rows are staged (shard, rows). */
+export function stagingLedgerName(runId: string): string {
+  return `${stagingTableName(runId)}_shards`;
+}
+
 /** DuckDB column type → PostgreSQL column type; undefined when there is no faithful mapping. */
 export function postgresTypeOf(duckType: string): string | undefined {
   const simple: Record<string, string> = {
@@ -183,6 +188,7 @@ export class PostgresSink implements Sink {
   /** Copy one shard's part into the run's staging table. A retry replaces the shard's rows (never duplicates them). */
   async stage(req: StageRequest): Promise<void> {
     const staging = stagingTableName(req.runId);
+    const ledger = stagingLedgerName(req.runId);
     const csv = `${req.partPath}.pg-${randomUUID()}.csv`;
     try {
       const columns = await partToCsv(req.partPath, csv, req.shardIndex);
@@ -201,7 +207,15 @@ export class PostgresSink implements Sink {
           if (await this.isCommitted(client, req.runId)) return; // a late retry after the run was published
           // One stager per shard: a zombie attempt and its retry cannot interleave DELETE and COPY.
           await client.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [keys.shardSpace, req.shardIndex]);
-          await client.query(`DELETE FROM ${this.qualified(staging)} WHERE ${pg.escapeIdentifier(SHARD_COLUMN)} = $1`, [req.shardIndex]);
+          // The staging table has no index (maintaining one cost ~0.3 s per 1M rows staged): the
+          // ledger says whether an earlier attempt committed rows of this shard, and only then are
+          // they looked for and deleted. Tables staged by an older version (shard index, no ledger
+          // rows for their shards) always delete, as that version did.
+          const before = await client.query<{ again: boolean }>(
+            `SELECT EXISTS (SELECT 1 FROM ${this.qualified(ledger)} WHERE shard = $1) OR to_regclass($2) IS NOT NULL AS again`,
+            [req.shardIndex, this.qualified(`${staging}_shard`)],
+          );
+          if (before.rows[0]?.again) await client.query(`DELETE FROM ${this.qualified(staging)} WHERE ${pg.escapeIdentifier(SHARD_COLUMN)} = $1`, [req.shardIndex]);
           const copy = client.query(
             copyFrom(`COPY ${this.qualified(staging)} (${[...columns.map((c) => c.name), SHARD_COLUMN].map((n) => pg.escapeIdentifier(n)).join(', ')}) FROM STDIN (FORMAT csv)`),
           );
@@ -211,6 +225,7 @@ export class PostgresSink implements Sink {
           if (copy.rowCount !== req.rows) {
             throw new StagedRowCountError(`shard ${req.shardIndex} of run ${req.runId}: copied ${copy.rowCount} rows, the part has ${req.rows}`, { shard: req.shardIndex });
           }
+          await client.query(`INSERT INTO ${this.qualified(ledger)} (shard, rows) VALUES ($1, $2) ON CONFLICT (shard) DO UPDATE SET rows = EXCLUDED.rows`, [req.shardIndex, req.rows]);
         });
       });
     } finally {
@@ -231,7 +246,7 @@ export class PostgresSink implements Sink {
         await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [key64(`inferflow:table:${this.schema}.${this.table}`)]);
         const prior = await client.query<{ rows: string }>(`SELECT rows FROM ${this.qualified(RUNS_TABLE)} WHERE run_id = $1`, [req.runId]);
         if (prior.rows[0]) {
-          await client.query(`DROP TABLE IF EXISTS ${this.qualified(staging)}`);
+          await client.query(`DROP TABLE IF EXISTS ${this.qualified(staging)}, ${this.qualified(stagingLedgerName(req.runId))}`);
           return { location: this.location, rows: Number(prior.rows[0].rows), created: false };
         }
 
@@ -240,11 +255,12 @@ export class PostgresSink implements Sink {
         if (!exists.rows[0]?.reg) {
           throw new StagedRowCountError(`run ${req.runId} has nothing staged in ${this.schema}.${staging} (expected ${req.rows} rows in ${req.parts.length} shards); nothing was published`, { runId: req.runId, staged: 0, expected: req.rows });
         }
-        const counts = await client.query<{ n: string; shards: number[] | null }>(
-          `SELECT count(*)::bigint AS n, array_agg(DISTINCT ${pg.escapeIdentifier(SHARD_COLUMN)} ORDER BY ${pg.escapeIdentifier(SHARD_COLUMN)}) AS shards FROM ${this.qualified(staging)}`,
+        // Rows per shard, counted (a hash aggregate: half the time of array_agg(DISTINCT …) on 1M rows).
+        const counts = await client.query<{ shard: number; n: string }>(
+          `SELECT ${pg.escapeIdentifier(SHARD_COLUMN)} AS shard, count(*)::bigint AS n FROM ${this.qualified(staging)} GROUP BY 1`,
         );
-        const staged = Number(counts.rows[0]?.n ?? 0);
-        const shardSet = new Set(counts.rows[0]?.shards ?? []);
+        const staged = counts.rows.reduce((sum, r) => sum + Number(r.n), 0);
+        const shardSet = new Set(counts.rows.map((r) => r.shard));
         const missing = req.parts.map((_, i) => i).filter((i) => !shardSet.has(i));
         if (staged !== req.rows || missing.length > 0) {
           throw new StagedRowCountError(
@@ -311,7 +327,7 @@ export class PostgresSink implements Sink {
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
           [req.runId, this.table, req.rows, req.workflowId, req.pipeline, req.model.name, req.model.version, req.model.sha256],
         );
-        await client.query(`DROP TABLE ${this.qualified(staging)}`);
+        await client.query(`DROP TABLE IF EXISTS ${this.qualified(staging)}, ${this.qualified(stagingLedgerName(req.runId))}`);
         return { location: this.location, rows: req.rows, created: true, ...(keptNewer > 0 ? { keptNewer } : {}) };
       });
     });
@@ -324,7 +340,7 @@ export class PostgresSink implements Sink {
       await this.withClient(`discarding staged rows of run ${runId}`, (client) =>
         transaction(client, async () => {
           await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [keys.run]);
-          await client.query(`DROP TABLE IF EXISTS ${this.qualified(stagingTableName(runId))}`);
+          await client.query(`DROP TABLE IF EXISTS ${this.qualified(stagingTableName(runId))}, ${this.qualified(stagingLedgerName(runId))}`);
         }),
       );
     } catch (err) {
@@ -359,13 +375,17 @@ export class PostgresSink implements Sink {
 
   private async ensureStagingTable(client: pg.PoolClient, runId: string, columns: PartColumn[], idColumn: string | null): Promise<void> {
     const staging = stagingTableName(runId);
-    const reg = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(staging)]);
-    if (reg.rows[0]?.reg) return;
+    // Both tables or neither: an older version's table (no ledger) gets its ledger here.
+    const reg = await client.query<{ ready: boolean }>('SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ready', [
+      this.qualified(staging),
+      this.qualified(stagingLedgerName(runId)),
+    ]);
+    if (reg.rows[0]?.ready) return;
     if (await this.isCommitted(client, runId)) return;
     const comment = JSON.stringify({ inferflow: 'staging', runId, idColumn });
     await createOnce(client, key64(`inferflow:stage:${this.schema}.${staging}`), [
       `CREATE UNLOGGED TABLE IF NOT EXISTS ${this.qualified(staging)} (${columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.pgType}`).join(', ')}, ${pg.escapeIdentifier(SHARD_COLUMN)} integer NOT NULL)`,
-      `CREATE INDEX IF NOT EXISTS ${pg.escapeIdentifier(`${staging}_shard`)} ON ${this.qualified(staging)} (${pg.escapeIdentifier(SHARD_COLUMN)})`,
+      `CREATE UNLOGGED TABLE IF NOT EXISTS ${this.qualified(stagingLedgerName(runId))} (shard integer PRIMARY KEY, rows bigint NOT NULL)`,
       `COMMENT ON TABLE ${this.qualified(staging)} IS ${pg.escapeLiteral(comment)}`,
     ]);
   }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, TransientError } from '../../lib/errors';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import type { ResolvedModel } from '../../lib/registry/manifest';
-import { PostgresAccessError, PostgresSink, StagedRowCountError, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingTableName } from '../../lib/sinks';
+import { PostgresAccessError, PostgresSink, StagedRowCountError, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingLedgerName, stagingTableName } from '../../lib/sinks';
 import { uniqueName } from '../helpers/env';
 
 const url = inject('postgresUrl');
@@ -87,7 +87,7 @@ function sortRows(rows: Row[]): Row[] {
 }
 
 async function stagingTables(): Promise<string[]> {
-  const r = await admin.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'inferflow_stage_%'`, [schema]);
+  const r = await admin.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'inferflow_stage_%' ORDER BY 1`, [schema]);
   return r.rows.map((x) => x.t);
 }
 
@@ -125,7 +125,7 @@ describe('PostgreSQL sink on a real server', () => {
   it('stages shards invisibly, then commits a run that reads back exactly (ids, labels, float4 bits, as_of, lineage, NULLs)', async () => {
     runA = await stageRun(sink, 'run-a', [1000, 1000, 500], 1);
     expect(await tableExists(table)).toBe(false); // readers see nothing before commit
-    expect(await stagingTables()).toEqual([stagingTableName('run-a')]);
+    expect(await stagingTables()).toEqual([stagingTableName('run-a'), stagingLedgerName('run-a')]);
 
     const result = await sink.commit(runA);
     expect(result).toEqual({ location: `postgres://127.0.0.1:5432/test#${schema}.${table}`, rows: 2506, created: true });
@@ -199,6 +199,22 @@ describe('PostgreSQL sink on a real server', () => {
     // Committing a discarded run publishes nothing.
     await expect(sink.commit(runC)).rejects.toThrow(/nothing staged/);
     expect(await count(table, `run_id = 'run-c'`)).toBe(0);
+  });
+
+  it('a run staged by the previous version (a shard index, no ledger) is restaged without duplicates after an upgrade', async () => {
+    const t = uniqueName('upgrade').replace(/-/g, '_');
+    const s = new PostgresSink({ table: t, schema }, { url });
+    const run = await stageRun(s, `${t}-run`, [300, 300], 1);
+    // What the previous version left: the same staging table with an index on the shard column and no ledger.
+    const staging = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(stagingTableName(run.runId))}`;
+    await admin.query(`DROP TABLE ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(stagingLedgerName(run.runId))}`);
+    await admin.query(`CREATE INDEX ${pg.escapeIdentifier(`${stagingTableName(run.runId)}_shard`)} ON ${staging} (__shard)`);
+    // A retried shard after the upgrade: its earlier rows are found and replaced.
+    await s.stage({ runId: run.runId, shardIndex: 1, partPath: run.parts[1]!, rows: 300, idColumn: 'transaction_id' });
+    expect(await count(stagingTableName(run.runId))).toBe(606);
+    expect(await s.commit(run)).toMatchObject({ rows: 606, created: true });
+    expect(sortRows(await tableRows(t))).toEqual(sortRows(await partRows(run.parts)));
+    expect((await stagingTables()).filter((n) => n.startsWith(stagingTableName(run.runId)))).toEqual([]);
   });
 
   it('an older as_of (a backfill) never overwrites newer rows; the same or a later as_of does; onConflict "replace" always does', async () => {
