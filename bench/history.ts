@@ -118,7 +118,8 @@ export function timeline(events: HistoryEvent[]): string {
       const attrs = attributesOf(e);
       const name = (attrs.activityType as { name?: string } | undefined)?.name;
       if (name) types.set(e.eventId, name);
-      const of = types.get(String(attrs.scheduledEventId ?? ''));
+      const scheduled = attrs.scheduledEventId;
+      const of = typeof scheduled === 'string' || typeof scheduled === 'number' ? types.get(String(scheduled)) : undefined;
       const line = `    +${String(at - prev).padStart(4)} ${String(at - t0).padStart(6)} ms  ${shortType(e.eventType)}${name ?? of ? ` ${name ?? of}` : ''}`;
       prev = at;
       return line;
