@@ -5,8 +5,8 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { checkFeatureView, materializeView, openOnlineStore, type FeatureViewInput, type MaterializeResult, type OnlineStoreSpec } from '../lib/features';
-import { OnlineStoreSpecSchema } from '../lib/features/online';
+import { checkFeatureViews, materializeView, openOnlineStore, type FeatureViewInput, type MaterializeResult, type OnlineStoreSpec } from '../lib/features';
+import { onlineStoreSpecProblems } from '../lib/features/online';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
@@ -32,22 +32,7 @@ export function createFeatureActivities(deps: ActivityDeps) {
   return withFailureMapping({
     /** Every problem of the view specs and the store spec (no I/O): the workflow fails fast, listing them all. */
     checkMaterializeInput(input: CheckMaterializeInput): Promise<string[]> {
-      const problems: string[] = [];
-      const names = new Map<string, number>();
-      input.views.forEach((raw, i) => {
-        const r = checkFeatureView(raw, `views[${i}]`);
-        problems.push(...r.problems);
-        if (r.view) {
-          const first = names.get(r.view.name);
-          if (first !== undefined) problems.push(`views[${i}].name: view ${r.view.name} is also views[${first}]`);
-          else names.set(r.view.name, i);
-        }
-      });
-      if (input.store !== undefined) {
-        const s = OnlineStoreSpecSchema.safeParse(input.store);
-        if (!s.success) problems.push(...s.error.issues.map((i) => `store${i.path.map((p) => `.${String(p)}`).join('')}: ${i.message}`));
-      }
-      return Promise.resolve(problems);
+      return Promise.resolve([...checkFeatureViews(input.views).problems, ...(input.store !== undefined ? onlineStoreSpecProblems(input.store) : [])]);
     },
 
     /**

@@ -5,7 +5,7 @@
  */
 export { getHistoricalFeatures, dtypeAccepts, DEFAULT_ENTITY_TIMESTAMP_FIELD, DEFAULT_ROW_NUMBER_COLUMN, DUCKDB_TYPE_OF } from './offline';
 export type { AllEntitiesSpine, HistoricalFeaturesRequest, HistoricalFeaturesResult } from './offline';
-export { FeatureViewSchema, FeatureSourceSchema, FileSourceSchema, PostgresSourceSchema, FeatureSchema, FEATURE_DTYPES, checkFeatureView, parseFeatureView, durationSeconds, outputColumnName } from './spec';
+export { FeatureViewSchema, FeatureSourceSchema, FileSourceSchema, PostgresSourceSchema, FeatureSchema, FEATURE_DTYPES, checkFeatureView, checkFeatureViews, parseFeatureView, durationSeconds, outputColumnName } from './spec';
 export type { Feature, FeatureDtype, FeatureSource, FeatureView, FeatureViewInput } from './spec';
 export { materializeView } from './materialize';
 export type { MaterializeRequest, MaterializeResult, MaterializeProgress } from './materialize';

@@ -21,7 +21,7 @@ import { ident, isTimestampType, lit, scalar, toText, withDuckDB, type ColumnInf
 import { localPathOf } from '../storage';
 import { exportPostgresSource, type EventTimeWindow, type PostgresSourceSettings } from './postgres';
 import { resolveFiles, scanFiles, isRemote, type ResolvedFiles } from './source';
-import { checkFeatureView, durationSeconds, outputColumnName, type FeatureDtype, type FeatureView } from './spec';
+import { checkFeatureViews, durationSeconds, outputColumnName, type FeatureDtype, type FeatureView } from './spec';
 
 export const DEFAULT_ENTITY_TIMESTAMP_FIELD = 'event_timestamp';
 export const DEFAULT_ROW_NUMBER_COLUMN = 'spine_row';
@@ -212,20 +212,12 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
 /** Validate the request and every view spec; returns the parsed views. @throws InvalidInputError listing every problem. */
 function checkRequest(req: HistoricalFeaturesRequest, tsField: string, rowColumn: string): { view: FeatureView; index: number }[] {
   const problems: string[] = [];
-  const views: { view: FeatureView; index: number }[] = [];
+  let views: { view: FeatureView; index: number }[] = [];
   if (!Array.isArray(req.views) || req.views.length === 0) problems.push('views: at least one feature view is needed');
   else {
-    req.views.forEach((raw, index) => {
-      const r = checkFeatureView(raw, `views[${index}]`);
-      if (r.view) views.push({ view: r.view, index });
-      else problems.push(...r.problems);
-    });
-  }
-  const byName = new Map<string, number>();
-  for (const { view, index } of views) {
-    const first = byName.get(view.name);
-    if (first !== undefined) problems.push(`views[${index}].name: view ${view.name} is also views[${first}]; view names must be unique (they prefix the output columns)`);
-    else byName.set(view.name, index);
+    const checked = checkFeatureViews(req.views);
+    views = checked.views;
+    problems.push(...checked.problems);
   }
   if (tsField === '') problems.push('entityTimestampField: must be a non-empty column name');
   if (rowColumn === '') problems.push('rowNumberColumn: must be a non-empty column name');

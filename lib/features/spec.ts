@@ -156,6 +156,28 @@ export function checkFeatureView(input: unknown, prefix = ''): { view: FeatureVi
   return { view: undefined, problems: [...new Set(problems.map((p) => `${formatIssuePath(p.path, prefix, '(view)')}: ${p.message}`))] };
 }
 
+/**
+ * Validate a list of view specs: each view (paths `views[i]…`) and that names are unique (a name
+ * is a view's identity in output columns and online keys). Returns the valid views with their index.
+ */
+export function checkFeatureViews(input: readonly unknown[]): { views: { view: FeatureView; index: number }[]; problems: string[] } {
+  const problems: string[] = [];
+  const views: { view: FeatureView; index: number }[] = [];
+  const byName = new Map<string, number>();
+  input.forEach((raw, index) => {
+    const r = checkFeatureView(raw, `views[${index}]`);
+    if (!r.view) {
+      problems.push(...r.problems);
+      return;
+    }
+    const first = byName.get(r.view.name);
+    if (first !== undefined) problems.push(`views[${index}].name: view ${r.view.name} is also views[${first}]; view names must be unique`);
+    else byName.set(r.view.name, index);
+    views.push({ view: r.view, index });
+  });
+  return { views, problems };
+}
+
 /** Validate one feature view. @throws InvalidInputError listing every problem with its path (`prefix` in front of each). */
 export function parseFeatureView(input: unknown, prefix = ''): FeatureView {
   const r = checkFeatureView(input, prefix);

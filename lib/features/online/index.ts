@@ -65,10 +65,20 @@ const FACTORIES: { [T in OnlineStoreSpec['type']]: (spec: Extract<OnlineStoreSpe
   sqlite: (spec, ctx) => new SqliteOnlineStore({ path: path.resolve(spec.path ?? defaultSqlitePath(ctx.dataDir)) }),
 };
 
+function storeIssues(error: z.ZodError, field: string): string[] {
+  return error.issues.map((i) => `${[field, ...i.path.map(String)].join('.')}: ${i.message}`);
+}
+
+/** Every problem of a store spec as `field.path: message` (none for a valid spec or an absent one: the default). */
+export function onlineStoreSpecProblems(input: unknown, field = 'store'): string[] {
+  const r = OnlineStoreSpecSchema.safeParse(input ?? DEFAULT_ONLINE_STORE);
+  return r.success ? [] : storeIssues(r.error, field);
+}
+
 /** Validate a store spec. @throws InvalidInputError listing every problem. */
 export function parseOnlineStoreSpec(input: unknown, field = 'store'): OnlineStoreSpec {
   const r = OnlineStoreSpecSchema.safeParse(input ?? DEFAULT_ONLINE_STORE);
-  if (!r.success) throw new InvalidInputError('invalid online store spec', r.error.issues.map((i) => `${[field, ...i.path.map(String)].join('.')}: ${i.message}`));
+  if (!r.success) throw new InvalidInputError('invalid online store spec', storeIssues(r.error, field));
   return r.data;
 }
 
