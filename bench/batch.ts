@@ -27,7 +27,7 @@ import { MAX_CONCURRENT_ACTIVITIES, WORKFLOWS_PATH } from '../workers/worker';
 import { ensureDataset, type Dataset } from './dataset';
 import { machineInfo, nproc, sourceState } from './machine';
 import { runPipeline } from './pipeline';
-import { countPostgresRows, dropTable, ensurePsycopg, pgEnv, postgresSinkSpec, postgresSinkStatus } from './postgres';
+import { countPostgresRows, createPreviousRun, dropTable, ensurePsycopg, pgEnv, postgresSinkSpec, postgresSinkStatus, prefillFromPreviousRun } from './postgres';
 import { ensurePythonPackages, joinPythonPath, trainingPins } from './python';
 import { runRawBaseline } from './raw';
 import { fmt, summaryTable, updateDoc, writeResults } from './report';
@@ -58,6 +58,12 @@ export interface BatchBenchOptions {
   /** Pipeline runs into the Parquet sink (the baselines always write Parquet: the checks compare against it). */
   parquet: boolean;
   postgres: boolean;
+  /**
+   * Time later runs: every Postgres table (raw, pandas, pipeline) first holds an earlier run's
+   * rows for every id (untimed), so each write is an upsert, the sink's path from a pipeline's
+   * second run on. Default: each writes a new table (a first run).
+   */
+  pgExisting: boolean;
   pandas: boolean;
   /** Keep the temporary run directory (outputs, worker state, server log) for inspection. */
   keep: boolean;
@@ -96,10 +102,14 @@ type Registered = Awaited<ReturnType<typeof registerModel>>;
 
 // ---- baselines -----------------------------------------------------------------------------
 
-async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined): Promise<{ raw: RawBaseline; parquetPath: string }> {
+/** Before each timed write into a Postgres table: nothing (a new table), or load the earlier run into it (`--pg-existing`). */
+type Prefill = (table: string) => Promise<void>;
+
+async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined, prefill: Prefill | undefined): Promise<{ raw: RawBaseline; parquetPath: string }> {
   let best: Awaited<ReturnType<typeof runRawBaseline>> | undefined;
   const totals: number[] = [];
   for (let i = 0; i < o.baselineRepeats; i++) {
+    if (pgTable && prefill) await prefill(pgTable);
     const r = await runRawBaseline({
       features: dataset.path,
       modelPath: m.modelPath,
@@ -109,7 +119,7 @@ async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions,
       batchRows: o.rawBatchRows,
       duckdbThreads: nproc(),
       inferenceThreads: Math.max(1, o.inferenceThreads),
-      ...(pgTable ? { postgres: { table: pgTable } } : {}),
+      ...(pgTable ? { postgres: { table: pgTable, ...(prefill ? { upsert: true } : {}) } } : {}),
     });
     const total = r.readMs + r.predictMs + r.writeParquetMs;
     totals.push(total);
@@ -144,7 +154,7 @@ interface PandasJson {
   versions: Record<string, string>;
 }
 
-function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined): PandasBaseline {
+async function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined, prefill: Prefill | undefined): Promise<PandasBaseline> {
   let best: PandasJson | undefined;
   const totals: number[] = [];
   // The baseline's own stack (versions pinned with the training scripts'), installed when python3 lacks it.
@@ -156,6 +166,7 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
   const psycopg = pgTable ? ensurePsycopg(path.join(REPO_ROOT, '.data'), say) : {};
   const pythonPath = joinPythonPath(stack.pythonPath, 'pythonPath' in psycopg ? psycopg.pythonPath : undefined);
   for (let i = 0; i < o.baselineRepeats; i++) {
+    if (pgTable && prefill) await prefill(pgTable);
     const args = [
       path.join(REPO_ROOT, 'bench', 'pandas_baseline.py'),
       '--features', dataset.path,
@@ -167,7 +178,7 @@ function measurePandas(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
       '--model-version', String(m.manifest.version),
       '--model-sha256', m.manifest.artifact.sha256,
       '--as-of', new Date().toISOString(),
-      ...(pgTable ? ['--pg-table', pgTable] : []),
+      ...(pgTable ? ['--pg-table', pgTable, ...(prefill ? ['--pg-upsert'] : [])] : []),
     ];
     const r = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, env: { ...process.env, ...pgEnv(), ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) } });
     if (r.status !== 0) {
@@ -232,6 +243,27 @@ async function warmupFile(dataset: Dataset, work: string): Promise<string> {
   return file;
 }
 
+/**
+ * `--pg-existing`: a table holding what an earlier run left for every id of the dataset (label 0,
+ * score 0, another model, as_of 2000-01-01, so every row of the timed run replaces one). Every
+ * contender's table is loaded from it before each timed write.
+ */
+async function previousRun(m: Registered, dataset: Dataset, work: string): Promise<string> {
+  const table = `bench_previous_${m.key}`;
+  const csv = path.join(work, `previous-${m.key}.csv`);
+  const id = m.manifest.metadata.id_column ?? 'transaction_id';
+  await withDuckDB((conn) =>
+    conn.run(
+      `COPY (SELECT CAST("${id.replace(/"/g, '""')}" AS VARCHAR), 0, 0.0, 'previous-model', 1, repeat('0', 64), '2000-01-01 00:00:00+00', 'previous-run' FROM read_parquet(${lit(dataset.path)}))
+       TO ${lit(csv)} (FORMAT csv, HEADER false)`,
+    ),
+  );
+  await createPreviousRun(table, csv);
+  await fs.rm(csv, { force: true });
+  say(`  postgres: every table starts each timed write holding an earlier run's ${fmt.int(dataset.rows)} rows (--pg-existing): writes are upserts`);
+  return table;
+}
+
 interface Env {
   cli: string;
   serverPid?: number;
@@ -247,11 +279,14 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
   say(`\n== ${m.manifest.name} (${m.key}) on ${fmt.int(dataset.rows)} rows ==`);
   const outDir = path.join(env.work, 'baselines', m.key);
   const rawPg = env.postgres.used ? `bench_raw_${m.key}` : undefined;
-  const { raw, parquetPath } = await measureRaw(m, dataset, o, outDir, rawPg);
+  const pandasPg = env.postgres.used ? `bench_pandas_${m.key}` : undefined;
+  const previous = env.postgres.used && o.pgExisting ? await previousRun(m, dataset, env.work) : undefined;
+  const prefill: Prefill | undefined = previous ? (table) => prefillFromPreviousRun(table, previous) : undefined;
+  const { raw, parquetPath } = await measureRaw(m, dataset, o, outDir, rawPg, prefill);
   const pandas: PandasBaseline = o.pandas
-    ? measurePandas(m, dataset, o, outDir, env.postgres.used ? `bench_pandas_${m.key}` : undefined)
+    ? await measurePandas(m, dataset, o, outDir, pandasPg, prefill)
     : { postgres: { skipped: 'pandas baseline disabled (--no-pandas)' }, repeats: 0, allTotalsMs: [], error: 'disabled with --no-pandas' };
-  if (rawPg) await dropTable(rawPg).catch(() => undefined);
+  for (const t of [rawPg, pandasPg]) if (t) await dropTable(t).catch(() => undefined);
 
   const warmup = o.warm ? await warmupFile(dataset, env.work) : undefined;
   const sinks: SinkKind[] = [...(o.parquet ? (['parquet'] as const) : []), ...(env.postgres.used ? (['postgres'] as const) : [])];
@@ -267,6 +302,7 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
         const problems: string[] = [];
         for (let rep = 0; rep < o.pipelineRepeats; rep++) {
           const label = `${m.key} ${sinkKind} ${shardSize}x${concurrency}${o.pipelineRepeats > 1 ? ` #${rep + 1}` : ''}`;
+          if (sinkKind === 'postgres' && prefill) await prefill(table);
           const { run, result } = await runPipeline({
             client: env.client,
             cli: env.cli,
@@ -320,6 +356,7 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
       }
     }
   }
+  if (previous) await dropTable(previous).catch(() => undefined);
   const modelBytes = (await fs.stat(m.modelPath)).size;
   return { key: m.key, name: m.manifest.name, version: m.manifest.version, sha256: m.manifest.artifact.sha256, modelBytes, raw, pandas, runs };
 }
@@ -403,6 +440,7 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
           baselineRepeats: o.baselineRepeats,
           pipelineRepeats: o.pipelineRepeats,
           ...(o.warm ? { warmWorker: true } : {}),
+          ...(o.pgExisting && postgres.used ? { postgresTable: 'existing' as const } : {}),
         },
         postgres: postgres.used ? { used: true } : { used: false, reason: postgres.reason },
         models: modelResults,

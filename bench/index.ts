@@ -58,6 +58,7 @@ interface BatchFlags {
   inferenceThreads?: number;
   tag?: string;
   postgres: boolean;
+  pgExisting: boolean;
   pandas: boolean;
   keep: boolean;
 }
@@ -71,6 +72,7 @@ function normalizedCommand(f: BatchFlags, rows: number[], models: ModelKey[], sh
   if (f.inferenceThreads !== undefined) parts.push(`--inference-threads ${f.inferenceThreads}`);
   if (f.sinks) parts.push(`--sinks ${f.sinks.join(',')}`);
   if (!f.postgres) parts.push('--no-postgres');
+  if (f.pgExisting) parts.push('--pg-existing');
   if (!f.pandas) parts.push('--no-pandas');
   return parts.join(' ');
 }
@@ -106,6 +108,7 @@ program
   .option('--warm', 'warm each fresh worker with a small untimed run (20,000 rows) before the timed one, like a long-lived worker', false)
   .option('--pipeline-repeats <n>', 'runs of each pipeline configuration, each with a fresh worker (the best counts)', (v) => intList(1, 10)(v, [])[0]!, 2)
   .option('--no-postgres', 'skip Postgres even when the sink exists')
+  .option('--pg-existing', "time a later run: every Postgres table (raw, pandas, pipeline) first holds an earlier run's rows for every id (loaded untimed), so each write is an upsert, the sink's path from a pipeline's second run on (default: a new table, a first run)", false)
   .option('--no-pandas', 'skip the pandas baseline')
   .option('--keep', 'keep the temporary run directory under .data/bench/ (outputs, worker state, server log)', false)
   .addHelpText(
@@ -133,6 +136,7 @@ Examples:
       inferenceThreads: f.inferenceThreads ?? defaultPoolSize(),
       ...(f.tag ? { tag: f.tag } : {}),
       postgres: f.postgres && (f.sinks?.includes('postgres') ?? true),
+      pgExisting: f.pgExisting,
       parquet: f.sinks?.includes('parquet') ?? true,
       pandas: f.pandas,
       keep: f.keep,

@@ -3,7 +3,8 @@
     read     pandas.read_parquet(id + feature columns) -> float32 matrix
     predict  onnxruntime InferenceSession.run over batches of --batch-rows rows
     write    DataFrame (id, label, score, lineage columns as the pipeline writes them) .to_parquet(zstd)
-             and, only if psycopg is importable, COPY into Postgres (else reported as skipped)
+             and, only if psycopg is importable, COPY into Postgres (else reported as skipped): a new
+             keyed table, or with --pg-upsert a temporary table upserted into the existing one
 
 ONNX Runtime is configured like the Inferflow worker: intra_op_num_threads=1,
 inter_op_num_threads=1, sequential execution, all graph optimizations, no spinning.
@@ -36,7 +37,10 @@ def session_options(threads: int) -> ort.SessionOptions:
     return so
 
 
-def write_postgres(out: pd.DataFrame, table: str) -> dict:
+UPDATE_COLUMNS = ["label", "score", "model_name", "model_version", "model_sha256", "as_of", "run_id"]
+
+
+def write_postgres(out: pd.DataFrame, table: str, upsert: bool) -> dict:
     try:
         import psycopg  # type: ignore[import-not-found]
     except ImportError:
@@ -45,13 +49,23 @@ def write_postgres(out: pd.DataFrame, table: str) -> dict:
     buf = io.StringIO()
     out.to_csv(buf, header=False, index=False)
     conninfo = " ".join(f"{k}={os.environ[v]}" for k, v in [("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"), ("dbname", "PGDATABASE")] if v in os.environ)
+    columns = "transaction_id TEXT, label BIGINT, score REAL, model_name TEXT, model_version INTEGER, model_sha256 TEXT, as_of TIMESTAMPTZ, run_id TEXT"
     with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
-        cur.execute(f'DROP TABLE IF EXISTS "{table}"')
-        cur.execute(
-            f'CREATE TABLE "{table}" (transaction_id TEXT PRIMARY KEY, label BIGINT, score REAL, model_name TEXT, model_version INTEGER, model_sha256 TEXT, as_of TIMESTAMPTZ, run_id TEXT)'
-        )
-        with cur.copy(f'COPY "{table}" FROM STDIN (FORMAT csv)') as copy:
-            copy.write(buf.getvalue())
+        if upsert:
+            # The table holds an earlier run's rows: stage, then upsert with the sink's as-of guard.
+            cur.execute(f"CREATE TEMP TABLE pandas_stage ({columns}) ON COMMIT DROP")
+            with cur.copy("COPY pandas_stage FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buf.getvalue())
+            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATE_COLUMNS)
+            cur.execute(
+                f'INSERT INTO "{table}" AS t SELECT * FROM pandas_stage ON CONFLICT (transaction_id) DO UPDATE SET {updates} '
+                "WHERE t.as_of IS NULL OR t.as_of <= EXCLUDED.as_of"
+            )
+        else:
+            cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+            cur.execute(f'CREATE TABLE "{table}" ({columns}, PRIMARY KEY (transaction_id))')
+            with cur.copy(f'COPY "{table}" FROM STDIN (FORMAT csv)') as copy:
+                copy.write(buf.getvalue())
     return {"write_ms": (time.perf_counter() - t) * 1000}
 
 
@@ -68,6 +82,7 @@ def main() -> None:
     ap.add_argument("--model-sha256", default="")
     ap.add_argument("--as-of", default=None, help="ISO time for the as_of lineage column (default: now)")
     ap.add_argument("--pg-table", default=None)
+    ap.add_argument("--pg-upsert", action="store_true", help="--pg-table holds an earlier run's rows: upsert into it (default: replace it)")
     args = ap.parse_args()
 
     meta = json.load(open(args.metadata))
@@ -118,7 +133,7 @@ def main() -> None:
     write_ms = (time.perf_counter() - t) * 1000
     cpu_ms = (cpu_s() - cpu0) * 1000
 
-    postgres = write_postgres(out, args.pg_table) if args.pg_table else {"skipped": "no table requested"}
+    postgres = write_postgres(out, args.pg_table, args.pg_upsert) if args.pg_table else {"skipped": "no table requested"}
 
     json.dump(
         {

@@ -20,6 +20,8 @@ export function pgEnv(env: NodeJS.ProcessEnv = process.env): Record<string, stri
 
 export interface PgTarget {
   table: string;
+  /** The table already holds an earlier run's rows (`--pg-existing`): upsert into it instead of replacing it. */
+  upsert?: boolean;
 }
 
 export type PostgresSinkStatus = { available: true; spec: SinkSpec } | { available: false; reason: string };
@@ -61,6 +63,10 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/** The output columns as the sink creates them (and the baselines write them), keyed by the id. */
+const OUTPUT_COLUMNS = 'transaction_id TEXT, label BIGINT, score REAL, model_name TEXT, model_version INTEGER, model_sha256 TEXT, as_of TIMESTAMPTZ, run_id TEXT';
+const UPDATE_COLUMNS = ['label', 'score', 'model_name', 'model_version', 'model_sha256', 'as_of', 'run_id'];
+
 /**
  * Replace `table` with the rows of a headerless CSV (the raw baseline's output columns). The
  * table is keyed by the id like the sink's target table, so both pay for the same index.
@@ -69,8 +75,55 @@ export async function copyCsvIntoPostgres(target: PgTarget, csvPath: string): Pr
   const t = quoteIdent(target.table);
   await withClient(async (c) => {
     await c.query(`DROP TABLE IF EXISTS ${t}`);
-    await c.query(`CREATE TABLE ${t} (transaction_id TEXT PRIMARY KEY, label BIGINT, score REAL, model_name TEXT, model_version INTEGER, model_sha256 TEXT, as_of TIMESTAMPTZ, run_id TEXT)`);
+    await c.query(`CREATE TABLE ${t} (${OUTPUT_COLUMNS}, PRIMARY KEY (transaction_id))`);
     await pipeline(createReadStream(csvPath), c.query(copyFrom(`COPY ${t} FROM STDIN (FORMAT csv)`)));
+  });
+}
+
+/**
+ * `--pg-existing`: the rows an earlier run left, one per id of the dataset, from a headerless CSV
+ * with the output columns (written by the caller), into `source`. Built once per model.
+ */
+export async function createPreviousRun(source: string, csvPath: string): Promise<void> {
+  const t = quoteIdent(source);
+  await withClient(async (c) => {
+    await c.query(`DROP TABLE IF EXISTS ${t}`);
+    await c.query(`CREATE TABLE ${t} (${OUTPUT_COLUMNS})`);
+    await pipeline(createReadStream(csvPath), c.query(copyFrom(`COPY ${t} FROM STDIN (FORMAT csv)`)));
+  });
+}
+
+/**
+ * Replace `table` with a copy of the earlier run in `source`, keyed by the id, vacuumed and
+ * analysed, then CHECKPOINT: each contender upserts into the same freshly loaded table. Untimed.
+ */
+export async function prefillFromPreviousRun(table: string, source: string): Promise<void> {
+  const t = quoteIdent(table);
+  await withClient(async (c) => {
+    await c.query(`DROP TABLE IF EXISTS ${t}`);
+    await c.query(`CREATE TABLE ${t} AS SELECT * FROM ${quoteIdent(source)}`);
+    await c.query(`ALTER TABLE ${t} ADD PRIMARY KEY (transaction_id)`);
+    await c.query(`VACUUM ANALYZE ${t}`);
+    await c.query('CHECKPOINT');
+  });
+}
+
+/**
+ * The raw baseline's write into an existing table, as a careful engineer would do it by hand:
+ * COPY into a temporary table, then one INSERT … ON CONFLICT DO UPDATE with the sink's as-of
+ * guard, in one transaction (the statement the sink's commit runs).
+ */
+export async function upsertCsvIntoPostgres(target: PgTarget, csvPath: string): Promise<void> {
+  const t = quoteIdent(target.table);
+  await withClient(async (c) => {
+    await c.query('BEGIN');
+    await c.query(`CREATE TEMP TABLE bench_stage (${OUTPUT_COLUMNS}) ON COMMIT DROP`);
+    await pipeline(createReadStream(csvPath), c.query(copyFrom('COPY bench_stage FROM STDIN (FORMAT csv)')));
+    await c.query(
+      `INSERT INTO ${t} AS t SELECT * FROM bench_stage ON CONFLICT (transaction_id) DO UPDATE SET ${UPDATE_COLUMNS.map((n) => `${n} = EXCLUDED.${n}`).join(', ')}
+       WHERE t.as_of IS NULL OR t.as_of <= EXCLUDED.as_of`,
+    );
+    await c.query('COMMIT');
   });
 }
 

@@ -23,7 +23,7 @@ import { lineageSelect, type LineageValues } from '../lib/pipeline/batch';
 import { DEFAULT_SESSION_OPTIONS, loadSession, ort } from '../lib/runtime/onnx';
 import { InferencePool, type PlainTensor } from '../lib/runtime/pool';
 import type { ModelMetadata } from '../lib/registry/manifest';
-import { copyCsvIntoPostgres, type PgTarget } from './postgres';
+import { copyCsvIntoPostgres, upsertCsvIntoPostgres, type PgTarget } from './postgres';
 
 export interface RawOptions {
   features: string;
@@ -36,7 +36,7 @@ export interface RawOptions {
   duckdbThreads: number;
   /** Threads running batches at once (1: `session.run` on this thread). */
   inferenceThreads: number;
-  /** Also COPY the predictions into this Postgres table (timed separately). */
+  /** Also COPY the predictions into this Postgres table (timed separately): a new table, or an upsert into the existing one. */
   postgres?: PgTarget;
 }
 
@@ -148,7 +148,7 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
           // The append into DuckDB is shared with the Parquet write, so it is counted here too.
           t = performance.now();
           await conn.run(`COPY (${outputSelect(o, idColumn)}) TO ${lit(csvPath)} (FORMAT csv, HEADER false)`);
-          await copyCsvIntoPostgres(o.postgres, csvPath);
+          await (o.postgres.upsert ? upsertCsvIntoPostgres : copyCsvIntoPostgres)(o.postgres, csvPath);
           result.writePostgresMs = performance.now() - t + appendMs;
           await fs.rm(csvPath, { force: true });
         }

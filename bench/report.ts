@@ -66,15 +66,21 @@ export async function readAllResults(): Promise<{ file: string; results: BatchBe
 
 // ---- tables --------------------------------------------------------------------------------
 
-function runRow(m: ModelResults, run: PipelineRun): string[] {
+/** The sink column: Postgres runs into an existing table (`--pg-existing`) are upserts, say so. */
+function sinkLabel(r: BatchBenchResults, run: PipelineRun): string {
+  return run.sink === 'postgres' && r.settings.postgresTable === 'existing' ? 'postgres (upsert into existing table)' : run.sink;
+}
+
+function runRow(r: BatchBenchResults, m: ModelResults, run: PipelineRun): string[] {
   const raw = run.sink === 'postgres' ? m.raw.postgres : m.raw.parquet;
   const pandasPg = pandasTotalMs(m.pandas, 'postgres');
   const rows = m.raw.parquet.rowsPerSecond * (m.raw.parquet.totalMs / 1000);
   const pandas = run.sink === 'postgres' ? (pandasPg !== undefined ? { rowsPerSecond: rows / (pandasPg / 1000) } : undefined) : m.pandas.parquet;
-  if (run.error) return [m.name, run.sink, `${fmt.int(run.shardSize)} × ${run.concurrency}`, `FAILED: ${run.error.slice(0, 80)}`, fmt.int(raw?.rowsPerSecond), '–', fmt.int(pandas?.rowsPerSecond), '–', '–', '–', '–'];
+  const sink = sinkLabel(r, run);
+  if (run.error) return [m.name, sink, `${fmt.int(run.shardSize)} × ${run.concurrency}`, `FAILED: ${run.error.slice(0, 80)}`, fmt.int(raw?.rowsPerSecond), '–', fmt.int(pandas?.rowsPerSecond), '–', '–', '–', '–'];
   return [
     m.name,
-    run.repeatProblems ? `${run.sink} (⚠ ${run.repeatProblems.join('; ').slice(0, 120)})` : run.sink,
+    run.repeatProblems ? `${sink} (⚠ ${run.repeatProblems.join('; ').slice(0, 120)})` : sink,
     `${fmt.int(run.shardSize)} × ${run.concurrency} (${run.shards ?? '?'} shards)`,
     fmt.int(run.rowsPerSecond),
     fmt.int(raw?.rowsPerSecond),
@@ -115,7 +121,7 @@ function markdownTable(header: string[], rows: string[][]): string {
 }
 
 export function runsTable(r: BatchBenchResults, onlyDefault = false): string[][] {
-  return r.models.flatMap((m) => m.runs.filter((run) => !onlyDefault || isDefaultSetting(r, run)).map((run) => runRow(m, run)));
+  return r.models.flatMap((m) => m.runs.filter((run) => !onlyDefault || isDefaultSetting(r, run)).map((run) => runRow(r, m, run)));
 }
 
 const cpu = (ms: number | undefined) => (ms === undefined ? '–' : fmt.s(ms));
@@ -196,7 +202,7 @@ function settingsLines(r: BatchBenchResults): string {
     `- Raw baseline: one process, DuckDB with ${s.rawDuckdbThreads} threads, \`session.run\` on ${fmt.int(s.rawBatchRows)}-row batches; pandas: same batch size, pyarrow's default threads for reading.`,
     `- Baselines: best of ${s.baselineRepeats} run(s); pipeline: ${(s.pipelineRepeats ?? 1) > 1 ? `best of ${s.pipelineRepeats} runs of each configuration` : 'each configuration run once'}, each in a fresh worker process${s.warmWorker ? ' warmed by a small untimed run first (`--warm`)' : ' (cold: the first shard loads the model and starts the inference threads)'} (the times of every repeat are in the results file).`,
     `- Workflow defaults at the time (workflows/definitions.ts): shardSize ${fmt.int(s.workflowDefaults.shardSize)}, maxConcurrency ${s.workflowDefaults.maxConcurrency}; the worker runs at most ${s.workerMaxActivities ?? 4} activities at once.`,
-    `- Postgres sink: ${r.postgres.used ? 'measured' : `not measured (${r.postgres.reason ?? 'unavailable'})`}.`,
+    `- Postgres sink: ${r.postgres.used ? (s.postgresTable === 'existing' ? "measured on later runs (`--pg-existing`): every table (raw, pandas, pipeline) held an earlier run's rows for every id, so each write is an upsert (INSERT … ON CONFLICT DO UPDATE with the as-of guard)" : 'measured on first runs: each contender writes a new table') : `not measured (${r.postgres.reason ?? 'unavailable'})`}.`,
   ].join('\n');
 }
 

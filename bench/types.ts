@@ -120,6 +120,8 @@ export interface BatchBenchResults {
     sinks: SinkKind[];
     /** The workflow defaults at the time of the run (workflows/definitions.ts). */
     workflowDefaults: { shardSize: number; maxConcurrency: number };
+    /** 'existing': every Postgres write upserted into a table holding an earlier run's rows (`--pg-existing`); absent: a new table. */
+    postgresTable?: 'existing';
     /** Intra-op threads of each worker session (INFERFLOW_ORT_THREADS). */
     ortIntraOpThreads: number;
     /** Worker inference pool threads (INFERFLOW_INFERENCE_THREADS; absent in results from before the pool: 0). */
