@@ -36,7 +36,7 @@ export function stagingTableName(runId: string): string {
   return `inferflow_stage_${sha256(runId).slice(0, 16)}`;
 }
 
-/** The staging table's ledger: one row per shard whose rows are staged (shard, rows). */
+/** The staging table's ledger: the shards whose rows are in it (one row each). */
 export function stagingLedgerName(runId: string): string {
   return `${stagingTableName(runId)}_shards`;
 }
@@ -225,7 +225,7 @@ export class PostgresSink implements Sink {
           if (copy.rowCount !== req.rows) {
             throw new StagedRowCountError(`shard ${req.shardIndex} of run ${req.runId}: copied ${copy.rowCount} rows, the part has ${req.rows}`, { shard: req.shardIndex });
           }
-          await client.query(`INSERT INTO ${this.qualified(ledger)} (shard, rows) VALUES ($1, $2) ON CONFLICT (shard) DO UPDATE SET rows = EXCLUDED.rows`, [req.shardIndex, req.rows]);
+          await client.query(`INSERT INTO ${this.qualified(ledger)} (shard) VALUES ($1) ON CONFLICT DO NOTHING`, [req.shardIndex]);
         });
       });
     } finally {
@@ -385,7 +385,7 @@ export class PostgresSink implements Sink {
     const comment = JSON.stringify({ inferflow: 'staging', runId, idColumn });
     await createOnce(client, key64(`inferflow:stage:${this.schema}.${staging}`), [
       `CREATE UNLOGGED TABLE IF NOT EXISTS ${this.qualified(staging)} (${columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.pgType}`).join(', ')}, ${pg.escapeIdentifier(SHARD_COLUMN)} integer NOT NULL)`,
-      `CREATE UNLOGGED TABLE IF NOT EXISTS ${this.qualified(stagingLedgerName(runId))} (shard integer PRIMARY KEY, rows bigint NOT NULL)`,
+      `CREATE UNLOGGED TABLE IF NOT EXISTS ${this.qualified(stagingLedgerName(runId))} (shard integer PRIMARY KEY)`,
       `COMMENT ON TABLE ${this.qualified(staging)} IS ${pg.escapeLiteral(comment)}`,
     ]);
   }
