@@ -238,11 +238,10 @@ export function createActivities(deps: ActivityDeps) {
       if (deps.staging) {
         // Shared staging is the source of truth: every part comes from there, wherever its shard ran.
         const published = new Set(await deps.staging.list(input.runId, 'parts/'));
-        for (let i = 0; i < input.shardCount; i++) {
-          const name = partNameOf(i);
-          if (!published.has(name)) missing.push(path.basename(name));
-          else await deps.staging.fetch(input.runId, name, parts[i]!);
-        }
+        for (let i = 0; i < input.shardCount; i++) if (!published.has(partNameOf(i))) missing.push(path.basename(partNameOf(i)));
+        // Sinks that stage each shard as it is predicted (PostgreSQL, Redis) commit from their own
+        // staging and never read a part: only the sinks that publish the parts themselves fetch them.
+        if (missing.length === 0 && !sink.stage) for (let i = 0; i < input.shardCount; i++) await deps.staging.fetch(input.runId, partNameOf(i), parts[i]!);
       } else {
         for (const p of parts) if (!(await fs.stat(p).catch(() => undefined))) missing.push(path.basename(p));
       }

@@ -1,0 +1,87 @@
+/**
+ * commitPredictions with shared run staging (S3) on a worker that ran none of the run's shards:
+ * a sink that stages each shard as it is predicted (PostgreSQL) commits from its own staging
+ * table and never downloads a part; a missing part still stops the commit. Real S3 (SeaweedFS)
+ * and a real PostgreSQL server; the activity runs in the SDK's activity test environment.
+ */
+import { MockActivityEnvironment } from '@temporalio/testing';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createActivities, type CommitInput } from '../../activities';
+import { createActivityDeps } from '../../activities/deps';
+import { lit, withDuckDB } from '../../lib/io/duckdb';
+import { createLogger } from '../../lib/log';
+import { RunStaging } from '../../lib/pipeline/staging';
+import type { ResolvedModel } from '../../lib/registry/manifest';
+import { PostgresSink, closePostgresPools } from '../../lib/sinks';
+import { openStore } from '../../lib/storage';
+import { tempConfig, uniqueName } from '../helpers/env';
+
+const url = inject('postgresUrl');
+const table = uniqueName('commit_staging').replace(/-/g, '_');
+const model: ResolvedModel = { name: 'fraud', version: 1, sha256: 'a'.repeat(64), size: 1, uri: 'file:///registry/fraud/1/model.onnx', ref: 'fraud@production' };
+let env: Awaited<ReturnType<typeof tempConfig>>;
+let stagingUrl: string;
+let admin: pg.Client;
+
+beforeAll(async () => {
+  stagingUrl = `s3://${inject('s3').bucket}/${uniqueName('staging')}`;
+  env = await tempConfig({ INFERFLOW_STAGING: stagingUrl, INFERFLOW_POSTGRES_URL: url });
+  admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+});
+afterAll(async () => {
+  await admin.query(`DROP TABLE IF EXISTS public.${pg.escapeIdentifier(table)}`);
+  await admin.end();
+  await closePostgresPools();
+  await env.cleanup();
+});
+
+/** What the shard activities on another machine leave: parts published to shared staging and staged into PostgreSQL. */
+async function runStagedElsewhere(runId: string, shards: number, publish: number): Promise<number> {
+  const staging = new RunStaging(openStore(stagingUrl));
+  const sink = new PostgresSink({ table }, { url });
+  const elsewhere = path.join(env.dir, 'machine-a', runId);
+  await fs.mkdir(elsewhere, { recursive: true });
+  for (let i = 0; i < shards; i++) {
+    const part = path.join(elsewhere, `part-${i}.parquet`);
+    await withDuckDB((conn) =>
+      conn.run(
+        `COPY (SELECT 'tx-${i}-' || r AS transaction_id, (r % 2)::BIGINT AS label, (r / 1000.0)::FLOAT AS score, 'fraud' AS model_name, 1 AS model_version, ${lit('a'.repeat(64))} AS model_sha256,
+                TIMESTAMPTZ '2026-11-26 03:00:00+00' AS as_of, ${lit(runId)} AS run_id FROM range(100) t(r)) TO ${lit(part)} (FORMAT parquet)`,
+      ),
+    );
+    if (i < publish) await staging.publish(runId, `parts/part-${String(i).padStart(5, '0')}.parquet`, part);
+    await sink.stage({ runId, shardIndex: i, partPath: part, rows: 100, idColumn: 'transaction_id' });
+  }
+  return shards * 100;
+}
+
+describe('commitPredictions with shared staging, on a worker that ran no shard', () => {
+  const commit = async (runId: string, shardCount: number, rows: number) => {
+    const acts = createActivities(createActivityDeps(env.config, createLogger('warn')));
+    const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink: { type: 'postgres', table }, shardCount, rows };
+    return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
+  };
+  const committedRows = async (runId: string) =>
+    Number((await admin.query<{ n: string }>(`SELECT count(*) AS n FROM public.${pg.escapeIdentifier(table)} WHERE run_id = $1`, [runId])).rows[0]!.n);
+
+  it('PostgreSQL commits from its staging table without downloading the parts', async () => {
+    const runId = uniqueName('run');
+    const rows = await runStagedElsewhere(runId, 3, 3);
+    const result = await commit(runId, 3, rows);
+    expect(result).toMatchObject({ rows: 300, created: true });
+    expect(await committedRows(runId)).toBe(300);
+    // Nothing came down to this worker's run directory.
+    await expect(fs.readdir(path.join(env.config.dataDir, 'runs', runId, 'parts'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a part missing from shared staging still stops the commit, naming it; nothing is published', async () => {
+    const runId = uniqueName('run');
+    const rows = await runStagedElsewhere(runId, 2, 1);
+    await expect(commit(runId, 2, rows)).rejects.toThrow(/missing staged parts: part-00001\.parquet/);
+    expect(await committedRows(runId)).toBe(0);
+  });
+});
