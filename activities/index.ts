@@ -13,6 +13,7 @@ import type { ResolvedModel } from '../lib/registry/manifest';
 import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
+import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../lib/util/concurrency';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
@@ -241,7 +242,7 @@ export function createActivities(deps: ActivityDeps) {
         for (let i = 0; i < input.shardCount; i++) if (!published.has(partNameOf(i))) missing.push(path.basename(partNameOf(i)));
         // Sinks that stage each shard as it is predicted (PostgreSQL, Redis) commit from their own
         // staging and never read a part: only the sinks that publish the parts themselves fetch them.
-        if (missing.length === 0 && !sink.stage) for (let i = 0; i < input.shardCount; i++) await deps.staging.fetch(input.runId, partNameOf(i), parts[i]!);
+        if (missing.length === 0 && !sink.stage) await eachLimited(parts, OBJECT_STORE_CONCURRENCY, (local, i) => deps.staging!.fetch(input.runId, partNameOf(i), local));
       } else {
         for (const p of parts) if (!(await fs.stat(p).catch(() => undefined))) missing.push(path.basename(p));
       }

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { InvalidInputError, NotFoundError } from '../errors';
 import { formatOf, lit, type FileFormat } from '../io/duckdb';
 import { localPathOf, openStore } from '../storage';
+import { eachLimited } from '../util/concurrency';
 
 export interface ResolvedFiles {
   /** The location as given (for messages). */
@@ -111,15 +112,6 @@ async function resolveLocal(location: string, localPath: string, field: string, 
   const format = dataFormat(localPath);
   if (!format) throw new InvalidInputError(`${field}: unsupported file ${location}`, [`${field}: file must end in .parquet, .pq, .csv, .csv.gz or .tsv (got ${path.basename(localPath)})`], { object: location });
   return { location, format, files: [localPath] };
-}
-
-/** Run `fn` over `items` with at most `limit` in flight. */
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import type { ObjectStore } from '../storage';
+import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../util/concurrency';
 
 const RUN_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -66,7 +67,7 @@ export class RunStaging {
   /** Remove everything published for the run. */
   async discard(runId: string): Promise<number> {
     const keys = await this.store.list(this.key(runId, ''));
-    for (const k of keys) await this.store.delete(k);
+    await eachLimited(keys, OBJECT_STORE_CONCURRENCY, (k) => this.store.delete(k));
     return keys.length;
   }
 }

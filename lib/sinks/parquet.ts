@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { joinKey, localPathOf, type ObjectStore } from '../storage';
+import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../util/concurrency';
 import type { CommitRequest, CommitResult, Sink } from './types';
 
 export const SUCCESS_MARKER = '_SUCCESS';
@@ -93,8 +94,9 @@ export class ObjectStoreParquetSink implements Sink {
       if (previous.runId === req.runId) return { location, rows: previous.rows, created: false };
       await this.store.delete(joinKey(dir, SUCCESS_MARKER));
     }
-    for (const key of await this.store.list(dir)) await this.store.delete(key);
-    for (const [i, part] of req.parts.entries()) await this.store.putFile(joinKey(dir, `part-${String(i).padStart(5, '0')}.parquet`), part);
+    // Old files all gone before any new part goes up (a late delete must not hit a new part).
+    await eachLimited(await this.store.list(dir), OBJECT_STORE_CONCURRENCY, (key) => this.store.delete(key));
+    await eachLimited(req.parts, OBJECT_STORE_CONCURRENCY, (part, i) => this.store.putFile(joinKey(dir, `part-${String(i).padStart(5, '0')}.parquet`), part).then(() => undefined));
     const manifest = { runId: req.runId, workflowId: req.workflowId, pipeline: req.pipeline, model: req.model, rows: req.rows, parts: req.parts.length, committedAt: new Date().toISOString() };
     await this.store.put(joinKey(dir, 'manifest.json'), JSON.stringify(manifest, null, 2), { contentType: 'application/json' });
     await this.store.put(joinKey(dir, SUCCESS_MARKER), '');
