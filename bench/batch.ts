@@ -17,7 +17,7 @@ import { connectClient } from '../client';
 import { REPO_ROOT } from '../cli/examples';
 import { ensureTemporalCli, freePort, startDevServer, type DevServer } from '../devservices/temporal';
 import { errorMessage } from '../lib/errors';
-import { lit, withDuckDB } from '../lib/io/duckdb';
+import { ident, lit, withDuckDB } from '../lib/io/duckdb';
 import { ModelRegistry } from '../lib/registry';
 import type { ModelManifest } from '../lib/registry/manifest';
 import type { SinkSpec } from '../lib/sinks/spec';
@@ -254,7 +254,7 @@ async function previousRun(m: Registered, dataset: Dataset, work: string): Promi
   const id = m.manifest.metadata.id_column ?? 'transaction_id';
   await withDuckDB((conn) =>
     conn.run(
-      `COPY (SELECT CAST("${id.replace(/"/g, '""')}" AS VARCHAR), 0, 0.0, 'previous-model', 1, repeat('0', 64), '2000-01-01 00:00:00+00', 'previous-run' FROM read_parquet(${lit(dataset.path)}))
+      `COPY (SELECT CAST(${ident(id)} AS VARCHAR), 0, 0.0, 'previous-model', 1, repeat('0', 64), '2000-01-01 00:00:00+00', 'previous-run' FROM read_parquet(${lit(dataset.path)}))
        TO ${lit(csv)} (FORMAT csv, HEADER false)`,
     ),
   );
