@@ -128,6 +128,7 @@ export function buildProgram(): Command {
     .option('--shard-size <rows>', `rows per shard (default ${BATCH_DEFAULTS.shardSize})`, positiveInt)
     .option('--concurrency <n>', `shards in flight (default ${BATCH_DEFAULTS.maxConcurrency})`, positiveInt)
     .option('--workflow-id <id>', 'workflow id (default: batch-<pipeline>-<time>-<random>)')
+    .option('--wait', 'wait for the run with a live progress bar, then print a summary (the default)')
     .option('--no-wait', 'print the workflow id and return immediately')
     .addHelpText('after', examples(`
       inferflow batch run -m fraud-detector@production -f examples/data/transactions.parquet
@@ -139,7 +140,7 @@ export function buildProgram(): Command {
 A spec file is the batchInference input as JSON (schema: schemas/batch-pipeline.schema.json);
 relative paths in it are relative to the file. Flags override its fields.
 `)
-    .action(async (specFile: string | undefined, opts: { model?: string; features?: string; asOf?: string; pipeline?: string; idColumn?: string; sink?: BatchInferenceInput['sink']; shardSize?: number; concurrency?: number; workflowId?: string; wait: boolean }) => {
+    .action(async (specFile: string | undefined, opts: { model?: string; features?: string; asOf?: string; pipeline?: string; idColumn?: string; sink?: BatchInferenceInput['sink']; shardSize?: number; concurrency?: number; workflowId?: string; wait?: boolean }) => {
       const spec: Partial<BatchInferenceInput> = specFile ? await loadPipelineSpec(specFile) : {};
       const model = opts.model ?? spec.model;
       if (!model || (!opts.features && !spec.features && !spec.featureViews)) throw new InvalidArgumentError('give a spec file with "model" and "features" (or "featureViews"), or --model and --features');
@@ -158,7 +159,7 @@ relative paths in it are relative to the file. Flags override its fields.
         };
         const handle = await startBatchInference(client, input, { taskQueue: config.temporal.taskQueue, ...(opts.workflowId ? { workflowId: opts.workflowId } : {}) });
         console.log(`started ${handle.workflowId} on task queue ${config.temporal.taskQueue}`);
-        if (!opts.wait) return;
+        if (opts.wait === false) return; // --no-wait; waiting is the default (--wait says so explicitly)
         const result = await watchBatch(handle, process.stdout);
         console.log(`\n${summaryTable(result)}`);
       });

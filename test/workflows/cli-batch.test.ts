@@ -33,13 +33,21 @@ describe('inferflow batch (CLI)', () => {
   it('runs, waits with progress, prints a summary; status shows the finished run', async () => {
     const features = await writeVariant(dir, 'cli.parquet', '*', 'true', 3_000);
     const id = uniqueName('cli-run');
-    const { stdout } = await cli('run', '-m', 'fraud-detector@production', '-f', features, '--shard-size', '1000', '--as-of', '2026-11-24T03:00:00Z', '--workflow-id', id);
+    const { stdout } = await cli('run', '-m', 'fraud-detector@production', '-f', features, '--shard-size', '1000', '--as-of', '2026-11-24T03:00:00Z', '--workflow-id', id, '--wait');
     expect(stdout).toContain(`started ${id}`);
     expect(stdout).toMatch(/done\s+\[#+\] 100% 3,000\/3,000 rows, shards 3\/3/);
     expect(stdout).toMatch(/rows in \/ out\s+3,000 \/ 3,000/);
     const status = await cli('status', id);
     expect(status.stdout).toContain(`${id}: COMPLETED`);
     expect(status.stdout).toMatch(/model\s+fraud-detector version 1/);
+  });
+
+  it('--no-wait prints only the workflow id and returns without waiting for the run', async () => {
+    const features = await writeVariant(dir, 'cli-nowait.parquet', '*', 'true', 2_000);
+    const id = uniqueName('cli-nowait');
+    const { stdout } = await cli('run', '-m', 'fraud-detector@production', '-f', features, '--workflow-id', id, '--no-wait');
+    expect(stdout.trim()).toBe(`started ${id} on task queue ${config.temporal.taskQueue}`);
+    expect((await cli('status', id)).stdout).toMatch(new RegExp(`${id}: (RUNNING|COMPLETED)`));
   });
 
   it('exits non-zero with the failure message when the run fails', async () => {
