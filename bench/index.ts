@@ -7,7 +7,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultPoolSize } from '../lib/runtime/pool';
-import { BATCH_DEFAULTS } from '../workflows/definitions';
+import { BATCH_DEFAULTS, BATCH_LIMITS } from '../workflows/definitions';
 import { runBatchBench } from './batch';
 import { runOrtThreadsBench } from './ort-threads';
 import { updateDoc } from './report';
@@ -95,8 +95,8 @@ program
   )
   .option('--rows <n>', 'rows in the dataset; repeat or comma-separate for several (default 1000000)', intList(1, 100_000_000))
   .option('--models <list>', 'tree, mlp or tree,mlp (default tree,mlp)', modelList)
-  .option('--shard-size <n>', `rows per shard; repeat or comma-separate to compare (default ${BATCH_DEFAULTS.shardSize}, the workflow default)`, intList(1, 5_000_000))
-  .option('--concurrency <n>', `shards in flight; repeat or comma-separate to compare (default ${BATCH_DEFAULTS.maxConcurrency}, the workflow default)`, intList(1, 500))
+  .option('--shard-size <n>', `rows per shard; repeat or comma-separate to compare (default ${BATCH_DEFAULTS.shardSize}, the workflow default)`, intList(BATCH_LIMITS.shardSize.min, BATCH_LIMITS.shardSize.max))
+  .option('--concurrency <n>', `shards in flight; repeat or comma-separate to compare (default ${BATCH_DEFAULTS.maxConcurrency}, the workflow default)`, intList(BATCH_LIMITS.maxConcurrency.min, BATCH_LIMITS.maxConcurrency.max))
   .option('--sinks <list>', 'parquet, postgres or parquet,postgres (default: both when the Postgres sink exists)', sinkList)
   .option('--raw-batch-rows <n>', 'rows per session.run in the raw and pandas baselines', (v) => intList(1, 10_000_000)(v, [])[0]!, 65536)
   .option('--inference-threads <n>', 'worker inference pool threads (INFERFLOW_INFERENCE_THREADS; 0 = session.run on the main thread); the baselines get as many ONNX Runtime intra-op threads (default: cores, at most 4)', (v) => intList(0, 64)(v, [])[0]!)

@@ -93,6 +93,16 @@ export interface BatchInferenceInput {
  * `patched('shard-size-250k')` in batch.ts).
  */
 export const BATCH_DEFAULTS = { shardSize: 250_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
+
+/** Accepted range of the whole-number run settings (checked by the workflow, the spec schema and the CLIs). */
+export const BATCH_LIMITS = { shardSize: { min: 1, max: 5_000_000 }, maxConcurrency: { min: 1, max: 500 }, shardsPerChild: { min: 1, max: 2_000 } } as const;
+
+/** `must be an integer between 1 and 5,000,000` for a BATCH_LIMITS field. */
+export function batchLimitMessage(field: keyof typeof BATCH_LIMITS): string {
+  const { min, max } = BATCH_LIMITS[field];
+  const grouped = (n: number) => String(n).replace(/\B(?=(\d{3})+$)/g, ',');
+  return `must be an integer between ${grouped(min)} and ${grouped(max)}`;
+}
 /** Default shardSize of runs recorded before each change, newest first: 50,000 (`shard-size-50k`), before that 10,000. */
 export const PREVIOUS_DEFAULT_SHARD_SIZES = { 'shard-size-50k': 50_000, original: 10_000 } as const;
 
@@ -157,14 +167,9 @@ export function checkBatchInput(input: unknown): string[] {
     if (i[k] !== undefined && (typeof i[k] !== 'string' || i[k] === '')) problems.push(`${k}: must be a non-empty string`);
   }
   if (typeof i.pipeline === 'string' && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(i.pipeline)) problems.push('pipeline: letters, digits, ".", "_", "-" only (max 64)');
-  if (i.shardSize !== undefined && !(Number.isInteger(i.shardSize) && (i.shardSize as number) >= 1 && (i.shardSize as number) <= 5_000_000)) {
-    problems.push('shardSize: must be an integer between 1 and 5,000,000');
-  }
-  if (i.maxConcurrency !== undefined && !(Number.isInteger(i.maxConcurrency) && (i.maxConcurrency as number) >= 1 && (i.maxConcurrency as number) <= 500)) {
-    problems.push('maxConcurrency: must be an integer between 1 and 500');
-  }
-  if (i.shardsPerChild !== undefined && !(Number.isInteger(i.shardsPerChild) && (i.shardsPerChild as number) >= 1 && (i.shardsPerChild as number) <= 2_000)) {
-    problems.push('shardsPerChild: must be an integer between 1 and 2,000');
+  for (const k of Object.keys(BATCH_LIMITS) as (keyof typeof BATCH_LIMITS)[]) {
+    const v = i[k];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= BATCH_LIMITS[k].min && (v as number) <= BATCH_LIMITS[k].max)) problems.push(`${k}: ${batchLimitMessage(k)}`);
   }
   if (i.sink !== undefined && (typeof i.sink !== 'object' || i.sink === null || typeof (i.sink as { type?: unknown }).type !== 'string')) {
     problems.push('sink: must be an object with a "type" ("parquet", "duckdb", "postgres" or "redis")');

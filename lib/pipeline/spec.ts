@@ -17,7 +17,7 @@ import { InvalidInputError, NotFoundError } from '../errors';
 import { FeatureViewSchema } from '../features/spec';
 import { SinkSpecSchema } from '../sinks/spec';
 import { formatIssuePath } from '../util/issues';
-import { checkBatchInput, type BatchInferenceInput } from '../../workflows/definitions';
+import { BATCH_LIMITS, batchLimitMessage, checkBatchInput, type BatchInferenceInput } from '../../workflows/definitions';
 
 const OnDemandRefSchema = z.strictObject({
   /** A .ts/.js module inside the worker's working directory. */
@@ -25,6 +25,13 @@ const OnDemandRefSchema = z.strictObject({
   /** The export made with defineOnDemandFeature. */
   export: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'export must be a JavaScript identifier'),
 });
+
+/** An optional whole-number run setting in its BATCH_LIMITS range, with the workflow's own message. */
+function limited(field: keyof typeof BATCH_LIMITS) {
+  const { min, max } = BATCH_LIMITS[field];
+  const message = batchLimitMessage(field);
+  return z.number({ error: message }).int(message).min(min, message).max(max, message).optional();
+}
 
 export const BatchPipelineSpecSchema = z
   .strictObject({
@@ -39,9 +46,9 @@ export const BatchPipelineSpecSchema = z
     idColumn: z.string().min(1).optional().describe("Row identifier copied to the output. Default: the model's id_column"),
     sink: SinkSpecSchema.optional().describe('Where predictions go. Default: Parquet under the output directory'),
     asOf: z.string().optional().describe('ISO 8601 as-of time. Default: the scheduled time, else the start time'),
-    shardSize: z.number().int().min(1).max(5_000_000).optional(),
-    maxConcurrency: z.number().int().min(1).max(500).optional(),
-    shardsPerChild: z.number().int().min(1).max(2_000).optional(),
+    shardSize: limited('shardSize'),
+    maxConcurrency: limited('maxConcurrency'),
+    shardsPerChild: limited('shardsPerChild'),
   })
   .superRefine((spec, ctx) => {
     // The workflow's own input checks (no I/O) apply to files too: one set of rules.

@@ -43,9 +43,11 @@ describe('pipeline spec files', () => {
       expect.stringMatching(/^featureViews\[0\]\.features\[0\]\.dtype: /),
       'onDemand[0].export: export must be a JavaScript identifier',
       expect.stringMatching(/^sink\.table: table must match/),
-      expect.stringMatching(/^shardSize: /),
+      'shardSize: must be an integer between 1 and 5,000,000',
       expect.stringMatching(/colour/),
     ]));
+    // shardSize is rejected by the schema and by the workflow's checks: listed once.
+    expect(problems.filter((p) => p.startsWith('shardSize'))).toHaveLength(1);
   });
 
   it('applies the workflow input rules to files (features or featureViews, not both)', () => {
