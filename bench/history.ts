@@ -21,6 +21,11 @@ export interface PhaseTimes {
   workflowMs: number;
   /** Workflow started → its first workflow task completed (ms): a cold worker creates its workflow sandbox here. Absent in older results. */
   firstTaskMs?: number;
+  /**
+   * The run's fixed cost: workflowMs minus the shards' span (resolve, plan, commit, cleanup and the
+   * workflow tasks between them). Absent in older results.
+   */
+  outsideShardsMs?: number;
 }
 
 export interface HistoryStats {
@@ -181,6 +186,7 @@ export function analyseHistories(histories: RunHistory[]): HistoryStats {
     }
   }
   const span = (type: string) => spans[type] ?? { first: 0, last: 0, sum: 0, n: 0 };
+  const workflowMs = times.length ? Math.max(...times) - Math.min(...times) : 0;
   return {
     events: histories[0]!.events.length,
     workflows: histories.length,
@@ -200,8 +206,9 @@ export function analyseHistories(histories: RunHistory[]): HistoryStats {
       discardMs: span('discardRun').sum,
       predictSpanMs: span('predictShard').last - span('predictShard').first,
       predictShardSumMs: span('predictShard').sum,
-      workflowMs: times.length ? Math.max(...times) - Math.min(...times) : 0,
+      workflowMs,
       ...(firstTaskMs !== undefined ? { firstTaskMs } : {}),
+      ...(span('predictShard').n > 0 ? { outsideShardsMs: workflowMs - (span('predictShard').last - span('predictShard').first) } : {}),
     },
   };
 }

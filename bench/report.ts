@@ -146,7 +146,7 @@ function stagesTable(r: BatchBenchResults): string {
       out.push([
         m.name,
         `pipeline → ${run.sink}, ${fmt.int(run.shardSize)} × ${run.concurrency}`,
-        `${ph.firstTaskMs !== undefined ? `first task ${fmt.s(ph.firstTaskMs)}, ` : ''}plan ${fmt.s(ph.planMs)}`,
+        `${ph.firstTaskMs !== undefined ? `first task ${fmt.s(ph.firstTaskMs)}, ` : ''}plan ${fmt.s(ph.planMs)}${ph.outsideShardsMs !== undefined ? `; every step outside the shards ${fmt.s(ph.outsideShardsMs)}` : ''}`,
         `shards ${fmt.s(ph.predictSpanMs)}`,
         `commit ${fmt.s(ph.commitMs)}`,
         fmt.s(run.e2eMs),
