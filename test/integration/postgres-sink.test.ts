@@ -126,6 +126,12 @@ describe('PostgreSQL sink on a real server', () => {
     runA = await stageRun(sink, 'run-a', [1000, 1000, 500], 1);
     expect(await tableExists(table)).toBe(false); // readers see nothing before commit
     expect(await stagingTables()).toEqual([stagingTableName('run-a'), stagingLedgerName('run-a')]);
+    // Lineage holds one value per run: kept once (in the staging table's comment), not in every staged row.
+    const stagedColumns = await admin.query<{ name: string }>(
+      `SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+      [`${schema}.${stagingTableName('run-a')}`],
+    );
+    expect(stagedColumns.rows.map((r) => r.name)).toEqual(['transaction_id', 'label', 'score', '__shard']);
 
     const result = await sink.commit(runA);
     expect(result).toEqual({ location: `postgres://127.0.0.1:5432/test#${schema}.${table}`, rows: 2506, created: true });
@@ -201,20 +207,42 @@ describe('PostgreSQL sink on a real server', () => {
     expect(await count(table, `run_id = 'run-c'`)).toBe(0);
   });
 
-  it('a run staged by the previous version (a shard index, no ledger) is restaged without duplicates after an upgrade', async () => {
+  it('a run staged by the previous version (every column, a shard index, no ledger) is restaged without duplicates after an upgrade', async () => {
     const t = uniqueName('upgrade').replace(/-/g, '_');
     const s = new PostgresSink({ table: t, schema }, { url });
-    const run = await stageRun(s, `${t}-run`, [300, 300], 1);
-    // What the previous version left: the same staging table with an index on the shard column and no ledger.
-    const staging = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(stagingTableName(run.runId))}`;
-    await admin.query(`DROP TABLE ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(stagingLedgerName(run.runId))}`);
-    await admin.query(`CREATE INDEX ${pg.escapeIdentifier(`${stagingTableName(run.runId)}_shard`)} ON ${staging} (__shard)`);
+    const runId = `${t}-run`;
+    const q = (name: string) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
+    const staging = q(stagingTableName(runId));
+    // What the previous version created: every output column and the shard, an index on the shard, no ledger.
+    await admin.query(
+      `CREATE UNLOGGED TABLE ${staging} (transaction_id text, label bigint, score real, model_name text, model_version integer, model_sha256 text, as_of timestamptz, run_id text, __shard integer NOT NULL)`,
+    );
+    await admin.query(`CREATE INDEX ${pg.escapeIdentifier(`${stagingTableName(runId)}_shard`)} ON ${staging} (__shard)`);
+    await admin.query(`COMMENT ON TABLE ${staging} IS ${pg.escapeLiteral(JSON.stringify({ inferflow: 'staging', runId, idColumn: 'transaction_id' }))}`);
+    const run = await stageRun(s, runId, [300, 300], 1); // staged into that table, every column per row
+    await admin.query(`DROP TABLE ${q(stagingLedgerName(runId))}`); // that version kept no ledger
     // A retried shard after the upgrade: its earlier rows are found and replaced.
-    await s.stage({ runId: run.runId, shardIndex: 1, partPath: run.parts[1]!, rows: 300, idColumn: 'transaction_id' });
-    expect(await count(stagingTableName(run.runId))).toBe(606);
+    await s.stage({ runId, shardIndex: 1, partPath: run.parts[1]!, rows: 300, idColumn: 'transaction_id' });
+    expect(await count(stagingTableName(runId))).toBe(606);
     expect(await s.commit(run)).toMatchObject({ rows: 606, created: true });
     expect(sortRows(await tableRows(t))).toEqual(sortRows(await partRows(run.parts)));
-    expect((await stagingTables()).filter((n) => n.startsWith(stagingTableName(run.runId)))).toEqual([]);
+    expect((await stagingTables()).filter((n) => n.startsWith(stagingTableName(runId)))).toEqual([]);
+  });
+
+  it("a shard whose lineage differs from the run's other shards is refused, naming the column", async () => {
+    const t = uniqueName('lineage').replace(/-/g, '_');
+    const s = new PostgresSink({ table: t, schema }, { url });
+    const runId = `${t}-run`;
+    const first = await writePart(runId, 1, 50, 1);
+    await s.stage({ runId, shardIndex: 0, partPath: first.path, rows: first.rows, idColumn: 'transaction_id' });
+    const other = await writePart(runId, 2, 50, 2); // model_version 2 where shard 0 had 1
+    const err = await failureOf(s.stage({ runId, shardIndex: 1, partPath: other.path, rows: other.rows, idColumn: 'transaction_id' }));
+    expect(err.message).toContain("shard 1's predictions do not fit the run's other shards");
+    expect((err as InferflowError & { problems?: string[] }).problems).toEqual([
+      'column model_version: shard 1 holds "2", the run\'s other shards "1"',
+      `column model_sha256: shard 1 holds "${'2'.repeat(64)}", the run's other shards "${'1'.repeat(64)}"`,
+    ]);
+    await s.discard(runId);
   });
 
   it('an older as_of (a backfill) never overwrites newer rows; the same or a later as_of does; onConflict "replace" always does', async () => {
