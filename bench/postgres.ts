@@ -10,6 +10,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { ensurePythonPackages, type PythonPath } from './python';
 import { SinkSpecSchema, type SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
+import type { LineageValues } from '../lib/pipeline/batch';
 
 export const PG_DEFAULTS = { PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: 'postgres', PGDATABASE: 'test' } as const;
 
@@ -67,16 +68,28 @@ function quoteIdent(name: string): string {
 const OUTPUT_COLUMNS = 'transaction_id TEXT, label BIGINT, score REAL, model_name TEXT, model_version INTEGER, model_sha256 TEXT, as_of TIMESTAMPTZ, run_id TEXT';
 const UPDATE_COLUMNS = ['label', 'score', 'model_name', 'model_version', 'model_sha256', 'as_of', 'run_id'];
 
+/** The lineage values of a run, in OUTPUT_COLUMNS order after the id, label and score, as typed SQL parameters. */
+function lineageParams(l: LineageValues): { casts: string[]; values: string[] } {
+  return {
+    casts: ['$1::text', '$2::integer', '$3::text', '$4::timestamptz', '$5::text'],
+    values: [l.modelName, String(l.modelVersion), l.modelSha256, l.asOf, l.runId],
+  };
+}
+
 /**
- * Replace `table` with the rows of a headerless CSV (the raw baseline's output columns). The
- * table is keyed by the id like the sink's target table, so both pay for the same index.
+ * Replace `table` with the rows of a headerless CSV holding the id, label and score; the lineage
+ * columns (one value per run) are filled by column defaults during the COPY, then the defaults are
+ * dropped. The table is keyed by the id like the sink's target table, so both pay for the same index.
  */
-export async function copyCsvIntoPostgres(target: PgTarget, csvPath: string): Promise<void> {
+export async function copyCsvIntoPostgres(target: PgTarget, csvPath: string, lineage: LineageValues): Promise<void> {
   const t = quoteIdent(target.table);
+  const q = (v: string) => pg.escapeLiteral(v);
+  const defaults = [`model_name TEXT DEFAULT ${q(lineage.modelName)}`, `model_version INTEGER DEFAULT ${lineage.modelVersion}`, `model_sha256 TEXT DEFAULT ${q(lineage.modelSha256)}`, `as_of TIMESTAMPTZ DEFAULT ${q(lineage.asOf)}`, `run_id TEXT DEFAULT ${q(lineage.runId)}`];
   await withClient(async (c) => {
     await c.query(`DROP TABLE IF EXISTS ${t}`);
-    await c.query(`CREATE TABLE ${t} (${OUTPUT_COLUMNS}, PRIMARY KEY (transaction_id))`);
-    await pipeline(createReadStream(csvPath), c.query(copyFrom(`COPY ${t} FROM STDIN (FORMAT csv)`)));
+    await c.query(`CREATE TABLE ${t} (transaction_id TEXT, label BIGINT, score REAL, ${defaults.join(', ')}, PRIMARY KEY (transaction_id))`);
+    await pipeline(createReadStream(csvPath), c.query(copyFrom(`COPY ${t} (transaction_id, label, score) FROM STDIN (FORMAT csv)`)));
+    await c.query(`ALTER TABLE ${t} ${UPDATE_COLUMNS.filter((n) => !['label', 'score'].includes(n)).map((n) => `ALTER COLUMN ${n} DROP DEFAULT`).join(', ')}`);
   });
 }
 
@@ -110,18 +123,23 @@ export async function prefillFromPreviousRun(table: string, source: string): Pro
 
 /**
  * The raw baseline's write into an existing table, as a careful engineer would do it by hand:
- * COPY into a temporary table, then one INSERT … ON CONFLICT DO UPDATE with the sink's as-of
- * guard, in one transaction (the statement the sink's commit runs).
+ * COPY the id, label and score into a temporary table, then one INSERT … ON CONFLICT DO UPDATE
+ * adding the lineage as parameters, with the sink's as-of guard, in one transaction (the
+ * statement the sink's commit runs).
  */
-export async function upsertCsvIntoPostgres(target: PgTarget, csvPath: string): Promise<void> {
+export async function upsertCsvIntoPostgres(target: PgTarget, csvPath: string, lineage: LineageValues): Promise<void> {
   const t = quoteIdent(target.table);
+  const { casts, values } = lineageParams(lineage);
   await withClient(async (c) => {
     await c.query('BEGIN');
-    await c.query(`CREATE TEMP TABLE bench_stage (${OUTPUT_COLUMNS}) ON COMMIT DROP`);
+    await c.query('CREATE TEMP TABLE bench_stage (transaction_id TEXT, label BIGINT, score REAL) ON COMMIT DROP');
     await pipeline(createReadStream(csvPath), c.query(copyFrom('COPY bench_stage FROM STDIN (FORMAT csv)')));
     await c.query(
-      `INSERT INTO ${t} AS t SELECT * FROM bench_stage ON CONFLICT (transaction_id) DO UPDATE SET ${UPDATE_COLUMNS.map((n) => `${n} = EXCLUDED.${n}`).join(', ')}
+      `INSERT INTO ${t} AS t (transaction_id, label, score, model_name, model_version, model_sha256, as_of, run_id)
+       SELECT transaction_id, label, score, ${casts.join(', ')} FROM bench_stage
+       ON CONFLICT (transaction_id) DO UPDATE SET ${UPDATE_COLUMNS.map((n) => `${n} = EXCLUDED.${n}`).join(', ')}
        WHERE t.as_of IS NULL OR t.as_of <= EXCLUDED.as_of`,
+      values,
     );
     await c.query('COMMIT');
   });

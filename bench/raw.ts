@@ -144,11 +144,16 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
         result.cpuMs = (cpu.user + cpu.system) / 1000;
 
         if (o.postgres) {
-          // Postgres gets the same rows: DuckDB renders CSV, COPY FROM STDIN streams it in.
+          // Postgres gets the same rows: DuckDB renders CSV, COPY FROM STDIN streams it in. Like the
+          // sink, only the per-row columns travel; the lineage (one value per run) is added by
+          // PostgreSQL (column defaults, or parameters of the upsert).
           // The append into DuckDB is shared with the Parquet write, so it is counted here too.
           t = performance.now();
-          await conn.run(`COPY (${outputSelect(o, idColumn)}) TO ${lit(csvPath)} (FORMAT csv, HEADER false)`);
-          await (o.postgres.upsert ? upsertCsvIntoPostgres : copyCsvIntoPostgres)(o.postgres, csvPath);
+          await conn.run(
+            `COPY (SELECT s.${ident(idColumn)}, p.label::BIGINT, p.score FROM (SELECT ${ident(idColumn)} FROM read_parquet(${lit(o.features)})) s POSITIONAL JOIN preds p)
+             TO ${lit(csvPath)} (FORMAT csv, HEADER false)`,
+          );
+          await (o.postgres.upsert ? upsertCsvIntoPostgres : copyCsvIntoPostgres)(o.postgres, csvPath, o.lineage);
           result.writePostgresMs = performance.now() - t + appendMs;
           await fs.rm(csvPath, { force: true });
         }
