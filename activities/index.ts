@@ -236,13 +236,14 @@ export function createActivities(deps: ActivityDeps) {
       const sink = sinkOf(parseSinkSpec(input.sink));
       const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i));
       const missing: string[] = [];
-      if (deps.staging) {
+      const staging = deps.staging;
+      if (staging) {
         // Shared staging is the source of truth: every part comes from there, wherever its shard ran.
-        const published = new Set(await deps.staging.list(input.runId, 'parts/'));
+        const published = new Set(await staging.list(input.runId, 'parts/'));
         for (let i = 0; i < input.shardCount; i++) if (!published.has(partNameOf(i))) missing.push(path.basename(partNameOf(i)));
         // Sinks that stage each shard as it is predicted (PostgreSQL, Redis) commit from their own
         // staging and never read a part: only the sinks that publish the parts themselves fetch them.
-        if (missing.length === 0 && !sink.stage) await eachLimited(parts, OBJECT_STORE_CONCURRENCY, (local, i) => deps.staging!.fetch(input.runId, partNameOf(i), local));
+        if (missing.length === 0 && !sink.stage) await eachLimited(parts, OBJECT_STORE_CONCURRENCY, (local, i) => staging.fetch(input.runId, partNameOf(i), local));
       } else {
         for (const p of parts) if (!(await fs.stat(p).catch(() => undefined))) missing.push(path.basename(p));
       }

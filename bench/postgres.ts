@@ -11,6 +11,7 @@ import { ensurePythonPackages, type PythonPath } from './python';
 import { SinkSpecSchema, type SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
 import type { LineageValues } from '../lib/pipeline/batch';
+import { LINEAGE_COLUMNS, type LineageColumn } from '../lib/sinks/types';
 
 export const PG_DEFAULTS = { PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: 'postgres', PGDATABASE: 'test' } as const;
 
@@ -64,17 +65,18 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-/** The output columns as the sink creates them (and the baselines write them), keyed by the id. */
-const OUTPUT_COLUMNS = 'transaction_id TEXT, label BIGINT, score REAL, model_name TEXT, model_version INTEGER, model_sha256 TEXT, as_of TIMESTAMPTZ, run_id TEXT';
-const UPDATE_COLUMNS = ['label', 'score', 'model_name', 'model_version', 'model_sha256', 'as_of', 'run_id'];
+/** The lineage columns (lib/sinks/types.ts) as the sink creates them, and each one's value for a run. */
+const LINEAGE_SQL: { [C in LineageColumn]: { type: string; value: (l: LineageValues) => string } } = {
+  model_name: { type: 'TEXT', value: (l) => l.modelName },
+  model_version: { type: 'INTEGER', value: (l) => String(l.modelVersion) },
+  model_sha256: { type: 'TEXT', value: (l) => l.modelSha256 },
+  as_of: { type: 'TIMESTAMPTZ', value: (l) => l.asOf },
+  run_id: { type: 'TEXT', value: (l) => l.runId },
+};
 
-/** The lineage values of a run, in OUTPUT_COLUMNS order after the id, label and score, as typed SQL parameters. */
-function lineageParams(l: LineageValues): { casts: string[]; values: string[] } {
-  return {
-    casts: ['$1::text', '$2::integer', '$3::text', '$4::timestamptz', '$5::text'],
-    values: [l.modelName, String(l.modelVersion), l.modelSha256, l.asOf, l.runId],
-  };
-}
+/** The output columns as the sink creates them (and the baselines write them), keyed by the id. */
+const OUTPUT_COLUMNS = `transaction_id TEXT, label BIGINT, score REAL, ${LINEAGE_COLUMNS.map((c) => `${c} ${LINEAGE_SQL[c].type}`).join(', ')}`;
+const UPDATE_COLUMNS = ['label', 'score', ...LINEAGE_COLUMNS];
 
 /**
  * Replace `table` with the rows of a headerless CSV holding the id, label and score; the lineage
@@ -83,13 +85,12 @@ function lineageParams(l: LineageValues): { casts: string[]; values: string[] } 
  */
 export async function copyCsvIntoPostgres(target: PgTarget, csvPath: string, lineage: LineageValues): Promise<void> {
   const t = quoteIdent(target.table);
-  const q = (v: string) => pg.escapeLiteral(v);
-  const defaults = [`model_name TEXT DEFAULT ${q(lineage.modelName)}`, `model_version INTEGER DEFAULT ${lineage.modelVersion}`, `model_sha256 TEXT DEFAULT ${q(lineage.modelSha256)}`, `as_of TIMESTAMPTZ DEFAULT ${q(lineage.asOf)}`, `run_id TEXT DEFAULT ${q(lineage.runId)}`];
+  const defaults = LINEAGE_COLUMNS.map((c) => `${c} ${LINEAGE_SQL[c].type} DEFAULT ${pg.escapeLiteral(LINEAGE_SQL[c].value(lineage))}`);
   await withClient(async (c) => {
     await c.query(`DROP TABLE IF EXISTS ${t}`);
     await c.query(`CREATE TABLE ${t} (transaction_id TEXT, label BIGINT, score REAL, ${defaults.join(', ')}, PRIMARY KEY (transaction_id))`);
     await pipeline(createReadStream(csvPath), c.query(copyFrom(`COPY ${t} (transaction_id, label, score) FROM STDIN (FORMAT csv)`)));
-    await c.query(`ALTER TABLE ${t} ${UPDATE_COLUMNS.filter((n) => !['label', 'score'].includes(n)).map((n) => `ALTER COLUMN ${n} DROP DEFAULT`).join(', ')}`);
+    await c.query(`ALTER TABLE ${t} ${LINEAGE_COLUMNS.map((n) => `ALTER COLUMN ${n} DROP DEFAULT`).join(', ')}`);
   });
 }
 
@@ -129,13 +130,14 @@ export async function prefillFromPreviousRun(table: string, source: string): Pro
  */
 export async function upsertCsvIntoPostgres(target: PgTarget, csvPath: string, lineage: LineageValues): Promise<void> {
   const t = quoteIdent(target.table);
-  const { casts, values } = lineageParams(lineage);
+  const casts = LINEAGE_COLUMNS.map((c, k) => `$${k + 1}::${LINEAGE_SQL[c].type}`);
+  const values = LINEAGE_COLUMNS.map((c) => LINEAGE_SQL[c].value(lineage));
   await withClient(async (c) => {
     await c.query('BEGIN');
     await c.query('CREATE TEMP TABLE bench_stage (transaction_id TEXT, label BIGINT, score REAL) ON COMMIT DROP');
     await pipeline(createReadStream(csvPath), c.query(copyFrom('COPY bench_stage FROM STDIN (FORMAT csv)')));
     await c.query(
-      `INSERT INTO ${t} AS t (transaction_id, label, score, model_name, model_version, model_sha256, as_of, run_id)
+      `INSERT INTO ${t} AS t (transaction_id, ${UPDATE_COLUMNS.join(', ')})
        SELECT transaction_id, label, score, ${casts.join(', ')} FROM bench_stage
        ON CONFLICT (transaction_id) DO UPDATE SET ${UPDATE_COLUMNS.map((n) => `${n} = EXCLUDED.${n}`).join(', ')}
        WHERE t.as_of IS NULL OR t.as_of <= EXCLUDED.as_of`,

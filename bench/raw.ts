@@ -104,9 +104,12 @@ async function predictAll(session: ortTypes.InferenceSession, o: RawOptions, inp
   return { label, score };
 }
 
-/** The output rows as a SELECT over the staged predictions, same columns as the pipeline's parts. */
-function outputSelect(o: RawOptions, idColumn: string): string {
-  return `SELECT s.${ident(idColumn)}, p.label::BIGINT AS label, p.score, ${lineageSelect(o.lineage)}
+/**
+ * The output rows as a SELECT over the staged predictions: the pipeline's part columns, or (for
+ * PostgreSQL, which adds the lineage itself) only the id, label and score.
+ */
+function outputSelect(o: RawOptions, idColumn: string, lineage = true): string {
+  return `SELECT s.${ident(idColumn)}, p.label::BIGINT AS label, p.score${lineage ? `, ${lineageSelect(o.lineage)}` : ''}
           FROM (SELECT ${ident(idColumn)} FROM read_parquet(${lit(o.features)})) s POSITIONAL JOIN preds p`;
 }
 
@@ -149,10 +152,7 @@ export async function runRawBaseline(o: RawOptions): Promise<RawResult> {
           // PostgreSQL (column defaults, or parameters of the upsert).
           // The append into DuckDB is shared with the Parquet write, so it is counted here too.
           t = performance.now();
-          await conn.run(
-            `COPY (SELECT s.${ident(idColumn)}, p.label::BIGINT, p.score FROM (SELECT ${ident(idColumn)} FROM read_parquet(${lit(o.features)})) s POSITIONAL JOIN preds p)
-             TO ${lit(csvPath)} (FORMAT csv, HEADER false)`,
-          );
+          await conn.run(`COPY (${outputSelect(o, idColumn, false)}) TO ${lit(csvPath)} (FORMAT csv, HEADER false)`);
           await (o.postgres.upsert ? upsertCsvIntoPostgres : copyCsvIntoPostgres)(o.postgres, csvPath, o.lineage);
           result.writePostgresMs = performance.now() - t + appendMs;
           await fs.rm(csvPath, { force: true });

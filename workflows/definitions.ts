@@ -94,7 +94,7 @@ export interface BatchInferenceInput {
  */
 export const BATCH_DEFAULTS = { shardSize: 250_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
 
-/** Accepted range of the whole-number run settings (checked by the workflow, the spec schema and the CLIs). */
+/** Accepted range of the whole-number run settings (checked by the workflow, the spec file schema and the benchmark's flags). */
 export const BATCH_LIMITS = { shardSize: { min: 1, max: 5_000_000 }, maxConcurrency: { min: 1, max: 500 }, shardsPerChild: { min: 1, max: 2_000 } } as const;
 
 /** `must be an integer between 1 and 5,000,000` for a BATCH_LIMITS field. */

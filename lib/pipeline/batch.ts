@@ -13,6 +13,7 @@ import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, sele
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { checkFinite, inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
+import { LINEAGE_COLUMNS, type LineageColumn } from '../sinks/types';
 import { assembleBlock, checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
 
 export const ROW_COLUMN = '__inferflow_row';
@@ -75,13 +76,14 @@ function enumConstant(value: string): string {
  * files hold plain UTF-8 string columns either way; readers see VARCHAR / string.
  */
 export function lineageSelect(l: LineageValues): string {
-  return [
-    `${enumConstant(l.modelName)} AS model_name`,
-    `${l.modelVersion}::INTEGER AS model_version`,
-    `${enumConstant(l.modelSha256)} AS model_sha256`,
-    `${lit(l.asOf)}::TIMESTAMPTZ AS as_of`,
-    `${enumConstant(l.runId)} AS run_id`,
-  ].join(', ');
+  const value: Record<LineageColumn, string> = {
+    model_name: enumConstant(l.modelName),
+    model_version: `${l.modelVersion}::INTEGER`,
+    model_sha256: enumConstant(l.modelSha256),
+    as_of: `${lit(l.asOf)}::TIMESTAMPTZ`,
+    run_id: enumConstant(l.runId),
+  };
+  return LINEAGE_COLUMNS.map((c) => `${value[c]} AS ${c}`).join(', ');
 }
 
 /** Check that a file has every column the model needs, with numeric types. Lists every problem. */

@@ -96,7 +96,7 @@ export class ObjectStoreParquetSink implements Sink {
     }
     // Old files all gone before any new part goes up (a late delete must not hit a new part).
     await eachLimited(await this.store.list(dir), OBJECT_STORE_CONCURRENCY, (key) => this.store.delete(key));
-    await eachLimited(req.parts, OBJECT_STORE_CONCURRENCY, (part, i) => this.store.putFile(joinKey(dir, `part-${String(i).padStart(5, '0')}.parquet`), part).then(() => undefined));
+    await eachLimited(req.parts, OBJECT_STORE_CONCURRENCY, (part, i) => this.store.putFile(joinKey(dir, `part-${String(i).padStart(5, '0')}.parquet`), part));
     const manifest = { runId: req.runId, workflowId: req.workflowId, pipeline: req.pipeline, model: req.model, rows: req.rows, parts: req.parts.length, committedAt: new Date().toISOString() };
     await this.store.put(joinKey(dir, 'manifest.json'), JSON.stringify(manifest, null, 2), { contentType: 'application/json' });
     await this.store.put(joinKey(dir, SUCCESS_MARKER), '');

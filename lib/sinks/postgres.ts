@@ -6,9 +6,10 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
 import { RowCountMismatchError as StagedRowCountError } from '../errors';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { ident as duckIdent, lit, toText, withDuckDB } from '../io/duckdb';
 import { TABLE_NAME_PATTERN, type SinkSpec } from './spec';
-import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
+import { LINEAGE_COLUMNS, type CommitRequest, type CommitResult, type Sink, type StageRequest } from './types';
 
 export type PostgresSinkSpec = Extract<SinkSpec, { type: 'postgres' }>;
 
@@ -25,10 +26,11 @@ const SHARD_COLUMN = '__shard';
 /**
  * Output columns that hold one value for a whole run (the lineage). When a part holds a single
  * value in one of them, the staging table does not store it in every row: the value is kept once
- * in the staging table's comment and added back by the commit (staging COPY of 1M rows: 0.61 s
- * instead of 1.00 s, docs/benchmarks.md). Staging tables of older versions keep every column.
+ * in the staging table's comment and added back by the commit (psql, COPY of 1M rows into an
+ * unlogged table: 0.97–1.03 s with every column, 0.60–0.61 s with id, label, score, as_of and the
+ * shard; docs/benchmarks.md). Staging tables of older versions keep every column.
  */
-const RUN_CONSTANT_COLUMNS = new Set(['model_name', 'model_version', 'model_sha256', 'as_of', 'run_id']);
+const RUN_CONSTANT_COLUMNS: ReadonlySet<string> = new Set(LINEAGE_COLUMNS);
 
 /** A run-constant column: its PostgreSQL type and its one value, as text. */
 interface RunConstant {
@@ -202,54 +204,59 @@ export class PostgresSink implements Sink {
 
   /** Copy one shard's part into the run's staging table. A retry replaces the shard's rows (never duplicates them). */
   async stage(req: StageRequest): Promise<void> {
-    const staging = stagingTableName(req.runId);
-    const ledger = stagingLedgerName(req.runId);
     const csv = `${req.partPath}.pg-${randomUUID()}.csv`;
     try {
-      const part = await readPart(req.partPath);
-      const problems = part.columns.flatMap((c) => [
-        ...checkName(`column ${JSON.stringify(c.name)} of the predictions`, c.name),
-        ...(c.name === SHARD_COLUMN ? [`column ${SHARD_COLUMN} is reserved for staging`] : []),
-        ...(c.pgType === undefined ? [`column ${c.name} has type ${c.duckType}, which has no PostgreSQL mapping here`] : []),
-      ]);
-      if (problems.length > 0) throw new SchemaMismatchError(`predictions of run ${req.runId} cannot be written to PostgreSQL table ${this.schema}.${this.table}`, problems);
-      const keys = runLockKeys(req.runId);
-      await this.withClient(`staging shard ${req.shardIndex} into ${this.schema}.${staging}`, async (client) => {
-        await this.ensureStagingTable(client, req.runId, part, req.idColumn);
-        const layout = await this.stagingLayout(client, staging);
-        if (!layout) return; // the run was published meanwhile (see ensureStagingTable)
-        checkPartFits(part, layout, req.shardIndex);
-        await partToCsv(req.partPath, csv, req.shardIndex, layout.columns.map((c) => c.name));
-        await transaction(client, async () => {
-          // Shared run lock: commit and discard (exclusive) wait for staging in flight and vice versa.
-          await client.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [keys.run]);
-          if (await this.isCommitted(client, req.runId)) return; // a late retry after the run was published
-          // One stager per shard: a zombie attempt and its retry cannot interleave DELETE and COPY.
-          await client.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [keys.shardSpace, req.shardIndex]);
-          // The staging table has no index (maintaining one cost ~0.3 s per 1M rows staged): the
-          // ledger says whether an earlier attempt committed rows of this shard, and only then are
-          // they looked for and deleted. Tables staged by an older version (shard index, no ledger
-          // rows for their shards) always delete, as that version did.
-          const before = await client.query<{ again: boolean }>(
-            `SELECT EXISTS (SELECT 1 FROM ${this.qualified(ledger)} WHERE shard = $1) OR to_regclass($2) IS NOT NULL AS again`,
-            [req.shardIndex, this.qualified(`${staging}_shard`)],
-          );
-          if (before.rows[0]?.again) await client.query(`DELETE FROM ${this.qualified(staging)} WHERE ${pg.escapeIdentifier(SHARD_COLUMN)} = $1`, [req.shardIndex]);
-          const copy = client.query(
-            copyFrom(`COPY ${this.qualified(staging)} (${[...layout.columns.map((c) => c.name), SHARD_COLUMN].map((n) => pg.escapeIdentifier(n)).join(', ')}) FROM STDIN (FORMAT csv)`),
-          );
-          const file = fs.createReadStream(csv);
-          if (req.onProgress) file.on('data', req.onProgress);
-          await pipeline(file, copy);
-          if (copy.rowCount !== req.rows) {
-            throw new StagedRowCountError(`shard ${req.shardIndex} of run ${req.runId}: copied ${copy.rowCount} rows, the part has ${req.rows}`, { shard: req.shardIndex });
-          }
-          await client.query(`INSERT INTO ${this.qualified(ledger)} (shard) VALUES ($1) ON CONFLICT DO NOTHING`, [req.shardIndex]);
-        });
-      });
+      // One DuckDB session for the part: its description, then its CSV once the layout is known.
+      await withDuckDB((duck) => this.stageWith(duck, req, csv));
     } finally {
       await fsp.rm(csv, { force: true });
     }
+  }
+
+  private async stageWith(duck: DuckDBConnection, req: StageRequest, csv: string): Promise<void> {
+    const staging = stagingTableName(req.runId);
+    const ledger = stagingLedgerName(req.runId);
+    const part = await readPart(duck, req.partPath);
+    const problems = part.columns.flatMap((c) => [
+      ...checkName(`column ${JSON.stringify(c.name)} of the predictions`, c.name),
+      ...(c.name === SHARD_COLUMN ? [`column ${SHARD_COLUMN} is reserved for staging`] : []),
+      ...(c.pgType === undefined ? [`column ${c.name} has type ${c.duckType}, which has no PostgreSQL mapping here`] : []),
+    ]);
+    if (problems.length > 0) throw new SchemaMismatchError(`predictions of run ${req.runId} cannot be written to PostgreSQL table ${this.schema}.${this.table}`, problems);
+    const keys = runLockKeys(req.runId);
+    await this.withClient(`staging shard ${req.shardIndex} into ${this.schema}.${staging}`, async (client) => {
+      await this.ensureStagingTable(client, req.runId, part, req.idColumn);
+      const layout = await this.stagingLayout(client, staging);
+      if (!layout) return; // the run was published meanwhile (see ensureStagingTable)
+      checkPartFits(part, layout, req.shardIndex);
+      await partToCsv(duck, req.partPath, csv, req.shardIndex, layout.columns.map((c) => c.name));
+      await transaction(client, async () => {
+        // Shared run lock: commit and discard (exclusive) wait for staging in flight and vice versa.
+        await client.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [keys.run]);
+        if (await this.isCommitted(client, req.runId)) return; // a late retry after the run was published
+        // One stager per shard: a zombie attempt and its retry cannot interleave DELETE and COPY.
+        await client.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [keys.shardSpace, req.shardIndex]);
+        // The staging table has no index (maintaining one cost ~0.3 s per 1M rows staged): the
+        // ledger says whether an earlier attempt committed rows of this shard, and only then are
+        // they looked for and deleted. Tables staged by an older version (shard index, no ledger
+        // rows for their shards) always delete, as that version did.
+        const before = await client.query<{ again: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM ${this.qualified(ledger)} WHERE shard = $1) OR to_regclass($2) IS NOT NULL AS again`,
+          [req.shardIndex, this.qualified(`${staging}_shard`)],
+        );
+        if (before.rows[0]?.again) await client.query(`DELETE FROM ${this.qualified(staging)} WHERE ${pg.escapeIdentifier(SHARD_COLUMN)} = $1`, [req.shardIndex]);
+        const copy = client.query(
+          copyFrom(`COPY ${this.qualified(staging)} (${[...layout.columns.map((c) => c.name), SHARD_COLUMN].map((n) => pg.escapeIdentifier(n)).join(', ')}) FROM STDIN (FORMAT csv)`),
+        );
+        const file = fs.createReadStream(csv);
+        if (req.onProgress) file.on('data', req.onProgress);
+        await pipeline(file, copy);
+        if (copy.rowCount !== req.rows) {
+          throw new StagedRowCountError(`shard ${req.shardIndex} of run ${req.runId}: copied ${copy.rowCount} rows, the part has ${req.rows}`, { shard: req.shardIndex });
+        }
+        await client.query(`INSERT INTO ${this.qualified(ledger)} (shard) VALUES ($1) ON CONFLICT DO NOTHING`, [req.shardIndex]);
+      });
+    });
   }
 
   /** Publish the run in one transaction. A run already recorded in `inferflow_runs` is a no-op (`created: false`). */
@@ -270,8 +277,8 @@ export class PostgresSink implements Sink {
         }
 
         // Never publish partial output: every shard staged, every row there.
-        const exists = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(staging)]);
-        if (!exists.rows[0]?.reg) {
+        const layout = await this.stagingLayout(client, staging);
+        if (!layout) {
           throw new StagedRowCountError(`run ${req.runId} has nothing staged in ${this.schema}.${staging} (expected ${req.rows} rows in ${req.parts.length} shards); nothing was published`, { runId: req.runId, staged: 0, expected: req.rows });
         }
         // Rows per shard, counted (a hash aggregate: half the time of array_agg(DISTINCT …) on 1M rows).
@@ -288,8 +295,6 @@ export class PostgresSink implements Sink {
           );
         }
 
-        const layout = await this.stagingLayout(client, staging);
-        if (!layout) throw new StagedRowCountError(`run ${req.runId} has nothing staged in ${this.schema}.${staging}; nothing was published`, { runId: req.runId, staged: 0, expected: req.rows });
         const { idColumn, constants } = layout.meta;
         // Staged columns, then the run-constant ones (kept once in the staging table's comment).
         const columns = [...layout.columns, ...constants.map((c) => ({ name: c.name, type: c.pgType }))];
@@ -431,9 +436,8 @@ export class PostgresSink implements Sink {
         [this.qualified(staging), SHARD_COLUMN],
       )
     ).rows;
-    const parsed = parseStagingComment(reg.rows[0].c);
-    const stored = new Set(columns.map((c) => c.name));
-    const meta = { idColumn: parsed.idColumn, constants: parsed.constants.filter((c) => !stored.has(c.name)) };
+    // The comment's constants and the table's columns never overlap: both are written in the transaction that creates the table.
+    const meta = parseStagingComment(reg.rows[0].c);
     for (const c of [...columns, ...meta.constants]) checkNameOrThrow(`column ${c.name}`, c.name);
     return { columns, meta };
   }
@@ -529,29 +533,31 @@ interface StagingLayout {
 /** Text of a value as PostgreSQL parses it back exactly (timestamps with an explicit +00 offset). */
 const asText = (expr: string) => `CAST(${expr} AS VARCHAR)`;
 
-/** Describe a Parquet part and find its run-constant columns (one value, no NULL). */
-async function readPart(partPath: string): Promise<PartInfo> {
-  return withDuckDB(async (conn) => {
-    await conn.run(`SET TimeZone = 'UTC'`);
-    const described = await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${lit(partPath)})`);
-    const columns: PartColumn[] = described.getRowObjectsJS().map((r) => {
-      const duckType = toText(r.column_type);
-      return { name: toText(r.column_name), duckType, pgType: postgresTypeOf(duckType) };
-    });
-    const candidates = columns.filter((c) => RUN_CONSTANT_COLUMNS.has(c.name) && c.pgType !== undefined);
-    const stats = await conn.runAndReadAll(
-      `SELECT ${['count(*)', ...candidates.map((c) => `count(DISTINCT ${duckIdent(c.name)}) = 1 AND count(${duckIdent(c.name)}) = count(*), ${asText(`min(${duckIdent(c.name)})`)}`)].join(', ')} FROM read_parquet(${lit(partPath)})`,
-    );
-    const [rows, ...row] = stats.getRowsJS()[0] ?? [0];
-    const constants = candidates.flatMap((c, k) => (row[2 * k] === true && row[2 * k + 1] !== null ? [{ name: c.name, pgType: c.pgType!, value: toText(row[2 * k + 1]) }] : []));
-    return { rows: Number(rows), columns, constants };
+/**
+ * Describe a Parquet part and find its run-constant columns (one value, no NULL). Sets the
+ * session's time zone to UTC, which `partToCsv` relies on.
+ */
+async function readPart(conn: DuckDBConnection, partPath: string): Promise<PartInfo> {
+  // Timestamps with time zone are written with an explicit +00 offset; floats in shortest round-trip form.
+  await conn.run(`SET TimeZone = 'UTC'`);
+  const described = await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${lit(partPath)})`);
+  const columns: PartColumn[] = described.getRowObjectsJS().map((r) => {
+    const duckType = toText(r.column_type);
+    return { name: toText(r.column_name), duckType, pgType: postgresTypeOf(duckType) };
   });
+  const candidates = columns.filter((c) => RUN_CONSTANT_COLUMNS.has(c.name) && c.pgType !== undefined);
+  const stats = await conn.runAndReadAll(
+    `SELECT ${['count(*)', ...candidates.map((c) => `count(DISTINCT ${duckIdent(c.name)}) = 1 AND count(${duckIdent(c.name)}) = count(*), ${asText(`min(${duckIdent(c.name)})`)}`)].join(', ')} FROM read_parquet(${lit(partPath)})`,
+  );
+  const [rows, ...row] = stats.getRowsJS()[0] ?? [0];
+  const constants = candidates.flatMap((c, k) => (row[2 * k] === true && row[2 * k + 1] !== null ? [{ name: c.name, pgType: c.pgType!, value: toText(row[2 * k + 1]) }] : []));
+  return { rows: Number(rows), columns, constants };
 }
 
 /** A part staged into an existing staging table: every stored column present, every other one a run constant with the staged value. */
 function checkPartFits(part: PartInfo, layout: StagingLayout, shardIndex: number): void {
   const stored = new Set(layout.columns.map((c) => c.name));
-  const have = new Map(part.columns.map((c) => [c.name, c]));
+  const have = new Set(part.columns.map((c) => c.name));
   const mine = new Map(part.constants.map((c) => [c.name, c.value]));
   const problems = [
     ...layout.columns.filter((c) => !have.has(c.name)).map((c) => `column ${c.name} is missing from shard ${shardIndex}'s part`),
@@ -569,16 +575,12 @@ function checkPartFits(part: PartInfo, layout: StagingLayout, shardIndex: number
 
 /**
  * Write a part's `columns` (in that order) and the shard index as headerless CSV that PostgreSQL's
- * `COPY … (FORMAT csv)` reads back exactly.
+ * `COPY … (FORMAT csv)` reads back exactly (on the session `readPart` set to UTC).
  */
-async function partToCsv(partPath: string, csvPath: string, shardIndex: number, columns: readonly string[]): Promise<void> {
-  await withDuckDB(async (conn) => {
-    // Timestamps with time zone are written with an explicit +00 offset; floats in shortest round-trip form.
-    await conn.run(`SET TimeZone = 'UTC'`);
-    // NULL → unquoted empty field, '' → "" (quoted): COPY's csv format tells them apart the same way.
-    // The last field is the shard index (the staging table's __shard column).
-    await conn.run(`COPY (SELECT ${columns.map((c) => duckIdent(c)).join(', ')}, ${shardIndex}::INTEGER FROM read_parquet(${lit(partPath)})) TO ${lit(csvPath)} (FORMAT csv, HEADER false)`);
-  });
+async function partToCsv(conn: DuckDBConnection, partPath: string, csvPath: string, shardIndex: number, columns: readonly string[]): Promise<void> {
+  // NULL → unquoted empty field, '' → "" (quoted): COPY's csv format tells them apart the same way.
+  // The last field is the shard index (the staging table's __shard column).
+  await conn.run(`COPY (SELECT ${columns.map((c) => duckIdent(c)).join(', ')}, ${shardIndex}::INTEGER FROM read_parquet(${lit(partPath)})) TO ${lit(csvPath)} (FORMAT csv, HEADER false)`);
 }
 
 function checkName(field: string, name: string): string[] {

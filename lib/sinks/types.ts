@@ -1,5 +1,9 @@
 import type { ResolvedModel } from '../registry/manifest';
 
+/** The lineage columns every staged part and every output row carries, in output order (one value per run). */
+export const LINEAGE_COLUMNS = ['model_name', 'model_version', 'model_sha256', 'as_of', 'run_id'] as const;
+export type LineageColumn = (typeof LINEAGE_COLUMNS)[number];
+
 export interface CommitRequest {
   runId: string;
   workflowId: string;

@@ -2,7 +2,7 @@
  * Run `fn` over `items` with at most `limit` calls in flight. After the first failure no new call
  * starts; it resolves once the calls already running have settled, then rejects with that failure.
  */
-export async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<unknown>): Promise<void> {
   let next = 0;
   let failed = false;
   const worker = async () => {
@@ -24,6 +24,6 @@ export async function eachLimited<T>(items: readonly T[], limit: number, fn: (it
 /**
  * Object-store calls a step makes at once when it moves many files (a commit's parts, a run's
  * staged files): on a local SeaweedFS a commit of 40 parts of 3.5 MB took 1.6 s one at a time
- * and 0.9 s eight at a time (docs/benchmarks.md); real S3 gains more.
+ * and 0.9 s eight at a time (docs/benchmarks.md); not measured on AWS S3.
  */
 export const OBJECT_STORE_CONCURRENCY = 8;
