@@ -310,13 +310,26 @@ export class PostgresSink implements Sink {
         const cols = columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
         const existed = (await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [target])).rows[0]?.reg;
         if (!existed) {
-          // A new table (the first run): insert everything, then build the key in one sorted pass,
-          // instead of maintaining it row by row under ON CONFLICT (measured: docs/benchmarks.md).
-          // Repeated key values fail the key's creation, and the whole transaction with it.
+          // A new table (the first run): insert the staged columns, then add the run's constants
+          // as columns whose default is the run's value, then build the key in one sorted pass
+          // (instead of maintaining it row by row under ON CONFLICT). PostgreSQL (11+) keeps the
+          // value of a column added with a constant default once, in the catalog, for every row
+          // already there: no per-row copy, no rewrite (1M rows: 0.8 s instead of 1.3-1.5 s, and
+          // 57 MB instead of 159 MB; docs/benchmarks.md). The defaults are dropped at once, so
+          // the table then behaves exactly as one created with every column. Repeated key values
+          // fail the key's creation, and the whole transaction with it.
           const storage = this.fillfactor !== undefined ? ` WITH (fillfactor = ${this.fillfactor})` : '';
-          await client.query(`CREATE TABLE ${target} (${columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.type}`).join(', ')})${storage}`);
-          await client.query(`INSERT INTO ${target} (${cols}) SELECT ${selected} FROM ${this.qualified(staging)}`, values);
-          if (pk) await client.query(`ALTER TABLE ${target} ADD PRIMARY KEY (${pg.escapeIdentifier(pk)})`);
+          const stored = layout.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
+          await client.query(`CREATE TABLE ${target} (${layout.columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.type}`).join(', ')})${storage}`);
+          await client.query(`INSERT INTO ${target} (${stored}) SELECT ${stored} FROM ${this.qualified(staging)}`);
+          const alter: string[] = [];
+          if (constants.length > 0) {
+            // DDL takes no bind parameters: each value is a quoted literal cast to its (checked) type.
+            await client.query(`ALTER TABLE ${target} ${constants.map((c) => `ADD COLUMN ${pg.escapeIdentifier(c.name)} ${c.pgType} DEFAULT ${pg.escapeLiteral(c.value)}::${c.pgType}`).join(', ')}`);
+            alter.push(...constants.map((c) => `ALTER COLUMN ${pg.escapeIdentifier(c.name)} DROP DEFAULT`));
+          }
+          if (pk) alter.push(`ADD PRIMARY KEY (${pg.escapeIdentifier(pk)})`);
+          if (alter.length > 0) await client.query(`ALTER TABLE ${target} ${alter.join(', ')}`);
         } else {
           const have = new Set(
             (await client.query<{ name: string }>('SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped', [target])).rows.map((r) => r.name),

@@ -164,6 +164,15 @@ describe('PostgreSQL sink on a real server', () => {
     });
     const pk = await admin.query<{ def: string }>(`SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [`${schema}.${table}`]);
     expect(pk.rows.map((r) => r.def)).toEqual(['PRIMARY KEY (transaction_id)']);
+    // The run's lineage is held once, in the catalog (columns added with the run's value as default,
+    // the default dropped again): no column keeps a default, so a later insert behaves as in a
+    // table created with every column.
+    const storage = await admin.query<{ name: string; hasdef: boolean; hasmissing: boolean }>(
+      `SELECT attname AS name, atthasdef AS hasdef, atthasmissing AS hasmissing FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+      [`${schema}.${table}`],
+    );
+    expect(storage.rows.filter((r) => r.hasdef)).toEqual([]);
+    expect(storage.rows.filter((r) => r.hasmissing).map((r) => r.name)).toEqual(['model_name', 'model_version', 'model_sha256', 'as_of', 'run_id']);
 
     expect(await stagingTables()).toEqual([]);
     const runs = await admin.query(`SELECT run_id, table_name, rows::int, model_version FROM ${pg.escapeIdentifier(schema)}.inferflow_runs`);
