@@ -21,6 +21,13 @@ export interface PostgresConnectionSettings {
 
 /** The bookkeeping table (one per schema): one row per committed run. */
 export const RUNS_TABLE = 'inferflow_runs';
+/**
+ * Runs discarded before they were published (one row each, one per schema): a shard attempt
+ * that outlives its run (a stalled worker past its heartbeat timeout) stages nothing for it.
+ * Rows older than DISCARDED_RUNS_KEPT are pruned by later discards.
+ */
+export const DISCARDED_RUNS_TABLE = 'inferflow_discarded_runs';
+const DISCARDED_RUNS_KEPT = '30 days';
 const SHARD_COLUMN = '__shard';
 
 /**
@@ -227,13 +234,13 @@ export class PostgresSink implements Sink {
     await this.withClient(`staging shard ${req.shardIndex} into ${this.schema}.${staging}`, async (client) => {
       await this.ensureStagingTable(client, req.runId, part, req.idColumn);
       const layout = await this.stagingLayout(client, staging);
-      if (!layout) return; // the run was published meanwhile (see ensureStagingTable)
+      if (!layout) return; // the run was published or discarded meanwhile (see ensureStagingTable)
       checkPartFits(part, layout, req.shardIndex);
       await partToCsv(duck, req.partPath, csv, req.shardIndex, layout.columns.map((c) => c.name));
       await transaction(client, async () => {
         // Shared run lock: commit and discard (exclusive) wait for staging in flight and vice versa.
         await client.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [keys.run]);
-        if (await this.isCommitted(client, req.runId)) return; // a late retry after the run was published
+        if (await this.closedAs(client, req.runId)) return; // a late attempt after the run was published or discarded
         // One stager per shard: a zombie attempt and its retry cannot interleave DELETE and COPY.
         await client.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [keys.shardSpace, req.shardIndex]);
         // The staging table has no index (maintaining one cost ~0.3 s per 1M rows staged): the
@@ -369,16 +376,26 @@ export class PostgresSink implements Sink {
     });
   }
 
-  /** Drop the run's staging table. Published rows are never touched. */
+  /**
+   * Drop the run's staging tables. Published rows are never touched. A run that was not published
+   * is recorded as discarded first, under the run's lock, so that a shard attempt still running
+   * somewhere cannot create its staging tables again afterwards.
+   */
   async discard(runId: string): Promise<void> {
     const keys = runLockKeys(runId);
     try {
-      await this.withClient(`discarding staged rows of run ${runId}`, (client) =>
-        transaction(client, async () => {
+      await this.withClient(`discarding staged rows of run ${runId}`, async (client) => {
+        const published = await this.closedAs(client, runId) === 'committed';
+        if (!published) await this.ensureDiscardedRunsTable(client);
+        await transaction(client, async () => {
           await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [keys.run]);
+          if (!published) {
+            await client.query(`INSERT INTO ${this.qualified(DISCARDED_RUNS_TABLE)} (run_id) VALUES ($1) ON CONFLICT DO NOTHING`, [runId]);
+            await client.query(`DELETE FROM ${this.qualified(DISCARDED_RUNS_TABLE)} WHERE discarded_at < now() - interval '${DISCARDED_RUNS_KEPT}'`);
+          }
           await client.query(`DROP TABLE IF EXISTS ${this.qualified(stagingTableName(runId))}, ${this.qualified(stagingLedgerName(runId))}`);
-        }),
-      );
+        });
+      });
     } catch (err) {
       // A database that does not exist or refuses this user holds nothing this run staged.
       if (err instanceof NotFoundError || err instanceof PostgresAccessError) return;
@@ -386,10 +403,24 @@ export class PostgresSink implements Sink {
     }
   }
 
-  private async isCommitted(client: pg.PoolClient, runId: string): Promise<boolean> {
-    const reg = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(RUNS_TABLE)]);
-    if (!reg.rows[0]?.reg) return false;
-    return (await client.query(`SELECT 1 FROM ${this.qualified(RUNS_TABLE)} WHERE run_id = $1`, [runId])).rowCount === 1;
+  /** Whether the run was published or discarded (either way, nothing more is staged for it). */
+  private async closedAs(client: pg.PoolClient, runId: string): Promise<'committed' | 'discarded' | undefined> {
+    const reg = await client.query<{ runs: boolean; discarded: boolean }>('SELECT to_regclass($1) IS NOT NULL AS runs, to_regclass($2) IS NOT NULL AS discarded', [
+      this.qualified(RUNS_TABLE),
+      this.qualified(DISCARDED_RUNS_TABLE),
+    ]);
+    const has = async (table: string) => (await client.query(`SELECT 1 FROM ${this.qualified(table)} WHERE run_id = $1`, [runId])).rowCount === 1;
+    if (reg.rows[0]?.runs && (await has(RUNS_TABLE))) return 'committed';
+    if (reg.rows[0]?.discarded && (await has(DISCARDED_RUNS_TABLE))) return 'discarded';
+    return undefined;
+  }
+
+  private async ensureDiscardedRunsTable(client: pg.PoolClient): Promise<void> {
+    const reg = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(DISCARDED_RUNS_TABLE)]);
+    if (reg.rows[0]?.reg) return;
+    await createOnce(client, key64(`inferflow:discarded:${this.schema}`), [
+      `CREATE TABLE IF NOT EXISTS ${this.qualified(DISCARDED_RUNS_TABLE)} (run_id text PRIMARY KEY, discarded_at timestamptz NOT NULL DEFAULT now())`,
+    ]);
   }
 
   private async ensureRunsTable(client: pg.PoolClient): Promise<void> {
@@ -416,12 +447,14 @@ export class PostgresSink implements Sink {
       (await client.query<{ staging: boolean; ledger: boolean }>('SELECT to_regclass($1) IS NOT NULL AS staging, to_regclass($2) IS NOT NULL AS ledger', [staging, ledger])).rows[0];
     const seen = await existing();
     if (seen?.staging && seen.ledger) return;
-    if (await this.isCommitted(client, runId)) return;
     // Created under a lock: the first stager decides the layout (which run-constant columns live
     // in the comment); an older version's table only gets its ledger. A stager that loses the race
     // (duplicate table: catalog lookups after an advisory lock can be stale) uses the winner's tables.
+    // The run's shared lock orders this against commit and discard: a run they closed gets no tables.
     await ignoreDuplicateTable(transaction(client, async () => {
       await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [key64(`inferflow:stage:${this.schema}.${stagingTableName(runId)}`)]);
+      await client.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [runLockKeys(runId).run]);
+      if (await this.closedAs(client, runId)) return;
       const now = await existing();
       if (!now?.staging) {
         const constant = new Set(part.constants.map((c) => c.name));

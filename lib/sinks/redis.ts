@@ -12,6 +12,10 @@ export interface RedisSinkOptions {
 }
 
 
+/** How long a discarded run's marker outlives it: far longer than any shard attempt can. */
+const DISCARDED_KEPT_SECONDS = 7 * 24 * 3600;
+const SHARD_FIELD = 'shard:';
+
 const clients = new Map<string, Redis>();
 
 function clientFor(url: string): Redis {
@@ -34,11 +38,16 @@ export async function closeRedisClients(): Promise<void> {
 /**
  * Redis, for applications that read batch predictions online (one key per entity):
  *   <prefix>:run:<runId>:<id>        JSON {label, score, model_name, model_version, model_sha256, as_of}
- *   <prefix>:run:<runId>:shards      hash shard → rows staged (for the completeness check)
- *   <prefix>:run:<runId>:committed   marker
+ *   <prefix>:run:<runId>             the run's own hash: `shard:<i>` → rows staged (for the
+ *                                    completeness check), `committed`, `discarded` (timestamps).
+ *                                    No entity key can be it (theirs go on with `:<id>`), so an
+ *                                    entity named "committed" or "shards" is just an entity.
  *   <prefix>:<pipeline>:current      the committed run readers use (flipped atomically)
  * Shards write their version's keys; commit checks the row count, flips the pointer in one
- * MULTI/EXEC and lets the previous version expire after `retentionSeconds`.
+ * MULTI/EXEC and lets the previous version expire after `retentionSeconds`. A discarded run's
+ * hash keeps `discarded` for DISCARDED_KEPT_SECONDS, so a shard attempt that outlives its run
+ * removes what it wrote. Runs staged by the previous version (`:shards` hash and `:committed`
+ * key among the entity keys) still commit.
  */
 export class RedisSink implements Sink {
   readonly type = 'redis';
@@ -84,7 +93,10 @@ export class RedisSink implements Sink {
       return r.getRowsJS();
     });
     const redis = await this.redis();
+    const run = this.key('run', req.runId);
     try {
+      // A late attempt (the run was published or discarded meanwhile) writes nothing.
+      if ((await redis.hmget(run, 'committed', 'discarded')).some((v) => v !== null)) return;
       for (let i = 0; i < rows.length; i += 5_000) {
         const p = redis.pipeline();
         for (const [id, value] of rows.slice(i, i + 5_000)) p.set(this.key('run', req.runId, toText(id)), toText(value));
@@ -93,7 +105,13 @@ export class RedisSink implements Sink {
         if (failed?.[0]) throw failed[0];
         req.onProgress?.();
       }
-      await redis.hset(this.key('run', req.runId, 'shards'), String(req.shardIndex), String(rows.length));
+      const [, discarded] = (await redis.multi().hset(run, `${SHARD_FIELD}${req.shardIndex}`, String(rows.length)).hget(run, 'discarded').exec()) ?? [];
+      if (discarded?.[1] !== null && discarded?.[1] !== undefined) {
+        // Discarded while this attempt wrote: its scan may have missed keys written after it
+        // passed them, and everything written before the marker was set is gone already.
+        for (let i = 0; i < rows.length; i += 5_000) await redis.unlink(...rows.slice(i, i + 5_000).map(([id]) => this.key('run', req.runId, toText(id))));
+        await redis.hdel(run, `${SHARD_FIELD}${req.shardIndex}`);
+      }
     } catch (err) {
       throw this.translate(err, `staging shard ${req.shardIndex}`);
     }
@@ -104,15 +122,21 @@ export class RedisSink implements Sink {
     const pointer = this.key(req.pipeline, 'current');
     const location = `${this.where()} ${pointer}`;
     try {
-      if ((await redis.exists(this.key('run', req.runId, 'committed'))) === 1) return { location, rows: req.rows, created: false };
-      const staged = Object.values(await redis.hgetall(this.key('run', req.runId, 'shards'))).reduce((s, v) => s + Number(v), 0);
+      const run = this.key('run', req.runId);
+      const state = await redis.hgetall(run);
+      if (state.committed !== undefined || (await this.committedByPreviousVersion(redis, req.runId))) return { location, rows: req.rows, created: false };
+      if (state.discarded !== undefined) throw new RowCountMismatchError(`run ${req.runId} was discarded at ${state.discarded}; nothing was published`, { runId: req.runId });
+      // Rows per shard: this version's fields, over any the previous version recorded.
+      const perShard = new Map<string, number>(Object.entries(await this.previousVersionShards(redis, req.runId)).map(([k, v]) => [k, Number(v)]));
+      for (const [field, v] of Object.entries(state)) if (field.startsWith(SHARD_FIELD)) perShard.set(field.slice(SHARD_FIELD.length), Number(v));
+      const staged = [...perShard.values()].reduce((s, v) => s + v, 0);
       if (staged !== req.rows) throw new RowCountMismatchError(`run ${req.runId} staged ${staged} rows in Redis, expected ${req.rows}`, { runId: req.runId });
       await redis.watch(pointer);
       const previous = await redis.get(pointer);
       const ok = await redis
         .multi()
         .set(pointer, req.runId)
-        .set(this.key('run', req.runId, 'committed'), new Date().toISOString())
+        .hset(run, 'committed', new Date().toISOString())
         .zadd(this.key(req.pipeline, 'runs'), Date.now(), req.runId)
         .exec();
       if (ok === null) throw new TransientError(`pointer ${pointer} moved during commit; retrying`, { pointer });
@@ -123,8 +147,22 @@ export class RedisSink implements Sink {
     }
   }
 
+  /** The previous version's commit marker: a string key among the entity keys holding a timestamp (an entity's value is a JSON object). */
+  private async committedByPreviousVersion(redis: Redis, runId: string): Promise<boolean> {
+    const key = this.key('run', runId, 'committed');
+    if ((await redis.type(key)) !== 'string') return false;
+    return !(await redis.get(key))?.startsWith('{');
+  }
+
+  /** The previous version's `:shards` hash (shard → rows), when the run was staged by it. */
+  private async previousVersionShards(redis: Redis, runId: string): Promise<Record<string, string>> {
+    const key = this.key('run', runId, 'shards');
+    return (await redis.type(key)) === 'hash' ? redis.hgetall(key) : {};
+  }
+
   /** Outdated versions stay readable for `retentionSeconds`, then Redis drops them. */
   private async expireRun(redis: Redis, runId: string): Promise<void> {
+    await redis.expire(this.key('run', runId), this.o.retentionSeconds);
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.key('run', runId)}:*`, 'COUNT', 1000);
@@ -140,7 +178,10 @@ export class RedisSink implements Sink {
   async discard(runId: string): Promise<void> {
     const redis = await this.redis();
     try {
-      if ((await redis.exists(this.key('run', runId, 'committed'))) === 1) return; // published: keep
+      const run = this.key('run', runId);
+      if ((await redis.hexists(run, 'committed')) === 1 || (await this.committedByPreviousVersion(redis, runId))) return; // published: keep
+      // The marker first: an attempt still writing sees it when it finishes and removes its own keys.
+      await redis.multi().hset(run, 'discarded', new Date().toISOString()).expire(run, DISCARDED_KEPT_SECONDS).exec();
       let cursor = '0';
       do {
         const [next, keys] = await redis.scan(cursor, 'MATCH', `${this.key('run', runId)}:*`, 'COUNT', 1000);

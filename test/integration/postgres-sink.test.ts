@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, TransientError } from '../../lib/errors';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import type { ResolvedModel } from '../../lib/registry/manifest';
-import { PostgresAccessError, PostgresSink, StagedRowCountError, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingLedgerName, stagingTableName } from '../../lib/sinks';
+import { DISCARDED_RUNS_TABLE, PostgresAccessError, PostgresSink, StagedRowCountError, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingLedgerName, stagingTableName } from '../../lib/sinks';
 import { uniqueName } from '../helpers/env';
 
 const url = inject('postgresUrl');
@@ -214,6 +214,24 @@ describe('PostgreSQL sink on a real server', () => {
     // Committing a discarded run publishes nothing.
     await expect(sink.commit(runC)).rejects.toThrow(/nothing staged/);
     expect(await count(table, `run_id = 'run-c'`)).toBe(0);
+  });
+
+  it('a shard attempt that outlives its discarded run (a stalled worker) stages nothing: no staging table comes back', async () => {
+    const runId = 'run-zombie';
+    const parts = await Promise.all([writePart(runId, 0, 300, 1), writePart(runId, 1, 300, 1)]);
+    const stage = (i: number) => sink.stage({ runId, shardIndex: i, partPath: parts[i]!.path, rows: parts[i]!.rows, idColumn: 'transaction_id' });
+    await stage(0);
+    await sink.discard(runId); // the run failed
+    expect(await stagingTables()).toEqual([]);
+    await stage(1); // an attempt that was still running somewhere finishes
+    await stage(0);
+    expect(await stagingTables()).toEqual([]);
+    const discarded = await admin.query<{ run_id: string }>(`SELECT run_id FROM ${pg.escapeIdentifier(schema)}.${DISCARDED_RUNS_TABLE} ORDER BY run_id`);
+    expect(discarded.rows.map((r) => r.run_id)).toEqual(['run-c', runId]);
+    // Discarding a published run (the workflow's clean-up after a commit) records nothing.
+    await sink.discard('run-a');
+    expect((await admin.query(`SELECT 1 FROM ${pg.escapeIdentifier(schema)}.${DISCARDED_RUNS_TABLE} WHERE run_id = 'run-a'`)).rowCount).toBe(0);
+    expect(await count(table, `run_id = 'run-b'`)).toBe(2506);
   });
 
   it('a run staged by the previous version (every column, a shard index, no ledger) is restaged without duplicates after an upgrade', async () => {

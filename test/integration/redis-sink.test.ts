@@ -11,6 +11,7 @@ import { FileObjectStore } from '../../lib/storage';
 import { EXAMPLE_MODEL_DIR, registerExample, tempConfig } from '../helpers/env';
 import { scoresIn, writeVariant } from '../helpers/data';
 import { deleteByPrefix } from '../helpers/redis';
+import { lit, withDuckDB } from '../../lib/io/duckdb';
 
 const URL = 'redis://127.0.0.1:6379/0';
 let dir: string;
@@ -80,6 +81,55 @@ describe('Redis sink (real Redis)', () => {
     expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('r2');
     await sink.discard('r3');
     expect(await redis.keys(`${keyPrefix}:run:r3:*`)).toEqual([]);
+    await deleteByPrefix(redis, keyPrefix);
+  });
+
+  it('entities named like the run\'s own bookkeeping ("committed", "shards", "discarded") are published like any other', async () => {
+    const keyPrefix = `t${randomUUID().slice(0, 8)}`;
+    const sink = new RedisSink({ url: URL, keyPrefix, retentionSeconds: 600 });
+    const ids = ['committed', 'shards', 'discarded', 'shard:0', 'tx-1'];
+    const part = path.join(dir, `named-${keyPrefix}.parquet`);
+    await withDuckDB((conn) =>
+      conn.run(
+        `COPY (SELECT id AS transaction_id, 1::BIGINT AS label, 0.25::FLOAT AS score, 'fraud-detector' AS model_name, 1 AS model_version, ${lit('a'.repeat(64))} AS model_sha256,
+                      TIMESTAMPTZ '2026-11-24 03:00:00+00' AS as_of, 'r' AS run_id FROM (VALUES ${ids.map((id) => `(${lit(id)})`).join(', ')}) v(id)) TO ${lit(part)} (FORMAT parquet)`,
+      ),
+    );
+    await sink.stage({ runId: 'n1', idColumn: 'transaction_id', shardIndex: 0, partPath: part, rows: ids.length });
+    const result = await sink.commit({ runId: 'n1', workflowId: 'wf-n1', pipeline: 'fraud', model, parts: [part], rows: ids.length });
+    expect(result.created).toBe(true);
+    expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('n1');
+    for (const id of ids) expect(await readRedisPrediction(redis, keyPrefix, 'fraud', id)).toMatchObject({ label: 1, score: 0.25 });
+    await deleteByPrefix(redis, keyPrefix);
+  });
+
+  it('a shard attempt that outlives its discarded run (a stalled worker) leaves no keys behind', async () => {
+    const keyPrefix = `t${randomUUID().slice(0, 8)}`;
+    const sink = new RedisSink({ url: URL, keyPrefix, retentionSeconds: 600 });
+    await sink.stage({ runId: 'z1', idColumn: 'transaction_id', ...parts[0]! });
+    await sink.discard('z1'); // the run failed
+    await sink.stage({ runId: 'z1', idColumn: 'transaction_id', ...parts[1]! }); // an attempt still running somewhere finishes
+    expect(await redis.keys(`${keyPrefix}:run:z1:*`)).toEqual([]);
+    await expect(sink.commit({ runId: 'z1', workflowId: 'wf-z1', pipeline: 'fraud', model, parts: parts.map((p) => p.partPath), rows: 3_000 })).rejects.toThrow(/was discarded/);
+    expect(await redis.get(`${keyPrefix}:fraud:current`)).toBeNull();
+    expect(await redis.ttl(`${keyPrefix}:run:z1`)).toBeGreaterThan(0); // the marker expires
+    await deleteByPrefix(redis, keyPrefix);
+  });
+
+  it('a run staged or committed by the previous version (":shards" hash, ":committed" key) still commits once', async () => {
+    const keyPrefix = `t${randomUUID().slice(0, 8)}`;
+    const sink = new RedisSink({ url: URL, keyPrefix, retentionSeconds: 600 });
+    const req = (runId: string) => ({ runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, parts: parts.map((p) => p.partPath), rows: 3_000 });
+    // Shard 0 staged before the upgrade: its count in the old hash; shards 1 and 2 after it.
+    for (const p of parts) await sink.stage({ runId: 'u1', idColumn: 'transaction_id', ...p });
+    await redis.hdel(`${keyPrefix}:run:u1`, 'shard:0');
+    await redis.hset(`${keyPrefix}:run:u1:shards`, '0', String(parts[0]!.rows));
+    expect((await sink.commit(req('u1'))).created).toBe(true);
+    expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('u1');
+    // A run the previous version committed is not published again.
+    await redis.set(`${keyPrefix}:run:u0:committed`, '2026-11-25T03:00:00.000Z');
+    expect((await sink.commit(req('u0'))).created).toBe(false);
+    expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('u1');
     await deleteByPrefix(redis, keyPrefix);
   });
 
