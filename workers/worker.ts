@@ -3,9 +3,12 @@ import path from 'node:path';
 import type { InferflowConfig } from '../lib/config/env';
 import { createActivities } from '../activities';
 import { createActivityDeps, type ActivityDeps } from '../activities/deps';
+import { errorMessage } from '../lib/errors';
+import { warmSharedDuckDB } from '../lib/io/duckdb';
 import { closePostgresPools, closeRedisClients } from '../lib/sinks';
 import { closeOnlineStores } from '../activities/online';
 import { connectionOptions } from './connection';
+import { warmTemporalCodecs } from './warm';
 
 export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
 
@@ -33,6 +36,9 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
   // Inference threads load ONNX Runtime while the worker waits for its first task, not inside it
   // (cold benchmark runs took 40–140 ms longer without this: docs/benchmarks.md).
   deps.sessions.warm();
+  // So do the SDK's message codecs and the shared DuckDB instance (warm.ts says what they cost).
+  warmTemporalCodecs();
+  warmSharedDuckDB().catch((err: unknown) => deps.logger.warn({ err: errorMessage(err) }, 'could not create the shared DuckDB instance ahead of the first task; the first task will try again'));
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -24,13 +24,29 @@ export async function withDuckDB<T>(fn: (conn: DuckDBConnection) => Promise<T>, 
 
 let shared: Promise<DuckDBInstance> | undefined;
 
+/** The process's shared instance, created on first use; a failed creation is tried again next time. */
+function sharedInstance(): Promise<DuckDBInstance> {
+  shared ??= DuckDBInstance.create(':memory:', { threads: '2' }).catch((err: unknown) => {
+    shared = undefined;
+    throw err;
+  });
+  return shared;
+}
+
+/**
+ * Create the shared instance now (a worker does this before its first task: creating it took
+ * 19-23 ms in a fresh process, inside the first run's planning step otherwise).
+ */
+export async function warmSharedDuckDB(): Promise<void> {
+  await sharedInstance();
+}
+
 /**
  * Run `fn` with a new connection to one in-memory DuckDB instance shared by the process
  * (creating an instance per call costs ~10 ms, a noticeable share of a small shard).
  */
 export async function withSharedDuckDB<T>(fn: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
-  shared ??= DuckDBInstance.create(':memory:', { threads: '2' });
-  const conn = await (await shared).connect();
+  const conn = await (await sharedInstance()).connect();
   try {
     return await fn(conn);
   } finally {
