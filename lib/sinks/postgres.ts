@@ -385,11 +385,11 @@ export class PostgresSink implements Sink {
     const keys = runLockKeys(runId);
     try {
       await this.withClient(`discarding staged rows of run ${runId}`, async (client) => {
-        const published = await this.closedAs(client, runId) === 'committed';
-        if (!published) await this.ensureDiscardedRunsTable(client);
+        if ((await this.closedAs(client, runId)) !== 'committed') await this.ensureDiscardedRunsTable(client);
         await transaction(client, async () => {
           await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [keys.run]);
-          if (!published) {
+          // Asked again under the lock: a commit still running (an attempt that outlived its timeout) may have published it meanwhile.
+          if ((await this.closedAs(client, runId)) !== 'committed') {
             await client.query(`INSERT INTO ${this.qualified(DISCARDED_RUNS_TABLE)} (run_id) VALUES ($1) ON CONFLICT DO NOTHING`, [runId]);
             await client.query(`DELETE FROM ${this.qualified(DISCARDED_RUNS_TABLE)} WHERE discarded_at < now() - interval '${DISCARDED_RUNS_KEPT}'`);
           }
