@@ -16,7 +16,7 @@ export const DuckDBSinkSpec = z.object({
 });
 
 /** Names Inferflow uses itself in a PostgreSQL schema (bookkeeping and run-scoped staging tables). */
-export const POSTGRES_RESERVED_TABLE = /^(inferflow_runs|inferflow_stage_.*)$/i;
+export const POSTGRES_RESERVED_TABLE = /^(inferflow_runs|inferflow_discarded_runs|inferflow_stage_.*)$/i;
 /** Keys that look like connection settings: they belong in the worker's environment, never in a spec (stored in workflow history). */
 const CONNECTION_KEYS = ['url', 'connectionString', 'connection', 'host', 'port', 'user', 'password', 'database', 'ssl'];
 
@@ -26,7 +26,7 @@ export const PostgresSinkSpec = z.strictObject(
   {
     type: z.literal('postgres'),
     /** Target table, created on first commit when missing. */
-    table: sqlName('table').refine((t) => !POSTGRES_RESERVED_TABLE.test(t), 'inferflow_runs and inferflow_stage_* are reserved for Inferflow'),
+    table: sqlName('table').refine((t) => !POSTGRES_RESERVED_TABLE.test(t), 'inferflow_runs, inferflow_discarded_runs and inferflow_stage_* are reserved for Inferflow'),
     /** Schema of the target, bookkeeping and staging tables. Default `public`. */
     schema: sqlName('schema').optional(),
     /** Upsert key. Default: the run's id column when there is one (else each commit replaces the run's own rows). */

@@ -357,6 +357,9 @@ describe('PostgreSQL sink on a real server', () => {
       expect(() => parseSinkSpec(bad), JSON.stringify(bad)).toThrow(InvalidInputError);
     }
     expect(() => parseSinkSpec({ type: 'postgres', table: 'scores', password: 'pw' })).toThrow(/INFERFLOW_POSTGRES_URL/);
+    for (const own of ['inferflow_runs', DISCARDED_RUNS_TABLE, stagingTableName('r'), stagingLedgerName('r')]) {
+      expect(() => parseSinkSpec({ type: 'postgres', table: own }), own).toThrow(/reserved for Inferflow/);
+    }
     expect(parseSinkSpec({ type: 'postgres', table: 'scores' })).toEqual({ type: 'postgres', table: 'scores' });
     expect(() => new PostgresSink({ table: 'x"; drop' }, { url })).toThrow(InvalidInputError);
     expect(() => new PostgresSink({ table: 'scores', fillfactor: Number('50); drop table x; --') }, { url })).toThrow(/fillfactor: an integer 10–100/);
