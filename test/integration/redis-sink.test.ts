@@ -116,6 +116,27 @@ describe('Redis sink (real Redis)', () => {
     await deleteByPrefix(redis, keyPrefix);
   });
 
+  it('a discard that lands while a shard is being written leaves none of its keys (the stager removes what the discard missed)', async () => {
+    const keyPrefix = `t${randomUUID().slice(0, 8)}`;
+    const sink = new RedisSink({ url: URL, keyPrefix, retentionSeconds: 600 });
+    const rows = 200_000; // long enough to write (40 pipelines) that the discard lands mid-way
+    const part = path.join(dir, `big-${keyPrefix}.parquet`);
+    await withDuckDB((conn) =>
+      conn.run(
+        `COPY (SELECT 'id-' || i AS transaction_id, (i % 2)::BIGINT AS label, 0.5::FLOAT AS score, 'fraud-detector' AS model_name, 1 AS model_version, ${lit('a'.repeat(64))} AS model_sha256,
+                      TIMESTAMPTZ '2026-11-24 03:00:00+00' AS as_of, 'r' AS run_id FROM range(${rows}) t(i)) TO ${lit(part)} (FORMAT parquet)`,
+      ),
+    );
+    const staging = sink.stage({ runId: 'm1', idColumn: 'transaction_id', shardIndex: 0, partPath: part, rows });
+    while ((await redis.exists(`${keyPrefix}:run:m1:id-0`)) === 0) await new Promise((r) => setTimeout(r, 1));
+    await sink.discard('m1'); // the run failed while shard 0 was still being written
+    await staging;
+    expect(await redis.keys(`${keyPrefix}:run:m1:*`)).toEqual([]);
+    // The stager saw the marker after writing and withdrew its shard (a discard that ran after it finished would leave the count).
+    expect(await redis.hexists(`${keyPrefix}:run:m1`, 'shard:0')).toBe(0);
+    await deleteByPrefix(redis, keyPrefix);
+  });
+
   it('a run staged or committed by the previous version (":shards" hash, ":committed" key) still commits once', async () => {
     const keyPrefix = `t${randomUUID().slice(0, 8)}`;
     const sink = new RedisSink({ url: URL, keyPrefix, retentionSeconds: 600 });
