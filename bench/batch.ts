@@ -53,6 +53,11 @@ export interface BatchBenchOptions {
   warm: boolean;
   /** Runs of each pipeline configuration (the fastest counts, like the baselines'). */
   pipelineRepeats: number;
+  /**
+   * Time the raw baseline once more right before each pipeline repeat (same sink), so that each
+   * repeat has a baseline that saw the same machine: PipelineRun.paired. On by default (`--no-paired`).
+   */
+  paired: boolean;
   /** Worker inference pool threads (INFERFLOW_INFERENCE_THREADS); the baselines get as many intra-op threads. */
   inferenceThreads: number;
   /** Pipeline runs into the Parquet sink (the baselines always write Parquet: the checks compare against it). */
@@ -105,22 +110,33 @@ type Registered = Awaited<ReturnType<typeof registerModel>>;
 /** Before each timed write into a Postgres table: nothing (a new table), or load the earlier run into it (`--pg-existing`). */
 type Prefill = (table: string) => Promise<void>;
 
+/** One raw baseline run (into `pgTable` too when given, after `prefill` loads it for `--pg-existing`). */
+async function rawOnce(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined, prefill: Prefill | undefined) {
+  if (pgTable && prefill) await prefill(pgTable);
+  return runRawBaseline({
+    features: dataset.path,
+    modelPath: m.modelPath,
+    metadata: m.manifest.metadata,
+    lineage: { modelName: m.manifest.name, modelVersion: m.manifest.version, modelSha256: m.manifest.artifact.sha256, asOf: new Date().toISOString(), runId: 'raw-baseline' },
+    outDir,
+    batchRows: o.rawBatchRows,
+    duckdbThreads: nproc(),
+    inferenceThreads: Math.max(1, o.inferenceThreads),
+    ...(pgTable ? { postgres: { table: pgTable, ...(prefill ? { upsert: true } : {}) } } : {}),
+  });
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
 async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined, prefill: Prefill | undefined): Promise<{ raw: RawBaseline; parquetPath: string }> {
   let best: Awaited<ReturnType<typeof runRawBaseline>> | undefined;
   const totals: number[] = [];
   for (let i = 0; i < o.baselineRepeats; i++) {
-    if (pgTable && prefill) await prefill(pgTable);
-    const r = await runRawBaseline({
-      features: dataset.path,
-      modelPath: m.modelPath,
-      metadata: m.manifest.metadata,
-      lineage: { modelName: m.manifest.name, modelVersion: m.manifest.version, modelSha256: m.manifest.artifact.sha256, asOf: new Date().toISOString(), runId: 'raw-baseline' },
-      outDir,
-      batchRows: o.rawBatchRows,
-      duckdbThreads: nproc(),
-      inferenceThreads: Math.max(1, o.inferenceThreads),
-      ...(pgTable ? { postgres: { table: pgTable, ...(prefill ? { upsert: true } : {}) } } : {}),
-    });
+    const r = await rawOnce(m, dataset, o, outDir, pgTable, prefill);
     const total = r.readMs + r.predictMs + r.writeParquetMs;
     totals.push(total);
     say(`  raw baseline ${i + 1}/${o.baselineRepeats}: read ${fmt.s(r.readMs)}, predict ${fmt.s(r.predictMs)}, write Parquet ${fmt.s(r.writeParquetMs)}${r.writePostgresMs !== undefined ? `, write Postgres ${fmt.s(r.writePostgresMs)}` : ''}`);
@@ -300,8 +316,18 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
         let best: PipelineRun | undefined;
         const e2es: number[] = [];
         const problems: string[] = [];
+        const paired = { rawMs: [] as number[], e2eMs: [] as number[] };
         for (let rep = 0; rep < o.pipelineRepeats; rep++) {
           const label = `${m.key} ${sinkKind} ${shardSize}x${concurrency}${o.pipelineRepeats > 1 ? ` #${rep + 1}` : ''}`;
+          let pairedRawMs: number | undefined;
+          if (o.paired) {
+            // The raw baseline again, right before this repeat: the pair sees the same machine.
+            const pgTable = sinkKind === 'postgres' ? rawPg : undefined;
+            const r = await rawOnce(m, dataset, o, path.join(outDir, 'paired'), pgTable, prefill);
+            pairedRawMs = r.readMs + r.predictMs + (sinkKind === 'postgres' ? (r.writePostgresMs ?? NaN) : r.writeParquetMs);
+            if (pgTable) await dropTable(pgTable).catch(() => undefined);
+            say(`  ${label}: paired raw baseline ${fmt.s(pairedRawMs)}`);
+          }
           if (sinkKind === 'postgres' && prefill) await prefill(table);
           const { run, result } = await runPipeline({
             client: env.client,
@@ -345,12 +371,17 @@ async function benchModel(env: Env, m: Registered, dataset: Dataset, o: BatchBen
             else await dropTable(table, [result.runId]).catch(() => undefined);
           } else if (sinkKind === 'postgres') await dropTable(table).catch(() => undefined);
           if (run.e2eMs !== undefined) e2es.push(run.e2eMs);
+          if (run.e2eMs !== undefined && !run.error && pairedRawMs !== undefined && Number.isFinite(pairedRawMs)) {
+            paired.rawMs.push(pairedRawMs);
+            paired.e2eMs.push(run.e2eMs);
+          }
           if (run.error) problems.push(`repeat ${rep + 1}: ${run.error}`);
           // The fastest successful repeat counts (like the baselines'); a failed one is kept only if all failed.
           if (!best || (run.e2eMs !== undefined && !run.error && (best.e2eMs === undefined || best.error || run.e2eMs < best.e2eMs))) best = run;
         }
         const run = best!;
         run.allE2eMs = e2es;
+        if (paired.rawMs.length > 0) run.paired = { ...paired, ratioMedian: median(paired.e2eMs.map((e, i) => e / paired.rawMs[i]!)) };
         if (problems.length > 0) run.repeatProblems = problems;
         runs.push(run);
       }

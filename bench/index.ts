@@ -60,6 +60,7 @@ interface BatchFlags {
   postgres: boolean;
   pgExisting: boolean;
   pandas: boolean;
+  paired: boolean;
   keep: boolean;
 }
 
@@ -74,6 +75,7 @@ function normalizedCommand(f: BatchFlags, rows: number[], models: ModelKey[], sh
   if (!f.postgres) parts.push('--no-postgres');
   if (f.pgExisting) parts.push('--pg-existing');
   if (!f.pandas) parts.push('--no-pandas');
+  if (!f.paired) parts.push('--no-paired');
   return parts.join(' ');
 }
 
@@ -110,6 +112,7 @@ program
   .option('--no-postgres', 'skip Postgres even when the sink exists')
   .option('--pg-existing', "time a later run: every Postgres table (raw, pandas, pipeline) first holds an earlier run's rows for every id (loaded untimed), so each write is an upsert, the sink's path from a pipeline's second run on (default: a new table, a first run)", false)
   .option('--no-pandas', 'skip the pandas baseline')
+  .option('--no-paired', 'skip the raw baseline run right before each pipeline repeat (the paired ratio: median of each repeat\'s e2e / its own raw run)')
   .option('--keep', 'keep the temporary run directory under .data/bench/ (outputs, worker state, server log)', false)
   .addHelpText(
     'after',
@@ -139,6 +142,7 @@ Examples:
       pgExisting: f.pgExisting,
       parquet: f.sinks?.includes('parquet') ?? true,
       pandas: f.pandas,
+      paired: f.paired,
       keep: f.keep,
       command: normalizedCommand(f, rows, models, shardSizes, concurrencies),
     });

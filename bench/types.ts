@@ -76,6 +76,12 @@ export interface PipelineRun {
   repeatProblems?: string[];
   /** e2e time / raw baseline time for the same sink (1.0 = no overhead). */
   ratioToRaw?: number;
+  /**
+   * The raw baseline timed again right before each successful repeat (same sink), aligned with
+   * `e2eMs`, and the median of the repeats' e2e / raw: each pair saw the same machine, so the
+   * ratio moves less with the shared machine's load than best / best does. Absent in older files.
+   */
+  paired?: { rawMs: number[]; e2eMs: number[]; ratioMedian: number };
   /** pandas time / e2e time (> 1 = faster than pandas). Null when pandas has no number for this sink. */
   speedupVsPandas?: number | null;
   worker?: { idleRssBytes: number; peakRssBytes: number };
