@@ -327,16 +327,31 @@ export class PostgresSink implements Sink {
           // fail the key's creation, and the whole transaction with it.
           const storage = this.fillfactor !== undefined ? ` WITH (fillfactor = ${this.fillfactor})` : '';
           const stored = layout.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
-          await client.query(`CREATE TABLE ${target} (${layout.columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.type}`).join(', ')})${storage}`);
-          await client.query(`INSERT INTO ${target} (${stored}) SELECT ${stored} FROM ${this.qualified(staging)}`);
+          // The table the constants and the key go into: the staging table itself when it is
+          // LOGGED (created while there was no target): its shard column is dropped (a catalog
+          // change; the value stays in the rows until PostgreSQL rewrites them) and it is renamed
+          // into place below, so no row is copied. Otherwise a new table, filled from staging.
+          const promote = layout.logged;
+          const built = promote ? this.qualified(staging) : target;
+          if (promote) {
+            await client.query(`ALTER TABLE ${built} DROP COLUMN ${pg.escapeIdentifier(SHARD_COLUMN)}`);
+          } else {
+            await client.query(`CREATE TABLE ${target} (${layout.columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.type}`).join(', ')})${storage}`);
+            await client.query(`INSERT INTO ${target} (${stored}) SELECT ${stored} FROM ${this.qualified(staging)}`);
+          }
           const alter: string[] = [];
           if (constants.length > 0) {
             // DDL takes no bind parameters: each value is a quoted literal cast to its (checked) type.
-            await client.query(`ALTER TABLE ${target} ${constants.map((c) => `ADD COLUMN ${pg.escapeIdentifier(c.name)} ${c.pgType} DEFAULT ${pg.escapeLiteral(c.value)}::${c.pgType}`).join(', ')}`);
+            await client.query(`ALTER TABLE ${built} ${constants.map((c) => `ADD COLUMN ${pg.escapeIdentifier(c.name)} ${c.pgType} DEFAULT ${pg.escapeLiteral(c.value)}::${c.pgType}`).join(', ')}`);
             alter.push(...constants.map((c) => `ALTER COLUMN ${pg.escapeIdentifier(c.name)} DROP DEFAULT`));
           }
-          if (pk) alter.push(`ADD PRIMARY KEY (${pg.escapeIdentifier(pk)})`);
-          if (alter.length > 0) await client.query(`ALTER TABLE ${target} ${alter.join(', ')}`);
+          // A promoted staging table's key is named as PostgreSQL would name the new table's (<table>_pkey).
+          if (pk) alter.push(`ADD ${promote ? `CONSTRAINT ${pg.escapeIdentifier(`${this.table.slice(0, 58)}_pkey`)} ` : ''}PRIMARY KEY (${pg.escapeIdentifier(pk)})`);
+          if (alter.length > 0) await client.query(`ALTER TABLE ${built} ${alter.join(', ')}`);
+          if (promote) {
+            await client.query(`COMMENT ON TABLE ${built} IS NULL`);
+            await client.query(`ALTER TABLE ${built} RENAME TO ${pg.escapeIdentifier(this.table)}`);
+          }
         } else {
           const have = new Set(
             (await client.query<{ name: string }>('SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped', [target])).rows.map((r) => r.name),
@@ -459,21 +474,36 @@ export class PostgresSink implements Sink {
       if (!now?.staging) {
         const constant = new Set(part.constants.map((c) => c.name));
         const comment: StagingComment = { inferflow: 'staging', runId, idColumn, constants: part.constants };
+        // No target yet (a first run): the staging table is LOGGED and built like the target will
+        // be, so that commit can rename it into place instead of copying every row again. Otherwise
+        // UNLOGGED: its rows are upserted into the target and it is dropped.
+        const firstRun = (await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(this.table)])).rows[0]?.reg == null;
+        const storage = firstRun && this.fillfactor !== undefined ? ` WITH (fillfactor = ${this.fillfactor})` : '';
         await client.query(
-          `CREATE UNLOGGED TABLE ${staging} (${part.columns
+          `CREATE ${firstRun ? '' : 'UNLOGGED '}TABLE ${staging} (${part.columns
             .filter((c) => !constant.has(c.name))
             .map((c) => `${pg.escapeIdentifier(c.name)} ${c.pgType}`)
-            .join(', ')}, ${pg.escapeIdentifier(SHARD_COLUMN)} integer NOT NULL)`,
+            .join(', ')}, ${pg.escapeIdentifier(SHARD_COLUMN)} integer NOT NULL)${storage}`,
         );
         await client.query(`COMMENT ON TABLE ${staging} IS ${pg.escapeLiteral(JSON.stringify(comment))}`);
       }
-      if (!now?.ledger) await client.query(`CREATE UNLOGGED TABLE ${ledger} (shard integer PRIMARY KEY)`);
+      if (!now?.ledger) {
+        // The ledger survives a server crash exactly when the staging table does (an UNLOGGED table is
+        // emptied by crash recovery): a ledger emptied under surviving rows would let a retried shard
+        // stage its rows twice.
+        const logged = (await client.query<{ logged: boolean }>(`SELECT relpersistence = 'p' AS logged FROM pg_class WHERE oid = to_regclass($1)`, [staging])).rows[0]?.logged === true;
+        await client.query(`CREATE ${logged ? '' : 'UNLOGGED '}TABLE ${ledger} (shard integer PRIMARY KEY)`);
+      }
     }));
   }
 
   /** The staging table's columns (without the shard column, in order) and its comment; undefined when it does not exist. */
   private async stagingLayout(client: pg.PoolClient, staging: string): Promise<StagingLayout | undefined> {
-    const reg = await client.query<{ c: string | null; exists: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS exists, obj_description(to_regclass($1), 'pg_class') AS c`, [this.qualified(staging)]);
+    const reg = await client.query<{ c: string | null; exists: boolean; logged: boolean }>(
+      `SELECT to_regclass($1) IS NOT NULL AS exists, obj_description(to_regclass($1), 'pg_class') AS c,
+              coalesce((SELECT relpersistence = 'p' FROM pg_class WHERE oid = to_regclass($1)), false) AS logged`,
+      [this.qualified(staging)],
+    );
     if (!reg.rows[0]?.exists) return undefined;
     const columns = (
       await client.query<{ name: string; type: string }>(
@@ -485,7 +515,7 @@ export class PostgresSink implements Sink {
     // The comment's constants and the table's columns never overlap: both are written in the transaction that creates the table.
     const meta = parseStagingComment(reg.rows[0].c);
     for (const c of [...columns, ...meta.constants]) checkNameOrThrow(`column ${c.name}`, c.name);
-    return { columns, meta };
+    return { columns, meta, logged: reg.rows[0].logged };
   }
 
   private async withClient<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -574,6 +604,8 @@ interface StagingLayout {
   /** Columns stored per row (without the shard column), in table order. */
   columns: { name: string; type: string }[];
   meta: { idColumn: string | null; constants: RunConstant[] };
+  /** A LOGGED staging table: created while the target did not exist, so that commit can rename it into place. */
+  logged: boolean;
 }
 
 /** Text of a value as PostgreSQL parses it back exactly (timestamps with an explicit +00 offset). */

@@ -91,6 +91,12 @@ async function stagingTables(): Promise<string[]> {
   return r.rows.map((x) => x.t);
 }
 
+/** 'p' (logged), 'u' (unlogged) or null when the table does not exist. */
+async function persistence(table: string): Promise<string | null> {
+  const r = await admin.query<{ p: string }>('SELECT relpersistence AS p FROM pg_class WHERE oid = to_regclass($1)', [`${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)}`]);
+  return r.rows[0]?.p ?? null;
+}
+
 async function count(table: string, where = 'true'): Promise<number> {
   const r = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)} WHERE ${where}`);
   return Number(r.rows[0]!.n);
@@ -132,8 +138,14 @@ describe('PostgreSQL sink on a real server', () => {
       [`${schema}.${stagingTableName('run-a')}`],
     );
     expect(stagedColumns.rows.map((r) => r.name)).toEqual(['transaction_id', 'label', 'score', '__shard']);
+    // No target yet: staging (and its ledger, so both survive a server crash or neither) is LOGGED,
+    // to be renamed into place by the commit instead of copied.
+    expect([await persistence(stagingTableName('run-a')), await persistence(stagingLedgerName('run-a'))]).toEqual(['p', 'p']);
+    const oid = async (name: string) => (await admin.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [`${schema}.${name}`])).rows[0]?.oid;
+    const stagingOid = await oid(stagingTableName('run-a'));
 
     const result = await sink.commit(runA);
+    expect(await oid(table)).toBe(stagingOid); // the staging table itself, renamed: no row was copied
     expect(result).toEqual({ location: `postgres://127.0.0.1:5432/test#${schema}.${table}`, rows: 2506, created: true });
 
     const expected = sortRows(await partRows(runA.parts));
@@ -164,6 +176,9 @@ describe('PostgreSQL sink on a real server', () => {
     });
     const pk = await admin.query<{ def: string }>(`SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [`${schema}.${table}`]);
     expect(pk.rows.map((r) => r.def)).toEqual(['PRIMARY KEY (transaction_id)']);
+    expect(await persistence(table)).toBe('p');
+    expect(await persistence(`${table}_pkey`)).toBe('p'); // the key's index, named as for a new table
+    expect((await admin.query(`SELECT obj_description(to_regclass($1), 'pg_class') AS c`, [`${schema}.${table}`])).rows[0]).toEqual({ c: null });
     // The run's lineage is held once, in the catalog (columns added with the run's value as default,
     // the default dropped again): no column keeps a default, so a later insert behaves as in a
     // table created with every column.
@@ -187,6 +202,7 @@ describe('PostgreSQL sink on a real server', () => {
 
   it('a second run upserts by primary key; a shard staged twice (a retry) leaves no duplicates', async () => {
     const runB = await stageRun(sink, 'run-b', [1000, 1000, 500], 2);
+    expect(await persistence(stagingTableName('run-b'))).toBe('u'); // upserted from, then dropped: UNLOGGED
     // Shard 1 is staged again, as a retried activity would.
     await sink.stage({ runId: 'run-b', shardIndex: 1, partPath: runB.parts[1]!, rows: 1000, idColumn: 'transaction_id' });
     const result = await sink.commit(runB);
@@ -214,6 +230,19 @@ describe('PostgreSQL sink on a real server', () => {
     // Committing a discarded run publishes nothing.
     await expect(sink.commit(runC)).rejects.toThrow(/nothing staged/);
     expect(await count(table, `run_id = 'run-c'`)).toBe(0);
+  });
+
+  it('a first run whose target another run created meanwhile upserts into it (its staging is not renamed)', async () => {
+    const t = uniqueName('race').replace(/-/g, '_');
+    const s = new PostgresSink({ table: t, schema }, { url });
+    const first = await stageRun(s, `${t}-first`, [300, 200], 1); // staged while the target did not exist
+    expect(await persistence(stagingTableName(`${t}-first`))).toBe('p');
+    const other = await stageRun(s, `${t}-other`, [300], 2, { asOf: '2026-11-20 03:00:00+00' });
+    expect(await s.commit(other)).toMatchObject({ created: true });
+    expect(await s.commit(first)).toMatchObject({ rows: 506, created: true });
+    expect(await count(t)).toBe(506); // the other run's 306 ids upserted (this run's as_of is later), 200 inserted
+    expect(await count(t, `run_id = '${t}-first' AND model_version = 1`)).toBe(506);
+    expect((await stagingTables()).filter((n) => n.includes(stagingTableName(`${t}-first`).slice(-16)))).toEqual([]);
   });
 
   it('a shard attempt that outlives its discarded run (a stalled worker) stages nothing: no staging table comes back', async () => {
