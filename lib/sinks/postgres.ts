@@ -165,11 +165,11 @@ function messageOf(err: unknown): string {
 }
 
 /**
- * A table in PostgreSQL. Shards are staged as they are predicted (COPY into a run-scoped
- * UNLOGGED table nobody reads); commit publishes the whole run in ONE transaction (create the
- * table if missing, upsert by primary key, record the run in `inferflow_runs`, drop the
- * staging table), so readers see all of a run or none of it. Connection settings come from
- * the worker's environment.
+ * A table in PostgreSQL. Shards are staged as they are predicted (COPY into a run-scoped table
+ * nobody reads: UNLOGGED, or LOGGED on a first run); commit publishes the whole run in ONE
+ * transaction (a first run's staging table renamed into place, otherwise an upsert by primary
+ * key; the run recorded in `inferflow_runs`; staging dropped), so readers see all of a run or
+ * none of it. Connection settings come from the worker's environment.
  */
 export class PostgresSink implements Sink {
   readonly type = 'postgres';
