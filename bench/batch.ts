@@ -30,6 +30,7 @@ import { runPipeline } from './pipeline';
 import { countPostgresRows, createPreviousRun, dropTable, ensurePsycopg, pgEnv, postgresSinkSpec, postgresSinkStatus, prefillFromPreviousRun } from './postgres';
 import { ensurePythonPackages, joinPythonPath, trainingPins } from './python';
 import { runRawBaseline } from './raw';
+import { median } from './stats';
 import { fmt, summaryTable, updateDoc, writeResults } from './report';
 import { pandasTotalMs, type BatchBenchResults, type ModelKey, type ModelResults, type OutputCheck, type PandasBaseline, type PipelineRun, type RawBaseline, type SinkKind, type StageTimes } from './types';
 
@@ -125,12 +126,6 @@ async function rawOnce(m: Registered, dataset: Dataset, o: BatchBenchOptions, ou
     ...(pgTable ? { postgres: { table: pgTable, ...(prefill ? { upsert: true } : {}) } } : {}),
   });
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 async function measureRaw(m: Registered, dataset: Dataset, o: BatchBenchOptions, outDir: string, pgTable: string | undefined, prefill: Prefill | undefined): Promise<{ raw: RawBaseline; parquetPath: string }> {
   let best: Awaited<ReturnType<typeof runRawBaseline>> | undefined;

@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
 import { lit, scalar, withDuckDB } from '../lib/io/duckdb';
 import { hostInfo, loadAverage, packageVersion, sourceState, writeDailyResults } from './machine';
+import { median } from './stats';
 import { REPO_ROOT } from '../cli/examples';
 
 
@@ -29,12 +30,6 @@ function intArg(name: string, value: string | undefined, fallback: number, min =
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got ${value})`);
   return n;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -11,6 +11,7 @@ import { ensurePythonPackages, type PythonPath } from './python';
 import { SinkSpecSchema, type SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
 import type { LineageValues } from '../lib/pipeline/batch';
+import { finishNewTableSql } from '../lib/sinks/postgres';
 import { LINEAGE_COLUMNS, type LineageColumn } from '../lib/sinks/types';
 
 export const PG_DEFAULTS = { PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: 'postgres', PGDATABASE: 'test' } as const;
@@ -74,7 +75,7 @@ const LINEAGE_SQL: { [C in LineageColumn]: { type: string; value: (l: LineageVal
   run_id: { type: 'TEXT', value: (l) => l.runId },
 };
 
-/** The output columns as the sink creates them (and the baselines write them), keyed by the id. */
+/** The output columns as the sink creates them (and the baselines write them); the key is added after loading. */
 const OUTPUT_COLUMNS = `transaction_id TEXT, label BIGINT, score REAL, ${LINEAGE_COLUMNS.map((c) => `${c} ${LINEAGE_SQL[c].type}`).join(', ')}`;
 const UPDATE_COLUMNS = ['label', 'score', ...LINEAGE_COLUMNS];
 
@@ -92,8 +93,8 @@ export async function copyCsvIntoPostgres(target: PgTarget, csvPath: string, lin
     await c.query(`DROP TABLE IF EXISTS ${t}`);
     await c.query(`CREATE TABLE ${t} (transaction_id TEXT, label BIGINT, score REAL)`);
     await pipeline(createReadStream(csvPath), c.query(copyFrom(`COPY ${t} (transaction_id, label, score) FROM STDIN (FORMAT csv)`)));
-    await c.query(`ALTER TABLE ${t} ${LINEAGE_COLUMNS.map((n) => `ADD COLUMN ${n} ${LINEAGE_SQL[n].type} DEFAULT ${pg.escapeLiteral(LINEAGE_SQL[n].value(lineage))}::${LINEAGE_SQL[n].type}`).join(', ')}`);
-    await c.query(`ALTER TABLE ${t} ${LINEAGE_COLUMNS.map((n) => `ALTER COLUMN ${n} DROP DEFAULT`).join(', ')}, ADD PRIMARY KEY (transaction_id)`);
+    const constants = LINEAGE_COLUMNS.map((n) => ({ name: n, pgType: LINEAGE_SQL[n].type, value: LINEAGE_SQL[n].value(lineage) }));
+    for (const sql of finishNewTableSql(t, constants, { column: 'transaction_id' })) await c.query(sql);
   });
 }
 

@@ -40,10 +40,31 @@ const SHARD_COLUMN = '__shard';
 const RUN_CONSTANT_COLUMNS: ReadonlySet<string> = new Set(LINEAGE_COLUMNS);
 
 /** A run-constant column: its PostgreSQL type and its one value, as text. */
-interface RunConstant {
+export interface RunConstant {
   name: string;
   pgType: string;
   value: string;
+}
+
+/**
+ * The statements that finish a new table loaded with the per-row columns only: the run's constants
+ * added as columns whose default is the run's value (PostgreSQL 11+ keeps such a value once, in
+ * the catalog, for every row already there: no per-row copy, no rewrite), the defaults dropped
+ * again (the table then behaves as one created with every column) and the key built in one sorted
+ * pass (`key.name` names its constraint). psql, 1M rows: load + this 0.80–0.87 s against 1.25–1.83 s
+ * for inserting every column and building the key; 57 MB against 159 MB (docs/benchmarks.md).
+ * DDL takes no bind parameters: each value is a quoted literal cast to its type, which callers check.
+ */
+export function finishNewTableSql(table: string, constants: readonly RunConstant[], key?: { column: string; name?: string }): string[] {
+  const statements: string[] = [];
+  const alter: string[] = [];
+  if (constants.length > 0) {
+    statements.push(`ALTER TABLE ${table} ${constants.map((c) => `ADD COLUMN ${pg.escapeIdentifier(c.name)} ${c.pgType} DEFAULT ${pg.escapeLiteral(c.value)}::${c.pgType}`).join(', ')}`);
+    alter.push(...constants.map((c) => `ALTER COLUMN ${pg.escapeIdentifier(c.name)} DROP DEFAULT`));
+  }
+  if (key) alter.push(`ADD ${key.name ? `CONSTRAINT ${pg.escapeIdentifier(key.name)} ` : ''}PRIMARY KEY (${pg.escapeIdentifier(key.column)})`);
+  if (alter.length > 0) statements.push(`ALTER TABLE ${table} ${alter.join(', ')}`);
+  return statements;
 }
 
 /** The database refused this user: authentication failed or a privilege is missing. Retrying cannot help. */
@@ -205,6 +226,11 @@ export class PostgresSink implements Sink {
     return `postgres://${this.target.host}:${this.target.port}/${this.target.database}#${this.schema}.${this.table}`;
   }
 
+  /** The storage clause of a table the sink creates as the target (its fill factor, when set). */
+  private get storage(): string {
+    return this.fillfactor !== undefined ? ` WITH (fillfactor = ${this.fillfactor})` : '';
+  }
+
   private qualified(table: string): string {
     return `${pg.escapeIdentifier(this.schema)}.${pg.escapeIdentifier(table)}`;
   }
@@ -315,39 +341,26 @@ export class PostgresSink implements Sink {
         let keptNewer = 0;
 
         const cols = columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
-        const existed = (await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [target])).rows[0]?.reg;
+        const existed = await tableExists(client, target);
         if (!existed) {
-          // A new table (the first run): insert the staged columns, then add the run's constants
-          // as columns whose default is the run's value, then build the key in one sorted pass
-          // (instead of maintaining it row by row under ON CONFLICT). PostgreSQL (11+) keeps the
-          // value of a column added with a constant default once, in the catalog, for every row
-          // already there: no per-row copy, no rewrite (1M rows: 0.8 s instead of 1.3-1.5 s, and
-          // 57 MB instead of 159 MB; docs/benchmarks.md). The defaults are dropped at once, so
-          // the table then behaves exactly as one created with every column. Repeated key values
-          // fail the key's creation, and the whole transaction with it.
-          const storage = this.fillfactor !== undefined ? ` WITH (fillfactor = ${this.fillfactor})` : '';
-          const stored = layout.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
-          // The table the constants and the key go into: the staging table itself when it is
-          // LOGGED (created while there was no target): its shard column is dropped (a catalog
-          // change; the value stays in the rows until PostgreSQL rewrites them) and it is renamed
-          // into place below, so no row is copied. Otherwise a new table, filled from staging.
+          // A new table (the first run). When the staging table is LOGGED (created while there was
+          // no target) it becomes the target: its shard column is dropped (a catalog change; the
+          // value stays in the rows until PostgreSQL rewrites them) and it is renamed into place,
+          // so no row is copied. Otherwise a new table is filled with the staged columns. Either
+          // way the constants and the key come last (finishNewTableSql); repeated key values fail
+          // the key's creation, and the whole transaction with it.
           const promote = layout.logged;
           const built = promote ? this.qualified(staging) : target;
           if (promote) {
             await client.query(`ALTER TABLE ${built} DROP COLUMN ${pg.escapeIdentifier(SHARD_COLUMN)}`);
           } else {
-            await client.query(`CREATE TABLE ${target} (${layout.columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.type}`).join(', ')})${storage}`);
+            const stored = layout.columns.map((c) => pg.escapeIdentifier(c.name)).join(', ');
+            await client.query(`CREATE TABLE ${target} (${layout.columns.map((c) => `${pg.escapeIdentifier(c.name)} ${c.type}`).join(', ')})${this.storage}`);
             await client.query(`INSERT INTO ${target} (${stored}) SELECT ${stored} FROM ${this.qualified(staging)}`);
           }
-          const alter: string[] = [];
-          if (constants.length > 0) {
-            // DDL takes no bind parameters: each value is a quoted literal cast to its (checked) type.
-            await client.query(`ALTER TABLE ${built} ${constants.map((c) => `ADD COLUMN ${pg.escapeIdentifier(c.name)} ${c.pgType} DEFAULT ${pg.escapeLiteral(c.value)}::${c.pgType}`).join(', ')}`);
-            alter.push(...constants.map((c) => `ALTER COLUMN ${pg.escapeIdentifier(c.name)} DROP DEFAULT`));
-          }
           // A promoted staging table's key is named as PostgreSQL would name the new table's (<table>_pkey).
-          if (pk) alter.push(`ADD ${promote ? `CONSTRAINT ${pg.escapeIdentifier(`${this.table.slice(0, 58)}_pkey`)} ` : ''}PRIMARY KEY (${pg.escapeIdentifier(pk)})`);
-          if (alter.length > 0) await client.query(`ALTER TABLE ${built} ${alter.join(', ')}`);
+          const key = pk ? { column: pk, ...(promote ? { name: `${this.table.slice(0, 58)}_pkey` } : {}) } : undefined;
+          for (const sql of finishNewTableSql(built, constants, key)) await client.query(sql);
           if (promote) {
             await client.query(`COMMENT ON TABLE ${built} IS NULL`);
             await client.query(`ALTER TABLE ${built} RENAME TO ${pg.escapeIdentifier(this.table)}`);
@@ -430,29 +443,24 @@ export class PostgresSink implements Sink {
     return undefined;
   }
 
-  private async ensureDiscardedRunsTable(client: pg.PoolClient): Promise<void> {
-    const reg = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(DISCARDED_RUNS_TABLE)]);
-    if (reg.rows[0]?.reg) return;
-    await createOnce(client, key64(`inferflow:discarded:${this.schema}`), [
-      `CREATE TABLE IF NOT EXISTS ${this.qualified(DISCARDED_RUNS_TABLE)} (run_id text PRIMARY KEY, discarded_at timestamptz NOT NULL DEFAULT now())`,
-    ]);
+  private ensureDiscardedRunsTable(client: pg.PoolClient): Promise<void> {
+    return this.ensureBookkeepingTable(client, DISCARDED_RUNS_TABLE, 'discarded', 'run_id text PRIMARY KEY, discarded_at timestamptz NOT NULL DEFAULT now()');
   }
 
-  private async ensureRunsTable(client: pg.PoolClient): Promise<void> {
-    const reg = await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(RUNS_TABLE)]);
-    if (reg.rows[0]?.reg) return;
-    await createOnce(client, key64(`inferflow:runs:${this.schema}`), [
-      `CREATE TABLE IF NOT EXISTS ${this.qualified(RUNS_TABLE)} (
-         run_id text PRIMARY KEY,
-         table_name text NOT NULL,
-         rows bigint NOT NULL,
-         workflow_id text,
-         pipeline text,
-         model_name text,
-         model_version integer,
-         model_sha256 text,
-         committed_at timestamptz NOT NULL DEFAULT now())`,
-    ]);
+  private ensureRunsTable(client: pg.PoolClient): Promise<void> {
+    return this.ensureBookkeepingTable(
+      client,
+      RUNS_TABLE,
+      'runs',
+      `run_id text PRIMARY KEY, table_name text NOT NULL, rows bigint NOT NULL, workflow_id text, pipeline text,
+       model_name text, model_version integer, model_sha256 text, committed_at timestamptz NOT NULL DEFAULT now()`,
+    );
+  }
+
+  /** One of the schema's bookkeeping tables, created once among concurrent workers (lock `inferflow:<lock>:<schema>`) when missing. */
+  private async ensureBookkeepingTable(client: pg.PoolClient, table: string, lock: string, columns: string): Promise<void> {
+    if (await tableExists(client, this.qualified(table))) return;
+    await createOnce(client, key64(`inferflow:${lock}:${this.schema}`), [`CREATE TABLE IF NOT EXISTS ${this.qualified(table)} (${columns})`]);
   }
 
   private async ensureStagingTable(client: pg.PoolClient, runId: string, part: PartInfo, idColumn: string | null): Promise<void> {
@@ -477,13 +485,12 @@ export class PostgresSink implements Sink {
         // No target yet (a first run): the staging table is LOGGED and built like the target will
         // be, so that commit can rename it into place instead of copying every row again. Otherwise
         // UNLOGGED: its rows are upserted into the target and it is dropped.
-        const firstRun = (await client.query<{ reg: string | null }>('SELECT to_regclass($1)::text AS reg', [this.qualified(this.table)])).rows[0]?.reg == null;
-        const storage = firstRun && this.fillfactor !== undefined ? ` WITH (fillfactor = ${this.fillfactor})` : '';
+        const firstRun = !(await tableExists(client, this.qualified(this.table)));
         await client.query(
           `CREATE ${firstRun ? '' : 'UNLOGGED '}TABLE ${staging} (${part.columns
             .filter((c) => !constant.has(c.name))
             .map((c) => `${pg.escapeIdentifier(c.name)} ${c.pgType}`)
-            .join(', ')}, ${pg.escapeIdentifier(SHARD_COLUMN)} integer NOT NULL)${storage}`,
+            .join(', ')}, ${pg.escapeIdentifier(SHARD_COLUMN)} integer NOT NULL)${firstRun ? this.storage : ''}`,
         );
         await client.query(`COMMENT ON TABLE ${staging} IS ${pg.escapeLiteral(JSON.stringify(comment))}`);
       }
@@ -684,6 +691,10 @@ function parseStagingComment(comment: string | null): StagingLayout['meta'] {
   const bad = constants.filter((c) => typeof c.name !== 'string' || typeof c.value !== 'string' || typeof c.pgType !== 'string' || !PG_TYPE.test(c.pgType));
   if (bad.length > 0) throw new SchemaMismatchError('the staging table\'s comment is not one Inferflow wrote', [`constants: ${JSON.stringify(bad).slice(0, 200)}`]);
   return { idColumn: typeof parsed.idColumn === 'string' ? parsed.idColumn : null, constants: constants as RunConstant[] };
+}
+
+async function tableExists(client: pg.PoolClient, qualified: string): Promise<boolean> {
+  return (await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [qualified])).rows[0]?.exists === true;
 }
 
 async function transaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
