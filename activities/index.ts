@@ -23,7 +23,10 @@ import { createModelContexts } from './models';
 
 export interface PlanBatchInput {
   runId: string;
-  model: ResolvedModel;
+  /** The model, resolved by an earlier resolveModel step, or… */
+  model?: ResolvedModel;
+  /** …a reference (`name`, `name:3`, `name@alias`) that planBatch resolves itself and returns as `model` (one step less per run). */
+  modelRef?: string;
   /** ISO 8601 as-of time: with featureViews and no spine, every entity is scored as of it. */
   asOf?: string;
   /** A prepared feature file, or… */
@@ -39,6 +42,8 @@ export interface PlanBatchInput {
 }
 
 export interface PlanBatchResult {
+  /** The exact model version planned for: set when the input gave `modelRef`. */
+  model?: ResolvedModel;
   rowsIn: number;
   snapshotPath: string;
   /** Set when shards read the Parquet input in place instead of a staged snapshot. */
@@ -75,6 +80,13 @@ export interface CommitInput {
   /** Parts are found by convention: `runs/<runId>/parts/part-<index>.parquet` for every shard. */
   shardCount: number;
   rows: number;
+  /** Remove the run's staged files and sink staging after committing (what discardRun does), saving the workflow a step. */
+  cleanUp?: boolean;
+}
+
+/** What commitPredictions returns: the sink's result, and whether the run's staging was removed (asked for with `cleanUp`). */
+export interface CommitOutcome extends CommitResult {
+  cleanedUp?: boolean;
 }
 
 /** Run identifiers become directory names: keep them to a safe alphabet. */
@@ -129,6 +141,19 @@ export function createActivities(deps: ActivityDeps) {
     return raw === undefined ? undefined : SinkSpecSchema.safeParse(JSON.parse(raw)).data;
   }
 
+  async function resolve(ref: string): Promise<ResolvedModel> {
+    const { resolved } = await deps.registry.resolve(ref);
+    log.info({ ref, version: resolved.version, sha256: resolved.sha256 }, 'model resolved');
+    return resolved;
+  }
+
+  /** Remove what a run staged: the sink's staging, shared staging, the local run directory. Idempotent. */
+  async function discard(runId: string, spec: SinkSpec | undefined): Promise<void> {
+    if (spec) await sinkOf(spec).discard?.(runId);
+    await deps.staging?.discard(runId);
+    await fs.rm(runDir(deps, runId), { recursive: true, force: true });
+  }
+
   return {
     // Feature and online activities map their own failures.
     ...createFeatureActivities(deps),
@@ -136,16 +161,18 @@ export function createActivities(deps: ActivityDeps) {
     ...withFailureMapping({
     /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version; the workflow records it. */
     async resolveModel(input: { ref: string }): Promise<ResolvedModel> {
-      const { resolved } = await deps.registry.resolve(input.ref);
-      log.info({ ref: input.ref, version: resolved.version, sha256: resolved.sha256 }, 'model resolved');
-      return resolved;
+      return resolve(input.ref);
     },
 
-    /** Validate features against the model, stage a snapshot, and cut it into shards (descriptors only). */
+    /** Resolve the model (given `modelRef`), validate features against it, stage a snapshot, and cut it into shards (descriptors only). */
     async planBatch(input: PlanBatchInput): Promise<PlanBatchResult> {
       using _alive = keepAlive();
       const sink = parseSinkSpec(input.sink);
-      const { manifest, plan: assembly } = await models.context(input.model, input.onDemand);
+      if ((input.model === undefined) === (input.modelRef === undefined)) {
+        throw new InvalidInputError('planBatch needs exactly one of model and modelRef', [input.model ? 'model and modelRef: give one' : 'model or modelRef: required']);
+      }
+      const model = input.model ?? (await resolve(input.modelRef!));
+      const { manifest, plan: assembly } = await models.context(model, input.onDemand);
       let featuresPath: string;
       if (input.featureViews) {
         await fs.mkdir(runDir(deps, input.runId), { recursive: true });
@@ -182,7 +209,7 @@ export function createActivities(deps: ActivityDeps) {
         await deps.staging.publish(input.runId, SNAPSHOT_NAME, plan.snapshotPath);
       }
       log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length, staging: deps.staging?.url }, 'batch planned');
-      return { rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
+      return { ...(input.modelRef !== undefined ? { model } : {}), rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
     },
 
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
@@ -230,8 +257,8 @@ export function createActivities(deps: ActivityDeps) {
       return result;
     },
 
-    /** Publish all staged parts to the sink atomically. Idempotent per run id. */
-    async commitPredictions(input: CommitInput): Promise<CommitResult> {
+    /** Publish all staged parts to the sink atomically, then (with `cleanUp`) remove the run's staging. Idempotent per run id. */
+    async commitPredictions(input: CommitInput): Promise<CommitOutcome> {
       using _alive = keepAlive();
       const sink = sinkOf(parseSinkSpec(input.sink));
       const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i));
@@ -253,16 +280,17 @@ export function createActivities(deps: ActivityDeps) {
       }
       const result = await sink.commit({ runId: input.runId, workflowId: input.workflowId, pipeline: input.pipeline, model: input.model, parts, rows: input.rows });
       log.info({ runId: input.runId, location: result.location, rows: result.rows, created: result.created, ...(result.keptNewer ? { keptNewer: result.keptNewer } : {}) }, 'predictions committed');
-      return result;
+      if (!input.cleanUp) return result;
+      // Published: what the run staged is no longer needed. A failure here retries the whole
+      // activity, whose commit is then a no-op (idempotent per run id).
+      await discard(input.runId, input.sink);
+      return { ...result, cleanedUp: true };
     },
 
     /** Remove a run's staged files and whatever the sink staged (after commit, failure or cancellation). */
     async discardRun(input: { runId: string; sink?: SinkSpec }): Promise<void> {
       // Histories recorded before the sink was passed have none; a spec that never parsed staged nothing.
-      const spec = SinkSpecSchema.safeParse(input.sink ?? (await plannedSink(input.runId))).data;
-      if (spec) await sinkOf(spec).discard?.(input.runId);
-      await deps.staging?.discard(input.runId);
-      await fs.rm(runDir(deps, input.runId), { recursive: true, force: true });
+      await discard(input.runId, SinkSpecSchema.safeParse(input.sink ?? (await plannedSink(input.runId))).data);
     },
     }),
   };

@@ -13,6 +13,7 @@
 import { loadConfig } from '../lib/config/env';
 import { createInferflowWorker } from '../workers/worker';
 import { installTemporalRuntime } from '../workers/runtime';
+import { warmWorkflowThread } from '../workers/warm';
 import type { ChildMessage } from './worker-process';
 
 function memory(): { rssBytes: number; maxRssBytes: number } {
@@ -29,8 +30,14 @@ async function main(): Promise<void> {
   installTemporalRuntime('WARN');
   const config = loadConfig();
   const codePath = process.env.BENCH_WORKFLOW_BUNDLE;
-  const { worker, close } = await createInferflowWorker({ config, overrides: codePath ? { workflowBundle: { codePath } } : {} });
+  const { worker, connection, close } = await createInferflowWorker({ config, overrides: codePath ? { workflowBundle: { codePath } } : {} });
   const running = worker.run();
+  running.catch(() => undefined); // awaited below; not an unhandled rejection while warming up
+  // As `npm run worker` does before it reports itself started.
+  if (config.workerWarmUp) {
+    const warmUp = await warmWorkflowThread({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue });
+    if (!warmUp.eager) console.error(`bench worker: the warm-up workflow ${warmUp.workflowId} was not dispatched eagerly`);
+  }
   let stopping = false;
   const stop = () => {
     if (stopping) return;

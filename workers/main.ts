@@ -8,7 +8,9 @@ import path from 'node:path';
 import { createLogger } from '../lib/log';
 import { sweepStaleRuns } from '../lib/pipeline/staging';
 import { installTemporalRuntime } from './runtime';
+import { errorMessage } from '../lib/errors';
 import { createInferflowWorker } from './worker';
+import { warmWorkflowThread } from './warm';
 
 /** Local run directories older than this are removed when a worker starts. */
 const STALE_RUN_MS = 24 * 3600 * 1000;
@@ -20,10 +22,18 @@ export async function runWorker(): Promise<void> {
   // Local run directories nobody touched for a day: copies fetched from shared staging, leftovers of killed processes.
   const swept = await sweepStaleRuns(path.join(config.dataDir, 'runs'), STALE_RUN_MS);
   if (swept.length > 0) log.info({ removed: swept.length }, 'removed stale local run directories');
-  const { worker, close } = await createInferflowWorker({ config });
-  log.info({ address: config.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, registry: config.registry }, 'worker started');
+  const { worker, connection, close } = await createInferflowWorker({ config });
   try {
-    await worker.run(); // resolves after SIGINT/SIGTERM once in-flight tasks finish
+    const running = worker.run(); // resolves after SIGINT/SIGTERM once in-flight tasks finish
+    running.catch(() => undefined); // awaited below; not an unhandled rejection while warming up
+    if (config.workerWarmUp) {
+      await warmWorkflowThread({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue }).then(
+        (w) => log.info({ workflowId: w.workflowId, eager: w.eager, ms: w.ms }, w.eager ? 'workflow thread warmed up' : 'warm-up workflow ran, not dispatched eagerly (another worker may have run it)'),
+        (err: unknown) => log.warn({ err: errorMessage(err) }, 'warm-up workflow failed; the first run pays the workflow thread start-up instead'),
+      );
+    }
+    log.info({ address: config.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, registry: config.registry }, 'worker started');
+    await running;
   } finally {
     await close();
     log.info('worker stopped');

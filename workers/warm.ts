@@ -1,4 +1,9 @@
+import { Client } from '@temporalio/client';
 import { coresdk } from '@temporalio/proto';
+import type { NativeConnection } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { WARM_UP_WORKFLOW_TYPE } from '../workflows/definitions';
 
 /**
  * Build the Temporal SDK's message codecs on the worker's main thread before it polls.
@@ -28,4 +33,47 @@ export function warmTemporalCodecs(): void {
   activity_task.ActivityTask.decode(activity_task.ActivityTask.encode({ taskToken: token, start: { activityType: 'warm-up', workflowType: 'warm-up' } }).finish());
   coresdk.ActivityTaskCompletion.encodeDelimited({ taskToken: token, result: { completed: {} } }).finish();
   coresdk.ActivityHeartbeat.encodeDelimited({ taskToken: token, details: [] }).finish();
+}
+
+/** What `warmWorkflowThread` did: whether this worker ran the warm-up itself, and how long it took. */
+export interface WorkflowThreadWarmUp {
+  workflowId: string;
+  /** True when the server handed the warm-up's first task straight to this worker (eager start). */
+  eager: boolean;
+  ms: number;
+}
+
+/**
+ * Run the no-op `inferflowWarmUp` workflow on this worker, right after `worker.run()` started:
+ * the SDK's workflow thread sets up its own message codecs and its first workflow on the first
+ * activation it handles (70–90 ms on a cold worker, against ~15 ms later: docs/benchmarks.md),
+ * which would otherwise be paid inside the first real run. The start asks for eager dispatch, so
+ * the server hands the task to this very worker (through the connection the worker polls with)
+ * even when other workers share the task queue; a server that does not dispatch eagerly queues it
+ * like any run, and `eager` says so. Leaves one completed `inferflow-warm-up-…` execution in the
+ * namespace per worker start.
+ */
+export async function warmWorkflowThread(options: { connection: NativeConnection; namespace: string; taskQueue: string; timeoutMs?: number }): Promise<WorkflowThreadWarmUp> {
+  const started = performance.now();
+  const client = new Client({ connection: options.connection, namespace: options.namespace });
+  const workflowId = `inferflow-warm-up-${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const handle = await client.workflow.start(WARM_UP_WORKFLOW_TYPE, {
+    taskQueue: options.taskQueue,
+    workflowId,
+    requestEagerStart: true,
+    workflowExecutionTimeout: '1 minute',
+  });
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      handle.result(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`warm-up workflow ${workflowId} did not complete within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return { workflowId, eager: handle.eagerlyStarted, ms: Math.round(performance.now() - started) };
 }

@@ -29,7 +29,7 @@ export interface InferflowWorkerOptions {
 }
 
 /** A worker for the Inferflow task queue with the whole activity set registered. */
-export async function createInferflowWorker(options: InferflowWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps; close: () => Promise<void> }> {
+export async function createInferflowWorker(options: InferflowWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps; connection: NativeConnection; close: () => Promise<void> }> {
   const { config } = options;
   const connection = options.connection ?? (await NativeConnection.connect(connectionOptions(config.temporal)));
   const deps = options.deps ?? createActivityDeps(config);
@@ -55,6 +55,7 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
   return {
     worker,
     deps,
+    connection,
     close: async () => {
       const { unfinished } = await deps.sessions.close();
       if (unfinished > 0) deps.logger.warn({ unfinished }, 'inference calls still running after the shutdown grace: their threads were stopped anyway');

@@ -14,6 +14,7 @@ import type { ResolvedModel } from '../lib/registry/manifest';
 import {
   BATCH_DEFAULTS,
   BATCH_WORKFLOW_TYPE,
+  PATCHES,
   PREVIOUS_DEFAULT_SHARD_SIZES,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
@@ -69,24 +70,29 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     progress.etaSeconds = progress.rowsPerSecond > 0 ? Math.ceil((progress.rowsTotal - progress.rowsDone) / progress.rowsPerSecond) : null;
   };
 
-  const model: ResolvedModel = await steps.resolveModel({ ref: input.model });
-  const pipeline = input.pipeline ?? model.name;
-  progress.model = { name: model.name, version: model.version };
   const asOf = runTime(input.asOf, info);
-  // Runs recorded before the as-of time existed replay without its search attribute.
-  const withAsOf = patched('inferflow-as-of');
-  upsertSearchAttributes([
-    { key: SEARCH_ATTRIBUTES.pipeline, value: pipeline },
-    { key: SEARCH_ATTRIBUTES.model, value: model.name },
-    { key: SEARCH_ATTRIBUTES.modelVersion, value: String(model.version) },
-    ...(withAsOf ? [{ key: SEARCH_ATTRIBUTES.asOf, value: new Date(asOf) }] : []),
-  ]);
+  /** The resolved model into progress and search attributes. */
+  const describeRun = (model: ResolvedModel) => {
+    progress.model = { name: model.name, version: model.version };
+    // Runs recorded before the as-of time existed replay without its search attribute.
+    const withAsOf = patched('inferflow-as-of');
+    upsertSearchAttributes([
+      { key: SEARCH_ATTRIBUTES.pipeline, value: input.pipeline ?? model.name },
+      { key: SEARCH_ATTRIBUTES.model, value: model.name },
+      { key: SEARCH_ATTRIBUTES.modelVersion, value: String(model.version) },
+      ...(withAsOf ? [{ key: SEARCH_ATTRIBUTES.asOf, value: new Date(asOf) }] : []),
+    ]);
+  };
+  // planBatch resolves the model itself (one activity and one workflow task less per run); runs
+  // recorded before replay with their own resolveModel step first.
+  const resolvedFirst = patched(PATCHES.planResolvesModel) ? undefined : await steps.resolveModel({ ref: input.model });
+  if (resolvedFirst) describeRun(resolvedFirst);
 
   try {
     progress.phase = 'planning';
     const plan = await runSteps.planBatch({
       runId: info.runId,
-      model,
+      ...(resolvedFirst ? { model: resolvedFirst } : { modelRef: input.model }),
       asOf,
       ...(input.features !== undefined ? { features: input.features } : {}),
       ...(input.featureViews !== undefined ? { featureViews: input.featureViews } : {}),
@@ -97,6 +103,10 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
       ...(input.sink !== undefined ? { sink: input.sink } : {}),
       shardSize,
     });
+    const model = resolvedFirst ?? plan.model;
+    if (!model) throw ApplicationFailure.create({ type: 'ModelNotResolved', message: `planBatch returned no model for ${input.model} (a worker older than this workflow code?)`, nonRetryable: true });
+    if (!resolvedFirst) describeRun(model);
+    const pipeline = input.pipeline ?? model.name;
     progress.phase = 'predicting';
     progress.rowsTotal = plan.rowsIn;
     predictStarted = Date.now();
@@ -124,8 +134,11 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     }
 
     progress.phase = 'committing';
-    const committed = await runSteps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut });
-    await steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) });
+    // The commit also removes the run's staging (one activity and one workflow task less per run);
+    // runs recorded before, and a commit by an older worker that did not, discard it in a step of its own.
+    const cleanUp = patched(PATCHES.commitCleansUp);
+    const committed = await runSteps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut, ...(cleanUp ? { cleanUp } : {}) });
+    if (!committed.cleanedUp) await steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) });
     progress.phase = 'done';
     progress.etaSeconds = 0;
     const finished = Date.now();

@@ -15,6 +15,8 @@ export function invalidInput(workflowType: string, problems: string[]): Applicat
 }
 
 export const BATCH_WORKFLOW_TYPE = 'batchInference';
+/** The no-op workflow each worker runs on itself once it polls (workers/warm.ts). */
+export const WARM_UP_WORKFLOW_TYPE = 'inferflowWarmUp';
 
 export const SEARCH_ATTRIBUTES = {
   pipeline: defineSearchAttributeKey('InferflowPipeline', SearchAttributeType.KEYWORD),
@@ -105,6 +107,14 @@ export function batchLimitMessage(field: keyof typeof BATCH_LIMITS): string {
 }
 /** Default shardSize of runs recorded before each change, newest first: 50,000 (`shard-size-50k`), before that 10,000. */
 export const PREVIOUS_DEFAULT_SHARD_SIZES = { 'shard-size-50k': 50_000, original: 10_000 } as const;
+
+/**
+ * `patched()` ids of batchInference's step changes: a run recorded before a change replays down
+ * its old path (see replay.test.ts). Never rename one.
+ * - planResolvesModel: planBatch resolves the model reference (no resolveModel step).
+ * - commitCleansUp: commitPredictions removes the run's staging (no discardRun step after a commit).
+ */
+export const PATCHES = { planResolvesModel: 'plan-resolves-model', commitCleansUp: 'commit-cleans-up' } as const;
 
 export interface BatchInferenceResult {
   workflowId: string;

@@ -2,3 +2,4 @@
 export { batchInference, batchShardGroup } from './batch';
 export { materializeFeatures } from './materialize';
 export { onlineInference } from './online';
+export { inferflowWarmUp } from './warm-up';

@@ -38,6 +38,7 @@ const EnvSchema = z.object({
   INFERFLOW_TEMPORAL_CLI: z.string().optional(),
   INFERFLOW_ORT_THREADS: z.coerce.number().int().min(0).max(64).default(1),
   INFERFLOW_INFERENCE_THREADS: z.coerce.number().int().min(0).max(64).optional(),
+  INFERFLOW_WORKER_WARM_UP: boolish.optional(),
   AWS_ENDPOINT_URL_S3: z.string().url().optional(),
   AWS_ENDPOINT_URL: z.string().url().optional(),
   AWS_REGION: z.string().optional(),
@@ -79,6 +80,12 @@ export interface InferflowConfig {
   ortThreads: number;
   /** Worker threads that run large predict() chunks off the event loop (0: on the calling thread). Default: cores, at most 4. */
   inferenceThreads: number;
+  /**
+   * A worker runs the no-op `inferflowWarmUp` workflow on itself when it starts (workers/warm.ts),
+   * so the first real run does not pay the SDK's workflow-thread start-up. Default true;
+   * INFERFLOW_WORKER_WARM_UP=false leaves no warm-up execution in the namespace.
+   */
+  workerWarmUp: boolean;
   /** PostgreSQL connection URL of the sink and of PostgreSQL feature sources (may hold a password: never logged, never put in a payload). Unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
   postgresUrl?: string;
   /** Redis connection of the sink and of the Redis online feature store (worker / CLI environment only; never in workflow input). Unset: redis://127.0.0.1:6379/0. */
@@ -157,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     ...(e.INFERFLOW_TEMPORAL_CLI ? { temporalCli: e.INFERFLOW_TEMPORAL_CLI } : {}),
     ortThreads: e.INFERFLOW_ORT_THREADS,
     inferenceThreads: e.INFERFLOW_INFERENCE_THREADS ?? defaultPoolSize(),
+    workerWarmUp: e.INFERFLOW_WORKER_WARM_UP ?? true,
     ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
     ...(e.INFERFLOW_REDIS_URL ? { redisUrl: e.INFERFLOW_REDIS_URL } : {}),
     logLevel: e.INFERFLOW_LOG_LEVEL,

@@ -16,6 +16,7 @@ import { createLogger } from '../../lib/log';
 import { RunStaging } from '../../lib/pipeline/staging';
 import type { ResolvedModel } from '../../lib/registry/manifest';
 import { PostgresSink, closePostgresPools } from '../../lib/sinks';
+import { stagingLedgerName, stagingTableName } from '../../lib/sinks/postgres';
 import { openStore } from '../../lib/storage';
 import { tempConfig, uniqueName } from '../helpers/env';
 
@@ -60,9 +61,9 @@ async function runStagedElsewhere(runId: string, shards: number, publish: number
 }
 
 describe('commitPredictions with shared staging, on a worker that ran no shard', () => {
-  const commit = async (runId: string, shardCount: number, rows: number) => {
+  const commit = async (runId: string, shardCount: number, rows: number, cleanUp?: boolean) => {
     const acts = createActivities(createActivityDeps(env.config, createLogger('warn')));
-    const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink: { type: 'postgres', table }, shardCount, rows };
+    const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink: { type: 'postgres', table }, shardCount, rows, ...(cleanUp ? { cleanUp } : {}) };
     return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
   };
   const committedRows = async (runId: string) =>
@@ -76,6 +77,25 @@ describe('commitPredictions with shared staging, on a worker that ran no shard',
     expect(await committedRows(runId)).toBe(300);
     // Nothing came down to this worker's run directory.
     await expect(fs.readdir(path.join(env.config.dataDir, 'runs', runId, 'parts'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('with cleanUp, the commit also removes what the run staged (shared staging, local files); a retry stays a no-op', async () => {
+    const runId = uniqueName('run');
+    const rows = await runStagedElsewhere(runId, 2, 2);
+    const local = path.join(env.config.dataDir, 'runs', runId);
+    const shared = new RunStaging(openStore(stagingUrl));
+    await fs.mkdir(local, { recursive: true });
+    // Without cleanUp (runs recorded before the change) the run's files stay for a discardRun step.
+    expect(await commit(runId, 2, rows)).not.toHaveProperty('cleanedUp');
+    expect((await shared.list(runId)).length).toBe(2);
+    await expect(fs.access(local)).resolves.toBeUndefined();
+    expect(await commit(runId, 2, rows, true)).toMatchObject({ rows: 200, created: false, cleanedUp: true });
+    expect(await committedRows(runId)).toBe(200);
+    expect(await shared.list(runId)).toEqual([]);
+    await expect(fs.access(local)).rejects.toThrow(/ENOENT/);
+    // The sink's own staging went with the commit.
+    const tables = await admin.query('SELECT 1 FROM pg_class WHERE relname = ANY($1)', [[stagingTableName(runId), stagingLedgerName(runId)]]);
+    expect(tables.rowCount).toBe(0);
   });
 
   it('a part missing from shared staging still stops the commit, naming it; nothing is published', async () => {

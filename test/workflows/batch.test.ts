@@ -75,6 +75,9 @@ describe('batchInference on a real Temporal server', () => {
 
     await expect(fs.access(path.join(result.output.location, '_SUCCESS'))).resolves.toBeUndefined();
     expect(await stagedRuns()).toEqual([]);
+    // Two steps around the shards: planBatch resolves the model, commitPredictions removes the staging.
+    const steps = ((await handle.fetchHistory()).events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    expect(steps).toEqual(['planBatch', ...Array<string>(8).fill('predictShard'), 'commitPredictions']);
 
     await recordHistory(handle.workflowId, 'batchInference-success.json');
 
@@ -97,7 +100,7 @@ describe('batchInference on a real Temporal server', () => {
     await recordHistory(children[0]!.workflowId, 'batchShardGroup.json');
     // The parent's history holds three child executions and a few progress signals, not 25 shards.
     const parentEvents = (await handle.fetchHistory()).events ?? [];
-    expect(parentEvents.filter((e) => e.activityTaskScheduledEventAttributes).length).toBe(4); // resolve, plan, commit, discard
+    expect(parentEvents.filter((e) => e.activityTaskScheduledEventAttributes).length).toBe(2); // plan (which resolves the model), commit (which cleans up)
     expect(parentEvents.length).toBeLessThan(100);
     const progress = await handle.query(progressQuery);
     expect(progress).toMatchObject({ phase: 'done', shardsDone: 25, shardsTotal: 25, rowsDone: 50_000 });
