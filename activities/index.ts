@@ -230,6 +230,7 @@ export function createActivities(deps: ActivityDeps) {
       };
       // Between inference calls too: one call of a slow model can outlast the heartbeat timeout.
       using _alive = keepAlive(() => latest);
+      const started = performance.now();
       const { segmentsComputed: _computed, ...result } = await predictShardLib({
         session,
         manifest,
@@ -251,9 +252,24 @@ export function createActivities(deps: ActivityDeps) {
           ctx.cancellationSignal.throwIfAborted();
         },
       });
+      const predicted = performance.now();
       await deps.staging?.publish(input.runId, partNameOf(input.shard.index), result.partPath);
+      const published = performance.now();
       const sink = sinkOf(parseSinkSpec(input.sink ?? (await plannedSink(input.runId))));
       await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => beat({ rowsDone: result.rows, segmentsDone }) });
+      const ms = (from: number, to: number) => Math.round(to - from);
+      log.info(
+        {
+          runId: input.runId,
+          shard: input.shard.index,
+          rows: result.rows,
+          attempt: ctx.info.attempt,
+          predictMs: ms(started, predicted),
+          ...(deps.staging ? { publishMs: ms(predicted, published) } : {}),
+          ...(sink.stage ? { stageMs: ms(published, performance.now()) } : {}),
+        },
+        'shard done',
+      );
       return result;
     },
 

@@ -432,7 +432,8 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
       INFERFLOW_OUTPUT: path.join(work, 'pipeline-out'),
       INFERFLOW_ORT_THREADS: String(ORT_THREADS),
       INFERFLOW_INFERENCE_THREADS: String(o.inferenceThreads),
-      INFERFLOW_LOG_LEVEL: 'warn',
+      // With BENCH_WORKER_STDERR (worker-process.ts) the workers' info logs go to that file: per-shard timings among them.
+      INFERFLOW_LOG_LEVEL: process.env.BENCH_WORKER_STDERR ? 'info' : 'warn',
       BENCH_WORKFLOW_BUNDLE: bundlePath,
     };
     client = await connectClient({ address, namespace: 'default', taskQueue: TASK_QUEUE });

@@ -3,6 +3,7 @@
  * and collect its peak RSS. `kill()` is safe to call in any state (used in finally blocks).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../cli/examples';
 
@@ -35,9 +36,13 @@ export async function startWorkerChild(env: NodeJS.ProcessEnv, readyTimeoutMs = 
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   });
   let stderr = '';
+  // BENCH_WORKER_STDERR: also append everything worker processes write to stderr (their logs, at INFERFLOW_LOG_LEVEL) to this file.
+  const log = env.BENCH_WORKER_STDERR ? createWriteStream(env.BENCH_WORKER_STDERR, { flags: 'a' }) : undefined;
   child.stderr?.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString()).slice(-4000);
+    log?.write(b);
   });
+  child.once('exit', () => log?.end());
   let exitCode: number | null = null;
   const exited = new Promise<void>((resolve) => child.once('exit', (code, signal) => ((exitCode = code ?? (signal ? 128 : -1)), resolve())));
   const kill = () => {

@@ -32,7 +32,8 @@ export async function runWorker(): Promise<void> {
         (err: unknown) => log.warn({ err: errorMessage(err) }, 'warm-up workflow failed; the first run pays the workflow thread start-up instead'),
       );
     }
-    log.info({ address: config.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, registry: config.registry }, 'worker started');
+    // A shutdown signal during the warm-up leaves nothing to announce.
+    if (worker.getState() === 'RUNNING') log.info({ address: config.temporal.address, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, registry: config.registry }, 'worker started');
     await running;
   } finally {
     await close();
