@@ -294,12 +294,18 @@ export function createActivities(deps: ActivityDeps) {
         // Never publish partial output: every shard must have its part.
         throw new SchemaMismatchError(`run ${input.runId} is incomplete`, [`missing staged parts: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`]);
       }
+      const started = performance.now();
       const result = await sink.commit({ runId: input.runId, workflowId: input.workflowId, pipeline: input.pipeline, model: input.model, parts, rows: input.rows });
-      log.info({ runId: input.runId, location: result.location, rows: result.rows, created: result.created, ...(result.keptNewer ? { keptNewer: result.keptNewer } : {}) }, 'predictions committed');
+      const committed = performance.now();
+      log.info(
+        { runId: input.runId, location: result.location, rows: result.rows, created: result.created, ...(result.keptNewer ? { keptNewer: result.keptNewer } : {}), commitMs: Math.round(committed - started) },
+        'predictions committed',
+      );
       if (!input.cleanUp) return result;
       // Published: what the run staged is no longer needed. A failure here retries the whole
       // activity, whose commit is then a no-op (idempotent per run id).
       await discard(input.runId, input.sink);
+      log.info({ runId: input.runId, cleanUpMs: Math.round(performance.now() - committed) }, 'run staging removed');
       return { ...result, cleanedUp: true };
     },
 
