@@ -285,6 +285,39 @@ describe('PostgreSQL sink on a real server', () => {
     expect((await stagingTables()).filter((n) => n.startsWith(stagingTableName(runId)))).toEqual([]);
   });
 
+  it('the commit takes per-shard row counts from the ledger and checks them against the table: a row gone behind its back publishes nothing', async () => {
+    const t = uniqueName('ledger').replace(/-/g, '_');
+    const s = new PostgresSink({ table: t, schema }, { url });
+    const run = await stageRun(s, `${t}-run`, [200, 300], 1);
+    const q = (name: string) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
+    const ledger = await admin.query<{ shard: number; rows: string }>(`SELECT shard, rows FROM ${q(stagingLedgerName(run.runId))} ORDER BY shard`);
+    expect(ledger.rows.map((r) => [r.shard, Number(r.rows)])).toEqual([
+      [0, 206],
+      [1, 300],
+    ]);
+    await admin.query(`DELETE FROM ${q(stagingTableName(run.runId))} WHERE ctid = (SELECT min(ctid) FROM ${q(stagingTableName(run.runId))} WHERE __shard = 1)`);
+    const err = await failureOf(s.commit(run));
+    expect(err).toBeInstanceOf(StagedRowCountError);
+    expect(err.message).toMatch(/holds 505 rows, its ledger lists 506; nothing was published/);
+    expect(await tableExists(t)).toBe(false);
+  });
+
+  it('a ledger without row counts (an older version) still gets every shard counted from the table', async () => {
+    const t = uniqueName('ledger_v1').replace(/-/g, '_');
+    const s = new PostgresSink({ table: t, schema }, { url });
+    const runId = `${t}-run`;
+    const q = (name: string) => `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
+    const run = await stageRun(s, runId, [200, 300], 1);
+    await admin.query(`ALTER TABLE ${q(stagingLedgerName(runId))} DROP COLUMN rows`);
+    // A retried shard after the upgrade writes the ledger the older way, and the commit counts per shard.
+    await s.stage({ runId, shardIndex: 1, partPath: run.parts[1]!, rows: 300, idColumn: 'transaction_id' });
+    await admin.query(`DELETE FROM ${q(stagingTableName(runId))} WHERE ctid = (SELECT min(ctid) FROM ${q(stagingTableName(runId))} WHERE __shard = 1)`);
+    expect((await failureOf(s.commit(run))).message).toMatch(/staged 505 rows, expected 506/);
+    await s.stage({ runId, shardIndex: 1, partPath: run.parts[1]!, rows: 300, idColumn: 'transaction_id' });
+    expect(await s.commit(run)).toMatchObject({ rows: 506, created: true });
+    expect(sortRows(await tableRows(t))).toEqual(sortRows(await partRows(run.parts)));
+  });
+
   it("a shard whose lineage differs from the run's other shards is refused, naming the column", async () => {
     const t = uniqueName('lineage').replace(/-/g, '_');
     const s = new PostgresSink({ table: t, schema }, { url });
