@@ -46,7 +46,8 @@ export interface WorkflowThreadWarmUp {
 /**
  * Run the no-op `inferflowWarmUp` workflow on this worker, right after `worker.run()` started:
  * the SDK's workflow thread sets up its own message codecs and its first workflow on the first
- * activation it handles (70–90 ms on a cold worker, against ~15 ms later: docs/benchmarks.md),
+ * activation it handles (a cold worker's first workflow task took 76–125 ms in the benchmark, 22–31 ms
+ * after this warm-up, 18–26 ms on a worker that had run a job: docs/benchmarks.md, r9),
  * which would otherwise be paid inside the first real run. The start asks for eager dispatch, so
  * the server hands the task to this very worker (through the connection the worker polls with)
  * even when other workers share the task queue; a server that does not dispatch eagerly queues it
