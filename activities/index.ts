@@ -80,7 +80,7 @@ export interface CommitInput {
   /** Parts are found by convention: `runs/<runId>/parts/part-<index>.parquet` for every shard. */
   shardCount: number;
   rows: number;
-  /** Remove the run's staged files and sink staging after committing (what discardRun does), saving the workflow a step. */
+  /** Remove the run's files after committing (shared staging, local run directory), saving the workflow a discardRun step. */
   cleanUp?: boolean;
 }
 
@@ -147,9 +147,8 @@ export function createActivities(deps: ActivityDeps) {
     return resolved;
   }
 
-  /** Remove what a run staged: the sink's staging, shared staging, the local run directory. Idempotent. */
-  async function discard(runId: string, spec: SinkSpec | undefined): Promise<void> {
-    if (spec) await sinkOf(spec).discard?.(runId);
+  /** Remove a run's files: its shared staging and its local run directory. Idempotent. */
+  async function removeRunFiles(runId: string): Promise<void> {
     await deps.staging?.discard(runId);
     await fs.rm(runDir(deps, runId), { recursive: true, force: true });
   }
@@ -302,9 +301,11 @@ export function createActivities(deps: ActivityDeps) {
         'predictions committed',
       );
       if (!input.cleanUp) return result;
-      // Published: what the run staged is no longer needed. A failure here retries the whole
-      // activity, whose commit is then a no-op (idempotent per run id).
-      await discard(input.runId, input.sink);
+      // Published: the run's files are no longer needed. The sink's own staging went with the
+      // commit (PostgreSQL drops its staging tables in the commit's transaction; Redis's staged keys
+      // are the published version), so there is no sink.discard to call. A failure here retries
+      // the whole activity, whose commit is then a no-op (idempotent per run id).
+      await removeRunFiles(input.runId);
       log.info({ runId: input.runId, cleanUpMs: Math.round(performance.now() - committed) }, 'run staging removed');
       return { ...result, cleanedUp: true };
     },
@@ -312,7 +313,9 @@ export function createActivities(deps: ActivityDeps) {
     /** Remove a run's staged files and whatever the sink staged (after commit, failure or cancellation). */
     async discardRun(input: { runId: string; sink?: SinkSpec }): Promise<void> {
       // Histories recorded before the sink was passed have none; a spec that never parsed staged nothing.
-      await discard(input.runId, SinkSpecSchema.safeParse(input.sink ?? (await plannedSink(input.runId))).data);
+      const spec = SinkSpecSchema.safeParse(input.sink ?? (await plannedSink(input.runId))).data;
+      if (spec) await sinkOf(spec).discard?.(input.runId);
+      await removeRunFiles(input.runId);
     },
     }),
   };

@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   running.catch(() => undefined); // awaited below; not an unhandled rejection while warming up
   // As `npm run worker` does before it reports itself started.
   if (config.workerWarmUp) {
-    const warmUp = await warmWorkflowThread({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue });
+    const warmUp = await warmWorkflowThread(connection, config.temporal);
     if (!warmUp.eager) console.error(`bench worker: the warm-up workflow ${warmUp.workflowId} was not dispatched eagerly`);
   }
   let stopping = false;

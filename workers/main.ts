@@ -27,7 +27,7 @@ export async function runWorker(): Promise<void> {
     const running = worker.run(); // resolves after SIGINT/SIGTERM once in-flight tasks finish
     running.catch(() => undefined); // awaited below; not an unhandled rejection while warming up
     if (config.workerWarmUp) {
-      await warmWorkflowThread({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue }).then(
+      await warmWorkflowThread(connection, config.temporal).then(
         (w) => log.info({ workflowId: w.workflowId, eager: w.eager, ms: w.ms }, w.eager ? 'workflow thread warmed up' : 'warm-up workflow ran, not dispatched eagerly (another worker may have run it)'),
         (err: unknown) => log.warn({ err: errorMessage(err) }, 'warm-up workflow failed; the first run pays the workflow thread start-up instead'),
       );

@@ -3,6 +3,7 @@ import { coresdk } from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import type { TemporalConfig } from '../lib/config/env';
 import { WARM_UP_WORKFLOW_TYPE } from '../workflows/definitions';
 
 /**
@@ -54,17 +55,16 @@ export interface WorkflowThreadWarmUp {
  * like any run, and `eager` says so. Leaves one completed `inferflow-warm-up-…` execution in the
  * namespace per worker start.
  */
-export async function warmWorkflowThread(options: { connection: NativeConnection; namespace: string; taskQueue: string; timeoutMs?: number }): Promise<WorkflowThreadWarmUp> {
+export async function warmWorkflowThread(connection: NativeConnection, temporal: Pick<TemporalConfig, 'namespace' | 'taskQueue'>, timeoutMs = 5_000): Promise<WorkflowThreadWarmUp> {
   const started = performance.now();
-  const client = new Client({ connection: options.connection, namespace: options.namespace });
+  const client = new Client({ connection, namespace: temporal.namespace });
   const workflowId = `inferflow-warm-up-${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const handle = await client.workflow.start(WARM_UP_WORKFLOW_TYPE, {
-    taskQueue: options.taskQueue,
+    taskQueue: temporal.taskQueue,
     workflowId,
     requestEagerStart: true,
     workflowExecutionTimeout: '1 minute',
   });
-  const timeoutMs = options.timeoutMs ?? 5_000;
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

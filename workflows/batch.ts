@@ -104,7 +104,8 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
       shardSize,
     });
     const model = resolvedFirst ?? plan.model;
-    if (!model) throw ApplicationFailure.create({ type: 'ModelNotResolved', message: `planBatch returned no model for ${input.model} (a worker older than this workflow code?)`, nonRetryable: true });
+    // planBatch always returns the model it resolved for a modelRef; this only narrows the type.
+    if (!model) throw ApplicationFailure.create({ type: 'ModelNotResolved', message: `planBatch returned no model for ${input.model}`, nonRetryable: true });
     if (!resolvedFirst) describeRun(model);
     const pipeline = input.pipeline ?? model.name;
     progress.phase = 'predicting';
@@ -134,8 +135,8 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     }
 
     progress.phase = 'committing';
-    // The commit also removes the run's staging (one activity and one workflow task less per run);
-    // runs recorded before, and a commit by an older worker that did not, discard it in a step of its own.
+    // The commit also removes the run's files (one activity and one workflow task less per run);
+    // runs recorded before, and a commit by an older worker that did not, discard them in a step of its own.
     const cleanUp = patched(PATCHES.commitCleansUp);
     const committed = await runSteps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut, ...(cleanUp ? { cleanUp } : {}) });
     if (!committed.cleanedUp) await steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) });

@@ -275,7 +275,7 @@ export class PostgresSink implements Sink {
         // rows for their shards) always delete, as that version did.
         const before = await client.query<{ again: boolean; counted: boolean }>(
           `SELECT EXISTS (SELECT 1 FROM ${this.qualified(ledger)} WHERE shard = $1) OR to_regclass($2) IS NOT NULL AS again,
-                  EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($3) AND attname = 'rows' AND NOT attisdropped) AS counted`,
+                  ${ledgerHasCounts('$3')} AS counted`,
           [req.shardIndex, this.qualified(`${staging}_shard`), this.qualified(ledger)],
         );
         if (before.rows[0]?.again) await client.query(`DELETE FROM ${this.qualified(staging)} WHERE ${pg.escapeIdentifier(SHARD_COLUMN)} = $1`, [req.shardIndex]);
@@ -519,15 +519,14 @@ export class PostgresSink implements Sink {
     const staging = this.qualified(stagingTableName(runId));
     const ledger = this.qualified(stagingLedgerName(runId));
     // Asked first: in the commit's transaction a failing query (no such column) would abort it.
-    const hasCounts = (
-      await client.query<{ counted: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'rows' AND NOT attisdropped) AS counted`, [ledger])
-    ).rows[0]?.counted;
-    const ledgerRows = hasCounts ? (await client.query<{ shard: number; rows: string | null }>(`SELECT shard, rows FROM ${ledger}`)).rows : undefined;
-    const fromLedger = ledgerRows?.filter((r) => r.rows !== null).map((r) => ({ shard: r.shard, n: Number(r.rows) }));
-    const covered = new Set(fromLedger?.map((r) => r.shard));
-    if (fromLedger && fromLedger.length === ledgerRows!.length && Array.from({ length: shardCount }, (_, i) => i).every((i) => covered.has(i))) {
+    const hasCounts = (await client.query<{ counted: boolean }>(`SELECT ${ledgerHasCounts('$1')} AS counted`, [ledger])).rows[0]?.counted;
+    const ledgerRows = hasCounts ? (await client.query<{ shard: number; rows: string | null }>(`SELECT shard, rows FROM ${ledger}`)).rows : [];
+    // Counts for every ledger row (an older version's stager writes none) and for every shard of the run.
+    const counted = hasCounts && ledgerRows.every((r) => r.rows !== null) ? ledgerRows.map((r) => ({ shard: r.shard, n: Number(r.rows) })) : undefined;
+    const covered = new Set(counted?.map((r) => r.shard));
+    if (counted && Array.from({ length: shardCount }, (_, i) => i).every((i) => covered.has(i))) {
       const total = Number((await client.query<{ n: string }>(`SELECT count(*)::bigint AS n FROM ${staging}`)).rows[0]!.n);
-      const listed = fromLedger.reduce((sum, r) => sum + r.n, 0);
+      const listed = counted.reduce((sum, r) => sum + r.n, 0);
       if (total !== listed) {
         throw new StagedRowCountError(`run ${runId}: the staging table ${this.schema}.${stagingTableName(runId)} holds ${total} rows, its ledger lists ${listed}; nothing was published`, {
           runId,
@@ -535,7 +534,7 @@ export class PostgresSink implements Sink {
           expected: listed,
         });
       }
-      return fromLedger;
+      return counted;
     }
     // Rows per shard, counted (a hash aggregate: half the time of array_agg(DISTINCT …) on 1M rows).
     const rows = await client.query<{ shard: number; n: string }>(`SELECT ${pg.escapeIdentifier(SHARD_COLUMN)} AS shard, count(*)::bigint AS n FROM ${staging} GROUP BY 1`);
@@ -729,6 +728,11 @@ function parseStagingComment(comment: string | null): StagingLayout['meta'] {
   const bad = constants.filter((c) => typeof c.name !== 'string' || typeof c.value !== 'string' || typeof c.pgType !== 'string' || !PG_TYPE.test(c.pgType));
   if (bad.length > 0) throw new SchemaMismatchError('the staging table\'s comment is not one Inferflow wrote', [`constants: ${JSON.stringify(bad).slice(0, 200)}`]);
   return { idColumn: typeof parsed.idColumn === 'string' ? parsed.idColumn : null, constants: constants as RunConstant[] };
+}
+
+/** SQL: whether the ledger named by the text parameter `param` has its per-shard row count column (an older version's ledger has none). */
+function ledgerHasCounts(param: string): string {
+  return `EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(${param}) AND attname = 'rows' AND NOT attisdropped)`;
 }
 
 async function tableExists(client: pg.PoolClient, qualified: string): Promise<boolean> {

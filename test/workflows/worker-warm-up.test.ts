@@ -34,7 +34,7 @@ it('runs the warm-up workflow on the starting worker itself, to completion', asy
   const running = worker.run();
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   try {
-    const warm = await warmWorkflowThread({ connection, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue });
+    const warm = await warmWorkflowThread(connection, config.temporal);
     expect(warm.eager).toBe(true);
     expect(warm.workflowId).toMatch(/^inferflow-warm-up-/);
     const handle = new Client({ connection: clientConnection, namespace: config.temporal.namespace }).workflow.getHandle(warm.workflowId);
