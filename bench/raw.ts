@@ -21,6 +21,7 @@ import { appendColumns, readMatrices, selectColumn } from '../lib/io/columns';
 import { ident, lit, scalar, withDuckDB } from '../lib/io/duckdb';
 import { lineageSelect, type LineageValues } from '../lib/pipeline/batch';
 import { DEFAULT_SESSION_OPTIONS, loadSession, ort } from '../lib/runtime/onnx';
+import { labelsAsNumbers } from '../lib/runtime/predict';
 import { InferencePool, type PlainTensor } from '../lib/runtime/pool';
 import type { ModelMetadata } from '../lib/registry/manifest';
 import { copyCsvIntoPostgres, upsertCsvIntoPostgres, type PgTarget } from './postgres';
@@ -80,11 +81,12 @@ async function predictAll(session: ortTypes.InferenceSession, o: RawOptions, inp
   const probName = metadata.outputs.probabilities ?? 'probabilities';
   const positive = metadata.class_labels && metadata.positive_class !== undefined ? Math.max(0, metadata.class_labels.indexOf(metadata.positive_class)) : 1;
   const collect = (out: Record<string, PlainTensor>, start: number, n: number) => {
-    const labels = out[labelName]!.data as ArrayLike<number | bigint>;
+    // The pipeline's own int64 → number conversion (not one BigInt per row).
+    const labels = labelsAsNumbers(out[labelName]!.data, n);
     const probs = out[probName]!.data as Float32Array;
     const k = out[probName]!.dims[1] ?? 1;
     for (let r = 0; r < n; r++) {
-      label[start + r] = Number(labels[r]);
+      label[start + r] = labels[r]!;
       score[start + r] = probs[r * k + positive]!;
     }
   };
