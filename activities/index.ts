@@ -95,13 +95,16 @@ function runDir(deps: ActivityDeps, runId: string): string {
   return path.join(deps.config.dataDir, 'runs', runId);
 }
 
-/** A shard's part, relative to the run directory (locally and in shared staging). */
-function partNameOf(index: number): string {
-  return `parts/part-${String(index).padStart(5, '0')}.parquet`;
+/** A shard's part, relative to the run directory (locally and in shared staging): Parquet, or the sink's own format (PostgreSQL: CSV). */
+function partNameOf(index: number, sink: Pick<Sink, 'partFormat'>): string {
+  return `parts/part-${String(index).padStart(5, '0')}${sink.partFormat?.extension ?? '.parquet'}`;
 }
 
-function partPathOf(deps: ActivityDeps, runId: string, index: number): string {
-  return path.join(runDir(deps, runId), partNameOf(index));
+/** Parts as a sink without a format of its own has them. */
+const PARQUET_PARTS: Pick<Sink, 'partFormat'> = {};
+
+function partPathOf(deps: ActivityDeps, runId: string, index: number, sink: Pick<Sink, 'partFormat'>): string {
+  return path.join(runDir(deps, runId), partNameOf(index, sink));
 }
 
 /** The snapshot's name in shared staging (and in a worker's local run directory). */
@@ -216,7 +219,8 @@ export function createActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const { manifest, plan } = await models.context(input.model, input.onDemand);
       const session = await models.session(input.model, plan);
-      const partPath = partPathOf(deps, input.runId, input.shard.index);
+      const sink = sinkOf(parseSinkSpec(input.sink ?? (await plannedSink(input.runId))));
+      const partPath = partPathOf(deps, input.runId, input.shard.index, sink);
       const { snapshotPath, inPlace } = await localSnapshot(input);
       // A retry resumes after the segments its previous attempt reported as written.
       const previous = ctx.info.heartbeatDetails as { segmentsDone?: number } | undefined;
@@ -240,6 +244,7 @@ export function createActivities(deps: ActivityDeps) {
         partPath,
         plan,
         lineage: { runId: input.runId, model: input.model, asOf: input.asOf },
+        ...(sink.partFormat ? { partFormat: sink.partFormat } : {}),
         resumeFromSegment: segmentsDone,
         onSegment: (done) => {
           segmentsDone = done;
@@ -252,9 +257,8 @@ export function createActivities(deps: ActivityDeps) {
         },
       });
       const predicted = performance.now();
-      await deps.staging?.publish(input.runId, partNameOf(input.shard.index), result.partPath);
+      await deps.staging?.publish(input.runId, partNameOf(input.shard.index, sink), result.partPath);
       const published = performance.now();
-      const sink = sinkOf(parseSinkSpec(input.sink ?? (await plannedSink(input.runId))));
       await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => beat({ rowsDone: result.rows, segmentsDone }) });
       const ms = (from: number, to: number) => Math.round(to - from);
       log.info(
@@ -276,18 +280,28 @@ export function createActivities(deps: ActivityDeps) {
     async commitPredictions(input: CommitInput): Promise<CommitOutcome> {
       using _alive = keepAlive();
       const sink = sinkOf(parseSinkSpec(input.sink));
-      const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i));
+      const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i, sink));
+      // A sink with its own part format stages each shard as it is predicted and checks its own
+      // staging at commit; a shard predicted by an older worker (during a deploy) left a Parquet part.
+      const olderName = (i: number) => (sink.partFormat ? partNameOf(i, PARQUET_PARTS) : undefined);
       const missing: string[] = [];
       const staging = deps.staging;
       if (staging) {
         // Shared staging is the source of truth: every part comes from there, wherever its shard ran.
         const published = new Set(await staging.list(input.runId, 'parts/'));
-        for (let i = 0; i < input.shardCount; i++) if (!published.has(partNameOf(i))) missing.push(path.basename(partNameOf(i)));
+        for (let i = 0; i < input.shardCount; i++) {
+          const older = olderName(i);
+          if (!published.has(partNameOf(i, sink)) && !(older && published.has(older))) missing.push(path.basename(partNameOf(i, sink)));
+        }
         // Sinks that stage each shard as it is predicted (PostgreSQL, Redis) commit from their own
         // staging and never read a part: only the sinks that publish the parts themselves fetch them.
-        if (missing.length === 0 && !sink.stage) await eachLimited(parts, OBJECT_STORE_CONCURRENCY, (local, i) => staging.fetch(input.runId, partNameOf(i), local));
+        if (missing.length === 0 && !sink.stage) await eachLimited(parts, OBJECT_STORE_CONCURRENCY, (local, i) => staging.fetch(input.runId, partNameOf(i, sink), local));
       } else {
-        for (const p of parts) if (!(await fs.stat(p).catch(() => undefined))) missing.push(path.basename(p));
+        const exists = async (file: string) => (await fs.stat(file).catch(() => undefined)) !== undefined;
+        for (const [i, p] of parts.entries()) {
+          const older = olderName(i);
+          if (!(await exists(p)) && !(older && (await exists(path.join(runDir(deps, input.runId), older))))) missing.push(path.basename(p));
+        }
       }
       if (missing.length > 0) {
         // Never publish partial output: every shard must have its part.

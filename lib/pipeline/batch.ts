@@ -13,7 +13,7 @@ import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, sele
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { checkFinite, inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
-import { LINEAGE_COLUMNS, type LineageColumn } from '../sinks/types';
+import { LINEAGE_COLUMNS, type LineageColumn, type PartFormat } from '../sinks/types';
 import { assembleBlock, checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
 
 export const ROW_COLUMN = '__inferflow_row';
@@ -317,6 +317,8 @@ export interface PredictRangeArgs {
   onProgress?: (rowsDone: number) => void;
   /** How raw columns become model inputs. Default: planned from the manifest alone (no on-demand features). */
   plan?: AssemblyPlan;
+  /** The sink's own part format (PostgreSQL: CSV for COPY); default a zstd Parquet part. */
+  partFormat?: PartFormat;
 }
 
 async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Promise<ShardResult> {
@@ -350,19 +352,18 @@ async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Pr
     const outCols = regression ? `${aligned('p.prediction')} AS prediction` : `${aligned('p.label::BIGINT')} AS label, p.score`;
     await fs.mkdir(path.dirname(args.partPath), { recursive: true });
     const tmp = `${args.partPath}.tmp-${randomUUID()}`;
+    const lineageItems = lineageSelect(lineageValues(lineage));
     try {
-      await withAppendedTable(conn, columns, (predTable) =>
-        conn.run(
-          `COPY (
-             SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols}, ${lineageSelect(lineageValues(lineage))}
+      await withAppendedTable(conn, columns, async (predTable) => {
+        const select = `SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols}, ${lineageItems}
              FROM ${
                args.idColumn
                  ? `(SELECT ${src.row} AS __inferflow_r, ${ident(args.idColumn)} ${shardRows(src, shard)}) s POSITIONAL JOIN ${predTable} p`
                  : `${predTable} p ORDER BY p.rowid`
-             }
-           ) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
-        ),
-      );
+             }`;
+        if (args.partFormat) await args.partFormat.write(conn, { select, lineage: lineageItems, path: tmp, finalPath: args.partPath, shardIndex: shard.index, rows: preds.rows });
+        else await conn.run(`COPY (${select}) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+      });
       await fs.rename(tmp, args.partPath);
     } finally {
       await fs.rm(tmp, { force: true });
@@ -418,7 +419,8 @@ export async function predictShard(
   const segs = Array.from({ length: total }, (_, i) => segPath(i));
   const tmp = `${args.partPath}.tmp-${randomUUID()}`;
   try {
-    await withSharedDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet([${segs.map(lit).join(', ')}])) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`));
+    if (args.partFormat) await args.partFormat.merge(segs, tmp, args.partPath);
+    else await withSharedDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet([${segs.map(lit).join(', ')}])) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`));
     await fs.rename(tmp, args.partPath);
   } finally {
     await fs.rm(tmp, { force: true });

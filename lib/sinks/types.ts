@@ -1,3 +1,4 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ResolvedModel } from '../registry/manifest';
 
 /** The lineage columns every staged part and every output row carries, in output order (one value per run). */
@@ -9,7 +10,7 @@ export interface CommitRequest {
   workflowId: string;
   pipeline: string;
   model: ResolvedModel;
-  /** Staged Parquet parts, one per shard, in shard order. */
+  /** Staged parts, one per shard, in shard order (Parquet, or the sink's own `partFormat`). */
   parts: string[];
   rows: number;
 }
@@ -27,7 +28,7 @@ export interface CommitResult {
 export interface StageRequest {
   runId: string;
   shardIndex: number;
-  /** The shard's staged Parquet part (written by predictShard). */
+  /** The shard's staged part (written by predictShard: Parquet, or the sink's own `partFormat`). */
   partPath: string;
   /** Rows in the part. */
   rows: number;
@@ -37,6 +38,34 @@ export interface StageRequest {
   onProgress?: () => void;
 }
 
+/** One shard's output, for a sink's own part writer (see PartFormat). */
+export interface PartWriteRequest {
+  /** A SELECT of the shard's output rows, in order: the id column (if any), the predictions, then the lineage columns. */
+  select: string;
+  /** The lineage as SELECT items without FROM (`<value> AS <column>, …`): the run's constant columns, one row. */
+  lineage: string;
+  /** Where to write the part (a temporary name, renamed to `finalPath` by the caller afterwards). */
+  path: string;
+  /** The part's name once in place: files beside it are named after this one. */
+  finalPath: string;
+  shardIndex: number;
+  rows: number;
+}
+
+/**
+ * Parts in a sink's own format, written straight from a shard's predictions: a sink that loads
+ * each shard as it is predicted (PostgreSQL: CSV for COPY) then reads its own format instead of
+ * a Parquet part written and read back. A part is whole once renamed into place.
+ */
+export interface PartFormat {
+  /** File name extension of the parts, with the dot (`.csv`). */
+  readonly extension: string;
+  /** Write one shard's part (or one segment of a large shard) with the worker's DuckDB connection. */
+  write(conn: DuckDBConnection, req: PartWriteRequest): Promise<void>;
+  /** Join a large shard's segment parts, in order, into one part at `path` (renamed to `finalPath` afterwards). */
+  merge(segments: readonly string[], path: string, finalPath: string): Promise<void>;
+}
+
 /**
  * A prediction sink with stage-then-commit: readers see a whole run or nothing.
  * `stage` and `discard` are optional: sinks that read the staged Parquet parts at commit
@@ -44,6 +73,8 @@ export interface StageRequest {
  */
 export interface Sink {
   readonly type: string;
+  /** The sink's own part format; absent: shards write Parquet parts. */
+  readonly partFormat?: PartFormat;
   /** Load one shard's part into the sink's invisible staging area. Idempotent per (run, shard). */
   stage?(req: StageRequest): Promise<void>;
   commit(req: CommitRequest): Promise<CommitResult>;
