@@ -76,8 +76,8 @@ async function publish(sink: PostgresSink, parts: string[]): Promise<void> {
 }
 
 /** Every row of a table, float4 scores as their exact float8 value, ordered by id. */
-async function rowsOf(table: string): Promise<unknown[]> {
-  const r = await admin.query(
+async function rowsOf(table: string): Promise<Record<string, unknown>[]> {
+  const r = await admin.query<Record<string, unknown>>(
     `SELECT transaction_id, label, score::float8 AS score, model_name, model_version, model_sha256, (extract(epoch FROM as_of) * 1000000)::bigint::text AS as_of_us, run_id
        FROM ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(table)} ORDER BY transaction_id COLLATE "C"`,
   );
@@ -88,7 +88,7 @@ const sinkFor = (table: string) => new PostgresSink({ table, schema }, { url });
 
 describe('PostgreSQL CSV parts (real server)', () => {
   const reference = sinkFor('from_parquet');
-  let expected: unknown[];
+  let expected: Record<string, unknown>[];
 
   beforeAll(async () => {
     await publish(reference, await Promise.all(shards.map((s) => part(reference, s, 'parquet', 'reference'))));
