@@ -752,9 +752,15 @@ function isCsvPart(partPath: string): boolean {
   return partPath.endsWith(CSV_PART_FORMAT.extension);
 }
 
-/** The type a column comes back with from a Parquet part (an ENUM, such as a lineage constant, as VARCHAR). */
+/**
+ * A column's type as a Parquet part would give it back, where that maps it to a PostgreSQL type
+ * it otherwise lacks: an ENUM (such as a lineage constant) as VARCHAR, second and millisecond
+ * timestamps as TIMESTAMP (the values and their text are the same). HUGEINT stays exact
+ * (numeric(39,0)); a Parquet part turns it into DOUBLE.
+ */
 function partTypeOf(duckType: string): string {
-  return duckType.startsWith('ENUM(') ? 'VARCHAR' : duckType;
+  if (duckType.startsWith('ENUM(')) return 'VARCHAR';
+  return duckType === 'TIMESTAMP_S' || duckType === 'TIMESTAMP_MS' ? 'TIMESTAMP' : duckType;
 }
 
 async function writeJsonFile(file: string, value: unknown): Promise<void> {
@@ -828,9 +834,14 @@ async function mergeCsvParts(segments: readonly string[], outPath: string, final
   const odd = segments.filter((_, i) => shape(layouts[i]!) !== shape(first));
   if (odd.length > 0) throw new SchemaMismatchError(`segments of ${finalPath} differ in their columns`, odd.map((s) => `${s}: not laid out as ${segments[0]}`));
   const out = fs.createWriteStream(outPath);
-  for (const segment of segments) await pipeline(fs.createReadStream(segment), out, { end: false });
-  out.end();
-  await finished(out);
+  try {
+    for (const segment of segments) await pipeline(fs.createReadStream(segment), out, { end: false });
+    out.end();
+    await finished(out);
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
   await writeJsonFile(`${finalPath}${CSV_LAYOUT_SUFFIX}`, { ...first, rows: layouts.reduce((n, l) => n + l.rows, 0) });
 }
 
