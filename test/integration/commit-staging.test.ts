@@ -110,3 +110,49 @@ describe('commitPredictions with shared staging, on a worker that ran no shard',
     expect(await committedRows(runId)).toBe(0);
   });
 });
+
+describe('commitPredictions without shared staging: parts in the worker’s own run directory', () => {
+  let local: Awaited<ReturnType<typeof tempConfig>>;
+  beforeAll(async () => {
+    local = await tempConfig({ INFERFLOW_POSTGRES_URL: url });
+  });
+  afterAll(async () => {
+    await local.cleanup();
+  });
+
+  /** Parquet parts of shards an older worker predicted on this machine, staged into PostgreSQL. */
+  async function olderPartsHere(runId: string, shards: number[]): Promise<void> {
+    const sink = new PostgresSink({ table }, { url });
+    const parts = path.join(local.config.dataDir, 'runs', runId, 'parts');
+    await fs.mkdir(parts, { recursive: true });
+    for (const i of shards) {
+      const part = path.join(parts, `part-${String(i).padStart(5, '0')}.parquet`);
+      await withDuckDB((conn) =>
+        conn.run(
+          `COPY (SELECT 'tx-local-${i}-' || r AS transaction_id, (r % 2)::BIGINT AS label, (r / 1000.0)::FLOAT AS score, 'fraud' AS model_name, 1 AS model_version, ${lit('a'.repeat(64))} AS model_sha256,
+                  TIMESTAMPTZ '2026-11-26 03:00:00+00' AS as_of, ${lit(runId)} AS run_id FROM range(100) t(r)) TO ${lit(part)} (FORMAT parquet)`,
+        ),
+      );
+      await sink.stage({ runId, shardIndex: i, partPath: part, rows: 100, idColumn: 'transaction_id' });
+    }
+  }
+  const commit = async (runId: string) => {
+    const acts = createActivities(createActivityDeps(local.config, createLogger('warn')));
+    const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink: { type: 'postgres', table }, shardCount: 2, rows: 200 };
+    return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
+  };
+
+  it('takes the Parquet parts an older worker left (during a deploy) for the CSV parts it looks for', async () => {
+    const runId = uniqueName('run');
+    await olderPartsHere(runId, [0, 1]);
+    expect(await commit(runId)).toMatchObject({ rows: 200, created: true });
+  });
+
+  it('a shard with no part of either kind stops the commit, naming the part as the sink names it; nothing is published', async () => {
+    const runId = uniqueName('run');
+    await olderPartsHere(runId, [0]);
+    await expect(commit(runId)).rejects.toThrow(/missing staged parts: part-00001\.csv$/);
+    const n = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM public.${pg.escapeIdentifier(table)} WHERE run_id = $1`, [runId]);
+    expect(Number(n.rows[0]!.n)).toBe(0);
+  });
+});

@@ -10,6 +10,7 @@ import { PostgresSink, closePostgresPools } from '../../lib/sinks';
 import { FileObjectStore } from '../../lib/storage';
 import { writeVariant } from '../helpers/data';
 import { EXAMPLE_MODEL_DIR, registerExample, tempConfig, uniqueName } from '../helpers/env';
+import { withDuckDB } from '../../lib/io/duckdb';
 import type * as ortTypes from 'onnxruntime-node';
 
 /**
@@ -135,5 +136,37 @@ describe('PostgreSQL CSV parts (real server)', () => {
     const err = await sink.stage({ runId: uniqueName('run'), shardIndex: 0, partPath: p, rows: 1_000, idColumn: 'transaction_id' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SchemaMismatchError);
     expect(String(err)).toMatch(/has no readable layout file.*part-00000\.csv\.layout\.json/s);
+  });
+
+  it("types PostgreSQL has no mapping for in DuckDB's form are laid out as a Parquet part gave them back (seconds timestamps as TIMESTAMP, the ENUM lineage as VARCHAR)", async () => {
+    const sink = sinkFor('typed');
+    const p = path.join(dir, 'typed', 'part-00000.csv');
+    await fs.mkdir(path.dirname(p), { recursive: true });
+    const lineage = `'fraud-detector'::ENUM('fraud-detector') AS model_name, 1::INTEGER AS model_version, 'abc' AS model_sha256, TIMESTAMPTZ '2026-11-24 03:00:00+00' AS as_of, 'x' AS run_id`;
+    const select = `SELECT (TIMESTAMP '2026-11-24 03:00:00' + to_seconds(r))::TIMESTAMP_S AS event_time, (r % 2)::BIGINT AS label, 0.5::FLOAT AS score, ${lineage} FROM range(3) t(r)`;
+    await withDuckDB((conn) => sink.partFormat.write(conn, { select, lineage, path: p, finalPath: p, shardIndex: 0, rows: 3 }));
+    const layout = JSON.parse(await fs.readFile(`${p}.layout.json`, 'utf8')) as { columns: { name: string; duckType: string }[] };
+    expect(Object.fromEntries(layout.columns.map((c) => [c.name, c.duckType]))).toEqual({
+      event_time: 'TIMESTAMP',
+      label: 'BIGINT',
+      score: 'FLOAT',
+      model_name: 'VARCHAR',
+      model_version: 'INTEGER',
+      model_sha256: 'VARCHAR',
+      as_of: 'TIMESTAMP WITH TIME ZONE',
+      run_id: 'VARCHAR',
+    });
+    expect((await fs.readFile(p, 'utf8')).trimEnd().split('\n')).toEqual(['2026-11-24 03:00:00,0,0.5,0', '2026-11-24 03:00:01,1,0.5,0', '2026-11-24 03:00:02,0,0.5,0']);
+    const runId = uniqueName('run');
+    await sink.stage({ runId, shardIndex: 0, partPath: p, rows: 3, idColumn: 'event_time' });
+    await sink.commit({ runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, parts: [p], rows: 3 });
+    const types = await admin.query<{ column_name: string; data_type: string }>(
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'typed' AND column_name IN ('event_time', 'model_name') ORDER BY 1`,
+      [schema],
+    );
+    expect(types.rows).toEqual([
+      { column_name: 'event_time', data_type: 'timestamp without time zone' },
+      { column_name: 'model_name', data_type: 'text' },
+    ]);
   });
 });
