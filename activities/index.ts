@@ -14,6 +14,7 @@ import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink
 import { localPathOf } from '../lib/storage';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../lib/util/concurrency';
+import { writeJsonAtomically } from '../lib/util/files';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
@@ -95,15 +96,14 @@ function runDir(deps: ActivityDeps, runId: string): string {
   return path.join(deps.config.dataDir, 'runs', runId);
 }
 
+const PARQUET_PART = '.parquet';
+
 /** A shard's part, relative to the run directory (locally and in shared staging): Parquet, or the sink's own format (PostgreSQL: CSV). */
-function partNameOf(index: number, sink: Pick<Sink, 'partFormat'>): string {
-  return `parts/part-${String(index).padStart(5, '0')}${sink.partFormat?.extension ?? '.parquet'}`;
+function partNameOf(index: number, sink: Sink, extension = sink.partFormat?.extension ?? PARQUET_PART): string {
+  return `parts/part-${String(index).padStart(5, '0')}${extension}`;
 }
 
-/** Parts as a sink without a format of its own has them. */
-const PARQUET_PARTS: Pick<Sink, 'partFormat'> = {};
-
-function partPathOf(deps: ActivityDeps, runId: string, index: number, sink: Pick<Sink, 'partFormat'>): string {
+function partPathOf(deps: ActivityDeps, runId: string, index: number, sink: Sink): string {
   return path.join(runDir(deps, runId), partNameOf(index, sink));
 }
 
@@ -204,8 +204,7 @@ export function createActivities(deps: ActivityDeps) {
       });
       const sinkFile = path.join(runDir(deps, input.runId), 'sink.json');
       await fs.mkdir(path.dirname(sinkFile), { recursive: true }); // no snapshot dir when the input is read in place
-      await fs.writeFile(`${sinkFile}.tmp`, JSON.stringify(sink));
-      await fs.rename(`${sinkFile}.tmp`, sinkFile);
+      await writeJsonAtomically(sinkFile, sink);
       if (deps.staging) {
         // Workers on other machines read the snapshot from shared staging.
         await deps.staging.publish(input.runId, SNAPSHOT_NAME, plan.snapshotPath);
@@ -281,28 +280,20 @@ export function createActivities(deps: ActivityDeps) {
       using _alive = keepAlive();
       const sink = sinkOf(parseSinkSpec(input.sink));
       const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i, sink));
-      // A sink with its own part format stages each shard as it is predicted and checks its own
-      // staging at commit; a shard predicted by an older worker (during a deploy) left a Parquet part.
-      const olderName = (i: number) => (sink.partFormat ? partNameOf(i, PARQUET_PARTS) : undefined);
-      const missing: string[] = [];
       const staging = deps.staging;
-      if (staging) {
-        // Shared staging is the source of truth: every part comes from there, wherever its shard ran.
-        const published = new Set(await staging.list(input.runId, 'parts/'));
-        for (let i = 0; i < input.shardCount; i++) {
-          const older = olderName(i);
-          if (!published.has(partNameOf(i, sink)) && !(older && published.has(older))) missing.push(path.basename(partNameOf(i, sink)));
-        }
-        // Sinks that stage each shard as it is predicted (PostgreSQL, Redis) commit from their own
-        // staging and never read a part: only the sinks that publish the parts themselves fetch them.
-        if (missing.length === 0 && !sink.stage) await eachLimited(parts, OBJECT_STORE_CONCURRENCY, (local, i) => staging.fetch(input.runId, partNameOf(i, sink), local));
-      } else {
-        const exists = async (file: string) => (await fs.stat(file).catch(() => undefined)) !== undefined;
-        for (const [i, p] of parts.entries()) {
-          const older = olderName(i);
-          if (!(await exists(p)) && !(older && (await exists(path.join(runDir(deps, input.runId), older))))) missing.push(path.basename(p));
-        }
+      // Shared staging is the source of truth when there is one: every part comes from there, wherever its shard ran.
+      const published = staging ? new Set(await staging.list(input.runId, 'parts/')) : undefined;
+      const present = async (name: string) => published?.has(name) ?? (await fs.stat(path.join(runDir(deps, input.runId), name)).catch(() => undefined)) !== undefined;
+      const missing: string[] = [];
+      for (let i = 0; i < input.shardCount; i++) {
+        // A sink with its own part format stages each shard as it is predicted and checks its own
+        // staging at commit; a shard predicted by an older worker (during a deploy) left a Parquet part.
+        const found = (await present(partNameOf(i, sink))) || (sink.partFormat !== undefined && (await present(partNameOf(i, sink, PARQUET_PART))));
+        if (!found) missing.push(path.basename(parts[i]!));
       }
+      // Sinks that stage each shard as it is predicted (PostgreSQL, Redis) commit from their own
+      // staging and never read a part: only the sinks that publish the parts themselves fetch them.
+      if (staging && missing.length === 0 && !sink.stage) await eachLimited(parts, OBJECT_STORE_CONCURRENCY, (local, i) => staging.fetch(input.runId, partNameOf(i, sink), local));
       if (missing.length > 0) {
         // Never publish partial output: every shard must have its part.
         throw new SchemaMismatchError(`run ${input.runId} is incomplete`, [`missing staged parts: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}`]);

@@ -107,11 +107,16 @@ export async function assertReadable(filePath: string): Promise<void> {
   }
 }
 
+/** Column names and types of a query's result (DESCRIBE: bound, not run). */
+export async function describeQuery(conn: DuckDBConnection, select: string): Promise<ColumnInfo[]> {
+  const reader = await conn.runAndReadAll(`DESCRIBE ${select}`);
+  return reader.getRowObjectsJS().map((r) => ({ name: toText(r.column_name), type: toText(r.column_type) }));
+}
+
 /** Column names and types of a Parquet/CSV file. */
 export async function describeColumns(conn: DuckDBConnection, filePath: string): Promise<ColumnInfo[]> {
   try {
-    const reader = await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${scanOf(filePath)}`);
-    return reader.getRowObjectsJS().map((r) => ({ name: toText(r.column_name), type: toText(r.column_type) }));
+    return await describeQuery(conn, `SELECT * FROM ${scanOf(filePath)}`);
   } catch (err) {
     throw new InvalidInputError(`cannot read feature file ${filePath}: ${errorMessage(err)}`, [`features: ${errorMessage(err)}`], { object: filePath });
   }

@@ -7,7 +7,8 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
 import { RowCountMismatchError as StagedRowCountError } from '../errors';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { ident as duckIdent, lit, toText, withDuckDB } from '../io/duckdb';
+import { describeQuery, ident as duckIdent, lit, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
+import { writeJsonAtomically } from '../util/files';
 import { TABLE_NAME_PATTERN, type SinkSpec } from './spec';
 import { LINEAGE_COLUMNS, type CommitRequest, type CommitResult, type PartFormat, type PartWriteRequest, type Sink, type StageRequest } from './types';
 
@@ -655,6 +656,16 @@ interface PartColumn {
   pgType: string | undefined;
 }
 
+/** Described columns with the PostgreSQL type each maps to. */
+function partColumnsOf(columns: readonly ColumnInfo[]): PartColumn[] {
+  return columns.map((c) => ({ name: c.name, duckType: c.type, pgType: postgresTypeOf(c.type) }));
+}
+
+/** The columns that may hold one value for the whole run (the lineage), kept once instead of per row. */
+function constantCandidates(columns: readonly PartColumn[]): PartColumn[] {
+  return columns.filter((c) => RUN_CONSTANT_COLUMNS.has(c.name) && c.pgType !== undefined);
+}
+
 interface PartInfo {
   rows: number;
   columns: PartColumn[];
@@ -687,12 +698,8 @@ const asText = (expr: string) => `CAST(${expr} AS VARCHAR)`;
 async function readPart(conn: DuckDBConnection, partPath: string): Promise<PartInfo> {
   // Timestamps with time zone are written with an explicit +00 offset; floats in shortest round-trip form.
   await conn.run(`SET TimeZone = 'UTC'`);
-  const described = await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${lit(partPath)})`);
-  const columns: PartColumn[] = described.getRowObjectsJS().map((r) => {
-    const duckType = toText(r.column_type);
-    return { name: toText(r.column_name), duckType, pgType: postgresTypeOf(duckType) };
-  });
-  const candidates = columns.filter((c) => RUN_CONSTANT_COLUMNS.has(c.name) && c.pgType !== undefined);
+  const columns = partColumnsOf(await describeQuery(conn, `SELECT * FROM read_parquet(${lit(partPath)})`));
+  const candidates = constantCandidates(columns);
   const stats = await conn.runAndReadAll(
     `SELECT ${['count(*)', ...candidates.map((c) => `count(DISTINCT ${duckIdent(c.name)}) = 1 AND count(${duckIdent(c.name)}) = count(*), ${asText(`min(${duckIdent(c.name)})`)}`)].join(', ')} FROM read_parquet(${lit(partPath)})`,
   );
@@ -763,12 +770,6 @@ function partTypeOf(duckType: string): string {
   return duckType === 'TIMESTAMP_S' || duckType === 'TIMESTAMP_MS' ? 'TIMESTAMP' : duckType;
 }
 
-async function writeJsonFile(file: string, value: unknown): Promise<void> {
-  const tmp = `${file}.tmp-${randomUUID()}`;
-  await fsp.writeFile(tmp, JSON.stringify(value));
-  await fsp.rename(tmp, file);
-}
-
 /**
  * Write one shard's part as the CSV the stager COPYs (the per-row columns, then the shard index)
  * plus its layout file; the lineage goes into the layout once. Values are rendered as `partToCsv`
@@ -778,15 +779,14 @@ async function writeJsonFile(file: string, value: unknown): Promise<void> {
  */
 async function writeCsvPart(conn: DuckDBConnection, req: PartWriteRequest): Promise<void> {
   await conn.run(`SET TimeZone = 'UTC'`); // this connection's session only
-  const described = await conn.runAndReadAll(`DESCRIBE ${req.select}`);
-  const columns = described.getRowObjectsJS().map((r) => ({ name: toText(r.column_name), duckType: partTypeOf(toText(r.column_type)) }));
-  const constantNames = columns.filter((c) => RUN_CONSTANT_COLUMNS.has(c.name) && postgresTypeOf(c.duckType) !== undefined).map((c) => c.name);
+  const columns = partColumnsOf((await describeQuery(conn, req.select)).map((c) => ({ name: c.name, type: partTypeOf(c.type) })));
+  const constantNames = constantCandidates(columns).map((c) => c.name);
   const values = constantNames.length > 0 ? ((await conn.runAndReadAll(`SELECT ${constantNames.map((n) => asText(duckIdent(n))).join(', ')} FROM (SELECT ${req.lineage})`)).getRowsJS()[0] ?? []) : [];
   const constants = constantNames.map((name, k) => ({ name, value: toText(values[k]) }));
   const stored = columns.map((c) => c.name).filter((n) => !constantNames.includes(n));
   await conn.run(`COPY (SELECT ${[...stored.map((n) => duckIdent(n)), `${req.shardIndex}::INTEGER`].join(', ')} FROM (${req.select})) TO ${lit(req.path)} (FORMAT csv, HEADER false)`);
-  const layout: CsvPartLayout = { format: CSV_LAYOUT_FORMAT, rows: req.rows, columns, constants, stored };
-  await writeJsonFile(`${req.finalPath}${CSV_LAYOUT_SUFFIX}`, layout);
+  const layout: CsvPartLayout = { format: CSV_LAYOUT_FORMAT, rows: req.rows, columns: columns.map((c) => ({ name: c.name, duckType: c.duckType })), constants, stored };
+  await writeJsonAtomically(`${req.finalPath}${CSV_LAYOUT_SUFFIX}`, layout);
 }
 
 async function readCsvLayout(partPath: string): Promise<CsvPartLayout> {
@@ -806,7 +806,7 @@ async function readCsvLayout(partPath: string): Promise<CsvPartLayout> {
 /** A CSV part described from its layout file (the rows are not read). */
 async function readCsvPart(partPath: string): Promise<CsvPartInfo> {
   const layout = await readCsvLayout(partPath);
-  const columns: PartColumn[] = layout.columns.map((c) => ({ name: c.name, duckType: c.duckType, pgType: postgresTypeOf(c.duckType) }));
+  const columns = partColumnsOf(layout.columns.map((c) => ({ name: c.name, type: c.duckType })));
   const typeOf = new Map(columns.map((c) => [c.name, c.pgType]));
   const constants = layout.constants.flatMap((c) => {
     const pgType = typeOf.get(c.name);
@@ -842,7 +842,7 @@ async function mergeCsvParts(segments: readonly string[], outPath: string, final
     out.destroy();
     throw err;
   }
-  await writeJsonFile(`${finalPath}${CSV_LAYOUT_SUFFIX}`, { ...first, rows: layouts.reduce((n, l) => n + l.rows, 0) });
+  await writeJsonAtomically(`${finalPath}${CSV_LAYOUT_SUFFIX}`, { ...first, rows: layouts.reduce((n, l) => n + l.rows, 0) });
 }
 
 const CSV_PART_FORMAT: PartFormat = { extension: '.csv', write: writeCsvPart, merge: mergeCsvParts };
