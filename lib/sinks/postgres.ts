@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { finished, pipeline } from 'node:stream/promises';
@@ -7,7 +7,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
 import { RowCountMismatchError as StagedRowCountError } from '../errors';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { describeQuery, ident as duckIdent, lit, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
+import { describeQuery, ident as duckIdent, lit, toText, type ColumnInfo } from '../io/duckdb';
 import { writeJsonAtomically } from '../util/files';
 import { TABLE_NAME_PATTERN, type SinkSpec } from './spec';
 import { LINEAGE_COLUMNS, type CommitRequest, type CommitResult, type PartFormat, type PartWriteRequest, type Sink, type StageRequest } from './types';
@@ -36,7 +36,7 @@ const SHARD_COLUMN = '__shard';
  * value in one of them, the staging table does not store it in every row: the value is kept once
  * in the staging table's comment and added back by the commit (psql, COPY of 1M rows into an
  * unlogged table: 0.97–1.03 s with every column, 0.60–0.61 s with id, label, score, as_of and the
- * shard; docs/benchmarks.md). Staging tables of older versions keep every column.
+ * shard).
  */
 const RUN_CONSTANT_COLUMNS: ReadonlySet<string> = new Set(LINEAGE_COLUMNS);
 
@@ -238,42 +238,16 @@ export class PostgresSink implements Sink {
 
   /**
    * Shards write their part as the CSV that COPY loads, straight from the predictions
-   * (writeCsvPart), instead of a Parquet part this stager would read back and render as CSV.
+   * (writeCsvPart): the stager COPYs them as they are.
    */
   readonly partFormat: PartFormat = CSV_PART_FORMAT;
 
-  /** Copy one shard's part into the run's staging table. A retry replaces the shard's rows (never duplicates them). */
-  async stage(req: StageRequest): Promise<void> {
-    if (isCsvPart(req.partPath)) {
-      // The part is the CSV itself: its layout file says what it holds.
-      const part = await readCsvPart(req.partPath);
-      await this.stageWith(req, part, (columns) => {
-        checkCsvPartColumns(part, columns, req.shardIndex);
-        return Promise.resolve({ csv: req.partPath, columns: part.stored });
-      });
-      return;
-    }
-    // A Parquet part (written by an older version): described, then rendered as CSV.
-    const csv = `${req.partPath}.pg-${randomUUID()}.csv`;
-    try {
-      // One DuckDB session for the part: its description, then its CSV once the layout is known.
-      await withDuckDB(async (duck) => {
-        const part = await readPart(duck, req.partPath);
-        await this.stageWith(req, part, async (columns) => {
-          await partToCsv(duck, req.partPath, csv, req.shardIndex, columns);
-          return { csv, columns };
-        });
-      });
-    } finally {
-      await fsp.rm(csv, { force: true });
-    }
-  }
-
   /**
-   * Stage a described part. `rowsFor` gets the staging table's stored columns and returns a
-   * headerless CSV of the part's rows and the columns it holds, in order (the shard index last).
+   * Copy one shard's CSV part (written by `partFormat`; its layout file says what it holds) into
+   * the run's staging table. A retry replaces the shard's rows (never duplicates them).
    */
-  private async stageWith(req: StageRequest, part: PartInfo, rowsFor: (columns: string[]) => Promise<{ csv: string; columns: readonly string[] }>): Promise<void> {
+  async stage(req: StageRequest): Promise<void> {
+    const part = await readCsvPart(req.partPath);
     const staging = stagingTableName(req.runId);
     const ledger = stagingLedgerName(req.runId);
     const problems = part.columns.flatMap((c) => [
@@ -288,7 +262,7 @@ export class PostgresSink implements Sink {
       const layout = await this.stagingLayout(client, staging);
       if (!layout) return; // the run was published or discarded meanwhile (see ensureStagingTable)
       checkPartFits(part, layout, req.shardIndex);
-      const rows = await rowsFor(layout.columns.map((c) => c.name));
+      checkCsvPartColumns(part, layout.columns.map((c) => c.name), req.shardIndex);
       await transaction(client, async () => {
         // Shared run lock: commit and discard (exclusive) wait for staging in flight and vice versa.
         await client.query('SELECT pg_advisory_xact_lock_shared($1::bigint)', [keys.run]);
@@ -297,30 +271,21 @@ export class PostgresSink implements Sink {
         await client.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [keys.shardSpace, req.shardIndex]);
         // The staging table has no index (maintaining one cost ~0.3 s per 1M rows staged): the
         // ledger says whether an earlier attempt committed rows of this shard, and only then are
-        // they looked for and deleted. Tables staged by an older version (shard index, no ledger
-        // rows for their shards) always delete, as that version did.
-        const before = await client.query<{ again: boolean; counted: boolean }>(
-          `SELECT EXISTS (SELECT 1 FROM ${this.qualified(ledger)} WHERE shard = $1) OR to_regclass($2) IS NOT NULL AS again,
-                  ${ledgerHasCounts('$3')} AS counted`,
-          [req.shardIndex, this.qualified(`${staging}_shard`), this.qualified(ledger)],
-        );
+        // they looked for and deleted.
+        const before = await client.query<{ again: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${this.qualified(ledger)} WHERE shard = $1) AS again`, [req.shardIndex]);
         if (before.rows[0]?.again) await client.query(`DELETE FROM ${this.qualified(staging)} WHERE ${pg.escapeIdentifier(SHARD_COLUMN)} = $1`, [req.shardIndex]);
         const copy = client.query(
-          copyFrom(`COPY ${this.qualified(staging)} (${[...rows.columns, SHARD_COLUMN].map((n) => pg.escapeIdentifier(n)).join(', ')}) FROM STDIN (FORMAT csv)`),
+          copyFrom(`COPY ${this.qualified(staging)} (${[...part.stored, SHARD_COLUMN].map((n) => pg.escapeIdentifier(n)).join(', ')}) FROM STDIN (FORMAT csv)`),
         );
-        const file = fs.createReadStream(rows.csv);
+        const file = fs.createReadStream(req.partPath);
         if (req.onProgress) file.on('data', req.onProgress);
         await pipeline(file, copy);
         if (copy.rowCount !== req.rows) {
           throw new StagedRowCountError(`shard ${req.shardIndex} of run ${req.runId}: copied ${copy.rowCount} rows, the part has ${req.rows}`, { shard: req.shardIndex });
         }
         // The shard's row count goes into the ledger with its rows (one transaction), so the commit
-        // need not count rows per shard; a ledger of an older version has no count column.
-        if (before.rows[0]?.counted) {
-          await client.query(`INSERT INTO ${this.qualified(ledger)} (shard, rows) VALUES ($1, $2) ON CONFLICT (shard) DO UPDATE SET rows = EXCLUDED.rows`, [req.shardIndex, req.rows]);
-        } else {
-          await client.query(`INSERT INTO ${this.qualified(ledger)} (shard) VALUES ($1) ON CONFLICT DO NOTHING`, [req.shardIndex]);
-        }
+        // need not count rows per shard.
+        await client.query(`INSERT INTO ${this.qualified(ledger)} (shard, rows) VALUES ($1, $2) ON CONFLICT (shard) DO UPDATE SET rows = EXCLUDED.rows`, [req.shardIndex, req.rows]);
       });
     });
   }
@@ -347,7 +312,7 @@ export class PostgresSink implements Sink {
         if (!layout) {
           throw new StagedRowCountError(`run ${req.runId} has nothing staged in ${this.schema}.${staging} (expected ${req.rows} rows in ${req.parts.length} shards); nothing was published`, { runId: req.runId, staged: 0, expected: req.rows });
         }
-        const counts = await this.stagedRowsPerShard(client, req.runId, req.parts.length);
+        const counts = await this.stagedRowsPerShard(client, req.runId);
         const staged = counts.reduce((sum, r) => sum + r.n, 0);
         const shardSet = new Set(counts.map((r) => r.shard));
         const missing = req.parts.map((_, i) => i).filter((i) => !shardSet.has(i));
@@ -501,7 +466,7 @@ export class PostgresSink implements Sink {
     const seen = await existing();
     if (seen?.staging && seen.ledger) return;
     // Created under a lock: the first stager decides the layout (which run-constant columns live
-    // in the comment); an older version's table only gets its ledger. A stager that loses the race
+    // in the comment). A stager that loses the race
     // (duplicate table: catalog lookups after an advisory lock can be stale) uses the winner's tables.
     // The run's shared lock orders this against commit and discard: a run they closed gets no tables.
     await ignoreDuplicateTable(transaction(client, async () => {
@@ -529,42 +494,30 @@ export class PostgresSink implements Sink {
         // emptied by crash recovery): a ledger emptied under surviving rows would let a retried shard
         // stage its rows twice.
         const logged = (await client.query<{ logged: boolean }>(`SELECT relpersistence = 'p' AS logged FROM pg_class WHERE oid = to_regclass($1)`, [staging])).rows[0]?.logged === true;
-        await client.query(`CREATE ${logged ? '' : 'UNLOGGED '}TABLE ${ledger} (shard integer PRIMARY KEY, rows bigint)`);
+        await client.query(`CREATE ${logged ? '' : 'UNLOGGED '}TABLE ${ledger} (shard integer PRIMARY KEY, rows bigint NOT NULL)`);
       }
     }));
   }
 
   /**
-   * Rows staged per shard. From the ledger, where each stager wrote its shard's row count in the
-   * transaction that copied the rows, when it holds a count for every one of the run's shards;
-   * the table is then only counted as a whole and must agree (`count(*)`: 35–40 ms per 1M rows
-   * against 84–114 ms for counting per shard, docs/benchmarks.md). Otherwise (a ledger or shards
-   * of an older version, which kept no counts) the table is counted per shard.
+   * Rows staged per shard, from the ledger, where each stager wrote its shard's row count in the
+   * transaction that copied the rows. The table is counted as a whole and must agree with the
+   * ledger (`count(*)`: 35–40 ms per 1M rows against 84–114 ms for counting per shard).
    */
-  private async stagedRowsPerShard(client: pg.PoolClient, runId: string, shardCount: number): Promise<{ shard: number; n: number }[]> {
+  private async stagedRowsPerShard(client: pg.PoolClient, runId: string): Promise<{ shard: number; n: number }[]> {
     const staging = this.qualified(stagingTableName(runId));
     const ledger = this.qualified(stagingLedgerName(runId));
-    // Asked first: in the commit's transaction a failing query (no such column) would abort it.
-    const hasCounts = (await client.query<{ counted: boolean }>(`SELECT ${ledgerHasCounts('$1')} AS counted`, [ledger])).rows[0]?.counted;
-    const ledgerRows = hasCounts ? (await client.query<{ shard: number; rows: string | null }>(`SELECT shard, rows FROM ${ledger}`)).rows : [];
-    // Counts for every ledger row (an older version's stager writes none) and for every shard of the run.
-    const counted = hasCounts && ledgerRows.every((r) => r.rows !== null) ? ledgerRows.map((r) => ({ shard: r.shard, n: Number(r.rows) })) : undefined;
-    const covered = new Set(counted?.map((r) => r.shard));
-    if (counted && Array.from({ length: shardCount }, (_, i) => i).every((i) => covered.has(i))) {
-      const total = Number((await client.query<{ n: string }>(`SELECT count(*)::bigint AS n FROM ${staging}`)).rows[0]!.n);
-      const listed = counted.reduce((sum, r) => sum + r.n, 0);
-      if (total !== listed) {
-        throw new StagedRowCountError(`run ${runId}: the staging table ${this.schema}.${stagingTableName(runId)} holds ${total} rows, its ledger lists ${listed}; nothing was published`, {
-          runId,
-          staged: total,
-          expected: listed,
-        });
-      }
-      return counted;
+    const counted = (await client.query<{ shard: number; rows: string }>(`SELECT shard, rows FROM ${ledger}`)).rows.map((r) => ({ shard: r.shard, n: Number(r.rows) }));
+    const total = Number((await client.query<{ n: string }>(`SELECT count(*)::bigint AS n FROM ${staging}`)).rows[0]!.n);
+    const listed = counted.reduce((sum, r) => sum + r.n, 0);
+    if (total !== listed) {
+      throw new StagedRowCountError(`run ${runId}: the staging table ${this.schema}.${stagingTableName(runId)} holds ${total} rows, its ledger lists ${listed}; nothing was published`, {
+        runId,
+        staged: total,
+        expected: listed,
+      });
     }
-    // Rows per shard, counted (a hash aggregate: half the time of array_agg(DISTINCT …) on 1M rows).
-    const rows = await client.query<{ shard: number; n: string }>(`SELECT ${pg.escapeIdentifier(SHARD_COLUMN)} AS shard, count(*)::bigint AS n FROM ${staging} GROUP BY 1`);
-    return rows.rows.map((r) => ({ shard: r.shard, n: Number(r.n) }));
+    return counted;
   }
 
   /** The staging table's columns (without the shard column, in order) and its comment; undefined when it does not exist. */
@@ -691,23 +644,6 @@ interface StagingLayout {
 /** Text of a value as PostgreSQL parses it back exactly (timestamps with an explicit +00 offset). */
 const asText = (expr: string) => `CAST(${expr} AS VARCHAR)`;
 
-/**
- * Describe a Parquet part and find its run-constant columns (one value, no NULL). Sets the
- * session's time zone to UTC, which `partToCsv` relies on.
- */
-async function readPart(conn: DuckDBConnection, partPath: string): Promise<PartInfo> {
-  // Timestamps with time zone are written with an explicit +00 offset; floats in shortest round-trip form.
-  await conn.run(`SET TimeZone = 'UTC'`);
-  const columns = partColumnsOf(await describeQuery(conn, `SELECT * FROM read_parquet(${lit(partPath)})`));
-  const candidates = constantCandidates(columns);
-  const stats = await conn.runAndReadAll(
-    `SELECT ${['count(*)', ...candidates.map((c) => `count(DISTINCT ${duckIdent(c.name)}) = 1 AND count(${duckIdent(c.name)}) = count(*), ${asText(`min(${duckIdent(c.name)})`)}`)].join(', ')} FROM read_parquet(${lit(partPath)})`,
-  );
-  const [rows, ...row] = stats.getRowsJS()[0] ?? [0];
-  const constants = candidates.flatMap((c, k) => (row[2 * k] === true && row[2 * k + 1] !== null ? [{ name: c.name, pgType: c.pgType!, value: toText(row[2 * k + 1]) }] : []));
-  return { rows: Number(rows), columns, constants };
-}
-
 /** A part staged into an existing staging table: every stored column present, every other one a run constant with the staged value. */
 function checkPartFits(part: PartInfo, layout: StagingLayout, shardIndex: number): void {
   const stored = new Set(layout.columns.map((c) => c.name));
@@ -725,16 +661,6 @@ function checkPartFits(part: PartInfo, layout: StagingLayout, shardIndex: number
       }),
   ];
   if (problems.length > 0) throw new SchemaMismatchError(`shard ${shardIndex}'s predictions do not fit the run's other shards`, problems);
-}
-
-/**
- * Write a part's `columns` (in that order) and the shard index as headerless CSV that PostgreSQL's
- * `COPY … (FORMAT csv)` reads back exactly (on the session `readPart` set to UTC).
- */
-async function partToCsv(conn: DuckDBConnection, partPath: string, csvPath: string, shardIndex: number, columns: readonly string[]): Promise<void> {
-  // NULL → unquoted empty field, '' → "" (quoted): COPY's csv format tells them apart the same way.
-  // The last field is the shard index (the staging table's __shard column).
-  await conn.run(`COPY (SELECT ${columns.map((c) => duckIdent(c)).join(', ')}, ${shardIndex}::INTEGER FROM read_parquet(${lit(partPath)})) TO ${lit(csvPath)} (FORMAT csv, HEADER false)`);
 }
 
 /** A CSV part's layout file, next to the part: `<part>.layout.json`. */
@@ -755,10 +681,6 @@ interface CsvPartLayout {
 
 type CsvPartInfo = PartInfo & { stored: string[] };
 
-function isCsvPart(partPath: string): boolean {
-  return partPath.endsWith(CSV_PART_FORMAT.extension);
-}
-
 /**
  * A column's type as a Parquet part would give it back, where that maps it to a PostgreSQL type
  * it otherwise lacks: an ENUM (such as a lineage constant) as VARCHAR, second and millisecond
@@ -772,10 +694,11 @@ function partTypeOf(duckType: string): string {
 
 /**
  * Write one shard's part as the CSV the stager COPYs (the per-row columns, then the shard index)
- * plus its layout file; the lineage goes into the layout once. Values are rendered as `partToCsv`
- * renders a Parquet part's (UTC, floats in shortest round-trip form), so both kinds of parts
- * stage the same rows. Measured per 1M rows (DuckDB, 2 threads): a Parquet part 172–207 ms plus
- * its CSV 116–148 ms, against 179–210 ms for this CSV (docs/benchmarks.md, r11).
+ * plus its layout file; the lineage goes into the layout once. UTC timestamps with an explicit
+ * +00 offset, floats in shortest round-trip form; NULL is an unquoted empty field and '' a quoted
+ * one, which COPY's csv format tells apart the same way. Writing the CSV straight from the
+ * predictions costs about what a Parquet part did (179–210 ms per 1M rows, DuckDB, 2 threads),
+ * and the stager then reads no part back (docs/decisions/0001-csv-parts-for-copy.md).
  */
 async function writeCsvPart(conn: DuckDBConnection, req: PartWriteRequest): Promise<void> {
   await conn.run(`SET TimeZone = 'UTC'`); // this connection's session only
@@ -870,11 +793,6 @@ function parseStagingComment(comment: string | null): StagingLayout['meta'] {
   const bad = constants.filter((c) => typeof c.name !== 'string' || typeof c.value !== 'string' || typeof c.pgType !== 'string' || !PG_TYPE.test(c.pgType));
   if (bad.length > 0) throw new SchemaMismatchError('the staging table\'s comment is not one Inferflow wrote', [`constants: ${JSON.stringify(bad).slice(0, 200)}`]);
   return { idColumn: typeof parsed.idColumn === 'string' ? parsed.idColumn : null, constants: constants as RunConstant[] };
-}
-
-/** SQL: whether the ledger named by the text parameter `param` has its per-shard row count column (an older version's ledger has none). */
-function ledgerHasCounts(param: string): string {
-  return `EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(${param}) AND attname = 'rows' AND NOT attisdropped)`;
 }
 
 async function tableExists(client: pg.PoolClient, qualified: string): Promise<boolean> {

@@ -46,8 +46,7 @@ export async function closeRedisClients(): Promise<void> {
  * Shards write their version's keys; commit checks the row count, flips the pointer in one
  * MULTI/EXEC and lets the previous version expire after `retentionSeconds`. A discarded run's
  * hash keeps `discarded` for DISCARDED_KEPT_SECONDS, so a shard attempt that outlives its run
- * removes what it wrote. Runs staged by the previous version (`:shards` hash and `:committed`
- * key among the entity keys) still commit.
+ * removes what it wrote.
  */
 export class RedisSink implements Sink {
   readonly type = 'redis';
@@ -124,12 +123,9 @@ export class RedisSink implements Sink {
     try {
       const run = this.key('run', req.runId);
       const state = await redis.hgetall(run);
-      if (state.committed !== undefined || (await this.committedByPreviousVersion(redis, req.runId))) return { location, rows: req.rows, created: false };
+      if (state.committed !== undefined) return { location, rows: req.rows, created: false };
       if (state.discarded !== undefined) throw new RowCountMismatchError(`run ${req.runId} was discarded at ${state.discarded}; nothing was published`, { runId: req.runId });
-      // Rows per shard: this version's fields, over any the previous version recorded.
-      const perShard = new Map<string, number>(Object.entries(await this.previousVersionShards(redis, req.runId)).map(([k, v]) => [k, Number(v)]));
-      for (const [field, v] of Object.entries(state)) if (field.startsWith(SHARD_FIELD)) perShard.set(field.slice(SHARD_FIELD.length), Number(v));
-      const staged = [...perShard.values()].reduce((s, v) => s + v, 0);
+      const staged = Object.entries(state).reduce((sum, [field, v]) => sum + (field.startsWith(SHARD_FIELD) ? Number(v) : 0), 0);
       if (staged !== req.rows) throw new RowCountMismatchError(`run ${req.runId} staged ${staged} rows in Redis, expected ${req.rows}`, { runId: req.runId });
       await redis.watch(pointer);
       const previous = await redis.get(pointer);
@@ -145,19 +141,6 @@ export class RedisSink implements Sink {
     } catch (err) {
       throw this.translate(err, 'commit');
     }
-  }
-
-  /** The previous version's commit marker: a string key among the entity keys holding a timestamp (an entity's value is a JSON object). */
-  private async committedByPreviousVersion(redis: Redis, runId: string): Promise<boolean> {
-    const key = this.key('run', runId, 'committed');
-    if ((await redis.type(key)) !== 'string') return false;
-    return !(await redis.get(key))?.startsWith('{');
-  }
-
-  /** The previous version's `:shards` hash (shard → rows), when the run was staged by it. */
-  private async previousVersionShards(redis: Redis, runId: string): Promise<Record<string, string>> {
-    const key = this.key('run', runId, 'shards');
-    return (await redis.type(key)) === 'hash' ? redis.hgetall(key) : {};
   }
 
   /** Outdated versions stay readable for `retentionSeconds`, then Redis drops them. */
@@ -179,7 +162,7 @@ export class RedisSink implements Sink {
     const redis = await this.redis();
     try {
       const run = this.key('run', runId);
-      if ((await redis.hexists(run, 'committed')) === 1 || (await this.committedByPreviousVersion(redis, runId))) return; // published: keep
+      if ((await redis.hexists(run, 'committed')) === 1) return; // published: keep
       // The marker first: an attempt still writing sees it when it finishes and removes its own keys.
       await redis.multi().hset(run, 'discarded', new Date().toISOString()).expire(run, DISCARDED_KEPT_SECONDS).exec();
       let cursor = '0';

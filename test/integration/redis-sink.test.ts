@@ -137,23 +137,6 @@ describe('Redis sink (real Redis)', () => {
     await deleteByPrefix(redis, keyPrefix);
   });
 
-  it('a run staged or committed by the previous version (":shards" hash, ":committed" key) still commits once', async () => {
-    const keyPrefix = `t${randomUUID().slice(0, 8)}`;
-    const sink = new RedisSink({ url: URL, keyPrefix, retentionSeconds: 600 });
-    const req = (runId: string) => ({ runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, parts: parts.map((p) => p.partPath), rows: 3_000 });
-    // Shard 0 staged before the upgrade: its count in the old hash; shards 1 and 2 after it.
-    for (const p of parts) await sink.stage({ runId: 'u1', idColumn: 'transaction_id', ...p });
-    await redis.hdel(`${keyPrefix}:run:u1`, 'shard:0');
-    await redis.hset(`${keyPrefix}:run:u1:shards`, '0', String(parts[0]!.rows));
-    expect((await sink.commit(req('u1'))).created).toBe(true);
-    expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('u1');
-    // A run the previous version committed is not published again.
-    await redis.set(`${keyPrefix}:run:u0:committed`, '2026-11-25T03:00:00.000Z');
-    expect((await sink.commit(req('u0'))).created).toBe(false);
-    expect(await redis.get(`${keyPrefix}:fraud:current`)).toBe('u1');
-    await deleteByPrefix(redis, keyPrefix);
-  });
-
   it('needs an id column, and reports an unreachable server as transient', async () => {
     const sink = new RedisSink({ url: URL, keyPrefix: 'x', retentionSeconds: 1 });
     await expect(sink.stage({ runId: 'r', idColumn: null, ...parts[0]! })).rejects.toBeInstanceOf(InvalidInputError);
