@@ -14,7 +14,6 @@ import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink
 import { localPathOf } from '../lib/storage';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../lib/util/concurrency';
-import { writeJsonAtomically } from '../lib/util/files';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
@@ -24,10 +23,8 @@ import { createModelContexts } from './models';
 
 export interface PlanBatchInput {
   runId: string;
-  /** The model, resolved by an earlier resolveModel step, or… */
-  model?: ResolvedModel;
-  /** …a reference (`name`, `name:3`, `name@alias`) that planBatch resolves itself and returns as `model` (one step less per run). */
-  modelRef?: string;
+  /** A model reference (`name`, `name:3`, `name@alias`): planBatch resolves it and returns the exact version as `model`. */
+  modelRef: string;
   /** ISO 8601 as-of time: with featureViews and no spine, every entity is scored as of it. */
   asOf?: string;
   /** A prepared feature file, or… */
@@ -43,17 +40,15 @@ export interface PlanBatchInput {
 }
 
 export interface PlanBatchResult {
-  /** The exact model version planned for: set when the input gave `modelRef`. */
-  model?: ResolvedModel;
+  /** The exact model version planned for. */
+  model: ResolvedModel;
   rowsIn: number;
   snapshotPath: string;
   /** Set when shards read the Parquet input in place instead of a staged snapshot. */
   inPlace?: InputFingerprint;
   idColumn: string | null;
   /** Shard i covers rows [i × shardSize, min(rowsIn, (i + 1) × shardSize)); no list travels through history. */
-  shardCount?: number;
-  /** Histories recorded before shardCount existed carry the list instead. */
-  shards?: ShardDescriptor[];
+  shardCount: number;
   sink: SinkSpec;
 }
 
@@ -66,8 +61,8 @@ export interface PredictShardInput {
   inPlace?: InputFingerprint;
   idColumn: string | null;
   shard: ShardDescriptor;
-  /** The run's parsed sink: sinks that stage per shard (PostgreSQL) load the part right away. Absent: the sink planBatch recorded for the run. */
-  sink?: SinkSpec;
+  /** The run's parsed sink: sinks that stage per shard (PostgreSQL) load the part right away. */
+  sink: SinkSpec;
   /** On-demand features computed before the model's transforms. */
   onDemand?: OnDemandRef[];
 }
@@ -81,13 +76,6 @@ export interface CommitInput {
   /** Parts are found by convention: `runs/<runId>/parts/part-<index>.parquet` for every shard. */
   shardCount: number;
   rows: number;
-  /** Remove the run's files after committing (shared staging, local run directory), saving the workflow a discardRun step. */
-  cleanUp?: boolean;
-}
-
-/** What commitPredictions returns: the sink's result, and whether the run's staging was removed (asked for with `cleanUp`). */
-export interface CommitOutcome extends CommitResult {
-  cleanedUp?: boolean;
 }
 
 /** Run identifiers become directory names: keep them to a safe alphabet. */
@@ -99,8 +87,8 @@ function runDir(deps: ActivityDeps, runId: string): string {
 const PARQUET_PART = '.parquet';
 
 /** A shard's part, relative to the run directory (locally and in shared staging): Parquet, or the sink's own format (PostgreSQL: CSV). */
-function partNameOf(index: number, sink: Sink, extension = sink.partFormat?.extension ?? PARQUET_PART): string {
-  return `parts/part-${String(index).padStart(5, '0')}${extension}`;
+function partNameOf(index: number, sink: Sink): string {
+  return `parts/part-${String(index).padStart(5, '0')}${sink.partFormat?.extension ?? PARQUET_PART}`;
 }
 
 function partPathOf(deps: ActivityDeps, runId: string, index: number, sink: Sink): string {
@@ -138,12 +126,6 @@ export function createActivities(deps: ActivityDeps) {
     return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl });
   }
 
-  /** The sink spec planBatch recorded next to the run's snapshot (for callers that pass none). */
-  async function plannedSink(runId: string): Promise<SinkSpec | undefined> {
-    const raw = await fs.readFile(path.join(runDir(deps, runId), 'sink.json'), 'utf8').catch(() => undefined);
-    return raw === undefined ? undefined : SinkSpecSchema.safeParse(JSON.parse(raw)).data;
-  }
-
   async function resolve(ref: string): Promise<ResolvedModel> {
     const { resolved } = await deps.registry.resolve(ref);
     log.info({ ref, version: resolved.version, sha256: resolved.sha256 }, 'model resolved');
@@ -166,14 +148,11 @@ export function createActivities(deps: ActivityDeps) {
       return resolve(input.ref);
     },
 
-    /** Resolve the model (given `modelRef`), validate features against it, stage a snapshot, and cut it into shards (descriptors only). */
+    /** Resolve the model reference, validate features against it, stage a snapshot, and cut it into shards (descriptors only). */
     async planBatch(input: PlanBatchInput): Promise<PlanBatchResult> {
       using _alive = keepAlive();
       const sink = parseSinkSpec(input.sink);
-      if ((input.model === undefined) === (input.modelRef === undefined)) {
-        throw new InvalidInputError('planBatch needs exactly one of model and modelRef', [input.model ? 'model and modelRef: give one' : 'model or modelRef: required']);
-      }
-      const model = input.model ?? (await resolve(input.modelRef!));
+      const model = await resolve(input.modelRef);
       const { manifest, plan: assembly } = await models.context(model, input.onDemand);
       let featuresPath: string;
       if (input.featureViews) {
@@ -202,15 +181,12 @@ export function createActivities(deps: ActivityDeps) {
         shardSize: input.shardSize,
         plan: assembly,
       });
-      const sinkFile = path.join(runDir(deps, input.runId), 'sink.json');
-      await fs.mkdir(path.dirname(sinkFile), { recursive: true }); // no snapshot dir when the input is read in place
-      await writeJsonAtomically(sinkFile, sink);
       if (deps.staging) {
         // Workers on other machines read the snapshot from shared staging.
         await deps.staging.publish(input.runId, SNAPSHOT_NAME, plan.snapshotPath);
       }
       log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length, staging: deps.staging?.url }, 'batch planned');
-      return { ...(input.modelRef !== undefined ? { model } : {}), rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
+      return { model, rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
     },
 
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
@@ -218,7 +194,7 @@ export function createActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const { manifest, plan } = await models.context(input.model, input.onDemand);
       const session = await models.session(input.model, plan);
-      const sink = sinkOf(parseSinkSpec(input.sink ?? (await plannedSink(input.runId))));
+      const sink = sinkOf(parseSinkSpec(input.sink));
       const partPath = partPathOf(deps, input.runId, input.shard.index, sink);
       const { snapshotPath, inPlace } = await localSnapshot(input);
       // A retry resumes after the segments its previous attempt reported as written.
@@ -275,8 +251,8 @@ export function createActivities(deps: ActivityDeps) {
       return result;
     },
 
-    /** Publish all staged parts to the sink atomically, then (with `cleanUp`) remove the run's staging. Idempotent per run id. */
-    async commitPredictions(input: CommitInput): Promise<CommitOutcome> {
+    /** Publish all staged parts to the sink atomically, then remove the run's staged files. Idempotent per run id. */
+    async commitPredictions(input: CommitInput): Promise<CommitResult> {
       using _alive = keepAlive();
       const sink = sinkOf(parseSinkSpec(input.sink));
       const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i, sink));
@@ -286,10 +262,7 @@ export function createActivities(deps: ActivityDeps) {
       const present = async (name: string) => published?.has(name) ?? (await fs.stat(path.join(runDir(deps, input.runId), name)).catch(() => undefined)) !== undefined;
       const missing: string[] = [];
       for (let i = 0; i < input.shardCount; i++) {
-        // A sink with its own part format stages each shard as it is predicted and checks its own
-        // staging at commit; a shard predicted by an older worker (during a deploy) left a Parquet part.
-        const found = (await present(partNameOf(i, sink))) || (sink.partFormat !== undefined && (await present(partNameOf(i, sink, PARQUET_PART))));
-        if (!found) missing.push(path.basename(parts[i]!));
+        if (!(await present(partNameOf(i, sink)))) missing.push(path.basename(parts[i]!));
       }
       // Sinks that stage each shard as it is predicted (PostgreSQL, Redis) commit from their own
       // staging and never read a part: only the sinks that publish the parts themselves fetch them.
@@ -305,20 +278,19 @@ export function createActivities(deps: ActivityDeps) {
         { runId: input.runId, location: result.location, rows: result.rows, created: result.created, ...(result.keptNewer ? { keptNewer: result.keptNewer } : {}), commitMs: Math.round(committed - started) },
         'predictions committed',
       );
-      if (!input.cleanUp) return result;
       // Published: the run's files are no longer needed. The sink's own staging went with the
       // commit (PostgreSQL drops its staging tables in the commit's transaction; Redis's staged keys
       // are the published version), so there is no sink.discard to call. A failure here retries
       // the whole activity, whose commit is then a no-op (idempotent per run id).
       await removeRunFiles(input.runId);
       log.info({ runId: input.runId, cleanUpMs: Math.round(performance.now() - committed) }, 'run staging removed');
-      return { ...result, cleanedUp: true };
+      return result;
     },
 
     /** Remove a run's staged files and whatever the sink staged (after commit, failure or cancellation). */
     async discardRun(input: { runId: string; sink?: SinkSpec }): Promise<void> {
-      // Histories recorded before the sink was passed have none; a spec that never parsed staged nothing.
-      const spec = SinkSpecSchema.safeParse(input.sink ?? (await plannedSink(input.runId))).data;
+      // No sink: the default (Parquet), which stages nothing of its own; a spec that never parsed staged nothing.
+      const spec = SinkSpecSchema.safeParse(input.sink).data;
       if (spec) await sinkOf(spec).discard?.(input.runId);
       await removeRunFiles(input.runId);
     },

@@ -3,7 +3,6 @@ import {
   CancellationScope,
   executeChild,
   getExternalWorkflowHandle,
-  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -14,8 +13,6 @@ import type { ResolvedModel } from '../lib/registry/manifest';
 import {
   BATCH_DEFAULTS,
   BATCH_WORKFLOW_TYPE,
-  PATCHES,
-  PREVIOUS_DEFAULT_SHARD_SIZES,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
   invalidInput,
@@ -26,7 +23,7 @@ import {
   type BatchInferenceResult,
   type BatchProgress,
 } from './definitions';
-import { runShards, shardCountOf, type ShardRunContext } from './shards';
+import { runShards, type ShardRunContext } from './shards';
 
 /** Short steps: retried with backoff for transient faults (≈ 15 min of outage), never for typed permanent failures. */
 const steps = proxyActivities<InferflowActivities>({
@@ -53,10 +50,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   }
   const info = workflowInfo();
   const started = Date.now();
-  // Runs recorded before the default changed keep their shard plan on replay.
-  const shardSize =
-    input.shardSize ??
-    (patched('shard-size-250k') ? BATCH_DEFAULTS.shardSize : patched('shard-size-50k') ? PREVIOUS_DEFAULT_SHARD_SIZES['shard-size-50k'] : PREVIOUS_DEFAULT_SHARD_SIZES.original);
+  const shardSize = input.shardSize ?? BATCH_DEFAULTS.shardSize;
   const maxConcurrency = input.maxConcurrency ?? BATCH_DEFAULTS.maxConcurrency;
   const shardsPerChild = input.shardsPerChild ?? BATCH_DEFAULTS.shardsPerChild;
   const progress: BatchProgress = { phase: 'resolving', shardsTotal: 0, shardsDone: 0, shardsFailed: 0, rowsTotal: 0, rowsDone: 0, rowsPerSecond: 0, etaSeconds: null };
@@ -74,25 +68,18 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   /** The resolved model into progress and search attributes. */
   const describeRun = (model: ResolvedModel) => {
     progress.model = { name: model.name, version: model.version };
-    // Runs recorded before the as-of time existed replay without its search attribute.
-    const withAsOf = patched('inferflow-as-of');
     upsertSearchAttributes([
       { key: SEARCH_ATTRIBUTES.pipeline, value: input.pipeline ?? model.name },
       { key: SEARCH_ATTRIBUTES.model, value: model.name },
       { key: SEARCH_ATTRIBUTES.modelVersion, value: String(model.version) },
-      ...(withAsOf ? [{ key: SEARCH_ATTRIBUTES.asOf, value: new Date(asOf) }] : []),
+      { key: SEARCH_ATTRIBUTES.asOf, value: new Date(asOf) },
     ]);
   };
-  // planBatch resolves the model itself (one activity and one workflow task less per run); runs
-  // recorded before replay with their own resolveModel step first.
-  const resolvedFirst = patched(PATCHES.planResolvesModel) ? undefined : await steps.resolveModel({ ref: input.model });
-  if (resolvedFirst) describeRun(resolvedFirst);
-
   try {
     progress.phase = 'planning';
     const plan = await runSteps.planBatch({
       runId: info.runId,
-      ...(resolvedFirst ? { model: resolvedFirst } : { modelRef: input.model }),
+      modelRef: input.model,
       asOf,
       ...(input.features !== undefined ? { features: input.features } : {}),
       ...(input.featureViews !== undefined ? { featureViews: input.featureViews } : {}),
@@ -103,17 +90,15 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
       ...(input.sink !== undefined ? { sink: input.sink } : {}),
       shardSize,
     });
-    const model = resolvedFirst ?? plan.model;
-    // planBatch always returns the model it resolved for a modelRef; this only narrows the type.
-    if (!model) throw ApplicationFailure.create({ type: 'ModelNotResolved', message: `planBatch returned no model for ${input.model}`, nonRetryable: true });
-    if (!resolvedFirst) describeRun(model);
+    // planBatch resolves the model reference to one exact version, which every shard then uses.
+    const model = plan.model;
+    describeRun(model);
     const pipeline = input.pipeline ?? model.name;
     progress.phase = 'predicting';
     progress.rowsTotal = plan.rowsIn;
     predictStarted = Date.now();
     const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize, ...(input.onDemand?.length ? { onDemand: input.onDemand } : {}) };
-    // Histories recorded before shard counts were derived carry the shard list instead.
-    const shardCount = plan.shardCount ?? plan.shards?.length ?? shardCountOf(ctx);
+    const shardCount = plan.shardCount;
     progress.shardsTotal = shardCount;
 
     let rowsOut = 0;
@@ -135,11 +120,8 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     }
 
     progress.phase = 'committing';
-    // The commit also removes the run's files (one activity and one workflow task less per run);
-    // runs recorded before, and a commit by an older worker that did not, discard them in a step of its own.
-    const cleanUp = patched(PATCHES.commitCleansUp);
-    const committed = await runSteps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut, ...(cleanUp ? { cleanUp } : {}) });
-    if (!committed.cleanedUp) await steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) });
+    // The commit publishes the run and then removes its staged files (no separate clean-up step).
+    const committed = await runSteps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut });
     progress.phase = 'done';
     progress.etaSeconds = 0;
     const finished = Date.now();

@@ -91,8 +91,7 @@ export interface BatchInferenceInput {
  * 1M rows on 2 cores, once shards up to 262,144 rows are written in one piece (no segment
  * merge), 4 shards of 250,000 ran 0.8–1.3× the raw baseline's time against 1.3–1.4× with 20
  * shards of 50,000 (each activity costs worker and server CPU; warm workers, three sweeps), with
- * a worker peak RSS of 0.6–0.75 GB. Runs recorded before a change replay with the default of their time (see
- * `patched('shard-size-250k')` in batch.ts).
+ * a worker peak RSS of 0.6–0.75 GB.
  */
 export const BATCH_DEFAULTS = { shardSize: 250_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
 
@@ -105,17 +104,6 @@ export function batchLimitMessage(field: keyof typeof BATCH_LIMITS): string {
   const grouped = (n: number) => String(n).replace(/\B(?=(\d{3})+$)/g, ',');
   return `must be an integer between ${grouped(min)} and ${grouped(max)}`;
 }
-/** Default shardSize of runs recorded before each change, newest first: 50,000 (`shard-size-50k`), before that 10,000. */
-export const PREVIOUS_DEFAULT_SHARD_SIZES = { 'shard-size-50k': 50_000, original: 10_000 } as const;
-
-/**
- * `patched()` ids of batchInference's step changes: a run recorded before a change replays down
- * its old path (see replay.test.ts). Never rename one.
- * - planResolvesModel: planBatch resolves the model reference (no resolveModel step).
- * - commitCleansUp: commitPredictions removes the run's staging (no discardRun step after a commit).
- */
-export const PATCHES = { planResolvesModel: 'plan-resolves-model', commitCleansUp: 'commit-cleans-up' } as const;
-
 export interface BatchInferenceResult {
   workflowId: string;
   runId: string;

@@ -29,10 +29,6 @@ export function shardRange(ctx: Pick<ShardRunContext, 'rowsIn' | 'shardSize'>, i
   return { index, start, end: Math.min(ctx.rowsIn, start + ctx.shardSize) };
 }
 
-export function shardCountOf(ctx: Pick<ShardRunContext, 'rowsIn' | 'shardSize'>): number {
-  return Math.ceil(ctx.rowsIn / ctx.shardSize);
-}
-
 /**
  * Predict shards [first, first + count) with at most `maxConcurrency` in flight. On the first
  * failure the others are cancelled and awaited, so nothing writes into the staging area after

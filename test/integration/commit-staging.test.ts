@@ -40,34 +40,31 @@ afterAll(async () => {
   await env.cleanup();
 });
 
-/**
- * What the shard activities on another machine leave: parts published to shared staging and
- * staged into PostgreSQL. The parts are Parquet, as an older worker writes them (today's write
- * CSV parts, `PostgresSink.partFormat`): the commit accepts either.
- */
+/** A shard's part as the PostgreSQL sink has shards write it (CSV, `PostgresSink.partFormat`), 100 rows, staged into the sink. */
+async function stagedPart(runId: string, shard: number, part: string): Promise<void> {
+  const sink = new PostgresSink({ table }, { url });
+  const lineage = `'fraud' AS model_name, 1 AS model_version, ${lit('a'.repeat(64))} AS model_sha256, TIMESTAMPTZ '2026-11-26 03:00:00+00' AS as_of, ${lit(runId)} AS run_id`;
+  const select = `SELECT 'tx-${shard}-' || r AS transaction_id, (r % 2)::BIGINT AS label, (r / 1000.0)::FLOAT AS score, ${lineage} FROM range(100) t(r)`;
+  await fs.mkdir(path.dirname(part), { recursive: true });
+  await withDuckDB((conn) => sink.partFormat.write(conn, { select, lineage, path: part, finalPath: part, shardIndex: shard, rows: 100 }));
+  await sink.stage({ runId, shardIndex: shard, partPath: part, rows: 100, idColumn: 'transaction_id' });
+}
+
+/** What the shard activities on another machine leave: parts published to shared staging and staged into PostgreSQL. */
 async function runStagedElsewhere(runId: string, shards: number, publish: number): Promise<number> {
   const staging = new RunStaging(openStore(stagingUrl));
-  const sink = new PostgresSink({ table }, { url });
-  const elsewhere = path.join(env.dir, 'machine-a', runId);
-  await fs.mkdir(elsewhere, { recursive: true });
   for (let i = 0; i < shards; i++) {
-    const part = path.join(elsewhere, `part-${i}.parquet`);
-    await withDuckDB((conn) =>
-      conn.run(
-        `COPY (SELECT 'tx-${i}-' || r AS transaction_id, (r % 2)::BIGINT AS label, (r / 1000.0)::FLOAT AS score, 'fraud' AS model_name, 1 AS model_version, ${lit('a'.repeat(64))} AS model_sha256,
-                TIMESTAMPTZ '2026-11-26 03:00:00+00' AS as_of, ${lit(runId)} AS run_id FROM range(100) t(r)) TO ${lit(part)} (FORMAT parquet)`,
-      ),
-    );
-    if (i < publish) await staging.publish(runId, `parts/part-${String(i).padStart(5, '0')}.parquet`, part);
-    await sink.stage({ runId, shardIndex: i, partPath: part, rows: 100, idColumn: 'transaction_id' });
+    const part = path.join(env.dir, 'machine-a', runId, `part-${String(i).padStart(5, '0')}.csv`);
+    await stagedPart(runId, i, part);
+    if (i < publish) await staging.publish(runId, `parts/${path.basename(part)}`, part);
   }
   return shards * 100;
 }
 
 describe('commitPredictions with shared staging, on a worker that ran no shard', () => {
-  const commit = async (runId: string, shardCount: number, rows: number, cleanUp?: boolean) => {
+  const commit = async (runId: string, shardCount: number, rows: number) => {
     const acts = createActivities(createActivityDeps(env.config, createLogger('warn')));
-    const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink: { type: 'postgres', table }, shardCount, rows, ...(cleanUp ? { cleanUp } : {}) };
+    const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink: { type: 'postgres', table }, shardCount, rows };
     return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
   };
   const committedRows = async (runId: string) =>
@@ -83,20 +80,17 @@ describe('commitPredictions with shared staging, on a worker that ran no shard',
     await expect(fs.readdir(path.join(env.config.dataDir, 'runs', runId, 'parts'))).rejects.toThrow(/ENOENT/);
   });
 
-  it('with cleanUp, the commit also removes what the run staged (shared staging, local files); a retry stays a no-op', async () => {
+  it('the commit also removes what the run staged (shared staging, local files)', async () => {
     const runId = uniqueName('run');
     const rows = await runStagedElsewhere(runId, 2, 2);
     const local = path.join(env.config.dataDir, 'runs', runId);
     const shared = new RunStaging(openStore(stagingUrl));
     await fs.mkdir(local, { recursive: true });
-    // Without cleanUp (runs recorded before the change) the run's files stay for a discardRun step.
-    expect(await commit(runId, 2, rows)).not.toHaveProperty('cleanedUp');
     expect((await shared.list(runId)).length).toBe(2);
-    await expect(fs.access(local)).resolves.toBeUndefined();
-    expect(await commit(runId, 2, rows, true)).toMatchObject({ rows: 200, created: false, cleanedUp: true });
-    expect(await committedRows(runId)).toBe(200);
+    expect(await commit(runId, 2, rows)).toMatchObject({ rows: 200, created: true });
     expect(await shared.list(runId)).toEqual([]);
     await expect(fs.access(local)).rejects.toThrow(/ENOENT/);
+    expect(await committedRows(runId)).toBe(200);
     // The sink's own staging went with the commit.
     const tables = await admin.query('SELECT 1 FROM pg_class WHERE relname = ANY($1)', [[stagingTableName(runId), stagingLedgerName(runId)]]);
     expect(tables.rowCount).toBe(0);
@@ -120,21 +114,9 @@ describe('commitPredictions without shared staging: parts in the worker’s own 
     await local.cleanup();
   });
 
-  /** Parquet parts of shards an older worker predicted on this machine, staged into PostgreSQL. */
-  async function olderPartsHere(runId: string, shards: number[]): Promise<void> {
-    const sink = new PostgresSink({ table }, { url });
-    const parts = path.join(local.config.dataDir, 'runs', runId, 'parts');
-    await fs.mkdir(parts, { recursive: true });
-    for (const i of shards) {
-      const part = path.join(parts, `part-${String(i).padStart(5, '0')}.parquet`);
-      await withDuckDB((conn) =>
-        conn.run(
-          `COPY (SELECT 'tx-local-${i}-' || r AS transaction_id, (r % 2)::BIGINT AS label, (r / 1000.0)::FLOAT AS score, 'fraud' AS model_name, 1 AS model_version, ${lit('a'.repeat(64))} AS model_sha256,
-                  TIMESTAMPTZ '2026-11-26 03:00:00+00' AS as_of, ${lit(runId)} AS run_id FROM range(100) t(r)) TO ${lit(part)} (FORMAT parquet)`,
-        ),
-      );
-      await sink.stage({ runId, shardIndex: i, partPath: part, rows: 100, idColumn: 'transaction_id' });
-    }
+  /** Parts of shards predicted on this machine, staged into PostgreSQL. */
+  async function partsHere(runId: string, shards: number[]): Promise<void> {
+    for (const i of shards) await stagedPart(runId, i, path.join(local.config.dataDir, 'runs', runId, 'parts', `part-${String(i).padStart(5, '0')}.csv`));
   }
   const commit = async (runId: string) => {
     const acts = createActivities(createActivityDeps(local.config, createLogger('warn')));
@@ -142,15 +124,15 @@ describe('commitPredictions without shared staging: parts in the worker’s own 
     return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
   };
 
-  it('takes the Parquet parts an older worker left (during a deploy) for the CSV parts it looks for', async () => {
+  it('commits the parts in its own run directory', async () => {
     const runId = uniqueName('run');
-    await olderPartsHere(runId, [0, 1]);
+    await partsHere(runId, [0, 1]);
     expect(await commit(runId)).toMatchObject({ rows: 200, created: true });
   });
 
-  it('a shard with no part of either kind stops the commit, naming the part as the sink names it; nothing is published', async () => {
+  it('a shard without its part stops the commit, naming the part as the sink names it; nothing is published', async () => {
     const runId = uniqueName('run');
-    await olderPartsHere(runId, [0]);
+    await partsHere(runId, [0]);
     await expect(commit(runId)).rejects.toThrow(/missing staged parts: part-00001\.csv$/);
     const n = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM public.${pg.escapeIdentifier(table)} WHERE run_id = $1`, [runId]);
     expect(Number(n.rows[0]!.n)).toBe(0);

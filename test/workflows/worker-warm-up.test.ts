@@ -11,6 +11,7 @@ import { WARM_UP_WORKFLOW_TYPE } from '../../workflows/definitions';
 import { warmWorkflowThread } from '../../workers/warm';
 import { createInferflowWorker } from '../../workers/worker';
 import { tempConfig, uniqueName } from '../helpers/env';
+import { recordHistory } from '../helpers/histories';
 import { startWorker, workflowBundle, type RunningWorker } from '../helpers/worker';
 
 let config: InferflowConfig;
@@ -41,6 +42,7 @@ it('runs the warm-up workflow on the starting worker itself, to completion', asy
     const desc = await handle.describe();
     expect([desc.type, desc.status.name, desc.taskQueue]).toEqual([WARM_UP_WORKFLOW_TYPE, 'COMPLETED', config.temporal.taskQueue]);
     expect(await handle.result()).toBe('warm');
+    await recordHistory(inject('temporalCli'), config.temporal.address, warm.workflowId, 'inferflowWarmUp.json');
   } finally {
     worker.shutdown();
     await running;
