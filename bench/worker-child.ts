@@ -11,6 +11,7 @@
  * child → {type: 'stopped', …memory} and exits.
  */
 import { loadConfig } from '../lib/config/env';
+import { createLogger } from '../lib/log';
 import { createInferflowWorker } from '../workers/worker';
 import { installTemporalRuntime } from '../workers/runtime';
 import { warmWorkflowThread } from '../workers/warm';
@@ -27,7 +28,7 @@ function send(msg: ChildMessage): Promise<void> {
 
 async function main(): Promise<void> {
   if (!process.send) throw new Error('bench/worker-child.ts needs an IPC channel: it is started by bench/worker-process.ts');
-  installTemporalRuntime('WARN');
+  installTemporalRuntime(createLogger('warn', 'bench-worker'));
   const config = loadConfig();
   const codePath = process.env.BENCH_WORKFLOW_BUNDLE;
   const { worker, connection, close } = await createInferflowWorker({ config, overrides: codePath ? { workflowBundle: { codePath } } : {} });

@@ -21,7 +21,7 @@ import { loadPipelineSpec } from '../lib/pipeline/spec';
 
 export async function runDemo(): Promise<void> {
   const config = loadConfig();
-  installTemporalRuntime('WARN');
+  installTemporalRuntime(createLogger('warn'));
   const say = (s: string) => process.stdout.write(`${s}\n`);
   let server: DevServer | undefined;
 

@@ -7,9 +7,28 @@
 
 export type ErrorDetails = Record<string, unknown>;
 
+/**
+ * Every error type and the HTTP status the model server answers it with (server/http.ts). The
+ * type is also the Temporal failure type, so clients see the same name on every path.
+ */
+export const ERROR_HTTP_STATUS = {
+  InvalidInput: 400,
+  SchemaMismatch: 400,
+  InvalidValue: 400,
+  EmptyInput: 400,
+  PermissionDenied: 403,
+  NotFound: 404,
+  PreconditionFailed: 409,
+  CorruptArtifact: 500,
+  RowCountMismatch: 500,
+  Transient: 503,
+} as const satisfies Record<string, number>;
+
+export type ErrorType = keyof typeof ERROR_HTTP_STATUS;
+
 export abstract class InferflowError extends Error {
   /** Stable identifier, used as the Temporal failure type. */
-  abstract readonly type: string;
+  abstract readonly type: ErrorType;
   /** True when trying again cannot help (bad input, corrupt artifact, unknown object). */
   abstract readonly permanent: boolean;
   readonly details: ErrorDetails;
@@ -74,6 +93,18 @@ export class RowCountMismatchError extends InferflowError {
   readonly permanent = true;
 }
 
+/** A backend refused these credentials or this user lacks a permission (S3, PostgreSQL, Redis), or a path lies outside where it may. Retrying cannot help. */
+export class PermissionDeniedError extends InferflowError {
+  readonly type = 'PermissionDenied';
+  readonly permanent = true;
+}
+
+/** A conditional write lost: the object exists (create-only) or changed (compare-and-swap). */
+export class PreconditionFailedError extends InferflowError {
+  readonly type = 'PreconditionFailed';
+  readonly permanent = true;
+}
+
 /** A backend is briefly unavailable (file locked, connection refused, throttled). Retry. */
 export class TransientError extends InferflowError {
   readonly type = 'Transient';
@@ -86,6 +117,11 @@ const TRANSIENT_CODES = new Set(['EBUSY', 'EAGAIN', 'ECONNREFUSED', 'ECONNRESET'
 export function isTransientErrno(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && TRANSIENT_CODES.has(code);
+}
+
+/** The HTTP status for an error: its type's (ERROR_HTTP_STATUS), 500 for anything untyped. */
+export function httpStatusOf(err: unknown): number {
+  return err instanceof InferflowError ? ERROR_HTTP_STATUS[err.type] : 500;
 }
 
 export function errorMessage(err: unknown): string {

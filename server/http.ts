@@ -19,7 +19,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type * as ortTypes from 'onnxruntime-node';
-import { InferflowError, errorMessage } from '../lib/errors';
+import { InferflowError, errorMessage, httpStatusOf } from '../lib/errors';
 import type { OnlineStore } from '../lib/features/online';
 import type { AssemblyPlan } from '../lib/pipeline/assemble';
 import { assembleOnline, type OnlineRequest } from '../lib/pipeline/online';
@@ -111,8 +111,7 @@ export function rowsOf(body: unknown): { id?: string; rows: OnlineRequest[]; asO
 
 function statusOf(err: unknown): number {
   if (err instanceof HttpError) return err.status;
-  if (err instanceof InferflowError) return err.permanent ? 400 : 503;
-  return 500;
+  return httpStatusOf(err);
 }
 
 export interface InferenceServer {

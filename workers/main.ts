@@ -18,7 +18,7 @@ const STALE_RUN_MS = 24 * 3600 * 1000;
 export async function runWorker(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'inferflow-worker');
-  installTemporalRuntime(config.logLevel === 'debug' || config.logLevel === 'trace' ? 'DEBUG' : 'INFO');
+  installTemporalRuntime(log);
   // Local run directories nobody touched for a day: copies fetched from shared staging, leftovers of killed processes.
   const swept = await sweepStaleRuns(path.join(config.dataDir, 'runs'), STALE_RUN_MS);
   if (swept.length > 0) log.info({ removed: swept.length }, 'removed stale local run directories');

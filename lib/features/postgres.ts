@@ -15,7 +15,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { InvalidInputError, NotFoundError, TransientError, errorMessage } from '../errors';
+import { InvalidInputError, NotFoundError, PermissionDeniedError, TransientError, errorMessage } from '../errors';
 import type { ResolvedFiles } from './source';
 import type { FeatureView } from './spec';
 
@@ -79,8 +79,8 @@ function describeError(err: unknown, view: FeatureView, index: number, where: st
   const msg = errorMessage(err) || (err instanceof AggregateError ? err.errors.map(errorMessage).join('; ') : String(err));
   const field = `views[${index}].source`;
   if (code === '42P01' || code === '3F000') return new NotFoundError(`${field}: ${view.name} reads ${where}: ${msg}`, { object: where, field });
+  if (code === '28P01' || code === '28000' || code === '42501') return new PermissionDeniedError(`${field}: access to ${where} refused (check INFERFLOW_POSTGRES_URL / PG* credentials and grants): ${msg}`, { object: where, field });
   if (typeof code === 'string' && /^(42|22)/.test(code)) return new InvalidInputError(`${field}: PostgreSQL rejected the source of view ${view.name}: ${msg}`, [`${field}: ${msg}`], { object: where });
-  if (code === '28P01' || code === '28000' || code === '42501') return new InvalidInputError(`${field}: access to ${where} refused: ${msg}`, ['check INFERFLOW_POSTGRES_URL / PG* credentials and grants']);
   return new TransientError(`${field}: reading ${where} for view ${view.name} failed: ${msg}`, { object: where }, { cause: err });
 }
 

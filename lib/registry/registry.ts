@@ -2,7 +2,8 @@ import fs from 'node:fs/promises';
 import { CorruptArtifactError, InvalidInputError, NotFoundError } from '../errors';
 import { loadSession, signatureOf } from '../runtime/onnx';
 import { signatureProblems } from '../runtime/signature';
-import { sha256File, type ObjectStore, PreconditionFailedError, joinKey } from '../storage';
+import { PreconditionFailedError } from '../errors';
+import { sha256File, type ObjectStore, joinKey } from '../storage';
 import { ModelManifestSchema, ModelMetadataSchema, type ModelManifest, type ModelMetadata, type ModelSignature, type ResolvedModel } from './manifest';
 import { checkAlias, checkModelName, formatModelRef, parseModelRef } from './ref';
 

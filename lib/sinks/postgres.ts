@@ -4,8 +4,7 @@ import fsp from 'node:fs/promises';
 import { finished, pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
-import { RowCountMismatchError as StagedRowCountError } from '../errors';
+import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, RowCountMismatchError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { describeQuery, ident as duckIdent, lit, toText, type ColumnInfo } from '../io/duckdb';
 import { writeJsonAtomically } from '../util/files';
@@ -67,15 +66,6 @@ export function finishNewTableSql(table: string, constants: readonly RunConstant
   if (alter.length > 0) statements.push(`ALTER TABLE ${table} ${alter.join(', ')}`);
   return statements;
 }
-
-/** The database refused this user: authentication failed or a privilege is missing. Retrying cannot help. */
-export class PostgresAccessError extends InferflowError {
-  readonly type = 'PermissionDenied';
-  readonly permanent = true;
-}
-
-/** Staged rows do not add up to the run's rows (the shared domain error, kept under its sink-specific name). */
-export { StagedRowCountError };
 
 /** Name of a run's staging table: `inferflow_stage_` + the first 16 hex digits of sha256(run id). */
 export function stagingTableName(runId: string): string {
@@ -281,7 +271,7 @@ export class PostgresSink implements Sink {
         if (req.onProgress) file.on('data', req.onProgress);
         await pipeline(file, copy);
         if (copy.rowCount !== req.rows) {
-          throw new StagedRowCountError(`shard ${req.shardIndex} of run ${req.runId}: copied ${copy.rowCount} rows, the part has ${req.rows}`, { shard: req.shardIndex });
+          throw new RowCountMismatchError(`shard ${req.shardIndex} of run ${req.runId}: copied ${copy.rowCount} rows, the part has ${req.rows}`, { shard: req.shardIndex });
         }
         // The shard's row count goes into the ledger with its rows (one transaction), so the commit
         // need not count rows per shard.
@@ -310,14 +300,14 @@ export class PostgresSink implements Sink {
         // Never publish partial output: every shard staged, every row there.
         const layout = await this.stagingLayout(client, staging);
         if (!layout) {
-          throw new StagedRowCountError(`run ${req.runId} has nothing staged in ${this.schema}.${staging} (expected ${req.rows} rows in ${req.parts.length} shards); nothing was published`, { runId: req.runId, staged: 0, expected: req.rows });
+          throw new RowCountMismatchError(`run ${req.runId} has nothing staged in ${this.schema}.${staging} (expected ${req.rows} rows in ${req.parts.length} shards); nothing was published`, { runId: req.runId, staged: 0, expected: req.rows });
         }
         const counts = await this.stagedRowsPerShard(client, req.runId);
         const staged = counts.reduce((sum, r) => sum + r.n, 0);
         const shardSet = new Set(counts.map((r) => r.shard));
         const missing = req.parts.map((_, i) => i).filter((i) => !shardSet.has(i));
         if (staged !== req.rows || missing.length > 0) {
-          throw new StagedRowCountError(
+          throw new RowCountMismatchError(
             `run ${req.runId} staged ${staged} rows, expected ${req.rows}${missing.length > 0 ? `; shards not staged: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ` and ${missing.length - 10} more` : ''}` : ''}; nothing was published`,
             { runId: req.runId, staged, expected: req.rows, missingShards: missing.slice(0, 100) },
           );
@@ -421,7 +411,7 @@ export class PostgresSink implements Sink {
       });
     } catch (err) {
       // A database that does not exist or refuses this user holds nothing this run staged.
-      if (err instanceof NotFoundError || err instanceof PostgresAccessError) return;
+      if (err instanceof NotFoundError || err instanceof PermissionDeniedError) return;
       throw err;
     }
   }
@@ -511,7 +501,7 @@ export class PostgresSink implements Sink {
     const total = Number((await client.query<{ n: string }>(`SELECT count(*)::bigint AS n FROM ${staging}`)).rows[0]!.n);
     const listed = counted.reduce((sum, r) => sum + r.n, 0);
     if (total !== listed) {
-      throw new StagedRowCountError(`run ${runId}: the staging table ${this.schema}.${stagingTableName(runId)} holds ${total} rows, its ledger lists ${listed}; nothing was published`, {
+      throw new RowCountMismatchError(`run ${runId}: the staging table ${this.schema}.${stagingTableName(runId)} holds ${total} rows, its ledger lists ${listed}; nothing was published`, {
         runId,
         staged: total,
         expected: listed,
@@ -574,13 +564,13 @@ export class PostgresSink implements Sink {
     switch (sqlstate) {
       case '28P01':
       case '28000':
-        return new PostgresAccessError(`${where} refused user ${t.user}: ${msg}`, details, cause);
+        return new PermissionDeniedError(`${where} refused user ${t.user}: ${msg}`, details, cause);
       case '3D000':
         return new NotFoundError(`database ${t.database} does not exist on PostgreSQL at ${t.host}:${t.port}: ${msg}`, { ...details, object: t.database }, cause);
       case '3F000':
         return new NotFoundError(`schema ${this.schema} does not exist in ${where}: ${msg}`, { ...details, object: this.schema }, cause);
       case '42501':
-        return new PostgresAccessError(`${where}: permission denied for user ${t.user} while ${what}: ${msg}`, details, cause);
+        return new PermissionDeniedError(`${where}: permission denied for user ${t.user} while ${what}: ${msg}`, details, cause);
       case '42P10':
         return new SchemaMismatchError(`table ${this.schema}.${this.table} in ${where} does not fit the sink`, [`${msg} (the table needs a primary key or unique index on ${this.primaryKey ?? 'the id column'})`], details);
       case '42703':

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { InferflowError, InvalidInputError, RowCountMismatchError, TransientError, errorMessage } from '../errors';
+import { InferflowError, InvalidInputError, PermissionDeniedError, RowCountMismatchError, TransientError, errorMessage } from '../errors';
 import { ident, lit, toText, withSharedDuckDB } from '../io/duckdb';
 import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
 
@@ -74,7 +74,7 @@ export class RedisSink implements Sink {
   private translate(err: unknown, op: string): Error {
     if (err instanceof InferflowError) return err;
     const msg = errorMessage(err);
-    if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) return new InvalidInputError(`${op} on ${this.where()} was refused: ${msg.replace(/\S+@/, '')}`, [`check INFERFLOW_REDIS_URL credentials`]);
+    if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) return new PermissionDeniedError(`${op} on ${this.where()} was refused (check the credentials in INFERFLOW_REDIS_URL): ${msg.replace(/\S+@/, '')}`, { endpoint: this.where() });
     return new TransientError(`${op} on ${this.where()} failed: ${msg}`, { endpoint: this.where() }, { cause: err });
   }
 

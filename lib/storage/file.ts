@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { NotFoundError, TransientError, isTransientErrno } from '../errors';
-import { PreconditionFailedError } from './errors';
+import { PreconditionFailedError } from '../errors';
 import { checkKey } from './keys';
 import type { ObjectInfo, ObjectStore, PutOptions } from './types';
 

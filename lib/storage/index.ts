@@ -7,8 +7,7 @@ import type { ObjectStore } from './types';
 
 export type { ObjectInfo, ObjectStore, PutOptions } from './types';
 export { FileObjectStore, sha256File } from './file';
-export { PreconditionFailedError } from './errors';
-export { S3ObjectStore, AccessDeniedError, s3ClientFor } from './s3';
+export { S3ObjectStore, s3ClientFor } from './s3';
 export { checkKey, joinKey } from './keys';
 
 type StoreFactory = (url: URL, raw: string) => ObjectStore;

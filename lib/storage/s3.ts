@@ -13,16 +13,9 @@ import {
 import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { s3Settings, type S3Settings } from '../config/env';
-import { InferflowError, NotFoundError, TransientError, errorMessage } from '../errors';
-import { PreconditionFailedError } from './errors';
+import { InferflowError, NotFoundError, PermissionDeniedError, PreconditionFailedError, TransientError, errorMessage } from '../errors';
 import { checkKey, joinKey } from './keys';
 import type { ObjectInfo, ObjectStore, PutOptions } from './types';
-
-/** The store rejected our credentials or permissions. Permanent: retrying will not help. */
-export class AccessDeniedError extends InferflowError {
-  readonly type = 'AccessDenied';
-  readonly permanent = true;
-}
 
 export interface S3StoreOptions {
   bucket: string;
@@ -102,7 +95,7 @@ export class S3ObjectStore implements ObjectStore {
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) return new NotFoundError(`no object ${where}`, details);
     if (name === 'PreconditionFailed' || status === 412) return new PreconditionFailedError(`${op} ${where}: object exists or changed (precondition failed)`, details);
     if (status === 401 || status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|InvalidToken|ExpiredToken|CredentialsProviderError/.test(name)) {
-      return new AccessDeniedError(
+      return new PermissionDeniedError(
         `${op} ${where} was refused (${name || `HTTP ${status}`}): check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the instance role) and the bucket policy`,
         details,
       );

@@ -10,7 +10,7 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
 /** The workflow bundle, built once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  installTemporalRuntime(process.env.TEST_TEMPORAL_LOG_LEVEL === 'WARN' ? 'WARN' : 'ERROR');
+  installTemporalRuntime(createLogger(process.env.TEST_TEMPORAL_LOG_LEVEL === 'WARN' ? 'warn' : 'error'));
   bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } });
   return bundle;
 }
@@ -23,7 +23,7 @@ export interface RunningWorker {
 
 /** A real worker polling `config.temporal.taskQueue` on the test server, plus a client. */
 export async function startWorker(config: InferflowConfig, deps: ActivityDeps = createActivityDeps(config, createLogger('warn'))): Promise<RunningWorker> {
-  installTemporalRuntime(process.env.TEST_TEMPORAL_LOG_LEVEL === 'WARN' ? 'WARN' : 'ERROR');
+  installTemporalRuntime(createLogger(process.env.TEST_TEMPORAL_LOG_LEVEL === 'WARN' ? 'warn' : 'error'));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const { worker, close } = await createInferflowWorker({ config, connection, deps, overrides: { workflowBundle: await workflowBundle() } });
   const running = worker.run();

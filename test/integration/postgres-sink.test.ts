@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, TransientError } from '../../lib/errors';
+import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, RowCountMismatchError, TransientError } from '../../lib/errors';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import type { ResolvedModel } from '../../lib/registry/manifest';
-import { DISCARDED_RUNS_TABLE, PostgresAccessError, PostgresSink, StagedRowCountError, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingLedgerName, stagingTableName } from '../../lib/sinks';
+import { DISCARDED_RUNS_TABLE, PostgresSink, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingLedgerName, stagingTableName } from '../../lib/sinks';
 import { uniqueName } from '../helpers/env';
 
 const url = inject('postgresUrl');
@@ -223,7 +223,7 @@ describe('PostgreSQL sink on a real server', () => {
     const runC = await stageRun(sink, 'run-c', [1000, 1000], 3);
     // Expected rows do not match what was staged (a shard is missing): permanent, nothing published.
     const err = await failureOf(sink.commit({ ...runC, parts: [...runC.parts, path.join(dir, 'missing.parquet')], rows: runC.rows + 500 }));
-    expect(err).toBeInstanceOf(StagedRowCountError);
+    expect(err).toBeInstanceOf(RowCountMismatchError);
     expect((err as InferflowError).permanent).toBe(true);
     expect(err.message).toContain('staged 2006 rows, expected 2506; shards not staged: 2');
     expect(await count(table, `run_id = 'run-b'`)).toBe(2506);
@@ -282,7 +282,7 @@ describe('PostgreSQL sink on a real server', () => {
     ]);
     await admin.query(`DELETE FROM ${q(stagingTableName(run.runId))} WHERE ctid = (SELECT min(ctid) FROM ${q(stagingTableName(run.runId))} WHERE __shard = 1)`);
     const err = await failureOf(s.commit(run));
-    expect(err).toBeInstanceOf(StagedRowCountError);
+    expect(err).toBeInstanceOf(RowCountMismatchError);
     expect(err.message).toMatch(/holds 505 rows, its ledger lists 506; nothing was published/);
     expect(await tableExists(t)).toBe(false);
   });
@@ -441,12 +441,12 @@ describe('PostgreSQL sink errors', () => {
 
   it('an unknown role and a missing privilege are permanent PermissionDenied errors', async () => {
     const unknown = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: 'postgres://no_such_role_inferflow@127.0.0.1:5432/test' }));
-    expect(unknown).toBeInstanceOf(PostgresAccessError);
+    expect(unknown).toBeInstanceOf(PermissionDeniedError);
     expect(unknown.message).toContain('no_such_role_inferflow');
 
     await admin.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN`);
     const denied = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://${role}@127.0.0.1:5432/test` }));
-    expect(denied).toBeInstanceOf(PostgresAccessError);
+    expect(denied).toBeInstanceOf(PermissionDeniedError);
     expect((denied as InferflowError).permanent).toBe(true);
     expect(denied.message).toMatch(/permission denied/);
   });

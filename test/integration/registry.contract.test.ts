@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CorruptArtifactError, InvalidInputError, NotFoundError } from '../../lib/errors';
 import { ModelCache, ModelRegistry } from '../../lib/registry';
-import { PreconditionFailedError, type ObjectStore } from '../../lib/storage';
+import { PreconditionFailedError } from '../../lib/errors';
+import type { ObjectStore } from '../../lib/storage';
 import { EXAMPLE_MODEL_DIR, tempConfig } from '../helpers/env';
 import { backends, type BackendName } from '../helpers/stores';
 

@@ -6,7 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NotFoundError, TransientError } from '../../lib/errors';
 import { ModelRegistry } from '../../lib/registry';
-import { AccessDeniedError, S3ObjectStore } from '../../lib/storage';
+import { PermissionDeniedError } from '../../lib/errors';
+import { S3ObjectStore } from '../../lib/storage';
 import { registerExample, REPO_ROOT, tempConfig } from '../helpers/env';
 
 const run = promisify(execFile);
@@ -28,11 +29,11 @@ describe('S3 specifics (SeaweedFS)', () => {
     });
     for (const attempt of [() => store.getBytes('x'), () => store.put('x', 'y'), () => store.list('')]) {
       const err = await attempt().catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(AccessDeniedError);
+      expect(err).toBeInstanceOf(PermissionDeniedError);
       expect((err as Error).message).toContain(s3.endpoint);
       expect((err as Error).message).toContain(`s3://${s3.bucket}/creds`);
       expect((err as Error).message).not.toContain(secret);
-      expect(JSON.stringify((err as AccessDeniedError).details)).not.toContain(secret);
+      expect(JSON.stringify((err as PermissionDeniedError).details)).not.toContain(secret);
     }
   });
 

@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Redis, type ChainableCommander } from 'ioredis';
-import { InferflowError, InvalidInputError, TransientError, errorMessage } from '../../errors';
+import { InferflowError, InvalidInputError, PermissionDeniedError, TransientError, errorMessage } from '../../errors';
 import type { OnlineStore, StoredRow, StoredWrite, WriteCounts } from './types';
 
 export interface RedisOnlineStoreOptions {
@@ -128,7 +128,7 @@ export class RedisOnlineStore implements OnlineStore {
       } catch (err) {
         if (err instanceof InferflowError) throw err;
         const msg = errorMessage(err);
-        if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) throw new InvalidInputError(`${op} on ${this.location} was refused: ${msg}`, ['check the credentials in INFERFLOW_REDIS_URL']);
+        if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) throw new PermissionDeniedError(`${op} on ${this.location} was refused (check the credentials in INFERFLOW_REDIS_URL): ${msg}`, { store: this.location });
         if (/NOSCRIPT|ERR .*script|WRONGTYPE/i.test(msg)) throw err as Error; // not a connectivity problem
         if (this.client?.status !== 'ready') {
           this.client?.disconnect();
