@@ -5,7 +5,7 @@
  * Per row count: generate (or reuse) a seeded dataset; per model: the raw baseline and the
  * pandas baseline (best of N), then one pipeline run per (sink, shard size, concurrency), each
  * with a fresh worker process whose peak RSS is measured; per run the history is fetched with
- * the `temporal` CLI and measured. Results go to bench/results/, the doc is regenerated.
+ * the `temporal` CLI and measured. Results go to bench/results/; the report is printed.
  * The dev server, worker processes and temporary files are removed at the end, also on errors.
  */
 import type { Client } from '@temporalio/client';
@@ -31,7 +31,7 @@ import { countPostgresRows, createPreviousRun, dropTable, ensurePsycopg, pgEnv, 
 import { ensurePythonPackages, joinPythonPath, trainingPins } from './python';
 import { runRawBaseline } from './raw';
 import { median } from './stats';
-import { fmt, summaryTable, updateDoc, writeResults } from './report';
+import { fmt, resultSection, summaryTable, writeResults } from './report';
 import { pandasTotalMs, type BatchBenchResults, type ModelKey, type ModelResults, type OutputCheck, type PandasBaseline, type PipelineRun, type RawBaseline, type SinkKind, type StageTimes } from './types';
 
 export const BENCH_DATA_DIR = path.join(REPO_ROOT, '.data', 'bench');
@@ -473,8 +473,8 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
         models: modelResults,
       };
       const file = await writeResults(results);
-      const doc = await updateDoc();
-      say(`\n${fmt.int(rows)} rows: results in ${path.relative(REPO_ROOT, file)}, ${path.relative(REPO_ROOT, doc)} regenerated\n`);
+      say(`\n${resultSection(path.relative(REPO_ROOT, file), results)}`);
+      say(`${fmt.int(rows)} rows: results in ${path.relative(REPO_ROOT, file)}\n`);
       say(summaryTable(results));
     }
   } finally {

@@ -2,7 +2,7 @@
  * `npm run bench -- <command>`: benchmarks (not tests; `npm test` never runs them).
  *
  *   npm run bench -- batch [--rows 1000000] [--models tree,mlp] [--shard-size N] [--concurrency N]
- *   npm run bench -- report        regenerate docs/benchmarks.md from bench/results/*.json
+ *   npm run bench -- report        print the report of the newest bench/results/batch-*.json of each benchmark
  *   npm run bench -- ort-threads   ONNX Runtime on the calling thread (intra-op 1 or 2) vs. the inference pool
  */
 import { Command, InvalidArgumentError } from 'commander';
@@ -10,7 +10,7 @@ import { defaultPoolSize } from '../lib/runtime/pool';
 import { BATCH_DEFAULTS, BATCH_LIMITS } from '../workflows/definitions';
 import { runBatchBench } from './batch';
 import { runOrtThreadsBench } from './ort-threads';
-import { updateDoc } from './report';
+import { latestReport } from './report';
 import { registerOnlineBench } from './online';
 import type { ModelKey, SinkKind } from './types';
 
@@ -80,7 +80,7 @@ function normalizedCommand(f: BatchFlags, rows: number[], models: ModelKey[], sh
 }
 
 const program = new Command('bench')
-  .description('Inferflow benchmarks. Results go to bench/results/ and docs/benchmarks.md. Not part of npm test.')
+  .description('Inferflow benchmarks. Each prints its report and writes its results as JSON to bench/results/. Not part of npm test.')
   .showHelpAfterError();
 
 program
@@ -160,10 +160,9 @@ program
 
 program
   .command('report')
-  .description('Regenerate the generated section of docs/benchmarks.md from bench/results/*.json')
+  .description('Print the report of the newest bench/results/batch-*.json of each benchmark (rows, models, sinks; Markdown)')
   .action(async () => {
-    const doc = await updateDoc();
-    process.stdout.write(`${doc} regenerated\n`);
+    process.stdout.write(`${await latestReport()}\n`);
   });
 
 registerOnlineBench(program);

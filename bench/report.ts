@@ -1,8 +1,7 @@
 /**
- * Results files and docs/benchmarks.md. The doc's generated section (between the markers) is
- * rebuilt from every bench/results/batch-*.json; text outside the markers is kept, so the
- * hand-written analysis survives a re-run. Every number in the generated section comes from
- * a results file.
+ * Results files and the batch benchmark's report: `npm run bench -- batch` writes one JSON file
+ * per row count into bench/results/ and prints its report; `npm run bench -- report` prints the
+ * report of the newest results file of each benchmark. Nothing here writes to docs/.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -11,9 +10,6 @@ import { table } from '../lib/util/format';
 import { pandasTotalMs, type BatchBenchResults, type ModelResults, type PipelineRun } from './types';
 
 export const RESULTS_DIR = path.join(REPO_ROOT, 'bench', 'results');
-export const DOC_PATH = path.join(REPO_ROOT, 'docs', 'benchmarks.md');
-const BEGIN = '<!-- BEGIN GENERATED: npm run bench -- batch (do not edit by hand) -->';
-const END = '<!-- END GENERATED: npm run bench -- batch -->';
 
 export const TARGETS = { e2eOverRaw: 1.2, payloadBytes: 64 * 1024 } as const;
 
@@ -179,9 +175,6 @@ function targetsTable(r: BatchBenchResults): string {
           p.ratioMedian <= TARGETS.e2eOverRaw ? 'met' : 'MISSED',
         ]);
       }
-      if (run.speedupVsPandas !== undefined && run.speedupVsPandas !== null) {
-        rows.push([where, 'faster than pandas', `${fmt.x(run.speedupVsPandas)} pandas' speed`, run.speedupVsPandas > 1 ? 'met' : 'MISSED']);
-      } else rows.push([where, 'faster than pandas', 'no pandas number for this sink', 'not measured']);
       const payload = run.history?.largestPayloadBytes ?? Infinity;
       rows.push([where, 'largest payload < 64 KB', `${fmt.kb(run.history?.largestPayloadBytes)} (${run.history?.largestPayloadAt ?? '?'})`, payload < TARGETS.payloadBytes ? 'met' : 'MISSED']);
     }
@@ -215,7 +208,7 @@ function settingsLines(r: BatchBenchResults): string {
   ].join('\n');
 }
 
-function resultSection(file: string, r: BatchBenchResults): string {
+export function resultSection(file: string, r: BatchBenchResults): string {
   return [
     `### ${fmt.int(r.rows)} rows, ${r.date.slice(0, 16).replace('T', ' ')} UTC (\`${file}\`)`,
     '',
@@ -236,59 +229,17 @@ function resultSection(file: string, r: BatchBenchResults): string {
   ].join('\n');
 }
 
-/** Peak RSS across every results file: is the worker's memory bounded by the shard size rather than the input size? */
-function rssTable(all: { results: BatchBenchResults }[]): string {
-  const rows: string[][] = [];
-  for (const { results: r } of all) {
-    for (const m of r.models) {
-      for (const run of m.runs.filter((x) => !x.error && x.worker)) {
-        rows.push([m.name, fmt.int(r.rows), run.sink, fmt.int(run.shardSize), String(run.concurrency), fmt.mb(run.worker!.idleRssBytes), fmt.mb(run.worker!.peakRssBytes), fmt.mb(run.worker!.peakRssBytes - run.worker!.idleRssBytes)]);
-      }
-    }
-  }
-  return markdownTable(['model', 'rows', 'sink', 'shard size', 'concurrency', 'RSS idle', 'RSS peak', 'peak − idle'], rows);
+/** Which benchmark a results file is a run of: row count, models, sinks, first or later PostgreSQL run. */
+function benchmarkKey(r: BatchBenchResults): string {
+  return [r.rows, r.models.map((m) => m.name).join(), r.settings.sinks.join(), r.settings.postgresTable ?? 'new'].join('|');
 }
 
-export function generatedSection(all: { file: string; results: BatchBenchResults }[]): string {
-  if (all.length === 0) return `${BEGIN}\n\nNo results yet: run \`npm run bench -- batch\`.\n\n${END}`;
-  const newestFirst = [...all].reverse();
-  return [
-    BEGIN,
-    '',
-    '_Generated from every `bench/results/batch-*.json`, newest first. Compare ratios within one results file: they come from the same run on the same shared machine._',
-    '',
-    ...newestFirst.map((a) => resultSection(a.file, a.results)),
-    '### Worker memory across runs',
-    '',
-    rssTable(all),
-    '',
-    END,
-  ].join('\n');
-}
-
-const DEFAULT_DOC = `# Benchmarks
-
-## Batch inference: \`npm run bench -- batch\`
-
-${BEGIN}
-${END}
-`;
-
-/** Rewrite the generated section of docs/benchmarks.md, keeping everything else. */
-export async function updateDoc(): Promise<string> {
-  const all = await readAllResults();
-  let doc: string;
-  try {
-    doc = await fs.readFile(DOC_PATH, 'utf8');
-  } catch {
-    doc = DEFAULT_DOC;
-  }
-  const start = doc.indexOf(BEGIN);
-  const end = doc.indexOf(END);
-  if (start < 0 || end < start) throw new Error(`${DOC_PATH} lost its generated-section markers; restore "${BEGIN}" … "${END}"`);
-  await fs.mkdir(path.dirname(DOC_PATH), { recursive: true });
-  await fs.writeFile(DOC_PATH, doc.slice(0, start) + generatedSection(all) + doc.slice(end + END.length));
-  return DOC_PATH;
+/** The report of the newest results file of each benchmark, as Markdown (what `npm run bench -- report` prints). */
+export async function latestReport(): Promise<string> {
+  const newest = new Map<string, { file: string; results: BatchBenchResults }>();
+  for (const a of await readAllResults()) newest.set(benchmarkKey(a.results), a); // sorted oldest first: the last one wins
+  if (newest.size === 0) return 'No results yet: run `npm run bench -- batch`.';
+  return [...newest.values()].map((a) => resultSection(a.file, a.results)).join('\n');
 }
 
 /** The terminal summary at the end of a run. */
