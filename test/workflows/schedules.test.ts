@@ -52,7 +52,7 @@ describe('schedules', () => {
     }
   });
 
-  it('is created with the Temporal CLI as the README shows, and its runs take the scheduled time as as-of time', async () => {
+  it('is created with the Temporal CLI as docs/operations.md shows, and its runs take the scheduled time as as-of time', async () => {
     const id = uniqueName('tcli-nightly');
     const temporal = (...args: string[]) => run(inject('temporalCli'), [...args, '--address', config.temporal.address]);
     await temporal('schedule', 'create', '--schedule-id', id, '--cron', '0 3 * * *', '--time-zone', 'UTC', '--overlap-policy', 'Skip', '--workflow-id', id,
