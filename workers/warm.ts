@@ -11,7 +11,7 @@ import { WARM_UP_WORKFLOW_TYPE } from '../workflows/definitions';
  *
  * protobufjs (8.x) builds a message type's encoder/decoder on its first use, and the first use
  * of any type also resolves the whole Temporal schema: 20–40 ms in a fresh process, then a few
- * ms per further type (measured with a throwaway script; docs/benchmarks.md). The main thread
+ * ms per further type. The main thread
  * decodes workflow activations and activity tasks and encodes completions and heartbeats, so
  * without this a new worker pays for it inside the first run it picks up. Each message here is a
  * minimal instance of the type the SDK handles; nothing is sent anywhere.
@@ -47,8 +47,8 @@ export interface WorkflowThreadWarmUp {
 /**
  * Run the no-op `inferflowWarmUp` workflow on this worker, right after `worker.run()` started:
  * the SDK's workflow thread sets up its own message codecs and its first workflow on the first
- * activation it handles (a cold worker's first workflow task took 76–125 ms in the benchmark, 22–31 ms
- * after this warm-up, 18–26 ms on a worker that had run a job: docs/benchmarks.md, r9),
+ * activation it handles (a cold worker's first workflow task took 76–125 ms, 22–31 ms after this
+ * warm-up, 18–26 ms on a worker that had run a job: docs/decisions/0004-worker-warm-up.md),
  * which would otherwise be paid inside the first real run. The start asks for eager dispatch, so
  * the server hands the task to this very worker (through the connection the worker polls with)
  * even when other workers share the task queue; a server that does not dispatch eagerly queues it

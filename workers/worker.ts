@@ -34,7 +34,7 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
   const connection = options.connection ?? (await NativeConnection.connect(connectionOptions(config.temporal)));
   const deps = options.deps ?? createActivityDeps(config);
   // Inference threads load ONNX Runtime while the worker waits for its first task, not inside it
-  // (cold benchmark runs took 40–140 ms longer without this: docs/benchmarks.md).
+  // (cold benchmark runs took 40–140 ms longer without this).
   deps.sessions.warm();
   // So do the SDK's message codecs and the shared DuckDB instance (warm.ts says what they cost).
   warmTemporalCodecs();

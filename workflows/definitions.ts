@@ -87,7 +87,7 @@ export interface BatchInferenceInput {
 }
 
 /**
- * Defaults. shardSize 250,000 was chosen by `npm run bench -- batch` (docs/benchmarks.md): at
+ * Defaults. shardSize 250,000 was chosen by `npm run bench -- batch` (docs/decisions/0003-default-shard-size.md): at
  * 1M rows on 2 cores, once shards up to 262,144 rows are written in one piece (no segment
  * merge), 4 shards of 250,000 ran 0.8–1.3× the raw baseline's time against 1.3–1.4× with 20
  * shards of 50,000 (each activity costs worker and server CPU; warm workers, three sweeps), with

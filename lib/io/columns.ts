@@ -6,9 +6,9 @@
  * Writing: typed arrays go into a table through DataChunks filled by block copies
  * (`appendDataChunk`), instead of one appender call per value.
  *
- * Measured on the benchmark machine (1M rows × 7 columns in 20 shard-sized queries):
- * `getItem` conversion ≈ 150 ms, typed copies ≈ 65 ms; appending 1M (label, score) rows
- * per value ≈ 400 ms, by DataChunk ≈ 60 ms (bench/datapath.ts measures both).
+ * Measured on 2 cores (1M rows × 7 columns in 20 shard-sized queries): `getItem` conversion
+ * ≈ 150 ms, typed copies ≈ 65 ms; appending 1M (label, score) rows per value ≈ 400 ms, by
+ * DataChunk ≈ 60 ms.
  *
  * The typed-array fast paths rely on DuckDB's vector classes keeping their values in an
  * `items` typed array and their null mask in `validity.data` (true for @duckdb/node-api

@@ -72,7 +72,7 @@ function enumConstant(value: string): string {
  * The lineage columns of an output row (model_name, model_version, model_sha256, as_of, run_id)
  * as SQL select items. Every value is the same in every row: the strings are typed as one-value
  * ENUMs, which DuckDB's Parquet writer writes from the enum's dictionary instead of hashing each
- * row's copy of the string (about 0.1 s of CPU per 1M rows, docs/benchmarks.md). The
+ * row's copy of the string (about 0.1 s of CPU per 1M rows). The
  * files hold plain UTF-8 string columns either way; readers see VARCHAR / string.
  */
 export function lineageSelect(l: LineageValues): string {
@@ -376,7 +376,7 @@ async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Pr
  * Rows per resumable segment of a shard: shards up to this size (the default shard size included)
  * are written in one piece. Larger shards pay for their resumability with a merge that reads and
  * writes their output again: at 65,536 this merge made 122,880- and 250,000-row shards slower
- * than 50,000-row ones (docs/benchmarks.md).
+ * than 50,000-row ones (docs/decisions/0003-default-shard-size.md).
  */
 export const DEFAULT_SEGMENT_ROWS = 262_144;
 

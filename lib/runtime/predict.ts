@@ -79,7 +79,7 @@ function nextNonFinite(data: Float32Array, from: number): number {
 
 /**
  * The first `n` labels as numbers: int64 outputs are read through their 32-bit halves instead of
- * one BigInt → Number per row (14-43 ms per 1M labels that way, measured on the benchmark machine).
+ * one BigInt → Number per row (14-43 ms per 1M labels that way, measured on 2 cores).
  */
 export function labelsAsNumbers(data: unknown, n: number): ArrayLike<number> {
   if (data instanceof BigInt64Array) {

@@ -52,7 +52,8 @@ export interface RunConstant {
  * the catalog, for every row already there: no per-row copy, no rewrite), the defaults dropped
  * again (the table then behaves as one created with every column) and the key built in one sorted
  * pass (`key.name` names its constraint). psql, 1M rows: load + this 0.80–0.87 s against 1.25–1.83 s
- * for inserting every column and building the key; 57 MB against 159 MB (docs/benchmarks.md).
+ * for inserting every column and building the key; 57 MB against 159 MB
+ * (docs/decisions/0002-promote-first-run-staging-table.md).
  * DDL takes no bind parameters: each value is a quoted literal cast to its type, which callers check.
  */
 export function finishNewTableSql(table: string, constants: readonly RunConstant[], key?: { column: string; name?: string }): string[] {

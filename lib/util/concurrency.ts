@@ -24,6 +24,6 @@ export async function eachLimited<T>(items: readonly T[], limit: number, fn: (it
 /**
  * Object-store calls a step makes at once when it moves many files (a commit's parts, a run's
  * staged files): on a local SeaweedFS a commit of 40 parts of 3.5 MB took 1.6 s one at a time
- * and 0.9 s eight at a time (docs/benchmarks.md); not measured on AWS S3.
+ * and 0.9 s eight at a time; not measured on AWS S3.
  */
 export const OBJECT_STORE_CONCURRENCY = 8;
