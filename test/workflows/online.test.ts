@@ -92,7 +92,11 @@ describe('onlineInference (durable online predictions via Updates)', () => {
       // A malformed request is rejected by the validator: not answered, not counted, not in history.
       const rejected = await w.client.workflow.getHandle(handle.workflowId).executeUpdate(predictUpdate, { args: [{ rows: [] }] }).catch((e: unknown) => e);
       expect(rejected).toBeInstanceOf(WorkflowUpdateFailedError);
-      expect(String((rejected as WorkflowUpdateFailedError).cause?.message)).toContain('rows: at least one request row');
+      const rejectedCause = (rejected as WorkflowUpdateFailedError).cause;
+      expect(rejectedCause).toBeInstanceOf(ApplicationFailure);
+      expect((rejectedCause as ApplicationFailure).type).toBe('InvalidInput');
+      expect((rejectedCause as ApplicationFailure).nonRetryable).toBe(true);
+      expect(rejectedCause!.message).toContain('rows: at least one request row');
       // A request missing a field the pipeline needs fails with the field named; the deployment goes on.
       const { lat: _lat, ...noLat } = requests[0]!;
       const failed = await predictDurably(handle, { rows: [noLat] }).catch((e: unknown) => e);
