@@ -201,6 +201,7 @@ export function createActivities(deps: ActivityDeps) {
         idColumn: input.idColumn ?? null,
         shardSize: input.shardSize,
         plan: assembly,
+        needsIds: (idColumn) => sinkOf(sink).needsIds?.(idColumn) ?? false,
       });
       const sinkFile = path.join(runDir(deps, input.runId), 'sink.json');
       await fs.mkdir(path.dirname(sinkFile), { recursive: true }); // no snapshot dir when the input is read in place
