@@ -91,14 +91,17 @@ export function valueText(v: unknown): string {
  */
 export function requestValueProblems(args: { plan: AssemblyPlan; views: readonly FeatureView[]; requests: readonly OnlineRequest[] }): string[] {
   const fromViews = new Set(args.views.flatMap((v) => v.features.map((f) => outputColumnName(v.name, f.name))));
-  const fields = new Map<string, keyof typeof EXPECTED_REQUEST_VALUE>();
-  for (const e of args.views.flatMap((v) => v.entities)) fields.set(e, 'entityKey');
-  for (const c of args.plan.sourceColumns) if (!fromViews.has(c.name) && !fields.has(c.name)) fields.set(c.name, c.kind);
+  // A field may be read twice (an entity key the model also takes as a number): its values must fit both.
+  const fields = new Map<string, (keyof typeof EXPECTED_REQUEST_VALUE)[]>();
+  const need = (field: string, kind: keyof typeof EXPECTED_REQUEST_VALUE) => fields.set(field, [...new Set([...(fields.get(field) ?? []), kind])]);
+  for (const e of args.views.flatMap((v) => v.entities)) need(e, 'entityKey');
+  for (const c of args.plan.sourceColumns) if (!fromViews.has(c.name)) need(c.name, c.kind);
   const problems: string[] = [];
-  for (const [field, kind] of fields) {
+  for (const [field, kinds] of fields) {
     for (let i = 0; i < args.requests.length && problems.length < MAX_VALUE_PROBLEMS; i++) {
       const v = args.requests[i]![field];
-      if (!isMissing(v) && !VALUE_FITS[kind](v)) problems.push(`${field}[${i}]: expected ${EXPECTED_REQUEST_VALUE[kind]}, got ${valueText(v)}`);
+      const unfit = isMissing(v) ? undefined : kinds.find((kind) => !VALUE_FITS[kind](v));
+      if (unfit) problems.push(`${field}[${i}]: expected ${EXPECTED_REQUEST_VALUE[unfit]}, got ${valueText(v)}`);
     }
   }
   return problems;
