@@ -180,6 +180,7 @@ export function createActivities(deps: ActivityDeps) {
         idColumn: input.idColumn ?? null,
         shardSize: input.shardSize,
         plan: assembly,
+        needsIds: (idColumn) => sinkOf(sink).needsIds?.(idColumn) ?? false,
       });
       if (deps.staging) {
         // Workers on other machines read the snapshot from shared staging.

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { createActivityDeps } from '../activities/deps';
 import { createModelContexts } from '../activities/models';
-import { loadConfig } from '../lib/config/env';
+import { loadConfig, type ServeLimits } from '../lib/config/env';
 import { openOnlineStore, type OnlineStoreSpec } from '../lib/features/online';
 import { createLogger } from '../lib/log';
 import { loadPipelineSpec } from '../lib/pipeline/spec';
@@ -17,6 +17,8 @@ export interface ServeOptions {
   port: number;
   host: string;
   store?: OnlineStoreSpec;
+  /** Overrides of the INFERFLOW_SERVE_* limits. */
+  limits?: Partial<ServeLimits>;
 }
 
 /** Resolve the spec's model (cached locally, verified), open the store, and listen. */
@@ -32,7 +34,7 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
   const store = openOnlineStore(opts.store ?? { type: 'sqlite' }, { redisUrl: config.redisUrl, dataDir: config.dataDir });
   const server = await startInferenceServer(
     { model: resolved, manifest, session, views: spec.featureViews ?? [], plan, store, ...(spec.idColumn ? { idField: spec.idColumn } : {}) },
-    { port: opts.port, host: opts.host },
+    { port: opts.port, host: opts.host, limits: { ...config.serveLimits, ...opts.limits } },
   );
   return {
     ...server,

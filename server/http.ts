@@ -17,12 +17,13 @@
  * per row, the online store status of each feature (`parameters.feature_status`).
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type * as ortTypes from 'onnxruntime-node';
+import { DEFAULT_SERVE_LIMITS, type ServeLimits } from '../lib/config/env';
 import { InferflowError, errorMessage, httpStatusOf } from '../lib/errors';
 import type { OnlineStore } from '../lib/features/online';
 import type { AssemblyPlan } from '../lib/pipeline/assemble';
-import { assembleOnline, type OnlineRequest } from '../lib/pipeline/online';
+import { assembleOnline, valueText, type OnlineRequest } from '../lib/pipeline/online';
 import type { ModelManifest, ResolvedModel } from '../lib/registry/manifest';
 import { predict } from '../lib/runtime/predict';
 import { outputColumnName, parseFeatureView, type FeatureViewInput } from '../lib/features/spec';
@@ -40,8 +41,6 @@ export interface ServedPipeline {
 
 /** Most rows one request may carry. */
 export const MAX_ROWS_PER_REQUEST = 10_000;
-/** Largest request body accepted. */
-const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 interface V2Input {
   name: string;
@@ -59,26 +58,62 @@ class HttpError extends Error {
   }
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown): void {
+function send(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
   const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(c as Buffer);
-  }
+function tooLarge(maxBytes: number): HttpError {
+  return new HttpError(413, `request body larger than ${maxBytes} bytes`);
+}
+
+/**
+ * The request body, at most `maxBytes`. A larger one (by its Content-Length, or as it arrives)
+ * rejects at once, while the rest of the body is still read and discarded: the client, still
+ * sending, then reads the 413 instead of a reset connection (the server's request timeout
+ * bounds the discarding).
+ */
+function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = Number(req.headers['content-length'] ?? 0) > maxBytes;
+    if (over) reject(tooLarge(maxBytes));
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > maxBytes) {
+        over = true;
+        chunks.length = 0;
+        reject(tooLarge(maxBytes));
+      } else chunks.push(c);
+    });
+    req.on('end', () => over || resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+async function readJson(req: http.IncomingMessage, maxBytes: number): Promise<unknown> {
+  const body = await readBody(req, maxBytes);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new HttpError(400, `request body is not JSON: ${errorMessage(err)}`);
   }
 }
+
+/** V2 datatypes a request input may have, each with the JSON values its data may hold (null: a missing value). */
+const DATATYPE_FITS: Record<string, (v: unknown) => boolean> = {
+  BYTES: (v) => typeof v === 'string',
+  INT64: (v) => typeof v === 'number' && Number.isSafeInteger(v),
+  INT32: (v) => typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31,
+  FP64: (v) => typeof v === 'number',
+  FP32: (v) => typeof v === 'number',
+  BOOL: (v) => typeof v === 'boolean',
+};
+/** Wrong values named per input at most. */
+const MAX_DATA_PROBLEMS = 5;
 
 /** V2 inputs (one column per request field) → request rows; every problem listed. */
 export function rowsOf(body: unknown): { id?: string; rows: OnlineRequest[]; asOf?: Date } {
@@ -92,11 +127,15 @@ export function rowsOf(body: unknown): { id?: string; rows: OnlineRequest[]; asO
     if (typeof input?.name !== 'string' || input.name === '') return void problems.push(`${where}.name: required`);
     if (!Array.isArray(input.data)) return void problems.push(`${where}.data: required, a list of values`);
     if (!Array.isArray(input.shape) || input.shape.length !== 1 || input.shape[0] !== input.data.length) problems.push(`${where}.shape: must be [${input.data.length}] (one value per row)`);
-    if (!['BYTES', 'INT64', 'INT32', 'FP64', 'FP32', 'BOOL'].includes(input.datatype)) problems.push(`${where}.datatype: one of BYTES, INT64, INT32, FP64, FP32, BOOL`);
+    const fits = DATATYPE_FITS[input.datatype];
+    if (!fits) problems.push(`${where}.datatype: one of ${Object.keys(DATATYPE_FITS).join(', ')}`);
+    else {
+      const bad = input.data.flatMap((v, k) => (v === null || fits(v) ? [] : [`${where}.data[${k}]: expected ${input.datatype}, got ${valueText(v)}`]));
+      problems.push(...bad.slice(0, MAX_DATA_PROBLEMS), ...(bad.length > MAX_DATA_PROBLEMS ? [`${where}.data: ${bad.length - MAX_DATA_PROBLEMS} more values that are not ${input.datatype}`] : []));
+    }
     if (n === -1) n = input.data.length;
     else if (input.data.length !== n) problems.push(`${where}: ${input.data.length} values, the first input has ${n}`);
     if (columns.has(input.name)) problems.push(`${where}: given twice`);
-    if (input.datatype === 'BYTES' && input.data.some((v) => v !== null && typeof v !== 'string')) problems.push(`${where}.data: BYTES values must be strings or null`);
     columns.set(input.name, input.data);
     return undefined;
   });
@@ -120,7 +159,9 @@ export interface InferenceServer {
 }
 
 /** Serve one pipeline. Resolves once listening (port 0 picks a free one). */
-export async function startInferenceServer(p: ServedPipeline, options: { port?: number; host?: string } = {}): Promise<InferenceServer> {
+export async function startInferenceServer(p: ServedPipeline, options: { port?: number; host?: string; limits?: Partial<ServeLimits> } = {}): Promise<InferenceServer> {
+  const limits = { ...DEFAULT_SERVE_LIMITS, ...options.limits };
+  const overCap = new WeakSet<Socket>();
   const plan = p.plan;
   // Validated once here, not on every request (an invalid view fails at start-up).
   const views = p.views.map((v, i) => parseFeatureView(v, `views[${i}]`));
@@ -130,43 +171,72 @@ export async function startInferenceServer(p: ServedPipeline, options: { port?: 
   const name = p.model.name;
   const regression = p.manifest.metadata.task === 'regression';
 
-  const server = http.createServer((req, res) => {
-    void (async () => {
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const parts = url.pathname.split('/').filter(Boolean);
-      try {
-        if (req.method === 'GET' && url.pathname === '/v2/health/live') return send(res, 200, { live: true });
-        if (req.method === 'GET' && url.pathname === '/v2/health/ready') return send(res, 200, { ready: true });
-        if (parts[0] !== 'v2' || parts[1] !== 'models' || !parts[2]) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
-        if (parts[2] !== name) throw new HttpError(404, `model ${parts[2]} is not served here (this server serves ${name})`);
-        if (req.method === 'GET' && parts.length === 3) {
-          return send(res, 200, {
-            name,
-            versions: [String(p.model.version)],
-            platform: 'onnxruntime',
-            inputs: [...entityFields.map((f) => ({ name: f, datatype: 'BYTES|INT64', shape: [-1] })), ...requestFields.filter((c) => !entityFields.includes(c.name)).map((c) => ({ name: c.name, datatype: c.kind === 'string' ? 'BYTES' : c.kind === 'timestamp' ? 'BYTES (ISO 8601) or INT64 (epoch ms)' : 'FP64', shape: [-1] }))],
-            outputs: regression ? [{ name: 'prediction', datatype: 'FP32', shape: [-1] }] : [{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'score', datatype: 'FP32', shape: [-1] }],
-            parameters: { sha256: p.model.sha256, feature_views: p.views.map((v) => v.name) },
-          });
+  const server = http.createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks both timeouts at this interval (30 s by default, longer than the timeouts themselves).
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 2))),
+    },
+    (req, res) => {
+      void (async () => {
+        if (overCap.has(req.socket)) {
+          req.resume();
+          return send(res, 503, { error: `too many connections (at most ${limits.maxConnections}); retry later` }, { connection: 'close' });
         }
-        if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {
-          const { id, rows, asOf } = rowsOf(await readJson(req));
-          const { block, statuses } = await assembleOnline({ plan, views, store: p.store, requests: rows, ...(asOf ? { now: asOf } : {}), ...(p.idField ? { idField: p.idField } : {}) });
-          const preds = await predict(p.session, p.manifest, block);
-          const outputs = regression
-            ? [{ name: 'prediction', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.value!) }]
-            : [
-                { name: 'label', datatype: 'INT64', shape: [preds.rows], data: Array.from(preds.label!) },
-                { name: 'score', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.score!) },
-              ];
-          return send(res, 200, { model_name: name, model_version: String(p.model.version), ...(id ? { id } : {}), outputs, parameters: { feature_status: statuses } });
+        const url = new URL(req.url ?? '/', 'http://localhost');
+        const parts = url.pathname.split('/').filter(Boolean);
+        try {
+          if (req.method === 'GET' && url.pathname === '/v2/health/live') return send(res, 200, { live: true });
+          if (req.method === 'GET' && url.pathname === '/v2/health/ready') return send(res, 200, { ready: true });
+          if (parts[0] !== 'v2' || parts[1] !== 'models' || !parts[2]) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
+          if (parts[2] !== name) throw new HttpError(404, `model ${parts[2]} is not served here (this server serves ${name})`);
+          if (req.method === 'GET' && parts.length === 3) {
+            return send(res, 200, {
+              name,
+              versions: [String(p.model.version)],
+              platform: 'onnxruntime',
+              inputs: [...entityFields.map((f) => ({ name: f, datatype: 'BYTES|INT64', shape: [-1] })), ...requestFields.filter((c) => !entityFields.includes(c.name)).map((c) => ({ name: c.name, datatype: c.kind === 'string' ? 'BYTES' : c.kind === 'timestamp' ? 'BYTES (ISO 8601) or INT64 (epoch ms)' : 'FP64', shape: [-1] }))],
+              outputs: regression ? [{ name: 'prediction', datatype: 'FP32', shape: [-1] }] : [{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'score', datatype: 'FP32', shape: [-1] }],
+              parameters: { sha256: p.model.sha256, feature_views: p.views.map((v) => v.name) },
+            });
+          }
+          if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {
+            const { id, rows, asOf } = rowsOf(await readJson(req, limits.maxBodyBytes));
+            const { block, statuses } = await assembleOnline({ plan, views, store: p.store, requests: rows, ...(asOf ? { now: asOf } : {}), ...(p.idField ? { idField: p.idField } : {}) });
+            const preds = await predict(p.session, p.manifest, block);
+            const outputs = regression
+              ? [{ name: 'prediction', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.value!) }]
+              : [
+                  { name: 'label', datatype: 'INT64', shape: [preds.rows], data: Array.from(preds.label!) },
+                  { name: 'score', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.score!) },
+                ];
+            return send(res, 200, { model_name: name, model_version: String(p.model.version), ...(id ? { id } : {}), outputs, parameters: { feature_status: statuses } });
+          }
+          throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
+        } catch (err) {
+          const status = statusOf(err);
+          send(res, status, { error: errorMessage(err), ...(err instanceof InferflowError ? { type: err.type } : {}) });
+          // A body too large is still arriving (and being discarded by readBody): close the
+          // connection once it is all read. Closing earlier would reset it under a client that
+          // sends its whole body before reading the answer.
+          if (status === 413) {
+            if (req.readableEnded) req.socket.end();
+            else req.once('end', () => req.socket.end());
+          }
         }
-        throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
-      } catch (err) {
-        send(res, statusOf(err), { error: errorMessage(err), ...(err instanceof InferflowError ? { type: err.type } : {}) });
-      }
-    })();
+      })();
+    },
+  );
+  // The connection cap: a connection beyond it gets 503 (V2 error body) for its request and is
+  // closed; beyond twice the cap Node drops new connections unanswered.
+  let open = 0;
+  server.on('connection', (socket: Socket) => {
+    if (open >= limits.maxConnections) overCap.add(socket);
+    open++;
+    socket.once('close', () => open--);
   });
+  server.maxConnections = 2 * limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolve());

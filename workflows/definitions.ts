@@ -11,7 +11,12 @@ import type { OnDemandRef } from '../lib/features/on-demand';
 
 /** The permanent failure of a workflow started with bad input: every problem listed (in the message and as details), never retried. */
 export function invalidInput(workflowType: string, problems: string[]): ApplicationFailure {
-  return ApplicationFailure.create({ type: 'InvalidInput', message: `invalid ${workflowType} input: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
+  return invalidInputFailure(`${workflowType} input`, problems);
+}
+
+/** The permanent `InvalidInput` failure of a malformed message (`invalid <subject>: <problems>`), e.g. a rejected Update. */
+export function invalidInputFailure(subject: string, problems: string[]): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'InvalidInput', message: `invalid ${subject}: ${problems.join('; ')}`, nonRetryable: true, details: [{ problems }] });
 }
 
 export const BATCH_WORKFLOW_TYPE = 'batchInference';

@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
 import type { InferflowActivities } from '../activities';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import {
@@ -11,7 +11,7 @@ import {
   type DeploymentStatus,
   type OnlineInferenceInput,
 } from './online-definitions';
-import { invalidInput } from './definitions';
+import { invalidInput, invalidInputFailure } from './definitions';
 
 const steps = proxyActivities<InferflowActivities>({
   startToCloseTimeout: '1 minute',
@@ -64,8 +64,10 @@ export async function onlineInference(input: OnlineInferenceInput): Promise<Depl
     {
       validator: (req) => {
         const bad = checkPredictRequest(req);
-        if (bad.length > 0) throw new Error(`invalid predict request: ${bad.join('; ')}`);
-        if (status.servedThisRun >= max) throw new Error('deployment is continuing as new; retry');
+        // Typed failures: a malformed request is a permanent InvalidInput; a request that arrives
+        // while the run hands over to the next (continue-as-new) can be sent again.
+        if (bad.length > 0) throw invalidInputFailure('predict request', bad);
+        if (status.servedThisRun >= max) throw ApplicationFailure.retryable('deployment is continuing as new; retry', 'ContinuingAsNew');
       },
     },
   );

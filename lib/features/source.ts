@@ -11,6 +11,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { InvalidInputError, NotFoundError } from '../errors';
 import { formatOf, lit, type FileFormat } from '../io/duckdb';
+import { nanosTimestampFlags, setAdjustedToUtc } from '../io/parquet-footer';
 import { localPathOf, openStore } from '../storage';
 import { eachLimited } from '../util/concurrency';
 
@@ -22,6 +23,10 @@ export interface ResolvedFiles {
   files: string[];
   /** CSV only: the columns in file order with their DuckDB types (no type sniffing), e.g. for an export from PostgreSQL. */
   columnTypes?: [string, string][];
+  /** CSV only: columns read as TIMESTAMP_NS (offsets applied, sub-microsecond digits kept) instead of the sniffed type. */
+  nanosColumns?: string[];
+  /** Parquet only: `TIMESTAMP(NANOS, isAdjustedToUTC=true)` columns, read from copies whose flag is cleared (see exactParquetTimestamps). */
+  utcNanosColumns?: string[];
 }
 
 const GLOB_CHARS = /[*?[]/;
@@ -168,5 +173,33 @@ export function scanFiles(r: ResolvedFiles): string {
     const columns = `{${r.columnTypes.map(([name, type]) => `${lit(name)}: ${lit(type)}`).join(', ')}}`;
     return `read_csv(${list}, header = true, columns = ${columns}, allow_quoted_nulls = false, quote = '"', escape = '"')`;
   }
-  return `read_csv(${list}, header = true, union_by_name = true)`;
+  const types = r.nanosColumns?.length ? `, types = {${r.nanosColumns.map((c) => `${lit(c)}: 'TIMESTAMP_NS'`).join(', ')}}` : '';
+  return `read_csv(${list}, header = true, union_by_name = true${types})`;
+}
+
+/**
+ * Parquet files whose `TIMESTAMP(NANOS, isAdjustedToUTC=true)` columns DuckDB reads exactly: such
+ * a file is copied into `dir` (a downloaded one, already a private copy, is changed in place) with
+ * the flag cleared, so that DuckDB reads the column as TIMESTAMP_NS (UTC) instead of rounding it
+ * to microseconds (lib/io/parquet-footer.ts). Other files and formats are returned unchanged.
+ */
+export async function exactParquetTimestamps(r: ResolvedFiles, dir: string): Promise<ResolvedFiles> {
+  if (r.format !== 'parquet') return r;
+  const columns = new Set<string>();
+  const files = await Promise.all(
+    r.files.map(async (file, i) => {
+      const flags = (await nanosTimestampFlags(file)).filter((f) => f.adjustedToUtc);
+      if (flags.length === 0) return file;
+      let target = file;
+      if (!isRemote(r.location)) {
+        await fsp.mkdir(dir, { recursive: true });
+        target = path.join(dir, `${i}-${path.basename(file)}`);
+        await fsp.copyFile(file, target, fs.constants.COPYFILE_FICLONE);
+      }
+      await setAdjustedToUtc(target, flags, false);
+      for (const f of flags) columns.add(f.column);
+      return target;
+    }),
+  );
+  return columns.size === 0 ? r : { ...r, files, utcNanosColumns: [...columns] };
 }

@@ -150,6 +150,27 @@ export async function checkInPlace(filePath: string, expected: InputFingerprint 
   }
 }
 
+/** Rows named in an error about null ids. */
+const NULL_ID_ROWS_SHOWN = 5;
+
+/**
+ * @throws InvalidValueError naming the id column, how many rows have no id and the first of them
+ * (0-based row numbers of the input), when a sink that keys rows by id would get a null one.
+ */
+async function checkIdsPresent(conn: DuckDBConnection, from: string, rowNumber: string, idColumn: string, object: string): Promise<void> {
+  const r = await conn.runAndReadAll(`SELECT ${rowNumber} AS r, count(*) OVER () AS n FROM ${from} WHERE ${ident(idColumn)} IS NULL ORDER BY r LIMIT ${NULL_ID_ROWS_SHOWN}`);
+  const rows = r.getRowsJS();
+  if (rows.length === 0) return;
+  const count = Number(rows[0]![1]);
+  const first = rows.map((row) => Number(row[0]));
+  throw new InvalidValueError(`id column ${idColumn} is null in ${count} row(s) of ${object} (first: row ${first.join(', ')}; rows counted from 0): the sink stores predictions by id`, {
+    object,
+    column: idColumn,
+    nullRows: count,
+    rows: first,
+  });
+}
+
 /**
  * Validate the feature file against the model and decide what shards read. A local Parquet
  * file is read in place (by file_row_number, guarded by its size and mtime): copying it cost
@@ -164,6 +185,8 @@ export async function stageSnapshot(args: {
   shardSize: number;
   /** How raw columns become model inputs (on-demand features, transforms). Default: planned from the manifest alone. */
   plan?: AssemblyPlan;
+  /** Whether the run's sink keys rows by this id column (Sink.needsIds): then a null id fails the plan. */
+  needsIds?: (idColumn: string) => boolean;
 }): Promise<PlannedBatch> {
   const { featuresPath, snapshotPath, manifest, shardSize } = args;
   await assertReadable(featuresPath);
@@ -174,10 +197,12 @@ export async function stageSnapshot(args: {
     const idColumn = args.idColumn ?? (manifest.metadata.id_column && columns.some((c) => c.name === manifest.metadata.id_column) ? manifest.metadata.id_column : null);
     if (plan.direct) checkColumns(columns, manifest, idColumn, featuresPath);
     else checkSourceColumns(plan, columns, `feature file ${featuresPath}`, `model ${manifest.name}:${manifest.version}`, idColumn);
+    const idsNeeded = idColumn !== null && (args.needsIds?.(idColumn) ?? false);
     if (formatOf(featuresPath) === 'parquet') {
       const inPlace = await fingerprintOf(featuresPath);
       const rowsIn = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(featuresPath)})`));
       if (rowsIn === 0) throw new EmptyInputError(`feature file ${featuresPath} has no rows`, { object: featuresPath });
+      if (idsNeeded) await checkIdsPresent(conn, `read_parquet(${lit(featuresPath)}, file_row_number = true)`, 'file_row_number', idColumn, featuresPath);
       return { rowsIn, snapshotPath: featuresPath, inPlace, idColumn, shards: planShards(rowsIn, shardSize) };
     }
     await fs.mkdir(path.dirname(snapshotPath), { recursive: true });
@@ -189,6 +214,7 @@ export async function stageSnapshot(args: {
       );
       const rowsIn = Number(await scalar(conn, `SELECT count(*) FROM read_parquet(${lit(tmp)})`));
       if (rowsIn === 0) throw new EmptyInputError(`feature file ${featuresPath} has no rows`, { object: featuresPath });
+      if (idsNeeded) await checkIdsPresent(conn, `read_parquet(${lit(tmp)})`, ident(ROW_COLUMN), idColumn, featuresPath);
       await fs.rename(tmp, snapshotPath);
       return { rowsIn, snapshotPath, idColumn, shards: planShards(rowsIn, shardSize) };
     } finally {

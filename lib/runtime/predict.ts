@@ -23,6 +23,8 @@ export interface FeatureBlock {
   inputs: Record<string, Float32Array>;
   /** Identifies each row in error messages (entity key / id), when known. */
   rowLabel?: (row: number) => string;
+  /** True when a column's value in a row was missing (null) where it came from: messages then say `null`, not `NaN`. */
+  missing?: (row: number, column: string) => boolean;
 }
 
 export interface Predictions {
@@ -99,9 +101,12 @@ export function labelsAsNumbers(data: unknown, n: number): ArrayLike<number> {
 }
 
 export function checkFinite(manifest: ModelManifest, block: FeatureBlock): void {
-  const bad = nonFiniteValues(manifest, block).map((b) => `${block.rowLabel?.(b.row) ?? `row ${b.row}`}: ${b.column} = ${String(b.value)}`);
-  if (bad.length > 0) {
-    throw new InvalidValueError(`features contain NaN or infinite values (${bad.length}${bad.length === 10 ? '+' : ''}): ${bad.join('; ')}`, {
+  const found = nonFiniteValues(manifest, block).map((b) => ({ ...b, text: block.missing?.(b.row, b.column) ? 'null' : String(b.value) }));
+  if (found.length > 0) {
+    const bad = found.map((b) => `${block.rowLabel?.(b.row) ?? `row ${b.row}`}: ${b.column} = ${b.text}`);
+    // Name what was found: a missing value the model has no imputer for, NaN, or ±Infinity.
+    const kinds = [...new Set(found.map((b) => (b.text === 'null' ? 'null (not imputed by the model)' : b.text === 'NaN' ? 'NaN' : 'infinite')))];
+    throw new InvalidValueError(`features contain ${kinds.join(' or ')} values (${bad.length}${bad.length === 10 ? '+' : ''}): ${bad.join('; ')}`, {
       problems: bad,
     });
   }

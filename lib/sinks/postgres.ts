@@ -195,6 +195,11 @@ export class PostgresSink implements Sink {
   private readonly settings: PostgresConnectionSettings;
   private readonly target: Target;
 
+  /** The id column is the target's primary key unless another column is named. */
+  needsIds(idColumn: string): boolean {
+    return (this.primaryKey ?? idColumn) === idColumn;
+  }
+
   constructor(spec: Omit<PostgresSinkSpec, 'type'>, settings: PostgresConnectionSettings = {}) {
     const schema = spec.schema ?? 'public';
     const problems = [

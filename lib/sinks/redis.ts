@@ -78,6 +78,11 @@ export class RedisSink implements Sink {
     return new TransientError(`${op} on ${this.where()} failed: ${msg}`, { endpoint: this.where() }, { cause: err });
   }
 
+  /** Every prediction is stored under its id. */
+  needsIds(): boolean {
+    return true;
+  }
+
   private key(...parts: string[]): string {
     return [this.o.keyPrefix, ...parts].join(':');
   }

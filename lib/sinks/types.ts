@@ -75,6 +75,8 @@ export interface Sink {
   readonly type: string;
   /** The sink's own part format; absent: shards write Parquet parts. */
   readonly partFormat?: PartFormat;
+  /** True when the sink keys rows by the run's id column, so that every row needs an id (checked when the run is planned). */
+  needsIds?(idColumn: string): boolean;
   /** Load one shard's part into the sink's invisible staging area. Idempotent per (run, shard). */
   stage?(req: StageRequest): Promise<void>;
   commit(req: CommitRequest): Promise<CommitResult>;

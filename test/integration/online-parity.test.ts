@@ -3,10 +3,13 @@
  * view's offline source) get the same scores as the batch pipeline and the Python training
  * code give them — the same on-demand functions and fitted transforms, one assembly step.
  */
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURES_EXPECTED, FEATURES_MODEL_DIR, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
-import { SchemaMismatchError } from '../../lib/errors';
+import { InvalidInputError, SchemaMismatchError } from '../../lib/errors';
+import { getHistoricalFeatures } from '../../lib/features';
 import { materializeView } from '../../lib/features/materialize';
 import { parseFeatureView, type FeatureView } from '../../lib/features/spec';
 import { openOnlineStore, type OnlineStore } from '../../lib/features/online';
@@ -102,6 +105,38 @@ describe('online scoring through the shared assembly step', () => {
     expect(statuses[0]!['customer_stats__avg_amount_30d']).toBe('NOT_FOUND');
     // home distance is unknown → imputed by the model's median imputer, not NaN
     expect(Array.from(block.inputs.features!).every(Number.isFinite)).toBe(true);
+  });
+
+  it('a null entity key finds no features: NOT_FOUND and the model inputs of an unknown customer, as batch joins nulls for a spine row with a null key', async () => {
+    const unknown = await assembleOnline({ plan, views, store, requests: [{ ...requests[0]!, customer_id: 999_999 }], now: requests[0]!.event_timestamp });
+    for (const customer_id of [null, undefined]) {
+      const { block, statuses } = await assembleOnline({ plan, views, store, requests: [{ ...requests[0]!, customer_id }], now: requests[0]!.event_timestamp });
+      expect(Object.values(statuses[0]!).every((s) => s === 'NOT_FOUND')).toBe(true);
+      expect(block.inputs).toEqual(unknown.block.inputs);
+    }
+    // Batch: the same request as a spine row with a null key gets null features, imputed by the same assembly step.
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-null-key-'));
+    try {
+      const spine = path.join(dir, 'spine.csv');
+      const ts = requests[0]!.event_timestamp.toISOString();
+      await fs.writeFile(spine, `customer_id,event_timestamp\n${requests[0]!.customer_id as number},${ts}\n,${ts}\n`);
+      const out = await getHistoricalFeatures({ spine, views, output: path.join(dir, 'out.parquet') });
+      const rows = await withDuckDB(async (c) => (await c.runAndReadAll(`SELECT * FROM read_parquet(${lit(out.output)}) ORDER BY spine_row`)).getRowObjectsJS());
+      expect(rows[0]!.customer_stats__avg_amount_30d).not.toBeNull();
+      for (const f of views[0]!.features) expect(rows[1]![`customer_stats__${f.name}`]).toBeNull();
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects request values of the wrong type, naming the field, the row and what it must be', async () => {
+    const err = await assembleOnline({ plan, views, store, requests: [requests[0]!, { ...requests[1]!, customer_id: 1.5, amount: true, event_timestamp: 'not a time' }] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as InvalidInputError).problems).toEqual([
+      'customer_id[1]: expected a string (BYTES) or an integer (INT64) entity key, or null, got 1.5',
+      'amount[1]: expected a number (FP64) or null, got true',
+      'event_timestamp[1]: expected an ISO 8601 time (BYTES) or epoch milliseconds (INT64), or null, got "not a time"',
+    ]);
   });
 
   it('lists every request field the pipeline needs and did not get', async () => {

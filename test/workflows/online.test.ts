@@ -92,7 +92,11 @@ describe('onlineInference (durable online predictions via Updates)', () => {
       // A malformed request is rejected by the validator: not answered, not counted, not in history.
       const rejected = await w.client.workflow.getHandle(handle.workflowId).executeUpdate(predictUpdate, { args: [{ rows: [] }] }).catch((e: unknown) => e);
       expect(rejected).toBeInstanceOf(WorkflowUpdateFailedError);
-      expect(String((rejected as WorkflowUpdateFailedError).cause?.message)).toContain('rows: at least one request row');
+      const rejectedCause = (rejected as WorkflowUpdateFailedError).cause;
+      expect(rejectedCause).toBeInstanceOf(ApplicationFailure);
+      expect((rejectedCause as ApplicationFailure).type).toBe('InvalidInput');
+      expect((rejectedCause as ApplicationFailure).nonRetryable).toBe(true);
+      expect(rejectedCause!.message).toContain('rows: at least one request row');
       // A request missing a field the pipeline needs fails with the field named; the deployment goes on.
       const { lat: _lat, ...noLat } = requests[0]!;
       const failed = await predictDurably(handle, { rows: [noLat] }).catch((e: unknown) => e);
@@ -101,7 +105,16 @@ describe('onlineInference (durable online predictions via Updates)', () => {
       expect(cause).toBeInstanceOf(ApplicationFailure);
       expect((cause as ApplicationFailure).type).toBe('SchemaMismatch');
       expect(cause!.message).toContain('lat is missing from the requests');
-      expect(await w.client.workflow.getHandle(handle.workflowId).query(deploymentStatusQuery)).toMatchObject({ served: 8, failed: 1 });
+      // Request values are checked as `serve` checks them: a wrong type is InvalidInput naming the field and the row.
+      const wrongType = await predictDurably(handle, { rows: [{ ...requests[0]!, amount: true }] }).catch((e: unknown) => e);
+      const wrongCause = (wrongType as WorkflowUpdateFailedError).cause as ApplicationFailure;
+      expect(wrongCause.type).toBe('InvalidInput');
+      expect(wrongCause.message).toContain('amount[0]: expected a number (FP64) or null, got true');
+      // A null entity key finds no features (NOT_FOUND) and is scored on imputed values, as a spine row with a null key in batch.
+      const nullKey = await predictDurably(handle, { rows: [{ ...requests[0]!, customer_id: null }] });
+      expect(nullKey.featureStatus[0]!['customer_stats__avg_amount_30d']).toBe('NOT_FOUND');
+      expect(nullKey.score).toHaveLength(1);
+      expect(await w.client.workflow.getHandle(handle.workflowId).query(deploymentStatusQuery)).toMatchObject({ served: 9, failed: 2 });
     } finally {
       await w.client.workflow.getHandle(handle.workflowId).cancel();
     }

@@ -4,9 +4,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBatchInference, type BatchInferenceInput } from '../../client';
 import { loadConfig, type InferflowConfig } from '../../lib/config/env';
+import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { closePostgresPools, stagingTableName } from '../../lib/sinks';
 import { EXAMPLE_FEATURES, exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
 import { referenceScores } from '../helpers/data';
+import { permanentFailureOf } from '../helpers/failures';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { startWorker, type RunningWorker } from '../helpers/worker';
 
@@ -148,5 +150,25 @@ describe('batchInference into PostgreSQL', () => {
     expect(await checkTable(table, runId)).toEqual({ rows: 50_000, distinct: 50_000, mismatches: 0, otherRun: 0 });
     expect(await runsRecorded(runId)).toBe(1);
     expect(await scalar<string | null>('SELECT to_regclass($1)::text AS v', [staging])).toBeNull();
+  });
+
+  it('a null id fails the run as InvalidValue naming the id column and the first rows, before anything is staged (Parquet read in place and CSV)', async () => {
+    for (const format of ['parquet', 'csv'] as const) {
+      const features = path.join(dir, `null-ids.${format}`);
+      await withDuckDB((c) =>
+        c.run(`COPY (SELECT * REPLACE (CASE WHEN row_number() OVER () - 1 IN (3, 17, 40001) THEN NULL ELSE transaction_id END AS transaction_id) FROM read_parquet(${lit(EXAMPLE_FEATURES)})) TO ${lit(features)} (FORMAT ${format})`),
+      );
+      const table = newTable('fraud_null_ids');
+      const handle = await startBatchInference(w.client, { model: 'fraud-detector@production', features, sink: { type: 'postgres', table }, shardSize: 7_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-pg-null-id') });
+      const runId = (await handle.describe()).runId;
+      runIds.push(runId);
+      const failure = await permanentFailureOf(handle);
+      expect(failure.type).toBe('InvalidValue');
+      expect(failure.message).toContain('id column transaction_id is null in 3 row(s)');
+      expect(failure.message).toContain('row 3, 17, 40001');
+      expect(failure.message).not.toContain('inferflow_stage');
+      expect(await scalar<string | null>('SELECT to_regclass($1)::text AS v', [`public.${stagingTableName(runId)}`])).toBeNull();
+      expect(await scalar<string | null>('SELECT to_regclass($1)::text AS v', [`public.${table}`])).toBeNull();
+    }
   });
 });

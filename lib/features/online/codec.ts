@@ -94,7 +94,7 @@ export function encodeEntityKey(view: FeatureView, key: unknown): string {
   }
   const obj = key as Record<string, unknown>;
   const problems: string[] = [];
-  for (const e of view.entities) if (obj[e] === undefined || obj[e] === null) problems.push(`${e}: missing`);
+  for (const e of view.entities) if (obj[e] === undefined || obj[e] === null) problems.push(`${e}: ${obj[e] === null ? 'null (a null key has no features to look up)' : 'missing'}`);
   for (const k of Object.keys(obj)) if (!view.entities.includes(k)) problems.push(`${k}: not an entity column of view ${view.name} (entities: ${view.entities.join(', ')})`);
   if (problems.length > 0) throw new InvalidInputError(`invalid entity key for view ${view.name}`, problems);
   return view.entities.map((e) => escapePart(keyPartText(view, e, obj[e]))).join('|');
