@@ -12,6 +12,7 @@ import type { OnDemandRef } from '../lib/features/on-demand';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
+import { checkLocationAllowed } from '../lib/storage/roots';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../lib/util/concurrency';
 import { writeJsonAtomically } from '../lib/util/files';
@@ -135,7 +136,7 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   function sinkOf(spec: SinkSpec): Sink {
-    return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl });
+    return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl, allowedRoots: deps.config.allowedRoots });
   }
 
   /** The sink spec planBatch recorded next to the run's snapshot (for callers that pass none). */
@@ -185,11 +186,13 @@ export function createActivities(deps: ActivityDeps) {
           output: path.join(runDir(deps, input.runId), 'features.parquet'),
           ...(input.entityTimestampField ? { entityTimestampField: input.entityTimestampField } : {}),
           postgres: { url: deps.config.postgresUrl },
+          allowedRoots: deps.config.allowedRoots,
           tempDir: runDir(deps, input.runId),
         });
         log.info({ runId: input.runId, rows: joined.rows, views: input.featureViews.length }, 'features retrieved point-in-time');
         featuresPath = joined.output;
       } else if (input.features !== undefined) {
+        checkLocationAllowed(input.features, deps.config.allowedRoots, 'features');
         featuresPath = localPathOf(input.features);
       } else {
         throw new InvalidInputError('planBatch needs features or featureViews', ['features: required unless featureViews are given']);

@@ -74,6 +74,15 @@ export class RowCountMismatchError extends InferflowError {
   readonly permanent = true;
 }
 
+/**
+ * Access refused: a location outside the worker's allowed roots, or a backend that refused
+ * these credentials. Retrying cannot help; the message names the object and what is allowed.
+ */
+export class PermissionDeniedError extends InferflowError {
+  readonly type = 'PermissionDenied';
+  readonly permanent = true;
+}
+
 /** A backend is briefly unavailable (file locked, connection refused, throttled). Retry. */
 export class TransientError extends InferflowError {
   readonly type = 'Transient';

@@ -4,6 +4,7 @@ import { InvalidInputError } from '../errors';
 import { DuckDBSink } from './duckdb';
 import { ObjectStoreParquetSink, ParquetSink } from './parquet';
 import { openStore } from '../storage';
+import { checkLocationAllowed } from '../storage/roots';
 import { PostgresSink } from './postgres';
 import { RedisSink } from './redis';
 import { SinkSpecSchema, type SinkSpec } from './spec';
@@ -23,14 +24,21 @@ export interface SinkDefaults {
   postgresUrl?: string | undefined;
   /** Redis sink connection URL from the worker's environment (INFERFLOW_REDIS_URL). */
   redisUrl?: string | undefined;
+  /** Roots file and object-store sinks must write inside (the worker's allowedRoots). */
+  allowedRoots: readonly string[];
 }
 
 const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => Sink } = {
   parquet: (spec, d) => {
     const where = spec.path ?? d.outputDir;
+    checkLocationAllowed(where, d.allowedRoots, 'sink.path');
     return /^s3:\/\//.test(where) ? new ObjectStoreParquetSink(openStore(where)) : new ParquetSink(where);
   },
-  duckdb: (spec, d) => new DuckDBSink(spec.path ?? path.join(d.dataDir, 'inferflow.duckdb'), spec.table),
+  duckdb: (spec, d) => {
+    const file = spec.path ?? path.join(d.dataDir, 'inferflow.duckdb');
+    checkLocationAllowed(file, d.allowedRoots, 'sink.path');
+    return new DuckDBSink(file, spec.table);
+  },
   postgres: (spec, d) => new PostgresSink(spec, { url: d.postgresUrl }),
   redis: (spec, d) => new RedisSink({ url: d.redisUrl ?? DEFAULT_REDIS_URL, keyPrefix: spec.keyPrefix ?? 'inferflow', retentionSeconds: spec.retentionSeconds ?? 86_400 }),
 };
