@@ -10,7 +10,7 @@ import { predictShard as predictShardLib, sameFingerprint, stageSnapshot, type I
 import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
 import type { OnDemandRef } from '../lib/features/on-demand';
 import type { ResolvedModel } from '../lib/registry/manifest';
-import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkSpec } from '../lib/sinks';
+import { checkSinkAllowed, createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkDefaults, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
 import { checkLocationAllowed } from '../lib/storage/roots';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
@@ -135,8 +135,10 @@ export function createActivities(deps: ActivityDeps) {
     return { snapshotPath: own, inPlace: input.inPlace ? { size: st.size, mtimeMs: st.mtimeMs } : undefined };
   }
 
+  const sinkDefaults: SinkDefaults = { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl, allowedRoots: deps.config.allowedRoots };
+
   function sinkOf(spec: SinkSpec): Sink {
-    return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl, allowedRoots: deps.config.allowedRoots });
+    return createSink(spec, sinkDefaults);
   }
 
   /** The sink spec planBatch recorded next to the run's snapshot (for callers that pass none). */
@@ -171,6 +173,7 @@ export function createActivities(deps: ActivityDeps) {
     async planBatch(input: PlanBatchInput): Promise<PlanBatchResult> {
       using _alive = keepAlive();
       const sink = parseSinkSpec(input.sink);
+      checkSinkAllowed(sink, sinkDefaults); // before any work: the run fails here, not at its commit
       if ((input.model === undefined) === (input.modelRef === undefined)) {
         throw new InvalidInputError('planBatch needs exactly one of model and modelRef', [input.model ? 'model and modelRef: give one' : 'model or modelRef: required']);
       }

@@ -28,17 +28,28 @@ export interface SinkDefaults {
   allowedRoots: readonly string[];
 }
 
+/** Where a file or object-store sink writes (a directory, a database file or an s3:// prefix); undefined for database sinks. */
+function sinkLocation(spec: SinkSpec, d: SinkDefaults): string | undefined {
+  if (spec.type === 'parquet') return spec.path ?? d.outputDir;
+  if (spec.type === 'duckdb') return spec.path ?? path.join(d.dataDir, 'inferflow.duckdb');
+  return undefined;
+}
+
+/**
+ * A file or object-store sink must write inside the worker's allowed roots.
+ * @throws PermissionDeniedError naming sink.path and the roots
+ */
+export function checkSinkAllowed(spec: SinkSpec, d: SinkDefaults): void {
+  const where = sinkLocation(spec, d);
+  if (where !== undefined) checkLocationAllowed(where, d.allowedRoots, 'sink.path');
+}
+
 const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => Sink } = {
   parquet: (spec, d) => {
-    const where = spec.path ?? d.outputDir;
-    checkLocationAllowed(where, d.allowedRoots, 'sink.path');
+    const where = sinkLocation(spec, d)!;
     return /^s3:\/\//.test(where) ? new ObjectStoreParquetSink(openStore(where)) : new ParquetSink(where);
   },
-  duckdb: (spec, d) => {
-    const file = spec.path ?? path.join(d.dataDir, 'inferflow.duckdb');
-    checkLocationAllowed(file, d.allowedRoots, 'sink.path');
-    return new DuckDBSink(file, spec.table);
-  },
+  duckdb: (spec, d) => new DuckDBSink(sinkLocation(spec, d)!, spec.table),
   postgres: (spec, d) => new PostgresSink(spec, { url: d.postgresUrl }),
   redis: (spec, d) => new RedisSink({ url: d.redisUrl ?? DEFAULT_REDIS_URL, keyPrefix: spec.keyPrefix ?? 'inferflow', retentionSeconds: spec.retentionSeconds ?? 86_400 }),
 };
@@ -51,6 +62,8 @@ export function parseSinkSpec(raw: unknown): SinkSpec {
   return parsed.data;
 }
 
+/** @throws PermissionDeniedError a file or object-store sink outside `defaults.allowedRoots` */
 export function createSink(spec: SinkSpec, defaults: SinkDefaults): Sink {
+  checkSinkAllowed(spec, defaults);
   return (factories[spec.type] as (s: SinkSpec, d: SinkDefaults) => Sink)(spec, defaults);
 }
