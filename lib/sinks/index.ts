@@ -15,7 +15,8 @@ export * from './types';
 export { ObjectStoreParquetSink, ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
 export { DuckDBSink } from './duckdb';
 export { RedisSink, closeRedisClients, readRedisPrediction } from './redis';
-export { PostgresSink, PostgresAccessError, StagedRowCountError, closePostgresPools, stagingTableName, stagingLedgerName, postgresTypeOf, RUNS_TABLE, DISCARDED_RUNS_TABLE } from './postgres';
+export { PostgresSink, PostgresAccessError, StagedRowCountError, stagingTableName, stagingLedgerName, postgresTypeOf, RUNS_TABLE, DISCARDED_RUNS_TABLE } from './postgres';
+export { closePostgresPools } from '../io/postgres';
 
 export interface SinkDefaults {
   outputDir: string;
