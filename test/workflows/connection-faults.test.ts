@@ -2,11 +2,13 @@
  * The fault suite (`npm run test:faults`): PostgreSQL and Redis connections of a real worker
  * are killed on the real servers while it works — feature retrieval from a PostgreSQL source,
  * staging and commit into a PostgreSQL sink, materialisation into Redis, a Redis sink — and
- * `serve` loses its online store. The worker runs in this process: a connection error it does
- * not handle is an uncaught exception that fails the file. Every run must complete with exact
- * output, through Temporal's retries.
+ * `serve` loses its online store. The worker is a process of its own (`workers/main.ts`, as
+ * deployed): a connection error it does not handle kills it, which fails the run waiting on it
+ * at once. Every run must complete with exact output, through Temporal's retries, and the
+ * worker must still be running afterwards. `serve` runs in this process.
  */
-import { createReadStream } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { pipeline as pipeline_ } from 'node:stream/promises';
 import { Redis } from 'ioredis';
@@ -28,11 +30,11 @@ import { readRedisPrediction } from '../../lib/sinks';
 import { openStore } from '../../lib/storage';
 import { killPostgresConnections, killRedisConnections } from '../helpers/connection-killer';
 import { scoresIn, type Scores } from '../helpers/data';
-import { tempConfig, uniqueName } from '../helpers/env';
+import { REPO_ROOT, tempConfig, uniqueName } from '../helpers/env';
 import { T0, latestPerEntity, loadStatsIntoPostgres, statRows, statView } from '../helpers/features-data';
 import { deleteByPrefix } from '../helpers/redis';
 import { startTcpProxy } from '../helpers/tcp-proxy';
-import { startWorker, type RunningWorker } from '../helpers/worker';
+import { Client, Connection } from '@temporalio/client';
 
 const postgresUrl = inject('postgresUrl');
 const REDIS = 'redis://127.0.0.1:6379/0';
@@ -47,7 +49,9 @@ const DAY = 86_400_000;
 
 let config: InferflowConfig;
 let cleanup: () => Promise<void>;
-let w: RunningWorker;
+let worker: ChildProcess;
+let client: Client;
+let exited: Promise<never>;
 let admin: pg.Pool;
 let redis: Redis;
 let pipeline: BatchInferenceInput;
@@ -74,17 +78,46 @@ beforeAll(async () => {
   await withDuckDB((conn) => conn.run(`COPY (SELECT customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS event_timestamp, avg_amount_30d, txn_count_7d, home_lat, home_lon FROM read_parquet(${lit(viewSource)})) TO ${lit(csv)} (FORMAT csv, HEADER true)`));
   await admin.query(`CREATE SCHEMA ${schema}`);
   await admin.query(`CREATE TABLE ${featureTable} (customer_id bigint, event_timestamp timestamptz, avg_amount_30d double precision, txn_count_7d bigint, home_lat double precision, home_lon double precision)`);
-  const client = await admin.connect();
+  const loader = await admin.connect();
   try {
-    await pipeline_(createReadStream(csv), client.query(copyFrom(`COPY ${featureTable} FROM STDIN (FORMAT csv, HEADER true)`)));
+    await pipeline_(createReadStream(csv), loader.query(copyFrom(`COPY ${featureTable} FROM STDIN (FORMAT csv, HEADER true)`)));
   } finally {
-    client.release();
+    loader.release();
   }
-  w = await startWorker(config);
+  worker = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'workers', 'main.ts')], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: config.temporal.address,
+      INFERFLOW_TASK_QUEUE: config.temporal.taskQueue,
+      INFERFLOW_DATA_DIR: config.dataDir,
+      INFERFLOW_POSTGRES_URL: withParam(postgresUrl, 'application_name', appName),
+      INFERFLOW_REDIS_URL: withParam(REDIS, 'connectionName', redisName),
+      INFERFLOW_WORKER_WARM_UP: 'false',
+      INFERFLOW_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = createWriteStream(path.join(dir, 'worker.log'));
+  worker.stdout!.pipe(log);
+  worker.stderr!.pipe(log);
+  exited = new Promise<never>((_, reject) => worker.once('exit', (code, signal) => reject(new Error(`the worker exited (code ${code}, signal ${signal}); see ${path.join(dir, 'worker.log')}`))));
+  exited.catch(() => undefined);
+  client = new Client({ connection: await Connection.connect({ address: config.temporal.address }) });
 }, 120_000);
 
+/** A run's result, or the worker's exit if it dies first. */
+function resultOf<T>(handle: { result(): Promise<T> }): Promise<T> {
+  return Promise.race([handle.result(), exited]);
+}
+
 afterAll(async () => {
-  await w?.stop();
+  if (worker && worker.exitCode === null) {
+    const gone = new Promise((r) => worker.once('exit', r));
+    worker.kill('SIGTERM');
+    await gone;
+  }
+  await client?.connection.close();
   await admin?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await admin?.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(statsTable)}`);
   await admin?.end();
@@ -122,12 +155,13 @@ describe('connection faults', () => {
     let kills;
     try {
       const view = { ...pipeline.featureViews![0]!, source: { type: 'postgres' as const, table: featureTable } };
-      const handle = await startBatchInference(w.client, { ...pipeline, featureViews: [view], sink: { type: 'postgres', schema, table }, shardSize: 5_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-pg-faults') });
-      const result = await handle.result();
+      const handle = await startBatchInference(client, { ...pipeline, featureViews: [view], sink: { type: 'postgres', schema, table }, shardSize: 5_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-pg-faults') });
+      const result = await resultOf(handle);
       expect(result.rowsOut).toBe(20_000);
     } finally {
       kills = await killer.stop();
     }
+    expect(worker.exitCode).toBeNull();
     expect(new Set(kills.map((k) => k.phase))).toEqual(new Set(['feature retrieval', 'staging', 'commit']));
     const rows = (await admin.query<{ transaction_id: string; label: number; score: number }>(`SELECT transaction_id, label, score FROM ${schema}.${table}`)).rows;
     expect(rows).toHaveLength(20_000);
@@ -144,17 +178,18 @@ describe('connection faults', () => {
     let pgKills;
     let redisKills;
     try {
-      const handle = await w.client.workflow.start<typeof materializeFeatures>(MATERIALIZE_WORKFLOW_TYPE, {
+      const handle = await client.workflow.start<typeof materializeFeatures>(MATERIALIZE_WORKFLOW_TYPE, {
         taskQueue: config.temporal.taskQueue,
         workflowId: uniqueName('wf-mat-faults'),
         args: [{ views: [view], store: { type: 'redis', keyPrefix: redisPrefix }, end: new Date(end).toISOString() }],
       });
-      const r: MaterializeFeaturesResult = await handle.result();
+      const r: MaterializeFeaturesResult = await resultOf(handle);
       expect(r.totals.rowsRead).toBe(rows.length);
     } finally {
       pgKills = await pgKiller.stop();
       redisKills = await redisKiller.stop();
     }
+    expect(worker.exitCode).toBeNull();
     expect(pgKills.map((k) => k.phase)).toContain('feature retrieval');
     expect(redisKills.length).toBeGreaterThan(0);
     const want = latestPerEntity(rows, undefined, end);
@@ -177,11 +212,12 @@ describe('connection faults', () => {
     const killer = killRedisConnections({ admin: redis, connectionName: redisName, max: 3, gapMs: 300 });
     let kills;
     try {
-      const handle = await startBatchInference(w.client, { ...pipeline, sink: { type: 'redis', keyPrefix }, shardSize: 5_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-redis-faults') });
-      expect((await handle.result()).rowsOut).toBe(20_000);
+      const handle = await startBatchInference(client, { ...pipeline, sink: { type: 'redis', keyPrefix }, shardSize: 5_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-redis-faults') });
+      expect((await resultOf(handle)).rowsOut).toBe(20_000);
     } finally {
       kills = await killer.stop();
     }
+    expect(worker.exitCode).toBeNull();
     expect(kills.length).toBeGreaterThan(0);
     const ids = [...expected.keys()];
     const rows: { transaction_id: string; label: number; score: number }[] = [];
