@@ -16,9 +16,10 @@
  *   - 'timestamp' → Float64Array of epoch milliseconds (UTC), NaN for missing
  *   - 'string'    → (string | null)[], null for missing
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ConfigError } from '../config/env';
+import { ConfigError, type FeatureModuleConfig } from '../config/env';
 import { InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../errors';
 
 export const ON_DEMAND_KIND = 'inferflow.on-demand/v1';
@@ -70,12 +71,6 @@ export function defineOnDemandFeature<const I extends Record<string, OnDemandInp
   });
 }
 
-/** A registered feature module: the name pipelines use and the file the worker imports. */
-export interface FeatureModule {
-  name: string;
-  path: string;
-}
-
 /** How a pipeline names an on-demand feature: `<module name>.<export>` of a module registered with the worker. */
 export interface OnDemandRef {
   name: string;
@@ -102,24 +97,23 @@ export async function importFeatureModule(file: string): Promise<Record<string, 
 export class OnDemandRegistry {
   private constructor(
     private readonly features: ReadonlyMap<string, LoadedOnDemand>,
-    readonly modules: readonly FeatureModule[],
+    readonly modules: readonly FeatureModuleConfig[],
   ) {}
 
   /**
    * Import every registered module.
    * @throws ConfigError a module file that does not exist or fails to load (naming INFERFLOW_MODULES)
    */
-  static async load(modules: readonly FeatureModule[]): Promise<OnDemandRegistry> {
+  static async load(modules: readonly FeatureModuleConfig[]): Promise<OnDemandRegistry> {
     const features = new Map<string, LoadedOnDemand>();
     for (const m of modules) {
       const file = path.resolve(m.path);
       const what = `INFERFLOW_MODULES: feature module ${m.name} (${file})`;
+      if (!fs.existsSync(file)) throw new ConfigError(`${what}: file not found`);
       let mod: Record<string, unknown>;
       try {
         mod = await importFeatureModule(file);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new ConfigError(`${what}: file not found`, { cause: err });
         throw new ConfigError(`${what} failed to load: ${errorMessage(err)}`, { cause: err });
       }
       const exports = { ...((mod.default as Record<string, unknown> | undefined) ?? {}), ...mod };

@@ -109,6 +109,9 @@ describe('planAssembly', () => {
   it('refuses to start with a registered module that is missing or fails to load, naming INFERFLOW_MODULES', async () => {
     await expect(OnDemandRegistry.load([{ name: 'gone', path: path.join(REPO_ROOT, 'examples', 'features', 'missing.ts') }])).rejects.toThrow(ConfigError);
     await expect(OnDemandRegistry.load([{ name: 'gone', path: path.join(REPO_ROOT, 'examples', 'features', 'missing.ts') }])).rejects.toThrow(/INFERFLOW_MODULES: feature module gone .* file not found/);
+    await expect(OnDemandRegistry.load([{ name: 'broken', path: path.join(REPO_ROOT, 'test', 'fixtures', 'on-demand', 'broken.ts') }])).rejects.toThrow(
+      /INFERFLOW_MODULES: feature module broken \(.*broken\.ts\) failed to load: broken feature module/,
+    );
     expect((await OnDemandRegistry.load([])).names()).toEqual([]);
   });
 });
