@@ -21,7 +21,10 @@ import { BATCH_LIMITS, ON_DEMAND_NAME_PATTERN, batchLimitMessage, checkBatchInpu
 
 const OnDemandRefSchema = z.strictObject({
   /** `<module>.<export>` of a feature module registered with the worker (INFERFLOW_MODULES). */
-  name: z.string().regex(ON_DEMAND_NAME_PATTERN, 'name must be <module>.<export> of a module registered with the worker (INFERFLOW_MODULES), e.g. fraud.amountRatio'),
+  name: z
+    .string()
+    .regex(ON_DEMAND_NAME_PATTERN, 'name must be <module>.<export> of a module registered with the worker (INFERFLOW_MODULES), e.g. fraud.amountRatio')
+    .describe('<module>.<export> of a feature module registered with the worker (INFERFLOW_MODULES)'),
 });
 
 /** An optional whole-number run setting in its BATCH_LIMITS range, with the workflow's own message. */
