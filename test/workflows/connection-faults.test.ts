@@ -122,7 +122,7 @@ afterAll(async () => {
   await admin?.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(statsTable)}`);
   await admin?.end();
   if (redis) {
-    await deleteByPrefix(redis, redisPrefix);
+    for (const prefix of [redisPrefix, `${redisPrefix}-sink`, `${redisPrefix}-serve`]) await deleteByPrefix(redis, prefix);
     await redis.quit();
   }
   await cleanup?.();
