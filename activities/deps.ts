@@ -5,6 +5,7 @@ import { SessionCache } from '../lib/runtime/sessions';
 import { openStore } from '../lib/storage';
 import { createLogger } from '../lib/log';
 import { RunStaging } from '../lib/pipeline/staging';
+import { OnDemandRegistry } from '../lib/features/on-demand';
 
 /** Everything activities need, created once per worker process. */
 export interface ActivityDeps {
@@ -15,11 +16,17 @@ export interface ActivityDeps {
   logger: Logger;
   /** Shared run staging (INFERFLOW_STAGING) for workers on several machines; absent: local disk only. */
   staging?: RunStaging;
+  /** The on-demand features pipelines may name: the modules of INFERFLOW_MODULES, imported when the deps are created. */
+  onDemand: Promise<OnDemandRegistry>;
 }
 
 export function createActivityDeps(config: InferflowConfig, logger: Logger = createLogger(config.logLevel)): ActivityDeps {
   const cacheLogger = logger.child({ component: 'model-cache' });
+  const onDemand = OnDemandRegistry.load(config.modules);
+  // Awaited by the worker at start (a bad module stops it there) and by every plan; not an unhandled rejection meanwhile.
+  onDemand.catch(() => undefined);
   return {
+    onDemand,
     config,
     registry: new ModelRegistry(openStore(config.registry)),
     cache: new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => {

@@ -52,6 +52,7 @@ export function createFeatureActivities(deps: ActivityDeps) {
           ...(input.start !== undefined ? { start: new Date(input.start) } : {}),
           end: new Date(input.end),
           postgres: { url: deps.config.postgresUrl },
+          allowedRoots: deps.config.allowedRoots,
           tempDir,
           onProgress: (p) => {
             heartbeat(p);

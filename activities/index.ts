@@ -10,8 +10,9 @@ import { predictShard as predictShardLib, sameFingerprint, stageSnapshot, type I
 import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
 import type { OnDemandRef } from '../lib/features/on-demand';
 import type { ResolvedModel } from '../lib/registry/manifest';
-import { createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkSpec } from '../lib/sinks';
+import { checkSinkAllowed, createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkDefaults, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
+import { checkLocationAllowed } from '../lib/storage/roots';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../lib/util/concurrency';
 import type { ActivityDeps } from './deps';
@@ -122,8 +123,10 @@ export function createActivities(deps: ActivityDeps) {
     return { snapshotPath: own, inPlace: input.inPlace ? { size: st.size, mtimeMs: st.mtimeMs } : undefined };
   }
 
+  const sinkDefaults: SinkDefaults = { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl, allowedRoots: deps.config.allowedRoots };
+
   function sinkOf(spec: SinkSpec): Sink {
-    return createSink(spec, { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl });
+    return createSink(spec, sinkDefaults);
   }
 
   async function resolve(ref: string): Promise<ResolvedModel> {
@@ -152,6 +155,7 @@ export function createActivities(deps: ActivityDeps) {
     async planBatch(input: PlanBatchInput): Promise<PlanBatchResult> {
       using _alive = keepAlive();
       const sink = parseSinkSpec(input.sink);
+      checkSinkAllowed(sink, sinkDefaults); // before any work: the run fails here, not at its commit
       const model = await resolve(input.modelRef);
       const { manifest, plan: assembly } = await models.context(model, input.onDemand);
       let featuresPath: string;
@@ -164,11 +168,13 @@ export function createActivities(deps: ActivityDeps) {
           output: path.join(runDir(deps, input.runId), 'features.parquet'),
           ...(input.entityTimestampField ? { entityTimestampField: input.entityTimestampField } : {}),
           postgres: { url: deps.config.postgresUrl },
+          allowedRoots: deps.config.allowedRoots,
           tempDir: runDir(deps, input.runId),
         });
         log.info({ runId: input.runId, rows: joined.rows, views: input.featureViews.length }, 'features retrieved point-in-time');
         featuresPath = joined.output;
       } else if (input.features !== undefined) {
+        checkLocationAllowed(input.features, deps.config.allowedRoots, 'features');
         featuresPath = localPathOf(input.features);
       } else {
         throw new InvalidInputError('planBatch needs features or featureViews', ['features: required unless featureViews are given']);

@@ -28,7 +28,7 @@ export function createModelContexts(deps: ActivityDeps) {
     if (!p) {
       p = (async () => {
         const manifest = await deps.registry.manifest(model.name, model.version);
-        const plan = await planAssembly(manifest, [...onDemand]);
+        const plan = planAssembly(manifest, (await deps.onDemand).resolve(onDemand));
         checkSignature(plan, manifest.signature, `model ${model.name}:${model.version}`);
         return { manifest, plan };
       })();

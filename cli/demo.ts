@@ -47,7 +47,8 @@ export async function runDemo(): Promise<void> {
     say(`Pipeline: ${rel(FEATURES_PIPELINE)}`);
     say(`  spine:      ${rel(input.spine!)} (card requests: customer_id, event_timestamp, amount, merchant_category, lat, lon)`);
     say(`  features:   ${views.join('; ')}, joined point-in-time (never a value from after the request)`);
-    say(`  on-demand:  ${(input.onDemand ?? []).map((r) => r.export).join(', ')} (${rel(input.onDemand![0]!.module)})`);
+    const modules = config.modules.map((m) => `${m.name}=${rel(m.path)}`).join(', ');
+    say(`  on-demand:  ${(input.onDemand ?? []).map((r) => r.name).join(', ')} (registered with the worker: ${modules})`);
     say(`  transforms: ${manifest.metadata.transforms?.steps.map((s) => s.type).join(', ') ?? 'none'} (fitted at training, from the model manifest)`);
 
     const client = await connectClient(config.temporal);

@@ -93,7 +93,10 @@ export class RowCountMismatchError extends InferflowError {
   readonly permanent = true;
 }
 
-/** A backend refused these credentials or this user lacks a permission (S3, PostgreSQL, Redis), or a path lies outside where it may. Retrying cannot help. */
+/**
+ * Access refused: a location outside the worker's allowed roots, or a backend that refused
+ * these credentials. Retrying cannot help; the message names the object and what is allowed.
+ */
 export class PermissionDeniedError extends InferflowError {
   readonly type = 'PermissionDenied';
   readonly permanent = true;

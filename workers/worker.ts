@@ -33,6 +33,9 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
   const { config } = options;
   const connection = options.connection ?? (await NativeConnection.connect(connectionOptions(config.temporal)));
   const deps = options.deps ?? createActivityDeps(config);
+  // The registered feature modules load before the worker polls: a module that fails stops the worker here, naming it.
+  const onDemand = await deps.onDemand;
+  deps.logger.info({ onDemand: onDemand.names() }, 'on-demand features registered');
   // Inference threads load ONNX Runtime while the worker waits for its first task, not inside it
   // (cold benchmark runs took 40–140 ms longer without this).
   deps.sessions.warm();

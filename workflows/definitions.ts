@@ -183,20 +183,25 @@ export function checkBatchInput(input: unknown): string[] {
   return problems;
 }
 
-/** `onDemand` entries (`{module, export}`): problems that need no I/O (loading happens on the workers). */
+/** An on-demand feature's registered name: `<module>.<export>` (module names from the worker's INFERFLOW_MODULES). */
+export const ON_DEMAND_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*\.[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/**
+ * `onDemand` entries (`{"name": "fraud.amountRatio"}`): problems that need no I/O. Whether a name
+ * is registered is checked by the workers, which alone know their modules.
+ */
 export function checkOnDemandRefs(refs: unknown, field = 'onDemand'): string[] {
   if (refs === undefined) return [];
-  if (!Array.isArray(refs)) return [`${field}: must be a list of {"module": "path/to/features.ts", "export": "name"}`];
+  if (!Array.isArray(refs)) return [`${field}: must be a list of {"name": "<module>.<export>"}`];
   const problems: string[] = [];
   refs.forEach((r: unknown, n) => {
     const o = r as Record<string, unknown> | null;
     if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-      problems.push(`${field}[${n}]: must be an object {"module": …, "export": …}`);
+      problems.push(`${field}[${n}]: must be an object {"name": "<module>.<export>"}`);
       return;
     }
-    if (typeof o.module !== 'string' || o.module.trim() === '') problems.push(`${field}[${n}].module: required, a .ts/.js file path`);
-    if (typeof o.export !== 'string' || !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(o.export)) problems.push(`${field}[${n}].export: required, the exported name`);
-    for (const k of Object.keys(o)) if (k !== 'module' && k !== 'export') problems.push(`${field}[${n}].${k}: unknown field (known: module, export)`);
+    if (typeof o.name !== 'string' || !ON_DEMAND_NAME_PATTERN.test(o.name)) problems.push(`${field}[${n}].name: required, <module>.<export> of a feature module registered with the workers (e.g. fraud.amountRatio)`);
+    for (const k of Object.keys(o)) if (k !== 'name') problems.push(`${field}[${n}].${k}: unknown field (known: name; modules are registered with the workers, not named by path)`);
   });
   return problems;
 }

@@ -8,6 +8,7 @@ import type { FeatureViewInput } from '../lib/features/spec';
 import type { OnDemandRef } from '../lib/features/on-demand';
 import type { OnlineStoreSpec } from '../lib/features/online/index';
 import type { ResolvedModel } from '../lib/registry/manifest';
+import { checkOnDemandRefs } from './definitions';
 
 export const ONLINE_WORKFLOW_TYPE = 'onlineInference';
 
@@ -81,7 +82,7 @@ export function checkOnlineInput(input: unknown): string[] {
   const problems: string[] = [];
   if (typeof i.model !== 'string' || i.model.trim() === '') problems.push('model: required, a model reference');
   if (i.featureViews !== undefined && !Array.isArray(i.featureViews)) problems.push('featureViews: a list of feature view specs');
-  if (i.onDemand !== undefined && !Array.isArray(i.onDemand)) problems.push('onDemand: a list of {module, export}');
+  problems.push(...checkOnDemandRefs(i.onDemand));
   if (i.maxPredictionsPerRun !== undefined && !(Number.isInteger(i.maxPredictionsPerRun) && i.maxPredictionsPerRun >= 1 && i.maxPredictionsPerRun <= 10_000)) problems.push('maxPredictionsPerRun: an integer from 1 to 10,000');
   return problems;
 }

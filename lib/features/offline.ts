@@ -60,6 +60,8 @@ export interface HistoricalFeaturesRequest {
   tempDir?: string;
   /** Connection for PostgreSQL sources (INFERFLOW_POSTGRES_URL); unset: the PG* variables. */
   postgres?: PostgresSourceSettings;
+  /** Roots file sources and the spine must lie in (a worker's allowedRoots); unset: anywhere. */
+  allowedRoots?: readonly string[];
 }
 
 export interface HistoricalFeaturesResult {
@@ -154,8 +156,8 @@ export async function getHistoricalFeatures(req: HistoricalFeaturesRequest): Pro
         const expand = globExpander(conn);
         // Resolve (and download) every location; report every missing one together.
         const located = await Promise.allSettled([
-          ...views.map(({ view, index }) => resolveViewSource(view, index, path.join(tmp, `view-${index}`), expand, req.postgres ?? {})),
-          ...(typeof req.spine === 'string' ? [resolveFiles(req.spine, path.join(tmp, 'spine'), 'spine', expand)] : []),
+          ...views.map(({ view, index }) => resolveViewSource({ view, index, dir: path.join(tmp, `view-${index}`), expand, postgres: req.postgres ?? {}, allowedRoots: req.allowedRoots })),
+          ...(typeof req.spine === 'string' ? [resolveFiles({ location: req.spine, downloadDir: path.join(tmp, 'spine'), field: 'spine', expand, allowedRoots: req.allowedRoots })] : []),
         ]);
         const failed = located.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
         if (failed.length > 1 && failed.every((e) => e instanceof NotFoundError)) {
@@ -287,8 +289,19 @@ function sourceField(view: FeatureView, index: number): string {
  * Local files for a view's source: a file location resolved (and downloaded when remote), or a
  * PostgreSQL source exported to a typed CSV file (only rows inside `window`, when given).
  */
-export function resolveViewSource(view: FeatureView, index: number, dir: string, expand: (pattern: string) => Promise<string[]>, postgres: PostgresSourceSettings, window?: EventTimeWindow): Promise<ResolvedFiles> {
-  return view.source.type === 'file' ? resolveFiles(view.source.path, dir, sourceField(view, index), expand) : exportPostgresSource(view, index, dir, postgres, window);
+export function resolveViewSource(req: {
+  view: FeatureView;
+  index: number;
+  dir: string;
+  expand: (pattern: string) => Promise<string[]>;
+  postgres: PostgresSourceSettings;
+  allowedRoots?: readonly string[] | undefined;
+  window?: EventTimeWindow | undefined;
+}): Promise<ResolvedFiles> {
+  const { view, index, dir } = req;
+  return view.source.type === 'file'
+    ? resolveFiles({ location: view.source.path, downloadDir: dir, field: sourceField(view, index), expand: req.expand, allowedRoots: req.allowedRoots })
+    : exportPostgresSource(view, index, dir, req.postgres, req.window);
 }
 
 /** Files matching a glob pattern, listed by DuckDB (local paths; remote ones are downloaded first). */
@@ -338,9 +351,13 @@ function preparedView(view: FeatureView, index: number, files: ResolvedFiles): P
  * @returns the prepared view and the number of source rows read (non-null key and event time, inside the window)
  * @throws SchemaMismatchError every column problem of the source
  */
-export async function readViewSource(conn: DuckDBConnection, view: FeatureView, tmp: string, postgres: PostgresSourceSettings, window?: EventTimeWindow): Promise<{ prepared: PreparedView; rowsRead: number }> {
-  const files = await resolveViewSource(view, 0, path.join(tmp, 'view-0'), globExpander(conn), postgres, window);
-  const prepared = preparedView(view, 0, await exactParquetTimestamps(files, path.join(tmp, 'exact-0')));
+export async function readViewSource(
+  conn: DuckDBConnection,
+  req: { view: FeatureView; tmp: string; postgres: PostgresSourceSettings; allowedRoots?: readonly string[] | undefined; window?: EventTimeWindow | undefined },
+): Promise<{ prepared: PreparedView; rowsRead: number }> {
+  const { view, window } = req;
+  const files = await resolveViewSource({ view, index: 0, dir: path.join(req.tmp, 'view-0'), expand: globExpander(conn), postgres: req.postgres, allowedRoots: req.allowedRoots, window });
+  const prepared = preparedView(view, 0, await exactParquetTimestamps(files, path.join(req.tmp, 'exact-0')));
   await describeView(conn, prepared);
   const problems = sourceProblems(prepared);
   if (problems.length > 0) throw new SchemaMismatchError(`feature view ${view.name} does not fit its source`, problems, { object: files.location });

@@ -5,19 +5,22 @@
  * and streaming (called with one row): the same code, so training and serving cannot drift
  * apart inside Inferflow.
  *
- * A feature module exports definitions made with `defineOnDemandFeature`; a pipeline names
- * them by module path and export name (`{ "module": "examples/features/fraud.ts", "export":
- * "transactionFeatures" }`). Inputs and outputs are declared with types, so a missing or
- * mistyped input is reported before anything is predicted.
+ * A feature module exports definitions made with `defineOnDemandFeature`. The operator
+ * registers modules with the worker (INFERFLOW_MODULES=fraud=examples/features/fraud.ts) and a
+ * pipeline names a feature by module name and export (`{ "name": "fraud.amountRatio" }`).
+ * Inputs and outputs are declared with types, so a missing or mistyped input is reported
+ * before anything is predicted.
  *
  * Column representation (the same as lib/transforms):
  *   - 'float64'   → Float64Array, NaN for missing
  *   - 'timestamp' → Float64Array of epoch milliseconds (UTC), NaN for missing
  *   - 'string'    → (string | null)[], null for missing
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { InvalidInputError, InvalidValueError, NotFoundError, SchemaMismatchError, errorMessage } from '../errors';
+import { ConfigError, type FeatureModuleConfig } from '../config/env';
+import { InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../errors';
 
 export const ON_DEMAND_KIND = 'inferflow.on-demand/v1';
 
@@ -68,58 +71,82 @@ export function defineOnDemandFeature<const I extends Record<string, OnDemandInp
   });
 }
 
-/** Where a pipeline finds an on-demand feature: a module (path relative to the worker's working directory) and an export. */
+/** How a pipeline names an on-demand feature: `<module name>.<export>` of a module registered with the worker. */
 export interface OnDemandRef {
-  module: string;
-  export: string;
+  name: string;
 }
 
 export interface LoadedOnDemand extends OnDemandFeature {
   ref: OnDemandRef;
 }
 
-const loaded = new Map<string, Promise<LoadedOnDemand>>();
+/**
+ * Import a module file. The one place feature code is imported, so how a file becomes a module
+ * (TypeScript through tsx, compiled JavaScript) is decided here only.
+ */
+export async function importFeatureModule(file: string): Promise<Record<string, unknown>> {
+  return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+}
 
 /**
- * Import an on-demand feature. Module paths resolve against `baseDir` (default: the working
- * directory) and must stay inside it: a pipeline spec cannot make a worker load code from
- * elsewhere on its machine. Loaded once per process.
- *
- * @throws InvalidInputError a path outside baseDir, an export that is not a defineOnDemandFeature value
- * @throws NotFoundError a module that does not exist
+ * The on-demand features a process may run: every `defineOnDemandFeature` export of the modules
+ * the operator registered (INFERFLOW_MODULES), imported once when the registry is created.
+ * Pipelines name features (`fraud.amountRatio`), never files, so workflow input cannot make a
+ * worker import code.
  */
-export async function loadOnDemand(ref: OnDemandRef, baseDir = process.cwd()): Promise<LoadedOnDemand> {
-  const root = path.resolve(baseDir);
-  const file = path.resolve(root, ref.module);
-  const what = `on-demand feature ${ref.module}#${ref.export}`;
-  if (file !== root && !file.startsWith(root + path.sep)) {
-    throw new InvalidInputError(`${what}: module is outside ${root}`, [`onDemand.module: ${ref.module} must be a path inside the worker's directory ${root}`], { object: ref.module });
-  }
-  const key = `${file}#${ref.export}`;
-  let p = loaded.get(key);
-  if (!p) {
-    p = (async () => {
+export class OnDemandRegistry {
+  private constructor(
+    private readonly features: ReadonlyMap<string, LoadedOnDemand>,
+    readonly modules: readonly FeatureModuleConfig[],
+  ) {}
+
+  /**
+   * Import every registered module.
+   * @throws ConfigError a module file that does not exist or fails to load (naming INFERFLOW_MODULES)
+   */
+  static async load(modules: readonly FeatureModuleConfig[]): Promise<OnDemandRegistry> {
+    const features = new Map<string, LoadedOnDemand>();
+    for (const m of modules) {
+      const file = path.resolve(m.path);
+      const what = `INFERFLOW_MODULES: feature module ${m.name} (${file})`;
+      if (!fs.existsSync(file)) throw new ConfigError(`${what}: file not found`);
       let mod: Record<string, unknown>;
       try {
-        mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+        mod = await importFeatureModule(file);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new NotFoundError(`${what}: module ${file} not found`, { object: ref.module });
-        throw new InvalidInputError(`${what}: module ${ref.module} failed to load: ${errorMessage(err)}`, [`onDemand.module: ${errorMessage(err)}`], { object: ref.module });
+        throw new ConfigError(`${what} failed to load: ${errorMessage(err)}`, { cause: err });
       }
-      const f = (mod[ref.export] ?? (mod.default as Record<string, unknown> | undefined)?.[ref.export]) as Partial<OnDemandFeature> | undefined;
-      if (!f || f.kind !== ON_DEMAND_KIND || typeof f.compute !== 'function') {
-        const exported = Object.entries(mod).filter(([, v]) => (v as Partial<OnDemandFeature> | null)?.kind === ON_DEMAND_KIND).map(([k]) => k);
-        throw new InvalidInputError(`${what}: not an on-demand feature`, [
-          `onDemand.export: ${ref.module} has no export ${ref.export} made with defineOnDemandFeature${exported.length ? ` (it has: ${exported.join(', ')})` : ''}`,
-        ], { object: ref.module });
+      const exports = { ...((mod.default as Record<string, unknown> | undefined) ?? {}), ...mod };
+      for (const [exportName, value] of Object.entries(exports)) {
+        const f = value as Partial<OnDemandFeature> | null;
+        if (f?.kind !== ON_DEMAND_KIND || typeof f.compute !== 'function') continue;
+        const name = `${m.name}.${exportName}`;
+        features.set(name, { ...(f as OnDemandFeature), ref: { name } });
       }
-      return { ...(f as OnDemandFeature), ref };
-    })();
-    loaded.set(key, p);
-    p.catch(() => loaded.delete(key));
+    }
+    return new OnDemandRegistry(features, modules.map((m) => ({ ...m })));
   }
-  return p;
+
+  /** Registered feature names, sorted. */
+  names(): string[] {
+    return [...this.features.keys()].sort();
+  }
+
+  /**
+   * The registered features a pipeline names, in its order.
+   * @throws InvalidInputError an unregistered name (naming it and listing the registered ones)
+   */
+  resolve(refs: readonly OnDemandRef[], field = 'onDemand'): LoadedOnDemand[] {
+    const problems: string[] = [];
+    const out: LoadedOnDemand[] = [];
+    refs.forEach((r, n) => {
+      const f = this.features.get(r.name);
+      if (f) out.push(f);
+      else problems.push(`${field}[${n}].name: ${JSON.stringify(r.name)} is not a registered on-demand feature (registered: ${this.names().join(', ') || 'none; set INFERFLOW_MODULES'})`);
+    });
+    if (problems.length > 0) throw new InvalidInputError('unknown on-demand feature', problems, { object: refs.map((r) => r.name).join(', ') });
+    return out;
+  }
 }
 
 function kindOf(col: unknown): 'numeric' | 'string' | 'other' {
@@ -148,7 +175,7 @@ export function computeOnDemand(
 ): Record<string, OnDemandColumn> {
   const cols: Record<string, OnDemandColumn> = { ...batch };
   for (const f of features) {
-    const what = `on-demand feature ${f.name} (${f.ref.module}#${f.ref.export})`;
+    const what = `on-demand feature ${f.name} (${f.ref.name})`;
     const problems: string[] = [];
     const inputs: Record<string, OnDemandColumn> = {};
     for (const [name, dtype] of Object.entries(f.inputs)) {
@@ -176,7 +203,7 @@ export function computeOnDemand(
         }
       }
       const where = failed >= 0 ? rowLabel(failed) : `a batch of ${rows} rows`;
-      throw new InvalidValueError(`${what} threw for ${where}: ${message}`, { feature: f.name, module: f.ref.module, export: f.ref.export, row: failed >= 0 ? where : null });
+      throw new InvalidValueError(`${what} threw for ${where}: ${message}`, { feature: f.name, registeredAs: f.ref.name, row: failed >= 0 ? where : null });
     }
     for (const [name, dtype] of Object.entries(f.outputs)) {
       const col = out?.[name];

@@ -15,14 +15,13 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { InvalidInputError, NotFoundError, PermissionDeniedError, TransientError, errorMessage } from '../errors';
+import { InvalidInputError, NotFoundError, PermissionDeniedError, TransientError } from '../errors';
+import { FEATURES_APPLICATION_NAME, postgresClient, postgresErrorCode, postgresErrorMessage, type PostgresConnectionSettings } from '../io/postgres';
 import type { ResolvedFiles } from './source';
 import type { FeatureView } from './spec';
 
-export interface PostgresSourceSettings {
-  /** INFERFLOW_POSTGRES_URL; unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
-  url?: string | undefined;
-}
+/** INFERFLOW_POSTGRES_URL; unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
+export type PostgresSourceSettings = PostgresConnectionSettings;
 
 /** An event-time window pushed down into the export: rows with start < time ≤ end. */
 export interface EventTimeWindow {
@@ -75,12 +74,13 @@ export function sourceRelation(source: { table?: string | undefined; query?: str
 }
 
 function describeError(err: unknown, view: FeatureView, index: number, where: string): Error {
-  const code = (err as { code?: unknown }).code;
-  const msg = errorMessage(err) || (err instanceof AggregateError ? err.errors.map(errorMessage).join('; ') : String(err));
+  const code = postgresErrorCode(err);
+  const msg = postgresErrorMessage(err);
   const field = `views[${index}].source`;
   if (code === '42P01' || code === '3F000') return new NotFoundError(`${field}: ${view.name} reads ${where}: ${msg}`, { object: where, field });
   if (code === '28P01' || code === '28000' || code === '42501') return new PermissionDeniedError(`${field}: access to ${where} refused (check INFERFLOW_POSTGRES_URL / PG* credentials and grants): ${msg}`, { object: where, field });
   if (typeof code === 'string' && /^(42|22)/.test(code)) return new InvalidInputError(`${field}: PostgreSQL rejected the source of view ${view.name}: ${msg}`, [`${field}: ${msg}`], { object: where });
+  // Dropped connections, a server restarting, and anything else unexpected: retried with backoff.
   return new TransientError(`${field}: reading ${where} for view ${view.name} failed: ${msg}`, { object: where }, { cause: err });
 }
 
@@ -96,8 +96,7 @@ export async function exportPostgresSource(view: FeatureView, index: number, dir
   const relation = sourceRelation(source);
   const where = source.table !== undefined ? `table ${source.table}` : 'query';
   const wanted = [...new Set([...view.entities, view.timestampField, ...(view.createdField !== undefined ? [view.createdField] : []), ...view.features.map((f) => f.name)])];
-  const client = new pg.Client({ ...(settings.url ? { connectionString: settings.url } : {}), application_name: 'inferflow-features', connectionTimeoutMillis: 15_000 });
-  client.on('error', () => undefined);
+  const client = postgresClient(settings, FEATURES_APPLICATION_NAME);
   await fsp.mkdir(dir, { recursive: true });
   const file = path.join(dir, 'source.csv');
   try {

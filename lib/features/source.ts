@@ -13,6 +13,7 @@ import { InvalidInputError, NotFoundError } from '../errors';
 import { formatOf, lit, type FileFormat } from '../io/duckdb';
 import { nanosTimestampFlags, setAdjustedToUtc } from '../io/parquet-footer';
 import { localPathOf, openStore } from '../storage';
+import { checkFilesAllowed, checkLocationAllowed } from '../storage/roots';
 import { eachLimited } from '../util/concurrency';
 
 export interface ResolvedFiles {
@@ -155,13 +156,31 @@ async function download(location: string, dir: string, field: string): Promise<s
   return local;
 }
 
+export interface ResolveFilesRequest {
+  /** A path, `file://…`, glob, directory or object-store URL. */
+  location: string;
+  /** Where remote objects are downloaded. */
+  downloadDir: string;
+  /** The input field the location came from (for messages). */
+  field: string;
+  /** Lists the local files a glob matches (DuckDB's glob). */
+  expand: (pattern: string) => Promise<string[]>;
+  /** Roots the location and every file it expands to must lie in (a worker's allowedRoots); unset: anywhere. */
+  allowedRoots?: readonly string[] | undefined;
+}
+
 /**
  * Resolve a source or spine location to local files. Remote objects are downloaded into
- * `downloadDir` first. `expand` lists the local files a glob matches (DuckDB's glob).
+ * `downloadDir` first.
+ * @throws PermissionDeniedError a location (or a file it expands to, through symlinks) outside `allowedRoots`
  */
-export async function resolveFiles(location: string, downloadDir: string, field: string, expand: (pattern: string) => Promise<string[]>): Promise<ResolvedFiles> {
-  const localPath = isRemote(location) ? await download(location, downloadDir, field) : localPathOf(location);
-  return resolveLocal(location, localPath, field, expand);
+export async function resolveFiles(req: ResolveFilesRequest): Promise<ResolvedFiles> {
+  const { location, downloadDir, field, expand, allowedRoots } = req;
+  if (allowedRoots) checkLocationAllowed(location, allowedRoots, field);
+  if (isRemote(location)) return resolveLocal(location, await download(location, downloadDir, field), field, expand);
+  const resolved = await resolveLocal(location, localPathOf(location), field, expand);
+  if (allowedRoots) checkFilesAllowed(resolved.files, allowedRoots, field);
+  return resolved;
 }
 
 /** DuckDB table expression reading the files (columns united by name across files). */

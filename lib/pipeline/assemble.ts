@@ -13,7 +13,7 @@
 import type { ColumnInfo } from '../io/duckdb';
 import { isNumericType, isTimestampType } from '../io/duckdb';
 import { InvalidInputError, SchemaMismatchError } from '../errors';
-import { computeOnDemand, loadOnDemand, type LoadedOnDemand, type OnDemandColumn, type OnDemandRef } from '../features/on-demand';
+import { computeOnDemand, type LoadedOnDemand, type OnDemandColumn } from '../features/on-demand';
 import type { ModelManifest, ModelSignature } from '../registry/manifest';
 import type { FeatureBlock } from '../runtime/predict';
 import { signatureProblems } from '../runtime/signature';
@@ -42,13 +42,14 @@ export interface AssemblyPlan {
 
 
 /**
- * Work out which raw columns a model needs behind a pipeline's on-demand features.
+ * Work out which raw columns a model needs behind a pipeline's on-demand features (resolved
+ * from the process's OnDemandRegistry).
  *
- * @throws InvalidInputError a column needed as two different kinds, an on-demand output of the wrong type for its consumer; on-demand modules that do not load
+ * @throws InvalidInputError a column needed as two different kinds, an on-demand output of the wrong type for its consumer
  */
-export async function planAssembly(manifest: ModelManifest, onDemandRefs: readonly OnDemandRef[] = [], baseDir?: string): Promise<AssemblyPlan> {
+export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly LoadedOnDemand[] = []): AssemblyPlan {
   const inputs = manifest.metadata.inputs.map((i) => ({ name: i.name, columns: [...i.columns] }));
-  const onDemand = await Promise.all(onDemandRefs.map((r) => loadOnDemand(r, baseDir)));
+  const onDemand = [...onDemandFeatures];
   const transforms = manifest.metadata.transforms ? compileTransforms(manifest.metadata.transforms) : undefined;
   const problems: string[] = [];
   const need = new Map<string, { kind: SourceKind; by: string }>();

@@ -3,7 +3,7 @@
  * on-demand features and fitted transforms as batch (`assembleBlock`), so a request scored
  * online gets the score batch would give it for the same feature values.
  *
- *   const plan = await planAssembly(manifest, onDemandRefs);
+ *   const plan = planAssembly(manifest, registry.resolve(spec.onDemand ?? []));  // registry: OnDemandRegistry.load(config.modules)
  *   const views = spec.featureViews.map((v) => parseFeatureView(v));  // once
  *   const { block, statuses } = await assembleOnline({ plan, views, store, requests });
  *   const predictions = await predict(session, manifest, block);

@@ -5,8 +5,8 @@
  * JSON Schema for editors is generated from the same schema (`npm run schemas` →
  * schemas/batch-pipeline.schema.json; add `"$schema": "../../schemas/batch-pipeline.schema.json"`).
  *
- * Relative paths in a spec file (features, spine, file sources of feature views, on-demand
- * modules, a Parquet sink directory) are relative to the file's directory; they are made
+ * Relative paths in a spec file (features, spine, file sources of feature views, a Parquet
+ * sink directory) are relative to the file's directory; they are made
  * absolute before the workflow starts, because workers resolve paths against their own
  * working directory.
  */
@@ -17,13 +17,14 @@ import { InvalidInputError, NotFoundError } from '../errors';
 import { FeatureViewSchema } from '../features/spec';
 import { SinkSpecSchema } from '../sinks/spec';
 import { formatIssuePath } from '../util/issues';
-import { BATCH_LIMITS, batchLimitMessage, checkBatchInput, type BatchInferenceInput } from '../../workflows/definitions';
+import { BATCH_LIMITS, ON_DEMAND_NAME_PATTERN, batchLimitMessage, checkBatchInput, type BatchInferenceInput } from '../../workflows/definitions';
 
 const OnDemandRefSchema = z.strictObject({
-  /** A .ts/.js module inside the worker's working directory. */
-  module: z.string().min(1),
-  /** The export made with defineOnDemandFeature. */
-  export: z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'export must be a JavaScript identifier'),
+  /** `<module>.<export>` of a feature module registered with the worker (INFERFLOW_MODULES). */
+  name: z
+    .string()
+    .regex(ON_DEMAND_NAME_PATTERN, 'name must be <module>.<export> of a module registered with the worker (INFERFLOW_MODULES), e.g. fraud.amountRatio')
+    .describe('<module>.<export> of a feature module registered with the worker (INFERFLOW_MODULES)'),
 });
 
 /** An optional whole-number run setting in its BATCH_LIMITS range, with the workflow's own message. */
@@ -42,7 +43,7 @@ export const BatchPipelineSpecSchema = z
     featureViews: z.array(FeatureViewSchema).min(1).optional().describe('Feature views joined point-in-time onto the spine'),
     spine: z.string().min(1).optional().describe('Rows to score (entity keys, timestamp, request columns). Default with featureViews: every entity as of the run'),
     entityTimestampField: z.string().min(1).optional().describe("The spine's timestamp column. Default event_timestamp"),
-    onDemand: z.array(OnDemandRefSchema).optional().describe('On-demand features computed before the model transforms'),
+    onDemand: z.array(OnDemandRefSchema).optional().describe('On-demand features computed before the model transforms, by registered name ({"name": "fraud.amountRatio"})'),
     idColumn: z.string().min(1).optional().describe("Row identifier copied to the output. Default: the model's id_column"),
     sink: SinkSpecSchema.optional().describe('Where predictions go. Default: Parquet under the output directory'),
     asOf: z.string().optional().describe('ISO 8601 as-of time. Default: the scheduled time, else the start time'),
@@ -80,7 +81,6 @@ export function toBatchInput(spec: BatchPipelineSpec, baseDir: string): BatchInf
     const src = v.source as { type: string; path?: string };
     if (src.type === 'file' && src.path) src.path = absolute(baseDir, src.path);
   }
-  for (const r of input.onDemand ?? []) r.module = absolute(baseDir, r.module);
   if (input.sink?.type === 'parquet' && input.sink.path) input.sink.path = absolute(baseDir, input.sink.path);
   if (input.sink?.type === 'duckdb' && input.sink.path) input.sink.path = absolute(baseDir, input.sink.path);
   return input;

@@ -7,6 +7,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, RowCountMismatchError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { describeQuery, ident as duckIdent, lit, toText, type ColumnInfo } from '../io/duckdb';
+import { isTransientPostgresError, postgresErrorCode, postgresErrorMessage, withPooledClient, type PostgresConnectionSettings } from '../io/postgres';
 import { writeJsonAtomically } from '../util/files';
 import { TABLE_NAME_PATTERN, type SinkSpec } from './spec';
 import { LINEAGE_COLUMNS, type CommitRequest, type CommitResult, type PartFormat, type PartWriteRequest, type Sink, type StageRequest } from './types';
@@ -14,10 +15,7 @@ import { LINEAGE_COLUMNS, type CommitRequest, type CommitResult, type PartFormat
 export type PostgresSinkSpec = Extract<SinkSpec, { type: 'postgres' }>;
 
 /** Where the connection comes from: the worker's environment, never the spec (spec payloads sit in workflow history). */
-export interface PostgresConnectionSettings {
-  /** `INFERFLOW_POSTGRES_URL`; unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself. */
-  url?: string | undefined;
-}
+export type { PostgresConnectionSettings };
 
 /** The bookkeeping table (one per schema): one row per committed run. */
 export const RUNS_TABLE = 'inferflow_runs';
@@ -104,38 +102,6 @@ export function postgresTypeOf(duckType: string): string | undefined {
   return dec ? `numeric(${dec[1]},${dec[2]})` : undefined;
 }
 
-// One pool per connection setting per process, shared by every activity of the worker.
-const pools = new Map<string, pg.Pool>();
-
-function poolFor(settings: PostgresConnectionSettings): pg.Pool {
-  const key = settings.url ?? '';
-  let pool = pools.get(key);
-  if (!pool) {
-    pool = new pg.Pool({
-      ...(settings.url ? { connectionString: settings.url } : {}),
-      max: 4,
-      idleTimeoutMillis: 10_000,
-      connectionTimeoutMillis: 15_000,
-      allowExitOnIdle: true,
-      keepAlive: true,
-      application_name: 'inferflow',
-      client_encoding: 'UTF8',
-    });
-    // An idle connection that dies (server restart, network) is dropped by the pool; the next
-    // checkout reconnects or fails with a mapped (transient) error. Without a listener it would crash the worker.
-    pool.on('error', () => undefined);
-    pools.set(key, pool);
-  }
-  return pool;
-}
-
-/** Close every pool this process opened (worker shutdown, tests). */
-export async function closePostgresPools(): Promise<void> {
-  const all = [...pools.values()];
-  pools.clear();
-  await Promise.all(all.map((p) => p.end()));
-}
-
 interface Target {
   host: string;
   port: number;
@@ -153,28 +119,6 @@ function resolveTarget(settings: PostgresConnectionSettings): Target {
   }
   const user = c.user ?? '(default user)';
   return { host: c.host, port: c.port, database: c.database ?? c.user ?? '(default database)', user };
-}
-
-const TRANSIENT_SQLSTATES = new Set([
-  '57P01', // admin_shutdown
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now (starting up, shutting down)
-  '53000', // insufficient_resources
-  '53200', // out_of_memory
-  '53300', // too_many_connections
-  '40001', // serialization_failure
-  '40P01', // deadlock_detected
-  '55P03', // lock_not_available
-  '58000', // system_error
-  '58030', // io_error
-]);
-const TRANSIENT_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'EAI_AGAIN', 'ENOTFOUND']);
-const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error|Connection ended/i;
-
-/** Message of an error; AggregateError (IPv4 + IPv6 both refused) has an empty one of its own. */
-function messageOf(err: unknown): string {
-  if (err instanceof AggregateError && err.message === '') return err.errors.map(errorMessage).join('; ');
-  return errorMessage(err);
 }
 
 /**
@@ -538,18 +482,9 @@ export class PostgresSink implements Sink {
   }
 
   private async withClient<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
     try {
-      client = await poolFor(this.settings).connect();
+      return await withPooledClient(this.settings, fn);
     } catch (err) {
-      throw this.mapError(err, what);
-    }
-    try {
-      const out = await fn(client);
-      client.release();
-      return out;
-    } catch (err) {
-      client.release(true); // the connection may be broken or mid-transaction: never reuse it
       throw this.mapError(err, what);
     }
   }
@@ -558,13 +493,12 @@ export class PostgresSink implements Sink {
   private mapError(err: unknown, what: string): Error {
     if (err instanceof InferflowError) return err;
     const t = this.target;
-    const code = (err as { code?: unknown } | null)?.code;
-    const sqlstate = typeof code === 'string' ? code : undefined;
-    const msg = messageOf(err);
+    const sqlstate = postgresErrorCode(err);
+    const msg = postgresErrorMessage(err);
     const where = `PostgreSQL at ${t.host}:${t.port} (database ${t.database})`;
     const details: ErrorDetails = { host: t.host, port: t.port, database: t.database, user: t.user, ...(sqlstate ? { code: sqlstate } : {}) };
     const cause = { cause: err };
-    if ((sqlstate && (TRANSIENT_SQLSTATES.has(sqlstate) || TRANSIENT_ERRNOS.has(sqlstate) || sqlstate.startsWith('08'))) || (!sqlstate && TRANSIENT_MESSAGES.test(msg))) {
+    if (isTransientPostgresError(err)) {
       return new TransientError(`${where} is unavailable while ${what}: ${msg}`, details, cause);
     }
     switch (sqlstate) {

@@ -15,6 +15,7 @@ import { parseFeatureView, type FeatureView } from '../../lib/features/spec';
 import { openOnlineStore, type OnlineStore } from '../../lib/features/online';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { scoresIn, type Scores } from '../helpers/data';
+import { OnDemandRegistry } from '../../lib/features/on-demand';
 import { planAssembly, type AssemblyPlan } from '../../lib/pipeline/assemble';
 import { assembleOnline, type OnlineRequest } from '../../lib/pipeline/online';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
@@ -42,7 +43,7 @@ beforeAll(async () => {
   ({ manifest } = await registerFeaturesExampleModel(registry));
   const input = await loadPipelineSpec(FEATURES_PIPELINE);
   views = input.featureViews!.map((v) => parseFeatureView(v));
-  plan = await planAssembly(manifest, input.onDemand);
+  plan = planAssembly(manifest, (await OnDemandRegistry.load(env.config.modules)).resolve(input.onDemand ?? []));
   store = openOnlineStore({ type: 'redis', keyPrefix: uniqueName('parity') }, { dataDir: env.dir });
   // Every snapshot up to the end of day T: what an hourly materialisation would hold during that day.
   const r = await materializeView({ view: views[0], store, end: new Date(T + DAY - 1) });

@@ -3,10 +3,12 @@
  * the ones the Python training code computed offline for the same requests.
  */
 import net from 'node:net';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURES_EXPECTED, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
 import { serve } from '../../cli/serve';
+import { InvalidInputError } from '../../lib/errors';
 import { materializeView } from '../../lib/features/materialize';
 import { openOnlineStore } from '../../lib/features/online';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
@@ -112,6 +114,15 @@ describe('inferflow serve (KServe V2 REST, Redis online store)', () => {
     // Without as_of, freshness is judged now: the October snapshots are older than the 2-day TTL.
     const now = await post(v2(requests.slice(0, 1)));
     expect((now.json.parameters as { feature_status: Record<string, string>[] }).feature_status[0]!['customer_stats__avg_amount_30d']).toBe('STALE');
+  });
+
+  it('loads the registered feature modules only: a spec naming another feature does not start', async () => {
+    const spec = JSON.parse(await fs.readFile(FEATURES_PIPELINE, 'utf8')) as Record<string, unknown>;
+    const file = path.join(process.env.INFERFLOW_DATA_DIR!, 'unregistered.json');
+    await fs.writeFile(file, JSON.stringify({ ...spec, $schema: undefined, spine: path.resolve(path.dirname(FEATURES_PIPELINE), spec.spine as string), onDemand: [{ name: 'fraud.amountRatio' }, { name: 'fraud.nope' }] }));
+    const err = (await serve(file, { port: 0, host: '127.0.0.1', store: { type: 'redis', keyPrefix } }).catch((e: unknown) => e)) as InvalidInputError;
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect(err.message).toContain('onDemand[1].name: "fraud.nope" is not a registered on-demand feature (registered: fraud.amountRatio, fraud.homeDistance, fraud.hourOfDay)');
   });
 
   it('rejects bad requests with 400 and every problem named; unknown models with 404', async () => {

@@ -2,12 +2,16 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../cli/examples';
 import { InvalidInputError, InvalidValueError, SchemaMismatchError } from '../../lib/errors';
-import { computeOnDemand, defineOnDemandFeature, loadOnDemand, type LoadedOnDemand } from '../../lib/features/on-demand';
+import { ConfigError } from '../../lib/config/env';
+import { computeOnDemand, defineOnDemandFeature, OnDemandRegistry, type LoadedOnDemand } from '../../lib/features/on-demand';
 import { assembleBlock, checkSignature, checkSourceColumns, planAssembly } from '../../lib/pipeline/assemble';
 import type { ModelManifest } from '../../lib/registry/manifest';
 import { ModelMetadataSchema } from '../../lib/registry/manifest';
 
 const FRAUD = path.join(REPO_ROOT, 'examples', 'features', 'fraud.ts');
+const registry = OnDemandRegistry.load([{ name: 'fraud', path: FRAUD }]);
+/** Registered fraud features by export name. */
+const fraud = async (...exports: string[]) => (await registry).resolve(exports.map((e) => ({ name: `fraud.${e}` })));
 
 function manifest(metadata: unknown, width?: number): ModelManifest {
   const m = ModelMetadataSchema.parse(metadata);
@@ -22,11 +26,11 @@ function manifest(metadata: unknown, width?: number): ModelManifest {
   };
 }
 
-const loaded = (f: ReturnType<typeof defineOnDemandFeature>): LoadedOnDemand => ({ ...f, ref: { module: 'inline.ts', export: f.name } });
+const loaded = (f: ReturnType<typeof defineOnDemandFeature>): LoadedOnDemand => ({ ...f, ref: { name: `inline.${f.name}` } });
 
 describe('planAssembly', () => {
-  it('without transforms or on-demand features, the model columns are read directly', async () => {
-    const plan = await planAssembly(manifest({ inputs: [{ name: 'x', columns: ['a', 'b'] }] }));
+  it('without transforms or on-demand features, the model columns are read directly', () => {
+    const plan = planAssembly(manifest({ inputs: [{ name: 'x', columns: ['a', 'b'] }] }));
     expect(plan.direct).toBe(true);
     expect(plan.sourceColumns).toEqual([{ name: 'a', kind: 'numeric', by: 'model m:1' }, { name: 'b', kind: 'numeric', by: 'model m:1' }]);
   });
@@ -36,7 +40,7 @@ describe('planAssembly', () => {
       inputs: [{ name: 'x', columns: ['amount', 'amount_ratio', 'hour_of_day', 'mcc=a', 'mcc=b'] }],
       transforms: { steps: [{ type: 'log1p', columns: ['amount'] }, { type: 'one_hot', column: 'mcc', categories: ['a', 'b'], handle_unknown: 'ignore' }] },
     });
-    const plan = await planAssembly(m, [{ module: FRAUD, export: 'amountRatio' }, { module: FRAUD, export: 'hourOfDay' }], REPO_ROOT);
+    const plan = planAssembly(m, await fraud('amountRatio', 'hourOfDay'));
     expect(plan.direct).toBe(false);
     expect(Object.fromEntries(plan.sourceColumns.map((c) => [c.name, c.kind]))).toEqual({
       amount: 'numeric',
@@ -48,7 +52,7 @@ describe('planAssembly', () => {
 
   it('checks the data source, listing every missing or mistyped column', async () => {
     const m = manifest({ inputs: [{ name: 'x', columns: ['amount', 'mcc=a'] }], transforms: { steps: [{ type: 'one_hot', column: 'mcc', categories: ['a'], handle_unknown: 'ignore' }] } });
-    const plan = await planAssembly(m, [{ module: FRAUD, export: 'hourOfDay' }], REPO_ROOT);
+    const plan = planAssembly(m, await fraud('hourOfDay'));
     const err = (() => {
       try {
         checkSourceColumns(plan, [{ name: 'amount', type: 'VARCHAR' }, { name: 'mcc', type: 'BIGINT' }], 'spine.parquet', 'model m:1', 'id');
@@ -68,11 +72,12 @@ describe('planAssembly', () => {
 
   it('rejects a column needed as two different kinds', async () => {
     const m = manifest({ inputs: [{ name: 'x', columns: ['event_timestamp', 'hour_of_day'] }] });
-    await expect(planAssembly(m, [{ module: FRAUD, export: 'hourOfDay' }], REPO_ROOT)).rejects.toThrow(/column event_timestamp is needed as numeric by model m:1 and as timestamp by on-demand feature hour_of_day/);
+    const hour = await fraud('hourOfDay');
+    expect(() => planAssembly(m, hour)).toThrow(/column event_timestamp is needed as numeric by model m:1 and as timestamp by on-demand feature hour_of_day/);
   });
 
-  it('checks the assembled inputs against the ONNX signature, naming the features', async () => {
-    const plan = await planAssembly(manifest({ inputs: [{ name: 'x', columns: ['a', 'b', 'c'] }] }, 2));
+  it('checks the assembled inputs against the ONNX signature, naming the features', () => {
+    const plan = planAssembly(manifest({ inputs: [{ name: 'x', columns: ['a', 'b', 'c'] }] }, 2));
     expect(() => checkSignature(plan, manifest({ inputs: [{ name: 'x', columns: ['a', 'b', 'c'] }] }, 2).signature, 'model m:1')).toThrow(
       /input x takes 2 features, the pipeline assembles 3 \(not in the model: c\)/,
     );
@@ -81,17 +86,40 @@ describe('planAssembly', () => {
     );
   });
 
-  it('refuses modules outside the base directory and exports that are not on-demand features', async () => {
-    await expect(loadOnDemand({ module: '../outside.ts', export: 'x' }, REPO_ROOT)).rejects.toThrow(InvalidInputError);
-    await expect(loadOnDemand({ module: 'examples/features/fraud.ts', export: 'RAD' }, REPO_ROOT)).rejects.toThrow(/has no export RAD made with defineOnDemandFeature/);
-    await expect(loadOnDemand({ module: 'examples/features/missing.ts', export: 'x' }, REPO_ROOT)).rejects.toThrow(/not found/);
+  it('resolves registered names only, naming an unknown one and listing the registered ones', async () => {
+    const r = await registry;
+    expect(r.names()).toEqual(['fraud.amountRatio', 'fraud.homeDistance', 'fraud.hourOfDay']);
+    expect(r.resolve([{ name: 'fraud.hourOfDay' }])[0]!.name).toBe('hour_of_day');
+    const err = (() => {
+      try {
+        r.resolve([{ name: 'fraud.amountRatio' }, { name: 'bench/worker-child.ts' }, { name: 'fraud.RAD' }]);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })() as InvalidInputError;
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect(err.problems).toEqual([
+      'onDemand[1].name: "bench/worker-child.ts" is not a registered on-demand feature (registered: fraud.amountRatio, fraud.homeDistance, fraud.hourOfDay)',
+      'onDemand[2].name: "fraud.RAD" is not a registered on-demand feature (registered: fraud.amountRatio, fraud.homeDistance, fraud.hourOfDay)',
+    ]);
+    expect(() => r.resolve([{ name: 'fraud.amountRatio' }])).not.toThrow();
+  });
+
+  it('refuses to start with a registered module that is missing or fails to load, naming INFERFLOW_MODULES', async () => {
+    await expect(OnDemandRegistry.load([{ name: 'gone', path: path.join(REPO_ROOT, 'examples', 'features', 'missing.ts') }])).rejects.toThrow(ConfigError);
+    await expect(OnDemandRegistry.load([{ name: 'gone', path: path.join(REPO_ROOT, 'examples', 'features', 'missing.ts') }])).rejects.toThrow(/INFERFLOW_MODULES: feature module gone .* file not found/);
+    await expect(OnDemandRegistry.load([{ name: 'broken', path: path.join(REPO_ROOT, 'test', 'fixtures', 'on-demand', 'broken.ts') }])).rejects.toThrow(
+      /INFERFLOW_MODULES: feature module broken \(.*broken\.ts\) failed to load: broken feature module/,
+    );
+    expect((await OnDemandRegistry.load([])).names()).toEqual([]);
   });
 });
 
 describe('assembleBlock and on-demand features', () => {
   it('computes on-demand features, then transforms, into the model matrix', async () => {
     const m = manifest({ inputs: [{ name: 'x', columns: ['amount_ratio', 'hour_of_day', 'mcc=a', 'mcc=b'] }], transforms: { steps: [{ type: 'one_hot', column: 'mcc', categories: ['a', 'b'], handle_unknown: 'ignore' }] } });
-    const plan = await planAssembly(m, [{ module: FRAUD, export: 'amountRatio' }, { module: FRAUD, export: 'hourOfDay' }], REPO_ROOT);
+    const plan = planAssembly(m, await fraud('amountRatio', 'hourOfDay'));
     const block = assembleBlock(plan, {
       amount: Float64Array.of(50, 30),
       customer_stats__avg_amount_30d: Float64Array.of(25, 60),
@@ -112,7 +140,7 @@ describe('assembleBlock and on-demand features', () => {
       },
     }));
     expect(() => computeOnDemand([f], { v: Float64Array.of(1, 2, -3, -4) }, 4, (i) => `customer_id=${100 + i}`)).toThrow(InvalidValueError);
-    expect(() => computeOnDemand([f], { v: Float64Array.of(1, 2, -3, -4) }, 4, (i) => `customer_id=${100 + i}`)).toThrow('on-demand feature picky (inline.ts#picky) threw for customer_id=102: negative value');
+    expect(() => computeOnDemand([f], { v: Float64Array.of(1, 2, -3, -4) }, 4, (i) => `customer_id=${100 + i}`)).toThrow('on-demand feature picky (inline.picky) threw for customer_id=102: negative value');
   });
 
   it('missing inputs and wrong outputs are schema errors listing every problem', () => {

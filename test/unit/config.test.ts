@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_TASK_QUEUE, loadConfig } from '../../lib/config/env';
+import { ConfigError, DEFAULT_FEATURE_MODULES, DEFAULT_TASK_QUEUE, EXAMPLES_DATA_DIR, loadConfig } from '../../lib/config/env';
 
 describe('configuration from the environment', () => {
   it('has working defaults', () => {
@@ -24,5 +24,25 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ INFERFLOW_ORT_THREADS: 'many' })).toThrow(ConfigError);
     expect(() => loadConfig({ INFERFLOW_ORT_THREADS: 'many' })).toThrow(/INFERFLOW_ORT_THREADS/);
     expect(() => loadConfig({ INFERFLOW_LOG_LEVEL: 'loud' })).toThrow(/INFERFLOW_LOG_LEVEL/);
+  });
+});
+
+describe('worker confinement settings', () => {
+  it('registers the example feature module by default, INFERFLOW_MODULES otherwise (none: no modules)', () => {
+    expect(loadConfig({}, '/srv/app').modules).toEqual(DEFAULT_FEATURE_MODULES);
+    expect(loadConfig({ INFERFLOW_MODULES: 'fraud=features/fraud.ts, geo=/opt/geo.js' }, '/srv/app').modules).toEqual([
+      { name: 'fraud', path: '/srv/app/features/fraud.ts' },
+      { name: 'geo', path: '/opt/geo.js' },
+    ]);
+    expect(loadConfig({ INFERFLOW_MODULES: 'none' }).modules).toEqual([]);
+    expect(() => loadConfig({ INFERFLOW_MODULES: 'features/fraud.ts' })).toThrow(/INFERFLOW_MODULES: "features\/fraud.ts" is not NAME=PATH/);
+    expect(() => loadConfig({ INFERFLOW_MODULES: 'a=x.ts,a=y.ts' })).toThrow(/module name a is given twice/);
+  });
+
+  it('allows the data, output and example data directories, plus INFERFLOW_ALLOWED_ROOTS', () => {
+    expect(loadConfig({}, '/srv/app').allowedRoots).toEqual(['/srv/app/.data', '/srv/app/.data/predictions', EXAMPLES_DATA_DIR]);
+    const c = loadConfig({ INFERFLOW_OUTPUT: 's3://out/predictions', INFERFLOW_ALLOWED_ROOTS: 'shared, file:///mnt/lake,s3://lake/features' }, '/srv/app');
+    expect(c.allowedRoots).toEqual(['/srv/app/.data', 's3://out/predictions', EXAMPLES_DATA_DIR, '/srv/app/shared', '/mnt/lake', 's3://lake/features']);
+    expect(() => loadConfig({ INFERFLOW_ALLOWED_ROOTS: 'http://x/y' })).toThrow(/INFERFLOW_ALLOWED_ROOTS: http:\/\/x\/y/);
   });
 });

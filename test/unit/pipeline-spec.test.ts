@@ -18,7 +18,7 @@ describe('pipeline spec files', () => {
     expect(input).not.toHaveProperty('$schema');
     expect(input.spine).toBe(path.join(REPO_ROOT, 'examples', 'data', 'card_requests.parquet'));
     expect((input.featureViews![0]!.source as { path: string }).path).toBe(path.join(REPO_ROOT, 'examples', 'data', 'customer_stats.parquet'));
-    expect(input.onDemand!.map((r) => r.module)).toEqual(Array(3).fill(path.join(REPO_ROOT, 'examples', 'features', 'fraud.ts')));
+    expect(input.onDemand).toEqual([{ name: 'fraud.amountRatio' }, { name: 'fraud.hourOfDay' }, { name: 'fraud.homeDistance' }]);
   });
 
   it('keeps absolute paths and URLs as they are', () => {
@@ -30,7 +30,7 @@ describe('pipeline spec files', () => {
   it('lists every problem with its path', () => {
     const err = (() => {
       try {
-        parsePipelineSpec({ model: 'm', featureViews: [{ name: 'v', entities: [], timestampField: 'ts', source: { type: 'file', path: 'x.parquet' }, features: [{ name: 'a', dtype: 'float16' }] }], onDemand: [{ module: 'f.ts', export: 'not-an-identifier' }], sink: { type: 'postgres', table: 'bad name' }, shardSize: 0, colour: 'red' });
+        parsePipelineSpec({ model: 'm', featureViews: [{ name: 'v', entities: [], timestampField: 'ts', source: { type: 'file', path: 'x.parquet' }, features: [{ name: 'a', dtype: 'float16' }] }], onDemand: [{ name: 'f.not-an-identifier' }, { module: 'bench/worker-child.ts', export: 'x' }], sink: { type: 'postgres', table: 'bad name' }, shardSize: 0, colour: 'red' });
       } catch (e) {
         return e;
       }
@@ -41,7 +41,8 @@ describe('pipeline spec files', () => {
     expect(problems).toEqual(expect.arrayContaining([
       expect.stringMatching(/^featureViews\[0\]\.entities: entities must list at least one column/),
       expect.stringMatching(/^featureViews\[0\]\.features\[0\]\.dtype: /),
-      'onDemand[0].export: export must be a JavaScript identifier',
+      expect.stringMatching(/^onDemand\[0\]\.name: name must be <module>\.<export> of a module registered with the worker/),
+      expect.stringMatching(/^onDemand\[1\]: Unrecognized keys: "module", "export"/),
       expect.stringMatching(/^sink\.table: table must match/),
       'shardSize: must be an integer between 1 and 5,000,000',
       expect.stringMatching(/colour/),

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
@@ -8,7 +9,7 @@ import { SEARCH_ATTRIBUTES, progressQuery, startBatchInference, type BatchInfere
 import { readRedisPrediction } from '../../lib/sinks';
 import { deleteByPrefix } from '../helpers/redis';
 import type { InferflowConfig } from '../../lib/config/env';
-import { EXAMPLE_FEATURES, exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
+import { EXAMPLE_FEATURES, REPO_ROOT, exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
 import { readOutput, referenceScores, writeVariant } from '../helpers/data';
 import { startWorker, type RunningWorker } from '../helpers/worker';
 import { permanentFailureOf } from '../helpers/failures';
@@ -222,6 +223,28 @@ describe('batchInference on a real Temporal server', () => {
       const f = await runFailing({ model: 'fraud-detector', features: EXAMPLE_FEATURES, pipeline: 'bad', sink: { type: 'duckdb', table: 'x; drop table y' } });
       expect(f.type).toBe('InvalidInput');
       expect(f.message).toContain('sink.table');
+    });
+
+    it('a features file, a symlink or a sink outside the allowed roots: PermissionDenied naming the path and the roots', async () => {
+      const elsewhere = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-outside-'));
+      try {
+        const file = await writeVariant(elsewhere, 'outside.parquet', '*', 'true', 100);
+        const f = await runFailing({ model: 'fraud-detector', features: file, pipeline: 'bad' });
+        expect(f.type).toBe('PermissionDenied');
+        expect(f.message).toContain(`features: ${file} is outside the locations this worker may read and write (allowed: ${config.allowedRoots.join(', ')}`);
+        const link = path.join(dir, 'link-out.parquet');
+        await fs.symlink(file, link);
+        expect((await runFailing({ model: 'fraud-detector', features: link, pipeline: 'bad' })).type).toBe('PermissionDenied');
+        expect((await runFailing({ model: 'fraud-detector', features: path.join(dir, '..', path.basename(elsewhere), 'outside.parquet'), pipeline: 'bad' })).type).toBe('PermissionDenied');
+        // Output into the worker's source tree.
+        const target = path.join(REPO_ROOT, 'lib', uniqueName('written-by-input'));
+        const sink = await runFailing({ model: 'fraud-detector', features: EXAMPLE_FEATURES, pipeline: 'bad', sink: { type: 'parquet', path: target } });
+        expect(sink.type).toBe('PermissionDenied');
+        expect(sink.message).toContain(`sink.path: ${target} is outside`);
+        await expect(fs.access(target)).rejects.toThrow();
+      } finally {
+        await fs.rm(elsewhere, { recursive: true, force: true });
+      }
     });
 
     it('left no committed output and no staged files', async () => {

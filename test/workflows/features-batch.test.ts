@@ -33,7 +33,12 @@ let w: RunningWorker;
 let pipeline: BatchInferenceInput;
 
 beforeAll(async () => {
-  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-features'), INFERFLOW_POSTGRES_URL: inject('postgresUrl') }));
+  ({ config, dir, cleanup } = await tempConfig({
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    INFERFLOW_TASK_QUEUE: uniqueName('test-features'),
+    INFERFLOW_POSTGRES_URL: inject('postgresUrl'),
+    INFERFLOW_MODULES: `fraud=${path.join(REPO_ROOT, 'examples', 'features', 'fraud.ts')},fixtures=${path.join(REPO_ROOT, 'test', 'fixtures', 'on-demand', 'throwing.ts')}`,
+  }));
   await registerFeaturesExampleModel(new ModelRegistry(openStore(config.registry)));
   pipeline = await loadPipelineSpec(FEATURES_PIPELINE);
   w = await startWorker(config);
@@ -110,18 +115,27 @@ describe('batchInference with feature views, on-demand features and transforms',
   });
 
   it('names the on-demand function and the row when it throws', async () => {
-    const failure = await runFailing({ ...pipeline, onDemand: [...pipeline.onDemand!, { module: path.resolve('test/fixtures/on-demand/throwing.ts'), export: 'throwsOnLargeAmounts' }] });
+    const failure = await runFailing({ ...pipeline, onDemand: [...pipeline.onDemand!, { name: 'fixtures.throwsOnLargeAmounts' }] });
     expect(failure.type).toBe('InvalidValue');
-    expect(failure.message).toMatch(/on-demand feature large_amount_flag \(\/\S+\/test\/fixtures\/on-demand\/throwing\.ts#throwsOnLargeAmounts\) threw for transaction_id=tx-\d{7}: amount too large/);
+    expect(failure.message).toMatch(/on-demand feature large_amount_flag \(fixtures\.throwsOnLargeAmounts\) threw for transaction_id=tx-\d{7}: amount too large/);
   });
 
-  it('rejects an on-demand module outside the worker directory and an unknown export', async () => {
-    const outside = await runFailing({ ...pipeline, onDemand: [{ module: '../../etc/passwd.ts', export: 'x' }] });
-    expect(outside.type).toBe('InvalidInput');
-    expect(outside.message).toContain('must be a path inside the worker');
-    const unknown = await runFailing({ ...pipeline, onDemand: [{ module: 'examples/features/fraud.ts', export: 'nope' }] });
+  it('runs registered modules only: a file path in the input is InvalidInput, an unknown name lists the registered ones, and the worker stays up', async () => {
+    // A module whose top-level code exits the process: naming it must not make the worker import it.
+    const byPath = await runFailing({ ...pipeline, onDemand: [{ module: path.join(REPO_ROOT, 'bench', 'worker-child.ts'), export: 'x' }] });
+    expect(byPath.type).toBe('InvalidInput');
+    expect(byPath.nonRetryable).toBe(true);
+    expect(byPath.message).toContain('onDemand[0].module: unknown field');
+    const pathAsName = await runFailing({ ...pipeline, onDemand: [{ name: 'bench/worker-child.ts' }] });
+    expect(pathAsName.type).toBe('InvalidInput');
+    expect(pathAsName.message).toContain('onDemand[0].name: required, <module>.<export>');
+    const unknown = await runFailing({ ...pipeline, onDemand: [{ name: 'fraud.nope' }] });
     expect(unknown.type).toBe('InvalidInput');
-    expect(unknown.message).toContain('has no export nope made with defineOnDemandFeature (it has: amountRatio, hourOfDay, homeDistance)');
+    expect(unknown.nonRetryable).toBe(true);
+    expect(unknown.message).toContain('onDemand[0].name: "fraud.nope" is not a registered on-demand feature (registered: fixtures.throwsOnLargeAmounts, fraud.amountRatio, fraud.homeDistance, fraud.hourOfDay)');
+    // The same worker still runs pipelines.
+    const handle = await startBatchInference(w.client, { ...pipeline, shardSize: 10_000 }, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-features-after') });
+    expect((await handle.result()).rowsOut).toBe(20_000);
   });
 });
 

@@ -162,4 +162,15 @@ describe('materializeFeatures', () => {
     const events = (await handle.fetchHistory()).events ?? [];
     expect(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'materializeFeatureView')).toHaveLength(0);
   });
+
+  it('a file source outside the worker\'s allowed roots fails with PermissionDenied, not retried', async () => {
+    const outside = path.join(dir, '..', 'elsewhere', 'stats.parquet');
+    const handle = await start({ views: [statView('outside_stats', { type: 'file', path: outside })], end: new Date(T0 + DAY).toISOString() });
+    const err = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err.cause?.cause ?? err.cause) as { type?: string; nonRetryable?: boolean; message: string };
+    expect(cause.type).toBe('PermissionDenied');
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.message).toContain(`views[0].source.path: ${outside} is outside the locations this worker may read and write`);
+  });
 });

@@ -42,6 +42,8 @@ async function startMachine(name: string, stagingUrl: string): Promise<Machine> 
     INFERFLOW_REGISTRY: `file://${path.join(shared, 'registry')}`,
     INFERFLOW_OUTPUT: path.join(shared, 'predictions'),
     INFERFLOW_STAGING: stagingUrl,
+    // The input is on a mount both machines read.
+    INFERFLOW_ALLOWED_ROOTS: shared,
     INFERFLOW_LOG_LEVEL: 'warn',
   });
   const deps = createActivityDeps(config, createLogger('warn'));

@@ -1,0 +1,125 @@
+/**
+ * PostgreSQL connections for every part of Inferflow that talks to PostgreSQL (the sink, feature
+ * sources, materialisation): pool and client creation, the error listeners that keep a dropped
+ * connection from crashing the process, and the one classification of errors as transient.
+ *
+ * A `pg` client emits 'error' when its connection ends unexpectedly (server restart,
+ * `pg_terminate_backend`, network), even while a query is running; without a listener that is
+ * an uncaught exception. Pools listen on idle clients only, so a checked-out client gets its
+ * own listener here for as long as it is checked out. The failing query still rejects, and the
+ * caller maps that to a TransientError, which Temporal retries with backoff.
+ *
+ * Connection settings come from the process environment, never from a spec: the URL
+ * (INFERFLOW_POSTGRES_URL) or the PG* variables `pg` reads. `application_name` in the URL
+ * overrides the default names below (to tell processes apart in pg_stat_activity).
+ */
+import pg from 'pg';
+import { errorMessage } from '../errors';
+
+export interface PostgresConnectionSettings {
+  /** `INFERFLOW_POSTGRES_URL`; unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself. */
+  url?: string | undefined;
+}
+
+/** application_name of the sink's pooled connections (unless the URL sets one). */
+export const SINK_APPLICATION_NAME = 'inferflow';
+/** application_name of feature-source exports (unless the URL sets one). */
+export const FEATURES_APPLICATION_NAME = 'inferflow-features';
+
+const connectionOf = (settings: PostgresConnectionSettings) => (settings.url ? { connectionString: settings.url } : {});
+
+// One pool per connection setting per process, shared by every activity of the worker.
+const pools = new Map<string, pg.Pool>();
+
+/** The process's pool for these settings. */
+export function postgresPool(settings: PostgresConnectionSettings): pg.Pool {
+  const key = settings.url ?? '';
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new pg.Pool({
+      ...connectionOf(settings),
+      max: 4,
+      idleTimeoutMillis: 10_000,
+      connectionTimeoutMillis: 15_000,
+      allowExitOnIdle: true,
+      keepAlive: true,
+      application_name: SINK_APPLICATION_NAME,
+      client_encoding: 'UTF8',
+    });
+    // An idle connection that dies is dropped by the pool; the next checkout reconnects or fails with a mapped (transient) error.
+    pool.on('error', () => undefined);
+    pools.set(key, pool);
+  }
+  return pool;
+}
+
+const ignoreError = () => undefined;
+
+/**
+ * Check a client out of the process's pool for `fn`, with an error listener while it is out
+ * (see above). A client whose work failed is destroyed, never reused: it may be broken or
+ * mid-transaction. Errors are rethrown as they are, for the caller to map.
+ */
+export async function withPooledClient<T>(settings: PostgresConnectionSettings, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await postgresPool(settings).connect();
+  client.on('error', ignoreError);
+  let failed = false;
+  try {
+    return await fn(client);
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    client.off('error', ignoreError);
+    client.release(failed);
+  }
+}
+
+/** A single (unpooled) client with an error listener; the caller connects and ends it. */
+export function postgresClient(settings: PostgresConnectionSettings, applicationName: string): pg.Client {
+  const client = new pg.Client({ ...connectionOf(settings), application_name: applicationName, connectionTimeoutMillis: 15_000 });
+  client.on('error', ignoreError); // the running query rejects; this only keeps the event from crashing the process
+  return client;
+}
+
+/** Close every pool this process opened (worker shutdown, tests). */
+export async function closePostgresPools(): Promise<void> {
+  const all = [...pools.values()];
+  pools.clear();
+  await Promise.all(all.map((p) => p.end()));
+}
+
+const TRANSIENT_SQLSTATES = new Set([
+  '57P01', // admin_shutdown (also pg_terminate_backend)
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down)
+  '53000', // insufficient_resources
+  '53200', // out_of_memory
+  '53300', // too_many_connections
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '55P03', // lock_not_available
+  '58000', // system_error
+  '58030', // io_error
+]);
+const TRANSIENT_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'EAI_AGAIN', 'ENOTFOUND']);
+const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error|Connection ended|Client has encountered a connection error and is not queryable/i;
+
+/** Message of an error; AggregateError (IPv4 + IPv6 both refused) has an empty one of its own. */
+export function postgresErrorMessage(err: unknown): string {
+  if (err instanceof AggregateError && err.message === '') return err.errors.map(errorMessage).join('; ');
+  return errorMessage(err);
+}
+
+/** SQLSTATE (or Node errno) of a pg error, when it has one. */
+export function postgresErrorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** True when retrying can help: the connection broke or the server was briefly unable to serve. */
+export function isTransientPostgresError(err: unknown): boolean {
+  const code = postgresErrorCode(err);
+  if (code) return TRANSIENT_SQLSTATES.has(code) || TRANSIENT_ERRNOS.has(code) || code.startsWith('08');
+  return TRANSIENT_MESSAGES.test(postgresErrorMessage(err));
+}
