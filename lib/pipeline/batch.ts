@@ -190,7 +190,7 @@ export async function stageSnapshot(args: {
 }): Promise<PlannedBatch> {
   const { featuresPath, snapshotPath, manifest, shardSize } = args;
   await assertReadable(featuresPath);
-  const plan = args.plan ?? (await planAssembly(manifest));
+  const plan = args.plan ?? planAssembly(manifest);
   // The process's shared instance: a new one costs ~10 ms, a quarter of a warm plan step.
   return withSharedDuckDB(async (conn) => {
     const columns = await describeColumns(conn, featuresPath);
@@ -421,7 +421,7 @@ export async function predictShard(
   },
 ): Promise<ShardResult & { segmentsComputed: number }> {
   // Plan once per shard, not per segment (the default: from the manifest alone; direct when it has no transforms).
-  const planned = { ...args, plan: args.plan ?? (await planAssembly(args.manifest)) };
+  const planned = { ...args, plan: args.plan ?? planAssembly(args.manifest) };
   const { shard } = planned;
   const segmentRows = Math.max(1, args.segmentRows ?? DEFAULT_SEGMENT_ROWS);
   const total = Math.max(1, Math.ceil((shard.end - shard.start) / segmentRows));
