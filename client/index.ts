@@ -9,14 +9,15 @@ import { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import type { TemporalConfig } from '../lib/config/env';
-import { connectionOptions } from '../workers/connection';
+import { connectOrExplain, connectionOptions } from '../workers/connection';
 import type { batchInference } from '../workflows';
 import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
 
 export * from '../workflows/definitions';
 
+/** A client of the configured server; an unreachable server fails within seconds with its address named (TransientError). */
 export async function connectClient(t: TemporalConfig): Promise<Client> {
-  const connection = await Connection.connect(connectionOptions(t));
+  const connection = await connectOrExplain(t.address, () => Connection.connect(connectionOptions(t)));
   return new Client({ connection, namespace: t.namespace });
 }
 

@@ -94,7 +94,7 @@ export interface BatchInferenceInput {
  * a worker peak RSS of 0.6–0.75 GB. Runs recorded before a change replay with the default of their time (see
  * `patched('shard-size-250k')` in batch.ts).
  */
-export const BATCH_DEFAULTS = { shardSize: 250_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
+export { BATCH_DEFAULTS } from './defaults';
 
 /** Accepted range of the whole-number run settings (checked by the workflow, the spec file schema and the benchmark's flags). */
 export const BATCH_LIMITS = { shardSize: { min: 1, max: 5_000_000 }, maxConcurrency: { min: 1, max: 500 }, shardsPerChild: { min: 1, max: 2_000 } } as const;

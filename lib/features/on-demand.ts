@@ -80,6 +80,23 @@ export interface LoadedOnDemand extends OnDemandFeature {
 
 const loaded = new Map<string, Promise<LoadedOnDemand>>();
 
+/** Extensions of modules that need TypeScript compiled on import. */
+const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/i;
+
+/**
+ * Import a user's feature module by absolute path: the one place the worker, the model server
+ * and the CLI load user code. JavaScript modules load with Node's own `import()`. TypeScript
+ * modules load through tsx's scoped loader (`tsImport`), registered only when such a module is
+ * imported, so the compiled JavaScript runs TypeScript feature modules without a loader flag
+ * and without slowing every start-up.
+ */
+export async function importUserModule(file: string): Promise<Record<string, unknown>> {
+  const url = pathToFileURL(file).href;
+  if (!TYPESCRIPT_MODULE.test(file)) return (await import(url)) as Record<string, unknown>;
+  const { tsImport } = await import('tsx/esm/api');
+  return (await tsImport(url, __filename)) as Record<string, unknown>;
+}
+
 /**
  * Import an on-demand feature. Module paths resolve against `baseDir` (default: the working
  * directory) and must stay inside it: a pipeline spec cannot make a worker load code from
@@ -101,7 +118,7 @@ export async function loadOnDemand(ref: OnDemandRef, baseDir = process.cwd()): P
     p = (async () => {
       let mod: Record<string, unknown>;
       try {
-        mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+        mod = await importUserModule(file);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new NotFoundError(`${what}: module ${file} not found`, { object: ref.module });

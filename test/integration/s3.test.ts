@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NotFoundError, TransientError } from '../../lib/errors';
 import { ModelRegistry } from '../../lib/registry';
-import { AccessDeniedError, S3ObjectStore } from '../../lib/storage';
+import { AccessDeniedError, S3ObjectStore } from '../../lib/storage/s3';
 import { registerExample, REPO_ROOT, tempConfig } from '../helpers/env';
 
 const run = promisify(execFile);
