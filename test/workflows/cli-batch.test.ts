@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXIT_CODES } from '../../cli/exit-codes';
 import type { InferflowConfig } from '../../lib/config/env';
 import { exampleRegistry, REPO_ROOT, tempConfig, uniqueName } from '../helpers/env';
 import { writeVariant } from '../helpers/data';
@@ -50,12 +51,16 @@ describe('inferflow batch (CLI)', () => {
     expect((await cli('status', id)).stdout).toMatch(new RegExp(`${id}: (RUNNING|COMPLETED)`));
   });
 
-  it('exits non-zero with the failure message when the run fails', async () => {
+  it('exits with code 5 and the failure message when the run fails; status says the same', async () => {
     const features = await writeVariant(dir, 'cli-bad.parquet', '* EXCLUDE (amount)', 'true', 10);
     const err = await cli('run', '-m', 'fraud-detector', '-f', features).then(() => undefined, (e: { code: number; stderr: string }) => e);
-    expect(err?.code).toBe(1);
+    expect(err?.code).toBe(EXIT_CODES.runFailed);
     expect(err?.stderr).toContain('run failed:');
     expect(err?.stderr).toContain('column amount is missing');
+    const id = /started (\S+)/.exec((err as unknown as { stdout: string }).stdout)![1]!;
+    const status = await cli('status', id, '--json').then(() => undefined, (e: { code: number; stdout: string }) => e);
+    expect(status?.code).toBe(EXIT_CODES.runFailed);
+    expect(JSON.parse(status!.stdout) as unknown).toMatchObject({ workflowId: id, status: 'FAILED', failure: expect.stringContaining('column amount is missing') });
   });
 
   it('says when no worker polls the task queue, instead of waiting silently', async () => {
