@@ -6,7 +6,7 @@ export default defineConfig({
   test: {
     include: ['test/workflows/**/*.test.ts'],
     globalSetup: ['test/helpers/build-global-setup.ts', 'test/helpers/temporal-global-setup.ts', 'test/helpers/redis-global-setup.ts', 'test/helpers/s3-global-setup.ts', 'test/helpers/postgres-global-setup.ts'],
-    setupFiles: ['test/helpers/s3-env.ts'],
+    setupFiles: ['test/helpers/services-env.ts', 'test/helpers/s3-env.ts'],
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 120_000,

@@ -9,6 +9,7 @@ import { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import type { TemporalConfig } from '../lib/config/env';
+import { InvalidInputError } from '../lib/errors';
 import { connectOrExplain, connectionOptions } from '../workers/connection';
 import type { batchInference } from '../workflows';
 import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
@@ -33,12 +34,10 @@ export interface StartOptions {
   workflowId?: string;
 }
 
-export class InvalidBatchInputError extends Error {
-  constructor(
-    readonly problems: string[],
-    what = 'batchInference input',
-  ) {
-    super(`invalid ${what}:\n  - ${problems.join('\n  - ')}`);
+/** A workflow input or schedule that fails validation before anything is started: every problem listed (exit code 2 in the CLI). */
+export class InvalidBatchInputError extends InvalidInputError {
+  constructor(problems: string[], what = 'batchInference input') {
+    super(`invalid ${what}`, problems);
   }
 }
 

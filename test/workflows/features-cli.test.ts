@@ -13,6 +13,7 @@ import { openOnlineStore } from '../../lib/features';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { REPO_ROOT, tempConfig, uniqueName } from '../helpers/env';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const run = promisify(execFile);
 const SPEC = path.join(REPO_ROOT, 'examples/pipelines/fraud-features.json');
@@ -85,7 +86,7 @@ describe('inferflow features (CLI)', () => {
     expect(m1.stdout).toMatch(/materialised 1 view\(s\), event times \(-∞, 2026-10-14T00:00:00.000Z\]/);
     expect(m1.stdout).toMatch(new RegExp(`customer_stats\\s+sqlite:${sqlitePath}\\s+[\\d,]+\\s+1,000\\s+1,000\\s+0\\s+0`));
     const m2 = await cli('materialize', '--view', SPEC, '--store', `redis:${redisPrefix}`, '--end', END, '--wait', '--workflow-id', uniqueName('cli-mat'));
-    expect(m2.stdout).toMatch(/customer_stats\s+redis:\/\/127\.0\.0\.1:6379\/0 .*\s+1,000\s+1,000\s+0\s+0/);
+    expect(m2.stdout).toMatch(new RegExp(`customer_stats\\s+${TEST_REDIS_URL.replace(/[./]/g, '\\$&')} .*\\s+1,000\\s+1,000\\s+0\\s+0`));
 
     const want = await latest([17, 42]);
     for (const store of [`sqlite:${sqlitePath}`, `redis:${redisPrefix}`]) {
