@@ -12,7 +12,7 @@ import type { TemporalConfig } from '../lib/config/env';
 import { InvalidInputError } from '../lib/errors';
 import { connectOrExplain, connectionOptions } from '../workers/connection';
 import type { batchInference } from '../workflows';
-import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
+import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
 
 export * from '../workflows/definitions';
 
@@ -50,7 +50,16 @@ export async function startBatchInference(client: Client, input: BatchInferenceI
     workflowId: options.workflowId ?? defaultWorkflowId(`batch-${pipeline}`),
     args: [input],
     typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.pipeline, value: pipeline }],
+    // The Web UI shows these on the run page (and the summary in the list); progress is in the current details.
+    staticSummary: batchSummary(input),
+    staticDetails: batchDetails(input),
   });
+}
+
+/** Markdown for the run page: what the run reads and where it writes (paths and names only, never credentials). */
+export function batchDetails(input: BatchInferenceInput): string {
+  const source = input.features ?? (input.spine ? `spine ${input.spine}` : `${input.featureViews?.length ?? 0} feature view(s)`);
+  return [`**model** ${input.model}`, `**features** ${source}`, `**sink** ${input.sink ? JSON.stringify(input.sink) : 'parquet (default)'}`, ...(input.asOf ? [`**as of** ${input.asOf}`] : [])].join('\n\n');
 }
 
 export async function queryProgress(handle: WorkflowHandle): Promise<BatchProgress | undefined> {

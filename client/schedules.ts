@@ -7,7 +7,7 @@
 import { DAYS_OF_WEEK, MONTHS, type CalendarSpecDescription, type Client, type Range, type ScheduleDescription, type ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
 import { OVERLAP_NAMES, overlapName, overlapPolicy, type OverlapName } from './overlap';
 import { MATERIALIZE_WORKFLOW_TYPE, checkMaterializeShape, type MaterializeFeaturesInput } from '../workflows/features-definitions';
-import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, type BatchInferenceInput } from '../workflows/definitions';
+import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, type BatchInferenceInput } from '../workflows/definitions';
 import { InvalidBatchInputError } from './index';
 
 /** Each overlap name (client/overlap.ts) with the SDK's policy. */
@@ -106,6 +106,7 @@ export async function createBatchSchedule(client: Client, o: BatchScheduleOption
       // Temporal appends the scheduled time to this id for each run.
       workflowId: o.scheduleId,
       typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.pipeline, value: pipeline }],
+      staticSummary: `${batchSummary(o.input)} · schedule ${o.scheduleId}`,
     },
     policies,
     state,

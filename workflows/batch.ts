@@ -5,6 +5,7 @@ import {
   getExternalWorkflowHandle,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -18,6 +19,7 @@ import {
   PREVIOUS_DEFAULT_SHARD_SIZES,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
+  progressDetails,
   invalidInput,
   runTime,
   progressQuery,
@@ -62,18 +64,23 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   const progress: BatchProgress = { phase: 'resolving', shardsTotal: 0, shardsDone: 0, shardsFailed: 0, rowsTotal: 0, rowsDone: 0, rowsPerSecond: 0, etaSeconds: null };
   let predictStarted = 0;
   setHandler(progressQuery, () => progress);
+  // The Web UI's run page shows the current details: kept in step with every progress change.
+  const showProgress = () => setCurrentDetails(progressDetails(progress));
+  showProgress();
   const shardDone = (shardCount: number, rows: number) => {
     progress.shardsDone += shardCount;
     progress.rowsDone += rows;
     const elapsed = (Date.now() - predictStarted) / 1000;
     progress.rowsPerSecond = elapsed > 0 ? Math.round(progress.rowsDone / elapsed) : 0;
     progress.etaSeconds = progress.rowsPerSecond > 0 ? Math.ceil((progress.rowsTotal - progress.rowsDone) / progress.rowsPerSecond) : null;
+    showProgress();
   };
 
   const asOf = runTime(input.asOf, info);
   /** The resolved model into progress and search attributes. */
   const describeRun = (model: ResolvedModel) => {
     progress.model = { name: model.name, version: model.version };
+    showProgress();
     // Runs recorded before the as-of time existed replay without its search attribute.
     const withAsOf = patched('inferflow-as-of');
     upsertSearchAttributes([
@@ -90,6 +97,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
 
   try {
     progress.phase = 'planning';
+    showProgress();
     const plan = await runSteps.planBatch({
       runId: info.runId,
       ...(resolvedFirst ? { model: resolvedFirst } : { modelRef: input.model }),
@@ -115,6 +123,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     // Histories recorded before shard counts were derived carry the shard list instead.
     const shardCount = plan.shardCount ?? plan.shards?.length ?? shardCountOf(ctx);
     progress.shardsTotal = shardCount;
+    showProgress();
 
     let rowsOut = 0;
     if (shardCount <= shardsPerChild) {
@@ -135,6 +144,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     }
 
     progress.phase = 'committing';
+    showProgress();
     // The commit also removes the run's files (one activity and one workflow task less per run);
     // runs recorded before, and a commit by an older worker that did not, discard them in a step of its own.
     const cleanUp = patched(PATCHES.commitCleansUp);
@@ -142,6 +152,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     if (!committed.cleanedUp) await steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) });
     progress.phase = 'done';
     progress.etaSeconds = 0;
+    showProgress();
     const finished = Date.now();
     return {
       workflowId: info.workflowId,
@@ -160,6 +171,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     };
   } catch (err) {
     progress.phase = 'failed';
+    showProgress();
     // Nothing half-done stays behind: staged files go, the sink was never committed.
     await CancellationScope.nonCancellable(() => steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) }));
     throw err;

@@ -151,6 +151,31 @@ export interface BatchProgress {
 
 export const progressQuery = defineQuery<BatchProgress>('progress');
 
+/** `95` → `1m 35s`, for ETAs people read. */
+function etaText(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${seconds % 60}s`;
+  return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+}
+
+/**
+ * A run's progress as the Web UI shows it on the workflow page (the workflow's current details,
+ * Markdown): phase, model, shards, rows, rate and ETA. The same numbers as `progressQuery`.
+ */
+export function progressDetails(p: BatchProgress): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return [
+    `**${p.phase}**${p.model ? ` · model ${p.model.name} version ${p.model.version}` : ''}`,
+    `shards ${n(p.shardsDone)}/${n(p.shardsTotal)}${p.shardsFailed ? ` (${n(p.shardsFailed)} failed)` : ''} · rows ${n(p.rowsDone)}/${n(p.rowsTotal)}`,
+    `${n(p.rowsPerSecond)} rows/s · ETA ${p.etaSeconds === null ? 'unknown' : etaText(p.etaSeconds)}`,
+  ].join('\n\n');
+}
+
+/** The one-line summary a batch run starts with (Web UI list and run page): pipeline and model reference. */
+export function batchSummary(input: Pick<BatchInferenceInput, 'pipeline' | 'model'>): string {
+  return `batch ${input.pipeline ?? input.model.split(/[:@]/)[0]} · model ${input.model}`;
+}
+
 /** Child shard groups tell the parent how many shards and rows they finished since the last report. */
 export const shardGroupProgressSignal = defineSignal<[{ shards: number; rows: number }]>('shardGroupProgress');
 

@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { workflowMetadataQuery } from '@temporalio/workflow';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXIT_CODES } from '../../cli/exit-codes';
 import type { InferflowConfig } from '../../lib/config/env';
@@ -41,6 +42,14 @@ describe('inferflow batch (CLI)', () => {
     const status = await cli('status', id);
     expect(status.stdout).toContain(`${id}: COMPLETED`);
     expect(status.stdout).toMatch(/model\s+fraud-detector version 1/);
+    // What the Web UI shows on the run page: the static summary and details, and the progress as current details.
+    const handle = w.client.workflow.getHandle(id);
+    const desc = await handle.describe();
+    expect(await desc.staticSummary()).toBe('batch fraud-detector · model fraud-detector@production');
+    expect(await desc.staticDetails()).toContain(`**features** ${features}`);
+    const metadata = await handle.query(workflowMetadataQuery);
+    expect(metadata.currentDetails).toBe('**done** · model fraud-detector version 1\n\nshards 3/3 · rows 3,000/3,000\n\n' + metadata.currentDetails!.split('\n\n')[2]);
+    expect(metadata.currentDetails).toMatch(/rows\/s · ETA 0s$/);
   });
 
   it('--no-wait prints only the workflow id and returns without waiting for the run', async () => {
