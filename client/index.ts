@@ -2,7 +2,7 @@
  * Typed client helpers: start, await and watch `batchInference` from code.
  *
  *   const client = await connectClient(loadConfig().temporal);
- *   const handle = await startBatchInference(client, { model: 'fraud-detector', features: 'examples/data/transactions.parquet' });
+ *   const handle = await startBatchInference(client, { model: 'fraud-detector', features: path.resolve('examples/data/transactions.parquet') });
  *   const summary = await handle.result();
  */
 import { Client, Connection, WorkflowHandle } from '@temporalio/client';
@@ -12,7 +12,7 @@ import type { TemporalConfig } from '../lib/config/env';
 import { InvalidInputError } from '../lib/errors';
 import { connectOrExplain, connectionOptions } from '../workers/connection';
 import type { batchInference } from '../workflows';
-import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
+import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, checkRunLocations, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
 
 export * from '../workflows/definitions';
 
@@ -43,6 +43,7 @@ export class InvalidBatchInputError extends InvalidInputError {
 
 export async function startBatchInference(client: Client, input: BatchInferenceInput, options: StartOptions): Promise<WorkflowHandle<typeof batchInference>> {
   const problems = checkBatchInput(input);
+  problems.push(...(problems.length ? [] : checkRunLocations(input)));
   if (problems.length > 0) throw new InvalidBatchInputError(problems);
   const pipeline = input.pipeline ?? input.model.split(/[:@]/)[0]!;
   return client.workflow.start<typeof batchInference>(BATCH_WORKFLOW_TYPE, {

@@ -7,7 +7,7 @@
 import { DAYS_OF_WEEK, MONTHS, type CalendarSpecDescription, type Client, type Range, type ScheduleDescription, type ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
 import { OVERLAP_NAMES, overlapName, overlapPolicy, type OverlapName } from './overlap';
 import { MATERIALIZE_WORKFLOW_TYPE, checkMaterializeShape, type MaterializeFeaturesInput } from '../workflows/features-definitions';
-import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, type BatchInferenceInput } from '../workflows/definitions';
+import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, checkRunLocations, type BatchInferenceInput } from '../workflows/definitions';
 import { InvalidBatchInputError } from './index';
 
 /** Each overlap name (client/overlap.ts) with the SDK's policy. */
@@ -62,7 +62,7 @@ function timingProblems(scheduleId: string, o: ScheduleTiming): string[] {
 }
 
 export function checkScheduleOptions(o: BatchScheduleOptions): string[] {
-  const problems = [...checkBatchInput(o.input), ...timingProblems(o.scheduleId, o)];
+  const problems = [...checkBatchInput(o.input), ...checkRunLocations(o.input), ...timingProblems(o.scheduleId, o)];
   if (o.input.asOf !== undefined) problems.push('asOf: a schedule sets the as-of time of each run to its scheduled time; remove asOf from the spec');
   return problems;
 }

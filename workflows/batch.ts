@@ -19,6 +19,7 @@ import {
   PREVIOUS_DEFAULT_SHARD_SIZES,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
+  checkRunLocations,
   progressDetails,
   invalidInput,
   runTime,
@@ -50,6 +51,7 @@ const runSteps = proxyActivities<InferflowActivities>({
  */
 export async function batchInference(input: BatchInferenceInput): Promise<BatchInferenceResult> {
   const problems = checkBatchInput(input);
+  problems.push(...(problems.length ? [] : checkRunLocations(input)));
   if (problems.length > 0) {
     throw invalidInput(BATCH_WORKFLOW_TYPE, problems);
   }

@@ -215,6 +215,31 @@ export function checkBatchInput(input: unknown): string[] {
   return problems;
 }
 
+/** Absolute paths (POSIX or Windows) and URLs (`s3://…`, `file:///…`): locations every worker reads alike. */
+const WORKER_INDEPENDENT = /^(\/|[A-Za-z]:[\\/]|file:\/\/\/|(?!file:)[a-z][a-z0-9+.-]*:\/\/)/i;
+
+/**
+ * Locations of a run that is about to start: a relative path would resolve against each
+ * worker's own working directory (the Temporal CLI and the Web UI pass the input as written),
+ * so runs take absolute paths or URLs. The inferflow CLI and spec files resolve relative paths
+ * against the caller's directory or the spec file before they start a run.
+ */
+export function checkRunLocations(input: Pick<BatchInferenceInput, 'features' | 'spine' | 'featureViews'>): string[] {
+  const problems: string[] = [];
+  const check = (field: string, value: unknown) => {
+    if (typeof value === 'string' && !WORKER_INDEPENDENT.test(value)) {
+      problems.push(`${field}: ${JSON.stringify(value)} is a relative path, which each worker would resolve against its own directory; give an absolute path or a file:///… or s3://… URL`);
+    }
+  };
+  check('features', input.features);
+  check('spine', input.spine);
+  (input.featureViews ?? []).forEach((v, n) => {
+    const source = (v as { source?: { type?: unknown; path?: unknown } }).source;
+    if (source?.type === 'file') check(`featureViews[${n}].source.path`, source.path);
+  });
+  return problems;
+}
+
 /** `onDemand` entries (`{module, export}`): problems that need no I/O (loading happens on the workers). */
 export function checkOnDemandRefs(refs: unknown, field = 'onDemand'): string[] {
   if (refs === undefined) return [];

@@ -74,6 +74,15 @@ describe('inferflow batch (CLI)', () => {
     expect(json.failure).toContain('column amount is missing');
   });
 
+  it('a run started from the Temporal CLI with a relative features path fails at once, naming the field (non-retryable)', async () => {
+    const id = uniqueName('tcli-relative');
+    await run(inject('temporalCli'), ['workflow', 'start', '--address', config.temporal.address, '--task-queue', config.temporal.taskQueue, '--type', 'batchInference', '--workflow-id', id,
+      '--input', JSON.stringify({ model: 'fraud-detector@production', features: 'examples/data/transactions.parquet' })]);
+    const err = await w.client.workflow.getHandle(id).result().then(() => undefined, (e: { cause?: { message: string; nonRetryable?: boolean } }) => e);
+    expect(err?.cause?.nonRetryable).toBe(true);
+    expect(err?.cause?.message).toContain('features: "examples/data/transactions.parquet" is a relative path, which each worker would resolve against its own directory');
+  });
+
   it('says when no worker polls the task queue, instead of waiting silently', async () => {
     const features = await writeVariant(dir, 'cli-nobody.parquet', '*', 'true', 10);
     const queue = uniqueName('nobody-polls');
