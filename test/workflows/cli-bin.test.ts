@@ -56,6 +56,19 @@ describe('bin/inferflow.js runs every command from the compiled JavaScript', () 
     expect(bad?.stderr).toContain("unknown command 'bogus'");
   });
 
+  it('--help and models list start without the Temporal SDK, DuckDB, ONNX Runtime or the AWS SDK', async () => {
+    // A preloaded module writes every loaded file to a list when the process exits.
+    const hook = path.join(dir, 'loaded-modules.cjs');
+    await fs.writeFile(hook, `process.on('exit', () => require('fs').writeFileSync(process.env.LOADED_LIST, Object.keys(require.cache).join('\\n')));`);
+    for (const args of [['--help'], ['models', 'list']]) {
+      const list = path.join(dir, `loaded-${args.join('-')}.txt`);
+      await run(process.execPath, ['--require', hook, BIN, ...args], { env: { ...env, LOADED_LIST: list }, cwd: REPO_ROOT });
+      const loaded = (await fs.readFile(list, 'utf8')).split('\n');
+      expect(loaded.some((f) => f.includes(`${path.sep}dist${path.sep}cli${path.sep}index.js`))).toBe(true);
+      expect(loaded.filter((f) => /node_modules[\\/](@temporalio|@duckdb|onnxruntime-node|@aws-sdk)[\\/]/.test(f)), args.join(' ')).toEqual([]);
+    }
+  });
+
   it('temporal: finds the running server instead of starting another', async () => {
     expect((await cli('temporal')).stdout).toContain(`A Temporal server already answers at ${config.temporal.address}`);
   });
