@@ -34,7 +34,10 @@ describe('inferflow models (CLI) against an S3 registry', () => {
     const err = await cli('show', 'fraud@nope').then(() => undefined, (e: { stderr: string; code: number }) => e);
     expect(err?.code).toBe(EXIT_CODES.notFound);
     expect(err?.stderr).toContain('NotFound: model fraud has no alias nope');
-    const bad = await cli('register', path.join(dir, 'missing.onnx'), '--name', '../evil').then(() => undefined, (e: { stderr: string; code: number }) => e);
+    const noMetadata = await cli('register', model, '--name', 'fraud').then(() => undefined, (e: { stderr: string; code: number }) => e);
+    expect(noMetadata?.code).toBe(EXIT_CODES.badInput);
+    expect(noMetadata?.stderr).toContain("required option '--metadata <file>' not specified");
+    const bad = await cli('register', path.join(dir, 'missing.onnx'), '--name', '../evil', '--metadata', metadata).then(() => undefined, (e: { stderr: string; code: number }) => e);
     expect(bad?.code).toBe(EXIT_CODES.badInput);
     expect(bad?.stderr).toContain('InvalidInput');
   });
