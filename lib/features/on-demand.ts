@@ -126,7 +126,7 @@ export async function loadOnDemand(ref: OnDemandRef, baseDir = process.cwd()): P
       }
       const f = (mod[ref.export] ?? (mod.default as Record<string, unknown> | undefined)?.[ref.export]) as Partial<OnDemandFeature> | undefined;
       if (!f || f.kind !== ON_DEMAND_KIND || typeof f.compute !== 'function') {
-        const exported = Object.entries(mod).filter(([, v]) => (v as Partial<OnDemandFeature> | null)?.kind === ON_DEMAND_KIND).map(([k]) => k);
+        const exported = Object.entries(mod).filter(([, v]) => (v as Partial<OnDemandFeature> | null)?.kind === ON_DEMAND_KIND).map(([k]) => k).sort(); // alphabetical, as ES module namespaces list them, whichever loader imported the module
         throw new InvalidInputError(`${what}: not an on-demand feature`, [
           `onDemand.export: ${ref.module} has no export ${ref.export} made with defineOnDemandFeature${exported.length ? ` (it has: ${exported.join(', ')})` : ''}`,
         ], { object: ref.module });

@@ -121,7 +121,7 @@ describe('batchInference with feature views, on-demand features and transforms',
     expect(outside.message).toContain('must be a path inside the worker');
     const unknown = await runFailing({ ...pipeline, onDemand: [{ module: 'examples/features/fraud.ts', export: 'nope' }] });
     expect(unknown.type).toBe('InvalidInput');
-    expect(unknown.message).toContain('has no export nope made with defineOnDemandFeature (it has: amountRatio, hourOfDay, homeDistance)');
+    expect(unknown.message).toContain('has no export nope made with defineOnDemandFeature (it has: amountRatio, homeDistance, hourOfDay)');
   });
 });
 
