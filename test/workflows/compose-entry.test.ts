@@ -47,8 +47,10 @@ function localEnv(service: Service, taskQueue: string): NodeJS.ProcessEnv {
   ];
   const env = Object.fromEntries(Object.entries(service.environment).map(([k, v]) => [k, hosts.reduce((acc, [from, to]) => acc.replace(from, to), v)]));
   expect(Object.values(env).join(' ')).not.toMatch(/\b(temporal|redis|postgres|seaweedfs):\d/);
+  // Only the compose file's settings: none inherited from the test process (its setup file sets Redis and PostgreSQL URLs).
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(INFERFLOW_|TEMPORAL_|AWS_|PG)/.test(k)));
   // SeaweedFS of the tests checks signatures, unlike the compose one; the queue keeps this test's runs to itself.
-  return { ...process.env, ...env, AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey, INFERFLOW_TASK_QUEUE: taskQueue, INFERFLOW_WORKER_WARM_UP: 'false' };
+  return { ...inherited, ...env, AWS_ACCESS_KEY_ID: s3.accessKey, AWS_SECRET_ACCESS_KEY: s3.secretKey, INFERFLOW_TASK_QUEUE: taskQueue, INFERFLOW_WORKER_WARM_UP: 'false' };
 }
 
 /** Start the service's command in the package root; resolves when its output matches `ready`. */
