@@ -3,8 +3,8 @@ import net from 'node:net';
 import type { TemporalConfig } from '../lib/config/env';
 import { TransientError, errorMessage } from '../lib/errors';
 
-/** How long a client or worker waits for the Temporal server before it names the address it cannot reach. */
-export const TEMPORAL_CONNECT_TIMEOUT_MS = 3_000;
+/** How long a client or worker waits for a TCP answer from the Temporal address before it names the address it cannot reach. */
+export const TEMPORAL_PROBE_TIMEOUT_MS = 3_000;
 
 /** Connection options shared by the worker (NativeConnection) and clients (Connection). */
 export function connectionOptions(t: TemporalConfig) {
@@ -17,7 +17,6 @@ export function connectionOptions(t: TemporalConfig) {
     : undefined;
   return {
     address: t.address,
-    connectTimeout: TEMPORAL_CONNECT_TIMEOUT_MS,
     ...(tls ? { tls } : {}),
     ...(t.apiKey ? { apiKey: t.apiKey } : {}),
   };
@@ -34,7 +33,7 @@ function unreachable(address: string, reason: string): TransientError {
  *
  * @throws TransientError naming the address (refused, unknown host, no answer within the timeout)
  */
-export async function checkTemporalReachable(address: string, timeoutMs = TEMPORAL_CONNECT_TIMEOUT_MS): Promise<void> {
+export async function checkTemporalReachable(address: string, timeoutMs = TEMPORAL_PROBE_TIMEOUT_MS): Promise<void> {
   const at = address.lastIndexOf(':');
   const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
   const port = Number(address.slice(at + 1));
