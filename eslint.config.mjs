@@ -10,7 +10,7 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', 'coverage/**', 'bin/**', 'examples/**/*.py'] },
+  { ignores: ['node_modules/**', '.data/**', 'coverage/**', 'dist/**', 'bin/**', 'examples/**/*.py'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/unit/**/*.test.ts'],
+    setupFiles: ['test/helpers/services-env.ts'],
     pool: 'forks',
     testTimeout: 30_000,
   },

@@ -1,4 +1,3 @@
 #!/usr/bin/env node
-// Inferflow command line. Runs the TypeScript sources through tsx (no build step).
-require('tsx/cjs');
-require('../cli/index.ts').main(process.argv);
+// Inferflow command line: the compiled CLI in dist/ (`npm run build`, run by `npm ci` through `prepare`).
+require('../dist/cli/index.js').main(process.argv);

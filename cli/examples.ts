@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ModelRegistry } from '../lib/registry';
+import { PACKAGE_ROOT } from '../lib/util/package-root';
 
-export const REPO_ROOT = path.resolve(__dirname, '..');
+export const REPO_ROOT = PACKAGE_ROOT;
 export const EXAMPLE_MODEL_DIR = path.join(REPO_ROOT, 'examples', 'models', 'fraud-detector');
 export const EXAMPLE_FEATURES = path.join(REPO_ROOT, 'examples', 'data', 'transactions.parquet');
 /** The feature-store example: spine + point-in-time customer_stats + on-demand features + fitted transforms. */

@@ -5,15 +5,11 @@
 import { Command, InvalidArgumentError } from 'commander';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { defaultWorkflowId } from '../client';
-import { createMaterializeSchedule, timingFromFlags } from '../client/schedules';
-import { addScheduleTimingOptions, collect, examples, withTemporal, type ScheduleFlags } from './options';
-import { loadConfig } from '../lib/config/env';
-import { InvalidInputError } from '../lib/errors';
-import { getHistoricalFeatures, getOnlineFeatures, openOnlineStore, parseFeatureView, type EntityKeyInput, type FeatureView, type FeatureViewInput, type OnlineFeatureVector, type OnlineStoreSpec } from '../lib/features';
-import { int, table } from '../lib/util/format';
-import { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery, type MaterializeFeaturesInput, type MaterializeFeaturesResult } from '../workflows/features-definitions';
+import type { MaterializeFeaturesInput, MaterializeFeaturesResult } from '../workflows/features-definitions';
 import type { materializeFeatures } from '../workflows/materialize';
+import { addScheduleTimingOptions, collect, examples, withTemporal, type ScheduleFlags } from './options';
+import { InvalidInputError } from '../lib/errors';
+import type { EntityKeyInput, FeatureView, FeatureViewInput, OnlineFeatureVector, OnlineStoreSpec } from '../lib/features';
 
 /**
  * Read feature view specs from JSON or YAML files: a view, a list of views, or `{"views": [...]}`.
@@ -99,7 +95,19 @@ export function vectorsToJson(vectors: OnlineFeatureVector[]): string {
   );
 }
 
-function pickView(views: FeatureViewInput[], name: string | undefined): FeatureView {
+/** Online vectors for people: one line per key and feature, values as JSON shows them. */
+async function vectorsTable(vectors: OnlineFeatureVector[]): Promise<string> {
+  const { table } = await import('../lib/util/format.js');
+  const text = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'bigint' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v));
+  const rows = vectors.flatMap((vec) => {
+    const key = Object.entries(vec.key).map(([k, v]) => `${k}=${v}`).join(',');
+    return Object.entries(vec.features).map(([name, f]) => [key, name, text(f.value), f.status, f.eventTime ? f.eventTime.toISOString() : '']);
+  });
+  return rows.length ? table(rows, ['key', 'feature', 'value', 'status', 'event time']) : 'no features';
+}
+
+async function pickView(views: FeatureViewInput[], name: string | undefined): Promise<FeatureView> {
+  const { parseFeatureView } = await import('../lib/features/index.js');
   const parsed = views.map((v) => parseFeatureView(v));
   if (name === undefined) {
     if (parsed.length > 1) throw new InvalidArgumentError(`the view files hold ${parsed.length} views (${parsed.map((v) => v.name).join(', ')}): choose one with --name`);
@@ -130,6 +138,9 @@ export function registerFeatureCommands(program: Command): void {
       if ((opts.spine === undefined) === (opts.asOf === undefined)) throw new InvalidArgumentError('give exactly one of --spine and --as-of');
       const asOf = opts.asOf !== undefined ? new Date(opts.asOf) : undefined;
       if (asOf && Number.isNaN(asOf.getTime())) throw new InvalidArgumentError('--as-of must be an ISO 8601 time');
+      const { loadConfig } = await import('../lib/config/env.js');
+      const { getHistoricalFeatures } = await import('../lib/features/index.js');
+      const { int, table } = await import('../lib/util/format.js');
       const config = loadConfig();
       const started = Date.now();
       const r = await getHistoricalFeatures({
@@ -152,15 +163,17 @@ export function registerFeatureCommands(program: Command): void {
     .option('--keys <file>', 'JSON file with a list of keys (same forms as --key, numbers or objects)')
     .option('--store <store>', 'sqlite[:PATH] (default: the embedded store under INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX] (server: INFERFLOW_REDIS_URL)', parseStoreOption)
     .option('--now <time>', 'judge freshness (the TTL) as of this ISO 8601 time instead of now')
+    .option('--json', 'print the vectors as JSON: [{key, features: {NAME: {value, status, eventTime}}}] in key order')
     .addHelpText('after', examples(`
       inferflow features online --view examples/pipelines/fraud-features.json --key 17 --key 42 --now 2026-10-15T12:00:00Z
+      inferflow features online --view examples/pipelines/fraud-features.json --key 17 --json | jq '.[0].features'
       echo '[1, 2, 3]' > /tmp/keys.json && inferflow features online --view examples/pipelines/fraud-features.json --store redis --keys /tmp/keys.json
       inferflow features online --view views.yaml --name merchant_stats --key merchant_id=m-17,country=DE --store redis:myapp:features
-    `) + '\nint64 values are printed as strings (exact beyond 2^53), NaN/±Infinity as "NaN"/"Infinity"/"-Infinity"; STALE and NOT_FOUND values are null.\n')
-    .action(async (opts: { view: string[]; name?: string; key?: string[]; keys?: string; store?: OnlineStoreSpec; now?: string }) => {
+    `) + '\nThe table has one line per key and feature. In --json, int64 values are strings (exact beyond 2^53), NaN/±Infinity are "NaN"/"Infinity"/"-Infinity"; STALE and NOT_FOUND values are null.\n')
+    .action(async (opts: { view: string[]; name?: string; key?: string[]; keys?: string; store?: OnlineStoreSpec; now?: string; json?: boolean }) => {
       const now = opts.now !== undefined ? new Date(opts.now) : undefined;
       if (now && Number.isNaN(now.getTime())) throw new InvalidArgumentError('--now must be an ISO 8601 time');
-      const view = pickView(await readViewFiles(opts.view), opts.name);
+      const view = await pickView(await readViewFiles(opts.view), opts.name);
       const keys: EntityKeyInput[] = (opts.key ?? []).map(parseKeyOption);
       if (opts.keys) {
         const list = JSON.parse(await fs.readFile(opts.keys, 'utf8')) as unknown;
@@ -168,10 +181,14 @@ export function registerFeatureCommands(program: Command): void {
         keys.push(...(list as EntityKeyInput[]));
       }
       if (keys.length === 0) throw new InvalidArgumentError('give at least one --key or --keys FILE');
+      const { loadConfig } = await import('../lib/config/env.js');
+      const { getOnlineFeatures, openOnlineStore } = await import('../lib/features/index.js');
       const config = loadConfig();
       const store = openOnlineStore(opts.store, { redisUrl: config.redisUrl, dataDir: config.dataDir });
       try {
-        console.log(vectorsToJson(await getOnlineFeatures(store, view, keys, now ? { now } : {})));
+        const vectors = await getOnlineFeatures(store, view, keys, now ? { now } : {});
+        if (opts.json) console.log(vectorsToJson(vectors));
+        else console.log(await vectorsTable(vectors));
       } finally {
         await store.close();
       }
@@ -200,6 +217,9 @@ export function registerFeatureCommands(program: Command): void {
       };
       for (const k of ['start', 'end'] as const) if (input[k] !== undefined && Number.isNaN(Date.parse(input[k]))) throw new InvalidArgumentError(`--${k} must be an ISO 8601 time`);
       await withTemporal(async (client, config) => {
+        const { defaultWorkflowId } = await import('../client/index.js');
+        const { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery } = await import('../workflows/features-definitions.js');
+        const { int, table } = await import('../lib/util/format.js');
         const handle = await client.workflow.start<typeof materializeFeatures>(MATERIALIZE_WORKFLOW_TYPE, {
           taskQueue: config.temporal.taskQueue,
           workflowId: opts.workflowId ?? defaultWorkflowId('materialize'),
@@ -241,6 +261,7 @@ export function registerFeatureCommands(program: Command): void {
         ...(opts.lookback ? { lookback: opts.lookback } : {}),
       };
       await withTemporal(async (client, config) => {
+        const { createMaterializeSchedule, timingFromFlags } = await import('../client/schedules.js');
         const handle = await createMaterializeSchedule(client, {
           scheduleId: opts.id,
           input,

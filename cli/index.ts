@@ -1,29 +1,32 @@
 /**
  * `inferflow` — the command line. `inferflow --help` and `inferflow <command> --help`
- * show examples for every command.
+ * show examples for every command; docs/cli.md lists the commands, `--json` outputs and exit codes.
+ *
+ * Start-up: only commander and light modules load at the top. The Temporal SDK, DuckDB, ONNX
+ * Runtime and the AWS SDK load inside the actions that need them (`await import(…)`), so
+ * `inferflow --help` and `inferflow models list` do not pay for them.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import fs from 'node:fs/promises';
 import path from 'node:path';
-import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { ensureSearchAttributes, queryProgress, startBatchInference, type BatchInferenceInput, type BatchInferenceResult } from '../client';
-import { loadConfig, TEMPORAL_CLI_VERSION, type InferflowConfig } from '../lib/config/env';
-import { InferflowError } from '../lib/errors';
-import { lit, toText, withDuckDB } from '../lib/io/duckdb';
-import { ModelCache, ModelRegistry } from '../lib/registry';
-import { openStore } from '../lib/storage';
-import { int, table } from '../lib/util/format';
-import { parseAddress, startLocalTemporal, temporalAnswers } from '../devservices/temporal';
-import { summaryTable, watchBatch } from './watch';
-import { loadPipelineSpec } from '../lib/pipeline/spec';
-import { BATCH_DEFAULTS } from '../workflows/definitions';
-import { OVERLAP_POLICIES, createBatchSchedule, timingFromFlags, describeDetails, describeSummary, type OverlapName } from '../client/schedules';
+import type { BatchInferenceInput, BatchInferenceResult } from '../client';
+import { OVERLAP_NAMES, type OverlapName } from '../client/overlap';
+import { TEMPORAL_CLI_VERSION } from '../lib/config/defaults';
+import type { InferflowConfig } from '../lib/config/env';
+import { NotFoundError } from '../lib/errors';
+import type { ModelRegistry } from '../lib/registry';
+import { packageVersion } from '../lib/util/package-root';
+import { BATCH_DEFAULTS } from '../workflows/defaults';
+import { classifyError, EXIT_CODES } from './exit-codes';
 import { registerFeatureCommands } from './features';
 import { registerServeCommand } from './serve';
-import { addScheduleTimingOptions, examples, positiveInt, withTemporal, type ScheduleFlags } from './options';
+import { addScheduleTimingOptions, examples, positiveInt, printJson, withTemporal, type ScheduleFlags } from './options';
 
-function registryFor(config: InferflowConfig, override?: string): ModelRegistry {
-  return new ModelRegistry(openStore(override ?? config.registry));
+async function registryFor(override?: string): Promise<{ registry: ModelRegistry; config: InferflowConfig }> {
+  const { loadConfig } = await import('../lib/config/env.js');
+  const { ModelRegistry } = await import('../lib/registry/registry.js');
+  const { openStore } = await import('../lib/storage/index.js');
+  const config = loadConfig();
+  return { registry: new ModelRegistry(openStore(override ?? config.registry)), config };
 }
 
 /**
@@ -46,9 +49,19 @@ export function parseSinkOption(value: string): NonNullable<BatchInferenceInput[
   throw new InvalidArgumentError('expected parquet[:DIR|:s3://BUCKET/PREFIX], duckdb:TABLE[@FILE], postgres:[SCHEMA.]TABLE or redis[:KEY_PREFIX]');
 }
 
+/** Values of a DuckDB row as JSON can hold them: BIGINT beyond 2^53 as a string, times as ISO 8601. */
+function jsonSafe(v: unknown): unknown {
+  if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+  if (v instanceof Date) return v.toISOString();
+  return v;
+}
+
 export function buildProgram(): Command {
   const program = new Command('inferflow')
     .description('Durable ML inference pipelines on Temporal: batch scoring with ONNX Runtime, a model registry and cache.')
+    .version(packageVersion(), '-v, --version', 'print the version')
+    // Errors reach main() as exceptions, which picks the exit code (cli/exit-codes.ts).
+    .exitOverride()
     .showHelpAfterError()
     .addHelpText(
       'after',
@@ -57,15 +70,16 @@ export function buildProgram(): Command {
         inferflow temporal                             # a local Temporal dev server (UI on :8233)
         inferflow worker                               # a worker for task queue "inferflow"
         inferflow batch run --model fraud-detector@production --features examples/data/transactions.parquet
-        inferflow models list
+        inferflow models list --json
       `) +
-        `\nEnvironment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, INFERFLOW_TASK_QUEUE, INFERFLOW_REGISTRY, INFERFLOW_DATA_DIR (see docs/configuration.md)\n`,
+        `\nEnvironment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, INFERFLOW_TASK_QUEUE, INFERFLOW_REGISTRY, INFERFLOW_DATA_DIR (see docs/configuration.md)` +
+        `\nExit codes: 0 ok, 2 bad input, 3 not found, 4 unavailable, 5 run failed, 1 anything else (see docs/cli.md)\n`,
     );
 
   program
     .command('demo')
     .description('Run the batch demo end to end (starts Temporal if none answers, registers the example model).')
-    .action(async () => (await import('./demo')).runDemo());
+    .action(async () => (await import('./demo.js')).runDemo());
 
   program
     .command('temporal')
@@ -78,6 +92,8 @@ export function buildProgram(): Command {
       TEMPORAL_ADDRESS=127.0.0.1:7300 inferflow temporal --in-memory
     `))
     .action(async (opts: { db?: string; inMemory?: boolean; uiPort?: number }) => {
+      const { loadConfig } = await import('../lib/config/env.js');
+      const { parseAddress, startLocalTemporal, temporalAnswers } = await import('../devservices/temporal.js');
       const config = loadConfig();
       if (await temporalAnswers(config.temporal.address)) {
         console.log(`A Temporal server already answers at ${config.temporal.address}.`);
@@ -113,7 +129,7 @@ export function buildProgram(): Command {
       inferflow worker
       TEMPORAL_ADDRESS=my-ns.a1b2c.tmprl.cloud:7233 TEMPORAL_NAMESPACE=my-ns.a1b2c TEMPORAL_API_KEY=… inferflow worker
     `))
-    .action(async () => (await import('../workers/main')).runWorker());
+    .action(async () => (await import('../workers/main.js')).runWorker());
 
   const batch = program.command('batch').description('Batch inference runs.');
   batch
@@ -141,10 +157,13 @@ A spec file is the batchInference input as JSON (schema: schemas/batch-pipeline.
 relative paths in it are relative to the file. Flags override its fields.
 `)
     .action(async (specFile: string | undefined, opts: { model?: string; features?: string; asOf?: string; pipeline?: string; idColumn?: string; sink?: BatchInferenceInput['sink']; shardSize?: number; concurrency?: number; workflowId?: string; wait?: boolean }) => {
+      const { loadPipelineSpec } = await import('../lib/pipeline/spec.js');
       const spec: Partial<BatchInferenceInput> = specFile ? await loadPipelineSpec(specFile) : {};
       const model = opts.model ?? spec.model;
       if (!model || (!opts.features && !spec.features && !spec.featureViews)) throw new InvalidArgumentError('give a spec file with "model" and "features" (or "featureViews"), or --model and --features');
       await withTemporal(async (client, config) => {
+        const { ensureSearchAttributes, startBatchInference } = await import('../client/index.js');
+        const { summaryTable, watchBatch } = await import('./watch.js');
         await ensureSearchAttributes(client, config.temporal.namespace);
         const input: BatchInferenceInput = {
           ...spec,
@@ -167,20 +186,41 @@ relative paths in it are relative to the file. Flags override its fields.
 
   batch
     .command('status <workflowId>')
-    .description('Show a run: status, progress while running, summary when done, the failure when failed.')
-    .action(async (workflowId: string) => {
+    .description('Show a run: status, progress while running, summary when done, the failure when failed (exit code 5).')
+    .option('--json', 'print {workflowId, status, startTime, closeTime, progress | result | failure} as JSON')
+    .addHelpText('after', examples(`
+      inferflow batch status batch-fraud-detector-20261124T030000Z-1a2b3c4d
+      inferflow batch status batch-fraud-detector-20261124T030000Z-1a2b3c4d --json | jq .result.rowsOut
+    `))
+    .action(async (workflowId: string, opts: { json?: boolean }) => {
       await withTemporal(async (client) => {
+        const { queryProgress } = await import('../client/index.js');
+        const { summaryTable } = await import('./watch.js');
         const handle = client.workflow.getHandle(workflowId);
         const desc = await handle.describe();
-        console.log(`${workflowId}: ${desc.status.name} (started ${desc.startTime.toISOString()})`);
-        if (desc.status.name === 'RUNNING') {
+        const status = desc.status.name;
+        const head = { workflowId, status, startTime: desc.startTime.toISOString(), closeTime: desc.closeTime?.toISOString() ?? null };
+        if (status === 'RUNNING') {
           const p = await queryProgress(handle);
-          if (p) console.log(`${p.phase}: ${int(p.rowsDone)}/${int(p.rowsTotal)} rows, shards ${p.shardsDone}/${p.shardsTotal}, ${int(p.rowsPerSecond)} rows/s`);
-        } else if (desc.status.name === 'COMPLETED') {
-          console.log(summaryTable((await handle.result()) as BatchInferenceResult));
-        } else {
-          await handle.result();
+          if (opts.json) return printJson({ ...head, progress: p ?? null });
+          console.log(`${workflowId}: ${status} (started ${head.startTime})`);
+          if (p) console.log(`${p.phase}: ${p.rowsDone.toLocaleString('en-US')}/${p.rowsTotal.toLocaleString('en-US')} rows, shards ${p.shardsDone}/${p.shardsTotal}, ${Math.round(p.rowsPerSecond).toLocaleString('en-US')} rows/s`);
+          return;
         }
+        if (status === 'COMPLETED') {
+          const result = (await handle.result()) as BatchInferenceResult;
+          if (opts.json) return printJson({ ...head, result });
+          console.log(`${workflowId}: ${status} (started ${head.startTime})`);
+          console.log(summaryTable(result));
+          return;
+        }
+        if (!opts.json) console.log(`${workflowId}: ${status} (started ${head.startTime})`);
+        const failure = await handle.result().then(
+          () => undefined,
+          (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+        );
+        if (opts.json) printJson({ ...head, failure: failure ? classifyError(failure).message : null });
+        if (failure) throw failure;
       });
     });
 
@@ -198,8 +238,11 @@ relative paths in it are relative to the file. Flags override its fields.
       inferflow schedule create fraud-nightly.json --id fraud-hourly --every 1h --overlap buffer-one
     `))
     .action(async (specFile: string, opts: ScheduleFlags & { id?: string }) => {
+      const { loadPipelineSpec } = await import('../lib/pipeline/spec.js');
       const input = await loadPipelineSpec(specFile);
       await withTemporal(async (client, config) => {
+        const { ensureSearchAttributes } = await import('../client/index.js');
+        const { createBatchSchedule, timingFromFlags } = await import('../client/schedules.js');
         await ensureSearchAttributes(client, config.temporal.namespace);
         const scheduleId = opts.id ?? `batch-${input.pipeline ?? String(input.model).split(/[:@]/)[0]}`;
         const handle = await createBatchSchedule(client, {
@@ -215,25 +258,44 @@ relative paths in it are relative to the file. Flags override its fields.
 
   schedule
     .command('list')
-    .description('All schedules in the namespace.')
-    .action(() =>
+    .description('All schedules in the namespace: state, cron expressions and intervals, last and next run.')
+    .option('--json', 'print a JSON list of {scheduleId, state, cron, every, timezone, workflowType, lastRun, nextRun}')
+    .action((o: { json?: boolean }) =>
       withTemporal(async (client) => {
-        const rows: string[][] = [];
-        for await (const s of client.schedule.list()) rows.push(describeSummary(s));
-        console.log(rows.length ? table(rows, ['schedule', 'state', 'spec', 'last run (scheduled)', 'next run']) : 'no schedules');
+        const { describeSummary, scheduleSummaryJson } = await import('../client/schedules.js');
+        const { table } = await import('../lib/util/format.js');
+        const all = [];
+        for await (const s of client.schedule.list()) all.push(s);
+        if (o.json) return printJson(all.map(scheduleSummaryJson));
+        console.log(all.length ? table(all.map(describeSummary), ['schedule', 'state', 'spec', 'last run (scheduled)', 'next run']) : 'no schedules');
       }),
     );
   schedule
     .command('describe <scheduleId>')
-    .description('Spec, policies, input, recent and next runs.')
-    .action((id: string) => withTemporal(async (client) => console.log(table(describeDetails(await client.schedule.getHandle(id).describe())))));
+    .description('Cron expressions or intervals, time zone, policies, input, recent and next runs.')
+    .option('--json', 'print the description as JSON (cron, every, timezone, overlap, catchupWindow, input, recentRuns, nextRuns, …)')
+    .addHelpText('after', examples(`
+      inferflow schedule describe fraud-nightly
+      inferflow schedule describe fraud-nightly --json | jq -r '.cron[0]'
+    `))
+    .action((id: string, o: { json?: boolean }) =>
+      withTemporal(async (client) => {
+        const { describeDetails, scheduleDetailsJson } = await import('../client/schedules.js');
+        const { table } = await import('../lib/util/format.js');
+        const d = await client.schedule.getHandle(id).describe();
+        if (o.json) printJson(scheduleDetailsJson(d));
+        else console.log(table(describeDetails(d)));
+      }),
+    );
   schedule
     .command('pause <scheduleId>')
+    .description('Pause the schedule: no new runs start until it is unpaused (runs already started go on).')
     .option('--note <text>', 'why (shown in describe and the UI)')
     .action((id: string, o: { note?: string }) => withTemporal(async (client) => (await client.schedule.getHandle(id).pause(o.note), console.log(`paused ${id}`))));
   schedule
     .command('unpause <scheduleId>')
-    .option('--note <text>', 'why')
+    .description('Resume a paused schedule from its next scheduled time (missed times within the catch-up window run too).')
+    .option('--note <text>', 'why (shown in describe and the UI)')
     .action((id: string, o: { note?: string }) => withTemporal(async (client) => (await client.schedule.getHandle(id).unpause(o.note), console.log(`unpaused ${id}`))));
   schedule
     .command('trigger <scheduleId>')
@@ -248,62 +310,86 @@ relative paths in it are relative to the file. Flags override its fields.
     .description('Run every time the schedule would have fired in [from, to), each with that time as its as-of time.')
     .requiredOption('--from <time>', 'ISO 8601 start, e.g. 2026-11-18T00:00:00Z')
     .requiredOption('--to <time>', 'ISO 8601 end (exclusive)')
-    .addOption(new Option('--overlap <policy>', 'overlap policy for the backfilled runs').choices(Object.keys(OVERLAP_POLICIES)).default('allow-all'))
+    .addOption(new Option('--overlap <policy>', 'overlap policy for the backfilled runs').choices(OVERLAP_NAMES).default('allow-all'))
     .addHelpText('after', examples(`
       inferflow schedule backfill fraud-nightly --from 2026-11-18T00:00:00Z --to 2026-11-25T00:00:00Z
     `))
-    .action((id: string, o: { from: string; to: string; overlap: OverlapName }) =>
-      withTemporal(async (client) => {
-        const start = new Date(o.from);
-        const end = new Date(o.to);
-        if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start) throw new InvalidArgumentError('--from and --to must be ISO 8601 times with --from < --to');
-        await client.schedule.getHandle(id).backfill({ start, end, overlap: OVERLAP_POLICIES[o.overlap] });
+    .action((id: string, o: { from: string; to: string; overlap: OverlapName }) => {
+      const start = new Date(o.from);
+      const end = new Date(o.to);
+      if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start) throw new InvalidArgumentError('--from and --to must be ISO 8601 times with --from < --to');
+      return withTemporal(async (client) => {
+        const { overlapPolicy } = await import('../client/overlap.js');
+        await client.schedule.getHandle(id).backfill({ start, end, overlap: overlapPolicy(o.overlap) });
         console.log(`backfill of ${id} requested for [${start.toISOString()}, ${end.toISOString()})`);
-      }),
-    );
+      });
+    });
 
   const models = program.command('models').description('The model registry (INFERFLOW_REGISTRY or --registry).').option('--registry <url>', 'registry location: file://DIR or s3://BUCKET/PREFIX');
-  const reg = () => registryFor(loadConfig(), models.opts<{ registry?: string }>().registry);
+  const reg = () => registryFor(models.opts<{ registry?: string }>().registry);
 
   models
     .command('register <modelFile>')
-    .description('Register an ONNX model as a new immutable version (validated by loading it with ONNX Runtime).')
+    .description('Register an ONNX model as a new immutable version (validated by loading it with ONNX Runtime, its metadata checked against the model\'s signature).')
     .requiredOption('-n, --name <name>', 'model name (lowercase letters, digits, . _ -)')
-    .option('--metadata <file>', 'metadata JSON: inputs (tensor name + feature columns), outputs, class labels, metrics')
+    .requiredOption('--metadata <file>', 'metadata JSON: inputs (tensor name + feature columns), outputs, class labels, metrics')
     .option('-a, --alias <alias>', 'point this alias at the new version')
     .addHelpText('after', examples(`
       inferflow models register examples/models/fraud-detector/model.onnx --name fraud-detector --metadata examples/models/fraud-detector/metadata.json --alias production
     `))
-    .action(async (modelFile: string, opts: { name: string; metadata?: string; alias?: string }) => {
-      const metadata: unknown = opts.metadata ? JSON.parse(await fs.readFile(opts.metadata, 'utf8')) : undefined;
-      const { manifest } = await reg().register(modelFile, { name: opts.name, metadata, ...(opts.alias ? { alias: opts.alias } : {}) });
+    .action(async (modelFile: string, opts: { name: string; metadata: string; alias?: string }) => {
+      const fs = await import('node:fs/promises');
+      const metadata: unknown = JSON.parse(await fs.readFile(opts.metadata, 'utf8'));
+      const { registry } = await reg();
+      const { manifest } = await registry.register(modelFile, { name: opts.name, metadata, ...(opts.alias ? { alias: opts.alias } : {}) });
       console.log(`registered ${manifest.name}:${manifest.version} sha256 ${manifest.artifact.sha256}${opts.alias ? ` (alias ${opts.alias})` : ''}`);
     });
 
   models
     .command('list')
     .description('Models with their versions and aliases.')
-    .action(async () => {
-      const r = reg();
-      const rows: string[][] = [];
-      for (const name of await r.models()) {
-        const versions = await r.versions(name);
-        const aliases = await r.aliases(name);
-        rows.push([name, versions.join(', '), Object.entries(aliases).map(([a, v]) => `${a}→${v}`).join(', ')]);
-      }
+    .option('--json', 'print a JSON list of {name, versions, aliases}')
+    .action(async (o: { json?: boolean }) => {
+      const { registry: r } = await reg();
+      const list: { name: string; versions: number[]; aliases: Record<string, number> }[] = [];
+      for (const name of await r.models()) list.push({ name, versions: await r.versions(name), aliases: await r.aliases(name) });
+      if (o.json) return printJson(list);
+      const { table } = await import('../lib/util/format.js');
+      const rows = list.map((m) => [m.name, m.versions.join(', '), Object.entries(m.aliases).map(([a, v]) => `${a}→${v}`).join(', ')]);
       console.log(rows.length ? table(rows, ['model', 'versions', 'aliases']) : `no models in ${r.url}`);
     });
 
   models
     .command('show <ref>')
-    .description('The manifest of a model version (name, name:VERSION or name@ALIAS).')
-    .action(async (ref: string) => console.log(JSON.stringify((await reg().resolve(ref)).manifest, null, 2)));
+    .description('A model version (name, name:VERSION or name@ALIAS): artifact, signature, feature columns, labels.')
+    .option('--json', 'print the whole manifest as JSON')
+    .action(async (ref: string, o: { json?: boolean }) => {
+      const { registry } = await reg();
+      const { manifest } = await registry.resolve(ref);
+      if (o.json) return printJson(manifest);
+      const { table } = await import('../lib/util/format.js');
+      const tensors = (list: { name: string; type?: string; shape?: unknown[] }[]) => list.map((t) => `${t.name}${t.type ? ` ${t.type}` : ''}${t.shape ? ` [${t.shape.join(', ')}]` : ''}`).join('; ');
+      const meta = manifest.metadata as { inputs?: { tensor?: string; features?: string[] }[]; labels?: unknown[] };
+      console.log(
+        table([
+          ['model', `${manifest.name}:${manifest.version}`],
+          ['created', manifest.createdAt],
+          ['artifact', `${manifest.artifact.key} (${manifest.artifact.size.toLocaleString('en-US')} bytes)`],
+          ['sha256', manifest.artifact.sha256],
+          ['inputs', tensors(manifest.signature.inputs)],
+          ['outputs', tensors(manifest.signature.outputs)],
+          ['feature columns', (meta.inputs ?? []).flatMap((i) => i.features ?? []).join(', ') || '-'],
+          ...(meta.labels ? [['labels', meta.labels.map(String).join(', ')]] : []),
+        ]),
+      );
+    });
 
   models
     .command('alias <name> <alias> <version>')
     .description('Point an alias at a version (compare-and-swap: a concurrent move fails instead of being lost).')
     .action(async (name: string, alias: string, version: string) => {
-      await reg().setAlias(name, alias, positiveInt(version));
+      const { registry } = await reg();
+      await registry.setAlias(name, alias, positiveInt(version));
       console.log(`${name}@${alias} → ${version}`);
     });
 
@@ -311,8 +397,8 @@ relative paths in it are relative to the file. Flags override its fields.
     .command('pull <ref>')
     .description('Download a model into the local cache (verified by sha256).')
     .action(async (ref: string) => {
-      const config = loadConfig();
-      const r = reg();
+      const { registry: r, config } = await reg();
+      const { ModelCache } = await import('../lib/registry/cache.js');
       const { resolved } = await r.resolve(ref);
       const res = await new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes).ensure(resolved, r);
       console.log(`${resolved.name}:${resolved.version} ${res.downloaded ? 'downloaded to' : 'already cached at'} ${res.path}`);
@@ -323,17 +409,26 @@ relative paths in it are relative to the file. Flags override its fields.
     .description('Print predictions from a committed Parquet output directory.')
     .option('-n, --limit <rows>', 'rows to show', positiveInt, 10)
     .addOption(new Option('--order <column>', 'sort by this column, descending').default('score'))
-    .action(async (location: string, opts: { limit: number; order: string }) => {
+    .option('--json', 'print a JSON list of row objects (full precision; BIGINT beyond 2^53 as strings)')
+    .addHelpText('after', examples(`
+      inferflow predictions .data/predictions/fraud-detector/<run id> -n 5
+      inferflow predictions .data/predictions/fraud-detector/<run id> --json | jq '.[0].score'
+    `))
+    .action(async (location: string, opts: { limit: number; order: string; json?: boolean }) => {
+      const fs = await import('node:fs/promises');
       try {
         await fs.access(path.join(location, '_SUCCESS'));
       } catch {
-        throw new Error(`${location} is not a committed run (no _SUCCESS marker)`);
+        throw new NotFoundError(`${location} is not a committed run (no _SUCCESS marker)`, { object: location });
       }
-      const rows = await withDuckDB(async (c) => {
-        const r = await c.runAndReadAll(`SELECT * EXCLUDE (model_sha256, run_id) FROM read_parquet(${lit(path.join(location, '*.parquet'))}) ORDER BY "${opts.order.replace(/"/g, '')}" DESC LIMIT ${opts.limit}`);
-        return { cols: r.columnNames(), rows: r.getRowsJS().map((row) => row.map((v) => (typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : toText(v)))) };
+      const { lit, toText, withDuckDB } = await import('../lib/io/duckdb.js');
+      const r = await withDuckDB(async (c) => {
+        const res = await c.runAndReadAll(`SELECT * EXCLUDE (model_sha256, run_id) FROM read_parquet(${lit(path.join(location, '*.parquet'))}) ORDER BY "${opts.order.replace(/"/g, '')}" DESC LIMIT ${opts.limit}`);
+        return { cols: res.columnNames(), rows: res.getRowsJS() };
       });
-      console.log(table(rows.rows, rows.cols));
+      if (opts.json) return printJson(r.rows.map((row) => Object.fromEntries(r.cols.map((c, i) => [c, jsonSafe(row[i])]))));
+      const { table } = await import('../lib/util/format.js');
+      console.log(table(r.rows.map((row) => row.map((v) => (typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : toText(v)))), r.cols));
     });
 
   registerFeatureCommands(program);
@@ -341,17 +436,20 @@ relative paths in it are relative to the file. Flags override its fields.
   return program;
 }
 
+/** Run the CLI; the exit code says what went wrong (cli/exit-codes.ts). */
 export function main(argv: string[]): void {
   buildProgram()
     .parseAsync(argv)
     .catch((err: unknown) => {
-      process.exitCode = 1;
-      if (err instanceof WorkflowFailedError) {
-        const cause = (err.cause?.cause ?? err.cause) as Error | undefined;
-        console.error(`run failed: ${cause?.message ?? err.message}`);
-      } else if (err instanceof WorkflowNotFoundError) console.error(`no such workflow: ${err.workflowId}`);
-      else if (err instanceof InferflowError) console.error(`${err.type}: ${err.message}`);
-      else console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+      // Commander printed its own usage errors (and help / version, exit code 0) already.
+      if (err instanceof Error && err.name === 'CommanderError') {
+        const code = (err as Error & { exitCode: number }).exitCode;
+        process.exitCode = code === 0 ? EXIT_CODES.ok : EXIT_CODES.badInput;
+        return;
+      }
+      const { code, message } = classifyError(err);
+      process.exitCode = code;
+      console.error(message);
     });
 }
 

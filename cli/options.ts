@@ -1,9 +1,11 @@
-/** Option parsers and help pieces shared by the CLI's command modules. */
+/**
+ * Option parsers and help pieces shared by the CLI's command modules. Only light modules at
+ * the top: the Temporal SDK, DuckDB and ONNX Runtime load inside the actions that use them.
+ */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Client } from '@temporalio/client';
-import { connectClient } from '../client';
-import { OVERLAP_POLICIES, type OverlapName } from '../client/schedules';
-import { loadConfig, type InferflowConfig } from '../lib/config/env';
+import { OVERLAP_NAMES, type OverlapName } from '../client/overlap';
+import type { InferflowConfig } from '../lib/config/env';
 
 /** The "Examples:" block of a command's --help. */
 export const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
@@ -39,13 +41,16 @@ export function addScheduleTimingOptions(cmd: Command, cronExample: string): Com
     .option('--cron <expr>', `cron expression, repeatable (e.g. "${cronExample}")`, collect)
     .option('--every <duration>', 'fixed interval, repeatable (e.g. 1h, 15m, 1d)', collect)
     .option('--timezone <tz>', 'IANA time zone for cron expressions (default UTC)')
-    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(Object.keys(OVERLAP_POLICIES)).default('skip'))
+    .addOption(new Option('--overlap <policy>', 'when a run is still going at the next time').choices(OVERLAP_NAMES).default('skip'))
     .option('--catchup <duration>', 'catch up runs missed within this window after downtime (e.g. 1h)')
     .option('--paused', 'create it paused');
 }
 
 /** Run `fn` with a client connected to the configured Temporal server; the connection is closed afterwards. */
 export async function withTemporal<T>(fn: (client: Client, config: InferflowConfig) => Promise<T>): Promise<T> {
+  // Loaded here, not at the top: commands that never talk to Temporal start without the SDK.
+  const { loadConfig } = await import('../lib/config/env.js');
+  const { connectClient } = await import('../client/index.js');
   const config = loadConfig();
   const client = await connectClient(config.temporal);
   try {
@@ -53,4 +58,9 @@ export async function withTemporal<T>(fn: (client: Client, config: InferflowConf
   } finally {
     await client.connection.close();
   }
+}
+
+/** `--json` output: one JSON document on stdout, indented for people, parseable by scripts. */
+export function printJson(value: unknown): void {
+  console.log(JSON.stringify(value, null, 2));
 }

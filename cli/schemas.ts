@@ -6,12 +6,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipelineJsonSchema } from '../lib/pipeline/spec';
+import { PACKAGE_ROOT } from '../lib/util/package-root';
 
 export const SCHEMA_FILES: Record<string, () => unknown> = {
   'batch-pipeline.schema.json': pipelineJsonSchema,
 };
 
-export const SCHEMAS_DIR = path.resolve(__dirname, '..', 'schemas');
+export const SCHEMAS_DIR = path.join(PACKAGE_ROOT, 'schemas');
 
 export function renderSchema(make: () => unknown): string {
   return `${JSON.stringify(make(), null, 2)}\n`;

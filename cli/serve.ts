@@ -3,13 +3,9 @@
  * model, feature views and on-demand features, with features from the online store.
  */
 import type { Command } from 'commander';
-import { createActivityDeps } from '../activities/deps';
-import { createModelContexts } from '../activities/models';
-import { loadConfig, type ServeLimits } from '../lib/config/env';
-import { openOnlineStore, type OnlineStoreSpec } from '../lib/features/online';
-import { createLogger } from '../lib/log';
-import { loadPipelineSpec } from '../lib/pipeline/spec';
-import { startInferenceServer, type InferenceServer } from '../server/http';
+import type { ServeLimits } from '../lib/config/env';
+import type { OnlineStoreSpec } from '../lib/features/online';
+import type { InferenceServer } from '../server/http';
 import { parseStoreOption } from './features';
 import { examples, nonNegativeInt } from './options';
 
@@ -23,6 +19,14 @@ export interface ServeOptions {
 
 /** Resolve the spec's model (cached locally, verified), open the store, and listen. */
 export async function serve(specFile: string, opts: ServeOptions): Promise<InferenceServer & { describe: string; shutdown: () => Promise<void> }> {
+  // Loaded here so that the rest of the CLI starts without ONNX Runtime and the server.
+  const { createActivityDeps } = await import('../activities/deps.js');
+  const { createModelContexts } = await import('../activities/models.js');
+  const { loadConfig } = await import('../lib/config/env.js');
+  const { openOnlineStore } = await import('../lib/features/online/index.js');
+  const { createLogger } = await import('../lib/log.js');
+  const { loadPipelineSpec } = await import('../lib/pipeline/spec.js');
+  const { startInferenceServer } = await import('../server/http.js');
   const config = loadConfig();
   const spec = await loadPipelineSpec(specFile);
   // The workers' model loading: manifest, assembly plan and session, each checked against the model's ONNX signature.
@@ -51,8 +55,8 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve <spec>')
     .description('Serve a pipeline spec online over HTTP (KServe V2 REST): request fields in, features from the online store, the same on-demand features and transforms as batch, predictions out.')
-    .option('--port <port>', 'port (default 8080; 0 picks a free one)', nonNegativeInt, 8080)
-    .option('--host <host>', 'interface to listen on (default 127.0.0.1)', '127.0.0.1')
+    .option('--port <port>', 'port (0 picks a free one)', nonNegativeInt, 8080)
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--store <store>', 'online store: sqlite[:PATH] (default: the embedded store under INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX] (server: INFERFLOW_REDIS_URL)', parseStoreOption)
     .addHelpText('after', examples(`
       inferflow serve examples/pipelines/fraud-features.json --store redis
@@ -67,6 +71,8 @@ export function registerServeCommand(program: Command): void {
         "parameters": {"as_of": "2026-10-15T12:00:00Z"}}'
     `) + '\nFill the online store first (inferflow features materialize). parameters.as_of judges feature freshness (the views\' TTL) at that time instead of now.\n')
     .action(async (specFile: string, opts: ServeOptions) => {
+      const { loadConfig } = await import('../lib/config/env.js');
+      const { createLogger } = await import('../lib/log.js');
       const log = createLogger(loadConfig().logLevel, 'inferflow-serve');
       const s = await serve(specFile, opts);
       log.info(`serving ${s.describe}`);

@@ -2,21 +2,23 @@
  * Typed client helpers: start, await and watch `batchInference` from code.
  *
  *   const client = await connectClient(loadConfig().temporal);
- *   const handle = await startBatchInference(client, { model: 'fraud-detector', features: 'examples/data/transactions.parquet' });
+ *   const handle = await startBatchInference(client, { model: 'fraud-detector', features: path.resolve('examples/data/transactions.parquet') });
  *   const summary = await handle.result();
  */
 import { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import type { TemporalConfig } from '../lib/config/env';
-import { connectionOptions } from '../workers/connection';
+import { InvalidInputError } from '../lib/errors';
+import { connectOrExplain, connectionOptions } from '../workers/connection';
 import type { batchInference } from '../workflows';
-import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
+import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, checkRunLocations, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
 
 export * from '../workflows/definitions';
 
+/** A client of the configured server; an unreachable server fails within seconds with its address named (TransientError). */
 export async function connectClient(t: TemporalConfig): Promise<Client> {
-  const connection = await Connection.connect(connectionOptions(t));
+  const connection = await connectOrExplain(t.address, () => Connection.connect(connectionOptions(t)));
   return new Client({ connection, namespace: t.namespace });
 }
 
@@ -32,17 +34,16 @@ export interface StartOptions {
   workflowId?: string;
 }
 
-export class InvalidBatchInputError extends Error {
-  constructor(
-    readonly problems: string[],
-    what = 'batchInference input',
-  ) {
-    super(`invalid ${what}:\n  - ${problems.join('\n  - ')}`);
+/** A workflow input or schedule that fails validation before anything is started: every problem listed (exit code 2 in the CLI). */
+export class InvalidBatchInputError extends InvalidInputError {
+  constructor(problems: string[], what = 'batchInference input') {
+    super(`invalid ${what}`, problems);
   }
 }
 
 export async function startBatchInference(client: Client, input: BatchInferenceInput, options: StartOptions): Promise<WorkflowHandle<typeof batchInference>> {
   const problems = checkBatchInput(input);
+  problems.push(...(problems.length ? [] : checkRunLocations(input)));
   if (problems.length > 0) throw new InvalidBatchInputError(problems);
   const pipeline = input.pipeline ?? input.model.split(/[:@]/)[0]!;
   return client.workflow.start<typeof batchInference>(BATCH_WORKFLOW_TYPE, {
@@ -50,7 +51,16 @@ export async function startBatchInference(client: Client, input: BatchInferenceI
     workflowId: options.workflowId ?? defaultWorkflowId(`batch-${pipeline}`),
     args: [input],
     typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.pipeline, value: pipeline }],
+    // The Web UI shows these on the run page (and the summary in the list); progress is in the current details.
+    staticSummary: batchSummary(input),
+    staticDetails: batchDetails(input),
   });
+}
+
+/** Markdown for the run page: what the run reads and where it writes (paths and names only, never credentials). */
+export function batchDetails(input: BatchInferenceInput): string {
+  const source = input.features ?? (input.spine ? `spine ${input.spine}` : `${input.featureViews?.length ?? 0} feature view(s)`);
+  return [`**model** ${input.model}`, `**features** ${source}`, `**sink** ${input.sink ? JSON.stringify(input.sink) : 'parquet (default)'}`, ...(input.asOf ? [`**as of** ${input.asOf}`] : [])].join('\n\n');
 }
 
 export async function queryProgress(handle: WorkflowHandle): Promise<BatchProgress | undefined> {

@@ -4,20 +4,15 @@
  * as its as-of time, so a backfill of last week reproduces what each day's run would have
  * produced.
  */
-import { ScheduleOverlapPolicy, type Client, type ScheduleDescription, type ScheduleSummary } from '@temporalio/client';
+import { DAYS_OF_WEEK, MONTHS, type CalendarSpecDescription, type Client, type Range, type ScheduleDescription, type ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
+import { OVERLAP_NAMES, overlapName, overlapPolicy, type OverlapName } from './overlap';
 import { MATERIALIZE_WORKFLOW_TYPE, checkMaterializeShape, type MaterializeFeaturesInput } from '../workflows/features-definitions';
-import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, checkBatchInput, type BatchInferenceInput } from '../workflows/definitions';
+import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, checkRunLocations, type BatchInferenceInput } from '../workflows/definitions';
 import { InvalidBatchInputError } from './index';
 
-export const OVERLAP_POLICIES = {
-  skip: ScheduleOverlapPolicy.SKIP,
-  'buffer-one': ScheduleOverlapPolicy.BUFFER_ONE,
-  'buffer-all': ScheduleOverlapPolicy.BUFFER_ALL,
-  'allow-all': ScheduleOverlapPolicy.ALLOW_ALL,
-  'cancel-other': ScheduleOverlapPolicy.CANCEL_OTHER,
-  'terminate-other': ScheduleOverlapPolicy.TERMINATE_OTHER,
-} as const;
-export type OverlapName = keyof typeof OVERLAP_POLICIES;
+/** Each overlap name (client/overlap.ts) with the SDK's policy. */
+export const OVERLAP_POLICIES = Object.fromEntries(OVERLAP_NAMES.map((n) => [n, overlapPolicy(n)])) as Record<OverlapName, ScheduleOverlapPolicy>;
+export type { OverlapName } from './overlap';
 
 /** When and how a schedule runs (shared by batch and materialisation schedules). */
 export interface ScheduleTiming {
@@ -67,7 +62,7 @@ function timingProblems(scheduleId: string, o: ScheduleTiming): string[] {
 }
 
 export function checkScheduleOptions(o: BatchScheduleOptions): string[] {
-  const problems = [...checkBatchInput(o.input), ...timingProblems(o.scheduleId, o)];
+  const problems = [...checkBatchInput(o.input), ...checkRunLocations(o.input), ...timingProblems(o.scheduleId, o)];
   if (o.input.asOf !== undefined) problems.push('asOf: a schedule sets the as-of time of each run to its scheduled time; remove asOf from the spec');
   return problems;
 }
@@ -111,6 +106,7 @@ export async function createBatchSchedule(client: Client, o: BatchScheduleOption
       // Temporal appends the scheduled time to this id for each run.
       workflowId: o.scheduleId,
       typedSearchAttributes: [{ key: SEARCH_ATTRIBUTES.pipeline, value: pipeline }],
+      staticSummary: `${batchSummary(o.input)} · schedule ${o.scheduleId}`,
     },
     policies,
     state,
@@ -131,26 +127,122 @@ export async function createMaterializeSchedule(client: Client, o: MaterializeSc
   });
 }
 
+/** Calendar fields in cron order, with the range that "*" stands for. */
+const CRON_FIELDS = [
+  ['minute', 0, 59],
+  ['hour', 0, 23],
+  ['dayOfMonth', 1, 31],
+  ['month', 1, 12],
+  ['dayOfWeek', 0, 6],
+] as const;
+
+function cronValue(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const month = (MONTHS as readonly string[]).indexOf(v);
+  return month >= 0 ? month + 1 : (DAYS_OF_WEEK as readonly string[]).indexOf(v);
+}
+
+function cronField(ranges: readonly Range<number | string>[] | undefined, min: number, max: number): string {
+  if (!ranges || ranges.length === 0) return '*';
+  return ranges
+    .map((r) => {
+      const [start, end, step] = [cronValue(r.start), cronValue(r.end ?? r.start), r.step ?? 1];
+      const every = step > 1 ? `/${step}` : '';
+      if (start === min && end === max) return `*${every}`;
+      return start === end && !every ? String(start) : `${start}-${end}${every}`;
+    })
+    .join(',');
+}
+
+/**
+ * A calendar as the cron expression it came from (`0 3 * * *`): the server keeps cron strings
+ * only as structured calendars. Seconds other than 0 are shown as a sixth, leading field.
+ */
+export function calendarToCron(c: CalendarSpecDescription): string {
+  const fields = CRON_FIELDS.map(([name, min, max]) => cronField(c[name] as Range<number | string>[] | undefined, min, max));
+  const second = cronField(c.second, 0, 59);
+  return [...(second === '0' ? [] : [second]), ...fields].join(' ');
+}
+
+/** A duration in the largest whole units: 21,600,000 ms → `6h`, 5,400,000 → `1h30m`, 1,500 → `1.5s`. */
+export function humanDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  const units: [string, number][] = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000]];
+  let rest = ms;
+  let out = '';
+  for (const [unit, size] of units) {
+    if (rest >= size) {
+      out += `${Math.floor(rest / size)}${unit}`;
+      rest %= size;
+    }
+  }
+  return rest > 0 ? `${out}${rest / 1000}s` : out;
+}
+
+type SpecLike = Pick<ScheduleDescription['spec'], 'calendars' | 'intervals' | 'timezone'>;
+
+/** The schedule's times as flags would give them: `cron 0 3 * * *`, `every 1h`. */
+export function specParts(spec: SpecLike): string[] {
+  return [
+    ...(spec.calendars ?? []).map((c) => `cron ${calendarToCron(c)}`),
+    ...(spec.intervals ?? []).map((i) => `every ${humanDuration(Number(i.every))}${i.offset ? ` (offset ${humanDuration(Number(i.offset))})` : ''}`),
+  ];
+}
+
+/** What `inferflow schedule list --json` prints per schedule. */
+export function scheduleSummaryJson(s: ScheduleSummary) {
+  return {
+    scheduleId: s.scheduleId,
+    state: s.state.paused ? 'paused' : 'active',
+    cron: (s.spec?.calendars ?? []).map(calendarToCron),
+    every: (s.spec?.intervals ?? []).map((i) => humanDuration(Number(i.every))),
+    ...(s.spec?.timezone ? { timezone: s.spec.timezone } : {}),
+    workflowType: s.action?.type === 'startWorkflow' ? s.action.workflowType : null,
+    lastRun: s.info?.recentActions?.at(-1)?.scheduledAt?.toISOString() ?? null,
+    nextRun: s.info?.nextActionTimes?.[0]?.toISOString() ?? null,
+  };
+}
+
 /** One line per schedule for `inferflow schedule list`. */
 export function describeSummary(s: ScheduleSummary): string[] {
-  const next = s.info?.nextActionTimes?.[0]?.toISOString() ?? '-';
-  const last = s.info?.recentActions?.at(-1)?.scheduledAt?.toISOString() ?? '-';
-  const spec = [...(s.spec?.calendars?.map(() => 'calendar') ?? []), ...(s.spec?.intervals?.map((i) => `every ${String(i.every)}`) ?? [])].join(', ') || '-';
-  return [s.scheduleId, s.state.paused ? 'paused' : 'active', spec, last, next];
+  const j = scheduleSummaryJson(s);
+  const spec = s.spec ? specParts(s.spec).join(', ') : '';
+  return [j.scheduleId, j.state, `${spec || '-'}${j.timezone ? ` (${j.timezone})` : ''}`, j.lastRun ?? '-', j.nextRun ?? '-'];
+}
+
+/** What `inferflow schedule describe --json` prints. */
+export function scheduleDetailsJson(d: ScheduleDescription) {
+  const action = d.action.type === 'startWorkflow' ? d.action : undefined;
+  return {
+    scheduleId: d.scheduleId,
+    state: d.state.paused ? 'paused' : 'active',
+    note: d.state.note ?? null,
+    cron: (d.spec.calendars ?? []).map(calendarToCron),
+    every: (d.spec.intervals ?? []).map((i) => humanDuration(Number(i.every))),
+    timezone: d.spec.timezone ?? 'UTC',
+    overlap: overlapName(d.policies.overlap),
+    catchupWindow: humanDuration(Number(d.policies.catchupWindow)),
+    workflowType: action ? String(action.workflowType) : null,
+    taskQueue: action?.taskQueue ?? null,
+    input: (action?.args?.[0] as unknown) ?? null,
+    runsSoFar: d.info.numActionsTaken,
+    recentRuns: d.info.recentActions.map((a) => ({ scheduledAt: a.scheduledAt.toISOString(), workflowId: a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : null })),
+    nextRuns: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
+  };
 }
 
 export function describeDetails(d: ScheduleDescription): [string, string][] {
-  const action = d.action.type === 'startWorkflow' ? d.action : undefined;
+  const j = scheduleDetailsJson(d);
   return [
-    ['schedule id', d.scheduleId],
-    ['state', `${d.state.paused ? 'paused' : 'active'}${d.state.note ? ` (${d.state.note})` : ''}`],
-    ['spec', JSON.stringify({ calendars: d.spec.calendars?.length ?? 0, intervals: d.spec.intervals?.map((i) => String(i.every)), timezone: d.spec.timezone })],
-    ['overlap', String(d.policies.overlap)],
-    ['catch-up window', `${d.policies.catchupWindow} ms`],
-    ['workflow', action ? `${action.workflowType} on ${action.taskQueue}` : '-'],
-    ['input', action ? JSON.stringify(action.args?.[0]) : '-'],
-    ['runs so far', String(d.info.numActionsTaken)],
-    ['recent runs', d.info.recentActions.map((a) => `${a.scheduledAt.toISOString()} → ${a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : ''}`).join('\n') || '-'],
-    ['next runs', d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()).join(', ') || '-'],
+    ['schedule id', j.scheduleId],
+    ['state', `${j.state}${j.note ? ` (${j.note})` : ''}`],
+    ['spec', `${specParts(d.spec).join(', ') || '-'} (${j.timezone})`],
+    ['overlap', j.overlap],
+    ['catch-up window', j.catchupWindow],
+    ['workflow', j.workflowType ? `${j.workflowType} on ${j.taskQueue}` : '-'],
+    ['input', j.input ? JSON.stringify(j.input) : '-'],
+    ['runs so far', String(j.runsSoFar)],
+    ['recent runs', j.recentRuns.map((r) => `${r.scheduledAt} → ${r.workflowId ?? ''}`).join('\n') || '-'],
+    ['next runs', j.nextRuns.join(', ') || '-'],
   ];
 }

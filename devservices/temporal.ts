@@ -10,7 +10,7 @@ import { Connection } from '@temporalio/client';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { TEMPORAL_CLI_VERSION } from '../lib/config/env';
+import { TEMPORAL_CLI_VERSION } from '../lib/config/defaults';
 import { SEARCH_ATTRIBUTES } from '../workflows/definitions';
 import { ensurePipBinary, freePort, portOpen } from './tools';
 

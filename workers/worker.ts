@@ -1,4 +1,5 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { InferflowConfig } from '../lib/config/env';
 import { createActivities } from '../activities';
@@ -7,10 +8,22 @@ import { errorMessage } from '../lib/errors';
 import { warmSharedDuckDB } from '../lib/io/duckdb';
 import { closePostgresPools, closeRedisClients } from '../lib/sinks';
 import { closeOnlineStores } from '../activities/online';
-import { connectionOptions } from './connection';
+import { connectOrExplain, connectionOptions } from './connection';
 import { warmTemporalCodecs } from './warm';
 
-export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', 'index.ts');
+/** The workflow code beside this module: workflows/index.ts from the sources, dist/workflows/index.js when compiled. */
+export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', `index${path.extname(__filename)}`);
+
+/**
+ * The workflow bundle `npm run build` writes beside the compiled code (dist/workflow-bundle.js,
+ * workers/bundle.ts). A worker run from the sources has none and bundles WORKFLOWS_PATH itself.
+ */
+export const WORKFLOW_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
+
+/** The prebuilt bundle when there is one, else the workflow sources to bundle at start-up. */
+function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  return existsSync(WORKFLOW_BUNDLE_PATH) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH };
+}
 
 /**
  * Activities one worker runs at once. ONNX Runtime runs on the inference pool's threads
@@ -31,7 +44,7 @@ export interface InferflowWorkerOptions {
 /** A worker for the Inferflow task queue with the whole activity set registered. */
 export async function createInferflowWorker(options: InferflowWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps; connection: NativeConnection; close: () => Promise<void> }> {
   const { config } = options;
-  const connection = options.connection ?? (await NativeConnection.connect(connectionOptions(config.temporal)));
+  const connection = options.connection ?? (await connectOrExplain(config.temporal.address, () => NativeConnection.connect(connectionOptions(config.temporal))));
   const deps = options.deps ?? createActivityDeps(config);
   // The registered feature modules load before the worker polls: a module that fails stops the worker here, naming it.
   const onDemand = await deps.onDemand;
@@ -47,7 +60,7 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     activities: createActivities(deps),
-    ...(options.overrides?.workflowBundle ? {} : { workflowsPath: WORKFLOWS_PATH }),
+    ...(options.overrides?.workflowBundle ? {} : workflowCode()),
     maxConcurrentActivityTaskExecutions: MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '10s',
     // Heartbeats reach the server at most every 2 s (default: 80 % of the 30 s heartbeat timeout),

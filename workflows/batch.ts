@@ -4,6 +4,7 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -15,6 +16,8 @@ import {
   BATCH_WORKFLOW_TYPE,
   SEARCH_ATTRIBUTES,
   checkBatchInput,
+  checkRunLocations,
+  progressDetails,
   invalidInput,
   runTime,
   progressQuery,
@@ -45,6 +48,7 @@ const runSteps = proxyActivities<InferflowActivities>({
  */
 export async function batchInference(input: BatchInferenceInput): Promise<BatchInferenceResult> {
   const problems = checkBatchInput(input);
+  problems.push(...(problems.length ? [] : checkRunLocations(input)));
   if (problems.length > 0) {
     throw invalidInput(BATCH_WORKFLOW_TYPE, problems);
   }
@@ -56,18 +60,23 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   const progress: BatchProgress = { phase: 'resolving', shardsTotal: 0, shardsDone: 0, shardsFailed: 0, rowsTotal: 0, rowsDone: 0, rowsPerSecond: 0, etaSeconds: null };
   let predictStarted = 0;
   setHandler(progressQuery, () => progress);
+  // The Web UI's run page shows the current details: kept in step with every progress change.
+  const showProgress = () => setCurrentDetails(progressDetails(progress));
+  showProgress();
   const shardDone = (shardCount: number, rows: number) => {
     progress.shardsDone += shardCount;
     progress.rowsDone += rows;
     const elapsed = (Date.now() - predictStarted) / 1000;
     progress.rowsPerSecond = elapsed > 0 ? Math.round(progress.rowsDone / elapsed) : 0;
     progress.etaSeconds = progress.rowsPerSecond > 0 ? Math.ceil((progress.rowsTotal - progress.rowsDone) / progress.rowsPerSecond) : null;
+    showProgress();
   };
 
   const asOf = runTime(input.asOf, info);
   /** The resolved model into progress and search attributes. */
   const describeRun = (model: ResolvedModel) => {
     progress.model = { name: model.name, version: model.version };
+    showProgress();
     upsertSearchAttributes([
       { key: SEARCH_ATTRIBUTES.pipeline, value: input.pipeline ?? model.name },
       { key: SEARCH_ATTRIBUTES.model, value: model.name },
@@ -77,6 +86,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   };
   try {
     progress.phase = 'planning';
+    showProgress();
     const plan = await runSteps.planBatch({
       runId: info.runId,
       modelRef: input.model,
@@ -100,6 +110,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize, ...(input.onDemand?.length ? { onDemand: input.onDemand } : {}) };
     const shardCount = plan.shardCount;
     progress.shardsTotal = shardCount;
+    showProgress();
 
     let rowsOut = 0;
     if (shardCount <= shardsPerChild) {
@@ -120,10 +131,12 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     }
 
     progress.phase = 'committing';
+    showProgress();
     // The commit publishes the run and then removes its staged files (no separate clean-up step).
     const committed = await runSteps.commitPredictions({ runId: info.runId, workflowId: info.workflowId, pipeline, model, sink: plan.sink, shardCount, rows: rowsOut });
     progress.phase = 'done';
     progress.etaSeconds = 0;
+    showProgress();
     const finished = Date.now();
     return {
       workflowId: info.workflowId,
@@ -142,6 +155,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     };
   } catch (err) {
     progress.phase = 'failed';
+    showProgress();
     // Nothing half-done stays behind: staged files go, the sink was never committed.
     await CancellationScope.nonCancellable(() => steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) }));
     throw err;

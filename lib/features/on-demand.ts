@@ -80,12 +80,21 @@ export interface LoadedOnDemand extends OnDemandFeature {
   ref: OnDemandRef;
 }
 
+/** Extensions of modules that need TypeScript compiled on import. */
+const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/i;
+
 /**
- * Import a module file. The one place feature code is imported, so how a file becomes a module
- * (TypeScript through tsx, compiled JavaScript) is decided here only.
+ * Import a user's feature module by absolute path: the one place the worker, the model server
+ * and the CLI load user code. JavaScript modules load with Node's own `import()`. TypeScript
+ * modules load through tsx's scoped loader (`tsImport`), registered only when such a module is
+ * imported, so the compiled JavaScript runs TypeScript feature modules without a loader flag
+ * and without slowing every start-up.
  */
 export async function importFeatureModule(file: string): Promise<Record<string, unknown>> {
-  return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  const url = pathToFileURL(file).href;
+  if (!TYPESCRIPT_MODULE.test(file)) return (await import(url)) as Record<string, unknown>;
+  const { tsImport } = await import('tsx/esm/api');
+  return (await tsImport(url, __filename)) as Record<string, unknown>;
 }
 
 /**

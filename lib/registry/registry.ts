@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
 import { CorruptArtifactError, InvalidInputError, NotFoundError } from '../errors';
-import { loadSession, signatureOf } from '../runtime/onnx';
 import { signatureProblems } from '../runtime/signature';
 import { PreconditionFailedError } from '../errors';
 import { sha256File, type ObjectStore, joinKey } from '../storage';
@@ -37,6 +36,8 @@ export class ModelRegistry {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`model file ${modelPath} does not exist`, { object: modelPath });
       throw err;
     });
+    // ONNX Runtime loads here, not with the module: reading the registry (`inferflow models list`) does without it.
+    const { loadSession, signatureOf } = await import('../runtime/onnx.js');
     const session = await loadSession(await fs.readFile(modelPath), `model file ${modelPath}`);
     const signature = signatureOf(session);
     await session.release();

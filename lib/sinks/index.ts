@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { DEFAULT_REDIS_URL } from '../config/env';
+import { DEFAULT_REDIS_URL } from '../config/defaults';
 import { InvalidInputError } from '../errors';
 import { DuckDBSink } from './duckdb';
 import { ObjectStoreParquetSink, ParquetSink } from './parquet';

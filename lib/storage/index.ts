@@ -2,22 +2,21 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { InvalidInputError } from '../errors';
 import { FileObjectStore } from './file';
-import { S3ObjectStore } from './s3';
+import { LazyS3ObjectStore } from './lazy-s3';
 import type { ObjectStore } from './types';
 
 export type { ObjectInfo, ObjectStore, PutOptions } from './types';
 export { FileObjectStore, sha256File } from './file';
-export { S3ObjectStore, s3ClientFor } from './s3';
 export { checkKey, joinKey } from './keys';
 
 type StoreFactory = (url: URL, raw: string) => ObjectStore;
 
-/** One factory per URL scheme. */
+/** One factory per URL scheme. S3 stores load the AWS SDK on first use (lib/storage/s3.ts: S3ObjectStore, s3ClientFor, AccessDeniedError). */
 const factories: Record<string, StoreFactory> = {
   'file:': (_url, raw) => new FileObjectStore(localPathOf(raw)),
   's3:': (url) => {
     if (!url.hostname) throw new InvalidInputError(`invalid S3 location ${url.href}`, ['expected s3://BUCKET[/PREFIX]']);
-    return new S3ObjectStore({ bucket: url.hostname, prefix: decodeURIComponent(url.pathname) });
+    return new LazyS3ObjectStore({ bucket: url.hostname, prefix: decodeURIComponent(url.pathname) });
   },
 };
 

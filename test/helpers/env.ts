@@ -6,13 +6,14 @@ import { loadConfig, type InferflowConfig } from '../../lib/config/env';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
 import { registerExampleModel } from '../../cli/examples';
+import { TEST_POSTGRES_URL, TEST_REDIS_URL } from './services';
 
 export { EXAMPLE_FEATURES, EXAMPLE_MODEL_DIR, REPO_ROOT } from '../../cli/examples';
 
-/** A throwaway data dir (registry, cache, outputs) and a config pointing at it. */
+/** A throwaway data dir (registry, cache, outputs) and a config pointing at it and at the test Redis and PostgreSQL databases (test/helpers/services.ts). */
 export async function tempConfig(env: Record<string, string> = {}): Promise<{ config: InferflowConfig; dir: string; cleanup: () => Promise<void> }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferflow-test-'));
-  const config = loadConfig({ INFERFLOW_DATA_DIR: dir, INFERFLOW_LOG_LEVEL: 'warn', ...env });
+  const config = loadConfig({ INFERFLOW_DATA_DIR: dir, INFERFLOW_LOG_LEVEL: 'warn', INFERFLOW_REDIS_URL: TEST_REDIS_URL, INFERFLOW_POSTGRES_URL: TEST_POSTGRES_URL, ...env });
   return { config, dir, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
 }
 

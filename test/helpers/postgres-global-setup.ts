@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { TEST_POSTGRES, TEST_POSTGRES_URL } from './services';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -8,8 +9,7 @@ declare module 'vitest' {
   }
 }
 
-/** The real PostgreSQL the tests use: trust auth on loopback, user postgres, database test. */
-export const TEST_POSTGRES = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' } as const;
+export { TEST_POSTGRES };
 
 function isReady(): boolean {
   const r = spawnSync('pg_isready', ['-h', TEST_POSTGRES.host, '-p', String(TEST_POSTGRES.port)], { encoding: 'utf8' });
@@ -31,7 +31,7 @@ function tryStart(): string[] {
   return tried;
 }
 
-/** Make sure PostgreSQL answers on 127.0.0.1:5432 (start it when it is down) and that database `test` exists. */
+/** Make sure PostgreSQL answers on 127.0.0.1:5432 (start it when it is down) and that the test database (INFERFLOW_TEST_PGDATABASE, default test) exists. */
 export async function setup(project: TestProject): Promise<void> {
   if (!isReady()) {
     const tried = tryStart();
@@ -52,5 +52,5 @@ export async function setup(project: TestProject): Promise<void> {
   } finally {
     await admin.end();
   }
-  project.provide('postgresUrl', `postgres://${TEST_POSTGRES.user}@${TEST_POSTGRES.host}:${TEST_POSTGRES.port}/${TEST_POSTGRES.database}`);
+  project.provide('postgresUrl', TEST_POSTGRES_URL);
 }

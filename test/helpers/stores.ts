@@ -3,7 +3,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { FileObjectStore, S3ObjectStore, type ObjectStore } from '../../lib/storage';
+import { FileObjectStore, type ObjectStore } from '../../lib/storage';
+import { S3ObjectStore } from '../../lib/storage/s3';
 
 export type BackendName = 'file' | 's3';
 

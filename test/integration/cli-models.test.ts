@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXIT_CODES } from '../../cli/exit-codes';
 import { EXAMPLE_MODEL_DIR, REPO_ROOT, tempConfig } from '../helpers/env';
 
 const run = promisify(execFile);
@@ -23,7 +24,7 @@ describe('inferflow models (CLI) against an S3 registry', () => {
     expect(await cli('register', model, '--name', 'fraud', '--metadata', metadata, '--alias', 'production')).toMatch(/registered fraud:1 sha256 [0-9a-f]{64} \(alias production\)/);
     expect(await cli('register', model, '--name', 'fraud', '--metadata', metadata)).toContain('registered fraud:2');
     expect(await cli('list')).toMatch(/fraud\s+1, 2\s+production→1/);
-    const manifest = JSON.parse(await cli('show', 'fraud@production')) as { version: number; signature: { inputs: { name: string }[] } };
+    const manifest = JSON.parse(await cli('show', 'fraud@production', '--json')) as { version: number; signature: { inputs: { name: string }[] } };
     expect(manifest.version).toBe(1);
     expect(manifest.signature.inputs[0]!.name).toBe('features');
     expect(await cli('alias', 'fraud', 'production', '2')).toContain('fraud@production → 2');
@@ -31,10 +32,13 @@ describe('inferflow models (CLI) against an S3 registry', () => {
     expect(await cli('pull', 'fraud:1')).toContain('already cached at'); // same bytes, same sha256
 
     const err = await cli('show', 'fraud@nope').then(() => undefined, (e: { stderr: string; code: number }) => e);
-    expect(err?.code).toBe(1);
+    expect(err?.code).toBe(EXIT_CODES.notFound);
     expect(err?.stderr).toContain('NotFound: model fraud has no alias nope');
-    const bad = await cli('register', path.join(dir, 'missing.onnx'), '--name', '../evil').then(() => undefined, (e: { stderr: string; code: number }) => e);
-    expect(bad?.code).toBe(1);
+    const noMetadata = await cli('register', model, '--name', 'fraud').then(() => undefined, (e: { stderr: string; code: number }) => e);
+    expect(noMetadata?.code).toBe(EXIT_CODES.badInput);
+    expect(noMetadata?.stderr).toContain("required option '--metadata <file>' not specified");
+    const bad = await cli('register', path.join(dir, 'missing.onnx'), '--name', '../evil', '--metadata', metadata).then(() => undefined, (e: { stderr: string; code: number }) => e);
+    expect(bad?.code).toBe(EXIT_CODES.badInput);
     expect(bad?.stderr).toContain('InvalidInput');
   });
 });

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { InvalidInputError, SchemaMismatchError } from '../../lib/errors';
 import { getOnlineFeatures, materializeView, openOnlineStore, type FeatureView, type OnlineStore } from '../../lib/features';
 import { T0, latestPerEntity, loadStatsIntoPostgres, statRows, statView, writeStatsParquet, type StatRow } from '../helpers/features-data';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const postgresUrl = inject('postgresUrl');
 const prefix = `inferflow-test-mat-${randomUUID().slice(0, 8)}`;
@@ -38,7 +39,7 @@ afterAll(async () => {
 });
 
 const stores: Record<string, () => OnlineStore> = {
-  redis: () => openOnlineStore({ type: 'redis', keyPrefix: prefix }, { redisUrl: 'redis://127.0.0.1:6379', dataDir: dir }),
+  redis: () => openOnlineStore({ type: 'redis', keyPrefix: prefix }, { redisUrl: TEST_REDIS_URL, dataDir: dir }),
   sqlite: () => openOnlineStore({ type: 'sqlite' }, { dataDir: dir }),
 };
 const sources: Record<string, () => FeatureView['source']> = {

@@ -12,8 +12,9 @@ import { InvalidInputError, InvalidValueError, TransientError } from '../../lib/
 import type { FeatureView } from '../../lib/features';
 import { RedisOnlineStore, SqliteOnlineStore, getOnlineFeatures, openOnlineStore, writeOnlineFeatures, type OnlineStore } from '../../lib/features/online';
 import { startTcpProxy } from '../helpers/tcp-proxy';
+import { TEST_REDIS_URL } from '../helpers/services';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_URL = TEST_REDIS_URL;
 let tmp: string;
 const prefix = `inferflow-test-online-${randomUUID().slice(0, 8)}`;
 

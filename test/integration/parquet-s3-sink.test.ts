@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import type { ResolvedModel } from '../../lib/registry';
 import { createSink, parseSinkSpec } from '../../lib/sinks';
-import { S3ObjectStore } from '../../lib/storage';
+import { S3ObjectStore } from '../../lib/storage/s3';
 import { EXAMPLE_FEATURES, tempConfig } from '../helpers/env';
 
 let dir: string;

@@ -9,6 +9,7 @@ import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import type { ResolvedModel } from '../../lib/registry/manifest';
 import { DISCARDED_RUNS_TABLE, PostgresSink, closePostgresPools, parseSinkSpec, postgresTypeOf, stagingLedgerName, stagingTableName } from '../../lib/sinks';
 import { uniqueName } from '../helpers/env';
+import { TEST_POSTGRES } from '../helpers/services';
 
 const url = inject('postgresUrl');
 const schema = `inferflow_t_${Math.random().toString(36).slice(2, 10)}`;
@@ -153,7 +154,7 @@ describe('PostgreSQL sink on a real server', () => {
 
     const result = await sink.commit(runA);
     expect(await oid(table)).toBe(stagingOid); // the staging table itself, renamed: no row was copied
-    expect(result).toEqual({ location: `postgres://127.0.0.1:5432/test#${schema}.${table}`, rows: 2506, created: true });
+    expect(result).toEqual({ location: `postgres://127.0.0.1:5432/${TEST_POSTGRES.database}#${schema}.${table}`, rows: 2506, created: true });
 
     const expected = sortRows(await partRows(runA.parts));
     const actual = sortRows(await tableRows(table));
@@ -424,7 +425,7 @@ describe('PostgreSQL sink errors', () => {
         srv.close(() => resolve(p));
       });
     });
-    const err = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://postgres:sekrit-pw@127.0.0.1:${port}/test` }));
+    const err = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://postgres:sekrit-pw@127.0.0.1:${port}/${TEST_POSTGRES.database}` }));
     expect(err).toBeInstanceOf(TransientError);
     expect(err.message).toContain(`127.0.0.1:${port}`);
     expect(err.message).toContain('database test');
@@ -440,12 +441,12 @@ describe('PostgreSQL sink errors', () => {
   });
 
   it('an unknown role and a missing privilege are permanent PermissionDenied errors', async () => {
-    const unknown = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: 'postgres://no_such_role_inferflow@127.0.0.1:5432/test' }));
+    const unknown = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://no_such_role_inferflow@127.0.0.1:5432/${TEST_POSTGRES.database}` }));
     expect(unknown).toBeInstanceOf(PermissionDeniedError);
     expect(unknown.message).toContain('no_such_role_inferflow');
 
     await admin.query(`CREATE ROLE ${pg.escapeIdentifier(role)} LOGIN`);
-    const denied = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://${role}@127.0.0.1:5432/test` }));
+    const denied = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://${role}@127.0.0.1:5432/${TEST_POSTGRES.database}` }));
     expect(denied).toBeInstanceOf(PermissionDeniedError);
     expect((denied as InferflowError).permanent).toBe(true);
     expect(denied.message).toMatch(/permission denied/);

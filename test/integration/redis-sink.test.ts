@@ -12,8 +12,9 @@ import { EXAMPLE_MODEL_DIR, registerExample, tempConfig } from '../helpers/env';
 import { scoresIn, writeVariant } from '../helpers/data';
 import { deleteByPrefix } from '../helpers/redis';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
+import { TEST_REDIS_URL } from '../helpers/services';
 
-const URL = 'redis://127.0.0.1:6379/0';
+const URL = TEST_REDIS_URL;
 let dir: string;
 let cleanup: () => Promise<void>;
 let model: ResolvedModel;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { NotFoundError, TransientError } from '../../lib/errors';
 import { ModelRegistry } from '../../lib/registry';
 import { PermissionDeniedError } from '../../lib/errors';
-import { S3ObjectStore } from '../../lib/storage';
+import { S3ObjectStore } from '../../lib/storage/s3';
 import { registerExample, REPO_ROOT, tempConfig } from '../helpers/env';
 
 const run = promisify(execFile);

@@ -25,6 +25,14 @@ describe('configuration from the environment', () => {
     expect(() => loadConfig({ INFERFLOW_ORT_THREADS: 'many' })).toThrow(/INFERFLOW_ORT_THREADS/);
     expect(() => loadConfig({ INFERFLOW_LOG_LEVEL: 'loud' })).toThrow(/INFERFLOW_LOG_LEVEL/);
   });
+
+  it('rejects a TEMPORAL_ADDRESS that is not host:port at load, naming the variable and the value', () => {
+    for (const bad of ['nohostport', 'http://127.0.0.1:7233', 'host:0', 'host:70000', ':7233']) {
+      expect(() => loadConfig({ TEMPORAL_ADDRESS: bad })).toThrow(ConfigError);
+      expect(() => loadConfig({ TEMPORAL_ADDRESS: bad })).toThrow(`TEMPORAL_ADDRESS: must be host:port (e.g. 127.0.0.1:7233), got ${JSON.stringify(bad)}`);
+    }
+    for (const good of ['127.0.0.1:7233', 'temporal:7233', '[::1]:7233', 'my-ns.a1b2c.tmprl.cloud:7233']) expect(loadConfig({ TEMPORAL_ADDRESS: good }).temporal.address).toBe(good);
+  });
 });
 
 describe('worker confinement settings', () => {

@@ -14,6 +14,7 @@ import { readOutput, referenceScores, writeVariant } from '../helpers/data';
 import { startWorker, type RunningWorker } from '../helpers/worker';
 import { permanentFailureOf } from '../helpers/failures';
 import { recordHistory as saveHistory } from '../helpers/histories';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 let config: InferflowConfig;
 let dir: string;
@@ -114,7 +115,7 @@ describe('batchInference on a real Temporal server', () => {
   it('publishes to Redis for online reading: the pointer moves to the run once it is whole', async () => {
     const keyPrefix = uniqueName('t');
     const { result } = await run({ model: 'fraud-detector', features: EXAMPLE_FEATURES, shardSize: 20_000, sink: { type: 'redis', keyPrefix } });
-    const redis = new Redis('redis://127.0.0.1:6379/0');
+    const redis = new Redis(TEST_REDIS_URL);
     try {
       expect(await redis.get(`${keyPrefix}:fraud-detector:current`)).toBe(result.runId);
       const ref = await referenceScores(EXAMPLE_FEATURES);

@@ -7,11 +7,13 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EXIT_CODES } from '../../cli/exit-codes';
 import type { InferflowConfig } from '../../lib/config/env';
 import { openOnlineStore } from '../../lib/features';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { REPO_ROOT, tempConfig, uniqueName } from '../helpers/env';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const run = promisify(execFile);
 const SPEC = path.join(REPO_ROOT, 'examples/pipelines/fraud-features.json');
@@ -84,11 +86,11 @@ describe('inferflow features (CLI)', () => {
     expect(m1.stdout).toMatch(/materialised 1 view\(s\), event times \(-∞, 2026-10-14T00:00:00.000Z\]/);
     expect(m1.stdout).toMatch(new RegExp(`customer_stats\\s+sqlite:${sqlitePath}\\s+[\\d,]+\\s+1,000\\s+1,000\\s+0\\s+0`));
     const m2 = await cli('materialize', '--view', SPEC, '--store', `redis:${redisPrefix}`, '--end', END, '--wait', '--workflow-id', uniqueName('cli-mat'));
-    expect(m2.stdout).toMatch(/customer_stats\s+redis:\/\/127\.0\.0\.1:6379\/0 .*\s+1,000\s+1,000\s+0\s+0/);
+    expect(m2.stdout).toMatch(new RegExp(`customer_stats\\s+${TEST_REDIS_URL.replace(/[./]/g, '\\$&')} .*\\s+1,000\\s+1,000\\s+0\\s+0`));
 
     const want = await latest([17, 42]);
     for (const store of [`sqlite:${sqlitePath}`, `redis:${redisPrefix}`]) {
-      const { stdout } = await cli('online', '--view', SPEC, '--store', store, '--key', '17', '--key', '42', '--key', '424242', '--now', '2026-10-14T12:00:00Z');
+      const { stdout } = await cli('online', '--view', SPEC, '--store', store, '--key', '17', '--key', '42', '--key', '424242', '--now', '2026-10-14T12:00:00Z', '--json');
       const vectors = JSON.parse(stdout) as { key: { customer_id: string }; features: Record<string, { value: unknown; status: string; eventTime: string | null }> }[];
       expect(vectors.map((v) => v.key.customer_id)).toEqual(['17', '42', '424242']);
       for (const [i, id] of [17, 42].entries()) {
@@ -98,14 +100,14 @@ describe('inferflow features (CLI)', () => {
       }
       expect(vectors[2]!.features.home_lat).toEqual({ value: null, status: 'NOT_FOUND', eventTime: null });
       // A week later the 2-day TTL has expired: STALE, value withheld.
-      const later = JSON.parse((await cli('online', '--view', SPEC, '--store', store, '--key', 'customer_id=17', '--now', '2026-10-21T00:00:00Z')).stdout) as typeof vectors;
+      const later = JSON.parse((await cli('online', '--view', SPEC, '--store', store, '--key', 'customer_id=17', '--now', '2026-10-21T00:00:00Z', '--json')).stdout) as typeof vectors;
       expect(later[0]!.features.avg_amount_30d).toEqual({ value: null, status: 'STALE', eventTime: want.get(17)!.ts });
     }
   });
 
-  it('bad input exits 1 with a typed message; every command shows examples in --help', async () => {
+  it('bad input exits 2 with a typed message; every command shows examples in --help', async () => {
     const badKey = await failure(cli('online', '--view', SPEC, '--key', 'nope=1'));
-    expect(badKey?.code).toBe(1);
+    expect(badKey?.code).toBe(EXIT_CODES.badInput);
     expect(badKey?.stderr).toContain('InvalidInput: invalid entity keys for view customer_stats: keys[0].customer_id: missing; keys[0].nope: not an entity column');
     const noSpine = await failure(cli('historical', '--view', SPEC, '-o', path.join(dir, 'x.parquet')));
     expect(noSpine?.stderr).toContain('give exactly one of --spine and --as-of');

@@ -17,6 +17,7 @@ import { startWorker, type RunningWorker } from '../helpers/worker';
 import { recordHistory as saveHistory } from '../helpers/histories';
 import { createMaterializeSchedule } from '../../client/schedules';
 import type { materializeFeatures } from '../../workflows/materialize';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const postgresUrl = inject('postgresUrl');
 const redisPrefix = `inferflow-test-wfmat-${randomUUID().slice(0, 8)}`;
@@ -30,7 +31,7 @@ let rows: StatRow[];
 const DAY = 86_400_000;
 
 beforeAll(async () => {
-  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-mat'), INFERFLOW_POSTGRES_URL: postgresUrl, INFERFLOW_REDIS_URL: 'redis://127.0.0.1:6379' }));
+  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-mat'), INFERFLOW_POSTGRES_URL: postgresUrl, INFERFLOW_REDIS_URL: TEST_REDIS_URL }));
   pool = new pg.Pool({ connectionString: postgresUrl, max: 2 });
   rows = statRows(4_000, 800, 5);
   await loadStatsIntoPostgres(pool, table, rows);
@@ -40,7 +41,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await w?.stop();
-  const redis = openOnlineStore({ type: 'redis', keyPrefix: redisPrefix }, { redisUrl: 'redis://127.0.0.1:6379', dataDir: dir });
+  const redis = openOnlineStore({ type: 'redis', keyPrefix: redisPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: dir });
   await redis.deleteView('pg_stats').catch(() => undefined);
   await redis.close();
   await pool?.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(table)}`);
@@ -104,7 +105,7 @@ describe('materializeFeatures', () => {
     expect(r1.totals).toEqual({ rowsRead: rows.length, entities: want.size, written: want.size, unchanged: 0, skippedOlder: 0 });
     const r2: MaterializeFeaturesResult = await (await start(input)).result();
     expect(r2.totals).toEqual({ rowsRead: rows.length, entities: want.size, written: 0, unchanged: want.size, skippedOlder: 0 });
-    const store = openOnlineStore({ type: 'redis', keyPrefix: redisPrefix }, { redisUrl: 'redis://127.0.0.1:6379', dataDir: dir });
+    const store = openOnlineStore({ type: 'redis', keyPrefix: redisPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: dir });
     try {
       await expectLatest(view, store, T0 + 11 * DAY);
     } finally {

@@ -11,6 +11,7 @@ import { referenceScores } from '../helpers/data';
 import { permanentFailureOf } from '../helpers/failures';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { TEST_POSTGRES } from '../helpers/services';
 
 const postgresUrl = inject('postgresUrl');
 let config: InferflowConfig;
@@ -37,7 +38,7 @@ beforeAll(async () => {
     INFERFLOW_LOG_LEVEL: 'warn',
     TEMPORAL_ADDRESS: inject('temporalAddress'),
     INFERFLOW_TASK_QUEUE: uniqueName('test-pg-proxied'),
-    INFERFLOW_POSTGRES_URL: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+    INFERFLOW_POSTGRES_URL: `postgres://postgres@127.0.0.1:${proxy.port}/${TEST_POSTGRES.database}`,
   });
   [w, proxied, reference] = await Promise.all([startWorker(config), startWorker(proxiedConfig), referenceScores(EXAMPLE_FEATURES)]);
 });
@@ -111,7 +112,7 @@ describe('batchInference into PostgreSQL', () => {
     runIds.push((await handle.describe()).runId);
     const result = await handle.result();
 
-    expect(result).toMatchObject({ rowsIn: 50_000, rowsOut: 50_000, shards: 8, output: { type: 'postgres', location: `postgres://127.0.0.1:5432/test#public.${table}` } });
+    expect(result).toMatchObject({ rowsIn: 50_000, rowsOut: 50_000, shards: 8, output: { type: 'postgres', location: `postgres://127.0.0.1:5432/${TEST_POSTGRES.database}#public.${table}` } });
     expect(await checkTable(table, result.runId)).toEqual({ rows: 50_000, distinct: 50_000, mismatches: 0, otherRun: 0 });
     expect(await runsRecorded(result.runId)).toBe(1);
     expect(await scalar<string | null>('SELECT to_regclass($1)::text AS v', [`public.${stagingTableName(result.runId)}`])).toBeNull();

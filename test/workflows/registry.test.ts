@@ -10,7 +10,7 @@ import { ensureWeed, startSeaweedFS, type SeaweedFS } from '../../devservices/se
 import { createLogger } from '../../lib/log';
 import { loadConfig } from '../../lib/config/env';
 import { ModelRegistry } from '../../lib/registry';
-import { S3ObjectStore } from '../../lib/storage';
+import { S3ObjectStore } from '../../lib/storage/s3';
 import { EXAMPLE_FEATURES, EXAMPLE_MODEL_DIR, registerExample, tempConfig, uniqueName } from '../helpers/env';
 import { readOutput } from '../helpers/data';
 import { startWorker } from '../helpers/worker';

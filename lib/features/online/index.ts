@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_REDIS_URL } from '../../config/env';
+import { DEFAULT_REDIS_URL } from '../../config/defaults';
 import { InvalidInputError } from '../../errors';
 import { durationSeconds, parseFeatureView, type FeatureView } from '../spec';
 import { decodeEntityKey, decodeValue, encodeEntityKey, encodeValue, toEpochUs, type EntityKeyInput, type FeatureValue } from './codec';
