@@ -11,7 +11,7 @@ export { checkKey, joinKey } from './keys';
 
 type StoreFactory = (url: URL, raw: string) => ObjectStore;
 
-/** One factory per URL scheme. S3 stores load the AWS SDK on first use (lib/storage/s3.ts: S3ObjectStore, s3ClientFor, AccessDeniedError). */
+/** One factory per URL scheme. S3 stores load the AWS SDK on first use (lib/storage/s3.ts: S3ObjectStore, s3ClientFor). */
 const factories: Record<string, StoreFactory> = {
   'file:': (_url, raw) => new FileObjectStore(localPathOf(raw)),
   's3:': (url) => {
