@@ -35,9 +35,10 @@ import { T0, latestPerEntity, loadStatsIntoPostgres, statRows, statView } from '
 import { deleteByPrefix } from '../helpers/redis';
 import { startTcpProxy } from '../helpers/tcp-proxy';
 import { Client, Connection } from '@temporalio/client';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const postgresUrl = inject('postgresUrl');
-const REDIS = 'redis://127.0.0.1:6379/0';
+const REDIS = TEST_REDIS_URL;
 /** Names that tell this file's connections apart from every other test's on the shared servers. */
 const appName = uniqueName('faults').replace(/-/g, '_');
 const redisName = uniqueName('faults-redis');
