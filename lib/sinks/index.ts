@@ -8,7 +8,7 @@ import { checkLocationAllowed } from '../storage/roots';
 import { PostgresSink } from './postgres';
 import { RedisSink } from './redis';
 import { SinkSpecSchema, type SinkSpec } from './spec';
-import type { Sink } from './types';
+import type { RunSink } from './types';
 
 export * from './spec';
 export * from './types';
@@ -45,7 +45,7 @@ export function checkSinkAllowed(spec: SinkSpec, d: SinkDefaults): void {
   if (where !== undefined) checkLocationAllowed(where, d.allowedRoots, 'sink.path');
 }
 
-const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => Sink } = {
+const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => RunSink } = {
   parquet: (spec, d) => {
     const where = sinkLocation(spec, d)!;
     return /^s3:\/\//.test(where) ? new ObjectStoreParquetSink(openStore(where)) : new ParquetSink(where);
@@ -64,7 +64,7 @@ export function parseSinkSpec(raw: unknown): SinkSpec {
 }
 
 /** @throws PermissionDeniedError a file or object-store sink outside `defaults.allowedRoots` */
-export function createSink(spec: SinkSpec, defaults: SinkDefaults): Sink {
+export function createRunSink(spec: SinkSpec, defaults: SinkDefaults): RunSink {
   checkSinkAllowed(spec, defaults);
-  return (factories[spec.type] as (s: SinkSpec, d: SinkDefaults) => Sink)(spec, defaults);
+  return (factories[spec.type] as (s: SinkSpec, d: SinkDefaults) => RunSink)(spec, defaults);
 }

@@ -10,7 +10,7 @@ import { describeQuery, ident as duckIdent, lit, toText, type ColumnInfo } from 
 import { isTransientPostgresError, postgresErrorCode, postgresErrorMessage, withPooledClient, type PostgresConnectionSettings } from '../io/postgres';
 import { writeJsonAtomically } from '../util/files';
 import { TABLE_NAME_PATTERN, type SinkSpec } from './spec';
-import { LINEAGE_COLUMNS, type CommitRequest, type CommitResult, type PartFormat, type PartWriteRequest, type Sink, type StageRequest } from './types';
+import { LINEAGE_COLUMNS, type CommitRequest, type CommitResult, type PartFormat, type PartWriteRequest, type RunRef, type RunSink, type StageRequest } from './types';
 
 export type PostgresSinkSpec = Extract<SinkSpec, { type: 'postgres' }>;
 
@@ -128,7 +128,7 @@ function resolveTarget(settings: PostgresConnectionSettings): Target {
  * key; the run recorded in `inferflow_runs`; staging dropped), so readers see all of a run or
  * none of it. Connection settings come from the worker's environment.
  */
-export class PostgresSink implements Sink {
+export class PostgresSink implements RunSink {
   readonly type = 'postgres';
   readonly schema: string;
   readonly table: string;
@@ -227,6 +227,15 @@ export class PostgresSink implements Sink {
         // need not count rows per shard.
         await client.query(`INSERT INTO ${this.qualified(ledger)} (shard, rows) VALUES ($1, $2) ON CONFLICT (shard) DO UPDATE SET rows = EXCLUDED.rows`, [req.shardIndex, req.rows]);
       });
+    });
+  }
+
+  /** The run's row in `inferflow_runs`, when it was published. */
+  async committed(run: RunRef): Promise<CommitResult | undefined> {
+    return this.withClient(`looking up run ${run.runId} in ${this.schema}.${RUNS_TABLE}`, async (client) => {
+      if (!(await tableExists(client, this.qualified(RUNS_TABLE)))) return undefined;
+      const prior = await client.query<{ rows: string }>(`SELECT rows FROM ${this.qualified(RUNS_TABLE)} WHERE run_id = $1`, [run.runId]);
+      return prior.rows[0] ? { location: this.location, rows: Number(prior.rows[0].rows), created: false } : undefined;
     });
   }
 

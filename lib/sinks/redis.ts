@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { InferflowError, InvalidInputError, PermissionDeniedError, RowCountMismatchError, TransientError, errorMessage } from '../errors';
 import { ident, lit, toText, withSharedDuckDB } from '../io/duckdb';
-import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
+import type { CommitRequest, CommitResult, RunRef, RunSink, StageRequest } from './types';
 
 export interface RedisSinkOptions {
   /** redis://host:port/db from the worker's environment (INFERFLOW_REDIS_URL); never from workflow input. */
@@ -48,7 +48,7 @@ export async function closeRedisClients(): Promise<void> {
  * hash keeps `discarded` for DISCARDED_KEPT_SECONDS, so a shard attempt that outlives its run
  * removes what it wrote.
  */
-export class RedisSink implements Sink {
+export class RedisSink implements RunSink {
   readonly type = 'redis';
 
   constructor(readonly o: RedisSinkOptions) {}
@@ -121,6 +121,22 @@ export class RedisSink implements Sink {
     }
   }
 
+  /** Rows staged per shard, from the run's hash. */
+  private static stagedRows(state: Record<string, string>): number {
+    return Object.entries(state).reduce((sum, [field, v]) => sum + (field.startsWith(SHARD_FIELD) ? Number(v) : 0), 0);
+  }
+
+  /** The run's hash says `committed`: its rows are the shards' counts kept beside it. */
+  async committed(run: RunRef): Promise<CommitResult | undefined> {
+    const redis = await this.redis();
+    try {
+      const state = await redis.hgetall(this.key('run', run.runId));
+      return state.committed !== undefined ? { location: `${this.where()} ${this.key(run.pipeline, 'current')}`, rows: RedisSink.stagedRows(state), created: false } : undefined;
+    } catch (err) {
+      throw this.translate(err, 'reading the run state');
+    }
+  }
+
   async commit(req: CommitRequest): Promise<CommitResult> {
     const redis = await this.redis();
     const pointer = this.key(req.pipeline, 'current');
@@ -128,9 +144,9 @@ export class RedisSink implements Sink {
     try {
       const run = this.key('run', req.runId);
       const state = await redis.hgetall(run);
-      if (state.committed !== undefined) return { location, rows: req.rows, created: false };
+      if (state.committed !== undefined) return { location, rows: RedisSink.stagedRows(state), created: false };
       if (state.discarded !== undefined) throw new RowCountMismatchError(`run ${req.runId} was discarded at ${state.discarded}; nothing was published`, { runId: req.runId });
-      const staged = Object.entries(state).reduce((sum, [field, v]) => sum + (field.startsWith(SHARD_FIELD) ? Number(v) : 0), 0);
+      const staged = RedisSink.stagedRows(state);
       if (staged !== req.rows) throw new RowCountMismatchError(`run ${req.runId} staged ${staged} rows in Redis, expected ${req.rows}`, { runId: req.runId });
       await redis.watch(pointer);
       const previous = await redis.get(pointer);
