@@ -5,7 +5,7 @@ import { DuckDBSink } from './duckdb';
 import { ObjectStoreParquetSink, ParquetSink } from './parquet';
 import { openStore } from '../storage';
 import { checkLocationAllowed } from '../storage/roots';
-import { PostgresSink } from './postgres';
+import { PostgresSink } from '../postgres/run-sink';
 import { RedisSink } from './redis';
 import { SinkSpecSchema, type SinkSpec } from './spec';
 import type { RunSink } from './types';
@@ -15,8 +15,9 @@ export * from './types';
 export { ObjectStoreParquetSink, ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
 export { DuckDBSink } from './duckdb';
 export { RedisSink, closeRedisClients, readRedisPrediction } from './redis';
-export { PostgresSink, stagingTableName, stagingLedgerName, postgresTypeOf, RUNS_TABLE, DISCARDED_RUNS_TABLE } from './postgres';
-export { closePostgresPools } from '../io/postgres';
+export { PostgresSink, stagingTableName, stagingLedgerName, RUNS_TABLE, DISCARDED_RUNS_TABLE } from '../postgres/run-sink';
+export { postgresTypeOf } from '../postgres/sql';
+export { closePostgresPools } from '../postgres/connection';
 
 export interface SinkDefaults {
   outputDir: string;
