@@ -7,11 +7,17 @@ import { openStore } from '../storage';
 import { checkLocationAllowed } from '../storage/roots';
 import { PostgresSink } from '../postgres/run-sink';
 import { RedisSink } from './redis';
-import { SinkSpecSchema, type SinkSpec } from './spec';
+import { RedisRecordSink } from './redis-records';
+import { PostgresRecordSink } from '../postgres/record-sink';
+import type { RecordSink } from './records';
+import { RecordSinkSpecSchema, SinkSpecSchema, type RecordSinkSpec, type SinkSpec } from './spec';
 import type { RunSink } from './types';
 
 export * from './spec';
 export * from './types';
+export * from './records';
+export { RedisRecordSink, readRedisRecord } from './redis-records';
+export { PostgresRecordSink } from '../postgres/record-sink';
 export { ObjectStoreParquetSink, ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
 export { DuckDBSink } from './duckdb';
 export { RedisSink, closeRedisClients, readRedisPrediction } from './redis';
@@ -59,7 +65,7 @@ const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }
 export function parseSinkSpec(raw: unknown): SinkSpec {
   const parsed = SinkSpecSchema.safeParse(raw ?? { type: 'parquet' });
   if (!parsed.success) {
-    throw new InvalidInputError('invalid sink', parsed.error.issues.map((i) => `sink${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`));
+    throw new InvalidInputError('invalid sink', problemsOf('sink', parsed.error.issues));
   }
   return parsed.data;
 }
@@ -68,4 +74,26 @@ export function parseSinkSpec(raw: unknown): SinkSpec {
 export function createRunSink(spec: SinkSpec, defaults: SinkDefaults): RunSink {
   checkSinkAllowed(spec, defaults);
   return (factories[spec.type] as (s: SinkSpec, d: SinkDefaults) => RunSink)(spec, defaults);
+}
+
+/** Sink specs → Zod problems named from `field` (`sink.table: …`). */
+function problemsOf(field: string, issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
+  return issues.map((i) => `${field}${i.path.length ? '.' + i.path.map(String).join('.') : ''}: ${i.message}`);
+}
+
+const recordFactories: { [K in RecordSinkSpec['type']]: (spec: Extract<RecordSinkSpec, { type: K }>, d: SinkDefaults) => RecordSink } = {
+  postgres: (spec, d) => new PostgresRecordSink(spec, { url: d.postgresUrl }),
+  redis: (spec, d) => new RedisRecordSink({ url: d.redisUrl ?? DEFAULT_REDIS_URL, keyPrefix: spec.keyPrefix, ttlSeconds: spec.ttlSeconds }),
+};
+
+/** @throws InvalidInputError naming the field (`recordSink.…`) */
+export function parseRecordSinkSpec(raw: unknown): RecordSinkSpec {
+  const parsed = RecordSinkSpecSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidInputError('invalid record sink', problemsOf('recordSink', parsed.error.issues));
+  return parsed.data;
+}
+
+/** A record sink (online prediction logs, streaming output); connection settings come from `defaults`. */
+export function createRecordSink(spec: RecordSinkSpec, defaults: SinkDefaults): RecordSink {
+  return (recordFactories[spec.type] as (s: RecordSinkSpec, d: SinkDefaults) => RecordSink)(spec, defaults);
 }

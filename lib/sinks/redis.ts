@@ -18,13 +18,37 @@ const SHARD_FIELD = 'shard:';
 
 const clients = new Map<string, Redis>();
 
-function clientFor(url: string): Redis {
+/** `redis host:port` of a URL, for messages (never its credentials). */
+export function redisEndpoint(url: string): string {
+  const u = new URL(url);
+  return `redis ${u.hostname}:${u.port || 6379}`;
+}
+
+/** Redis errors → typed errors: refused credentials are permanent, anything else transient (retried). */
+export function redisFailure(err: unknown, op: string, url: string): Error {
+  if (err instanceof InferflowError) return err;
+  const msg = errorMessage(err);
+  const where = redisEndpoint(url);
+  if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) return new PermissionDeniedError(`${op} on ${where} was refused (check the credentials in INFERFLOW_REDIS_URL): ${msg.replace(/\S+@/, '')}`, { endpoint: where });
+  return new TransientError(`${op} on ${where} failed: ${msg}`, { endpoint: where }, { cause: err });
+}
+
+/** The process's client for `url` (one per URL, shared by the run and record sinks), connected. */
+export async function connectedRedis(url: string): Promise<Redis> {
   let c = clients.get(url);
   if (!c) {
     // Fail fast instead of queueing commands while the server is away: Temporal retries the activity.
     c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000, retryStrategy: () => null });
     c.on('error', () => {}); // reported through the failing command instead
     clients.set(url, c);
+  }
+  if (c.status === 'wait' || c.status === 'end' || c.status === 'close') {
+    try {
+      await c.connect();
+    } catch (err) {
+      clients.delete(url);
+      throw redisFailure(err, 'connect', url);
+    }
   }
   return c;
 }
@@ -53,29 +77,16 @@ export class RedisSink implements RunSink {
 
   constructor(readonly o: RedisSinkOptions) {}
 
-  private async redis(): Promise<Redis> {
-    const c = clientFor(this.o.url);
-    if (c.status === 'wait' || c.status === 'end' || c.status === 'close') {
-      try {
-        await c.connect();
-      } catch (err) {
-        clients.delete(this.o.url);
-        throw this.translate(err, 'connect');
-      }
-    }
-    return c;
+  private redis(): Promise<Redis> {
+    return connectedRedis(this.o.url);
   }
 
   private where(): string {
-    const u = new URL(this.o.url);
-    return `redis ${u.hostname}:${u.port || 6379}`;
+    return redisEndpoint(this.o.url);
   }
 
   private translate(err: unknown, op: string): Error {
-    if (err instanceof InferflowError) return err;
-    const msg = errorMessage(err);
-    if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) return new PermissionDeniedError(`${op} on ${this.where()} was refused (check the credentials in INFERFLOW_REDIS_URL): ${msg.replace(/\S+@/, '')}`, { endpoint: this.where() });
-    return new TransientError(`${op} on ${this.where()} failed: ${msg}`, { endpoint: this.where() }, { cause: err });
+    return redisFailure(err, op, this.o.url);
   }
 
   /** Every prediction is stored under its id. */
