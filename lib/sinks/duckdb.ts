@@ -38,6 +38,9 @@ export class DuckDBSink implements RunSink {
   }
 
   async commit(req: CommitRequest): Promise<CommitResult> {
+    // Asked before the parts are read: a retried commit may find them removed.
+    const done = await this.committed(req);
+    if (done) return done;
     await fs.mkdir(path.dirname(this.dbPath), { recursive: true });
     const parts = `read_parquet([${req.parts.map(lit).join(', ')}])`;
     const t = ident(this.table);
