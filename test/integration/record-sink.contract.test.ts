@@ -1,33 +1,45 @@
 /**
  * One contract for every record-sink backend, on the real servers: PostgreSQL (a table in a
- * schema of its own) and Redis on 127.0.0.1:6379 (a key prefix of its own). Records are stored by
+ * schema of its own), Redis on 127.0.0.1:6379 (a key prefix of its own) and NATS JetStream on
+ * 127.0.0.1:4222 (a stream of its own per test, deleted afterwards). Records are stored by
  * key, the first write wins, values read back exactly, bad input is refused with a typed error
  * before anything is written.
  */
 import net from 'node:net';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { InvalidInputError, InvalidValueError, TransientError } from '../../lib/errors';
-import { closePostgresPools, closeRedisClients, createRecordSink, parseRecordSinkSpec, readRedisRecord, type PredictionRecord, type RecordSink, type RecordSinkSpec } from '../../lib/sinks';
+import { InvalidInputError, InvalidValueError, NotFoundError, TransientError } from '../../lib/errors';
+import { closeNatsConnections, closePostgresPools, closeRedisClients, createRecordSink, parseRecordSinkSpec, readRedisRecord, type PredictionRecord, type RecordSink, type RecordSinkSpec } from '../../lib/sinks';
 import { deleteByPrefix } from '../helpers/redis';
 import { uniqueName } from '../helpers/env';
 
 const postgresUrl = inject('postgresUrl');
 const REDIS_URL = 'redis://127.0.0.1:6379';
+const NATS_URL = 'nats://127.0.0.1:4222';
 const schema = uniqueName('inferflow_rec').replace(/-/g, '_');
 const prefix = uniqueName('inferflow-test-records');
 let admin: pg.Pool;
 let redis: Redis;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+const streams: string[] = [];
 
 beforeAll(async () => {
   admin = new pg.Pool({ connectionString: postgresUrl, max: 2 });
   await admin.query(`CREATE SCHEMA ${pg.escapeIdentifier(schema)}`);
   redis = new Redis(REDIS_URL);
+  nc = await connect({ servers: NATS_URL });
+  jsm = await jetstreamManager(nc);
 });
 afterAll(async () => {
   await closePostgresPools();
   await closeRedisClients();
+  await closeNatsConnections();
+  for (const name of streams) await jsm?.streams.delete(name).catch(() => undefined);
+  await nc?.close();
   await admin?.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
   await admin?.end();
   if (redis) {
@@ -39,15 +51,21 @@ afterAll(async () => {
 /** A stored record as the backend gives it back to an application. */
 type Stored = PredictionRecord & { writeKey: string };
 
+/** A sink writing somewhere no other test writes, with what an application reads back. */
+interface Opened {
+  sink: RecordSink;
+  read: (key: string) => Promise<Stored | null>;
+  count: () => Promise<number>;
+}
+
 interface Backend {
-  /** A sink writing somewhere no other test writes. */
-  open(): { sink: RecordSink; read: (key: string) => Promise<Stored | null>; count: () => Promise<number> };
+  open(): Opened | Promise<Opened>;
   /** A sink whose server is not there. */
   unreachable(port: number): RecordSink;
 }
 
 let n = 0;
-const backends: Record<'postgres' | 'redis', Backend> = {
+const backends: Record<'postgres' | 'redis' | 'nats', Backend> = {
   postgres: {
     open() {
       const table = `records_${n++}`;
@@ -95,6 +113,29 @@ const backends: Record<'postgres' | 'redis', Backend> = {
     },
     unreachable: (port) => createRecordSink({ type: 'redis', keyPrefix: 'unused' }, { outputDir: '', dataDir: '', redisUrl: `redis://127.0.0.1:${port}`, allowedRoots: [] }),
   },
+  nats: {
+    async open() {
+      const stream = `${schema}_${n++}`;
+      await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+      streams.push(stream);
+      const sink = createRecordSink(parseRecordSinkSpec({ type: 'nats', subject: `${stream}.predictions` }), { outputDir: '', dataDir: '', natsUrl: NATS_URL, allowedRoots: [] });
+      const count = async () => (await jsm.streams.info(stream)).state.messages;
+      return {
+        sink,
+        count,
+        // What a consumer sees: the stream's messages, the record's key in Nats-Msg-Id.
+        async read(key) {
+          const last = (await jsm.streams.info(stream)).state.last_seq;
+          for (let seq = 1; seq <= last; seq++) {
+            const m = await jsm.streams.getMessage(stream, { seq });
+            if (m?.header.get('Nats-Msg-Id') === key) return m.json<Stored>();
+          }
+          return null;
+        },
+      };
+    },
+    unreachable: (port) => createRecordSink({ type: 'nats', subject: 'unused' }, { outputDir: '', dataDir: '', natsUrl: `nats://127.0.0.1:${port}`, allowedRoots: [] }),
+  },
 };
 
 const MODEL = { name: 'fraud-detector', version: 3, sha256: 'ab'.repeat(32) };
@@ -116,7 +157,7 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('record sink c
   const backend = backends[name];
 
   it('writes records that read back exactly: float32 scores, vector outputs, times, entity, attributes, the write key', async () => {
-    const { sink, read, count } = backend.open();
+    const { sink, read, count } = await backend.open();
     const full = record('evt-1', {
       outputs: {
         score: Math.fround(1 / 3),
@@ -137,7 +178,7 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('record sink c
   });
 
   it('writing a stored key again keeps the first record (written: 0); a retried batch stores nothing twice', async () => {
-    const { sink, read, count } = backend.open();
+    const { sink, read, count } = await backend.open();
     const first = record('evt-1', { outputs: { score: 0.9 } });
     await sink.write([first, record('evt-2')], { idempotencyKey: 'batch-1' });
     expect(await sink.write([record('evt-1', { outputs: { score: 0.1 } })], { idempotencyKey: 'batch-2' })).toEqual({ written: 0, duplicates: 1 });
@@ -147,7 +188,7 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('record sink c
   });
 
   it('a batch that repeats a key stores it once, the first occurrence', async () => {
-    const { sink, read, count } = backend.open();
+    const { sink, read, count } = await backend.open();
     const a = record('a', { outputs: { score: 0.75 } });
     const result = await sink.write([a, record('b'), record('a', { outputs: { score: 0.5 } }), record('c'), record('b')], { idempotencyKey: 'batch-dup' });
     expect(result).toEqual({ written: 3, duplicates: 2 });
@@ -156,14 +197,14 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('record sink c
   });
 
   it('many records in one write (several round trips) are all stored', async () => {
-    const { sink, count } = backend.open();
+    const { sink, count } = await backend.open();
     const many = Array.from({ length: 2_500 }, (_, i) => record(`k-${i}`, { outputs: { score: Math.fround(i / 2_500) } }));
     expect(await sink.write(many, { idempotencyKey: 'big' })).toEqual({ written: 2_500, duplicates: 0 });
     expect(await count()).toBe(2_500);
   });
 
   it('bad input is refused with a typed error naming the field, and nothing of the batch is written', async () => {
-    const { sink, count } = backend.open();
+    const { sink, count } = await backend.open();
     const nan = sink.write([record('ok'), record('bad', { outputs: { score: Number.NaN } })], { idempotencyKey: 'b' });
     await expect(nan).rejects.toBeInstanceOf(InvalidValueError);
     await expect(nan).rejects.toThrow(/records\[1\]\.outputs\.score is NaN/);
@@ -191,6 +232,13 @@ describe('record sink specs', () => {
     expect(() => parseRecordSinkSpec({ type: 'kafka' })).toThrow(InvalidInputError);
     const ok: RecordSinkSpec = parseRecordSinkSpec({ type: 'redis', keyPrefix: 'preds', ttlSeconds: 60 });
     expect(ok).toEqual({ type: 'redis', keyPrefix: 'preds', ttlSeconds: 60 });
+  });
+
+  it('NATS: a subject no stream takes is NotFound naming the subject', async () => {
+    const sink = createRecordSink({ type: 'nats', subject: `${schema}.nowhere` }, { outputDir: '', dataDir: '', natsUrl: NATS_URL, allowedRoots: [] });
+    const err = sink.write([record('x')], { idempotencyKey: 'b' });
+    await expect(err).rejects.toBeInstanceOf(NotFoundError);
+    await expect(err).rejects.toThrow(new RegExp(`no JetStream stream takes subject ${schema}\\.nowhere`));
   });
 
   it('PostgreSQL: a table of that name that is not a record table is a schema mismatch naming it', async () => {
