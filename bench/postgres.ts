@@ -11,7 +11,7 @@ import { ensurePythonPackages, type PythonPath } from './python';
 import { SinkSpecSchema, type SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
 import type { LineageValues } from '../lib/pipeline/batch';
-import { finishNewTableSql } from '../lib/postgres/run-sink';
+import { finishNewTableSql } from '../lib/postgres/staging';
 import { LINEAGE_COLUMNS, type LineageColumn } from '../lib/sinks/types';
 
 export const PG_DEFAULTS = { PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: 'postgres', PGDATABASE: 'test' } as const;

@@ -10,8 +10,9 @@ import { InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedEr
 import type { SinkSpec } from '../sinks/spec';
 import type { CommitRequest, CommitResult, PartFormat, RunRef, RunSink, StageRequest } from '../sinks/types';
 import { postgresErrorCode, postgresErrorMessage, postgresFailure, resolvePostgresTarget, withPooledClient, type PostgresConnectionSettings, type PostgresTarget } from './connection';
-import { CSV_PART_FORMAT, checkCsvPartColumns, readCsvPart, type PartInfo, type RunConstant } from './csv-parts';
-import { checkName, checkNameOrThrow, createOnce, ignoreDuplicateTable, key64, qualify, sha256, tableExists, transaction } from './sql';
+import { CSV_PART_FORMAT, checkCsvPartColumns, readCsvPart, type PartInfo } from './csv-parts';
+import { checkName, checkNameOrThrow, createOnce, ignoreDuplicateTable, key64, qualify, tableExists, transaction } from './sql';
+import { checkPartFits, finishNewTableSql, parseStagingComment, runLockKeys, stagingLedgerName, stagingTableName, type StagingComment, type StagingLayout } from './staging';
 export type PostgresSinkSpec = Extract<SinkSpec, { type: 'postgres' }>;
 
 /** Where the connection comes from: the worker's environment, never the spec (spec payloads sit in workflow history). */
@@ -27,38 +28,6 @@ export const RUNS_TABLE = 'inferflow_runs';
 export const DISCARDED_RUNS_TABLE = 'inferflow_discarded_runs';
 const DISCARDED_RUNS_KEPT = '30 days';
 const SHARD_COLUMN = '__shard';
-
-/**
- * The statements that finish a new table loaded with the per-row columns only: the run's constants
- * added as columns whose default is the run's value (PostgreSQL 11+ keeps such a value once, in
- * the catalog, for every row already there: no per-row copy, no rewrite), the defaults dropped
- * again (the table then behaves as one created with every column) and the key built in one sorted
- * pass (`key.name` names its constraint). psql, 1M rows: load + this 0.80–0.87 s against 1.25–1.83 s
- * for inserting every column and building the key; 57 MB against 159 MB
- * (docs/decisions/0002-promote-first-run-staging-table.md).
- * DDL takes no bind parameters: each value is a quoted literal cast to its type, which callers check.
- */
-export function finishNewTableSql(table: string, constants: readonly RunConstant[], key?: { column: string; name?: string }): string[] {
-  const statements: string[] = [];
-  const alter: string[] = [];
-  if (constants.length > 0) {
-    statements.push(`ALTER TABLE ${table} ${constants.map((c) => `ADD COLUMN ${pg.escapeIdentifier(c.name)} ${c.pgType} DEFAULT ${pg.escapeLiteral(c.value)}::${c.pgType}`).join(', ')}`);
-    alter.push(...constants.map((c) => `ALTER COLUMN ${pg.escapeIdentifier(c.name)} DROP DEFAULT`));
-  }
-  if (key) alter.push(`ADD ${key.name ? `CONSTRAINT ${pg.escapeIdentifier(key.name)} ` : ''}PRIMARY KEY (${pg.escapeIdentifier(key.column)})`);
-  if (alter.length > 0) statements.push(`ALTER TABLE ${table} ${alter.join(', ')}`);
-  return statements;
-}
-
-/** Name of a run's staging table: `inferflow_stage_` + the first 16 hex digits of sha256(run id). */
-export function stagingTableName(runId: string): string {
-  return `inferflow_stage_${sha256(runId).slice(0, 16)}`;
-}
-
-/** The staging table's ledger: the shards whose rows are in it (one row each). */
-export function stagingLedgerName(runId: string): string {
-  return `${stagingTableName(runId)}_shards`;
-}
 
 /**
  * A table in PostgreSQL. Shards are staged as they are predicted (COPY into a run-scoped table
@@ -464,58 +433,4 @@ export class PostgresSink implements RunSink {
 function detailOf(err: unknown): string {
   const detail = (err as { detail?: unknown } | null)?.detail;
   return typeof detail === 'string' && detail ? ` (${detail})` : '';
-}
-
-interface StagingComment {
-  inferflow: 'staging';
-  runId: string;
-  idColumn: string | null;
-  constants: RunConstant[];
-}
-
-interface StagingLayout {
-  /** Columns stored per row (without the shard column), in table order. */
-  columns: { name: string; type: string }[];
-  meta: { idColumn: string | null; constants: RunConstant[] };
-  /** A LOGGED staging table: created while the target did not exist, so that commit can rename it into place. */
-  logged: boolean;
-}
-
-/** A part staged into an existing staging table: every stored column present, every other one a run constant with the staged value. */
-function checkPartFits(part: PartInfo, layout: StagingLayout, shardIndex: number): void {
-  const stored = new Set(layout.columns.map((c) => c.name));
-  const have = new Set(part.columns.map((c) => c.name));
-  const mine = new Map(part.constants.map((c) => [c.name, c.value]));
-  const problems = [
-    ...layout.columns.filter((c) => !have.has(c.name)).map((c) => `column ${c.name} is missing from shard ${shardIndex}'s part`),
-    ...part.columns
-      .filter((c) => !stored.has(c.name))
-      .flatMap((c) => {
-        const staged = layout.meta.constants.find((k) => k.name === c.name);
-        if (!staged) return [`column ${c.name} of shard ${shardIndex}'s part is not in the run's staging table`];
-        // An empty part holds no value to disagree with.
-        return part.rows === 0 || mine.get(c.name) === staged.value ? [] : [`column ${c.name}: shard ${shardIndex} holds ${mine.has(c.name) ? JSON.stringify(mine.get(c.name)) : 'several values'}, the run's other shards ${JSON.stringify(staged.value)}`];
-      }),
-  ];
-  if (problems.length > 0) throw new SchemaMismatchError(`shard ${shardIndex}'s predictions do not fit the run's other shards`, problems);
-}
-
-/** PostgreSQL types the sink itself writes (postgresTypeOf): a comment holding anything else is not ours. */
-const PG_TYPE = /^[a-z][a-z ]*(\(\d+,\d+\))?$/;
-
-function parseStagingComment(comment: string | null): StagingLayout['meta'] {
-  let parsed: { idColumn?: unknown; constants?: unknown };
-  try {
-    parsed = JSON.parse(comment ?? '{}') as typeof parsed;
-  } catch {
-    return { idColumn: null, constants: [] };
-  }
-  const constants = Array.isArray(parsed.constants) ? (parsed.constants as Partial<RunConstant>[]) : [];
-  const bad = constants.filter((c) => typeof c.name !== 'string' || typeof c.value !== 'string' || typeof c.pgType !== 'string' || !PG_TYPE.test(c.pgType));
-  if (bad.length > 0) throw new SchemaMismatchError('the staging table\'s comment is not one Inferflow wrote', [`constants: ${JSON.stringify(bad).slice(0, 200)}`]);
-  return { idColumn: typeof parsed.idColumn === 'string' ? parsed.idColumn : null, constants: constants as RunConstant[] };
-}
-
-function runLockKeys(runId: string): { run: string; shardSpace: number } {
-  return { run: key64(runId), shardSpace: Number(BigInt.asIntN(32, BigInt(`0x${sha256(runId).slice(0, 8)}`))) };
 }

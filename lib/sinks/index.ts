@@ -23,7 +23,8 @@ export { PostgresRecordSink } from '../postgres/record-sink';
 export { ObjectStoreParquetSink, ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
 export { DuckDBSink } from './duckdb';
 export { RedisSink, closeRedisClients, readRedisPrediction } from './redis';
-export { PostgresSink, stagingTableName, stagingLedgerName, RUNS_TABLE, DISCARDED_RUNS_TABLE } from '../postgres/run-sink';
+export { PostgresSink, RUNS_TABLE, DISCARDED_RUNS_TABLE } from '../postgres/run-sink';
+export { stagingTableName, stagingLedgerName } from '../postgres/staging';
 export { postgresTypeOf } from '../postgres/sql';
 export { closePostgresPools } from '../postgres/connection';
 

@@ -16,7 +16,7 @@ import { createLogger } from '../../lib/log';
 import { RunStaging } from '../../lib/pipeline/staging';
 import type { ResolvedModel } from '../../lib/registry/manifest';
 import { PostgresSink, closePostgresPools } from '../../lib/sinks';
-import { stagingLedgerName, stagingTableName } from '../../lib/postgres/run-sink';
+import { stagingLedgerName, stagingTableName } from '../../lib/postgres/staging';
 import { openStore } from '../../lib/storage';
 import { tempConfig, uniqueName } from '../helpers/env';
 
