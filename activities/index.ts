@@ -10,7 +10,7 @@ import { predictShard as predictShardLib, sameFingerprint, stageSnapshot, type I
 import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
 import type { OnDemandRef } from '../lib/features/on-demand';
 import type { ResolvedModel } from '../lib/registry/manifest';
-import { checkSinkAllowed, createSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type Sink, type SinkDefaults, type SinkSpec } from '../lib/sinks';
+import { checkSinkAllowed, createRunSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type RunSink, type SinkDefaults, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
 import { checkLocationAllowed } from '../lib/storage/roots';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
@@ -88,11 +88,11 @@ function runDir(deps: ActivityDeps, runId: string): string {
 const PARQUET_PART = '.parquet';
 
 /** A shard's part, relative to the run directory (locally and in shared staging): Parquet, or the sink's own format (PostgreSQL: CSV). */
-function partNameOf(index: number, sink: Sink): string {
+function partNameOf(index: number, sink: RunSink): string {
   return `parts/part-${String(index).padStart(5, '0')}${sink.partFormat?.extension ?? PARQUET_PART}`;
 }
 
-function partPathOf(deps: ActivityDeps, runId: string, index: number, sink: Sink): string {
+function partPathOf(deps: ActivityDeps, runId: string, index: number, sink: RunSink): string {
   return path.join(runDir(deps, runId), partNameOf(index, sink));
 }
 
@@ -125,8 +125,8 @@ export function createActivities(deps: ActivityDeps) {
 
   const sinkDefaults: SinkDefaults = { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl, allowedRoots: deps.config.allowedRoots };
 
-  function sinkOf(spec: SinkSpec): Sink {
-    return createSink(spec, sinkDefaults);
+  function sinkOf(spec: SinkSpec): RunSink {
+    return createRunSink(spec, sinkDefaults);
   }
 
   async function resolve(ref: string): Promise<ResolvedModel> {
@@ -262,6 +262,14 @@ export function createActivities(deps: ActivityDeps) {
     async commitPredictions(input: CommitInput): Promise<CommitResult> {
       using _alive = keepAlive();
       const sink = sinkOf(parseSinkSpec(input.sink));
+      // A retry after a commit whose clean-up finished (the worker died before reporting) finds no
+      // staged parts: the sink's record of the run answers it instead.
+      const done = await sink.committed(input);
+      if (done) {
+        log.info({ runId: input.runId, location: done.location, rows: done.rows }, 'predictions were committed before');
+        await removeRunFiles(input.runId);
+        return done;
+      }
       const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i, sink));
       const staging = deps.staging;
       // Shared staging is the source of truth when there is one: every part comes from there, wherever its shard ran.

@@ -92,7 +92,7 @@ program
       '(bench/pandas_baseline.py), for the tree model (fraud-detector) and the MLP (fraud-mlp).',
       'Measures end-to-end rows/s, the ratios to both baselines, the worker process peak RSS, history events and',
       'the largest payload. The seeded dataset is generated once per row count under .data/bench/.',
-      'Postgres is measured too when lib/sinks/postgres.ts exists (PGHOST/PGUSER/PGDATABASE, default 127.0.0.1/postgres/test).',
+      'Postgres is measured too when lib/postgres/run-sink.ts exists (PGHOST/PGUSER/PGDATABASE, default 127.0.0.1/postgres/test).',
     ].join('\n'),
   )
   .option('--rows <n>', 'rows in the dataset; repeat or comma-separate for several (default 1000000)', intList(1, 100_000_000))

@@ -1,6 +1,6 @@
 /**
  * Postgres for the benchmark: whether the pipeline has a Postgres sink yet (it is being built
- * in lib/sinks/postgres.ts), and the raw baseline's COPY. Connection settings come from the
+ * in lib/postgres/run-sink.ts), and the raw baseline's COPY. Connection settings come from the
  * standard PG* environment variables, defaulting to the local test server.
  */
 import { createReadStream } from 'node:fs';
@@ -11,7 +11,7 @@ import { ensurePythonPackages, type PythonPath } from './python';
 import { SinkSpecSchema, type SinkSpec } from '../lib/sinks/spec';
 import { errorMessage } from '../lib/errors';
 import type { LineageValues } from '../lib/pipeline/batch';
-import { finishNewTableSql } from '../lib/sinks/postgres';
+import { finishNewTableSql } from '../lib/postgres/staging';
 import { LINEAGE_COLUMNS, type LineageColumn } from '../lib/sinks/types';
 
 export const PG_DEFAULTS = { PGHOST: '127.0.0.1', PGPORT: '5432', PGUSER: 'postgres', PGDATABASE: 'test' } as const;
@@ -81,7 +81,7 @@ const UPDATE_COLUMNS = ['label', 'score', ...LINEAGE_COLUMNS];
 
 /**
  * Replace `table` with the rows of a headerless CSV holding the id, label and score, built the way
- * the sink builds a new target table (lib/sinks/postgres.ts, commit): the rows go into a table
+ * the sink builds a new target table (lib/postgres/run-sink.ts, commit): the rows go into a table
  * without a key, the lineage columns (one value per run) are then added with the run's values as
  * defaults (PostgreSQL keeps them once, in the catalog), the defaults dropped and the key built in
  * one pass. The baseline is a plain process doing the best single write known here; what the

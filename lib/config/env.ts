@@ -9,7 +9,7 @@ import { defaultPoolSize } from '../runtime/threads';
 import { PACKAGE_ROOT } from '../util/package-root';
 import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_ADDRESS } from './defaults';
 
-export { DEFAULT_NAMESPACE, DEFAULT_REDIS_URL, DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_ADDRESS, TEMPORAL_CLI_VERSION } from './defaults';
+export { DEFAULT_NAMESPACE, DEFAULT_NATS_URL, DEFAULT_REDIS_URL, DEFAULT_TASK_QUEUE, DEFAULT_TEMPORAL_ADDRESS, TEMPORAL_CLI_VERSION } from './defaults';
 
 /** `host:port`, `[IPv6]:port`: what Temporal's clients dial (no scheme, no path). */
 const HOST_PORT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
@@ -86,6 +86,7 @@ const EnvSchema = z.object({
   INFERFLOW_S3_FORCE_PATH_STYLE: boolish.optional(),
   INFERFLOW_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   INFERFLOW_POSTGRES_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+  INFERFLOW_NATS_URL: z.string().regex(/^(nats|tls):\/\//, 'must be a nats:// or tls:// URL').optional(),
   INFERFLOW_SERVE_MAX_BODY_BYTES: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxBodyBytes),
   INFERFLOW_SERVE_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.headersTimeoutMs),
   INFERFLOW_SERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.requestTimeoutMs),
@@ -136,6 +137,8 @@ export interface InferflowConfig {
   postgresUrl?: string;
   /** Redis connection of the sink and of the Redis online feature store (worker / CLI environment only; never in workflow input). Unset: redis://127.0.0.1:6379/0. */
   redisUrl?: string;
+  /** NATS server of the NATS record sink (worker environment only). Unset: nats://127.0.0.1:4222. */
+  natsUrl?: string;
   /** Limits of `inferflow serve` (request size, timeouts, connections). */
   serveLimits: ServeLimits;
   /**
@@ -262,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     workerWarmUp: e.INFERFLOW_WORKER_WARM_UP ?? true,
     ...(e.INFERFLOW_POSTGRES_URL ? { postgresUrl: e.INFERFLOW_POSTGRES_URL } : {}),
     ...(e.INFERFLOW_REDIS_URL ? { redisUrl: e.INFERFLOW_REDIS_URL } : {}),
+    ...(e.INFERFLOW_NATS_URL ? { natsUrl: e.INFERFLOW_NATS_URL } : {}),
     serveLimits: {
       maxBodyBytes: e.INFERFLOW_SERVE_MAX_BODY_BYTES,
       headersTimeoutMs: e.INFERFLOW_SERVE_HEADERS_TIMEOUT_MS,

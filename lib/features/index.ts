@@ -9,7 +9,7 @@ export { FeatureViewSchema, FeatureSourceSchema, FileSourceSchema, PostgresSourc
 export type { Feature, FeatureDtype, FeatureSource, FeatureView, FeatureViewInput } from './spec';
 export { materializeView } from './materialize';
 export type { MaterializeRequest, MaterializeResult, MaterializeProgress } from './materialize';
-export type { PostgresSourceSettings, EventTimeWindow } from './postgres';
+export type { PostgresSourceSettings, EventTimeWindow } from '../postgres/features';
 export {
   getOnlineFeatures,
   writeOnlineFeatures,

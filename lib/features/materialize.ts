@@ -16,7 +16,7 @@ import path from 'node:path';
 import { InvalidInputError } from '../errors';
 import { ident, lit, withDuckDB } from '../io/duckdb';
 import { readViewSource, VIEW_TABLE_COLUMNS } from './offline';
-import type { PostgresSourceSettings } from './postgres';
+import type { PostgresSourceSettings } from '../postgres/features';
 import { checkFeatureView, outputColumnName, type FeatureView } from './spec';
 import { storedWrite, type OnlineStore, type StoredWrite } from './online';
 

@@ -20,7 +20,7 @@ import { EmptyInputError, InvalidInputError, NotFoundError, SchemaMismatchError,
 import { ident, isTimestampType, lit, scalar, toText, withDuckDB, type ColumnInfo } from '../io/duckdb';
 import { nanosTimestampFlags, setAdjustedToUtc } from '../io/parquet-footer';
 import { localPathOf } from '../storage';
-import { exportPostgresSource, type EventTimeWindow, type PostgresSourceSettings } from './postgres';
+import { exportPostgresSource, type EventTimeWindow, type PostgresSourceSettings } from '../postgres/features';
 import { exactParquetTimestamps, resolveFiles, scanFiles, isRemote, type ResolvedFiles } from './source';
 import { checkFeatureViews, durationSeconds, outputColumnName, type FeatureDtype, type FeatureView } from './spec';
 

@@ -57,7 +57,7 @@ const CONNECTION_KEYS = ['url', 'connectionString', 'connection', 'host', 'port'
 /**
  * A PostgreSQL source: a table or a query (exactly one). The connection comes from the
  * environment (`INFERFLOW_POSTGRES_URL`, or PGHOST/PGPORT/… read by `pg`), never from the
- * spec. Exported with COPY to a temporary CSV file and read by DuckDB (lib/features/postgres.ts).
+ * spec. Exported with COPY to a temporary CSV file and read by DuckDB (lib/postgres/features.ts).
  */
 export const PostgresSourceSchema = z.strictObject(
   {

@@ -185,7 +185,7 @@ export async function stageSnapshot(args: {
   shardSize: number;
   /** How raw columns become model inputs (on-demand features, transforms). Default: planned from the manifest alone. */
   plan?: AssemblyPlan;
-  /** Whether the run's sink keys rows by this id column (Sink.needsIds): then a null id fails the plan. */
+  /** Whether the run's sink keys rows by this id column (RunSink.needsIds): then a null id fails the plan. */
   needsIds?: (idColumn: string) => boolean;
 }): Promise<PlannedBatch> {
   const { featuresPath, snapshotPath, manifest, shardSize } = args;

@@ -1,22 +1,32 @@
 import path from 'node:path';
-import { DEFAULT_REDIS_URL } from '../config/defaults';
+import { DEFAULT_NATS_URL, DEFAULT_REDIS_URL } from '../config/defaults';
 import { InvalidInputError } from '../errors';
 import { DuckDBSink } from './duckdb';
 import { ObjectStoreParquetSink, ParquetSink } from './parquet';
 import { openStore } from '../storage';
 import { checkLocationAllowed } from '../storage/roots';
-import { PostgresSink } from './postgres';
+import { PostgresSink } from '../postgres/run-sink';
 import { RedisSink } from './redis';
-import { SinkSpecSchema, type SinkSpec } from './spec';
-import type { Sink } from './types';
+import { RedisRecordSink } from './redis-records';
+import { NatsRecordSink } from './nats-records';
+import { PostgresRecordSink } from '../postgres/record-sink';
+import type { RecordSink } from './records';
+import { RecordSinkSpecSchema, SinkSpecSchema, type RecordSinkSpec, type SinkSpec } from './spec';
+import type { RunSink } from './types';
 
 export * from './spec';
 export * from './types';
+export * from './records';
+export { RedisRecordSink, readRedisRecord } from './redis-records';
+export { NatsRecordSink, closeNatsConnections } from './nats-records';
+export { PostgresRecordSink } from '../postgres/record-sink';
 export { ObjectStoreParquetSink, ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
 export { DuckDBSink } from './duckdb';
 export { RedisSink, closeRedisClients, readRedisPrediction } from './redis';
-export { PostgresSink, stagingTableName, stagingLedgerName, postgresTypeOf, RUNS_TABLE, DISCARDED_RUNS_TABLE } from './postgres';
-export { closePostgresPools } from '../io/postgres';
+export { PostgresSink, RUNS_TABLE, DISCARDED_RUNS_TABLE } from '../postgres/run-sink';
+export { stagingTableName, stagingLedgerName } from '../postgres/staging';
+export { postgresTypeOf } from '../postgres/sql';
+export { closePostgresPools } from '../postgres/connection';
 
 export interface SinkDefaults {
   outputDir: string;
@@ -25,6 +35,8 @@ export interface SinkDefaults {
   postgresUrl?: string | undefined;
   /** Redis sink connection URL from the worker's environment (INFERFLOW_REDIS_URL). */
   redisUrl?: string | undefined;
+  /** NATS record sink server from the worker's environment (INFERFLOW_NATS_URL). */
+  natsUrl?: string | undefined;
   /** Roots file and object-store sinks must write inside (the worker's allowedRoots). */
   allowedRoots: readonly string[];
 }
@@ -45,7 +57,7 @@ export function checkSinkAllowed(spec: SinkSpec, d: SinkDefaults): void {
   if (where !== undefined) checkLocationAllowed(where, d.allowedRoots, 'sink.path');
 }
 
-const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => Sink } = {
+const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }>, d: SinkDefaults) => RunSink } = {
   parquet: (spec, d) => {
     const where = sinkLocation(spec, d)!;
     return /^s3:\/\//.test(where) ? new ObjectStoreParquetSink(openStore(where)) : new ParquetSink(where);
@@ -58,13 +70,36 @@ const factories: { [K in SinkSpec['type']]: (spec: Extract<SinkSpec, { type: K }
 export function parseSinkSpec(raw: unknown): SinkSpec {
   const parsed = SinkSpecSchema.safeParse(raw ?? { type: 'parquet' });
   if (!parsed.success) {
-    throw new InvalidInputError('invalid sink', parsed.error.issues.map((i) => `sink${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`));
+    throw new InvalidInputError('invalid sink', problemsOf('sink', parsed.error.issues));
   }
   return parsed.data;
 }
 
 /** @throws PermissionDeniedError a file or object-store sink outside `defaults.allowedRoots` */
-export function createSink(spec: SinkSpec, defaults: SinkDefaults): Sink {
+export function createRunSink(spec: SinkSpec, defaults: SinkDefaults): RunSink {
   checkSinkAllowed(spec, defaults);
-  return (factories[spec.type] as (s: SinkSpec, d: SinkDefaults) => Sink)(spec, defaults);
+  return (factories[spec.type] as (s: SinkSpec, d: SinkDefaults) => RunSink)(spec, defaults);
+}
+
+/** Sink specs → Zod problems named from `field` (`sink.table: …`). */
+function problemsOf(field: string, issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
+  return issues.map((i) => `${field}${i.path.length ? '.' + i.path.map(String).join('.') : ''}: ${i.message}`);
+}
+
+const recordFactories: { [K in RecordSinkSpec['type']]: (spec: Extract<RecordSinkSpec, { type: K }>, d: SinkDefaults) => RecordSink } = {
+  postgres: (spec, d) => new PostgresRecordSink(spec, { url: d.postgresUrl }),
+  redis: (spec, d) => new RedisRecordSink({ url: d.redisUrl ?? DEFAULT_REDIS_URL, keyPrefix: spec.keyPrefix, ttlSeconds: spec.ttlSeconds }),
+  nats: (spec, d) => new NatsRecordSink({ url: d.natsUrl ?? DEFAULT_NATS_URL, subject: spec.subject }),
+};
+
+/** @throws InvalidInputError naming the field (`recordSink.…`) */
+export function parseRecordSinkSpec(raw: unknown): RecordSinkSpec {
+  const parsed = RecordSinkSpecSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidInputError('invalid record sink', problemsOf('recordSink', parsed.error.issues));
+  return parsed.data;
+}
+
+/** A record sink (online prediction logs, streaming output); connection settings come from `defaults`. */
+export function createRecordSink(spec: RecordSinkSpec, defaults: SinkDefaults): RecordSink {
+  return (recordFactories[spec.type] as (s: RecordSinkSpec, d: SinkDefaults) => RecordSink)(spec, defaults);
 }

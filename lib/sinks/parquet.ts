@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { joinKey, localPathOf, type ObjectStore } from '../storage';
 import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../util/concurrency';
-import type { CommitRequest, CommitResult, Sink } from './types';
+import type { CommitRequest, CommitResult, RunRef, RunSink } from './types';
 
 export const SUCCESS_MARKER = '_SUCCESS';
 
@@ -19,7 +19,7 @@ export function runDirName(workflowId: string): string {
  * renamed into place, so it appears complete or not at all; `<root>/<pipeline>/_LATEST` then
  * names the newest committed run.
  */
-export class ParquetSink implements Sink {
+export class ParquetSink implements RunSink {
   readonly type = 'parquet';
   readonly root: string;
 
@@ -31,10 +31,17 @@ export class ParquetSink implements Sink {
     return path.join(this.root, runDirName(pipeline), runDirName(workflowId));
   }
 
-  async commit(req: CommitRequest): Promise<CommitResult> {
-    const dest = this.runDir(req.pipeline, req.workflowId);
+  /** The run directory's manifest, when it is whole (`_SUCCESS`) and names this run. */
+  async committed(run: RunRef): Promise<CommitResult | undefined> {
+    const dest = this.runDir(run.pipeline, run.workflowId);
     const existing = await readManifest(dest);
-    if (existing?.runId === req.runId) return { location: dest, rows: existing.rows, created: false };
+    return existing?.runId === run.runId ? { location: dest, rows: existing.rows, created: false } : undefined;
+  }
+
+  async commit(req: CommitRequest): Promise<CommitResult> {
+    const done = await this.committed(req);
+    if (done) return done;
+    const dest = this.runDir(req.pipeline, req.workflowId);
 
     const tmp = `${dest}.tmp-${randomUUID()}`;
     await fs.mkdir(tmp, { recursive: true });
@@ -81,19 +88,30 @@ async function readManifest(dir: string): Promise<{ runId: string; rows: number 
  * Readers use a run only once its `_SUCCESS` exists. Re-running a workflow id first removes
  * the old run's `_SUCCESS`, then its files, so no reader ever mixes two runs.
  */
-export class ObjectStoreParquetSink implements Sink {
+export class ObjectStoreParquetSink implements RunSink {
   readonly type = 'parquet';
 
   constructor(readonly store: ObjectStore) {}
 
+  private where(run: RunRef): { dir: string; location: string } {
+    const dir = joinKey(runDirName(run.pipeline), runDirName(run.workflowId));
+    return { dir, location: `${this.store.url.replace(/\/+$/, '')}/${dir}` };
+  }
+
+  /** The run's manifest, when `_SUCCESS` marks the run directory whole and the manifest names this run. */
+  async committed(run: RunRef): Promise<CommitResult | undefined> {
+    const { dir, location } = this.where(run);
+    if (!(await this.store.head(joinKey(dir, SUCCESS_MARKER)))) return undefined;
+    const previous = JSON.parse((await this.store.getBytes(joinKey(dir, 'manifest.json'))).toString('utf8')) as { runId?: string; rows: number };
+    return previous.runId === run.runId ? { location, rows: previous.rows, created: false } : undefined;
+  }
+
   async commit(req: CommitRequest): Promise<CommitResult> {
-    const dir = joinKey(runDirName(req.pipeline), runDirName(req.workflowId));
-    const location = `${this.store.url.replace(/\/+$/, '')}/${dir}`;
-    if (await this.store.head(joinKey(dir, SUCCESS_MARKER))) {
-      const previous = JSON.parse((await this.store.getBytes(joinKey(dir, 'manifest.json'))).toString('utf8')) as { runId?: string; rows: number };
-      if (previous.runId === req.runId) return { location, rows: previous.rows, created: false };
-      await this.store.delete(joinKey(dir, SUCCESS_MARKER));
-    }
+    const { dir, location } = this.where(req);
+    const done = await this.committed(req);
+    if (done) return done;
+    // Another run of the same workflow id: readers stop using it before its files go.
+    if (await this.store.head(joinKey(dir, SUCCESS_MARKER))) await this.store.delete(joinKey(dir, SUCCESS_MARKER));
     // Old files all gone before any new part goes up (a late delete must not hit a new part).
     await eachLimited(await this.store.list(dir), OBJECT_STORE_CONCURRENCY, (key) => this.store.delete(key));
     await eachLimited(req.parts, OBJECT_STORE_CONCURRENCY, (part, i) => this.store.putFile(joinKey(dir, `part-${String(i).padStart(5, '0')}.parquet`), part));

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { InferflowError, InvalidInputError, PermissionDeniedError, RowCountMismatchError, TransientError, errorMessage } from '../errors';
 import { ident, lit, toText, withSharedDuckDB } from '../io/duckdb';
-import type { CommitRequest, CommitResult, Sink, StageRequest } from './types';
+import type { CommitRequest, CommitResult, RunRef, RunSink, StageRequest } from './types';
 
 export interface RedisSinkOptions {
   /** redis://host:port/db from the worker's environment (INFERFLOW_REDIS_URL); never from workflow input. */
@@ -18,13 +18,37 @@ const SHARD_FIELD = 'shard:';
 
 const clients = new Map<string, Redis>();
 
-function clientFor(url: string): Redis {
+/** `redis host:port` of a URL, for messages (never its credentials). */
+export function redisEndpoint(url: string): string {
+  const u = new URL(url);
+  return `redis ${u.hostname}:${u.port || 6379}`;
+}
+
+/** Redis errors → typed errors: refused credentials are permanent, anything else transient (retried). */
+export function redisFailure(err: unknown, op: string, url: string): Error {
+  if (err instanceof InferflowError) return err;
+  const msg = errorMessage(err);
+  const where = redisEndpoint(url);
+  if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) return new PermissionDeniedError(`${op} on ${where} was refused (check the credentials in INFERFLOW_REDIS_URL): ${msg.replace(/\S+@/, '')}`, { endpoint: where });
+  return new TransientError(`${op} on ${where} failed: ${msg}`, { endpoint: where }, { cause: err });
+}
+
+/** The process's client for `url` (one per URL, shared by the run and record sinks), connected. */
+export async function connectedRedis(url: string): Promise<Redis> {
   let c = clients.get(url);
   if (!c) {
     // Fail fast instead of queueing commands while the server is away: Temporal retries the activity.
     c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000, retryStrategy: () => null });
     c.on('error', () => {}); // reported through the failing command instead
     clients.set(url, c);
+  }
+  if (c.status === 'wait' || c.status === 'end' || c.status === 'close') {
+    try {
+      await c.connect();
+    } catch (err) {
+      clients.delete(url);
+      throw redisFailure(err, 'connect', url);
+    }
   }
   return c;
 }
@@ -48,34 +72,21 @@ export async function closeRedisClients(): Promise<void> {
  * hash keeps `discarded` for DISCARDED_KEPT_SECONDS, so a shard attempt that outlives its run
  * removes what it wrote.
  */
-export class RedisSink implements Sink {
+export class RedisSink implements RunSink {
   readonly type = 'redis';
 
   constructor(readonly o: RedisSinkOptions) {}
 
-  private async redis(): Promise<Redis> {
-    const c = clientFor(this.o.url);
-    if (c.status === 'wait' || c.status === 'end' || c.status === 'close') {
-      try {
-        await c.connect();
-      } catch (err) {
-        clients.delete(this.o.url);
-        throw this.translate(err, 'connect');
-      }
-    }
-    return c;
+  private redis(): Promise<Redis> {
+    return connectedRedis(this.o.url);
   }
 
   private where(): string {
-    const u = new URL(this.o.url);
-    return `redis ${u.hostname}:${u.port || 6379}`;
+    return redisEndpoint(this.o.url);
   }
 
   private translate(err: unknown, op: string): Error {
-    if (err instanceof InferflowError) return err;
-    const msg = errorMessage(err);
-    if (/NOAUTH|WRONGPASS|NOPERM/.test(msg)) return new PermissionDeniedError(`${op} on ${this.where()} was refused (check the credentials in INFERFLOW_REDIS_URL): ${msg.replace(/\S+@/, '')}`, { endpoint: this.where() });
-    return new TransientError(`${op} on ${this.where()} failed: ${msg}`, { endpoint: this.where() }, { cause: err });
+    return redisFailure(err, op, this.o.url);
   }
 
   /** Every prediction is stored under its id. */
@@ -121,6 +132,22 @@ export class RedisSink implements Sink {
     }
   }
 
+  /** Rows staged per shard, from the run's hash. */
+  private static stagedRows(state: Record<string, string>): number {
+    return Object.entries(state).reduce((sum, [field, v]) => sum + (field.startsWith(SHARD_FIELD) ? Number(v) : 0), 0);
+  }
+
+  /** The run's hash says `committed`: its rows are the shards' counts kept beside it. */
+  async committed(run: RunRef): Promise<CommitResult | undefined> {
+    const redis = await this.redis();
+    try {
+      const state = await redis.hgetall(this.key('run', run.runId));
+      return state.committed !== undefined ? { location: `${this.where()} ${this.key(run.pipeline, 'current')}`, rows: RedisSink.stagedRows(state), created: false } : undefined;
+    } catch (err) {
+      throw this.translate(err, 'reading the run state');
+    }
+  }
+
   async commit(req: CommitRequest): Promise<CommitResult> {
     const redis = await this.redis();
     const pointer = this.key(req.pipeline, 'current');
@@ -128,9 +155,9 @@ export class RedisSink implements Sink {
     try {
       const run = this.key('run', req.runId);
       const state = await redis.hgetall(run);
-      if (state.committed !== undefined) return { location, rows: req.rows, created: false };
+      if (state.committed !== undefined) return { location, rows: RedisSink.stagedRows(state), created: false };
       if (state.discarded !== undefined) throw new RowCountMismatchError(`run ${req.runId} was discarded at ${state.discarded}; nothing was published`, { runId: req.runId });
-      const staged = Object.entries(state).reduce((sum, [field, v]) => sum + (field.startsWith(SHARD_FIELD) ? Number(v) : 0), 0);
+      const staged = RedisSink.stagedRows(state);
       if (staged !== req.rows) throw new RowCountMismatchError(`run ${req.runId} staged ${staged} rows in Redis, expected ${req.rows}`, { runId: req.runId });
       await redis.watch(pointer);
       const previous = await redis.get(pointer);

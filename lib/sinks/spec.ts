@@ -20,6 +20,20 @@ export const POSTGRES_RESERVED_TABLE = /^(inferflow_runs|inferflow_discarded_run
 /** Keys that look like connection settings: they belong in the worker's environment, never in a spec (stored in workflow history). */
 const CONNECTION_KEYS = ['url', 'connectionString', 'connection', 'host', 'port', 'user', 'password', 'database', 'ssl'];
 
+const POSTGRES_ENV = 'INFERFLOW_POSTGRES_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE';
+const REDIS_ENV = 'INFERFLOW_REDIS_URL';
+const NATS_ENV = 'INFERFLOW_NATS_URL';
+
+/** A strict object's error map that says where connection settings go instead of "unrecognized key". */
+function noConnectionSettings(env: string) {
+  return {
+    error: (issue: z.core.$ZodRawIssue) =>
+      issue.code === 'unrecognized_keys' && issue.keys.some((k) => CONNECTION_KEYS.includes(k))
+        ? `${issue.keys.join(', ')}: connection settings do not belong in the sink spec (it is stored in workflow history); set ${env} on the worker`
+        : undefined,
+  };
+}
+
 const sqlName = (field: string) => z.string().regex(TABLE_NAME_PATTERN, `${field} must match ${TABLE_NAME_PATTERN.source}`);
 
 export const PostgresSinkSpec = z.strictObject(
@@ -45,29 +59,56 @@ export const PostgresSinkSpec = z.strictObject(
      */
     fillfactor: z.number().int().min(10, 'fillfactor must be 10–100').max(100, 'fillfactor must be 10–100').optional(),
   },
-  {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys' && issue.keys.some((k) => CONNECTION_KEYS.includes(k))
-        ? `${issue.keys.join(', ')}: connection settings do not belong in the sink spec (it is stored in workflow history); set INFERFLOW_POSTGRES_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE on the worker`
-        : undefined,
-  },
+  noConnectionSettings(POSTGRES_ENV),
 );
+
+const redisKeyPrefix = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'keyPrefix: letters, digits, "_", ".", "-" (max 64)');
 
 export const RedisSinkSpec = z.strictObject(
   {
     type: z.literal('redis'),
     /** Key namespace. Default `inferflow`. */
-    keyPrefix: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'keyPrefix: letters, digits, "_", ".", "-" (max 64)').optional(),
+    keyPrefix: redisKeyPrefix.optional(),
     /** Seconds the previous version stays readable after a new run is published. Default 86,400. */
     retentionSeconds: z.number().int().min(1).max(30 * 86_400).optional(),
   },
-  {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys' && issue.keys.some((k) => CONNECTION_KEYS.includes(k))
-        ? `${issue.keys.join(', ')}: connection settings do not belong in the sink spec (it is stored in workflow history); set INFERFLOW_REDIS_URL on the worker`
-        : undefined,
-  },
+  noConnectionSettings(REDIS_ENV),
 );
 
 export const SinkSpecSchema = z.discriminatedUnion('type', [ParquetSinkSpec, DuckDBSinkSpec, PostgresSinkSpec, RedisSinkSpec]);
 export type SinkSpec = z.infer<typeof SinkSpecSchema>;
+
+/** Record sinks (online prediction logs, streaming output): records stored by key, the first write wins. */
+export const PostgresRecordSinkSpec = z.strictObject(
+  {
+    type: z.literal('postgres'),
+    /** Table of records, created when missing (key text PRIMARY KEY, entity, outputs jsonb, model, times, attributes). */
+    table: sqlName('table').refine((t) => !POSTGRES_RESERVED_TABLE.test(t), 'inferflow_runs, inferflow_discarded_runs and inferflow_stage_* are reserved for Inferflow'),
+    /** Schema of the table. Default `public`. */
+    schema: sqlName('schema').optional(),
+  },
+  noConnectionSettings(POSTGRES_ENV),
+);
+
+export const RedisRecordSinkSpec = z.strictObject(
+  {
+    type: z.literal('redis'),
+    /** Each record is the JSON string at `<keyPrefix>:<key>`. */
+    keyPrefix: redisKeyPrefix,
+    /** Seconds a record is kept; unset: until deleted. */
+    ttlSeconds: z.number().int().min(1).optional(),
+  },
+  noConnectionSettings(REDIS_ENV),
+);
+
+export const NatsRecordSinkSpec = z.strictObject(
+  {
+    type: z.literal('nats'),
+    /** Subject the records are published on (no wildcards); a JetStream stream must take it. */
+    subject: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'subject: tokens of letters, digits, "_", "-" separated by "." (no wildcards)').max(255),
+  },
+  noConnectionSettings(NATS_ENV),
+);
+
+export const RecordSinkSpecSchema = z.discriminatedUnion('type', [PostgresRecordSinkSpec, RedisRecordSinkSpec, NatsRecordSinkSpec]);
+export type RecordSinkSpec = z.infer<typeof RecordSinkSpecSchema>;

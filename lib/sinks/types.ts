@@ -66,12 +66,17 @@ export interface PartFormat {
   merge(segments: readonly string[], path: string, finalPath: string): Promise<void>;
 }
 
+/** Which run: its id, and the workflow id and pipeline that file sinks name their run directory after. */
+export type RunRef = Pick<CommitRequest, 'runId' | 'workflowId' | 'pipeline'>;
+
 /**
- * A prediction sink with stage-then-commit: readers see a whole run or nothing.
- * `stage` and `discard` are optional: sinks that read the staged Parquet parts at commit
+ * A run sink (batch): stage, then commit, all-or-nothing per run; readers see a whole run or
+ * nothing. `stage` and `discard` are optional: sinks that read the staged Parquet parts at commit
  * (Parquet, DuckDB) need neither; a remote database stages each shard as it is predicted.
+ * Connections are shared per process and closed by the module-level close functions
+ * (closePostgresPools, closeRedisClients); the file and DuckDB sinks hold nothing open.
  */
-export interface Sink {
+export interface RunSink {
   readonly type: string;
   /** The sink's own part format; absent: shards write Parquet parts. */
   readonly partFormat?: PartFormat;
@@ -79,7 +84,13 @@ export interface Sink {
   needsIds?(idColumn: string): boolean;
   /** Load one shard's part into the sink's invisible staging area. Idempotent per (run, shard). */
   stage?(req: StageRequest): Promise<void>;
+  /** Publish the run. A run committed before is a no-op answering `created: false`. */
   commit(req: CommitRequest): Promise<CommitResult>;
+  /**
+   * The run's commit (`created: false`) when it has been published, else undefined. Needs no
+   * staged parts: a commit retried after the run's files were removed asks this first.
+   */
+  committed(run: RunRef): Promise<CommitResult | undefined>;
   /** Drop whatever the run staged (never committed output). Idempotent. */
   discard?(runId: string): Promise<void>;
 }

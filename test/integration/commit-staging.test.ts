@@ -16,7 +16,7 @@ import { createLogger } from '../../lib/log';
 import { RunStaging } from '../../lib/pipeline/staging';
 import type { ResolvedModel } from '../../lib/registry/manifest';
 import { PostgresSink, closePostgresPools } from '../../lib/sinks';
-import { stagingLedgerName, stagingTableName } from '../../lib/sinks/postgres';
+import { stagingLedgerName, stagingTableName } from '../../lib/postgres/staging';
 import { openStore } from '../../lib/storage';
 import { tempConfig, uniqueName } from '../helpers/env';
 
@@ -136,5 +136,44 @@ describe('commitPredictions without shared staging: parts in the worker’s own 
     await expect(commit(runId)).rejects.toThrow(/missing staged parts: part-00001\.csv$/);
     const n = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM public.${pg.escapeIdentifier(table)} WHERE run_id = $1`, [runId]);
     expect(Number(n.rows[0]!.n)).toBe(0);
+  });
+});
+
+describe('commitPredictions retried after its commit and clean-up finished (the worker died before reporting)', () => {
+  let here: Awaited<ReturnType<typeof tempConfig>>;
+  beforeAll(async () => {
+    here = await tempConfig({ INFERFLOW_POSTGRES_URL: url });
+  });
+  afterAll(async () => {
+    await here.cleanup();
+  });
+
+  const commit = async (runId: string, sink: CommitInput['sink'], shardCount: number, rows: number) => {
+    const acts = createActivities(createActivityDeps(here.config, createLogger('warn')));
+    const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink, shardCount, rows };
+    return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
+  };
+  const runFiles = (runId: string) => path.join(here.config.dataDir, 'runs', runId);
+
+  it('Parquet: the second call finds no parts, answers the published run with created: false', async () => {
+    const runId = uniqueName('run');
+    const part = path.join(runFiles(runId), 'parts', 'part-00000.parquet');
+    await fs.mkdir(path.dirname(part), { recursive: true });
+    await withDuckDB((conn) =>
+      conn.run(`COPY (SELECT 'tx-' || r AS transaction_id, (r % 2)::BIGINT AS label, 0.5::FLOAT AS score FROM range(50) t(r)) TO ${lit(part)} (FORMAT parquet)`),
+    );
+    expect(await commit(runId, { type: 'parquet' }, 1, 50)).toMatchObject({ rows: 50, created: true });
+    await expect(fs.access(runFiles(runId))).rejects.toThrow(/ENOENT/);
+    expect(await commit(runId, { type: 'parquet' }, 1, 50)).toMatchObject({ rows: 50, created: false });
+  });
+
+  it('PostgreSQL: the second call finds no parts and no staging table, answers the published run with created: false', async () => {
+    const runId = uniqueName('run');
+    await stagedPart(runId, 0, path.join(runFiles(runId), 'parts', 'part-00000.csv'));
+    expect(await commit(runId, { type: 'postgres', table }, 1, 100)).toMatchObject({ rows: 100, created: true });
+    await expect(fs.access(runFiles(runId))).rejects.toThrow(/ENOENT/);
+    expect(await commit(runId, { type: 'postgres', table }, 1, 100)).toMatchObject({ rows: 100, created: false });
+    const n = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM public.${pg.escapeIdentifier(table)} WHERE run_id = $1`, [runId]);
+    expect(Number(n.rows[0]!.n)).toBe(100);
   });
 });

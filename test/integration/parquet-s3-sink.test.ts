@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import type { ResolvedModel } from '../../lib/registry';
-import { createSink, parseSinkSpec } from '../../lib/sinks';
+import { createRunSink, parseSinkSpec } from '../../lib/sinks';
 import { S3ObjectStore } from '../../lib/storage/s3';
 import { EXAMPLE_FEATURES, tempConfig } from '../helpers/env';
 
@@ -28,7 +28,7 @@ async function makeParts(n: number): Promise<string[]> {
 describe('Parquet sink on S3 (SeaweedFS)', () => {
   it('publishes parts, then manifest, then _SUCCESS; commits once; a re-run replaces the old files', async () => {
     const root = `s3://${inject('s3').bucket}/out-${randomUUID().slice(0, 8)}`;
-    const sink = createSink(parseSinkSpec({ type: 'parquet', path: root }), { outputDir: '/unused', dataDir: dir, allowedRoots: [root] });
+    const sink = createRunSink(parseSinkSpec({ type: 'parquet', path: root }), { outputDir: '/unused', dataDir: dir, allowedRoots: [root] });
     const store = new S3ObjectStore({ bucket: inject('s3').bucket, prefix: root.split('/').pop()! });
 
     const first = await sink.commit({ runId: 'r1', workflowId: 'wf/nightly', pipeline: 'fraud', model, parts: await makeParts(3), rows: 300 });

@@ -202,12 +202,6 @@ describe('PostgreSQL sink on a real server', () => {
     expect(runs.rows).toEqual([{ run_id: 'run-a', table_name: table, rows: 2506, model_version: 1 }]);
   });
 
-  it('committing the same run again is a no-op (created: false, no duplicates)', async () => {
-    const again = await sink.commit(runA);
-    expect(again).toMatchObject({ rows: 2506, created: false });
-    expect(await count(table)).toBe(2506);
-  });
-
   it('a second run upserts by primary key; a shard staged twice (a retry) leaves no duplicates', async () => {
     const runB = await stageRun(sink, 'run-b', [1000, 1000, 500], 2);
     expect(await persistence(stagingTableName('run-b'))).toBe('u'); // upserted from, then dropped: UNLOGGED

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isTransientPostgresError, postgresErrorMessage } from '../../lib/io/postgres';
+import { isTransientPostgresError, postgresErrorMessage } from '../../lib/postgres/connection';
 
 const withCode = (code: string, message = code) => Object.assign(new Error(message), { code });
 

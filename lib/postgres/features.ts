@@ -16,9 +16,10 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { InvalidInputError, NotFoundError, PermissionDeniedError, TransientError } from '../errors';
-import { FEATURES_APPLICATION_NAME, postgresClient, postgresErrorCode, postgresErrorMessage, type PostgresConnectionSettings } from '../io/postgres';
-import type { ResolvedFiles } from './source';
-import type { FeatureView } from './spec';
+import { FEATURES_APPLICATION_NAME, postgresClient, postgresErrorCode, postgresErrorMessage, type PostgresConnectionSettings } from './connection';
+import type { ResolvedFiles } from '../features/source';
+import type { FeatureView } from '../features/spec';
+import { TABLE_NAME_PATTERN } from '../sinks/spec';
 
 /** INFERFLOW_POSTGRES_URL; unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE. */
 export type PostgresSourceSettings = PostgresConnectionSettings;
@@ -28,8 +29,6 @@ export interface EventTimeWindow {
   start?: Date | undefined;
   end: Date;
 }
-
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** PostgreSQL type OID → DuckDB type (others are read as VARCHAR and checked like any column). */
 const DUCK_OF_OID: Record<number, string> = {
@@ -65,7 +64,7 @@ export function duckTypeOfField(f: { dataTypeID: number; dataTypeModifier: numbe
 export function sourceRelation(source: { table?: string | undefined; query?: string | undefined }): string {
   if (source.table !== undefined) {
     const parts = source.table.split('.');
-    if (parts.length > 2 || !parts.every((p) => IDENT.test(p))) throw new InvalidInputError(`invalid table name ${source.table}`, ['source.table: expected [schema.]table of letters, digits and _']);
+    if (parts.length > 2 || !parts.every((p) => TABLE_NAME_PATTERN.test(p))) throw new InvalidInputError(`invalid table name ${source.table}`, ['source.table: expected [schema.]table of letters, digits and _']);
     return parts.map((p) => pg.escapeIdentifier(p)).join('.');
   }
   const q = (source.query ?? '').trim().replace(/;\s*$/, '');

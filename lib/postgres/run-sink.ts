@@ -1,17 +1,18 @@
-import { createHash } from 'node:crypto';
+/**
+ * The PostgreSQL run sink (batch): shards staged into a run-scoped table as they are predicted,
+ * the run published in one transaction.
+ */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, RowCountMismatchError, SchemaMismatchError, TransientError, errorMessage, type ErrorDetails } from '../errors';
-import type { DuckDBConnection } from '@duckdb/node-api';
-import { describeQuery, ident as duckIdent, lit, toText, type ColumnInfo } from '../io/duckdb';
-import { isTransientPostgresError, postgresErrorCode, postgresErrorMessage, withPooledClient, type PostgresConnectionSettings } from '../io/postgres';
-import { writeJsonAtomically } from '../util/files';
-import { TABLE_NAME_PATTERN, type SinkSpec } from './spec';
-import { LINEAGE_COLUMNS, type CommitRequest, type CommitResult, type PartFormat, type PartWriteRequest, type Sink, type StageRequest } from './types';
-
+import { InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, RowCountMismatchError, SchemaMismatchError } from '../errors';
+import type { SinkSpec } from '../sinks/spec';
+import type { CommitRequest, CommitResult, PartFormat, RunRef, RunSink, StageRequest } from '../sinks/types';
+import { postgresErrorCode, postgresErrorMessage, postgresFailure, resolvePostgresTarget, withPooledClient, type PostgresConnectionSettings, type PostgresTarget } from './connection';
+import { CSV_PART_FORMAT, checkCsvPartColumns, readCsvPart, type PartInfo } from './csv-parts';
+import { checkName, checkNameOrThrow, createOnce, ignoreDuplicateTable, key64, qualify, tableExists, transaction } from './sql';
+import { checkPartFits, finishNewTableSql, parseStagingComment, runLockKeys, stagingLedgerName, stagingTableName, type StagingComment, type StagingLayout } from './staging';
 export type PostgresSinkSpec = Extract<SinkSpec, { type: 'postgres' }>;
 
 /** Where the connection comes from: the worker's environment, never the spec (spec payloads sit in workflow history). */
@@ -29,106 +30,13 @@ const DISCARDED_RUNS_KEPT = '30 days';
 const SHARD_COLUMN = '__shard';
 
 /**
- * Output columns that hold one value for a whole run (the lineage). When a part holds a single
- * value in one of them, the staging table does not store it in every row: the value is kept once
- * in the staging table's comment and added back by the commit (psql, COPY of 1M rows into an
- * unlogged table: 0.97–1.03 s with every column, 0.60–0.61 s with id, label, score, as_of and the
- * shard).
- */
-const RUN_CONSTANT_COLUMNS: ReadonlySet<string> = new Set(LINEAGE_COLUMNS);
-
-/** A run-constant column: its PostgreSQL type and its one value, as text. */
-export interface RunConstant {
-  name: string;
-  pgType: string;
-  value: string;
-}
-
-/**
- * The statements that finish a new table loaded with the per-row columns only: the run's constants
- * added as columns whose default is the run's value (PostgreSQL 11+ keeps such a value once, in
- * the catalog, for every row already there: no per-row copy, no rewrite), the defaults dropped
- * again (the table then behaves as one created with every column) and the key built in one sorted
- * pass (`key.name` names its constraint). psql, 1M rows: load + this 0.80–0.87 s against 1.25–1.83 s
- * for inserting every column and building the key; 57 MB against 159 MB
- * (docs/decisions/0002-promote-first-run-staging-table.md).
- * DDL takes no bind parameters: each value is a quoted literal cast to its type, which callers check.
- */
-export function finishNewTableSql(table: string, constants: readonly RunConstant[], key?: { column: string; name?: string }): string[] {
-  const statements: string[] = [];
-  const alter: string[] = [];
-  if (constants.length > 0) {
-    statements.push(`ALTER TABLE ${table} ${constants.map((c) => `ADD COLUMN ${pg.escapeIdentifier(c.name)} ${c.pgType} DEFAULT ${pg.escapeLiteral(c.value)}::${c.pgType}`).join(', ')}`);
-    alter.push(...constants.map((c) => `ALTER COLUMN ${pg.escapeIdentifier(c.name)} DROP DEFAULT`));
-  }
-  if (key) alter.push(`ADD ${key.name ? `CONSTRAINT ${pg.escapeIdentifier(key.name)} ` : ''}PRIMARY KEY (${pg.escapeIdentifier(key.column)})`);
-  if (alter.length > 0) statements.push(`ALTER TABLE ${table} ${alter.join(', ')}`);
-  return statements;
-}
-
-/** Name of a run's staging table: `inferflow_stage_` + the first 16 hex digits of sha256(run id). */
-export function stagingTableName(runId: string): string {
-  return `inferflow_stage_${sha256(runId).slice(0, 16)}`;
-}
-
-/** The staging table's ledger: the shards whose rows are in it (one row each). */
-export function stagingLedgerName(runId: string): string {
-  return `${stagingTableName(runId)}_shards`;
-}
-
-/** DuckDB column type → PostgreSQL column type; undefined when there is no faithful mapping. */
-export function postgresTypeOf(duckType: string): string | undefined {
-  const simple: Record<string, string> = {
-    VARCHAR: 'text',
-    BIGINT: 'bigint',
-    INTEGER: 'integer',
-    SMALLINT: 'smallint',
-    TINYINT: 'smallint',
-    UTINYINT: 'smallint',
-    USMALLINT: 'integer',
-    UINTEGER: 'bigint',
-    UBIGINT: 'numeric(20,0)',
-    HUGEINT: 'numeric(39,0)',
-    FLOAT: 'real',
-    DOUBLE: 'double precision',
-    BOOLEAN: 'boolean',
-    DATE: 'date',
-    TIMESTAMP: 'timestamp',
-    'TIMESTAMP WITH TIME ZONE': 'timestamptz',
-    UUID: 'uuid',
-  };
-  if (simple[duckType]) return simple[duckType];
-  const dec = /^DECIMAL\((\d+),(\d+)\)$/.exec(duckType);
-  return dec ? `numeric(${dec[1]},${dec[2]})` : undefined;
-}
-
-interface Target {
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-}
-
-/** Host, port, database and user `pg` will use (URL, PG* variables, defaults): for messages. Never the password. */
-function resolveTarget(settings: PostgresConnectionSettings): Target {
-  let c: pg.Client;
-  try {
-    c = new pg.Client(settings.url ? { connectionString: settings.url } : {}); // resolves settings, opens nothing
-  } catch {
-    throw new InvalidInputError('INFERFLOW_POSTGRES_URL is not a valid PostgreSQL connection URL', ['INFERFLOW_POSTGRES_URL: expected postgres://user@host:port/database']);
-  }
-  const user = c.user ?? '(default user)';
-  return { host: c.host, port: c.port, database: c.database ?? c.user ?? '(default database)', user };
-}
-
-/**
  * A table in PostgreSQL. Shards are staged as they are predicted (COPY into a run-scoped table
  * nobody reads: UNLOGGED, or LOGGED on a first run); commit publishes the whole run in ONE
  * transaction (a first run's staging table renamed into place, otherwise an upsert by primary
  * key; the run recorded in `inferflow_runs`; staging dropped), so readers see all of a run or
  * none of it. Connection settings come from the worker's environment.
  */
-export class PostgresSink implements Sink {
+export class PostgresSink implements RunSink {
   readonly type = 'postgres';
   readonly schema: string;
   readonly table: string;
@@ -137,7 +45,7 @@ export class PostgresSink implements Sink {
   /** Fill factor of a target the sink creates (an integer 10–100, checked here: it is written into SQL). */
   readonly fillfactor: number | undefined;
   private readonly settings: PostgresConnectionSettings;
-  private readonly target: Target;
+  private readonly target: PostgresTarget;
 
   /** The id column is the target's primary key unless another column is named. */
   needsIds(idColumn: string): boolean {
@@ -159,7 +67,7 @@ export class PostgresSink implements Sink {
     this.onConflict = spec.onConflict ?? 'newer-as-of';
     this.fillfactor = spec.fillfactor;
     this.settings = settings;
-    this.target = resolveTarget(settings);
+    this.target = resolvePostgresTarget(settings);
   }
 
   /** `postgres://host:port/database#schema.table` (no user, no password). */
@@ -173,7 +81,7 @@ export class PostgresSink implements Sink {
   }
 
   private qualified(table: string): string {
-    return `${pg.escapeIdentifier(this.schema)}.${pg.escapeIdentifier(table)}`;
+    return qualify(this.schema, table);
   }
 
   /**
@@ -227,6 +135,15 @@ export class PostgresSink implements Sink {
         // need not count rows per shard.
         await client.query(`INSERT INTO ${this.qualified(ledger)} (shard, rows) VALUES ($1, $2) ON CONFLICT (shard) DO UPDATE SET rows = EXCLUDED.rows`, [req.shardIndex, req.rows]);
       });
+    });
+  }
+
+  /** The run's row in `inferflow_runs`, when it was published. */
+  async committed(run: RunRef): Promise<CommitResult | undefined> {
+    return this.withClient(`looking up run ${run.runId} in ${this.schema}.${RUNS_TABLE}`, async (client) => {
+      if (!(await tableExists(client, this.qualified(RUNS_TABLE)))) return undefined;
+      const prior = await client.query<{ rows: string }>(`SELECT rows FROM ${this.qualified(RUNS_TABLE)} WHERE run_id = $1`, [run.runId]);
+      return prior.rows[0] ? { location: this.location, rows: Number(prior.rows[0].rows), created: false } : undefined;
     });
   }
 
@@ -489,28 +406,14 @@ export class PostgresSink implements Sink {
     }
   }
 
-  /** pg / network errors → typed errors naming host:port and database (never a password). */
+  /** pg / network errors → typed errors (postgresFailure), with this sink's own table-shape and key messages. */
   private mapError(err: unknown, what: string): Error {
-    if (err instanceof InferflowError) return err;
-    const t = this.target;
     const sqlstate = postgresErrorCode(err);
     const msg = postgresErrorMessage(err);
+    const t = this.target;
     const where = `PostgreSQL at ${t.host}:${t.port} (database ${t.database})`;
-    const details: ErrorDetails = { host: t.host, port: t.port, database: t.database, user: t.user, ...(sqlstate ? { code: sqlstate } : {}) };
-    const cause = { cause: err };
-    if (isTransientPostgresError(err)) {
-      return new TransientError(`${where} is unavailable while ${what}: ${msg}`, details, cause);
-    }
+    const details = { host: t.host, port: t.port, database: t.database, user: t.user, ...(sqlstate ? { code: sqlstate } : {}) };
     switch (sqlstate) {
-      case '28P01':
-      case '28000':
-        return new PermissionDeniedError(`${where} refused user ${t.user}: ${msg}`, details, cause);
-      case '3D000':
-        return new NotFoundError(`database ${t.database} does not exist on PostgreSQL at ${t.host}:${t.port}: ${msg}`, { ...details, object: t.database }, cause);
-      case '3F000':
-        return new NotFoundError(`schema ${this.schema} does not exist in ${where}: ${msg}`, { ...details, object: this.schema }, cause);
-      case '42501':
-        return new PermissionDeniedError(`${where}: permission denied for user ${t.user} while ${what}: ${msg}`, details, cause);
       case '42P10':
         return new SchemaMismatchError(`table ${this.schema}.${this.table} in ${where} does not fit the sink`, [`${msg} (the table needs a primary key or unique index on ${this.primaryKey ?? 'the id column'})`], details);
       case '42703':
@@ -519,10 +422,9 @@ export class PostgresSink implements Sink {
         return new SchemaMismatchError(`table ${this.schema}.${this.table} in ${where} does not fit the predictions`, [msg], details);
       case '21000': // ON CONFLICT reaching a row twice (upsert into an existing table)
       case '23505': // the key of a new table cannot be built
-        return new InvalidValueError(`the predictions of this run repeat primary key values (${this.primaryKey ?? 'id column'}); nothing was published: ${msg}${detailOf(err)}`, details, cause);
+        return new InvalidValueError(`the predictions of this run repeat primary key values (${this.primaryKey ?? 'id column'}); nothing was published: ${msg}${detailOf(err)}`, details, { cause: err });
       default:
-        if (sqlstate && /^(22|23)/.test(sqlstate)) return new InvalidValueError(`${where} rejected a value while ${what}: ${msg}`, details, cause);
-        return new Error(`${where}: ${what} failed: ${msg}`, cause);
+        return postgresFailure(err, { target: t, schema: this.schema, what });
     }
   }
 }
@@ -531,246 +433,4 @@ export class PostgresSink implements Sink {
 function detailOf(err: unknown): string {
   const detail = (err as { detail?: unknown } | null)?.detail;
   return typeof detail === 'string' && detail ? ` (${detail})` : '';
-}
-
-interface PartColumn {
-  name: string;
-  duckType: string;
-  pgType: string | undefined;
-}
-
-/** Described columns with the PostgreSQL type each maps to. */
-function partColumnsOf(columns: readonly ColumnInfo[]): PartColumn[] {
-  return columns.map((c) => ({ name: c.name, duckType: c.type, pgType: postgresTypeOf(c.type) }));
-}
-
-/** The columns that may hold one value for the whole run (the lineage), kept once instead of per row. */
-function constantCandidates(columns: readonly PartColumn[]): PartColumn[] {
-  return columns.filter((c) => RUN_CONSTANT_COLUMNS.has(c.name) && c.pgType !== undefined);
-}
-
-interface PartInfo {
-  rows: number;
-  columns: PartColumn[];
-  /** Run-constant columns holding exactly one value (no NULL) in this part. */
-  constants: RunConstant[];
-}
-
-interface StagingComment {
-  inferflow: 'staging';
-  runId: string;
-  idColumn: string | null;
-  constants: RunConstant[];
-}
-
-interface StagingLayout {
-  /** Columns stored per row (without the shard column), in table order. */
-  columns: { name: string; type: string }[];
-  meta: { idColumn: string | null; constants: RunConstant[] };
-  /** A LOGGED staging table: created while the target did not exist, so that commit can rename it into place. */
-  logged: boolean;
-}
-
-/** Text of a value as PostgreSQL parses it back exactly (timestamps with an explicit +00 offset). */
-const asText = (expr: string) => `CAST(${expr} AS VARCHAR)`;
-
-/** A part staged into an existing staging table: every stored column present, every other one a run constant with the staged value. */
-function checkPartFits(part: PartInfo, layout: StagingLayout, shardIndex: number): void {
-  const stored = new Set(layout.columns.map((c) => c.name));
-  const have = new Set(part.columns.map((c) => c.name));
-  const mine = new Map(part.constants.map((c) => [c.name, c.value]));
-  const problems = [
-    ...layout.columns.filter((c) => !have.has(c.name)).map((c) => `column ${c.name} is missing from shard ${shardIndex}'s part`),
-    ...part.columns
-      .filter((c) => !stored.has(c.name))
-      .flatMap((c) => {
-        const staged = layout.meta.constants.find((k) => k.name === c.name);
-        if (!staged) return [`column ${c.name} of shard ${shardIndex}'s part is not in the run's staging table`];
-        // An empty part holds no value to disagree with.
-        return part.rows === 0 || mine.get(c.name) === staged.value ? [] : [`column ${c.name}: shard ${shardIndex} holds ${mine.has(c.name) ? JSON.stringify(mine.get(c.name)) : 'several values'}, the run's other shards ${JSON.stringify(staged.value)}`];
-      }),
-  ];
-  if (problems.length > 0) throw new SchemaMismatchError(`shard ${shardIndex}'s predictions do not fit the run's other shards`, problems);
-}
-
-/** A CSV part's layout file, next to the part: `<part>.layout.json`. */
-const CSV_LAYOUT_SUFFIX = '.layout.json';
-const CSV_LAYOUT_FORMAT = 'inferflow.postgres-part/1';
-
-/** What a CSV part holds (written with it, read by the stager instead of describing the rows). */
-interface CsvPartLayout {
-  format: typeof CSV_LAYOUT_FORMAT;
-  rows: number;
-  /** Every output column with its DuckDB type, as a Parquet part would have it. */
-  columns: { name: string; duckType: string }[];
-  /** The run-constant columns (the lineage), not in the CSV: their one value each, as text. */
-  constants: { name: string; value: string }[];
-  /** The CSV's columns, in order; a last field holds the shard index. */
-  stored: string[];
-}
-
-type CsvPartInfo = PartInfo & { stored: string[] };
-
-/**
- * A column's type as a Parquet part would give it back, where that maps it to a PostgreSQL type
- * it otherwise lacks: an ENUM (such as a lineage constant) as VARCHAR, second and millisecond
- * timestamps as TIMESTAMP (the values and their text are the same). HUGEINT stays exact
- * (numeric(39,0)); a Parquet part turns it into DOUBLE.
- */
-function partTypeOf(duckType: string): string {
-  if (duckType.startsWith('ENUM(')) return 'VARCHAR';
-  return duckType === 'TIMESTAMP_S' || duckType === 'TIMESTAMP_MS' ? 'TIMESTAMP' : duckType;
-}
-
-/**
- * Write one shard's part as the CSV the stager COPYs (the per-row columns, then the shard index)
- * plus its layout file; the lineage goes into the layout once. UTC timestamps with an explicit
- * +00 offset, floats in shortest round-trip form; NULL is an unquoted empty field and '' a quoted
- * one, which COPY's csv format tells apart the same way. Writing the CSV straight from the
- * predictions costs about what a Parquet part did (179–210 ms per 1M rows, DuckDB, 2 threads),
- * and the stager then reads no part back (docs/decisions/0001-csv-parts-for-copy.md).
- */
-async function writeCsvPart(conn: DuckDBConnection, req: PartWriteRequest): Promise<void> {
-  await conn.run(`SET TimeZone = 'UTC'`); // this connection's session only
-  const columns = partColumnsOf((await describeQuery(conn, req.select)).map((c) => ({ name: c.name, type: partTypeOf(c.type) })));
-  const constantNames = constantCandidates(columns).map((c) => c.name);
-  const values = constantNames.length > 0 ? ((await conn.runAndReadAll(`SELECT ${constantNames.map((n) => asText(duckIdent(n))).join(', ')} FROM (SELECT ${req.lineage})`)).getRowsJS()[0] ?? []) : [];
-  const constants = constantNames.map((name, k) => ({ name, value: toText(values[k]) }));
-  const stored = columns.map((c) => c.name).filter((n) => !constantNames.includes(n));
-  await conn.run(`COPY (SELECT ${[...stored.map((n) => duckIdent(n)), `${req.shardIndex}::INTEGER`].join(', ')} FROM (${req.select})) TO ${lit(req.path)} (FORMAT csv, HEADER false)`);
-  const layout: CsvPartLayout = { format: CSV_LAYOUT_FORMAT, rows: req.rows, columns: columns.map((c) => ({ name: c.name, duckType: c.duckType })), constants, stored };
-  await writeJsonAtomically(`${req.finalPath}${CSV_LAYOUT_SUFFIX}`, layout);
-}
-
-async function readCsvLayout(partPath: string): Promise<CsvPartLayout> {
-  const file = `${partPath}${CSV_LAYOUT_SUFFIX}`;
-  let layout: Partial<CsvPartLayout>;
-  try {
-    layout = JSON.parse(await fsp.readFile(file, 'utf8')) as Partial<CsvPartLayout>;
-  } catch (err) {
-    throw new SchemaMismatchError(`CSV part ${partPath} has no readable layout file`, [`${file}: ${errorMessage(err)}`]);
-  }
-  if (layout.format !== CSV_LAYOUT_FORMAT || !Array.isArray(layout.columns) || !Array.isArray(layout.constants) || !Array.isArray(layout.stored) || typeof layout.rows !== 'number') {
-    throw new SchemaMismatchError(`CSV part ${partPath} has a layout file Inferflow did not write`, [`${file}: format ${JSON.stringify(layout.format)}`]);
-  }
-  return layout as CsvPartLayout;
-}
-
-/** A CSV part described from its layout file (the rows are not read). */
-async function readCsvPart(partPath: string): Promise<CsvPartInfo> {
-  const layout = await readCsvLayout(partPath);
-  const columns = partColumnsOf(layout.columns.map((c) => ({ name: c.name, type: c.duckType })));
-  const typeOf = new Map(columns.map((c) => [c.name, c.pgType]));
-  const constants = layout.constants.flatMap((c) => {
-    const pgType = typeOf.get(c.name);
-    return pgType ? [{ name: c.name, pgType, value: c.value }] : [];
-  });
-  return { rows: layout.rows, columns, constants, stored: layout.stored };
-}
-
-/** A CSV part holds exactly the columns the staging table stores (it cannot leave one out of COPY). */
-function checkCsvPartColumns(part: CsvPartInfo, stagedColumns: readonly string[], shardIndex: number): void {
-  const staged = new Set(stagedColumns);
-  const problems = [
-    ...stagedColumns.filter((c) => !part.stored.includes(c)).map((c) => `column ${c} is stored per row in the run's staging table but held once in shard ${shardIndex}'s part`),
-    ...part.stored.filter((c) => !staged.has(c)).map((c) => `column ${c} of shard ${shardIndex}'s part is not in the run's staging table`),
-  ];
-  if (problems.length > 0) throw new SchemaMismatchError(`shard ${shardIndex} does not fit the run's staging table`, problems, { shard: shardIndex });
-}
-
-/** Join a large shard's CSV segments (headerless, so their bytes simply follow each other). */
-async function mergeCsvParts(segments: readonly string[], outPath: string, finalPath: string): Promise<void> {
-  const layouts = await Promise.all(segments.map(readCsvLayout));
-  const first = layouts[0];
-  if (!first) throw new SchemaMismatchError(`no segments to join into ${finalPath}`, ['segments: none']);
-  const shape = (l: CsvPartLayout) => JSON.stringify({ ...l, rows: 0 });
-  const odd = segments.filter((_, i) => shape(layouts[i]!) !== shape(first));
-  if (odd.length > 0) throw new SchemaMismatchError(`segments of ${finalPath} differ in their columns`, odd.map((s) => `${s}: not laid out as ${segments[0]}`));
-  const out = fs.createWriteStream(outPath);
-  try {
-    for (const segment of segments) await pipeline(fs.createReadStream(segment), out, { end: false });
-    out.end();
-    await finished(out);
-  } catch (err) {
-    out.destroy();
-    throw err;
-  }
-  await writeJsonAtomically(`${finalPath}${CSV_LAYOUT_SUFFIX}`, { ...first, rows: layouts.reduce((n, l) => n + l.rows, 0) });
-}
-
-const CSV_PART_FORMAT: PartFormat = { extension: '.csv', write: writeCsvPart, merge: mergeCsvParts };
-
-function checkName(field: string, name: string): string[] {
-  return TABLE_NAME_PATTERN.test(name) ? [] : [`${field} must match ${TABLE_NAME_PATTERN.source} (got ${JSON.stringify(name)})`];
-}
-
-function checkNameOrThrow(field: string, name: string): void {
-  const problems = checkName(field, name);
-  if (problems.length > 0) throw new InvalidInputError(`invalid name for PostgreSQL`, problems);
-}
-
-/** PostgreSQL types the sink itself writes (postgresTypeOf): a comment holding anything else is not ours. */
-const PG_TYPE = /^[a-z][a-z ]*(\(\d+,\d+\))?$/;
-
-function parseStagingComment(comment: string | null): StagingLayout['meta'] {
-  let parsed: { idColumn?: unknown; constants?: unknown };
-  try {
-    parsed = JSON.parse(comment ?? '{}') as typeof parsed;
-  } catch {
-    return { idColumn: null, constants: [] };
-  }
-  const constants = Array.isArray(parsed.constants) ? (parsed.constants as Partial<RunConstant>[]) : [];
-  const bad = constants.filter((c) => typeof c.name !== 'string' || typeof c.value !== 'string' || typeof c.pgType !== 'string' || !PG_TYPE.test(c.pgType));
-  if (bad.length > 0) throw new SchemaMismatchError('the staging table\'s comment is not one Inferflow wrote', [`constants: ${JSON.stringify(bad).slice(0, 200)}`]);
-  return { idColumn: typeof parsed.idColumn === 'string' ? parsed.idColumn : null, constants: constants as RunConstant[] };
-}
-
-async function tableExists(client: pg.PoolClient, qualified: string): Promise<boolean> {
-  return (await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [qualified])).rows[0]?.exists === true;
-}
-
-async function transaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
-  try {
-    const out = await fn();
-    await client.query('COMMIT');
-    return out;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
-}
-
-/** DDL racing another worker's: a duplicate table (or catalog row) means the other one created it. */
-async function ignoreDuplicateTable(ddl: Promise<void>): Promise<void> {
-  try {
-    await ddl;
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (code === '42P07' || code === '23505') return; // duplicate_table / unique_violation on the catalog
-    throw err;
-  }
-}
-
-/** Run DDL once among concurrent workers: serialised by an advisory lock; a racing duplicate counts as done. */
-async function createOnce(client: pg.PoolClient, lockKey: string, statements: string[]): Promise<void> {
-  await ignoreDuplicateTable(
-    transaction(client, async () => {
-      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey]);
-      for (const sql of statements) await client.query(sql);
-    }),
-  );
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-/** A signed 64-bit advisory lock key (as text for a `$1::bigint` parameter). */
-function key64(text: string): string {
-  return BigInt.asIntN(64, BigInt(`0x${sha256(text).slice(0, 16)}`)).toString();
-}
-
-function runLockKeys(runId: string): { run: string; shardSpace: number } {
-  return { run: key64(runId), shardSpace: Number(BigInt.asIntN(32, BigInt(`0x${sha256(runId).slice(0, 8)}`))) };
 }

@@ -1,7 +1,8 @@
 /**
- * PostgreSQL connections for every part of Inferflow that talks to PostgreSQL (the sink, feature
- * sources, materialisation): pool and client creation, the error listeners that keep a dropped
- * connection from crashing the process, and the one classification of errors as transient.
+ * PostgreSQL connections for every part of Inferflow that talks to PostgreSQL (the run and record
+ * sinks, feature sources, materialisation): pool and client creation, the error listeners that keep
+ * a dropped connection from crashing the process, the one classification of errors as transient,
+ * and the mapping of errors to typed errors.
  *
  * A `pg` client emits 'error' when its connection ends unexpectedly (server restart,
  * `pg_terminate_backend`, network), even while a query is running; without a listener that is
@@ -14,7 +15,7 @@
  * overrides the default names below (to tell processes apart in pg_stat_activity).
  */
 import pg from 'pg';
-import { errorMessage } from '../errors';
+import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, TransientError, errorMessage, type ErrorDetails } from '../errors';
 
 export interface PostgresConnectionSettings {
   /** `INFERFLOW_POSTGRES_URL`; unset: `pg` reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself. */
@@ -122,4 +123,55 @@ export function isTransientPostgresError(err: unknown): boolean {
   const code = postgresErrorCode(err);
   if (code) return TRANSIENT_SQLSTATES.has(code) || TRANSIENT_ERRNOS.has(code) || code.startsWith('08');
   return TRANSIENT_MESSAGES.test(postgresErrorMessage(err));
+}
+
+export interface PostgresTarget {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+}
+
+/** Host, port, database and user `pg` will use (URL, PG* variables, defaults): for messages. Never the password. */
+export function resolvePostgresTarget(settings: PostgresConnectionSettings): PostgresTarget {
+  let c: pg.Client;
+  try {
+    c = new pg.Client(settings.url ? { connectionString: settings.url } : {}); // resolves settings, opens nothing
+  } catch {
+    throw new InvalidInputError('INFERFLOW_POSTGRES_URL is not a valid PostgreSQL connection URL', ['INFERFLOW_POSTGRES_URL: expected postgres://user@host:port/database']);
+  }
+  const user = c.user ?? '(default user)';
+  return { host: c.host, port: c.port, database: c.database ?? c.user ?? '(default database)', user };
+}
+
+
+/**
+ * pg / network errors → typed errors naming host:port and database (never a password): transient
+ * ones retried, refused credentials and missing objects permanent. Typed errors pass through.
+ */
+export function postgresFailure(err: unknown, ctx: { target: PostgresTarget; schema: string; what: string }): Error {
+  if (err instanceof InferflowError) return err;
+  const t = ctx.target;
+  const sqlstate = postgresErrorCode(err);
+  const msg = postgresErrorMessage(err);
+  const where = `PostgreSQL at ${t.host}:${t.port} (database ${t.database})`;
+  const details: ErrorDetails = { host: t.host, port: t.port, database: t.database, user: t.user, ...(sqlstate ? { code: sqlstate } : {}) };
+  const cause = { cause: err };
+  if (isTransientPostgresError(err)) {
+    return new TransientError(`${where} is unavailable while ${ctx.what}: ${msg}`, details, cause);
+  }
+  switch (sqlstate) {
+    case '28P01':
+    case '28000':
+      return new PermissionDeniedError(`${where} refused user ${t.user}: ${msg}`, details, cause);
+    case '3D000':
+      return new NotFoundError(`database ${t.database} does not exist on PostgreSQL at ${t.host}:${t.port}: ${msg}`, { ...details, object: t.database }, cause);
+    case '3F000':
+      return new NotFoundError(`schema ${ctx.schema} does not exist in ${where}: ${msg}`, { ...details, object: ctx.schema }, cause);
+    case '42501':
+      return new PermissionDeniedError(`${where}: permission denied for user ${t.user} while ${ctx.what}: ${msg}`, details, cause);
+    default:
+      if (sqlstate && /^(22|23)/.test(sqlstate)) return new InvalidValueError(`${where} rejected a value while ${ctx.what}: ${msg}`, details, cause);
+      return new Error(`${where}: ${ctx.what} failed: ${msg}`, cause);
+  }
 }
