@@ -23,6 +23,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
       'no-console': 'off',
+      // The compiled CommonJS (dist/) refers to the module's own exports as `exports.NAME`: a local of that name silently breaks it.
+      'id-denylist': ['error', 'exports'],
     },
   },
   {

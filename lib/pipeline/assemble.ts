@@ -53,7 +53,7 @@ export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly
   const transforms = manifest.metadata.transforms ? compileTransforms(manifest.metadata.transforms) : undefined;
   const problems: string[] = [];
   const need = new Map<string, { kind: SourceKind; by: string }>();
-  const require = (name: string, kind: SourceKind, by: string) => {
+  const needSource = (name: string, kind: SourceKind, by: string) => {
     const had = need.get(name);
     if (had && had.kind !== kind) problems.push(`column ${name} is needed as ${had.kind} by ${had.by} and as ${kind} by ${by}`);
     else if (!had) need.set(name, { kind, by });
@@ -62,10 +62,10 @@ export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly
   const model = `model ${manifest.name}:${manifest.version}`;
   if (transforms) {
     const produced = new Set(transforms.outputColumns);
-    for (const c of modelColumns) if (!produced.has(c)) require(c, 'numeric', model);
-    for (const c of transforms.inputColumns) require(c, transforms.inputKinds.get(c) ?? 'numeric', `${model} transforms`);
+    for (const c of modelColumns) if (!produced.has(c)) needSource(c, 'numeric', model);
+    for (const c of transforms.inputColumns) needSource(c, transforms.inputKinds.get(c) ?? 'numeric', `${model} transforms`);
   } else {
-    for (const c of modelColumns) require(c, 'numeric', model);
+    for (const c of modelColumns) needSource(c, 'numeric', model);
   }
   // Later on-demand features may read earlier ones' outputs: resolve from the last one back.
   for (const f of [...onDemand].reverse()) {
@@ -77,7 +77,7 @@ export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly
       if (kind !== consumer.kind && !(consumer.kind === 'timestamp' && kind === 'numeric')) problems.push(`${by} produces ${name} as ${dtype}, ${consumer.by} needs ${consumer.kind}`);
       need.delete(name);
     }
-    for (const [name, dtype] of Object.entries(f.inputs)) require(name, dtype === 'float64' ? 'numeric' : dtype, by);
+    for (const [name, dtype] of Object.entries(f.inputs)) needSource(name, dtype === 'float64' ? 'numeric' : dtype, by);
   }
   if (problems.length > 0) throw new InvalidInputError(`pipeline for ${model} is inconsistent`, problems);
   const sourceColumns = [...need.entries()].map(([name, { kind, by }]) => ({ name, kind, by }));

@@ -11,7 +11,7 @@ import { ModelMetadataSchema } from '../../lib/registry/manifest';
 const FRAUD = path.join(REPO_ROOT, 'examples', 'features', 'fraud.ts');
 const registry = OnDemandRegistry.load([{ name: 'fraud', path: FRAUD }]);
 /** Registered fraud features by export name. */
-const fraud = async (...exports: string[]) => (await registry).resolve(exports.map((e) => ({ name: `fraud.${e}` })));
+const fraud = async (...names: string[]) => (await registry).resolve(names.map((e) => ({ name: `fraud.${e}` })));
 
 function manifest(metadata: unknown, width?: number): ModelManifest {
   const m = ModelMetadataSchema.parse(metadata);
