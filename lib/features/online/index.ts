@@ -50,11 +50,6 @@ const FACTORIES: { [T in OnlineStoreSpec['type']]: (spec: Extract<OnlineStoreSpe
   sqlite: (spec, ctx) => new SqliteOnlineStore({ path: path.resolve(spec.path ?? defaultSqlitePath(ctx.dataDir)) }),
 };
 
-/** Every problem of a store spec as `field.path: message` (none for a valid spec or an absent one: the default). */
-export function onlineStoreSpecProblems(input: unknown, field = 'store'): string[] {
-  return checkMessage(OnlineStoreSpecSchema, input ?? DEFAULT_ONLINE_STORE, field).problems;
-}
-
 /** Validate a store spec. @throws InvalidInputError listing every problem. */
 export function parseOnlineStoreSpec(input: unknown, field = 'store'): OnlineStoreSpec {
   const r = checkMessage(OnlineStoreSpecSchema, input ?? DEFAULT_ONLINE_STORE, field);
