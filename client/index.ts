@@ -18,6 +18,7 @@ import { SEARCH_ATTRIBUTES } from '../workflows/shared';
 
 export * from '../workflows/batch/shared';
 export { SEARCH_ATTRIBUTES, runTime } from '../workflows/shared';
+export { checkMessage } from '../lib/messages/problems';
 
 /** A client of the configured server; an unreachable server fails within seconds with its address named (TransientError). */
 export async function connectClient(t: TemporalConfig): Promise<Client> {
