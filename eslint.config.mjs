@@ -37,6 +37,13 @@ export default tseslint.config(
     },
   },
   {
+    // The domain layer knows nothing about Temporal workflows: what both share lives in lib/messages.
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+workflows(/|$)', message: 'lib/ may not import workflows/ (shared message schemas live in lib/messages).' }] }],
+    },
+  },
+  {
     // The message schemas are bundled into the workflow sandbox: zod and pure modules only.
     files: ['lib/messages/**/*.ts'],
     rules: {
