@@ -1,5 +1,6 @@
 // Lint rules. Type-aware rules run over all TypeScript; workflow files additionally may not
-// import Node built-ins or the domain layer (they run in Temporal's deterministic sandbox).
+// import Node built-ins or the domain layer (they run in Temporal's deterministic sandbox), and the
+// message schemas they share with lib/ (lib/messages) import only zod and pure modules.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -32,8 +33,24 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         paths: nodeBuiltins.flatMap((m) => [m, `node:${m}`]).map((name) => ({ name, message: 'Workflow code runs in a deterministic sandbox: no Node built-ins.' })),
-        // lib/util/duration is the one value import allowed: dependency-free, so lib and the workflow sandbox share one grammar.
-        patterns: [{ regex: '^\\.\\./lib/(?!util/duration$)', allowTypeImports: true, message: 'Workflows may import only types from lib/ (and lib/util/duration).' }],
+        // Values from lib/ only from the pure modules: lib/messages (the message schemas) and lib/util/duration.
+        patterns: [{ regex: '^(\\.\\./)+lib/(?!messages/[a-z-]+$|util/duration$)', allowTypeImports: true, message: 'Workflows may import only types from lib/ (values: lib/messages/*, lib/util/duration).' }],
+      }],
+    },
+  },
+  {
+    // The domain layer knows nothing about Temporal workflows: what both share lives in lib/messages.
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ regex: '^(\\.\\./)+workflows(/|$)', message: 'lib/ may not import workflows/ (shared message schemas live in lib/messages).' }] }],
+    },
+  },
+  {
+    // The message schemas are bundled into the workflow sandbox: zod and pure modules only.
+    files: ['lib/messages/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '^(?!zod$|\\./[a-z-]+$|\\.\\./util/(duration|issues)$|\\.\\./sinks/spec$)', allowTypeImports: true, message: 'lib/messages is bundled into workflows: import only zod, lib/messages, lib/util/{duration,issues} and lib/sinks/spec (zod only).' }],
       }],
     },
   },

@@ -5,16 +5,10 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { checkFeatureViews, materializeView, openOnlineStore, type FeatureViewInput, type MaterializeResult, type OnlineStoreSpec } from '../lib/features';
-import { onlineStoreSpecProblems } from '../lib/features/online';
+import { materializeView, openOnlineStore, type FeatureViewInput, type MaterializeResult, type OnlineStoreSpec } from '../lib/features';
 import type { ActivityDeps } from './deps';
 import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
-
-export interface CheckMaterializeInput {
-  views: unknown[];
-  store?: unknown;
-}
 
 export interface MaterializeViewInput {
   view: FeatureViewInput;
@@ -30,11 +24,6 @@ export function createFeatureActivities(deps: ActivityDeps) {
   const storeContext = { redisUrl: deps.config.redisUrl, dataDir: deps.config.dataDir };
 
   return withFailureMapping({
-    /** Every problem of the view specs and the store spec (no I/O): the workflow fails fast, listing them all. */
-    checkMaterializeInput(input: CheckMaterializeInput): Promise<string[]> {
-      return Promise.resolve([...checkFeatureViews(input.views).problems, ...(input.store !== undefined ? onlineStoreSpecProblems(input.store) : [])]);
-    },
-
     /**
      * Materialise one view into the online store; heartbeats entities written (and every 10 s
      * while DuckDB reads the source). Idempotent: a retry rewrites nothing that is already there.

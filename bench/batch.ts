@@ -22,7 +22,7 @@ import { ModelRegistry } from '../lib/registry';
 import type { ModelManifest } from '../lib/registry/manifest';
 import type { SinkSpec } from '../lib/sinks/spec';
 import { openStore } from '../lib/storage';
-import { BATCH_DEFAULTS } from '../workflows/definitions';
+import { BATCH_DEFAULTS } from '../lib/messages/batch';
 import { MAX_CONCURRENT_ACTIVITIES, WORKFLOWS_PATH } from '../workers/worker';
 import { ensureDataset, type Dataset } from './dataset';
 import { machineInfo, nproc, sourceState } from './machine';

@@ -7,7 +7,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultPoolSize } from '../lib/runtime/pool';
-import { BATCH_DEFAULTS, BATCH_LIMITS } from '../workflows/definitions';
+import { BATCH_DEFAULTS, BATCH_LIMITS } from '../lib/messages/batch';
 import { runBatchBench } from './batch';
 import { runOrtThreadsBench } from './ort-threads';
 import { latestReport } from './report';

@@ -124,7 +124,7 @@ export interface BatchBenchResults {
     concurrencies: number[];
     /** Sinks the pipeline runs wrote to. */
     sinks: SinkKind[];
-    /** The workflow defaults at the time of the run (workflows/definitions.ts). */
+    /** The workflow defaults at the time of the run (lib/messages/batch.ts). */
     workflowDefaults: { shardSize: number; maxConcurrency: number };
     /** 'existing': every Postgres write upserted into a table holding an earlier run's rows (`--pg-existing`); absent: a new table. */
     postgresTable?: 'existing';

@@ -5,8 +5,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { MaterializeFeaturesInput, MaterializeFeaturesResult } from '../workflows/features-definitions';
-import type { materializeFeatures } from '../workflows/materialize';
+import type { MaterializeFeaturesInput, MaterializeFeaturesResult } from '../workflows/features/shared';
+import type { materializeFeatures } from '../workflows/features/materialize';
 import { addScheduleTimingOptions, collect, examples, withTemporal, type ScheduleFlags } from './options';
 import { InvalidInputError } from '../lib/errors';
 import type { EntityKeyInput, FeatureView, FeatureViewInput, OnlineFeatureVector, OnlineStoreSpec } from '../lib/features';
@@ -218,7 +218,7 @@ export function registerFeatureCommands(program: Command): void {
       for (const k of ['start', 'end'] as const) if (input[k] !== undefined && Number.isNaN(Date.parse(input[k]))) throw new InvalidArgumentError(`--${k} must be an ISO 8601 time`);
       await withTemporal(async (client, config) => {
         const { defaultWorkflowId } = await import('../client/index.js');
-        const { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery } = await import('../workflows/features-definitions.js');
+        const { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery } = await import('../workflows/features/shared.js');
         const { int, table } = await import('../lib/util/format.js');
         const handle = await client.workflow.start<typeof materializeFeatures>(MATERIALIZE_WORKFLOW_TYPE, {
           taskQueue: config.temporal.taskQueue,

@@ -15,7 +15,7 @@ import type { InferflowConfig } from '../lib/config/env';
 import { NotFoundError } from '../lib/errors';
 import type { ModelRegistry } from '../lib/registry';
 import { packageVersion } from '../lib/util/package-root';
-import { BATCH_DEFAULTS } from '../workflows/defaults';
+import { BATCH_DEFAULTS } from '../lib/messages/batch';
 import { classifyError, EXIT_CODES } from './exit-codes';
 import { registerFeatureCommands } from './features';
 import { registerServeCommand } from './serve';

@@ -1,15 +1,28 @@
 /**
- * `npm run schemas`: write the JSON Schemas generated from the zod schemas, for editors
- * (`"$schema": "../../schemas/batch-pipeline.schema.json"` in a pipeline spec file).
+ * `npm run schemas`: write the JSON Schemas generated from the message schemas (lib/messages),
+ * for editors (`"$schema": "../../schemas/batch-pipeline.schema.json"` in a pipeline spec file)
+ * and for callers that start workflows from other languages or the Temporal UI.
  * test/unit/pipeline-spec.test.ts fails when the committed files are out of date.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pipelineJsonSchema } from '../lib/pipeline/spec';
+import { z } from 'zod';
+import { BatchInferenceInputSchema, BatchPipelineSpecSchema } from '../lib/messages/batch';
+import { MaterializeFeaturesInputSchema } from '../lib/messages/materialize';
+import { OnlineInferenceInputSchema, PredictRequestSchema } from '../lib/messages/online';
 import { PACKAGE_ROOT } from '../lib/util/package-root';
 
+/** JSON Schema (draft 2020-12) of a message schema, as callers write the message. */
+function jsonSchema(schema: z.ZodType): () => unknown {
+  return () => z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' });
+}
+
 export const SCHEMA_FILES: Record<string, () => unknown> = {
-  'batch-pipeline.schema.json': pipelineJsonSchema,
+  'batch-pipeline.schema.json': jsonSchema(BatchPipelineSpecSchema),
+  'batch-inference-input.schema.json': jsonSchema(BatchInferenceInputSchema),
+  'materialize-features-input.schema.json': jsonSchema(MaterializeFeaturesInputSchema),
+  'online-inference-input.schema.json': jsonSchema(OnlineInferenceInputSchema),
+  'predict-request.schema.json': jsonSchema(PredictRequestSchema),
 };
 
 export const SCHEMAS_DIR = path.join(PACKAGE_ROOT, 'schemas');

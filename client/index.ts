@@ -11,10 +11,14 @@ import { randomUUID } from 'node:crypto';
 import type { TemporalConfig } from '../lib/config/env';
 import { InvalidInputError } from '../lib/errors';
 import { connectOrExplain, connectionOptions } from '../workers/connection';
-import type { batchInference } from '../workflows';
-import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, checkRunLocations, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/definitions';
+import { checkMessage } from '../lib/messages/problems';
+import type { batchInference } from '../workflows/batch/workflow';
+import { BATCH_WORKFLOW_TYPE, BatchInferenceInputSchema, batchSummary, progressQuery, type BatchInferenceInput, type BatchProgress } from '../workflows/batch/shared';
+import { SEARCH_ATTRIBUTES } from '../workflows/shared';
 
-export * from '../workflows/definitions';
+export * from '../workflows/batch/shared';
+export { SEARCH_ATTRIBUTES, runTime } from '../workflows/shared';
+export { checkMessage } from '../lib/messages/problems';
 
 /** A client of the configured server; an unreachable server fails within seconds with its address named (TransientError). */
 export async function connectClient(t: TemporalConfig): Promise<Client> {
@@ -42,8 +46,7 @@ export class InvalidBatchInputError extends InvalidInputError {
 }
 
 export async function startBatchInference(client: Client, input: BatchInferenceInput, options: StartOptions): Promise<WorkflowHandle<typeof batchInference>> {
-  const problems = checkBatchInput(input);
-  problems.push(...(problems.length ? [] : checkRunLocations(input)));
+  const { problems } = checkMessage(BatchInferenceInputSchema, input);
   if (problems.length > 0) throw new InvalidBatchInputError(problems);
   const pipeline = input.pipeline ?? input.model.split(/[:@]/)[0]!;
   return client.workflow.start<typeof batchInference>(BATCH_WORKFLOW_TYPE, {
@@ -89,4 +92,3 @@ export async function ensureSearchAttributes(client: Client, namespace: string):
   }
 }
 
-export { BATCH_WORKFLOW_TYPE };

@@ -6,8 +6,10 @@
  */
 import { DAYS_OF_WEEK, MONTHS, type CalendarSpecDescription, type Client, type Range, type ScheduleDescription, type ScheduleOverlapPolicy, type ScheduleSummary } from '@temporalio/client';
 import { OVERLAP_NAMES, overlapName, overlapPolicy, type OverlapName } from './overlap';
-import { MATERIALIZE_WORKFLOW_TYPE, checkMaterializeShape, type MaterializeFeaturesInput } from '../workflows/features-definitions';
-import { BATCH_WORKFLOW_TYPE, SEARCH_ATTRIBUTES, batchSummary, checkBatchInput, checkRunLocations, type BatchInferenceInput } from '../workflows/definitions';
+import { checkMessage } from '../lib/messages/problems';
+import { MATERIALIZE_WORKFLOW_TYPE, MaterializeFeaturesInputSchema, type MaterializeFeaturesInput } from '../workflows/features/shared';
+import { BATCH_WORKFLOW_TYPE, BatchInferenceInputSchema, batchSummary, type BatchInferenceInput } from '../workflows/batch/shared';
+import { SEARCH_ATTRIBUTES } from '../workflows/shared';
 import { InvalidBatchInputError } from './index';
 
 /** Each overlap name (client/overlap.ts) with the SDK's policy. */
@@ -62,13 +64,13 @@ function timingProblems(scheduleId: string, o: ScheduleTiming): string[] {
 }
 
 export function checkScheduleOptions(o: BatchScheduleOptions): string[] {
-  const problems = [...checkBatchInput(o.input), ...checkRunLocations(o.input), ...timingProblems(o.scheduleId, o)];
+  const problems = [...checkMessage(BatchInferenceInputSchema, o.input).problems, ...timingProblems(o.scheduleId, o)];
   if (o.input.asOf !== undefined) problems.push('asOf: a schedule sets the as-of time of each run to its scheduled time; remove asOf from the spec');
   return problems;
 }
 
 export function checkMaterializeScheduleOptions(o: MaterializeScheduleOptions): string[] {
-  const problems = [...checkMaterializeShape(o.input), ...timingProblems(o.scheduleId, o)];
+  const problems = [...checkMessage(MaterializeFeaturesInputSchema, o.input).problems, ...timingProblems(o.scheduleId, o)];
   if (o.input.end !== undefined) problems.push('end: a schedule sets the end of each run\'s window to its scheduled time; remove end');
   if (o.input.start !== undefined) problems.push('start: a fixed start makes every scheduled run re-read the same history; use lookback (e.g. 2h) or neither');
   return problems;

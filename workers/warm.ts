@@ -4,7 +4,7 @@ import type { NativeConnection } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { TemporalConfig } from '../lib/config/env';
-import { WARM_UP_WORKFLOW_TYPE } from '../workflows/definitions';
+import { WARM_UP_WORKFLOW_TYPE } from '../workflows/warm-up';
 
 /**
  * Build the Temporal SDK's message codecs on the worker's main thread before it polls.

@@ -1,5 +1,6 @@
-// Every workflow the Inferflow worker registers. Bundled into Temporal's deterministic sandbox.
-export { batchInference, batchShardGroup } from './batch';
-export { materializeFeatures } from './materialize';
-export { onlineInference } from './online';
+// Every workflow the Inferflow worker registers, by mode. Bundled into Temporal's deterministic sandbox.
+export { batchInference } from './batch/workflow';
+export { batchShardGroup } from './batch/shard-group';
+export { materializeFeatures } from './features/materialize';
+export { onlineInference } from './online/workflow';
 export { inferflowWarmUp } from './warm-up';

@@ -1,3 +1,6 @@
+/** The no-op workflow each worker runs on itself once it polls (workers/warm.ts). */
+export const WARM_UP_WORKFLOW_TYPE = 'inferflowWarmUp';
+
 /**
  * A workflow that does nothing, run once by each worker process right after it starts polling
  * (workers/warm.ts, `warmWorkflowThread`): the SDK's workflow thread builds its message codecs

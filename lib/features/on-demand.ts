@@ -18,6 +18,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { OnDemandRef } from '../messages/on-demand';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, type FeatureModuleConfig } from '../config/env';
 import { InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../errors';
@@ -72,9 +73,7 @@ export function defineOnDemandFeature<const I extends Record<string, OnDemandInp
 }
 
 /** How a pipeline names an on-demand feature: `<module name>.<export>` of a module registered with the worker. */
-export interface OnDemandRef {
-  name: string;
-}
+export type { OnDemandRef } from '../messages/on-demand';
 
 export interface LoadedOnDemand extends OnDemandFeature {
   ref: OnDemandRef;

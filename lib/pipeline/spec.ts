@@ -1,7 +1,7 @@
 /**
  * Batch pipeline spec files: the JSON a team keeps in its repository and hands to
  * `inferflow batch run <spec>` / `inferflow schedule create <spec>` — the batchInference input
- * (workflows/definitions.ts) as a file. Validated with zod (every problem with its path); the
+ * (lib/messages/batch.ts) as a file. Validated with zod (every problem with its path); the
  * JSON Schema for editors is generated from the same schema (`npm run schemas` →
  * schemas/batch-pipeline.schema.json; add `"$schema": "../../schemas/batch-pipeline.schema.json"`).
  *
@@ -12,59 +12,16 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
 import { InvalidInputError, NotFoundError } from '../errors';
-import { FeatureViewSchema } from '../features/spec';
-import { SinkSpecSchema } from '../sinks/spec';
-import { formatIssuePath } from '../util/issues';
-import { BATCH_LIMITS, ON_DEMAND_NAME_PATTERN, batchLimitMessage, checkBatchInput, type BatchInferenceInput } from '../../workflows/definitions';
+import { BatchPipelineSpecSchema, type BatchInferenceInput, type BatchPipelineSpec } from '../messages/batch';
+import { checkMessage } from '../messages/problems';
 
-const OnDemandRefSchema = z.strictObject({
-  /** `<module>.<export>` of a feature module registered with the worker (INFERFLOW_MODULES). */
-  name: z
-    .string()
-    .regex(ON_DEMAND_NAME_PATTERN, 'name must be <module>.<export> of a module registered with the worker (INFERFLOW_MODULES), e.g. fraud.amountRatio')
-    .describe('<module>.<export> of a feature module registered with the worker (INFERFLOW_MODULES)'),
-});
-
-/** An optional whole-number run setting in its BATCH_LIMITS range, with the workflow's own message. */
-function limited(field: keyof typeof BATCH_LIMITS) {
-  const { min, max } = BATCH_LIMITS[field];
-  const message = batchLimitMessage(field);
-  return z.number({ error: message }).int(message).min(min, message).max(max, message).optional();
-}
-
-export const BatchPipelineSpecSchema = z
-  .strictObject({
-    $schema: z.string().optional().describe('JSON Schema for editors (ignored by Inferflow)'),
-    model: z.string().min(1).describe('Model reference: name (latest), name:3, or name@alias'),
-    pipeline: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional().describe('Pipeline name (output paths, search attribute). Default: the model name'),
-    features: z.string().min(1).optional().describe('A prepared feature file (Parquet/CSV). Give this or featureViews'),
-    featureViews: z.array(FeatureViewSchema).min(1).optional().describe('Feature views joined point-in-time onto the spine'),
-    spine: z.string().min(1).optional().describe('Rows to score (entity keys, timestamp, request columns). Default with featureViews: every entity as of the run'),
-    entityTimestampField: z.string().min(1).optional().describe("The spine's timestamp column. Default event_timestamp"),
-    onDemand: z.array(OnDemandRefSchema).optional().describe('On-demand features computed before the model transforms, by registered name ({"name": "fraud.amountRatio"})'),
-    idColumn: z.string().min(1).optional().describe("Row identifier copied to the output. Default: the model's id_column"),
-    sink: SinkSpecSchema.optional().describe('Where predictions go. Default: Parquet under the output directory'),
-    asOf: z.string().optional().describe('ISO 8601 as-of time. Default: the scheduled time, else the start time'),
-    shardSize: limited('shardSize'),
-    maxConcurrency: limited('maxConcurrency'),
-    shardsPerChild: limited('shardsPerChild'),
-  })
-  .superRefine((spec, ctx) => {
-    // The workflow's own input checks (no I/O) apply to files too: one set of rules.
-    const { $schema: _ignored, ...input } = spec;
-    for (const p of checkBatchInput(input)) ctx.addIssue({ code: 'custom', path: [], message: p });
-  });
-export type BatchPipelineSpec = z.infer<typeof BatchPipelineSpecSchema>;
+export { BatchPipelineSpecSchema, type BatchPipelineSpec };
 
 /** Validate a parsed spec. @throws InvalidInputError listing every problem with its path. */
 export function parsePipelineSpec(raw: unknown, object = 'pipeline spec'): BatchPipelineSpec {
-  const r = BatchPipelineSpecSchema.safeParse(raw);
-  if (!r.success) {
-    const problems = [...new Set(r.error.issues.map((i) => (i.path.length ? `${formatIssuePath(i.path)}: ${i.message}` : i.message)))];
-    throw new InvalidInputError(`invalid ${object}`, problems, { object });
-  }
+  const r = checkMessage(BatchPipelineSpecSchema, raw);
+  if (r.data === undefined) throw new InvalidInputError(`invalid ${object}`, r.problems, { object });
   return r.data;
 }
 
@@ -105,9 +62,4 @@ export async function loadPipelineSpec(file: string): Promise<BatchInferenceInpu
     throw new InvalidInputError(`pipeline spec ${file} is not valid JSON`, [(err as Error).message], { object: file });
   }
   return toBatchInput(parsePipelineSpec(raw, `pipeline spec ${file}`), path.dirname(path.resolve(file)));
-}
-
-/** JSON Schema (draft 2020-12) of pipeline spec files, for editors. */
-export function pipelineJsonSchema(): unknown {
-  return z.toJSONSchema(BatchPipelineSpecSchema, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' });
 }

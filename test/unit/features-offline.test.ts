@@ -641,7 +641,7 @@ describe('errors', () => {
     const err = await getHistoricalFeatures({ spine: spinePath, views: [bad, views[0]!, { ...views[1]!, name: 'cust' }], output: out() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidInputError);
     const problems = (err as InvalidInputError).problems;
-    for (const p of ['views[0].name:', 'views[0].entities:', 'views[0].timestampField:', 'views[0].source.path:', 'views[0].features[0].dtype:', 'views[0].features[1].name: feature x is listed twice', 'views[0].ttl:', 'views[0]: Unrecognized key', 'views[2].name: view cust is also views[1]']) {
+    for (const p of ['views[0].name:', 'views[0].entities:', 'views[0].timestampField:', 'views[0].source.path:', 'views[0].features[0].dtype:', 'views[0].features[1].name: feature x is listed twice', 'views[0].ttl:', 'views[0].extra: unknown field', 'views[2].name: view cust is also views[1]']) {
       expect(problems.some((x) => x.startsWith(p)), `${p} in ${problems.join(' | ')}`).toBe(true);
     }
     expect(() => parseFeatureView({ ...views[0]!, ttl: '0d' })).toThrow(/ttl must be a positive whole number/);

@@ -41,11 +41,12 @@ describe('pipeline spec files', () => {
     expect(problems).toEqual(expect.arrayContaining([
       expect.stringMatching(/^featureViews\[0\]\.entities: entities must list at least one column/),
       expect.stringMatching(/^featureViews\[0\]\.features\[0\]\.dtype: /),
-      expect.stringMatching(/^onDemand\[0\]\.name: name must be <module>\.<export> of a module registered with the worker/),
-      expect.stringMatching(/^onDemand\[1\]: Unrecognized keys: "module", "export"/),
+      expect.stringMatching(/^onDemand\[0\]\.name: required, <module>\.<export> of a feature module registered with the workers/),
+      expect.stringMatching(/^onDemand\[1\]\.module: unknown field/),
+      expect.stringMatching(/^onDemand\[1\]\.export: unknown field/),
       expect.stringMatching(/^sink\.table: table must match/),
       'shardSize: must be an integer between 1 and 5,000,000',
-      expect.stringMatching(/colour/),
+      expect.stringMatching(/^colour: unknown field \(known: \$schema, model, /),
     ]));
     // shardSize is rejected by the schema and by the workflow's checks: listed once.
     expect(problems.filter((p) => p.startsWith('shardSize'))).toHaveLength(1);

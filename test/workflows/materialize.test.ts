@@ -10,13 +10,13 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { getOnlineFeatures, openOnlineStore, type FeatureView } from '../../lib/features';
 import type { InferflowConfig } from '../../lib/config/env';
-import { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery, type MaterializeFeaturesInput, type MaterializeFeaturesResult } from '../../workflows/features-definitions';
+import { MATERIALIZE_WORKFLOW_TYPE, materializeProgressQuery, type MaterializeFeaturesInput, type MaterializeFeaturesResult } from '../../workflows/features/shared';
 import { tempConfig, uniqueName } from '../helpers/env';
 import { T0, latestPerEntity, loadStatsIntoPostgres, statRows, statView, writeStatsParquet, type StatRow } from '../helpers/features-data';
 import { startWorker, type RunningWorker } from '../helpers/worker';
 import { recordHistory as saveHistory } from '../helpers/histories';
 import { createMaterializeSchedule } from '../../client/schedules';
-import type { materializeFeatures } from '../../workflows/materialize';
+import type { materializeFeatures } from '../../workflows/features/materialize';
 import { TEST_REDIS_URL } from '../helpers/services';
 
 const postgresUrl = inject('postgresUrl');

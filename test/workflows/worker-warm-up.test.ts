@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import type { InferflowConfig } from '../../lib/config/env';
-import { WARM_UP_WORKFLOW_TYPE } from '../../workflows/definitions';
+import { WARM_UP_WORKFLOW_TYPE } from '../../workflows/warm-up';
 import { warmWorkflowThread } from '../../workers/warm';
 import { createInferflowWorker } from '../../workers/worker';
 import { tempConfig, uniqueName } from '../helpers/env';

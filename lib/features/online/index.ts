@@ -9,12 +9,13 @@
  * statuses and the TTL are decided here, once.
  */
 import path from 'node:path';
-import { z } from 'zod';
 import { DEFAULT_REDIS_URL } from '../../config/defaults';
 import { InvalidInputError } from '../../errors';
 import { durationSeconds, parseFeatureView, type FeatureView } from '../spec';
 import { decodeEntityKey, decodeValue, encodeEntityKey, encodeValue, toEpochUs, type EntityKeyInput, type FeatureValue } from './codec';
-import { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX, REDIS_KEY_PREFIX } from './redis';
+import { OnlineStoreSpecSchema, type OnlineStoreSpec } from '../../messages/online-store';
+import { checkMessage } from '../../messages/problems';
+import { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX } from './redis';
 import { SqliteOnlineStore } from './sqlite';
 import type { OnlineStore, StoredWrite, WriteCounts } from './types';
 
@@ -23,23 +24,7 @@ export type { EntityKeyInput, EntityKeyPart, FeatureValue } from './codec';
 export { encodeEntityKey, decodeEntityKey, encodeValue, decodeValue, toEpochUs } from './codec';
 export { RedisOnlineStore, DEFAULT_REDIS_KEY_PREFIX } from './redis';
 export { SqliteOnlineStore } from './sqlite';
-
-export const RedisOnlineStoreSpecSchema = z.strictObject({
-  type: z.literal('redis'),
-  /** Absent: INFERFLOW_REDIS_URL of the process, else redis://127.0.0.1:6379/0 (keep credentials out of specs: they end up in workflow history). */
-  url: z.string().regex(/^rediss?:\/\/[^@]*$/, 'url must be redis://host:port[/db] without credentials (put those in INFERFLOW_REDIS_URL)').optional(),
-  keyPrefix: z.string().regex(REDIS_KEY_PREFIX, `keyPrefix must match ${REDIS_KEY_PREFIX.source}`).optional(),
-});
-
-export const SqliteOnlineStoreSpecSchema = z.strictObject({
-  type: z.literal('sqlite'),
-  /** Database file. Default `<INFERFLOW_DATA_DIR>/features/online.sqlite`. */
-  path: z.string().min(1).optional(),
-});
-
-/** Where online features live: `{type: 'redis', url?, keyPrefix?}` or `{type: 'sqlite', path?}` (the embedded default). */
-export const OnlineStoreSpecSchema = z.discriminatedUnion('type', [RedisOnlineStoreSpecSchema, SqliteOnlineStoreSpecSchema]);
-export type OnlineStoreSpec = z.infer<typeof OnlineStoreSpecSchema>;
+export * from '../../messages/online-store';
 
 /** Process settings a store may need (from lib/config/env.ts): never part of a spec. */
 export interface OnlineStoreContext {
@@ -65,20 +50,10 @@ const FACTORIES: { [T in OnlineStoreSpec['type']]: (spec: Extract<OnlineStoreSpe
   sqlite: (spec, ctx) => new SqliteOnlineStore({ path: path.resolve(spec.path ?? defaultSqlitePath(ctx.dataDir)) }),
 };
 
-function storeIssues(error: z.ZodError, field: string): string[] {
-  return error.issues.map((i) => `${[field, ...i.path.map(String)].join('.')}: ${i.message}`);
-}
-
-/** Every problem of a store spec as `field.path: message` (none for a valid spec or an absent one: the default). */
-export function onlineStoreSpecProblems(input: unknown, field = 'store'): string[] {
-  const r = OnlineStoreSpecSchema.safeParse(input ?? DEFAULT_ONLINE_STORE);
-  return r.success ? [] : storeIssues(r.error, field);
-}
-
 /** Validate a store spec. @throws InvalidInputError listing every problem. */
 export function parseOnlineStoreSpec(input: unknown, field = 'store'): OnlineStoreSpec {
-  const r = OnlineStoreSpecSchema.safeParse(input ?? DEFAULT_ONLINE_STORE);
-  if (!r.success) throw new InvalidInputError('invalid online store spec', storeIssues(r.error, field));
+  const r = checkMessage(OnlineStoreSpecSchema, input ?? DEFAULT_ONLINE_STORE, field);
+  if (!r.data) throw new InvalidInputError('invalid online store spec', r.problems);
   return r.data;
 }
 

@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { Redis, type ChainableCommander } from 'ioredis';
 import { InferflowError, InvalidInputError, PermissionDeniedError, TransientError, errorMessage } from '../../errors';
+import { REDIS_KEY_PREFIX } from '../../messages/online-store';
 import type { OnlineStore, StoredRow, StoredWrite, WriteCounts } from './types';
 
 export interface RedisOnlineStoreOptions {
@@ -33,8 +34,6 @@ export interface RedisOnlineStoreOptions {
 }
 
 export const DEFAULT_REDIS_KEY_PREFIX = 'inferflow:features';
-/** Key prefixes the store accepts (checked by the store spec and by the constructor). */
-export const REDIS_KEY_PREFIX = /^[A-Za-z0-9_.:-]{1,128}$/;
 const TS_FIELD = '_ts';
 const DIGEST_FIELD = '_h';
 

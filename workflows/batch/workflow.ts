@@ -2,31 +2,27 @@ import {
   ApplicationFailure,
   CancellationScope,
   executeChild,
-  getExternalWorkflowHandle,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { InferflowActivities } from '../activities';
-import type { ResolvedModel } from '../lib/registry/manifest';
+import type { InferflowActivities } from '../../activities';
+import type { ResolvedModel } from '../../lib/registry/manifest';
+import { SEARCH_ATTRIBUTES, checkedMessage, runTime } from '../shared';
+import { batchShardGroup, runShards, type ShardGroupInput, type ShardRunContext } from './shard-group';
 import {
   BATCH_DEFAULTS,
   BATCH_WORKFLOW_TYPE,
-  SEARCH_ATTRIBUTES,
-  checkBatchInput,
-  checkRunLocations,
+  BatchInferenceInputSchema,
   progressDetails,
-  invalidInput,
-  runTime,
   progressQuery,
   shardGroupProgressSignal,
   type BatchInferenceInput,
   type BatchInferenceResult,
   type BatchProgress,
-} from './definitions';
-import { runShards, type ShardRunContext } from './shards';
+} from './shared';
 
 /** Short steps: retried with backoff for transient faults (≈ 15 min of outage), never for typed permanent failures. */
 const steps = proxyActivities<InferflowActivities>({
@@ -46,12 +42,8 @@ const runSteps = proxyActivities<InferflowActivities>({
  * shards, predict shards with bounded concurrency, commit the sink atomically, return a summary.
  * Only descriptors (model ref, paths, row ranges, counts) pass through history.
  */
-export async function batchInference(input: BatchInferenceInput): Promise<BatchInferenceResult> {
-  const problems = checkBatchInput(input);
-  problems.push(...(problems.length ? [] : checkRunLocations(input)));
-  if (problems.length > 0) {
-    throw invalidInput(BATCH_WORKFLOW_TYPE, problems);
-  }
+export async function batchInference(raw: BatchInferenceInput): Promise<BatchInferenceResult> {
+  const input = checkedMessage(BatchInferenceInputSchema, raw, `${BATCH_WORKFLOW_TYPE} input`);
   const info = workflowInfo();
   const started = Date.now();
   const shardSize = input.shardSize ?? BATCH_DEFAULTS.shardSize;
@@ -87,19 +79,9 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
   try {
     progress.phase = 'planning';
     showProgress();
-    const plan = await runSteps.planBatch({
-      runId: info.runId,
-      modelRef: input.model,
-      asOf,
-      ...(input.features !== undefined ? { features: input.features } : {}),
-      ...(input.featureViews !== undefined ? { featureViews: input.featureViews } : {}),
-      ...(input.spine !== undefined ? { spine: input.spine } : {}),
-      ...(input.entityTimestampField !== undefined ? { entityTimestampField: input.entityTimestampField } : {}),
-      ...(input.onDemand !== undefined ? { onDemand: input.onDemand } : {}),
-      ...(input.idColumn !== undefined ? { idColumn: input.idColumn } : {}),
-      ...(input.sink !== undefined ? { sink: input.sink } : {}),
-      shardSize,
-    });
+    // The input goes on whole, less what only the workflow uses; absent fields stay absent (the parsed input has no undefined values).
+    const { model: modelRef, pipeline: _pipeline, maxConcurrency: _maxConcurrency, shardsPerChild: _shardsPerChild, ...planInput } = input;
+    const plan = await runSteps.planBatch({ ...planInput, runId: info.runId, modelRef, asOf, shardSize });
     // planBatch resolves the model reference to one exact version, which every shard then uses.
     const model = plan.model;
     describeRun(model);
@@ -107,7 +89,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     progress.phase = 'predicting';
     progress.rowsTotal = plan.rowsIn;
     predictStarted = Date.now();
-    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize, ...(input.onDemand?.length ? { onDemand: input.onDemand } : {}) };
+    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize, onDemand: input.onDemand };
     const shardCount = plan.shardCount;
     progress.shardsTotal = shardCount;
     showProgress();
@@ -157,42 +139,7 @@ export async function batchInference(input: BatchInferenceInput): Promise<BatchI
     progress.phase = 'failed';
     showProgress();
     // Nothing half-done stays behind: staged files go, the sink was never committed.
-    await CancellationScope.nonCancellable(() => steps.discardRun({ runId: info.runId, ...(input.sink !== undefined ? { sink: input.sink } : {}) }));
+    await CancellationScope.nonCancellable(() => steps.discardRun({ runId: info.runId, sink: input.sink }));
     throw err;
   }
-}
-
-export interface ShardGroupInput {
-  ctx: ShardRunContext;
-  first: number;
-  count: number;
-  maxConcurrency: number;
-  parentWorkflowId: string;
-}
-
-/** Shards reported to the parent per progress signal (signals are events: keep them few). */
-const PROGRESS_EVERY = 10;
-
-/**
- * Child workflow of a large batchInference run: predicts one group of shards and reports
- * progress to the parent every few shards. Returns the rows predicted.
- */
-export async function batchShardGroup(input: ShardGroupInput): Promise<number> {
-  const parent = getExternalWorkflowHandle(input.parentWorkflowId);
-  let pending = { shards: 0, rows: 0 };
-  const flush = async () => {
-    if (pending.shards === 0) return;
-    const report = pending;
-    pending = { shards: 0, rows: 0 };
-    await parent.signal(shardGroupProgressSignal, report);
-  };
-  const reports: Promise<void>[] = [];
-  const rows = await runShards(input.ctx, input.first, input.count, input.maxConcurrency, (r) => {
-    pending.shards++;
-    pending.rows += r;
-    if (pending.shards >= PROGRESS_EVERY) reports.push(flush());
-  });
-  reports.push(flush());
-  await Promise.all(reports);
-  return rows;
 }

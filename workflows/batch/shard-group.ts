@@ -1,10 +1,11 @@
 /**
- * Shard fan-out shared by `batchInference` (small runs) and `batchShardGroup` (child
- * workflows of large runs). Deterministic workflow code: no I/O, no Node APIs.
+ * Shard fan-out shared by `batchInference` (small runs) and `batchShardGroup` (the child
+ * workflow of large runs, one per group of shards). Deterministic workflow code: no I/O, no Node APIs.
  */
-import { ActivityCancellationType, CancellationScope, proxyActivities } from '@temporalio/workflow';
-import type { InferflowActivities, PredictShardInput } from '../activities';
-import type { SinkSpec } from '../lib/sinks/spec';
+import { ActivityCancellationType, CancellationScope, getExternalWorkflowHandle, proxyActivities } from '@temporalio/workflow';
+import type { InferflowActivities, PredictShardInput } from '../../activities';
+import type { SinkSpec } from '../../lib/sinks/spec';
+import { shardGroupProgressSignal, type ShardGroupProgress } from './shared';
 
 /** Shard predictions: long-running, heartbeating so a dead worker is noticed within 30 s. */
 const shardActivities = proxyActivities<InferflowActivities>({
@@ -49,8 +50,9 @@ export async function runShards(
     await scope.run(async () => {
       for (let index = first; index < first + count; index++) {
         while (inFlight.size >= maxConcurrency) await Promise.race(inFlight.values());
+        const { rowsIn: _rowsIn, shardSize: _shardSize, ...shardInput } = ctx;
         const p = shardActivities
-          .predictShard({ runId: ctx.runId, model: ctx.model, asOf: ctx.asOf, snapshotPath: ctx.snapshotPath, ...(ctx.inPlace ? { inPlace: ctx.inPlace } : {}), idColumn: ctx.idColumn, sink: ctx.sink, ...(ctx.onDemand ? { onDemand: ctx.onDemand } : {}), shard: shardRange(ctx, index) })
+          .predictShard({ ...shardInput, shard: shardRange(ctx, index) })
           .then(
             (r) => {
               rows += r.rows;
@@ -71,5 +73,41 @@ export async function runShards(
     await CancellationScope.nonCancellable(() => Promise.allSettled(inFlight.values()));
     throw err;
   }
+  return rows;
+}
+
+/** Input of `batchShardGroup`: built by its parent batchInference run only (not a client message). */
+export interface ShardGroupInput {
+  ctx: ShardRunContext;
+  first: number;
+  count: number;
+  maxConcurrency: number;
+  parentWorkflowId: string;
+}
+
+/** Shards reported to the parent per progress signal (signals are events: keep them few). */
+const PROGRESS_EVERY = 10;
+
+/**
+ * Child workflow of a large batchInference run: predicts one group of shards and reports
+ * progress to the parent every few shards. Returns the rows predicted.
+ */
+export async function batchShardGroup(input: ShardGroupInput): Promise<number> {
+  const parent = getExternalWorkflowHandle(input.parentWorkflowId);
+  let pending: ShardGroupProgress = { shards: 0, rows: 0 };
+  const flush = async () => {
+    if (pending.shards === 0) return;
+    const report = pending;
+    pending = { shards: 0, rows: 0 };
+    await parent.signal(shardGroupProgressSignal, report);
+  };
+  const reports: Promise<void>[] = [];
+  const rows = await runShards(input.ctx, input.first, input.count, input.maxConcurrency, (r) => {
+    pending.shards++;
+    pending.rows += r;
+    if (pending.shards >= PROGRESS_EVERY) reports.push(flush());
+  });
+  reports.push(flush());
+  await Promise.all(reports);
   return rows;
 }

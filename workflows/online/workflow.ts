@@ -1,17 +1,17 @@
 import { ApplicationFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
-import type { InferflowActivities } from '../activities';
-import type { ResolvedModel } from '../lib/registry/manifest';
+import type { InferflowActivities } from '../../activities';
+import type { ResolvedModel } from '../../lib/registry/manifest';
+import { checkedMessage } from '../shared';
 import {
   DEFAULT_MAX_PREDICTIONS_PER_RUN,
   ONLINE_WORKFLOW_TYPE,
-  checkOnlineInput,
-  checkPredictRequest,
+  OnlineInferenceInputSchema,
+  PredictRequestSchema,
   deploymentStatusQuery,
   predictUpdate,
   type DeploymentStatus,
   type OnlineInferenceInput,
-} from './online-definitions';
-import { invalidInput, invalidInputFailure } from './definitions';
+} from './shared';
 
 const steps = proxyActivities<InferflowActivities>({
   startToCloseTimeout: '1 minute',
@@ -31,9 +31,8 @@ const online = proxyLocalActivities<InferflowActivities>({
  * Malformed requests are rejected by the validator before they enter history. The workflow
  * continues as new every `maxPredictionsPerRun` predictions; cancel it to stop the deployment.
  */
-export async function onlineInference(input: OnlineInferenceInput): Promise<DeploymentStatus> {
-  const problems = checkOnlineInput(input);
-  if (problems.length > 0) throw invalidInput(ONLINE_WORKFLOW_TYPE, problems);
+export async function onlineInference(raw: OnlineInferenceInput): Promise<DeploymentStatus> {
+  const input = checkedMessage(OnlineInferenceInputSchema, raw, `${ONLINE_WORKFLOW_TYPE} input`);
   const max = input.maxPredictionsPerRun ?? DEFAULT_MAX_PREDICTIONS_PER_RUN;
   const status: DeploymentStatus = { model: input.pinned ?? null, served: input.servedBefore ?? 0, servedThisRun: 0, failed: input.failedBefore ?? 0 };
   setHandler(deploymentStatusQuery, () => status);
@@ -49,13 +48,13 @@ export async function onlineInference(input: OnlineInferenceInput): Promise<Depl
           model: model!,
           featureViews: input.featureViews ?? [],
           onDemand: input.onDemand ?? [],
-          ...(input.store ? { store: input.store } : {}),
-          ...(input.idColumn ? { idColumn: input.idColumn } : {}),
+          store: input.store,
+          idColumn: input.idColumn,
           rows: req.rows,
-          ...(req.asOf ? { asOf: req.asOf } : {}),
+          asOf: req.asOf,
         });
         status.served++;
-        return { ...r, model: { name: model!.name, version: model!.version, sha256: model!.sha256 }, ...(req.requestId ? { requestId: req.requestId } : {}) };
+        return { ...r, model: { name: model!.name, version: model!.version, sha256: model!.sha256 }, requestId: req.requestId };
       } catch (err) {
         status.failed++;
         throw err;
@@ -63,10 +62,9 @@ export async function onlineInference(input: OnlineInferenceInput): Promise<Depl
     },
     {
       validator: (req) => {
-        const bad = checkPredictRequest(req);
         // Typed failures: a malformed request is a permanent InvalidInput; a request that arrives
         // while the run hands over to the next (continue-as-new) can be sent again.
-        if (bad.length > 0) throw invalidInputFailure('predict request', bad);
+        checkedMessage(PredictRequestSchema, req, 'predict request');
         if (status.servedThisRun >= max) throw ApplicationFailure.retryable('deployment is continuing as new; retry', 'ContinuingAsNew');
       },
     },

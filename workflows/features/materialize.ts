@@ -1,21 +1,15 @@
-import { ApplicationFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { FeatureActivities } from '../activities/features';
-import { parseDurationMs } from '../lib/util/duration';
-import { invalidInput, runTime } from './definitions';
+import { proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { FeatureActivities } from '../../activities/features';
+import { parseDurationMs } from '../../lib/util/duration';
+import { checkedMessage, invalidInputFailure, runTime } from '../shared';
 import {
   MATERIALIZE_WORKFLOW_TYPE,
-  checkMaterializeShape,
+  MaterializeFeaturesInputSchema,
   materializeProgressQuery,
   type MaterializeFeaturesInput,
   type MaterializeFeaturesProgress,
   type MaterializeFeaturesResult,
-} from './features-definitions';
-
-/** Validation: short, no I/O. */
-const checks = proxyActivities<FeatureActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
-});
+} from './shared';
 
 /** One view: grows with the source; liveness by heartbeat; transient faults (store or PostgreSQL down) retried with backoff for ≈ 15 min. */
 const views = proxyActivities<FeatureActivities>({
@@ -30,19 +24,18 @@ const views = proxyActivities<FeatureActivities>({
  * changes nothing and an older window never overwrites newer values. Schedulable like batch
  * inference: `end` defaults to the scheduled time. Only counts pass through history.
  */
-export async function materializeFeatures(input: MaterializeFeaturesInput): Promise<MaterializeFeaturesResult> {
+export async function materializeFeatures(raw: MaterializeFeaturesInput): Promise<MaterializeFeaturesResult> {
   const info = workflowInfo();
   const started = Date.now();
   const progress: MaterializeFeaturesProgress = { phase: 'validating', viewsTotal: 0, viewsDone: 0, current: null, totals: { rowsRead: 0, entities: 0, written: 0, unchanged: 0, skippedOlder: 0 } };
   setHandler(materializeProgressQuery, () => progress);
 
-  const problems = checkMaterializeShape(input);
-  if (Array.isArray(input?.views) && input.views.length > 0 && input.views.length <= 100) {
-    problems.push(...(await checks.checkMaterializeInput({ views: input.views, ...(input.store !== undefined ? { store: input.store } : {}) })));
-  }
-  if (problems.length > 0) {
+  let input;
+  try {
+    input = checkedMessage(MaterializeFeaturesInputSchema, raw, `${MATERIALIZE_WORKFLOW_TYPE} input`);
+  } catch (err) {
     progress.phase = 'failed';
-    throw invalidInput(MATERIALIZE_WORKFLOW_TYPE, problems);
+    throw err;
   }
 
   const end = runTime(input.end, info);
@@ -50,8 +43,8 @@ export async function materializeFeatures(input: MaterializeFeaturesInput): Prom
   const start = input.start !== undefined ? new Date(input.start).toISOString() : back !== undefined ? new Date(Date.parse(end) - back).toISOString() : null;
   if (start !== null && start >= end) {
     progress.phase = 'failed';
-    // Not invalidInput(): this message names both times, and runs in history carry it as it is.
-    throw ApplicationFailure.create({ type: 'InvalidInput', message: `invalid materializeFeatures input: start ${start} is not before end ${end}`, nonRetryable: true, details: [{ problems: [`start: must be before end ${end}`] }] });
+    // Only known now: the end may be the run's own time, and the start reaches back from it.
+    throw invalidInputFailure(`${MATERIALIZE_WORKFLOW_TYPE} input`, [`start: ${start} must be before end ${end}`]);
   }
 
   progress.phase = 'materializing';
@@ -60,7 +53,7 @@ export async function materializeFeatures(input: MaterializeFeaturesInput): Prom
   try {
     for (const view of input.views) {
       progress.current = view.name;
-      const r = await views.materializeFeatureView({ view, ...(input.store !== undefined ? { store: input.store } : {}), ...(start !== null ? { start } : {}), end });
+      const r = await views.materializeFeatureView({ view, store: input.store, start: start ?? undefined, end });
       results.push(r);
       progress.viewsDone++;
       for (const k of ['rowsRead', 'entities', 'written', 'unchanged', 'skippedOlder'] as const) progress.totals[k] += r[k];
