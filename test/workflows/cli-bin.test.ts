@@ -3,7 +3,7 @@
  * dist/), as a user runs it: no tsx, no TypeScript sources. The global setup builds dist/ when
  * the sources are newer.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +13,7 @@ import { FEATURES_PIPELINE } from '../../cli/examples';
 import type { InferflowConfig } from '../../lib/config/env';
 import { packageVersion } from '../../lib/util/package-root';
 import { REPO_ROOT, tempConfig, uniqueName } from '../helpers/env';
+import { startProcess, type StartedProcess } from '../helpers/processes';
 
 const run = promisify(execFile);
 const BIN = path.join(REPO_ROOT, 'bin', 'inferflow.js');
@@ -35,14 +36,8 @@ const cli = (...args: string[]) => run(process.execPath, [BIN, ...args], { env, 
 const failure = (p: Promise<unknown>) => p.then(() => undefined, (e: { code: number; stdout: string; stderr: string }) => e);
 
 /** Start a long-running command; resolves once its output matches `ready`. */
-async function startLong(args: string[], ready: RegExp, command = process.execPath): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(command, args, { env, cwd: REPO_ROOT });
-  children.push(child);
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  await expect.poll(() => (child.exitCode !== null ? `exited ${child.exitCode}: ${out}` : out), { timeout: 60_000, interval: 200 }).toMatch(ready);
-  return { child, output: () => out };
+function startLong(argv: string[], ready: RegExp, command = process.execPath): Promise<StartedProcess> {
+  return startProcess({ command, argv, env, cwd: REPO_ROOT, ready, children });
 }
 
 const exited = (child: ChildProcess) => (child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => child.once('exit', () => resolve())));

@@ -4,7 +4,7 @@
  * environment where each compose service name is replaced by the local server the tests use
  * and /app by a throwaway directory.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -16,6 +16,7 @@ import { parse } from 'yaml';
 import { FEATURES_MODEL_DIR } from '../../cli/examples';
 import { REPO_ROOT, uniqueName } from '../helpers/env';
 import { TEST_POSTGRES, TEST_REDIS_DB } from '../helpers/services';
+import { startProcess, type StartedProcess } from '../helpers/processes';
 
 const run = promisify(execFile);
 interface Service {
@@ -54,14 +55,8 @@ function localEnv(service: Service, taskQueue: string): NodeJS.ProcessEnv {
 }
 
 /** Start the service's command in the package root; resolves when its output matches `ready`. */
-async function start(command: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(command[0] === 'node' ? process.execPath : command[0]!, command.slice(1), { cwd: REPO_ROOT, env });
-  children.push(child);
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  await expect.poll(() => (child.exitCode !== null ? `exited ${child.exitCode}: ${out}` : out), { timeout: 60_000, interval: 200 }).toMatch(ready);
-  return { child, output: () => out };
+function start(command: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<StartedProcess> {
+  return startProcess({ command: command[0] === 'node' ? process.execPath : command[0]!, argv: command.slice(1), env, cwd: REPO_ROOT, ready, children });
 }
 
 async function stop(child: ChildProcess): Promise<number | null> {
