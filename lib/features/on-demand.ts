@@ -125,8 +125,9 @@ export class OnDemandRegistry {
       } catch (err) {
         throw new ConfigError(`${what} failed to load: ${errorMessage(err)}`, { cause: err });
       }
-      const exports = { ...((mod.default as Record<string, unknown> | undefined) ?? {}), ...mod };
-      for (const [exportName, value] of Object.entries(exports)) {
+      // Not named `exports`: compiled to CommonJS, that name would hide the module's own exports (ON_DEMAND_KIND).
+      const exported = { ...((mod.default as Record<string, unknown> | undefined) ?? {}), ...mod };
+      for (const [exportName, value] of Object.entries(exported)) {
         const f = value as Partial<OnDemandFeature> | null;
         if (f?.kind !== ON_DEMAND_KIND || typeof f.compute !== 'function') continue;
         const name = `${m.name}.${exportName}`;
