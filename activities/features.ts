@@ -5,8 +5,8 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { materializeView, openOnlineStore, type FeatureViewInput, type MaterializeResult, type OnlineStoreSpec } from '../lib/features';
-import type { ActivityDeps } from './deps';
+import { materializeView, type FeatureViewInput, type MaterializeResult, type OnlineStoreSpec } from '../lib/features';
+import type { Resources } from '../lib/pipeline/resources';
 import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
 
@@ -19,9 +19,9 @@ export interface MaterializeViewInput {
   end: string;
 }
 
-export function createFeatureActivities(deps: ActivityDeps) {
-  const log = deps.logger;
-  const storeContext = { redisUrl: deps.config.redisUrl, dataDir: deps.config.dataDir };
+export function createFeatureActivities(resources: Resources) {
+  const log = resources.logger;
+  const { config } = resources;
 
   return withFailureMapping({
     /**
@@ -30,29 +30,26 @@ export function createFeatureActivities(deps: ActivityDeps) {
      */
     async materializeFeatureView(input: MaterializeViewInput): Promise<MaterializeResult> {
       const ctx = Context.current();
-      const store = openOnlineStore(input.store, storeContext);
-      const tempDir = path.join(deps.config.dataDir, 'tmp');
+      // The process's store for this spec, kept open across views and runs (closed with the resources).
+      const store = resources.onlineStore(input.store);
+      const tempDir = path.join(config.dataDir, 'tmp');
       await fs.mkdir(tempDir, { recursive: true });
       using _alive = keepAlive(() => ({ phase: 'reading' }));
-      try {
-        const result = await materializeView({
-          view: input.view,
-          store,
-          ...(input.start !== undefined ? { start: new Date(input.start) } : {}),
-          end: new Date(input.end),
-          postgres: { url: deps.config.postgresUrl },
-          allowedRoots: deps.config.allowedRoots,
-          tempDir,
-          onProgress: (p) => {
-            heartbeat(p);
-            ctx.cancellationSignal.throwIfAborted();
-          },
-        });
-        log.info({ view: result.view, store: result.store, rowsRead: result.rowsRead, written: result.written, unchanged: result.unchanged, skippedOlder: result.skippedOlder }, 'features materialised');
-        return result;
-      } finally {
-        await store.close();
-      }
+      const result = await materializeView({
+        view: input.view,
+        store,
+        ...(input.start !== undefined ? { start: new Date(input.start) } : {}),
+        end: new Date(input.end),
+        postgres: { url: config.postgresUrl },
+        allowedRoots: config.allowedRoots,
+        tempDir,
+        onProgress: (p) => {
+          heartbeat(p);
+          ctx.cancellationSignal.throwIfAborted();
+        },
+      });
+      log.info({ view: result.view, store: result.store, rowsRead: result.rowsRead, written: result.written, unchanged: result.unchanged, skippedOlder: result.skippedOlder }, 'features materialised');
+      return result;
     },
   });
 }

@@ -1,26 +1,26 @@
 /**
- * THE activity set: thin Temporal-facing wrappers over lib/. Created with the worker's
- * dependencies (`createActivities(deps)`); the workflow types its proxies with
+ * THE activity set: thin Temporal-facing callers of the runtime (lib/pipeline). Created with the
+ * worker's Resources (`createActivities(resources)`); the workflow types its proxies with
  * `ReturnType<typeof createActivities>`.
  */
 import { Context, heartbeat } from '@temporalio/activity';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { predictShard as predictShardLib, sameFingerprint, stageSnapshot, type InputFingerprint, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
-import { getHistoricalFeatures, type FeatureViewInput } from '../lib/features';
+import type { FeatureViewInput } from '../lib/features';
 import type { OnDemandRef } from '../lib/features/on-demand';
 import type { ResolvedModel } from '../lib/registry/manifest';
-import { checkSinkAllowed, createRunSink, parseSinkSpec, SinkSpecSchema, type CommitResult, type RunSink, type SinkDefaults, type SinkSpec } from '../lib/sinks';
+import { parseSinkSpec, SinkSpecSchema, type CommitResult, type RunSink, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
 import { checkLocationAllowed } from '../lib/storage/roots';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../lib/util/concurrency';
-import type { ActivityDeps } from './deps';
+import { openPipeline, resolveModel } from '../lib/pipeline/pipeline';
+import type { Resources } from '../lib/pipeline/resources';
 import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
 import { createFeatureActivities } from './features';
 import { createOnlineActivities } from './online';
-import { createModelContexts } from './models';
 
 export interface PlanBatchInput {
   runId: string;
@@ -80,9 +80,9 @@ export interface CommitInput {
 }
 
 /** Run identifiers become directory names: keep them to a safe alphabet. */
-function runDir(deps: ActivityDeps, runId: string): string {
+function runDir(resources: Resources, runId: string): string {
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(runId) || runId.startsWith('.')) throw new InvalidInputError(`invalid run id ${JSON.stringify(runId)}`, ['runId must be [A-Za-z0-9._-]']);
-  return path.join(deps.config.dataDir, 'runs', runId);
+  return path.join(resources.config.dataDir, 'runs', runId);
 }
 
 const PARQUET_PART = '.parquet';
@@ -92,17 +92,15 @@ function partNameOf(index: number, sink: RunSink): string {
   return `parts/part-${String(index).padStart(5, '0')}${sink.partFormat?.extension ?? PARQUET_PART}`;
 }
 
-function partPathOf(deps: ActivityDeps, runId: string, index: number, sink: RunSink): string {
-  return path.join(runDir(deps, runId), partNameOf(index, sink));
+function partPathOf(resources: Resources, runId: string, index: number, sink: RunSink): string {
+  return path.join(runDir(resources, runId), partNameOf(index, sink));
 }
 
 /** The snapshot's name in shared staging (and in a worker's local run directory). */
 const SNAPSHOT_NAME = 'snapshot.parquet';
 
-export function createActivities(deps: ActivityDeps) {
-  const log = deps.logger;
-
-  const models = createModelContexts(deps);
+export function createActivities(resources: Resources) {
+  const log = resources.logger;
 
   /**
    * The snapshot file this worker reads. Without shared staging: the planned path. With it:
@@ -110,99 +108,87 @@ export function createActivities(deps: ActivityDeps) {
    * when absent), unless the input is read in place and the same file is visible here.
    */
   async function localSnapshot(input: PredictShardInput): Promise<{ snapshotPath: string; inPlace: InputFingerprint | undefined }> {
-    if (!deps.staging) return { snapshotPath: input.snapshotPath, inPlace: input.inPlace };
-    const own = path.join(runDir(deps, input.runId), SNAPSHOT_NAME);
+    if (!resources.staging) return { snapshotPath: input.snapshotPath, inPlace: input.inPlace };
+    const own = path.join(runDir(resources, input.runId), SNAPSHOT_NAME);
     if (input.inPlace && input.snapshotPath !== own && (await sameFingerprint(input.snapshotPath, input.inPlace))) return { snapshotPath: input.snapshotPath, inPlace: input.inPlace };
     let st = await fs.stat(own).catch(() => undefined);
     if (!st) {
-      await deps.staging.fetch(input.runId, SNAPSHOT_NAME, own);
+      await resources.staging.fetch(input.runId, SNAPSHOT_NAME, own);
       st = await fs.stat(own);
-      log.info({ runId: input.runId, bytes: st.size, from: deps.staging.url }, 'snapshot fetched from shared staging');
+      log.info({ runId: input.runId, bytes: st.size, from: resources.staging.url }, 'snapshot fetched from shared staging');
     }
     // A copy of an in-place input is read the same way (by file_row_number), guarded by its own size and mtime.
     return { snapshotPath: own, inPlace: input.inPlace ? { size: st.size, mtimeMs: st.mtimeMs } : undefined };
   }
 
-  const sinkDefaults: SinkDefaults = { outputDir: deps.config.outputDir, dataDir: deps.config.dataDir, postgresUrl: deps.config.postgresUrl, redisUrl: deps.config.redisUrl, allowedRoots: deps.config.allowedRoots };
-
-  function sinkOf(spec: SinkSpec): RunSink {
-    return createRunSink(spec, sinkDefaults);
-  }
-
-  async function resolve(ref: string): Promise<ResolvedModel> {
-    const { resolved } = await deps.registry.resolve(ref);
-    log.info({ ref, version: resolved.version, sha256: resolved.sha256 }, 'model resolved');
-    return resolved;
-  }
+  const sinkOf = (spec: SinkSpec): RunSink => resources.sink(spec);
 
   /** Remove a run's files: its shared staging and its local run directory. Idempotent. */
   async function removeRunFiles(runId: string): Promise<void> {
-    await deps.staging?.discard(runId);
-    await fs.rm(runDir(deps, runId), { recursive: true, force: true });
+    await resources.staging?.discard(runId);
+    await fs.rm(runDir(resources, runId), { recursive: true, force: true });
   }
 
   return {
     // Feature and online activities map their own failures.
-    ...createFeatureActivities(deps),
-    ...createOnlineActivities(deps, models),
+    ...createFeatureActivities(resources),
+    ...createOnlineActivities(resources),
     ...withFailureMapping({
     /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version; the workflow records it. */
     async resolveModel(input: { ref: string }): Promise<ResolvedModel> {
-      return resolve(input.ref);
+      return resolveModel(resources, input.ref);
     },
 
     /** Resolve the model reference, validate features against it, stage a snapshot, and cut it into shards (descriptors only). */
     async planBatch(input: PlanBatchInput): Promise<PlanBatchResult> {
       using _alive = keepAlive();
       const sink = parseSinkSpec(input.sink);
-      checkSinkAllowed(sink, sinkDefaults); // before any work: the run fails here, not at its commit
-      const model = await resolve(input.modelRef);
-      const { manifest, plan: assembly } = await models.context(model, input.onDemand);
+      resources.checkSink(sink); // before any work: the run fails here, not at its commit
+      const model = await resolveModel(resources, input.modelRef);
+      // Planning needs the manifest and the assembly plan, not the model file or a session.
+      const pipeline = await openPipeline({ model, ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.featureViews ? { featureViews: input.featureViews } : {}) }, resources, { session: false });
+      const { manifest, plan: assembly } = pipeline;
       let featuresPath: string;
       if (input.featureViews) {
-        await fs.mkdir(runDir(deps, input.runId), { recursive: true });
+        await fs.mkdir(runDir(resources, input.runId), { recursive: true });
         // Point-in-time retrieval: the joined rows become the run's feature snapshot (read in place by shards).
-        const joined = await getHistoricalFeatures({
+        const joined = await pipeline.retrieveFeatures({
           spine: input.spine ?? { allEntitiesAsOf: new Date(input.asOf ?? Date.now()) },
-          views: input.featureViews,
-          output: path.join(runDir(deps, input.runId), 'features.parquet'),
+          output: path.join(runDir(resources, input.runId), 'features.parquet'),
           ...(input.entityTimestampField ? { entityTimestampField: input.entityTimestampField } : {}),
-          postgres: { url: deps.config.postgresUrl },
-          allowedRoots: deps.config.allowedRoots,
-          tempDir: runDir(deps, input.runId),
+          tempDir: runDir(resources, input.runId),
         });
         log.info({ runId: input.runId, rows: joined.rows, views: input.featureViews.length }, 'features retrieved point-in-time');
         featuresPath = joined.output;
       } else if (input.features !== undefined) {
-        checkLocationAllowed(input.features, deps.config.allowedRoots, 'features');
+        checkLocationAllowed(input.features, resources.config.allowedRoots, 'features');
         featuresPath = localPathOf(input.features);
       } else {
         throw new InvalidInputError('planBatch needs features or featureViews', ['features: required unless featureViews are given']);
       }
       const plan = await stageSnapshot({
         featuresPath,
-        snapshotPath: path.join(runDir(deps, input.runId), SNAPSHOT_NAME),
+        snapshotPath: path.join(runDir(resources, input.runId), SNAPSHOT_NAME),
         manifest,
         idColumn: input.idColumn ?? null,
         shardSize: input.shardSize,
         plan: assembly,
         needsIds: (idColumn) => sinkOf(sink).needsIds?.(idColumn) ?? false,
       });
-      if (deps.staging) {
+      if (resources.staging) {
         // Workers on other machines read the snapshot from shared staging.
-        await deps.staging.publish(input.runId, SNAPSHOT_NAME, plan.snapshotPath);
+        await resources.staging.publish(input.runId, SNAPSHOT_NAME, plan.snapshotPath);
       }
-      log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length, staging: deps.staging?.url }, 'batch planned');
+      log.info({ runId: input.runId, rows: plan.rowsIn, shards: plan.shards.length, staging: resources.staging?.url }, 'batch planned');
       return { model, rowsIn: plan.rowsIn, snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}), idColumn: plan.idColumn, shardCount: plan.shards.length, sink };
     },
 
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
     async predictShard(input: PredictShardInput): Promise<ShardResult> {
       const ctx = Context.current();
-      const { manifest, plan } = await models.context(input.model, input.onDemand);
-      const session = await models.session(input.model, plan);
+      const { manifest, plan, session } = await openPipeline({ model: input.model, ...(input.onDemand ? { onDemand: input.onDemand } : {}) }, resources);
       const sink = sinkOf(parseSinkSpec(input.sink));
-      const partPath = partPathOf(deps, input.runId, input.shard.index, sink);
+      const partPath = partPathOf(resources, input.runId, input.shard.index, sink);
       const { snapshotPath, inPlace } = await localSnapshot(input);
       // A retry resumes after the segments its previous attempt reported as written.
       const previous = ctx.info.heartbeatDetails as { segmentsDone?: number } | undefined;
@@ -239,7 +225,7 @@ export function createActivities(deps: ActivityDeps) {
         },
       });
       const predicted = performance.now();
-      await deps.staging?.publish(input.runId, partNameOf(input.shard.index, sink), result.partPath);
+      await resources.staging?.publish(input.runId, partNameOf(input.shard.index, sink), result.partPath);
       const published = performance.now();
       await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: input.idColumn, onProgress: () => beat({ rowsDone: result.rows, segmentsDone }) });
       const ms = (from: number, to: number) => Math.round(to - from);
@@ -250,7 +236,7 @@ export function createActivities(deps: ActivityDeps) {
           rows: result.rows,
           attempt: ctx.info.attempt,
           predictMs: ms(started, predicted),
-          ...(deps.staging ? { publishMs: ms(predicted, published) } : {}),
+          ...(resources.staging ? { publishMs: ms(predicted, published) } : {}),
           ...(sink.stage ? { stageMs: ms(published, performance.now()) } : {}),
         },
         'shard done',
@@ -270,11 +256,11 @@ export function createActivities(deps: ActivityDeps) {
         await removeRunFiles(input.runId);
         return done;
       }
-      const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(deps, input.runId, i, sink));
-      const staging = deps.staging;
+      const parts = Array.from({ length: input.shardCount }, (_, i) => partPathOf(resources, input.runId, i, sink));
+      const staging = resources.staging;
       // Shared staging is the source of truth when there is one: every part comes from there, wherever its shard ran.
       const published = staging ? new Set(await staging.list(input.runId, 'parts/')) : undefined;
-      const present = async (name: string) => published?.has(name) ?? (await fs.stat(path.join(runDir(deps, input.runId), name)).catch(() => undefined)) !== undefined;
+      const present = async (name: string) => published?.has(name) ?? (await fs.stat(path.join(runDir(resources, input.runId), name)).catch(() => undefined)) !== undefined;
       const missing: string[] = [];
       for (let i = 0; i < input.shardCount; i++) {
         if (!(await present(partNameOf(i, sink)))) missing.push(path.basename(parts[i]!));

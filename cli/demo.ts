@@ -9,7 +9,7 @@ import path from 'node:path';
 import { connectClient, ensureSearchAttributes, startBatchInference } from '../client';
 import { loadConfig } from '../lib/config/env';
 import { createLogger } from '../lib/log';
-import { createActivityDeps } from '../activities/deps';
+import { createResources } from '../lib/pipeline/resources';
 import { lit, toText, withDuckDB } from '../lib/io/duckdb';
 import { table } from '../lib/util/format';
 import { createInferflowWorker } from '../workers/worker';
@@ -36,11 +36,11 @@ export async function runDemo(): Promise<void> {
   }
 
   try {
-    const deps = createActivityDeps(config, createLogger('warn', 'inferflow-worker'));
-    const { manifest, created } = await registerFeaturesExampleModel(deps.registry);
+    const resources = createResources(config, { logger: createLogger('warn', 'inferflow-worker') });
+    const { manifest, created } = await registerFeaturesExampleModel(resources.registry);
     say(`Registry: ${config.registry}: model ${manifest.name} version ${manifest.version} ${created ? 'registered' : 'already registered'} (alias production)`);
     // The plain model of the README's examples (a prepared feature file in, scores out).
-    await registerExampleModel(deps.registry);
+    await registerExampleModel(resources.registry);
     const input = await loadPipelineSpec(FEATURES_PIPELINE);
     const rel = (p: string) => path.relative(REPO_ROOT, p);
     const views = (input.featureViews ?? []).map((v) => `${String(v.name)} (${(v.features ?? []).length} features, ttl ${String(v.ttl ?? 'none')}) from ${rel((v.source as { path: string }).path)}`);
@@ -53,7 +53,7 @@ export async function runDemo(): Promise<void> {
 
     const client = await connectClient(config.temporal);
     await ensureSearchAttributes(client, config.temporal.namespace);
-    const { worker, close } = await createInferflowWorker({ config, deps });
+    const { worker, close } = await createInferflowWorker({ config, resources });
     let result;
     try {
       result = await worker.runUntil(async () => {
@@ -65,7 +65,7 @@ export async function runDemo(): Promise<void> {
       await close();
       await client.connection.close();
     }
-    const cacheEvent = deps.cache.events.find((e) => e.kind === 'download') ? 'downloaded from the registry into the cache' : 'reused from the local cache (no download)';
+    const cacheEvent = resources.cache.events.find((e) => e.kind === 'download') ? 'downloaded from the registry into the cache' : 'reused from the local cache (no download)';
     say(`\n${summaryTable(result, [['model cache', `${config.modelCacheDir} (${cacheEvent})`]])}\n`);
 
     const top = await withDuckDB(async (conn) => {

@@ -20,35 +20,36 @@ export interface ServeOptions {
 /** Resolve the spec's model (cached locally, verified), open the store, and listen. */
 export async function serve(specFile: string, opts: ServeOptions): Promise<InferenceServer & { describe: string; shutdown: () => Promise<void> }> {
   // Loaded here so that the rest of the CLI starts without ONNX Runtime and the server.
-  const { createActivityDeps } = await import('../activities/deps.js');
-  const { createModelContexts } = await import('../activities/models.js');
   const { loadConfig } = await import('../lib/config/env.js');
-  const { openOnlineStore } = await import('../lib/features/online/index.js');
   const { createLogger } = await import('../lib/log.js');
+  const { openPipeline } = await import('../lib/pipeline/pipeline.js');
+  const { createResources } = await import('../lib/pipeline/resources.js');
   const { loadPipelineSpec } = await import('../lib/pipeline/spec.js');
   const { startInferenceServer } = await import('../server/http.js');
   const config = loadConfig();
   const spec = await loadPipelineSpec(specFile);
-  // The workers' model loading: manifest, assembly plan and session, each checked against the model's ONNX signature.
-  const deps = createActivityDeps(config, createLogger(config.logLevel, 'inferflow-serve'));
-  const models = createModelContexts(deps);
-  const { resolved } = await deps.registry.resolve(spec.model);
-  const { manifest, plan } = await models.context(resolved, spec.onDemand ?? []);
-  const session = await models.session(resolved, plan);
-  const store = openOnlineStore(opts.store ?? { type: 'sqlite' }, { redisUrl: config.redisUrl, dataDir: config.dataDir });
-  const server = await startInferenceServer(
-    { model: resolved, manifest, session, views: spec.featureViews ?? [], plan, store, ...(spec.idColumn ? { idField: spec.idColumn } : {}) },
-    { port: opts.port, host: opts.host, limits: { ...config.serveLimits, ...opts.limits } },
-  );
-  return {
-    ...server,
-    describe: `${resolved.name}:${resolved.version} (${resolved.sha256.slice(0, 12)}) at ${server.url}/v2/models/${resolved.name}/infer, features from ${store.location}`,
-    shutdown: async () => {
-      await server.close();
-      await store.close();
-      await deps.sessions.close();
-    },
-  };
+  // The workers' runtime: manifest, assembly plan and session, each checked against the model's ONNX signature.
+  const resources = createResources(config, { logger: createLogger(config.logLevel, 'inferflow-serve') });
+  try {
+    const model = await resources.resolveModel(spec.model);
+    const pipeline = await openPipeline(
+      { model, featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
+      resources,
+    );
+    const features = pipeline.store.location; // opened before listening: a bad store spec fails here
+    const server = await startInferenceServer(pipeline, { port: opts.port, host: opts.host, limits: { ...config.serveLimits, ...opts.limits } });
+    return {
+      ...server,
+      describe: `${model.name}:${model.version} (${model.sha256.slice(0, 12)}) at ${server.url}/v2/models/${model.name}/infer, features from ${features}`,
+      shutdown: async () => {
+        await server.close();
+        await resources.close();
+      },
+    };
+  } catch (err) {
+    await resources.close();
+    throw err;
+  }
 }
 
 export function registerServeCommand(program: Command): void {

@@ -1,8 +1,8 @@
 /**
  * Online serving over HTTP with the KServe V2 (Open Inference Protocol) REST shapes: one
- * pipeline (model + feature views + on-demand features), features looked up in the online
- * store, the same assembly step as batch (`assembleOnline` → `assembleBlock`) and the same
- * `predict`.
+ * pipeline of the runtime (lib/pipeline/pipeline.ts: model + feature views + on-demand features),
+ * features looked up in the online store, then the same on-demand, transform, predict and
+ * post-process steps as batch (`Pipeline.infer`).
  *
  *   GET  /v2/health/live · /v2/health/ready
  *   GET  /v2/models/{name}                      model metadata: the request fields it needs, its outputs
@@ -18,26 +18,11 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type * as ortTypes from 'onnxruntime-node';
 import { DEFAULT_SERVE_LIMITS, type ServeLimits } from '../lib/config/env';
 import { InferflowError, errorMessage, httpStatusOf } from '../lib/errors';
-import type { OnlineStore } from '../lib/features/online';
-import type { AssemblyPlan } from '../lib/pipeline/assemble';
-import { assembleOnline, valueText, type OnlineRequest } from '../lib/pipeline/online';
-import type { ModelManifest, ResolvedModel } from '../lib/registry/manifest';
-import { predict } from '../lib/runtime/predict';
-import { outputColumnName, parseFeatureView, type FeatureViewInput } from '../lib/features/spec';
-
-export interface ServedPipeline {
-  model: ResolvedModel;
-  manifest: ModelManifest;
-  session: ortTypes.InferenceSession;
-  views: readonly FeatureViewInput[];
-  /** How request fields and view features become model inputs (on-demand features, transforms), checked against the model (activities/models.ts). */
-  plan: AssemblyPlan;
-  store: OnlineStore;
-  idField?: string;
-}
+import { valueText, type OnlineRequest } from '../lib/pipeline/online';
+import type { Pipeline } from '../lib/pipeline/pipeline';
+import { outputColumnName } from '../lib/features/spec';
 
 /** Most rows one request may carry. */
 export const MAX_ROWS_PER_REQUEST = 10_000;
@@ -158,16 +143,16 @@ export interface InferenceServer {
   close(): Promise<void>;
 }
 
-/** Serve one pipeline. Resolves once listening (port 0 picks a free one). */
-export async function startInferenceServer(p: ServedPipeline, options: { port?: number; host?: string; limits?: Partial<ServeLimits> } = {}): Promise<InferenceServer> {
+/** Serve one pipeline (opened with its session and online store). Resolves once listening (port 0 picks a free one). */
+export async function startInferenceServer(p: Pipeline, options: { port?: number; host?: string; limits?: Partial<ServeLimits> } = {}): Promise<InferenceServer> {
   const limits = { ...DEFAULT_SERVE_LIMITS, ...options.limits };
   const overCap = new WeakSet<Socket>();
   const plan = p.plan;
-  // Validated once here, not on every request (an invalid view fails at start-up).
-  const views = p.views.map((v, i) => parseFeatureView(v, `views[${i}]`));
-  const fromViews = new Set(p.views.flatMap((v) => v.features.map((f) => outputColumnName(v.name, f.name))));
+  // Validated here, at start-up (an invalid view fails before the server listens); the pipeline keeps them parsed.
+  const views = p.views;
+  const fromViews = new Set(views.flatMap((v) => v.features.map((f) => outputColumnName(v.name, f.name))));
   const requestFields = plan.sourceColumns.filter((c) => !fromViews.has(c.name));
-  const entityFields = [...new Set(p.views.flatMap((v) => v.entities))];
+  const entityFields = [...new Set(views.flatMap((v) => v.entities))];
   const name = p.model.name;
   const regression = p.manifest.metadata.task === 'regression';
 
@@ -198,13 +183,12 @@ export async function startInferenceServer(p: ServedPipeline, options: { port?: 
               platform: 'onnxruntime',
               inputs: [...entityFields.map((f) => ({ name: f, datatype: 'BYTES|INT64', shape: [-1] })), ...requestFields.filter((c) => !entityFields.includes(c.name)).map((c) => ({ name: c.name, datatype: c.kind === 'string' ? 'BYTES' : c.kind === 'timestamp' ? 'BYTES (ISO 8601) or INT64 (epoch ms)' : 'FP64', shape: [-1] }))],
               outputs: regression ? [{ name: 'prediction', datatype: 'FP32', shape: [-1] }] : [{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'score', datatype: 'FP32', shape: [-1] }],
-              parameters: { sha256: p.model.sha256, feature_views: p.views.map((v) => v.name) },
+              parameters: { sha256: p.model.sha256, feature_views: views.map((v) => v.name) },
             });
           }
           if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {
             const { id, rows, asOf } = rowsOf(await readJson(req, limits.maxBodyBytes));
-            const { block, statuses } = await assembleOnline({ plan, views, store: p.store, requests: rows, ...(asOf ? { now: asOf } : {}), ...(p.idField ? { idField: p.idField } : {}) });
-            const preds = await predict(p.session, p.manifest, block);
+            const { predictions: preds, statuses } = await p.infer({ requests: rows, ...(asOf ? { now: asOf } : {}) });
             const outputs = regression
               ? [{ name: 'prediction', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.value!) }]
               : [

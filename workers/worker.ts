@@ -3,11 +3,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { InferflowConfig } from '../lib/config/env';
 import { createActivities } from '../activities';
-import { createActivityDeps, type ActivityDeps } from '../activities/deps';
 import { errorMessage } from '../lib/errors';
 import { warmSharedDuckDB } from '../lib/io/duckdb';
-import { closePostgresPools, closeRedisClients } from '../lib/sinks';
-import { closeOnlineStores } from '../activities/online';
+import { createResources, type Resources } from '../lib/pipeline/resources';
 import { connectOrExplain, connectionOptions } from './connection';
 import { warmTemporalCodecs } from './warm';
 
@@ -36,30 +34,31 @@ export interface InferflowWorkerOptions {
   config: InferflowConfig;
   /** Reuse a connection (tests); otherwise one is opened from `config.temporal`. */
   connection?: NativeConnection;
-  deps?: ActivityDeps;
+  /** The process's resources (tests); otherwise created from `config`. Closed by `close()` either way. */
+  resources?: Resources;
   /** Extra Temporal worker options (e.g. a prebuilt `workflowBundle`). */
   overrides?: Partial<WorkerOptions>;
 }
 
 /** A worker for the Inferflow task queue with the whole activity set registered. */
-export async function createInferflowWorker(options: InferflowWorkerOptions): Promise<{ worker: Worker; deps: ActivityDeps; connection: NativeConnection; close: () => Promise<void> }> {
+export async function createInferflowWorker(options: InferflowWorkerOptions): Promise<{ worker: Worker; resources: Resources; connection: NativeConnection; close: () => Promise<void> }> {
   const { config } = options;
   const connection = options.connection ?? (await connectOrExplain(config.temporal.address, () => NativeConnection.connect(connectionOptions(config.temporal))));
-  const deps = options.deps ?? createActivityDeps(config);
+  const resources = options.resources ?? createResources(config);
   // The registered feature modules load before the worker polls: a module that fails stops the worker here, naming it.
-  const onDemand = await deps.onDemand;
-  deps.logger.info({ onDemand: onDemand.names() }, 'on-demand features registered');
+  const onDemand = await resources.onDemand;
+  resources.logger.info({ onDemand: onDemand.names() }, 'on-demand features registered');
   // Inference threads load ONNX Runtime while the worker waits for its first task, not inside it
   // (cold benchmark runs took 40–140 ms longer without this).
-  deps.sessions.warm();
+  resources.sessions.warm();
   // So do the SDK's message codecs and the shared DuckDB instance (warm.ts says what they cost).
   warmTemporalCodecs();
-  warmSharedDuckDB().catch((err: unknown) => deps.logger.warn({ err: errorMessage(err) }, 'could not create the shared DuckDB instance ahead of the first task; the first task will try again'));
+  warmSharedDuckDB().catch((err: unknown) => resources.logger.warn({ err: errorMessage(err) }, 'could not create the shared DuckDB instance ahead of the first task; the first task will try again'));
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    activities: createActivities(deps),
+    activities: createActivities(resources),
     ...(options.overrides?.workflowBundle ? {} : workflowCode()),
     maxConcurrentActivityTaskExecutions: MAX_CONCURRENT_ACTIVITIES,
     shutdownGraceTime: '10s',
@@ -70,12 +69,11 @@ export async function createInferflowWorker(options: InferflowWorkerOptions): Pr
   });
   return {
     worker,
-    deps,
+    resources,
     connection,
     close: async () => {
-      const { unfinished } = await deps.sessions.close();
-      if (unfinished > 0) deps.logger.warn({ unfinished }, 'inference calls still running after the shutdown grace: their threads were stopped anyway');
-      await Promise.allSettled([closePostgresPools(), closeRedisClients(), closeOnlineStores()]);
+      const { unfinished } = await resources.close();
+      if (unfinished > 0) resources.logger.warn({ unfinished }, 'inference calls still running after the shutdown grace: their threads were stopped anyway');
       if (!options.connection) await connection.close();
     },
   };

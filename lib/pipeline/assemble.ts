@@ -116,14 +116,23 @@ export function checkSignature(plan: AssemblyPlan, signature: ModelSignature, wh
 /** A batch of raw columns, as read from a source or built from requests. */
 export type RawBatch = Record<string, OnDemandColumn>;
 
+/** THE on-demand step: the plan's on-demand features computed from the raw columns, added to them. */
+export function onDemandColumns(plan: AssemblyPlan, batch: RawBatch, rows: number, rowLabel: (row: number) => string): RawBatch {
+  return plan.onDemand.length > 0 ? computeOnDemand(plan.onDemand, batch, rows, rowLabel) : batch;
+}
+
+/** THE transform step: the model's fitted transforms applied to the columns, then one row-major float32 matrix per model input. */
+export function transformColumns(plan: AssemblyPlan, columns: RawBatch, rows: number, rowLabel: (row: number) => string): FeatureBlock {
+  const cols = plan.transforms ? { ...columns, ...plan.transforms.apply(columns, rowLabel) } : columns;
+  const inputs: Record<string, Float32Array> = {};
+  for (const input of plan.inputs) inputs[input.name] = assembleMatrix(input.columns, cols);
+  return { rows, inputs, rowLabel };
+}
+
 /**
  * On-demand features → transforms → model input matrices for `rows` rows.
  * @throws SchemaMismatchError / InvalidValueError from the steps, naming columns and rows (`rowLabel`)
  */
 export function assembleBlock(plan: AssemblyPlan, batch: RawBatch, rows: number, rowLabel: (row: number) => string = (i) => `row ${i}`): FeatureBlock {
-  let cols = plan.onDemand.length > 0 ? computeOnDemand(plan.onDemand, batch, rows, rowLabel) : batch;
-  if (plan.transforms) cols = { ...cols, ...plan.transforms.apply(cols, rowLabel) };
-  const inputs: Record<string, Float32Array> = {};
-  for (const input of plan.inputs) inputs[input.name] = assembleMatrix(input.columns, cols);
-  return { rows, inputs, rowLabel };
+  return transformColumns(plan, onDemandColumns(plan, batch, rows, rowLabel), rows, rowLabel);
 }

@@ -12,7 +12,8 @@ import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchEr
 import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, selectColumn, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
-import { checkFinite, inputColumns, nonFiniteValues, predict, type FeatureBlock } from '../runtime/predict';
+import { checkFinite, inputColumns, nonFiniteValues, type FeatureBlock } from '../runtime/predict';
+import { predict } from './predict';
 import { LINEAGE_COLUMNS, type LineageColumn, type PartFormat } from '../sinks/types';
 import { assembleBlock, checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
 

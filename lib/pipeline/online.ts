@@ -5,7 +5,7 @@
  *
  *   const plan = planAssembly(manifest, registry.resolve(spec.onDemand ?? []));  // registry: OnDemandRegistry.load(config.modules)
  *   const views = spec.featureViews.map((v) => parseFeatureView(v));  // once
- *   const { block, statuses } = await assembleOnline({ plan, views, store, requests });
+ *   const { block, statuses } = await assembleOnline({ plan, views, store, requests });  // or Pipeline (pipeline.ts)
  *   const predictions = await predict(session, manifest, block);
  *
  * Feature values that are NOT_FOUND, STALE (older than the view's TTL at `now`) or NULL go in
@@ -31,6 +31,18 @@ export interface OnlineAssembleArgs {
   now?: Date;
   /** Request field naming rows in errors (e.g. transaction_id). */
   idField?: string;
+}
+
+/** Request rows and their online features as the plan's raw columns, before the on-demand and transform steps. */
+export interface OnlineRetrieved {
+  batch: RawBatch;
+  rows: number;
+  /** `<idField>=<value>` or `request <i>`, for messages. */
+  rowLabel: (row: number) => string;
+  /** True when a raw column's value in a row was missing (null, absent, or a feature not PRESENT). */
+  missing: (row: number, column: string) => boolean;
+  /** Per request, per `<view>__<feature>` column: the online store's status. */
+  statuses: Record<string, FeatureStatus>[];
 }
 
 export interface OnlineAssembled {
@@ -109,14 +121,14 @@ export function requestValueProblems(args: { plan: AssemblyPlan; views: readonly
 
 /**
  * Look up every view's features for the requests' entity keys (one multi-get per view), fill
- * the plan's raw columns from the requests and the lookups, and assemble the model inputs.
+ * the plan's raw columns from the requests and the lookups (THE online retrieval step).
  * A request whose key has a null (or absent) part finds no features: NOT_FOUND, as a spine row
  * with a null key gets no features in batch.
  *
  * @throws InvalidInputError a request value that does not fit its field (requestValueProblems)
  * @throws SchemaMismatchError a raw column that neither the requests nor the views provide
  */
-export async function assembleOnline(args: OnlineAssembleArgs): Promise<OnlineAssembled> {
+export async function retrieveOnlineFeatures(args: OnlineAssembleArgs): Promise<OnlineRetrieved> {
   const { plan, requests } = args;
   const rows = requests.length;
   const { views } = args;
@@ -162,6 +174,12 @@ export async function assembleOnline(args: OnlineAssembleArgs): Promise<OnlineAs
     const id = idField ? requests[i]?.[idField] : undefined;
     return idField && (typeof id === 'string' || typeof id === 'number' || typeof id === 'bigint') ? `${idField}=${id}` : `request ${i}`;
   };
-  const block = assembleBlock(plan, batch, rows, rowLabel);
-  return { block: { ...block, missing: (row, column) => missing.get(column)?.has(row) ?? false }, statuses };
+  return { batch, rows, rowLabel, missing: (row, column) => missing.get(column)?.has(row) ?? false, statuses };
+}
+
+/** retrieveOnlineFeatures, then the on-demand and transform steps (assembleBlock): the model inputs for the requests. */
+export async function assembleOnline(args: OnlineAssembleArgs): Promise<OnlineAssembled> {
+  const r = await retrieveOnlineFeatures(args);
+  const block = assembleBlock(args.plan, r.batch, r.rows, r.rowLabel);
+  return { block: { ...block, missing: r.missing }, statuses: r.statuses };
 }

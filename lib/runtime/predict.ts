@@ -1,6 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type * as ortTypes from 'onnxruntime-node';
-import { CorruptArtifactError, InvalidValueError, SchemaMismatchError } from '../errors';
+import { InvalidValueError, SchemaMismatchError } from '../errors';
 import type { ModelManifest } from '../registry/manifest';
 import { ort } from './onnx';
 import { offloadOf } from './pool';
@@ -27,16 +27,6 @@ export interface FeatureBlock {
   missing?: (row: number, column: string) => boolean;
 }
 
-export interface Predictions {
-  rows: number;
-  /** Predicted class label (classification). */
-  label?: Float64Array;
-  /** Probability of the positive class (binary) or of the predicted class (multiclass). */
-  score?: Float32Array;
-  /** Regression output. */
-  value?: Float32Array;
-}
-
 export interface PredictOptions {
   /** Rows per call (default DEFAULT_CHUNK_ROWS on the calling thread, DEFAULT_OFFLOAD_CHUNK_ROWS on a pool). */
   chunkRows?: number;
@@ -45,11 +35,21 @@ export interface PredictOptions {
   offload?: boolean;
 }
 
-interface OutputTensor {
+/** One output tensor of a `session.run` call (on the calling thread or from a pool thread). */
+export interface OutputTensor {
   data: unknown;
   dims: readonly number[];
   dispose?: () => void;
 }
+
+/** One chunk's outputs by output name. */
+export type ChunkOutputs = Record<string, OutputTensor>;
+
+/**
+ * Receives each chunk's outputs, in row order, for rows [start, start + n) of the block; the
+ * tensors are released after it returns (lib/pipeline/post-process.ts turns them into predictions).
+ */
+export type CollectOutputs = (outputs: ChunkOutputs, start: number, n: number) => void;
 
 /** Feature columns per input, in the order the model expects them. */
 export function inputColumns(manifest: ModelManifest): { name: string; columns: string[] }[] {
@@ -113,27 +113,16 @@ export function checkFinite(manifest: ModelManifest, block: FeatureBlock): void 
 }
 
 /**
- * THE inference step shared by batch, online and streaming: assembled feature block in,
- * post-processed predictions out. Runs the session in chunks. onnxruntime-node computes on the
- * calling thread: when the session belongs to an inference pool (SessionCache, pool.ts) and the
- * block has at least MIN_OFFLOAD_ROWS rows, chunks run on the pool's threads (one in flight per
- * thread) and the event loop stays free; otherwise they run here, yielding to the event loop
- * between chunks. Either way the results are the same, bit for bit.
+ * Run the model over an assembled feature block in chunks, handing each chunk's outputs to
+ * `collect` (the post-processing step). onnxruntime-node computes on the calling thread: when the
+ * session belongs to an inference pool (SessionCache, pool.ts) and the block has at least
+ * MIN_OFFLOAD_ROWS rows, chunks run on the pool's threads (one in flight per thread) and the event
+ * loop stays free; otherwise they run here, yielding to the event loop between chunks. Either way
+ * the results are the same, bit for bit.
  */
-export async function predict(session: ortTypes.InferenceSession, manifest: ModelManifest, block: FeatureBlock, options: PredictOptions = {}): Promise<Predictions> {
+export async function runModel(session: ortTypes.InferenceSession, manifest: ModelManifest, block: FeatureBlock, collectOutputs: CollectOutputs, options: PredictOptions = {}): Promise<void> {
   checkFinite(manifest, block);
   const inputs = inputColumns(manifest);
-  const outNames = manifest.metadata.outputs;
-  const task = manifest.metadata.task;
-  const out: Predictions = { rows: block.rows };
-  if (task === 'regression') out.value = new Float32Array(block.rows);
-  else {
-    out.label = new Float64Array(block.rows);
-    out.score = new Float32Array(block.rows);
-  }
-  const classLabels = manifest.metadata.class_labels;
-  const positiveIndex = classLabels && manifest.metadata.positive_class !== undefined ? classLabels.indexOf(manifest.metadata.positive_class) : 1;
-
   const offload = options.offload === false || block.rows < MIN_OFFLOAD_ROWS ? undefined : offloadOf(session);
   const chunkRows = Math.max(1, options.chunkRows ?? (offload ? DEFAULT_OFFLOAD_CHUNK_ROWS : DEFAULT_CHUNK_ROWS));
   const feedsFor = (start: number, n: number) => {
@@ -144,33 +133,13 @@ export async function predict(session: ortTypes.InferenceSession, manifest: Mode
     }
     return feeds;
   };
-  const collect = (result: Record<string, OutputTensor>, start: number, n: number) => {
-    if (task === 'regression') {
-      const v = result[outNames.value ?? session.outputNames[0]!];
-      if (!v) throw new CorruptArtifactError(`model output ${outNames.value} not found`, { output: outNames.value });
-      out.value!.set(toFloat32(v.data as ArrayLike<number>), start);
-    } else {
-      const labelT = result[outNames.label ?? 'label'];
-      const probT = result[outNames.probabilities ?? 'probabilities'];
-      if (!labelT || !probT) {
-        throw new CorruptArtifactError(`model outputs ${outNames.label ?? 'label'} / ${outNames.probabilities ?? 'probabilities'} not found (model has ${session.outputNames.join(', ')})`, {});
-      }
-      const labels = labelsAsNumbers(labelT.data, n);
-      const probs = probT.data as Float32Array;
-      const k = probT.dims[1] ?? 1;
-      for (let r = 0; r < n; r++) {
-        out.label![start + r] = labels[r]!;
-        if (task === 'binary_classification') out.score![start + r] = probs[r * k + (positiveIndex >= 0 ? positiveIndex : 1)]!;
-        else {
-          let best = 0;
-          for (let c = 1; c < k; c++) if (probs[r * k + c]! > probs[r * k + best]!) best = c;
-          out.score![start + r] = probs[r * k + best]!;
-        }
-      }
+  const collect = (result: ChunkOutputs, start: number, n: number) => {
+    try {
+      collectOutputs(result, start, n);
+    } finally {
+      for (const t of Object.values(result)) t.dispose?.();
     }
-    for (const t of Object.values(result)) t.dispose?.();
   };
-
   if (!offload) {
     for (let start = 0; start < block.rows; start += chunkRows) {
       const n = Math.min(chunkRows, block.rows - start);
@@ -178,7 +147,7 @@ export async function predict(session: ortTypes.InferenceSession, manifest: Mode
       options.onChunk?.(start + n);
       if (start + n < block.rows) await yieldToEventLoop();
     }
-    return out;
+    return;
   }
 
   // On the pool: keep up to one chunk per pool thread in flight, collect in order.
@@ -199,9 +168,5 @@ export async function predict(session: ortTypes.InferenceSession, manifest: Mode
     options.onChunk?.(c.start + c.n);
     if (next < block.rows) submit();
   }
-  return out;
 }
 
-function toFloat32(data: ArrayLike<number>): Float32Array {
-  return data instanceof Float32Array ? data : Float32Array.from(data);
-}

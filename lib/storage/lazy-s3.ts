@@ -3,6 +3,15 @@ import type { S3ObjectStore, S3StoreOptions } from './s3';
 import { checkKey } from './keys';
 import type { ObjectInfo, ObjectStore, PutOptions } from './types';
 
+/** The S3 backend, loaded by the first S3 store that is used. */
+let s3Module: Promise<typeof import('./s3')> | undefined;
+const loadS3 = () => (s3Module ??= import('./s3.js'));
+
+/** Release the process's S3 clients if any S3 store was used (without loading the AWS SDK otherwise). */
+export async function closeS3Clients(): Promise<void> {
+  if (s3Module) (await s3Module).closeS3Clients();
+}
+
 /**
  * An `s3://` store that loads the AWS SDK on its first call rather than when it is opened:
  * `openStore` is also what `inferflow models list` runs against a local registry, and the SDK
@@ -19,7 +28,7 @@ export class LazyS3ObjectStore implements ObjectStore {
   }
 
   private open(): Promise<S3ObjectStore> {
-    this.store ??= import('./s3.js').then(({ S3ObjectStore }) => new S3ObjectStore(this.options));
+    this.store ??= loadS3().then(({ S3ObjectStore }) => new S3ObjectStore(this.options));
     return this.store;
   }
 

@@ -48,6 +48,13 @@ export function s3ClientFor(settings: S3Settings): S3Client {
   return c;
 }
 
+/** Release the process's S3 clients (their sockets); the next s3ClientFor creates new ones. */
+export function closeS3Clients(): void {
+  const all = [...clients.values()];
+  clients.clear();
+  for (const c of all) c.destroy();
+}
+
 /**
  * `s3://bucket/prefix` backend. Conditional writes use S3's `If-None-Match: *` (create-only)
  * and `If-Match: <etag>` (compare-and-swap). Large files upload in parts; downloads stream.

@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { InferflowConfig } from '../../lib/config/env';
-import { createActivityDeps, type ActivityDeps } from '../../activities/deps';
+import { createResources, type Resources } from '../../lib/pipeline/resources';
 import { createLogger } from '../../lib/log';
 import { WORKFLOWS_PATH, createInferflowWorker } from '../../workers/worker';
 import { installTemporalRuntime } from '../../workers/runtime';
@@ -16,21 +16,21 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 }
 
 export interface RunningWorker {
-  deps: ActivityDeps;
+  resources: Resources;
   client: Client;
   stop(): Promise<void>;
 }
 
 /** A real worker polling `config.temporal.taskQueue` on the test server, plus a client. */
-export async function startWorker(config: InferflowConfig, deps: ActivityDeps = createActivityDeps(config, createLogger('warn'))): Promise<RunningWorker> {
+export async function startWorker(config: InferflowConfig, resources: Resources = createResources(config, { logger: createLogger('warn') })): Promise<RunningWorker> {
   installTemporalRuntime(createLogger(process.env.TEST_TEMPORAL_LOG_LEVEL === 'WARN' ? 'warn' : 'error'));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const { worker, close } = await createInferflowWorker({ config, connection, deps, overrides: { workflowBundle: await workflowBundle() } });
+  const { worker, close } = await createInferflowWorker({ config, connection, resources, overrides: { workflowBundle: await workflowBundle() } });
   const running = worker.run();
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   return {
-    deps,
+    resources,
     client,
     async stop() {
       worker.shutdown();

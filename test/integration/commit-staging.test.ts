@@ -10,7 +10,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities, type CommitInput } from '../../activities';
-import { createActivityDeps } from '../../activities/deps';
+import { createResources } from '../../lib/pipeline/resources';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { createLogger } from '../../lib/log';
 import { RunStaging } from '../../lib/pipeline/staging';
@@ -63,7 +63,7 @@ async function runStagedElsewhere(runId: string, shards: number, publish: number
 
 describe('commitPredictions with shared staging, on a worker that ran no shard', () => {
   const commit = async (runId: string, shardCount: number, rows: number) => {
-    const acts = createActivities(createActivityDeps(env.config, createLogger('warn')));
+    const acts = createActivities(createResources(env.config, { logger: createLogger('warn') }));
     const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink: { type: 'postgres', table }, shardCount, rows };
     return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
   };
@@ -119,7 +119,7 @@ describe('commitPredictions without shared staging: parts in the worker’s own 
     for (const i of shards) await stagedPart(runId, i, path.join(local.config.dataDir, 'runs', runId, 'parts', `part-${String(i).padStart(5, '0')}.csv`));
   }
   const commit = async (runId: string) => {
-    const acts = createActivities(createActivityDeps(local.config, createLogger('warn')));
+    const acts = createActivities(createResources(local.config, { logger: createLogger('warn') }));
     const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink: { type: 'postgres', table }, shardCount: 2, rows: 200 };
     return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
   };
@@ -149,7 +149,7 @@ describe('commitPredictions retried after its commit and clean-up finished (the 
   });
 
   const commit = async (runId: string, sink: CommitInput['sink'], shardCount: number, rows: number) => {
-    const acts = createActivities(createActivityDeps(here.config, createLogger('warn')));
+    const acts = createActivities(createResources(here.config, { logger: createLogger('warn') }));
     const input: CommitInput = { runId, workflowId: `wf-${runId}`, pipeline: 'fraud', model, sink, shardCount, rows };
     return new MockActivityEnvironment().run((i: CommitInput) => acts.commitPredictions(i), input);
   };

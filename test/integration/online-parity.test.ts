@@ -21,7 +21,7 @@ import { assembleOnline, type OnlineRequest } from '../../lib/pipeline/online';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { ModelRegistry, type ModelManifest } from '../../lib/registry';
 import { loadSession } from '../../lib/runtime/onnx';
-import { predict } from '../../lib/runtime/predict';
+import { predict } from '../../lib/pipeline/predict';
 import { openStore } from '../../lib/storage';
 import { tempConfig, uniqueName } from '../helpers/env';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelManifest } from '../../lib/registry';
-import { predict } from '../../lib/runtime/predict';
+import { predict } from '../../lib/pipeline/predict';
 import { InferencePool, offloadOf } from '../../lib/runtime/pool';
 import { SessionCache } from '../../lib/runtime/sessions';
 import { EXAMPLE_MODEL_DIR, REPO_ROOT } from '../helpers/env';

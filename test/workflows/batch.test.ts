@@ -133,12 +133,12 @@ describe('batchInference on a real Temporal server', () => {
 
   it('reads CSV input too and reuses the cached model', async () => {
     const csv = await writeVariant(dir, 'small.csv', '*', 'true', 1234);
-    await w.deps.cache.ensure((await w.deps.registry.resolve('fraud-detector')).resolved, w.deps.registry); // cached (also when this test runs alone)
-    const downloadsBefore = w.deps.cache.events.filter((e) => e.kind === 'download').length;
+    await w.resources.cache.ensure((await w.resources.registry.resolve('fraud-detector')).resolved, w.resources.registry); // cached (also when this test runs alone)
+    const downloadsBefore = w.resources.cache.events.filter((e) => e.kind === 'download').length;
     const { result } = await run({ model: 'fraud-detector', features: csv, sink: { type: 'duckdb', table: 'fraud_scores' } });
     expect(result.rowsOut).toBe(1234);
     expect(result.output.location).toContain('#fraud_scores');
-    expect(w.deps.cache.events.filter((e) => e.kind === 'download').length).toBe(downloadsBefore);
+    expect(w.resources.cache.events.filter((e) => e.kind === 'download').length).toBe(downloadsBefore);
   });
 
   it('starts from the Temporal CLI with the documented JSON input', async () => {

@@ -94,7 +94,7 @@ describe('faults', () => {
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain(manifest.artifact.sha256);
     // Fetched twice (the second try is the re-fetch), never counted as a download, never left in the cache.
-    expect(w.deps.cache.events.filter((e) => e.sha256 === manifest.artifact.sha256 && e.kind === 'download')).toEqual([]);
-    await expect(fs.access(w.deps.cache.pathFor(manifest.artifact.sha256))).rejects.toThrow();
+    expect(w.resources.cache.events.filter((e) => e.sha256 === manifest.artifact.sha256 && e.kind === 'download')).toEqual([]);
+    await expect(fs.access(w.resources.cache.pathFor(manifest.artifact.sha256))).rejects.toThrow();
   });
 });

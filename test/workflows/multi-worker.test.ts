@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBatchInference } from '../../client';
-import { createActivityDeps, type ActivityDeps } from '../../activities/deps';
+import { createResources, type Resources } from '../../lib/pipeline/resources';
 import { loadConfig, type InferflowConfig } from '../../lib/config/env';
 import { createLogger } from '../../lib/log';
 import { RunStaging } from '../../lib/pipeline/staging';
@@ -22,7 +22,7 @@ import { workflowBundle } from '../helpers/worker';
 
 interface Machine {
   config: InferflowConfig;
-  deps: ActivityDeps;
+  resources: Resources;
   stop: () => Promise<void>;
 }
 
@@ -46,15 +46,15 @@ async function startMachine(name: string, stagingUrl: string): Promise<Machine> 
     INFERFLOW_ALLOWED_ROOTS: shared,
     INFERFLOW_LOG_LEVEL: 'warn',
   });
-  const deps = createActivityDeps(config, createLogger('warn'));
+  const resources = createResources(config, { logger: createLogger('warn') });
   const bundle = await workflowBundle(); // installs the Temporal runtime before the first connection
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   // One activity at a time per machine: with 4 shards in flight, both machines must take some.
-  const { worker, close } = await createInferflowWorker({ config, connection, deps, overrides: { workflowBundle: bundle, maxConcurrentActivityTaskExecutions: 1 } });
+  const { worker, close } = await createInferflowWorker({ config, connection, resources, overrides: { workflowBundle: bundle, maxConcurrentActivityTaskExecutions: 1 } });
   const running = worker.run();
   return {
     config,
-    deps,
+    resources,
     stop: async () => {
       worker.shutdown();
       await running;
@@ -92,7 +92,7 @@ describe('workers on two machines with shared S3 staging', () => {
     expect(result.shards).toBe(12);
 
     // Both machines predicted: each downloaded the model into its own cache.
-    for (const m of machines) expect(m.deps.cache.events.filter((e) => e.kind === 'download'), m.config.dataDir).toHaveLength(1);
+    for (const m of machines) expect(m.resources.cache.events.filter((e) => e.kind === 'download'), m.config.dataDir).toHaveLength(1);
     // A snapshot copy is left in a run directory (the planner's, or the fetcher's when discardRun ran on the planner).
     // That both machines predicted (a model download on each, above) and the output is exact (below) shows the staging path worked.
     const fetched = await Promise.all(machines.map((m) => fs.stat(path.join(m.config.dataDir, 'runs', result.runId, 'snapshot.parquet')).then(() => true, () => false)));

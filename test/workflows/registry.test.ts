@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SEARCH_ATTRIBUTES, queryProgress, startBatchInference } from '../../client';
-import { createActivityDeps } from '../../activities/deps';
+import { createResources } from '../../lib/pipeline/resources';
 import { ensureWeed, startSeaweedFS, type SeaweedFS } from '../../devservices/seaweedfs';
 import { createLogger } from '../../lib/log';
 import { loadConfig } from '../../lib/config/env';
@@ -100,7 +100,7 @@ describe('batchInference with the model registry on S3 (SeaweedFS)', () => {
       const store = new S3ObjectStore({ bucket: 'outage', prefix: 'registry', settings: { endpoint: weed.endpoint, region: weed.region, forcePathStyle: true }, client: weed.client() });
       const registry = new ModelRegistry(store);
       await registerExample(registry);
-      const w = await startWorker(config, { ...createActivityDeps(config, createLogger('silent')), registry });
+      const w = await startWorker(config, createResources(config, { logger: createLogger('silent'), registry }));
       try {
         await weed.kill();
         const handle = await startBatchInference(w.client, { model: 'fraud-detector@production', features: EXAMPLE_FEATURES }, { taskQueue: config.temporal.taskQueue });

@@ -1,0 +1,161 @@
+/**
+ * THE runtime: a pipeline opened once from its definition (model version, on-demand features,
+ * feature views, online store, id column) and the process's Resources, offering the steps by name:
+ *
+ *   resolveModel       ref → exact version                       Resources.resolveModel (resources.ts)
+ *   retrieveFeatures   offline point-in-time (batch)             lib/features/offline.ts getHistoricalFeatures
+ *                      or online store lookup (online, stream)   online.ts retrieveOnlineFeatures
+ *   onDemand           on-demand features                        assemble.ts onDemandColumns
+ *   transform          fitted transforms → model input matrices  assemble.ts transformColumns
+ *   predict            the model, in chunks                      predict.ts predict (lib/runtime/predict.ts runModel)
+ *   postProcess        outputs → label / score / prediction      post-process.ts postProcess
+ *   write              batch: the shard's staged part            batch.ts predictShard, then the run sink (lib/sinks)
+ *
+ * Batch runs the same steps inside its shard machinery (batch.ts); online (`server/http.ts`, the
+ * predictOnline activity) calls `infer`, which chains retrieveFeatures → onDemand → transform →
+ * predict. The model context and the session come from Resources, so opening a pipeline again for
+ * the same model costs a few map lookups.
+ */
+import type * as ortTypes from 'onnxruntime-node';
+import type { OnDemandRef } from '../features/on-demand';
+import type { OnlineStore, OnlineStoreSpec } from '../features/online';
+import { getHistoricalFeatures, type AllEntitiesSpine, type HistoricalFeaturesResult } from '../features/offline';
+import type { FeatureView, FeatureViewInput } from '../features/spec';
+import type { ModelManifest, ResolvedModel } from '../registry/manifest';
+import type { FeatureBlock, PredictOptions } from '../runtime/predict';
+import { onDemandColumns, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
+import { retrieveOnlineFeatures, type OnlineRequest, type OnlineRetrieved } from './online';
+import { postProcess, type PostProcess, type Predictions } from './post-process';
+import { predict } from './predict';
+import type { Resources } from './resources';
+
+export interface PipelineDefinition {
+  model: ResolvedModel;
+  /** On-demand features computed before the model's transforms, by registered name. */
+  onDemand?: readonly OnDemandRef[];
+  /** Feature views whose `<view>__<feature>` columns the model reads. */
+  featureViews?: readonly FeatureViewInput[];
+  /** The online store of the views (online and streaming); absent: the embedded SQLite store. */
+  store?: OnlineStoreSpec;
+  /** The field naming rows in error messages (e.g. transaction_id). */
+  idColumn?: string;
+}
+
+export interface OpenPipelineOptions {
+  /** false: manifest and plan only (planning a batch run), no model download and no session. Default true. */
+  session?: boolean;
+}
+
+/** Offline retrieval: the views joined point-in-time onto a spine, written to a Parquet file. */
+export interface OfflineRetrieval {
+  spine: string | AllEntitiesSpine;
+  output: string;
+  entityTimestampField?: string;
+  /** Parent of the temporary directory (downloads, DuckDB spill files). */
+  tempDir?: string;
+}
+
+/** Online retrieval: the online store's features for request rows. */
+export interface OnlineRetrieval {
+  requests: readonly OnlineRequest[];
+  /** Judge feature freshness (the views' TTLs) at this time. Default: now. */
+  now?: Date;
+}
+
+/** `resolveModel`: a reference (`name`, `name:3`, `name@alias`) → one exact version. */
+export function resolveModel(resources: Resources, ref: string): Promise<ResolvedModel> {
+  return resources.resolveModel(ref);
+}
+
+export class Pipeline {
+  readonly model: ResolvedModel;
+  readonly manifest: ModelManifest;
+  readonly plan: AssemblyPlan;
+  private readonly resources: Resources;
+  private readonly definition: PipelineDefinition;
+  private readonly loaded: ortTypes.InferenceSession | undefined;
+  /** Kept once looked up: a server's requests then skip the Resources' lookups. */
+  private parsedViews: FeatureView[] | undefined;
+  private openedStore: OnlineStore | undefined;
+
+  private constructor(args: { resources: Resources; definition: PipelineDefinition; manifest: ModelManifest; plan: AssemblyPlan; session: ortTypes.InferenceSession | undefined }) {
+    this.resources = args.resources;
+    this.definition = args.definition;
+    this.model = args.definition.model;
+    this.manifest = args.manifest;
+    this.plan = args.plan;
+    this.loaded = args.session;
+  }
+
+  /** Open a pipeline: its model context (manifest + assembly plan, checked against the ONNX signature) and, unless told otherwise, its session. */
+  static async open(definition: PipelineDefinition, resources: Resources, options: OpenPipelineOptions = {}): Promise<Pipeline> {
+    const { manifest, plan } = await resources.modelContext(definition.model, definition.onDemand);
+    const session = options.session === false ? undefined : await resources.session(definition.model, plan);
+    return new Pipeline({ resources, definition, manifest, plan, session });
+  }
+
+  /** The model's session (pipelines opened with `session: false` have none). */
+  get session(): ortTypes.InferenceSession {
+    if (!this.loaded) throw new TypeError(`pipeline for model ${this.model.name}:${this.model.version} was opened without a session`);
+    return this.loaded;
+  }
+
+  /** The parsed feature views (validated once per process per distinct list). */
+  get views(): FeatureView[] {
+    return (this.parsedViews ??= this.resources.featureViews(this.definition.featureViews ?? []));
+  }
+
+  /** The online store the views are read from, opened on first use. */
+  get store(): OnlineStore {
+    return (this.openedStore ??= this.resources.onlineStore(this.definition.store));
+  }
+
+  get idColumn(): string | undefined {
+    return this.definition.idColumn;
+  }
+
+  /** `retrieveFeatures`: offline point-in-time onto a spine (batch), or the online store's features for request rows (online, streaming). */
+  retrieveFeatures(input: OnlineRetrieval): Promise<OnlineRetrieved>;
+  retrieveFeatures(input: OfflineRetrieval): Promise<HistoricalFeaturesResult>;
+  retrieveFeatures(input: OnlineRetrieval | OfflineRetrieval): Promise<OnlineRetrieved | HistoricalFeaturesResult> {
+    if ('requests' in input) {
+      const idColumn = this.definition.idColumn;
+      return retrieveOnlineFeatures({ plan: this.plan, views: this.views, store: this.store, requests: input.requests, ...(input.now ? { now: input.now } : {}), ...(idColumn ? { idField: idColumn } : {}) });
+    }
+    const { config } = this.resources;
+    return getHistoricalFeatures({ ...input, views: this.definition.featureViews ?? [], postgres: { url: config.postgresUrl }, allowedRoots: config.allowedRoots });
+  }
+
+  /** `onDemand`: the pipeline's on-demand features added to the raw columns. */
+  onDemand(batch: RawBatch, rows: number, rowLabel: (row: number) => string): RawBatch {
+    return onDemandColumns(this.plan, batch, rows, rowLabel);
+  }
+
+  /** `transform`: the model's fitted transforms, then one float32 matrix per model input. */
+  transform(columns: RawBatch, rows: number, rowLabel: (row: number) => string): FeatureBlock {
+    return transformColumns(this.plan, columns, rows, rowLabel);
+  }
+
+  /** `predict`: the model over a block in chunks, each chunk post-processed as it comes. */
+  predict(block: FeatureBlock, options: PredictOptions = {}): Promise<Predictions> {
+    return predict(this.session, this.manifest, block, options);
+  }
+
+  /** `postProcess`: the model's outputs → label / score / prediction columns for `rows` rows (what predict runs per chunk). */
+  postProcess(rows: number): PostProcess {
+    return postProcess(this.manifest, this.session.outputNames, rows);
+  }
+
+  /** Online and streaming: request rows → features from the online store → on-demand → transform → predict. */
+  async infer(input: OnlineRetrieval): Promise<{ predictions: Predictions; statuses: OnlineRetrieved['statuses'] }> {
+    const r = await this.retrieveFeatures(input);
+    const block = this.transform(this.onDemand(r.batch, r.rows, r.rowLabel), r.rows, r.rowLabel);
+    block.missing = r.missing;
+    return { predictions: await this.predict(block), statuses: r.statuses };
+  }
+}
+
+/** Open a pipeline from its definition and the process's resources (see Pipeline.open). */
+export function openPipeline(definition: PipelineDefinition, resources: Resources, options: OpenPipelineOptions = {}): Promise<Pipeline> {
+  return Pipeline.open(definition, resources, options);
+}

@@ -1,0 +1,172 @@
+/**
+ * Everything a process needs to run pipelines, created once from the config (a worker, `inferflow
+ * serve`, the demo): the model registry and the verified local model cache, ONNX sessions (one
+ * per model sha256, on the process's inference pool), the model contexts (manifest + assembly
+ * plan, each checked against the model's ONNX signature), online stores (one per store spec,
+ * opened on first use), run staging, the on-demand features of INFERFLOW_MODULES, and the
+ * backend clients (Redis, PostgreSQL pools, S3). One `close()` releases all of it.
+ */
+import type { Logger } from 'pino';
+import type * as ortTypes from 'onnxruntime-node';
+import type { InferflowConfig } from '../config/env';
+import { checkSignature, planAssembly, type AssemblyPlan } from './assemble';
+import { OnDemandRegistry, type OnDemandRef } from '../features/on-demand';
+import { openOnlineStore, type OnlineStore, type OnlineStoreContext, type OnlineStoreSpec } from '../features/online';
+import { parseFeatureView, type FeatureView, type FeatureViewInput } from '../features/spec';
+import { createLogger } from '../log';
+import { ModelCache, ModelRegistry } from '../registry';
+import type { ModelManifest, ResolvedModel } from '../registry/manifest';
+import { signatureOf } from '../runtime/onnx';
+import { SessionCache } from '../runtime/sessions';
+import { checkSinkAllowed, closePostgresPools, closeRedisClients, closeNatsConnections, createRunSink, type RunSink, type SinkDefaults, type SinkSpec } from '../sinks';
+import { closeS3Clients, openStore } from '../storage';
+import { RunStaging } from './staging';
+
+/** A model version's manifest and the assembly plan of a pipeline's on-demand features for it. */
+export interface ModelContext {
+  manifest: ModelManifest;
+  plan: AssemblyPlan;
+}
+
+export interface ResourcesOptions {
+  logger?: Logger;
+  /** Another registry than the config's (tests). */
+  registry?: ModelRegistry;
+}
+
+/** Distinct feature-view lists kept parsed (a deployment sends the same views with every request). */
+const MAX_PARSED_VIEW_LISTS = 100;
+
+export class Resources {
+  readonly config: InferflowConfig;
+  readonly logger: Logger;
+  readonly registry: ModelRegistry;
+  readonly cache: ModelCache;
+  readonly sessions: SessionCache;
+  /** Shared run staging (INFERFLOW_STAGING) for workers on several machines; absent: local disk only. */
+  readonly staging: RunStaging | undefined;
+  /** The on-demand features pipelines may name: the modules of INFERFLOW_MODULES, imported when the resources are created. */
+  readonly onDemand: Promise<OnDemandRegistry>;
+  /** Where sinks write by default and which locations they may use. */
+  readonly sinkDefaults: SinkDefaults;
+  private readonly storeContext: OnlineStoreContext;
+  private readonly contexts = new Map<string, Promise<ModelContext>>();
+  /** Sessions whose real input signature was checked against an assembly plan. */
+  private readonly checked = new WeakMap<object, Set<AssemblyPlan>>();
+  private readonly stores = new Map<string, OnlineStore>();
+  private readonly parsedViews = new Map<string, FeatureView[]>();
+  private closing: Promise<{ unfinished: number }> | undefined;
+
+  constructor(config: InferflowConfig, options: ResourcesOptions = {}) {
+    this.config = config;
+    this.logger = options.logger ?? createLogger(config.logLevel);
+    const cacheLogger = this.logger.child({ component: 'model-cache' });
+    this.onDemand = OnDemandRegistry.load(config.modules);
+    // Awaited by the worker at start (a bad module stops it there) and by every model context; not an unhandled rejection meanwhile.
+    this.onDemand.catch(() => undefined);
+    this.registry = options.registry ?? new ModelRegistry(openStore(config.registry));
+    this.cache = new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => {
+      // A hit happens on every shard and online request: debug level; downloads, evictions and corrupt files stay visible.
+      if (e.kind === 'hit') cacheLogger.debug({ event: e.kind, sha256: e.sha256 }, 'model cache hit');
+      else cacheLogger.info({ event: e.kind, sha256: e.sha256, bytes: e.bytes }, `model cache ${e.kind}`);
+    });
+    this.sessions = new SessionCache({ inferenceThreads: config.inferenceThreads });
+    this.staging = config.stagingUrl ? new RunStaging(openStore(config.stagingUrl)) : undefined;
+    this.sinkDefaults = { outputDir: config.outputDir, dataDir: config.dataDir, postgresUrl: config.postgresUrl, redisUrl: config.redisUrl, natsUrl: config.natsUrl, allowedRoots: config.allowedRoots };
+    this.storeContext = { redisUrl: config.redisUrl, dataDir: config.dataDir };
+  }
+
+  /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version. */
+  async resolveModel(ref: string): Promise<ResolvedModel> {
+    const { resolved } = await this.registry.resolve(ref);
+    this.logger.info({ ref, version: resolved.version, sha256: resolved.sha256 }, 'model resolved');
+    return resolved;
+  }
+
+  /** Manifest + assembly plan for a model version and a pipeline's on-demand features (once per process; versions are immutable). */
+  modelContext(model: ResolvedModel, onDemand: readonly OnDemandRef[] = []): Promise<ModelContext> {
+    const key = `${model.name}:${model.version}:${model.sha256}:${JSON.stringify(onDemand)}`;
+    let p = this.contexts.get(key);
+    if (!p) {
+      p = (async () => {
+        const manifest = await this.registry.manifest(model.name, model.version);
+        const plan = planAssembly(manifest, (await this.onDemand).resolve(onDemand));
+        checkSignature(plan, manifest.signature, `model ${model.name}:${model.version}`);
+        return { manifest, plan };
+      })();
+      this.contexts.set(key, p);
+      p.catch(() => this.contexts.delete(key));
+    }
+    return p;
+  }
+
+  /** The model in the local cache (downloaded and verified once per machine) and its session, checked against the plan once. */
+  async session(model: ResolvedModel, plan: AssemblyPlan): Promise<ortTypes.InferenceSession> {
+    const { path: modelPath } = await this.cache.ensure(model, this.registry);
+    const s = await this.sessions.get(model.sha256, modelPath, { intraOpThreads: this.config.ortThreads });
+    let plans = this.checked.get(s);
+    if (!plans) this.checked.set(s, (plans = new Set()));
+    if (!plans.has(plan)) {
+      checkSignature(plan, signatureOf(s), `model ${model.name}:${model.version} (${model.sha256.slice(0, 12)})`);
+      plans.add(plan);
+    }
+    return s;
+  }
+
+  /** The online store of a spec (absent: the embedded SQLite store under the data dir), opened on first use and kept open. */
+  onlineStore(spec?: OnlineStoreSpec): OnlineStore {
+    const key = JSON.stringify(spec ?? null);
+    let store = this.stores.get(key);
+    if (!store) {
+      store = openOnlineStore(spec, this.storeContext);
+      this.stores.set(key, store);
+    }
+    return store;
+  }
+
+  /** Feature views validated once per distinct list. */
+  featureViews(raw: readonly FeatureViewInput[]): FeatureView[] {
+    const key = JSON.stringify(raw);
+    let views = this.parsedViews.get(key);
+    if (!views) {
+      views = raw.map((v, i) => parseFeatureView(v, `featureViews[${i}]`)); // throws: nothing cached
+      if (this.parsedViews.size >= MAX_PARSED_VIEW_LISTS) this.parsedViews.clear();
+      this.parsedViews.set(key, views);
+    }
+    return views;
+  }
+
+  /** The sink of a parsed spec, with this process's defaults (output dir, connections, allowed roots). */
+  sink(spec: SinkSpec): RunSink {
+    return createRunSink(spec, this.sinkDefaults);
+  }
+
+  /** Refuse a sink outside the allowed roots before any work is done. */
+  checkSink(spec: SinkSpec): void {
+    checkSinkAllowed(spec, this.sinkDefaults);
+  }
+
+  /**
+   * Release everything: sessions and the inference pool (resolves with the pool's calls left
+   * unfinished), online stores, Redis clients, PostgreSQL pools and S3 clients. Idempotent: a
+   * second call waits for the first.
+   */
+  close(): Promise<{ unfinished: number }> {
+    this.closing ??= (async () => {
+      const stores = [...this.stores.values()];
+      this.stores.clear();
+      this.contexts.clear();
+      const [sessions] = await Promise.all([
+        this.sessions.close(),
+        Promise.allSettled([...stores.map((s) => s.close()), closeRedisClients(), closePostgresPools(), closeNatsConnections(), closeS3Clients()]),
+      ]);
+      return sessions;
+    })();
+    return this.closing;
+  }
+}
+
+/** The process's resources, from its config. */
+export function createResources(config: InferflowConfig, options: ResourcesOptions = {}): Resources {
+  return new Resources(config, options);
+}

@@ -1,0 +1,75 @@
+/**
+ * Resources: one per process, one close() for everything it opened — sessions, online stores
+ * and the backend clients of the sinks (Redis, PostgreSQL) — against the real servers. The
+ * connections carry a name unique to this test (Redis `connectionName`, PostgreSQL
+ * `application_name` in the URLs), so the servers' own client lists show exactly ours.
+ */
+import pg from 'pg';
+import Redis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPipeline } from '../../lib/pipeline/pipeline';
+import { createResources, type Resources } from '../../lib/pipeline/resources';
+import { exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
+import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/services';
+
+const name = uniqueName('resources').replace(/-/g, '_');
+const schema = `t_${name}`;
+let admin: { redis: Redis; pg: pg.Client };
+let cleanup: () => Promise<void>;
+let resources: Resources;
+
+async function redisClientsNamed(): Promise<number> {
+  const list = (await admin.redis.client('LIST')) as string;
+  return list.split('\n').filter((line) => line.includes(` name=${name} `)).length;
+}
+
+async function postgresSessionsNamed(): Promise<number> {
+  const r = await admin.pg.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1', [name]);
+  return Number(r.rows[0]!.n);
+}
+
+beforeAll(async () => {
+  admin = { redis: new Redis(TEST_REDIS_URL), pg: new pg.Client({ connectionString: TEST_POSTGRES_URL }) };
+  await admin.pg.connect();
+  await admin.pg.query(`CREATE SCHEMA ${schema}`);
+  const env = await tempConfig({ INFERFLOW_REDIS_URL: `${TEST_REDIS_URL}?connectionName=${name}`, INFERFLOW_POSTGRES_URL: `${TEST_POSTGRES_URL}?application_name=${name}` });
+  cleanup = env.cleanup;
+  await exampleRegistry(env.config);
+  resources = createResources(env.config);
+});
+
+afterAll(async () => {
+  await resources?.close();
+  await admin.pg.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await admin.pg.end();
+  admin.redis.disconnect();
+  await cleanup?.();
+});
+
+describe('Resources', () => {
+  it('keeps one online store per spec and one session per model, and close() releases them and the sinks’ clients, once', async () => {
+    const model = await resources.resolveModel('fraud-detector@production');
+    const pipeline = await openPipeline({ model }, resources);
+    const again = await openPipeline({ model }, resources);
+    expect(again.session).toBe(pipeline.session);
+    expect(resources.sessions.size).toBe(1);
+
+    const spec = { type: 'redis' as const, keyPrefix: name };
+    const store = resources.onlineStore(spec);
+    expect(resources.onlineStore({ ...spec })).toBe(store);
+    expect(await store.get('customer_stats', ['x'], ['17'])).toEqual([null]);
+    // The sinks' own clients: a Redis sink and a PostgreSQL sink discarding a run that never staged anything.
+    await resources.sink({ type: 'redis', keyPrefix: name }).discard?.(name);
+    await resources.sink({ type: 'postgres', table: 'predictions', schema }).discard?.(name);
+    expect(await redisClientsNamed()).toBe(2);
+    expect(await postgresSessionsNamed()).toBeGreaterThan(0);
+
+    const closing = resources.close();
+    expect(resources.close()).toBe(closing); // idempotent: a second call waits for the first
+    expect(await closing).toEqual({ unfinished: 0 });
+    expect(resources.sessions.size).toBe(0);
+    await expect.poll(redisClientsNamed, { timeout: 5_000 }).toBe(0);
+    await expect.poll(postgresSessionsNamed, { timeout: 5_000 }).toBe(0);
+    await admin.redis.del(`${name}:run:${name}`);
+  });
+});
