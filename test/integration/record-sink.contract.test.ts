@@ -15,9 +15,10 @@ import { InvalidInputError, InvalidValueError, NotFoundError, TransientError } f
 import { closeNatsConnections, closePostgresPools, closeRedisClients, createRecordSink, parseRecordSinkSpec, readRedisRecord, type PredictionRecord, type RecordSink, type RecordSinkSpec } from '../../lib/sinks';
 import { deleteByPrefix } from '../helpers/redis';
 import { uniqueName } from '../helpers/env';
+import { TEST_POSTGRES, TEST_REDIS_URL } from '../helpers/services';
 
 const postgresUrl = inject('postgresUrl');
-const REDIS_URL = 'redis://127.0.0.1:6379';
+const REDIS_URL = TEST_REDIS_URL;
 const NATS_URL = 'nats://127.0.0.1:4222';
 const schema = uniqueName('inferflow_rec').replace(/-/g, '_');
 const prefix = uniqueName('inferflow-test-records');
@@ -90,7 +91,7 @@ const backends: Record<'postgres' | 'redis' | 'nats', Backend> = {
         count: async () => Number((await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${qualified}`).catch(() => ({ rows: [{ n: '0' }] }))).rows[0]!.n),
       };
     },
-    unreachable: (port) => createRecordSink({ type: 'postgres', table: 'records' }, { outputDir: '', dataDir: '', postgresUrl: `postgres://postgres@127.0.0.1:${port}/test`, allowedRoots: [] }),
+    unreachable: (port) => createRecordSink({ type: 'postgres', table: 'records' }, { outputDir: '', dataDir: '', postgresUrl: `postgres://postgres@127.0.0.1:${port}/${TEST_POSTGRES.database}`, allowedRoots: [] }),
   },
   redis: {
     open() {

@@ -16,9 +16,10 @@ import { SUCCESS_MARKER, closePostgresPools, closeRedisClients, createRunSink, p
 import { openStore } from '../../lib/storage';
 import { deleteByPrefix } from '../helpers/redis';
 import { tempConfig, uniqueName } from '../helpers/env';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const postgresUrl = inject('postgresUrl');
-const REDIS_URL = 'redis://127.0.0.1:6379/0';
+const REDIS_URL = TEST_REDIS_URL;
 const schema = uniqueName('inferflow_runsink').replace(/-/g, '_');
 const redisPrefix = uniqueName('inferflow-test-runsink');
 const model: ResolvedModel = { name: 'fraud-detector', version: 2, sha256: 'c'.repeat(64), size: 1, uri: 'file:///m', ref: 'fraud-detector' };
