@@ -430,6 +430,8 @@ export async function runBatchBench(o: BatchBenchOptions): Promise<void> {
       INFERFLOW_DATA_DIR: path.join(work, 'worker'),
       INFERFLOW_REGISTRY: registryUrl,
       INFERFLOW_OUTPUT: path.join(work, 'pipeline-out'),
+      // The seeded datasets live outside the worker's data dir: an allowed root like any input location.
+      INFERFLOW_ALLOWED_ROOTS: BENCH_DATA_DIR,
       INFERFLOW_ORT_THREADS: String(ORT_THREADS),
       INFERFLOW_INFERENCE_THREADS: String(o.inferenceThreads),
       // With BENCH_WORKER_STDERR (worker-process.ts) the workers' info logs go to that file: per-shard timings among them.
