@@ -7,7 +7,7 @@ import { loadConfig } from '../lib/config/env';
 import path from 'node:path';
 import { createLogger } from '../lib/log';
 import { sweepStaleRuns } from '../lib/pipeline/staging';
-import { installTemporalRuntime } from './runtime';
+import { installTemporalRuntime, shutdownTemporalRuntime } from './runtime';
 import { errorMessage } from '../lib/errors';
 import { createInferflowWorker } from './worker';
 import { warmWorkflowThread } from './warm';
@@ -22,7 +22,10 @@ export async function runWorker(): Promise<void> {
   // Local run directories nobody touched for a day: copies fetched from shared staging, leftovers of killed processes.
   const swept = await sweepStaleRuns(path.join(config.dataDir, 'runs'), STALE_RUN_MS);
   if (swept.length > 0) log.info({ removed: swept.length }, 'removed stale local run directories');
-  const { worker, connection, close } = await createInferflowWorker({ config });
+  const { worker, connection, close } = await createInferflowWorker({ config }).catch(async (err: unknown) => {
+    await shutdownTemporalRuntime();
+    throw err;
+  });
   try {
     const running = worker.run(); // resolves after SIGINT/SIGTERM once in-flight tasks finish
     running.catch(() => undefined); // awaited below; not an unhandled rejection while warming up

@@ -36,3 +36,13 @@ export function installTemporalRuntime(logger: PinoLogger): void {
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core, other: 'ERROR' }), forward: {} } },
   });
 }
+
+/**
+ * Shut the SDK's runtime down when no worker will run (start-up failed before `Worker.run`):
+ * its native threads and the SIGINT/SIGTERM handlers it installs would otherwise keep the
+ * process alive, deaf to the signals meant to stop it.
+ */
+export async function shutdownTemporalRuntime(): Promise<void> {
+  if (!installed) return;
+  await Runtime.instance().shutdown();
+}

@@ -138,6 +138,10 @@ describe('bin/inferflow.js runs every command from the compiled JavaScript', () 
     expect(down?.code).toBe(EXIT_CODES.unavailable);
     expect(down?.stderr).toContain('Temporal server at 127.0.0.1:9 is not reachable (ECONNREFUSED)');
     expect(Date.now() - started).toBeLessThan(5_000);
+    // The worker too: it exits instead of hanging on the SDK runtime (which would also swallow SIGTERM).
+    const worker = await failure(run(process.execPath, [BIN, 'worker'], { env: { ...env, TEMPORAL_ADDRESS: '127.0.0.1:9' }, cwd: REPO_ROOT, timeout: 15_000 }));
+    expect(worker?.code).toBe(EXIT_CODES.unavailable);
+    expect(worker?.stderr).toContain('Temporal server at 127.0.0.1:9 is not reachable');
     const bad = await failure(run(process.execPath, [BIN, 'schedule', 'list'], { env: { ...env, TEMPORAL_ADDRESS: 'nohostport' }, cwd: REPO_ROOT }));
     expect(bad?.code).toBe(EXIT_CODES.badInput);
     expect(bad?.stderr).toContain('TEMPORAL_ADDRESS: must be host:port');
