@@ -26,6 +26,7 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
   const { createResources } = await import('../lib/pipeline/resources.js');
   const { loadPipelineSpec } = await import('../lib/pipeline/spec.js');
   const { startInferenceServer } = await import('../server/http.js');
+  const { fixedDeployment } = await import('../server/deployment.js');
   const config = loadConfig();
   const spec = await loadPipelineSpec(specFile);
   // The workers' runtime: manifest, assembly plan and session, each checked against the model's ONNX signature.
@@ -37,7 +38,7 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
       resources,
     );
     const features = pipeline.store.location; // opened before listening: a bad store spec fails here
-    const server = await startInferenceServer(pipeline, { port: opts.port, host: opts.host, limits: { ...config.serveLimits, ...opts.limits } });
+    const server = await startInferenceServer(fixedDeployment(pipeline), { port: opts.port, host: opts.host, limits: { ...config.serveLimits, ...opts.limits } });
     return {
       ...server,
       describe: `${model.name}:${model.version} (${model.sha256.slice(0, 12)}) at ${server.url}/v2/models/${model.name}/infer, features from ${features}`,

@@ -21,7 +21,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { DEFAULT_SERVE_LIMITS, type ServeLimits } from '../lib/config/env';
 import { InferflowError, errorMessage, httpStatusOf } from '../lib/errors';
 import { valueText, type OnlineRequest } from '../lib/pipeline/online';
-import type { Pipeline } from '../lib/pipeline/pipeline';
+import type { Deployment } from './deployment';
 import { outputColumnName } from '../lib/features/spec';
 
 /** Most rows one request may carry. */
@@ -143,17 +143,19 @@ export interface InferenceServer {
   close(): Promise<void>;
 }
 
-/** Serve one pipeline (opened with its session and online store). Resolves once listening (port 0 picks a free one). */
-export async function startInferenceServer(p: Pipeline, options: { port?: number; host?: string; limits?: Partial<ServeLimits> } = {}): Promise<InferenceServer> {
+/** Serve one deployment (its pipeline opened with session and online store). Resolves once listening (port 0 picks a free one). */
+export async function startInferenceServer(deployment: Deployment, options: { port?: number; host?: string; limits?: Partial<ServeLimits> } = {}): Promise<InferenceServer> {
   const limits = { ...DEFAULT_SERVE_LIMITS, ...options.limits };
   const overCap = new WeakSet<Socket>();
+  const p = deployment.current;
+  if (!p) throw new TypeError(`deployment ${deployment.name} has no loaded version`);
   const plan = p.plan;
   // Validated here, at start-up (an invalid view fails before the server listens); the pipeline keeps them parsed.
   const views = p.views;
   const fromViews = new Set(views.flatMap((v) => v.features.map((f) => outputColumnName(v.name, f.name))));
   const requestFields = plan.sourceColumns.filter((c) => !fromViews.has(c.name));
   const entityFields = [...new Set(views.flatMap((v) => v.entities))];
-  const name = p.model.name;
+  const name = deployment.name;
   const regression = p.manifest.metadata.task === 'regression';
 
   const server = http.createServer(
@@ -188,14 +190,14 @@ export async function startInferenceServer(p: Pipeline, options: { port?: number
           }
           if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {
             const { id, rows, asOf } = rowsOf(await readJson(req, limits.maxBodyBytes));
-            const { predictions: preds, statuses } = await p.infer({ requests: rows, ...(asOf ? { now: asOf } : {}) });
+            const { predictions: preds, statuses, model } = await deployment.infer({ requests: rows, ...(asOf ? { now: asOf } : {}) });
             const outputs = regression
               ? [{ name: 'prediction', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.value!) }]
               : [
                   { name: 'label', datatype: 'INT64', shape: [preds.rows], data: Array.from(preds.label!) },
                   { name: 'score', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.score!) },
                 ];
-            return send(res, 200, { model_name: name, model_version: String(p.model.version), ...(id ? { id } : {}), outputs, parameters: { feature_status: statuses } });
+            return send(res, 200, { model_name: name, model_version: String(model.version), ...(id ? { id } : {}), outputs, parameters: { feature_status: statuses } });
           }
           throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
         } catch (err) {

@@ -24,6 +24,7 @@ import { loadSession } from '../../lib/runtime/onnx';
 import { predict } from '../../lib/pipeline/predict';
 import { openStore } from '../../lib/storage';
 import { tempConfig, uniqueName } from '../helpers/env';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const DAY = 86_400_000;
 const T = Date.parse('2026-10-12T00:00:00Z');
@@ -44,7 +45,7 @@ beforeAll(async () => {
   const input = await loadPipelineSpec(FEATURES_PIPELINE);
   views = input.featureViews!.map((v) => parseFeatureView(v));
   plan = planAssembly(manifest, (await OnDemandRegistry.load(env.config.modules)).resolve(input.onDemand ?? []));
-  store = openOnlineStore({ type: 'redis', keyPrefix: uniqueName('parity') }, { dataDir: env.dir });
+  store = openOnlineStore({ type: 'redis', keyPrefix: uniqueName('parity') }, { redisUrl: TEST_REDIS_URL, dataDir: env.dir });
   // Every snapshot up to the end of day T: what an hourly materialisation would hold during that day.
   const r = await materializeView({ view: views[0], store, end: new Date(T + DAY - 1) });
   expect(r.written).toBeGreaterThan(900);

@@ -17,6 +17,7 @@ import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
 import { tempConfig, uniqueName } from '../helpers/env';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const DAY = 86_400_000;
 const T = Date.parse('2026-10-13T00:00:00Z');
@@ -33,7 +34,7 @@ beforeAll(async () => {
   cleanup = env.cleanup;
   await registerFeaturesExampleModel(new ModelRegistry(openStore(env.config.registry)));
   const spec = await loadPipelineSpec(FEATURES_PIPELINE);
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { dataDir: env.dir });
+  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: env.dir });
   await materializeView({ view: spec.featureViews![0], store, end: new Date(T + DAY - 1) });
   await store.close();
   process.env.INFERFLOW_DATA_DIR = env.dir; // serve() reads the registry and cache location from the environment
@@ -53,7 +54,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.shutdown();
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { dataDir: '/tmp' });
+  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: '/tmp' });
   await store.deleteView('customer_stats');
   await store.close();
   process.env = saved;

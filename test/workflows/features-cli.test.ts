@@ -32,7 +32,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await w?.stop();
-  const redis = openOnlineStore({ type: 'redis', keyPrefix: redisPrefix }, { dataDir: dir });
+  const redis = openOnlineStore({ type: 'redis', keyPrefix: redisPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: dir });
   await redis.deleteView('customer_stats');
   await redis.close();
   await cleanup?.();

@@ -21,6 +21,7 @@ import { openStore } from '../../lib/storage';
 import { tempConfig, uniqueName } from '../helpers/env';
 import { recordHistory } from '../helpers/histories';
 import { startWorker, type RunningWorker } from '../helpers/worker';
+import { TEST_REDIS_URL } from '../helpers/services';
 
 const DAY = 86_400_000;
 const T = Date.parse('2026-10-13T00:00:00Z');
@@ -37,7 +38,7 @@ beforeAll(async () => {
   ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-online') }));
   await registerFeaturesExampleModel(new ModelRegistry(openStore(config.registry)));
   spec = await loadPipelineSpec(FEATURES_PIPELINE);
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { dataDir: dir });
+  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: dir });
   await materializeView({ view: spec.featureViews![0], store, end: new Date(T + DAY - 1) });
   await store.close();
   expected = await scoresIn(FEATURES_EXPECTED);
@@ -55,7 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await w?.stop();
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { dataDir: '/tmp' });
+  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: '/tmp' });
   await store.deleteView('customer_stats');
   await store.close();
   await cleanup?.();
