@@ -9,7 +9,7 @@ import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../lib/errors';
 import { openPipeline } from '../../lib/pipeline/pipeline';
-import { readRedisRecord } from '../../lib/sinks';
+import { readRedisRecord } from '../../lib/sinks/redis-records';
 import { createResources, type Resources } from '../../lib/pipeline/resources';
 import { exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/services';
