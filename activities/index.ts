@@ -186,7 +186,7 @@ export function createActivities(resources: Resources) {
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
     async predictShard(input: PredictShardInput): Promise<ShardResult> {
       const ctx = Context.current();
-      const { manifest, plan, session } = await openPipeline({ model: input.model, ...(input.onDemand ? { onDemand: input.onDemand } : {}) }, resources);
+      const pipeline = await openPipeline({ model: input.model, ...(input.onDemand ? { onDemand: input.onDemand } : {}) }, resources);
       const sink = sinkOf(parseSinkSpec(input.sink));
       const partPath = partPathOf(resources, input.runId, input.shard.index, sink);
       const { snapshotPath, inPlace } = await localSnapshot(input);
@@ -203,14 +203,12 @@ export function createActivities(resources: Resources) {
       using _alive = keepAlive(() => latest);
       const started = performance.now();
       const { segmentsComputed: _computed, ...result } = await predictShardLib({
-        session,
-        manifest,
+        pipeline,
         snapshotPath,
         ...(inPlace ? { inPlace } : {}),
         idColumn: input.idColumn,
         shard: input.shard,
         partPath,
-        plan,
         lineage: { runId: input.runId, model: input.model, asOf: input.asOf },
         ...(sink.partFormat ? { partFormat: sink.partFormat } : {}),
         resumeFromSegment: segmentsDone,

@@ -24,6 +24,7 @@ import type { SinkSpec } from '../lib/sinks/spec';
 import { openStore } from '../lib/storage';
 import { BATCH_DEFAULTS } from '../lib/messages/batch';
 import { MAX_CONCURRENT_ACTIVITIES, WORKFLOWS_PATH } from '../workers/worker';
+import { WORKFLOW_BUNDLER_OPTIONS } from '../workers/bundle-options';
 import { ensureDataset, type Dataset } from './dataset';
 import { machineInfo, nproc, sourceState } from './machine';
 import { runPipeline } from './pipeline';
@@ -89,7 +90,7 @@ function stage(rows: number, readMs: number, predictMs: number, writeMs: number)
 /** Bundle the workflow code once, here: each worker process then loads it instead of running webpack. */
 async function prebuildWorkflowBundle(dir: string): Promise<string> {
   const quiet = { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} };
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, ...WORKFLOW_BUNDLER_OPTIONS, logger: quiet });
   const file = path.join(dir, 'workflow-bundle.js');
   await fs.writeFile(file, code);
   return file;

@@ -4,12 +4,14 @@
  *   npm run bench -- batch [--rows 1000000] [--models tree,mlp] [--shard-size N] [--concurrency N]
  *   npm run bench -- report        print the report of the newest bench/results/batch-*.json of each benchmark
  *   npm run bench -- ort-threads   ONNX Runtime on the calling thread (intra-op 1 or 2) vs. the inference pool
+ *   npm run bench -- workflow-start   a new workflow execution's cost by workflow bundle (shipped vs. plain)
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultPoolSize } from '../lib/runtime/pool';
 import { BATCH_DEFAULTS, BATCH_LIMITS } from '../lib/messages/batch';
 import { runBatchBench } from './batch';
 import { runOrtThreadsBench } from './ort-threads';
+import { runWorkflowStartBench } from './workflow-start';
 import { latestReport } from './report';
 import { registerOnlineBench } from './online';
 import type { ModelKey, SinkKind } from './types';
@@ -156,6 +158,15 @@ program
   .option('--pool-threads <n>', 'inference pool threads (default: cores, at most 4)', (v) => intList(1, 64)(v, [])[0]!)
   .action(async (f: { rows: number; repeats: number; poolThreads?: number }) => {
     await runOrtThreadsBench({ rows: f.rows, repeats: f.repeats, poolThreads: f.poolThreads ?? Math.max(1, defaultPoolSize()), say: (m) => process.stdout.write(`${m}\n`) });
+  });
+
+program
+  .command('workflow-start')
+  .description('Replay the recorded batchInference history with the shipped workflow bundle and with the plain one (every module of every dependency), alternating; prints ms per execution and writes bench/results/workflow-start-<day>.json')
+  .option('--rounds <n>', 'alternating rounds per bundle', (v) => intList(1, 100)(v, [])[0]!, 10)
+  .option('--executions <n>', 'executions replayed per round', (v) => intList(1, 1000)(v, [])[0]!, 20)
+  .action(async (f: { rounds: number; executions: number }) => {
+    await runWorkflowStartBench({ rounds: f.rounds, executions: f.executions, say: (m) => process.stdout.write(`${m}\n`) });
   });
 
 program

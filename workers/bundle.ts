@@ -5,10 +5,11 @@
  */
 import { bundleWorkflowCode } from '@temporalio/worker';
 import fs from 'node:fs/promises';
+import { WORKFLOW_BUNDLER_OPTIONS } from './bundle-options';
 import { WORKFLOW_BUNDLE_PATH, WORKFLOWS_PATH } from './worker';
 
 export async function writeWorkflowBundle(): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, log() {}, warn: (m) => console.warn(m), error: (m) => console.error(m) } });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, ...WORKFLOW_BUNDLER_OPTIONS, logger: { trace() {}, debug() {}, info() {}, log() {}, warn: (m) => console.warn(m), error: (m) => console.error(m) } });
   await fs.writeFile(`${WORKFLOW_BUNDLE_PATH}.tmp`, code);
   await fs.rename(`${WORKFLOW_BUNDLE_PATH}.tmp`, WORKFLOW_BUNDLE_PATH);
   return WORKFLOW_BUNDLE_PATH;

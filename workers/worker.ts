@@ -6,6 +6,7 @@ import { createActivities } from '../activities';
 import { errorMessage } from '../lib/errors';
 import { warmSharedDuckDB } from '../lib/io/duckdb';
 import { createResources, type Resources } from '../lib/pipeline/resources';
+import { WORKFLOW_BUNDLER_OPTIONS } from './bundle-options';
 import { connectOrExplain, connectionOptions } from './connection';
 import { warmTemporalCodecs } from './warm';
 
@@ -19,8 +20,8 @@ export const WORKFLOWS_PATH = path.resolve(__dirname, '..', 'workflows', `index$
 export const WORKFLOW_BUNDLE_PATH = path.resolve(__dirname, '..', 'workflow-bundle.js');
 
 /** The prebuilt bundle when there is one, else the workflow sources to bundle at start-up. */
-function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  return existsSync(WORKFLOW_BUNDLE_PATH) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH };
+function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'bundlerOptions'> {
+  return existsSync(WORKFLOW_BUNDLE_PATH) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: WORKFLOW_BUNDLER_OPTIONS };
 }
 
 /**

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { SinkSpecSchema } from '../sinks/spec';
 import { FeatureViewSchema, featureViewRules } from './feature-view';
+import { ResolvedModelSchema } from './model';
 import { OnDemandRefsSchema } from './on-demand';
 import { unknownKeyError, withRules, type Problem } from './problems';
 
@@ -128,3 +129,39 @@ const specShape = { $schema: z.string().optional().describe('JSON Schema for edi
 /** A batch pipeline spec file: the batchInference input, with paths relative to the file allowed and an optional `$schema`. */
 export const BatchPipelineSpecSchema = withRules(z.strictObject(specShape, { error: strictError(specShape) }), batchRules);
 export type BatchPipelineSpec = z.infer<typeof BatchPipelineSpecSchema>;
+
+const nonNegativeInt = z.number().int().min(0);
+const positiveInt = z.number().int().min(1);
+
+/**
+ * What every shard of a run needs (built by batchInference after planBatch): the predictShard
+ * input without its shard (row ranges derive from rowsIn and shardSize). runId is the top-level
+ * batchInference's (it names the staging area).
+ */
+export const ShardRunContextSchema = z.strictObject({
+  runId: z.string().min(1),
+  model: ResolvedModelSchema,
+  asOf: isoTime(),
+  snapshotPath: z.string().min(1),
+  /** Size and mtime of a Parquet input shards read in place. */
+  inPlace: z.strictObject({ size: nonNegativeInt, mtimeMs: z.number() }).optional(),
+  idColumn: z.string().min(1).nullable(),
+  sink: SinkSpecSchema,
+  onDemand: OnDemandRefsSchema.optional(),
+  rowsIn: positiveInt,
+  shardSize: positiveInt.max(BATCH_LIMITS.shardSize.max),
+});
+
+/** Input of `batchShardGroup`, the child workflow of a large batchInference run: shards [first, first + count) of the parent's run. */
+export const ShardGroupInputSchema = z.strictObject({
+  ctx: ShardRunContextSchema,
+  first: nonNegativeInt,
+  count: positiveInt,
+  maxConcurrency: positiveInt.max(BATCH_LIMITS.maxConcurrency.max),
+  parentWorkflowId: z.string().min(1),
+});
+export type ShardGroupInput = z.infer<typeof ShardGroupInputSchema>;
+
+/** The `shardGroupProgress` signal: shards and rows a child finished since its last report. */
+export const ShardGroupProgressSchema = z.strictObject({ shards: nonNegativeInt, rows: nonNegativeInt });
+export type ShardGroupProgress = z.infer<typeof ShardGroupProgressSchema>;

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { isoTime } from './batch';
 import { FeatureViewSchema, featureViewRules } from './feature-view';
 import { OnDemandRefsSchema } from './on-demand';
+import { ResolvedModelSchema } from './model';
 import { OnlineStoreSpecSchema } from './online-store';
 import { unknownKeyError, withRules, type Problem } from './problems';
 
@@ -15,8 +16,8 @@ export const MAX_ROWS_PER_UPDATE = 100;
 export const DEFAULT_MAX_PREDICTIONS_PER_RUN = 500;
 const MAX_PREDICTIONS_PER_RUN = 10_000;
 
-/** The exact model a deployment pinned (lib/registry's ResolvedModel), carried across continue-as-new. */
-const PinnedModelSchema = z.strictObject({ name: z.string(), version: z.number().int(), sha256: z.string(), size: z.number(), uri: z.string(), ref: z.string() });
+/** The exact model a deployment pinned, carried across continue-as-new. */
+const PinnedModelSchema = ResolvedModelSchema;
 
 const count = z.number().int().min(0);
 

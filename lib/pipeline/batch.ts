@@ -4,7 +4,6 @@
  * paths and row ranges.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type * as ortTypes from 'onnxruntime-node';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -13,9 +12,9 @@ import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, sele
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { checkFinite, inputColumns, nonFiniteValues, type FeatureBlock } from '../runtime/predict';
-import { predict } from './predict';
 import { LINEAGE_COLUMNS, type LineageColumn, type PartFormat } from '../sinks/types';
-import { assembleBlock, checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
+import { checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
+import type { Pipeline } from './pipeline';
 
 export const ROW_COLUMN = '__inferflow_row';
 
@@ -280,19 +279,19 @@ function rawSelect(name: string, kind: SourceKind): string {
 
 /**
  * Read a shard's raw columns (numbers, strings, instants) and assemble the model inputs through
- * the plan's on-demand features and transforms. Errors name rows by `idColumn=value` when an id
+ * the pipeline's `onDemand` and `transform` steps. Errors name rows by `idColumn=value` when an id
  * column is known (read as text here: this path needs labels for whatever a step rejects).
  */
 export async function readShardAssembled(
   conn: DuckDBConnection,
   snapshotPath: string,
   shard: ShardDescriptor,
-  plan: AssemblyPlan,
+  pipeline: ShardPipeline,
   idColumn: string | null,
   inPlace?: InputFingerprint,
 ): Promise<FeatureBlock> {
   const src = rowSource(snapshotPath, inPlace);
-  const cols = plan.sourceColumns;
+  const cols = pipeline.plan.sourceColumns;
   const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c) => readKindOf(c.kind))];
   const select = [`CAST(${src.row} AS DOUBLE)`, ...(idColumn ? [selectColumn(idColumn, 'string')] : []), ...cols.map((c) => rawSelect(c.name, c.kind))].join(', ');
   const rows = shard.end - shard.start;
@@ -304,7 +303,7 @@ export async function readShardAssembled(
   const ids = idColumn ? (read.shift() as (string | null)[]) : [];
   const batch: RawBatch = Object.fromEntries(cols.map((c, j) => [c.name, read[j] as Float64Array | (string | null)[]]));
   const rowLabel = (i: number) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`);
-  return assembleBlock(plan, batch, rows, rowLabel);
+  return pipeline.transform(pipeline.onDemand(batch, rows, rowLabel), rows, rowLabel);
 }
 
 /** `idColumn=value` labels for a few snapshot rows (for error messages). */
@@ -329,10 +328,16 @@ export interface ShardResult {
  * (original type), `label` and `score` (classification) or `prediction` (regression), then
  * lineage (model name, version, sha256, as-of time, run id).
  */
+/**
+ * The steps a shard runs, from the opened pipeline (pipeline.ts): its model context, then
+ * `onDemand` → `transform` → `predict` (post-processing inside predict), as online requests do.
+ */
+export type ShardPipeline = Pick<Pipeline, 'manifest' | 'plan' | 'onDemand' | 'transform' | 'predict'>;
+
 /** What predicting a row range needs; rows travel through files, never through the caller. */
 export interface PredictRangeArgs {
-  session: ortTypes.InferenceSession;
-  manifest: ModelManifest;
+  /** The opened pipeline (openPipeline with a session). */
+  pipeline: ShardPipeline;
   snapshotPath: string;
   /** Set when shards read the Parquet input in place (see stageSnapshot). */
   inPlace?: InputFingerprint;
@@ -342,22 +347,21 @@ export interface PredictRangeArgs {
   lineage: Lineage;
   chunkRows?: number;
   onProgress?: (rowsDone: number) => void;
-  /** How raw columns become model inputs. Default: planned from the manifest alone (no on-demand features). */
-  plan?: AssemblyPlan;
   /** The sink's own part format (PostgreSQL: CSV for COPY); default a zstd Parquet part. */
   partFormat?: PartFormat;
 }
 
-async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Promise<ShardResult> {
-  const { manifest, shard, lineage } = args;
+async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
+  const { pipeline, shard, lineage } = args;
+  const { manifest } = pipeline;
   return withSharedDuckDB(async (conn) => {
     await checkInPlace(args.snapshotPath, args.inPlace);
     const src = rowSource(args.snapshotPath, args.inPlace);
-    const assembled = !args.plan.direct;
+    const assembled = !pipeline.plan.direct;
     const block = assembled
-      ? await readShardAssembled(conn, args.snapshotPath, shard, args.plan, args.idColumn, args.inPlace)
+      ? await readShardAssembled(conn, args.snapshotPath, shard, pipeline, args.idColumn, args.inPlace)
       : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
-    const preds = await predict(args.session, manifest, block, {
+    const preds = await pipeline.predict(block, {
       ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}),
       ...(args.onProgress ? { onChunk: args.onProgress } : {}),
     }).catch(async (err: unknown) => {
@@ -421,13 +425,11 @@ export async function predictShard(
     onSegment?: (segmentsDone: number, segmentsTotal: number) => void;
   },
 ): Promise<ShardResult & { segmentsComputed: number }> {
-  // Plan once per shard, not per segment (the default: from the manifest alone; direct when it has no transforms).
-  const planned = { ...args, plan: args.plan ?? planAssembly(args.manifest) };
-  const { shard } = planned;
+  const { shard } = args;
   const segmentRows = Math.max(1, args.segmentRows ?? DEFAULT_SEGMENT_ROWS);
   const total = Math.max(1, Math.ceil((shard.end - shard.start) / segmentRows));
   if (total === 1) {
-    const r = await predictRange(planned);
+    const r = await predictRange(args);
     args.onSegment?.(1, 1);
     return { ...r, segmentsComputed: 1 };
   }
@@ -439,7 +441,7 @@ export async function predictShard(
   for (let i = first; i < total; i++) {
     const start = shard.start + i * segmentRows;
     const segment = { index: shard.index, start, end: Math.min(shard.end, start + segmentRows) };
-    await predictRange({ ...planned, shard: segment, partPath: segPath(i), onProgress: (n) => args.onProgress?.(start - shard.start + n) });
+    await predictRange({ ...args, shard: segment, partPath: segPath(i), onProgress: (n) => args.onProgress?.(start - shard.start + n) });
     computed++;
     args.onSegment?.(i + 1, total);
   }

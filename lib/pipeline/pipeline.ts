@@ -9,11 +9,13 @@
  *   transform          fitted transforms → model input matrices  assemble.ts transformColumns
  *   predict            the model, in chunks                      predict.ts predict (lib/runtime/predict.ts runModel)
  *   postProcess        outputs → label / score / prediction      post-process.ts postProcess
- *   write              batch: the shard's staged part            batch.ts predictShard, then the run sink (lib/sinks)
+ *   write              records → the record sink (idempotent     Resources.recordSink → lib/sinks createRecordSink
+ *                      per key: prediction logs, streaming)
+ *                      batch: the shard's staged part            batch.ts predictShard, then the run sink (lib/sinks)
  *
- * Batch runs the same steps inside its shard machinery (batch.ts); online (`server/http.ts`, the
- * predictOnline activity) calls `infer`, which chains retrieveFeatures → onDemand → transform →
- * predict. The model context and the session come from Resources, so opening a pipeline again for
+ * Batch runs the same steps inside its shard machinery (batch.ts predictShard takes the opened
+ * pipeline: onDemand → transform → predict); online (`server/http.ts`, the predictOnline activity)
+ * calls `infer`, which chains retrieveFeatures → onDemand → transform → predict. The model context and the session come from Resources, so opening a pipeline again for
  * the same model costs a few map lookups.
  */
 import type * as ortTypes from 'onnxruntime-node';
@@ -21,7 +23,9 @@ import type { OnDemandRef } from '../features/on-demand';
 import type { OnlineStore, OnlineStoreSpec } from '../features/online';
 import { getHistoricalFeatures, type AllEntitiesSpine, type HistoricalFeaturesResult } from '../features/offline';
 import type { FeatureView, FeatureViewInput } from '../features/spec';
+import { InvalidInputError } from '../errors';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
+import type { PredictionRecord, RecordSinkSpec, RecordWriteOptions, RecordWriteResult } from '../sinks';
 import type { FeatureBlock, PredictOptions } from '../runtime/predict';
 import { onDemandColumns, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
 import { retrieveOnlineFeatures, type OnlineRequest, type OnlineRetrieved } from './online';
@@ -39,6 +43,8 @@ export interface PipelineDefinition {
   store?: OnlineStoreSpec;
   /** The field naming rows in error messages (e.g. transaction_id). */
   idColumn?: string;
+  /** Where `write` stores prediction records (online prediction logs, streaming output). */
+  recordSink?: RecordSinkSpec;
 }
 
 export interface OpenPipelineOptions {
@@ -144,6 +150,17 @@ export class Pipeline {
   /** `postProcess`: the model's outputs → label / score / prediction columns for `rows` rows (what predict runs per chunk). */
   postProcess(rows: number): PostProcess {
     return postProcess(this.manifest, this.session.outputNames, rows);
+  }
+
+  /**
+   * `write`: prediction records → the pipeline's record sink, idempotent per record key (a retried
+   * write stores nothing twice). The records are checked first; nothing is written when one is bad.
+   * @throws InvalidInputError the pipeline has no record sink, or a record is malformed (naming the field)
+   */
+  async write(records: readonly PredictionRecord[], options: RecordWriteOptions): Promise<RecordWriteResult> {
+    const spec = this.definition.recordSink;
+    if (!spec) throw new InvalidInputError(`pipeline for model ${this.model.name}:${this.model.version} has no record sink to write to`, ['recordSink: required to write prediction records']);
+    return this.resources.recordSink(spec).write(records, options);
   }
 
   /** Online and streaming: request rows → features from the online store → on-demand → transform → predict. */

@@ -18,7 +18,7 @@ import { ModelCache, ModelRegistry } from '../registry';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { signatureOf } from '../runtime/onnx';
 import { SessionCache } from '../runtime/sessions';
-import { checkSinkAllowed, closePostgresPools, closeRedisClients, closeNatsConnections, createRunSink, type RunSink, type SinkDefaults, type SinkSpec } from '../sinks';
+import { checkSinkAllowed, closePostgresPools, closeRedisClients, closeNatsConnections, createRecordSink, createRunSink, type RecordSink, type RecordSinkSpec, type RunSink, type SinkDefaults, type SinkSpec } from '../sinks';
 import { closeS3Clients, openStore } from '../storage';
 import { RunStaging } from './staging';
 
@@ -54,6 +54,7 @@ export class Resources {
   /** Sessions whose real input signature was checked against an assembly plan. */
   private readonly checked = new WeakMap<object, Set<AssemblyPlan>>();
   private readonly stores = new Map<string, OnlineStore>();
+  private readonly recordSinks = new Map<string, RecordSink>();
   private readonly parsedViews = new Map<string, FeatureView[]>();
   private closing: Promise<{ unfinished: number }> | undefined;
 
@@ -141,6 +142,17 @@ export class Resources {
     return createRunSink(spec, this.sinkDefaults);
   }
 
+  /** The record sink of a parsed spec (prediction logs, streaming output), created on first use and kept until close(). */
+  recordSink(spec: RecordSinkSpec): RecordSink {
+    const key = JSON.stringify(spec);
+    let sink = this.recordSinks.get(key);
+    if (!sink) {
+      sink = createRecordSink(spec, this.sinkDefaults);
+      this.recordSinks.set(key, sink);
+    }
+    return sink;
+  }
+
   /** Refuse a sink outside the allowed roots before any work is done. */
   checkSink(spec: SinkSpec): void {
     checkSinkAllowed(spec, this.sinkDefaults);
@@ -148,13 +160,14 @@ export class Resources {
 
   /**
    * Release everything: sessions and the inference pool (resolves with the pool's calls left
-   * unfinished), online stores, Redis clients, PostgreSQL pools and S3 clients. Idempotent: a
+   * unfinished), online stores, record sinks, Redis clients, PostgreSQL pools and S3 clients. Idempotent: a
    * second call waits for the first.
    */
   close(): Promise<{ unfinished: number }> {
     this.closing ??= (async () => {
-      const stores = [...this.stores.values()];
+      const stores = [...this.stores.values(), ...this.recordSinks.values()];
       this.stores.clear();
+      this.recordSinks.clear();
       this.contexts.clear();
       const [sessions] = await Promise.all([
         this.sessions.close(),

@@ -90,19 +90,23 @@ export async function closePostgresPools(): Promise<void> {
   await Promise.all(all.map((p) => p.end()));
 }
 
-const TRANSIENT_SQLSTATES = new Set([
-  '57P01', // admin_shutdown (also pg_terminate_backend)
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now (starting up, shutting down)
-  '53000', // insufficient_resources
-  '53200', // out_of_memory
-  '53300', // too_many_connections
-  '40001', // serialization_failure
-  '40P01', // deadlock_detected
+/**
+ * Retrying helps when the connection broke or the server could not serve for a while; it never
+ * helps a statement the server rejects. SQLSTATEs are judged by class (their first two
+ * characters): 08 connection exception, 40 transaction rollback (serialization failure,
+ * deadlock), 53 insufficient resources, 57 operator intervention (shutdown, terminated backend,
+ * statement timeout) and 58 system error (I/O) are retried; every other class (22 data, 23
+ * integrity, 28 authorization, 3D/3F missing database or schema, 42 syntax or access rule, 0A
+ * unsupported feature, 54 program limit, P0 raised by PL/pgSQL…) is permanent, including a class
+ * this list does not know. Classes that mix both keep the few retryable states named here.
+ */
+const RETRYABLE_SQLSTATE_CLASSES = new Set(['08', '40', '53', '57', '58']);
+const RETRYABLE_SQLSTATES = new Set([
   '55P03', // lock_not_available
-  '58000', // system_error
-  '58030', // io_error
+  '55006', // object_in_use
+  'XX000', // internal_error (not data_corrupted XX001 / index_corrupted XX002)
 ]);
+const SQLSTATE = /^[0-9A-Z]{5}$/;
 const TRANSIENT_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'EAI_AGAIN', 'ENOTFOUND']);
 const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error|Connection ended|Client has encountered a connection error and is not queryable/i;
 
@@ -118,10 +122,11 @@ export function postgresErrorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** True when retrying can help: the connection broke or the server was briefly unable to serve. */
+/** True when retrying can help: the connection broke or the server was briefly unable to serve (see RETRYABLE_SQLSTATE_CLASSES). */
 export function isTransientPostgresError(err: unknown): boolean {
   const code = postgresErrorCode(err);
-  if (code) return TRANSIENT_SQLSTATES.has(code) || TRANSIENT_ERRNOS.has(code) || code.startsWith('08');
+  if (code && SQLSTATE.test(code)) return RETRYABLE_SQLSTATE_CLASSES.has(code.slice(0, 2)) || RETRYABLE_SQLSTATES.has(code);
+  if (code) return TRANSIENT_ERRNOS.has(code);
   return TRANSIENT_MESSAGES.test(postgresErrorMessage(err));
 }
 
@@ -145,33 +150,55 @@ export function resolvePostgresTarget(settings: PostgresConnectionSettings): Pos
 }
 
 
+/** What a failed statement was doing, for the typed error it becomes. */
+export interface PostgresFailureContext {
+  target: PostgresTarget;
+  /** What was being done (`staging shard 3 of run r`, `reading table t for view v`). */
+  what: string;
+  /** The schema the statement used: named when it does not exist. */
+  schema?: string;
+  /** The input field the statement comes from (`views[0].source`): the message starts with it and the problems name it. */
+  field?: string;
+  /** The object read or written (`table public.t`): named when it does not exist. */
+  object?: string;
+}
+
 /**
- * pg / network errors → typed errors naming host:port and database (never a password): transient
- * ones retried, refused credentials and missing objects permanent. Typed errors pass through.
+ * THE PostgreSQL error mapping (feature source, run sink, record sink): pg / network errors →
+ * typed errors naming host:port and database (never a password) and the field when there is one.
+ * Transient ones (isTransientPostgresError) are retried; refused credentials or grants are
+ * PermissionDenied; a missing database, schema or table NotFound; rejected values (classes 21,
+ * 22, 23) InvalidValue; any other SQLSTATE, of a class known or not, a permanent InvalidInput (the
+ * statement or the spec behind it is wrong: retrying cannot help). Typed errors pass through;
+ * an error without a SQLSTATE that is not a connection fault stays untyped.
  */
-export function postgresFailure(err: unknown, ctx: { target: PostgresTarget; schema: string; what: string }): Error {
+export function postgresFailure(err: unknown, ctx: PostgresFailureContext): Error {
   if (err instanceof InferflowError) return err;
   const t = ctx.target;
   const sqlstate = postgresErrorCode(err);
   const msg = postgresErrorMessage(err);
+  const at = ctx.field ? `${ctx.field}: ` : '';
   const where = `PostgreSQL at ${t.host}:${t.port} (database ${t.database})`;
-  const details: ErrorDetails = { host: t.host, port: t.port, database: t.database, user: t.user, ...(sqlstate ? { code: sqlstate } : {}) };
+  const details: ErrorDetails = { host: t.host, port: t.port, database: t.database, user: t.user, ...(sqlstate ? { code: sqlstate } : {}), ...(ctx.field ? { field: ctx.field } : {}), ...(ctx.object ? { object: ctx.object } : {}) };
   const cause = { cause: err };
   if (isTransientPostgresError(err)) {
-    return new TransientError(`${where} is unavailable while ${ctx.what}: ${msg}`, details, cause);
+    return new TransientError(`${at}${where} is unavailable while ${ctx.what}: ${msg}`, details, cause);
   }
+  if (!sqlstate || !SQLSTATE.test(sqlstate)) return new Error(`${at}${where}: ${ctx.what} failed: ${msg}`, cause);
   switch (sqlstate) {
     case '28P01':
     case '28000':
-      return new PermissionDeniedError(`${where} refused user ${t.user}: ${msg}`, details, cause);
-    case '3D000':
-      return new NotFoundError(`database ${t.database} does not exist on PostgreSQL at ${t.host}:${t.port}: ${msg}`, { ...details, object: t.database }, cause);
-    case '3F000':
-      return new NotFoundError(`schema ${ctx.schema} does not exist in ${where}: ${msg}`, { ...details, object: ctx.schema }, cause);
+      return new PermissionDeniedError(`${at}${where} refused user ${t.user} (check INFERFLOW_POSTGRES_URL / PG* credentials): ${msg}`, details, cause);
     case '42501':
-      return new PermissionDeniedError(`${where}: permission denied for user ${t.user} while ${ctx.what}: ${msg}`, details, cause);
-    default:
-      if (sqlstate && /^(22|23)/.test(sqlstate)) return new InvalidValueError(`${where} rejected a value while ${ctx.what}: ${msg}`, details, cause);
-      return new Error(`${where}: ${ctx.what} failed: ${msg}`, cause);
+      return new PermissionDeniedError(`${at}${where}: permission denied for user ${t.user} while ${ctx.what} (check the grants): ${msg}`, details, cause);
+    case '3D000':
+      return new NotFoundError(`${at}database ${t.database} does not exist on PostgreSQL at ${t.host}:${t.port}: ${msg}`, { ...details, object: t.database }, cause);
+    case '3F000':
+      return new NotFoundError(`${at}schema ${ctx.schema ?? '(of the statement)'} does not exist in ${where} while ${ctx.what}: ${msg}`, { ...details, ...(ctx.schema ? { object: ctx.schema } : {}) }, cause);
+    case '42P01':
+      return new NotFoundError(`${at}${ctx.object ?? 'a relation'} does not exist in ${where} while ${ctx.what}: ${msg}`, details, cause);
   }
+  const problem = `${ctx.field ?? 'statement'}: ${msg} (SQLSTATE ${sqlstate})`;
+  if (/^(21|22|23)/.test(sqlstate)) return new InvalidValueError(`${at}${where} rejected a value while ${ctx.what}: ${msg}`, details, cause);
+  return new InvalidInputError(`${at}${where} rejected the statement while ${ctx.what}`, [problem], details);
 }

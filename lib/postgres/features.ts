@@ -15,8 +15,8 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { InvalidInputError, NotFoundError, PermissionDeniedError, TransientError } from '../errors';
-import { FEATURES_APPLICATION_NAME, postgresClient, postgresErrorCode, postgresErrorMessage, type PostgresConnectionSettings } from './connection';
+import { InvalidInputError } from '../errors';
+import { FEATURES_APPLICATION_NAME, postgresClient, postgresFailure, resolvePostgresTarget, type PostgresConnectionSettings } from './connection';
 import type { ResolvedFiles } from '../features/source';
 import type { FeatureView } from '../features/spec';
 import { TABLE_NAME_PATTERN } from '../sinks/spec';
@@ -72,22 +72,11 @@ export function sourceRelation(source: { table?: string | undefined; query?: str
   return `(${q}) AS inferflow_src`;
 }
 
-function describeError(err: unknown, view: FeatureView, index: number, where: string): Error {
-  const code = postgresErrorCode(err);
-  const msg = postgresErrorMessage(err);
-  const field = `views[${index}].source`;
-  if (code === '42P01' || code === '3F000') return new NotFoundError(`${field}: ${view.name} reads ${where}: ${msg}`, { object: where, field });
-  if (code === '28P01' || code === '28000' || code === '42501') return new PermissionDeniedError(`${field}: access to ${where} refused (check INFERFLOW_POSTGRES_URL / PG* credentials and grants): ${msg}`, { object: where, field });
-  if (typeof code === 'string' && /^(42|22)/.test(code)) return new InvalidInputError(`${field}: PostgreSQL rejected the source of view ${view.name}: ${msg}`, [`${field}: ${msg}`], { object: where });
-  // Dropped connections, a server restarting, and anything else unexpected: retried with backoff.
-  return new TransientError(`${field}: reading ${where} for view ${view.name} failed: ${msg}`, { object: where }, { cause: err });
-}
-
 /**
  * Export the columns a view needs (those the source has; missing ones are reported by the
  * caller's schema check) into `<dir>/source.csv`. Returns it as a CSV file source with
  * explicit column types.
- * @throws NotFoundError a table that does not exist; InvalidInputError a query PostgreSQL rejects; TransientError connection problems
+ * @throws the typed errors of postgresFailure (connection.ts), naming `views[<index>].source`: NotFoundError a table that does not exist, InvalidInputError a query PostgreSQL rejects, TransientError connection problems
  */
 export async function exportPostgresSource(view: FeatureView, index: number, dir: string, settings: PostgresSourceSettings, window?: EventTimeWindow): Promise<ResolvedFiles> {
   if (view.source.type !== 'postgres') throw new Error('not a postgres source');
@@ -121,8 +110,7 @@ export async function exportPostgresSource(view: FeatureView, index: number, dir
     await pipeline(copy, fs.createWriteStream(file));
     return { location: `postgres ${where}`, format: 'csv', files: [file], columnTypes: columns.map((c) => [c, types.get(c)!]) };
   } catch (err) {
-    if (err instanceof InvalidInputError || err instanceof NotFoundError) throw err;
-    throw describeError(err, view, index, where);
+    throw postgresFailure(err, { target: resolvePostgresTarget(settings), what: `reading ${where} for view ${view.name}`, field: `views[${index}].source`, object: where });
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -7,9 +7,6 @@ import { openStore } from '../storage';
 import { checkLocationAllowed } from '../storage/roots';
 import { PostgresSink } from '../postgres/run-sink';
 import { RedisSink } from './redis';
-import { RedisRecordSink } from './redis-records';
-import { NatsRecordSink } from './nats-records';
-import { PostgresRecordSink } from '../postgres/record-sink';
 import type { RecordSink } from './records';
 import { RecordSinkSpecSchema, SinkSpecSchema, type RecordSinkSpec, type SinkSpec } from './spec';
 import type { RunSink } from './types';
@@ -17,9 +14,6 @@ import type { RunSink } from './types';
 export * from './spec';
 export * from './types';
 export * from './records';
-export { RedisRecordSink, readRedisRecord } from './redis-records';
-export { NatsRecordSink, closeNatsConnections } from './nats-records';
-export { PostgresRecordSink } from '../postgres/record-sink';
 export { ObjectStoreParquetSink, ParquetSink, SUCCESS_MARKER, runDirName } from './parquet';
 export { DuckDBSink } from './duckdb';
 export { RedisSink, closeRedisClients, readRedisPrediction } from './redis';
@@ -86,11 +80,44 @@ function problemsOf(field: string, issues: readonly { path: readonly PropertyKey
   return issues.map((i) => `${field}${i.path.length ? '.' + i.path.map(String).join('.') : ''}: ${i.message}`);
 }
 
-const recordFactories: { [K in RecordSinkSpec['type']]: (spec: Extract<RecordSinkSpec, { type: K }>, d: SinkDefaults) => RecordSink } = {
-  postgres: (spec, d) => new PostgresRecordSink(spec, { url: d.postgresUrl }),
-  redis: (spec, d) => new RedisRecordSink({ url: d.redisUrl ?? DEFAULT_REDIS_URL, keyPrefix: spec.keyPrefix, ttlSeconds: spec.ttlSeconds }),
-  nats: (spec, d) => new NatsRecordSink({ url: d.natsUrl ?? DEFAULT_NATS_URL, subject: spec.subject }),
+/**
+ * Record sink backends load on first use: a process that writes no records (a batch worker, the
+ * CLI) never loads the NATS client or the record sinks. The modules are kept once loaded.
+ */
+let natsModule: Promise<typeof import('./nats-records.js')> | undefined;
+const backends = {
+  postgres: () => import('../postgres/record-sink.js'),
+  redis: () => import('./redis-records.js'),
+  nats: () => (natsModule ??= import('./nats-records.js')),
 };
+
+const recordFactories: { [K in RecordSinkSpec['type']]: (spec: Extract<RecordSinkSpec, { type: K }>, d: SinkDefaults) => Promise<RecordSink> } = {
+  postgres: async (spec, d) => new (await backends.postgres()).PostgresRecordSink(spec, { url: d.postgresUrl }),
+  redis: async (spec, d) => new (await backends.redis()).RedisRecordSink({ url: d.redisUrl ?? DEFAULT_REDIS_URL, keyPrefix: spec.keyPrefix, ttlSeconds: spec.ttlSeconds }),
+  nats: async (spec, d) => new (await backends.nats()).NatsRecordSink({ url: d.natsUrl ?? DEFAULT_NATS_URL, subject: spec.subject }),
+};
+
+/** A record sink whose backend module loads on its first write (the sink itself is created then too). */
+class LazyRecordSink implements RecordSink {
+  private opened: Promise<RecordSink> | undefined;
+  constructor(
+    readonly type: RecordSinkSpec['type'],
+    private readonly open: () => Promise<RecordSink>,
+  ) {}
+
+  async write(...args: Parameters<RecordSink['write']>): ReturnType<RecordSink['write']> {
+    return (await (this.opened ??= this.open())).write(...args);
+  }
+
+  async close(): Promise<void> {
+    if (this.opened) await (await this.opened).close();
+  }
+}
+
+/** Close the NATS connections record sinks opened; loads nothing when no NATS sink was used. */
+export async function closeNatsConnections(): Promise<void> {
+  if (natsModule) await (await natsModule).closeNatsConnections();
+}
 
 /** @throws InvalidInputError naming the field (`recordSink.…`) */
 export function parseRecordSinkSpec(raw: unknown): RecordSinkSpec {
@@ -99,7 +126,7 @@ export function parseRecordSinkSpec(raw: unknown): RecordSinkSpec {
   return parsed.data;
 }
 
-/** A record sink (online prediction logs, streaming output); connection settings come from `defaults`. */
+/** A record sink (online prediction logs, streaming output); connection settings come from `defaults`; its backend loads on the first write. */
 export function createRecordSink(spec: RecordSinkSpec, defaults: SinkDefaults): RecordSink {
-  return (recordFactories[spec.type] as (s: RecordSinkSpec, d: SinkDefaults) => RecordSink)(spec, defaults);
+  return new LazyRecordSink(spec.type, () => (recordFactories[spec.type] as (s: RecordSinkSpec, d: SinkDefaults) => Promise<RecordSink>)(spec, defaults));
 }

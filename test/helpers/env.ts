@@ -6,6 +6,9 @@ import { loadConfig, type InferflowConfig } from '../../lib/config/env';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
 import { registerExampleModel } from '../../cli/examples';
+import { createLogger } from '../../lib/log';
+import { openPipeline, type Pipeline } from '../../lib/pipeline/pipeline';
+import { createResources, type Resources } from '../../lib/pipeline/resources';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from './services';
 
 export { EXAMPLE_FEATURES, EXAMPLE_MODEL_DIR, REPO_ROOT } from '../../cli/examples';
@@ -27,4 +30,14 @@ export async function exampleRegistry(config: InferflowConfig): Promise<ModelReg
 
 export function uniqueName(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The example model's pipeline, opened with its session from real Resources over `config` and
+ * `registry` (the model registered there). Close the resources when done.
+ */
+export async function openExamplePipeline(config: InferflowConfig, registry: ModelRegistry): Promise<{ pipeline: Pipeline; resources: Resources }> {
+  const resources = createResources(config, { registry, logger: createLogger('warn') });
+  const { resolved } = await registry.resolve('fraud-detector');
+  return { pipeline: await openPipeline({ model: resolved }, resources), resources };
 }

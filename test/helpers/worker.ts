@@ -5,13 +5,14 @@ import { createResources, type Resources } from '../../lib/pipeline/resources';
 import { createLogger } from '../../lib/log';
 import { WORKFLOWS_PATH, createInferflowWorker } from '../../workers/worker';
 import { installTemporalRuntime } from '../../workers/runtime';
+import { WORKFLOW_BUNDLER_OPTIONS } from '../../workers/bundle-options';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
 /** The workflow bundle, built once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   installTemporalRuntime(createLogger(process.env.TEST_TEMPORAL_LOG_LEVEL === 'WARN' ? 'warn' : 'error'));
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } });
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, ...WORKFLOW_BUNDLER_OPTIONS, logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } });
   return bundle;
 }
 

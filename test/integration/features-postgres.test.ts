@@ -93,7 +93,7 @@ describe('PostgreSQL feature sources', () => {
     await expect(getHistoricalFeatures({ spine: path.join(dir, 'spine.csv'), views: [statView('s', { type: 'postgres', table: 'no_such_table_xyz' })], output: path.join(dir, 'x.parquet'), postgres: { url: postgresUrl } })).rejects.toBeInstanceOf(NotFoundError);
     const bad = await getHistoricalFeatures({ spine: path.join(dir, 'spine.csv'), views: [statView('s', { type: 'postgres', query: 'SELEC nonsense' })], output: path.join(dir, 'x.parquet'), postgres: { url: postgresUrl } }).catch((e: unknown) => e);
     expect(bad).toBeInstanceOf(InvalidInputError);
-    expect(String(bad)).toMatch(/views\[0\]\.source: PostgreSQL rejected the source of view s: syntax error/);
+    expect(String(bad)).toMatch(/views\[0\]\.source: PostgreSQL at \S+ \(database \S+\) rejected the statement while reading query for view s: views\[0\]\.source: syntax error .*\(SQLSTATE 42601\)/);
   });
 
   it('a value DuckDB cannot convert (numeric NaN into DECIMAL) is a SchemaMismatchError naming the view, not a retryable fault', async () => {

@@ -5,13 +5,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SchemaMismatchError } from '../../lib/errors';
 import { planShards, predictShard, stageSnapshot, type ShardDescriptor } from '../../lib/pipeline/batch';
 import { ModelRegistry, type ModelManifest, type ResolvedModel } from '../../lib/registry';
-import { loadSession } from '../../lib/runtime/onnx';
+import type { Pipeline } from '../../lib/pipeline/pipeline';
+import type { Resources } from '../../lib/pipeline/resources';
 import { PostgresSink, closePostgresPools } from '../../lib/sinks';
 import { FileObjectStore } from '../../lib/storage';
 import { writeVariant } from '../helpers/data';
-import { EXAMPLE_MODEL_DIR, registerExample, tempConfig, uniqueName } from '../helpers/env';
+import { openExamplePipeline, registerExample, tempConfig, uniqueName } from '../helpers/env';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
-import type * as ortTypes from 'onnxruntime-node';
 
 /**
  * PostgreSQL shards write CSV parts straight from their predictions (`PostgresSink.partFormat`)
@@ -25,12 +25,14 @@ let cleanup: () => Promise<void>;
 let admin: pg.Pool;
 let model: ResolvedModel;
 let manifest: ModelManifest;
-let session: ortTypes.InferenceSession;
+let pipeline: Pipeline;
+let resources: Resources;
 let snapshot: { snapshotPath: string; inPlace?: Awaited<ReturnType<typeof stageSnapshot>>['inPlace'] };
 let shards: ShardDescriptor[];
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await tempConfig());
+  const { config, ...temp } = await tempConfig();
+  ({ dir, cleanup } = temp);
   admin = new pg.Pool({ connectionString: url, max: 2 });
   await admin.query(`CREATE SCHEMA ${pg.escapeIdentifier(schema)}`);
   const registry = new ModelRegistry(new FileObjectStore(path.join(dir, 'registry')));
@@ -40,11 +42,11 @@ beforeAll(async () => {
   const plan = await stageSnapshot({ featuresPath: input, snapshotPath: path.join(dir, 'snap.parquet'), manifest, idColumn: 'transaction_id', shardSize: 1_000 });
   snapshot = { snapshotPath: plan.snapshotPath, ...(plan.inPlace ? { inPlace: plan.inPlace } : {}) };
   shards = planShards(plan.rowsIn, 1_000);
-  session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
+  ({ pipeline, resources } = await openExamplePipeline(config, registry));
 });
 
 afterAll(async () => {
-  await session?.release();
+  await resources?.close();
   await closePostgresPools();
   await admin?.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
   await admin?.end();
@@ -55,8 +57,7 @@ afterAll(async () => {
 async function part(sink: PostgresSink, shard: ShardDescriptor, kind: 'parquet' | 'csv', name: string, segmentRows?: number): Promise<string> {
   const partPath = path.join(dir, name, `part-${String(shard.index).padStart(5, '0')}.${kind}`);
   await predictShard({
-    session,
-    manifest,
+    pipeline,
     ...snapshot,
     idColumn: 'transaction_id',
     shard,

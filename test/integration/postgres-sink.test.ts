@@ -422,7 +422,7 @@ describe('PostgreSQL sink errors', () => {
     const err = await stageOne(new PostgresSink({ table: 'scores', schema }, { url: `postgres://postgres:sekrit-pw@127.0.0.1:${port}/${TEST_POSTGRES.database}` }));
     expect(err).toBeInstanceOf(TransientError);
     expect(err.message).toContain(`127.0.0.1:${port}`);
-    expect(err.message).toContain('database test');
+    expect(err.message).toContain(`database ${TEST_POSTGRES.database}`);
     expect(err.message).toContain('ECONNREFUSED');
     expect(`${err.message} ${JSON.stringify((err as InferflowError).details)}`).not.toContain('sekrit-pw');
   });

@@ -5,10 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError, TransientError } from '../../lib/errors';
 import { ModelRegistry, type ResolvedModel } from '../../lib/registry';
 import { planShards, predictShard, stageSnapshot } from '../../lib/pipeline/batch';
-import { loadSession } from '../../lib/runtime/onnx';
 import { RedisSink, closeRedisClients, readRedisPrediction } from '../../lib/sinks/redis';
 import { FileObjectStore } from '../../lib/storage';
-import { EXAMPLE_MODEL_DIR, registerExample, tempConfig } from '../helpers/env';
+import { openExamplePipeline, registerExample, tempConfig } from '../helpers/env';
 import { scoresIn, writeVariant } from '../helpers/data';
 import { deleteByPrefix } from '../helpers/redis';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
@@ -22,7 +21,8 @@ let parts: { shardIndex: number; partPath: string; rows: number }[];
 let redis: Redis;
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await tempConfig());
+  const { config, ...temp } = await tempConfig();
+  ({ dir, cleanup } = temp);
   const registry = new ModelRegistry(new FileObjectStore(path.join(dir, 'registry')));
   await registerExample(registry);
   const { manifest, resolved } = await registry.resolve('fraud-detector');
@@ -30,14 +30,14 @@ beforeAll(async () => {
   const input = await writeVariant(dir, 'in.parquet', '*', 'true', 3_000);
   const snapshotPath = path.join(dir, 'snap.parquet');
   const plan = await stageSnapshot({ featuresPath: input, snapshotPath, manifest, idColumn: null, shardSize: 1_000 });
-  const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
+  const { pipeline, resources } = await openExamplePipeline(config, registry);
   parts = [];
   for (const shard of planShards(plan.rowsIn, 1_000)) {
     const partPath = path.join(dir, `p${shard.index}.parquet`);
-    await predictShard({ session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: 'transaction_id', shard, partPath, lineage: { runId: 'x', model, asOf: '2026-11-24T03:00:00Z' } });
+    await predictShard({ pipeline, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: 'transaction_id', shard, partPath, lineage: { runId: 'x', model, asOf: '2026-11-24T03:00:00Z' } });
     parts.push({ shardIndex: shard.index, partPath, rows: shard.end - shard.start });
   }
-  await session.release();
+  await resources.close();
   redis = new Redis(URL);
 });
 afterAll(async () => {

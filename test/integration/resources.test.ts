@@ -7,7 +7,9 @@
 import pg from 'pg';
 import Redis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidInputError } from '../../lib/errors';
 import { openPipeline } from '../../lib/pipeline/pipeline';
+import { readRedisRecord } from '../../lib/sinks/redis-records';
 import { createResources, type Resources } from '../../lib/pipeline/resources';
 import { exampleRegistry, tempConfig, uniqueName } from '../helpers/env';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/services';
@@ -47,6 +49,30 @@ afterAll(async () => {
 });
 
 describe('Resources', () => {
+  it('Pipeline.write stores prediction records through the record sink, once per key; a pipeline without one refuses', async () => {
+    // Its own resources: closing them closes the process's clients, before the test below counts its own.
+    const env = await tempConfig();
+    await exampleRegistry(env.config);
+    const own = createResources(env.config);
+    const model = await own.resolveModel('fraud-detector@production');
+    const recordSink = { type: 'redis' as const, keyPrefix: `${name}:log` };
+    const pipeline = await openPipeline({ model, recordSink }, own, { session: false });
+    const record = (key: string, score: number) => ({ key, entity: '17', outputs: { score, label: score > 0.5 ? 1 : 0 }, model: { name: model.name, version: model.version, sha256: model.sha256 }, predictedAt: '2026-12-07T21:00:00Z' });
+    expect(await pipeline.write([record('e1', 0.9), record('e2', 0.1)], { idempotencyKey: 'batch-1' })).toEqual({ written: 2, duplicates: 0 });
+    // A retried write (same keys, other values) stores nothing and keeps the first records.
+    expect(await pipeline.write([record('e1', 0.2)], { idempotencyKey: 'batch-1' })).toEqual({ written: 0, duplicates: 1 });
+    expect((await readRedisRecord(TEST_REDIS_URL, recordSink.keyPrefix, 'e1'))?.outputs).toEqual({ score: 0.9, label: 1 });
+    expect(own.recordSink({ ...recordSink })).toBe(own.recordSink(recordSink));
+
+    const bare = await openPipeline({ model }, own, { session: false });
+    const refused = await bare.write([record('e3', 0.5)], { idempotencyKey: 'x' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(InvalidInputError);
+    expect((refused as InvalidInputError).problems).toEqual(['recordSink: required to write prediction records']);
+    await admin.redis.del(`${name}:log:e1`, `${name}:log:e2`);
+    await own.close();
+    await env.cleanup();
+  });
+
   it('keeps one online store per spec and one session per model, and close() releases them and the sinks’ clients, once', async () => {
     const model = await resources.resolveModel('fraud-detector@production');
     const pipeline = await openPipeline({ model }, resources);

@@ -5,24 +5,32 @@ import { EmptyInputError, SchemaMismatchError } from '../../lib/errors';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { planShards, predictShard, stageSnapshot } from '../../lib/pipeline/batch';
 import { ModelRegistry, type ModelManifest, type ResolvedModel } from '../../lib/registry';
-import { loadSession } from '../../lib/runtime/onnx';
 import { DuckDBSink, ParquetSink } from '../../lib/sinks';
 import { FileObjectStore } from '../../lib/storage';
 import { referenceScores, writeVariant } from '../helpers/data';
-import { EXAMPLE_MODEL_DIR, registerExample, tempConfig } from '../helpers/env';
+import type { Pipeline } from '../../lib/pipeline/pipeline';
+import type { Resources } from '../../lib/pipeline/resources';
+import { openExamplePipeline, registerExample, tempConfig } from '../helpers/env';
 
 let dir: string;
 let cleanup: () => Promise<void>;
 let manifest: ModelManifest;
 let model: ResolvedModel;
+let pipeline: Pipeline;
+let resources: Resources;
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await tempConfig());
+  let config;
+  ({ config, dir, cleanup } = await tempConfig());
   const registry = new ModelRegistry(new FileObjectStore(path.join(dir, 'registry')));
   await registerExample(registry);
   ({ manifest, resolved: model } = await registry.resolve('fraud-detector'));
+  ({ pipeline, resources } = await openExamplePipeline(config, registry));
 });
-afterAll(() => cleanup());
+afterAll(async () => {
+  await resources?.close();
+  await cleanup();
+});
 
 describe('shard planning', () => {
   it('covers every row once', () => {
@@ -43,18 +51,17 @@ describe('snapshot, shard prediction and sinks', () => {
     expect(plan).toMatchObject({ rowsIn: 2_500, idColumn: 'transaction_id' });
     expect(plan.shards).toHaveLength(3);
 
-    const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
     const parts: string[] = [];
     for (const shard of plan.shards) {
       const partPath = path.join(dir, 'run', 'parts', `p${shard.index}.parquet`);
-      const r = await predictShard({ session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard, partPath, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, chunkRows: 300 });
+      const r = await predictShard({ pipeline, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard, partPath, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, chunkRows: 300 });
       expect(r.rows).toBe(shard.end - shard.start);
       parts.push(partPath);
     }
     // A retried shard (same inputs) produces the same single part.
     const rowsOf = (p: string) => withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(p)}) ORDER BY 1`)).getRowsJS());
     const before = await rowsOf(parts[1]!);
-    await predictShard({ session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[1]!, partPath: parts[1]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' } });
+    await predictShard({ pipeline, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[1]!, partPath: parts[1]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' } });
     expect((await fs.readdir(path.join(dir, 'run', 'parts'))).sort()).toEqual(['p0.parquet', 'p1.parquet', 'p2.parquet']);
     expect(await rowsOf(parts[1]!)).toEqual(before);
 
@@ -103,15 +110,13 @@ describe('snapshot, shard prediction and sinks', () => {
     await db.commit({ ...req, runId: 'r2' });
     const counts = await withDuckDB(async (c) => (await c.runAndReadAll('SELECT run_id, count(*)::INT FROM scores GROUP BY 1 ORDER BY 1')).getRowsJS(), { path: path.join(dir, 'db.duckdb') });
     expect(counts).toEqual([['r1', 2_500], ['r2', 2_500]]);
-    await session.release();
   });
 
   it('a large shard is written in segments, and a retry resumes after the segments already written', async () => {
     const input = await writeVariant(dir, 'seg.parquet', '*', 'true', 2_500);
     const snapshotPath = path.join(dir, 'seg', 'snapshot.parquet');
     const plan = await stageSnapshot({ featuresPath: input, snapshotPath, manifest, idColumn: null, shardSize: 2_500 });
-    const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
-    const common = { session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[0]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, segmentRows: 600 };
+    const common = { pipeline, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[0]!, lineage: { runId: 'r1', model, asOf: '2026-11-24T03:00:00Z' }, segmentRows: 600 };
     const rowsOf = (p: string) => withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id, label, score FROM read_parquet(${lit(p)})`)).getRowsJS());
 
     const clean = path.join(dir, 'seg', 'clean.parquet');
@@ -134,7 +139,6 @@ describe('snapshot, shard prediction and sinks', () => {
     // A heartbeat ahead of what is on disk is not trusted.
     await fs.rm(part);
     expect((await predictShard({ ...common, partPath: part, resumeFromSegment: 4 })).segmentsComputed).toBe(5);
-    await session.release();
   });
 
   it('reads a Parquet input in place (no copy) and refuses it once it changed; CSV inputs are staged as a snapshot', async () => {
@@ -143,8 +147,7 @@ describe('snapshot, shard prediction and sinks', () => {
     expect(plan.snapshotPath).toBe(input);
     expect(plan.inPlace?.size).toBe((await fs.stat(input)).size);
     await expect(fs.access(path.join(dir, 'inplace', 'snapshot.parquet'))).rejects.toThrow();
-    const session = await loadSession(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), 'example');
-    const args = { session, manifest, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[2]!, partPath: path.join(dir, 'inplace', 'p2.parquet'), lineage: { runId: 'r', model, asOf: '2026-11-24T03:00:00Z' } };
+    const args = { pipeline, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, shard: plan.shards[2]!, partPath: path.join(dir, 'inplace', 'p2.parquet'), lineage: { runId: 'r', model, asOf: '2026-11-24T03:00:00Z' } };
     expect((await predictShard(args)).rows).toBe(200);
     const ids = await withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id FROM read_parquet(${lit(args.partPath)})`)).getRowsJS().map((r) => toText(r[0])));
     const expected = await withDuckDB(async (c) => (await c.runAndReadAll(`SELECT transaction_id FROM read_parquet(${lit(input)}) LIMIT 200 OFFSET 800`)).getRowsJS().map((r) => toText(r[0])));
@@ -152,7 +155,6 @@ describe('snapshot, shard prediction and sinks', () => {
     // The file is replaced mid-run: shards refuse to read it.
     await writeVariant(dir, 'inplace.parquet', '*', 'true', 999);
     await expect(predictShard(args)).rejects.toThrow(/changed or disappeared during the run/);
-    await session.release();
 
     const csv = await writeVariant(dir, 'snap.csv', '*', 'true', 100);
     const csvPlan = await stageSnapshot({ featuresPath: csv, snapshotPath: path.join(dir, 'csv', 'snapshot.parquet'), manifest, idColumn: null, shardSize: 400 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isTransientPostgresError, postgresErrorMessage } from '../../lib/postgres/connection';
+import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, TransientError } from '../../lib/errors';
+import { isTransientPostgresError, postgresErrorMessage, postgresFailure } from '../../lib/postgres/connection';
 
 const withCode = (code: string, message = code) => Object.assign(new Error(message), { code });
 
@@ -22,6 +23,56 @@ describe('PostgreSQL error classification', () => {
   it('bad SQL, missing objects, refused credentials and bad values are not', () => {
     for (const code of ['42P01', '42703', '28P01', '42501', '23505', '22P02']) expect(isTransientPostgresError(withCode(code)), code).toBe(false);
     expect(isTransientPostgresError(new Error('something else'))).toBe(false);
+  });
+
+  it('a SQLSTATE nobody listed is judged by its class: connection, rollback, resources, operator and system classes retried, the rest permanent', () => {
+    for (const code of ['08XYZ', '40XYZ', '53XYZ', '57014', '57XYZ', '58XYZ', '55P03', '55006', 'XX000']) expect(isTransientPostgresError(withCode(code)), code).toBe(true);
+    for (const code of ['0A000', '21000', '22XYZ', '23XYZ', '25001', '2BXYZ', '42XYZ', '54000', '55000', 'P0001', 'XX001', 'ZZ999', 'HV000']) expect(isTransientPostgresError(withCode(code)), code).toBe(false);
+  });
+});
+
+describe('postgresFailure: one mapping for the feature source and the sinks', () => {
+  const target = { host: 'db.example', port: 5433, database: 'features', user: 'reader' };
+  const map = (code: string, extra: { field?: string; object?: string; schema?: string } = {}) => postgresFailure(withCode(code, `server said ${code}`), { target, what: 'reading table t for view v', ...extra });
+
+  it('maps each class to a typed error naming the server, the field and the SQLSTATE, never retrying what cannot succeed', () => {
+    const cases: [string, new (...args: never[]) => Error][] = [
+      ['57P01', TransientError],
+      ['08006', TransientError],
+      ['40001', TransientError],
+      ['XX000', TransientError],
+      ['28P01', PermissionDeniedError],
+      ['42501', PermissionDeniedError],
+      ['3D000', NotFoundError],
+      ['3F000', NotFoundError],
+      ['42P01', NotFoundError],
+      ['22P02', InvalidValueError],
+      ['23505', InvalidValueError],
+      ['21000', InvalidValueError],
+      ['42601', InvalidInputError],
+      ['0A000', InvalidInputError],
+      ['P0001', InvalidInputError],
+      ['ZZ999', InvalidInputError],
+    ];
+    for (const [code, type] of cases) {
+      const e = map(code, { field: 'views[0].source', object: 'table t' });
+      expect(e, code).toBeInstanceOf(type);
+      expect(e.message, code).toMatch(/^views\[0\]\.source: /);
+      expect(e.message, code).toContain(`server said ${code}`);
+      expect((e as TransientError).permanent, code).toBe(type !== TransientError);
+    }
+    expect(map('42P01', { object: 'table t' }).message).toBe('table t does not exist in PostgreSQL at db.example:5433 (database features) while reading table t for view v: server said 42P01');
+    expect(map('3F000', { schema: 'analytics' }).message).toContain('schema analytics does not exist');
+    expect((map('42601', { field: 'views[2].source' }) as InvalidInputError).problems).toEqual(['views[2].source: server said 42601 (SQLSTATE 42601)']);
+  });
+
+  it('names the server, never the password, and keeps typed errors and errors without a SQLSTATE as they are', () => {
+    const e = map('28P01');
+    expect(e.message).toContain('PostgreSQL at db.example:5433 (database features) refused user reader');
+    const typed = new NotFoundError('already typed');
+    expect(postgresFailure(typed, { target, what: 'x' })).toBe(typed);
+    expect(postgresFailure(new Error('socket hang'), { target, what: 'x' })).not.toBeInstanceOf(InferflowError);
+    expect(postgresFailure(new Error('Connection terminated unexpectedly'), { target, what: 'x' })).toBeInstanceOf(TransientError);
   });
 
   it('names both addresses when IPv4 and IPv6 are both refused', () => {

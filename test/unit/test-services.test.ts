@@ -30,6 +30,9 @@ describe('the Redis and PostgreSQL databases of the tests come from the environm
     const env = { ...process.env };
     delete env.INFERFLOW_REDIS_URL;
     delete env.INFERFLOW_POSTGRES_URL;
+    // The defaults are asked for without the session's own isolation variables.
+    delete env.INFERFLOW_TEST_REDIS_DB;
+    delete env.INFERFLOW_TEST_PGDATABASE;
     const ask = async (extra: Record<string, string>) => JSON.parse((await run(process.execPath, ['--require', 'tsx/cjs', '-e', probe], { cwd: REPO_ROOT, env: { ...env, ...extra } })).stdout) as Record<string, string>;
     const other = await ask({ INFERFLOW_TEST_REDIS_DB: '7', INFERFLOW_TEST_PGDATABASE: 'test_b' });
     expect(other).toEqual({

@@ -220,6 +220,20 @@ describe('batchInference on a real Temporal server', () => {
       expect(f.message).toContain('colour: unknown field');
     });
 
+    it('batchShardGroup checks its input like the other workflows: a malformed group fails before any shard, naming every field', async () => {
+      const handle = await w.client.workflow.start('batchShardGroup', {
+        taskQueue: config.temporal.taskQueue,
+        workflowId: uniqueName('wf-bad-group'),
+        args: [{ ctx: { runId: 'r', snapshotPath: '/nowhere.parquet', idColumn: null, sink: { type: 'parquet' }, rowsIn: 10, shardSize: 0 }, first: -1, count: 1, maxConcurrency: 1, parentWorkflowId: 'p', extra: true }],
+      });
+      const f = await permanentFailureOf(handle);
+      expect(f.type).toBe('InvalidInput');
+      expect(f.nonRetryable).toBe(true);
+      for (const field of ['ctx.model', 'ctx.asOf', 'ctx.shardSize', 'first', 'extra: unknown field']) expect(f.message).toContain(field);
+      const events = (await handle.fetchHistory()).events ?? [];
+      expect(events.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
+    });
+
     it('invalid sink', async () => {
       const f = await runFailing({ model: 'fraud-detector', features: EXAMPLE_FEATURES, pipeline: 'bad', sink: { type: 'duckdb', table: 'x; drop table y' } });
       expect(f.type).toBe('InvalidInput');

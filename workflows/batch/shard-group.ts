@@ -3,9 +3,9 @@
  * workflow of large runs, one per group of shards). Deterministic workflow code: no I/O, no Node APIs.
  */
 import { ActivityCancellationType, CancellationScope, getExternalWorkflowHandle, proxyActivities } from '@temporalio/workflow';
-import type { InferflowActivities, PredictShardInput } from '../../activities';
-import type { SinkSpec } from '../../lib/sinks/spec';
-import { shardGroupProgressSignal, type ShardGroupProgress } from './shared';
+import type { InferflowActivities } from '../../activities';
+import { checkedMessage } from '../shared';
+import { SHARD_GROUP_WORKFLOW_TYPE, ShardGroupInputSchema, shardGroupProgressSignal, type ShardGroupInput, type ShardGroupProgress } from './shared';
 
 /** Shard predictions: long-running, heartbeating so a dead worker is noticed within 30 s. */
 const shardActivities = proxyActivities<InferflowActivities>({
@@ -15,15 +15,8 @@ const shardActivities = proxyActivities<InferflowActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s', maximumAttempts: 20 },
 });
 
-/**
- * What every shard of a run needs: the predictShard input without its shard (row ranges derive
- * from rowsIn and shardSize). runId is the top-level batchInference's (it names the staging area).
- */
-export interface ShardRunContext extends Omit<PredictShardInput, 'shard' | 'sink'> {
-  sink: SinkSpec;
-  rowsIn: number;
-  shardSize: number;
-}
+/** What every shard of a run needs (lib/messages/batch.ts ShardRunContextSchema). */
+export type ShardRunContext = ShardGroupInput['ctx'];
 
 export function shardRange(ctx: Pick<ShardRunContext, 'rowsIn' | 'shardSize'>, index: number): { index: number; start: number; end: number } {
   const start = index * ctx.shardSize;
@@ -76,14 +69,6 @@ export async function runShards(
   return rows;
 }
 
-/** Input of `batchShardGroup`: built by its parent batchInference run only (not a client message). */
-export interface ShardGroupInput {
-  ctx: ShardRunContext;
-  first: number;
-  count: number;
-  maxConcurrency: number;
-  parentWorkflowId: string;
-}
 
 /** Shards reported to the parent per progress signal (signals are events: keep them few). */
 const PROGRESS_EVERY = 10;
@@ -92,7 +77,8 @@ const PROGRESS_EVERY = 10;
  * Child workflow of a large batchInference run: predicts one group of shards and reports
  * progress to the parent every few shards. Returns the rows predicted.
  */
-export async function batchShardGroup(input: ShardGroupInput): Promise<number> {
+export async function batchShardGroup(raw: ShardGroupInput): Promise<number> {
+  const input = checkedMessage(ShardGroupInputSchema, raw, `${SHARD_GROUP_WORKFLOW_TYPE} input`);
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
   let pending: ShardGroupProgress = { shards: 0, rows: 0 };
   const flush = async () => {

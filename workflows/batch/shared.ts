@@ -5,11 +5,23 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { ResolvedModel } from '../../lib/registry/manifest';
-import type { BatchInferenceInput } from '../../lib/messages/batch';
+import type { BatchInferenceInput, ShardGroupProgress } from '../../lib/messages/batch';
 
-export { BATCH_DEFAULTS, BATCH_LIMITS, BatchInferenceInputSchema, BatchPipelineSpecSchema, batchLimitMessage, type BatchInferenceInput } from '../../lib/messages/batch';
+export {
+  BATCH_DEFAULTS,
+  BATCH_LIMITS,
+  BatchInferenceInputSchema,
+  BatchPipelineSpecSchema,
+  ShardGroupInputSchema,
+  ShardGroupProgressSchema,
+  batchLimitMessage,
+  type BatchInferenceInput,
+  type ShardGroupInput,
+  type ShardGroupProgress,
+} from '../../lib/messages/batch';
 
 export const BATCH_WORKFLOW_TYPE = 'batchInference';
+export const SHARD_GROUP_WORKFLOW_TYPE = 'batchShardGroup';
 
 export interface BatchInferenceResult {
   workflowId: string;
@@ -71,9 +83,5 @@ export function batchSummary(input: Pick<BatchInferenceInput, 'pipeline' | 'mode
   return `batch ${input.pipeline ?? input.model.split(/[:@]/)[0]} · model ${input.model}`;
 }
 
-/** Child shard groups tell the parent how many shards and rows they finished since the last report. */
-export interface ShardGroupProgress {
-  shards: number;
-  rows: number;
-}
+/** Child shard groups tell the parent how many shards and rows they finished since the last report (lib/messages/batch.ts ShardGroupProgressSchema). */
 export const shardGroupProgressSignal = defineSignal<[ShardGroupProgress]>('shardGroupProgress');

@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   executeChild,
+  log,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -11,17 +12,19 @@ import {
 import type { InferflowActivities } from '../../activities';
 import type { ResolvedModel } from '../../lib/registry/manifest';
 import { SEARCH_ATTRIBUTES, checkedMessage, runTime } from '../shared';
-import { batchShardGroup, runShards, type ShardGroupInput, type ShardRunContext } from './shard-group';
+import { batchShardGroup, runShards, type ShardRunContext } from './shard-group';
 import {
   BATCH_DEFAULTS,
   BATCH_WORKFLOW_TYPE,
   BatchInferenceInputSchema,
+  ShardGroupProgressSchema,
   progressDetails,
   progressQuery,
   shardGroupProgressSignal,
   type BatchInferenceInput,
   type BatchInferenceResult,
   type BatchProgress,
+  type ShardGroupInput,
 } from './shared';
 
 /** Short steps: retried with backoff for transient faults (≈ 15 min of outage), never for typed permanent failures. */
@@ -99,7 +102,12 @@ export async function batchInference(raw: BatchInferenceInput): Promise<BatchInf
       rowsOut = await runShards(ctx, 0, shardCount, maxConcurrency, (rows) => shardDone(1, rows), () => progress.shardsFailed++);
     } else {
       // Large runs: one child workflow per group of shards keeps every history small.
-      setHandler(shardGroupProgressSignal, ({ shards, rows }) => shardDone(shards, rows));
+      // A signal handler never throws: a malformed report is logged and left out of the progress (the rows come from the children's results).
+      setHandler(shardGroupProgressSignal, (raw) => {
+        const report = ShardGroupProgressSchema.safeParse(raw);
+        if (report.success) shardDone(report.data.shards, report.data.rows);
+        else log.warn('ignored a malformed shard group progress signal', { problems: report.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) });
+      });
       for (let first = 0; first < shardCount; first += shardsPerChild) {
         const group: ShardGroupInput = { ctx, first, count: Math.min(shardsPerChild, shardCount - first), maxConcurrency, parentWorkflowId: info.workflowId };
         rowsOut += await executeChild(batchShardGroup, { workflowId: `${info.workflowId}/shards-${first}`, args: [group] }).catch((err: unknown) => {
