@@ -125,6 +125,7 @@ describe('V2 columns → rows', () => {
       'inputs[2] (a): given twice',
       'inputs[3] (c).shape: must be [2] (one value per row), got [2, 2]',
     ]);
+    expect(problemsOf(() => rowsOfColumns([{ name: 'id', datatype: 'INT64', shape: [2], data: [NaN, Infinity] }]))).toEqual(['inputs[0] (id).data[0]: expected INT64, got NaN', 'inputs[0] (id).data[1]: expected INT64, got Infinity']);
     expect(problemsOf(() => rowsOfColumns([]))).toEqual(['inputs: required, one tensor {name, datatype, shape, data} per request field']);
   });
 
