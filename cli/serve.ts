@@ -1,6 +1,6 @@
 /**
- * `inferflow serve <spec>`: online predictions over HTTP (KServe V2 REST) for a pipeline spec's
- * model, feature views and on-demand features, with features from the online store.
+ * `inferflow serve <spec>`: online predictions over HTTP (KServe V2 REST) and, with --grpc-port, V2
+ * gRPC for a pipeline spec's model, feature views and on-demand features, with features from the online store.
  */
 import type { Command } from 'commander';
 import type { ServeLimits } from '../lib/config/env';
@@ -71,7 +71,7 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
 export function registerServeCommand(program: Command): void {
   program
     .command('serve <spec>')
-    .description('Serve a pipeline spec online over HTTP (KServe V2 REST): request fields in, features from the online store, the same on-demand features and transforms as batch, predictions out.')
+    .description('Serve a pipeline spec online over HTTP (KServe V2 REST) and, with --grpc-port, V2 gRPC: request fields in, features from the online store, the same on-demand features and transforms as batch, predictions out.')
     .option('--port <port>', 'port (0 picks a free one)', nonNegativeInt, 8080)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--grpc-port <port>', 'also serve KServe V2 gRPC (inference.GRPCInferenceService, what tritonclient.grpc speaks) on this port (0 picks a free one; default: no gRPC)', nonNegativeInt)
@@ -87,7 +87,10 @@ export function registerServeCommand(program: Command): void {
         {"name": "lat", "datatype": "FP64", "shape": [1], "data": [52.5]},
         {"name": "lon", "datatype": "FP64", "shape": [1], "data": [13.4]}],
         "parameters": {"as_of": "2026-10-15T12:00:00Z"}}'
-    `) + '\nFill the online store first (inferflow features materialize). parameters.as_of judges feature freshness (the views\' TTL) at that time instead of now.\n')
+      inferflow serve examples/pipelines/fraud-features.json --store redis --grpc-port 8001
+      python3 -c 'import tritonclient.grpc as g; print(g.InferenceServerClient("localhost:8001").get_model_metadata("fraud-features"))'
+    `) + '\nFill the online store first (inferflow features materialize). parameters.as_of judges feature freshness (the views\' TTL) at that time instead of now.\n' +
+      'gRPC (inference.GRPCInferenceService, the KServe V2 proto in server/proto/) takes numpy tensors from tritonclient.grpc (raw_input_contents) or typed contents; docs/online.md#grpc-kserve-v2--triton-clients.\n')
     .action(async (specFile: string, opts: ServeOptions) => {
       const { loadConfig } = await import('../lib/config/env.js');
       const { createLogger } = await import('../lib/log.js');

@@ -77,7 +77,7 @@ beforeAll(async () => {
   server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', grpcPort: 0, store: { type: 'redis', keyPrefix } });
   resources = createResources(loadConfig(), { logger: createLogger('warn') });
   const pipeline = await openPipeline({ model: await resources.resolveModel(spec.model), featureViews: spec.featureViews ?? [], store: { type: 'redis', keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: spec.idColumn! }, resources);
-  ops = await startGrpcServer([fixedDeployment(pipeline), warming('warming'), slow(pipeline, 'slow', 2_000)], { port: 0, tokens: new Set(['s3cret']), requestTimeoutMs: 300 });
+  ops = await startGrpcServer([fixedDeployment(pipeline), warming('warming'), slow(pipeline, 'slow', 2_000)], { port: 0, tokens: new Set(['s3cret']), requestTimeoutMs: 300, maxMessageBytes: 64 * 1024 });
   expected = await scoresIn(FEATURES_EXPECTED);
   requests = await withDuckDB(async (conn) => {
     const r = await conn.runAndReadAll(
@@ -174,12 +174,14 @@ describe('inferflow serve --grpc-port (KServe V2 gRPC, tritonclient)', () => {
 });
 
 describe('gRPC operations: bearer tokens, a model not loaded yet, the server deadline', () => {
-  it('asks for a token except on health; UNAVAILABLE while not ready; DEADLINE_EXCEEDED past the deadline', async () => {
+  it('asks for a token except on health; UNAVAILABLE while not ready; DEADLINE_EXCEEDED past the deadline; RESOURCE_EXHAUSTED over the message limit', async () => {
     const r = await tritonclient<Record<string, unknown>>(ops.address, 'ops');
     expect(r).toMatchObject({ live_without_token: true, ready_without_token: false, with_token: '1', warming_ready: false });
     expect(r.no_token).toEqual({ code: 'UNAUTHENTICATED', message: 'ModelMetadata: missing or unknown bearer token (send metadata authorization: Bearer <token>)' });
     expect(r.wrong_token).toEqual({ code: 'UNAUTHENTICATED', message: 'ModelInfer: missing or unknown bearer token (send metadata authorization: Bearer <token>)' });
     expect(r.warming_infer).toEqual({ code: 'UNAVAILABLE', message: 'model warming is not ready: no version loaded yet; retry later' });
     expect(r.slow_infer).toEqual({ code: 'DEADLINE_EXCEEDED', message: 'ModelInfer for slow did not finish within 300 ms' });
+    expect(r.too_large).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    expect((r.too_large as { message: string }).message).toMatch(/^Received message larger than max \(\d+ vs 65536\)$/);
   }, 120_000);
 });
