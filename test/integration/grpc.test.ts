@@ -37,13 +37,14 @@ type Answer = { model_name: string; model_version: string; id: string; outputs: 
 let server: Awaited<ReturnType<typeof serve>>;
 let ops: GrpcInferenceServer;
 let resources: Resources;
+let pipeline: Pipeline;
 let cleanup: () => Promise<void>;
 let requests: Row[];
 let expected: Scores;
 const saved = { ...process.env };
 
 /** Run the tritonclient script against a server; its JSON answer. */
-function tritonclient<T>(address: string, mode: 'main' | 'ops'): Promise<T> {
+function tritonclient<T>(address: string, mode: 'main' | 'ops' | 'drain'): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = execFile('python3', [CLIENT, address, mode], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${CLIENT} ${mode} failed: ${err.message}\n${stderr}`));
@@ -76,7 +77,7 @@ beforeAll(async () => {
   process.env.INFERFLOW_LOG_LEVEL = 'warn';
   server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', grpcPort: 0, store: { type: 'redis', keyPrefix } });
   resources = createResources(loadConfig(), { logger: createLogger('warn') });
-  const pipeline = await openPipeline({ model: await resources.resolveModel(spec.model), featureViews: spec.featureViews ?? [], store: { type: 'redis', keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: spec.idColumn! }, resources);
+  pipeline = await openPipeline({ model: await resources.resolveModel(spec.model), featureViews: spec.featureViews ?? [], store: { type: 'redis', keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: spec.idColumn! }, resources);
   ops = await startGrpcServer([fixedDeployment(pipeline), warming('warming'), slow(pipeline, 'slow', 2_000)], { port: 0, tokens: new Set(['s3cret']), requestTimeoutMs: 300, maxMessageBytes: 64 * 1024 });
   expected = await scoresIn(FEATURES_EXPECTED);
   requests = await withDuckDB(async (conn) => {
@@ -183,5 +184,20 @@ describe('gRPC operations: bearer tokens, a model not loaded yet, the server dea
     expect(r.slow_infer).toEqual({ code: 'DEADLINE_EXCEEDED', message: 'ModelInfer for slow did not finish within 300 ms' });
     expect(r.too_large).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
     expect((r.too_large as { message: string }).message).toMatch(/^Received message larger than max \(\d+ vs 65536\)$/);
+  }, 120_000);
+});
+
+describe('gRPC shutdown', () => {
+  it('lets a call in flight finish, then refuses new calls', async () => {
+    let arrived!: () => void;
+    const called = new Promise<void>((resolve) => (arrived = resolve));
+    const d = slow(pipeline, 'slow', 1_000);
+    const draining = await startGrpcServer([{ ...d, infer: (input) => (arrived(), d.infer(input)) }], { port: 0 });
+    const client = tritonclient<{ during: unknown; after: { code: string } }>(draining.address, 'drain');
+    await called;
+    await draining.close();
+    const r = await client;
+    expect(r.during).toEqual({ ok: '1' });
+    expect(r.after.code).toBe('UNAVAILABLE');
   }, 120_000);
 });
