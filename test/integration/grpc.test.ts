@@ -108,6 +108,7 @@ describe('inferflow serve --grpc-port (KServe V2 gRPC, tritonclient)', () => {
   it('answers health, server and model metadata with V2 datatypes', () => {
     expect(r).toMatchObject({ live: true, ready: true, model_ready: true, model_ready_v1: true });
     expect(r.model_ready_unknown).toEqual({ code: 'NOT_FOUND', message: 'model "nope" is not served here (served: fraud-features)' });
+    expect(r.model_ready_unknown_version).toEqual({ code: 'NOT_FOUND', message: 'model fraud-features version 7 is not served here (serving version 1)' });
     expect(r.server_metadata).toMatchObject({ name: 'inferflow', version: packageVersion() });
     const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
     const meta = r.model_metadata as { inputs: { name: string }[] };
