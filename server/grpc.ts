@@ -30,7 +30,7 @@ export const GRPC_PROTO_FILE = path.join(PACKAGE_ROOT, 'server', 'proto', 'grpc_
 export const ERROR_TYPE_TRAILER = 'inferflow-error-type';
 /** The response parameter holding each row's feature statuses (JSON). */
 export const FEATURE_STATUS_PARAMETER = 'feature_status';
-/** Seconds a shutdown waits for calls in flight before cancelling them. */
+/** How long a shutdown waits for calls in flight before cancelling them, in ms. */
 const DRAIN_MS = 10_000;
 
 /** The gRPC status of each error type (the REST statuses' counterparts). */
