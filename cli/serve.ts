@@ -1,10 +1,11 @@
 /**
- * `inferflow serve <spec>`: online predictions over HTTP (KServe V2 REST) for a pipeline spec's
- * model, feature views and on-demand features, with features from the online store.
+ * `inferflow serve <spec>`: online predictions over HTTP (KServe V2 REST) and, with --grpc-port, V2
+ * gRPC for a pipeline spec's model, feature views and on-demand features, with features from the online store.
  */
 import type { Command } from 'commander';
 import type { ServeLimits } from '../lib/config/env';
 import type { OnlineStoreSpec } from '../lib/features/online';
+import type { GrpcInferenceServer } from '../server/grpc';
 import type { InferenceServer } from '../server/http';
 import { parseStoreOption } from './features';
 import { examples, nonNegativeInt } from './options';
@@ -13,12 +14,14 @@ export interface ServeOptions {
   port: number;
   host: string;
   store?: OnlineStoreSpec;
+  /** Also serve V2 gRPC (inference.GRPCInferenceService) on this port; unset: no gRPC. */
+  grpcPort?: number;
   /** Overrides of the INFERFLOW_SERVE_* limits. */
   limits?: Partial<ServeLimits>;
 }
 
 /** Resolve the spec's model (cached locally, verified), open the store, and listen. */
-export async function serve(specFile: string, opts: ServeOptions): Promise<InferenceServer & { describe: string; shutdown: () => Promise<void> }> {
+export async function serve(specFile: string, opts: ServeOptions): Promise<InferenceServer & { grpc?: GrpcInferenceServer; describe: string; shutdown: () => Promise<void> }> {
   // Loaded here so that the rest of the CLI starts without ONNX Runtime and the server.
   const { loadConfig } = await import('../lib/config/env.js');
   const { createLogger } = await import('../lib/log.js');
@@ -27,10 +30,12 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
   const { loadPipelineSpec } = await import('../lib/pipeline/spec.js');
   const { startInferenceServer } = await import('../server/http.js');
   const { fixedDeployment } = await import('../server/deployment.js');
+  const { startGrpcServer } = await import('../server/grpc.js');
   const config = loadConfig();
   const spec = await loadPipelineSpec(specFile);
   // The workers' runtime: manifest, assembly plan and session, each checked against the model's ONNX signature.
-  const resources = createResources(config, { logger: createLogger(config.logLevel, 'inferflow-serve') });
+  const logger = createLogger(config.logLevel, 'inferflow-serve');
+  const resources = createResources(config, { logger });
   try {
     const model = await resources.resolveModel(spec.model);
     const pipeline = await openPipeline(
@@ -38,12 +43,22 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
       resources,
     );
     const features = pipeline.store.location; // opened before listening: a bad store spec fails here
-    const server = await startInferenceServer(fixedDeployment(pipeline), { port: opts.port, host: opts.host, limits: { ...config.serveLimits, ...opts.limits } });
+    const limits = { ...config.serveLimits, ...opts.limits };
+    const deployment = fixedDeployment(pipeline);
+    const server = await startInferenceServer(deployment, { port: opts.port, host: opts.host, limits });
+    const grpc =
+      opts.grpcPort === undefined
+        ? undefined
+        : await startGrpcServer([deployment], { port: opts.grpcPort, host: opts.host, requestTimeoutMs: limits.requestTimeoutMs, maxMessageBytes: limits.maxBodyBytes, logger }).catch(async (err: unknown) => {
+            await server.close();
+            throw err;
+          });
     return {
       ...server,
-      describe: `${model.name}:${model.version} (${model.sha256.slice(0, 12)}) at ${server.url}/v2/models/${model.name}/infer, features from ${features}`,
+      ...(grpc ? { grpc } : {}),
+      describe: `${model.name}:${model.version} (${model.sha256.slice(0, 12)}) at ${server.url}/v2/models/${model.name}/infer${grpc ? ` and gRPC ${grpc.address}` : ''}, features from ${features}`,
       shutdown: async () => {
-        await server.close();
+        await Promise.all([server.close(), grpc?.close()]);
         await resources.close();
       },
     };
@@ -56,9 +71,10 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
 export function registerServeCommand(program: Command): void {
   program
     .command('serve <spec>')
-    .description('Serve a pipeline spec online over HTTP (KServe V2 REST): request fields in, features from the online store, the same on-demand features and transforms as batch, predictions out.')
+    .description('Serve a pipeline spec online over HTTP (KServe V2 REST) and, with --grpc-port, V2 gRPC: request fields in, features from the online store, the same on-demand features and transforms as batch, predictions out.')
     .option('--port <port>', 'port (0 picks a free one)', nonNegativeInt, 8080)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--grpc-port <port>', 'also serve KServe V2 gRPC (inference.GRPCInferenceService, what tritonclient.grpc speaks) on this port (0 picks a free one; default: no gRPC)', nonNegativeInt)
     .option('--store <store>', 'online store: sqlite[:PATH] (default: the embedded store under INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX] (server: INFERFLOW_REDIS_URL)', parseStoreOption)
     .addHelpText('after', examples(`
       inferflow serve examples/pipelines/fraud-features.json --store redis
@@ -71,7 +87,10 @@ export function registerServeCommand(program: Command): void {
         {"name": "lat", "datatype": "FP64", "shape": [1], "data": [52.5]},
         {"name": "lon", "datatype": "FP64", "shape": [1], "data": [13.4]}],
         "parameters": {"as_of": "2026-10-15T12:00:00Z"}}'
-    `) + '\nFill the online store first (inferflow features materialize). parameters.as_of judges feature freshness (the views\' TTL) at that time instead of now.\n')
+      inferflow serve examples/pipelines/fraud-features.json --store redis --grpc-port 8001
+      python3 -c 'import tritonclient.grpc as g; print(g.InferenceServerClient("localhost:8001").get_model_metadata("fraud-features"))'
+    `) + '\nFill the online store first (inferflow features materialize). parameters.as_of judges feature freshness (the views\' TTL) at that time instead of now.\n' +
+      'gRPC (inference.GRPCInferenceService, the KServe V2 proto in server/proto/) takes numpy tensors from tritonclient.grpc (raw_input_contents) or typed contents; docs/online.md#grpc-kserve-v2--triton-clients.\n')
     .action(async (specFile: string, opts: ServeOptions) => {
       const { loadConfig } = await import('../lib/config/env.js');
       const { createLogger } = await import('../lib/log.js');

@@ -87,7 +87,7 @@ const MAX_VALUE_PROBLEMS = 20;
 /** A request value as JSON text (for messages): `"abc"`, `true`, `null`, `1.5`. */
 export function valueText(v: unknown): string {
   if (v === undefined) return 'nothing';
-  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'bigint' || (typeof v === 'number' && !Number.isFinite(v))) return String(v);
   if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'an invalid Date' : v.toISOString();
   const text = JSON.stringify(v) ?? typeof v;
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
