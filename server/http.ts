@@ -74,6 +74,8 @@ export async function startInferenceServer(deployments: Deployment | readonly De
   const authorize = bearerAuth(options.tokens ?? []);
   const overCap = new WeakSet<Socket>();
   let draining = false;
+  /** Responses not yet finished: told to close their connection when a drain starts. */
+  const pending = new Set<http.ServerResponse>();
   let inFlight = 0;
   let idle: (() => void) | undefined;
 
@@ -107,9 +109,12 @@ export async function startInferenceServer(deployments: Deployment | readonly De
       if (!r) throw new HttpError(404, `no route ${method} ${url.pathname}`);
       await r.run(req, res);
     } catch (err) {
+      // The client went away (or the request timed out) while its body arrived: no one to answer.
+      if (res.destroyed || req.socket.destroyed) return;
       const { status, headers } = statusAndHeaders(err);
       const message = errorMessage(err);
-      if (status >= 500 && status !== 503) options.log?.error({ route: r?.label, status, err: message }, 'request failed');
+      if (status === 504) options.log?.warn({ route: r?.label, status, err: message }, 'deadline exceeded');
+      else if (status >= 500 && status !== 503) options.log?.error({ route: r?.label, status, err: message }, 'request failed');
       if (res.headersSent) res.destroy();
       else sendJson(res, status, r?.mlflow ? mlflowErrorBody(status, message) : { error: message, ...(err instanceof InferflowError ? { type: err.type } : {}) }, headers);
       // A body too large is still arriving (and being discarded by readBody): close the
@@ -133,7 +138,9 @@ export async function startInferenceServer(deployments: Deployment | readonly De
     },
     (req, res) => {
       inFlight++;
+      pending.add(res);
       res.once('close', () => {
+        pending.delete(res);
         inFlight--;
         if (inFlight === 0) idle?.();
       });
@@ -162,6 +169,7 @@ export async function startInferenceServer(deployments: Deployment | readonly De
     close: () =>
       (closing ??= (async () => {
         draining = true;
+        for (const res of pending) if (!res.headersSent) res.setHeader('connection', 'close');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         // In flight: finish within the deadline (a request past it is answered 504 by then), then close what remains.
