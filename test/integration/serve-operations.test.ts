@@ -3,7 +3,7 @@
  * per-request deadline (504), the online store going away and coming back (503 with
  * Retry-After, then 200), and a graceful drain on SIGTERM through the package's bin.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
