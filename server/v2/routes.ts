@@ -19,7 +19,7 @@ import { outputTensors, requestedOutputs, tensorsToRows } from './tensors';
 import { InvalidInputError } from '../../lib/errors';
 
 /** Protocol extensions this server implements (GET /v2). */
-export const V2_EXTENSIONS = ['binary_tensor_data', 'model_repository_health'] as const;
+export const V2_EXTENSIONS = ['binary_tensor_data'] as const;
 export const SERVER_NAME = 'inferflow';
 
 export interface V2Route {
