@@ -1,6 +1,7 @@
 /**
- * `inferflow serve <spec>`: online predictions over HTTP (KServe V2 REST) and, with --grpc-port, V2
- * gRPC for a pipeline spec's model, feature views and on-demand features, with features from the online store.
+ * `inferflow serve <spec…>`: online predictions for one or more pipeline specs (each served under
+ * its model's name): over HTTP the Open Inference Protocol (KServe V2) REST, MLflow's
+ * `/invocations` and Prometheus `/metrics`; with --grpc-port, V2 gRPC (inference.GRPCInferenceService).
  */
 import type { Command } from 'commander';
 import type { ServeLimits } from '../lib/config/env';
@@ -18,10 +19,49 @@ export interface ServeOptions {
   grpcPort?: number;
   /** Overrides of the INFERFLOW_SERVE_* limits. */
   limits?: Partial<ServeLimits>;
+  /** A file of bearer tokens, one a line (added to INFERFLOW_SERVE_TOKENS). */
+  tokenFile?: string;
+  /** The model /invocations answers with when several are served. */
+  mlflowModel?: string;
 }
 
-/** Resolve the spec's model (cached locally, verified), open the store, and listen. */
-export async function serve(specFile: string, opts: ServeOptions): Promise<InferenceServer & { grpc?: GrpcInferenceServer; describe: string; shutdown: () => Promise<void> }> {
+/** Spec files named on the command line: a file as is, a directory's *.json files in name order. */
+export async function specFiles(args: readonly string[]): Promise<string[]> {
+  const fs = await import('node:fs/promises');
+  const path = await import('node:path');
+  const { InvalidInputError } = await import('../lib/errors.js');
+  const files: string[] = [];
+  for (const arg of args) {
+    const stat = await fs.stat(arg).catch(() => undefined);
+    if (!stat) throw new InvalidInputError(`spec ${arg}: no such file or directory`, [], { spec: arg });
+    if (!stat.isDirectory()) files.push(arg);
+    else {
+      const inDir = (await fs.readdir(arg)).filter((f) => f.endsWith('.json')).sort();
+      if (inDir.length === 0) throw new InvalidInputError(`spec directory ${arg} has no *.json pipeline specs`, [], { spec: arg });
+      files.push(...inDir.map((f) => path.join(arg, f)));
+    }
+  }
+  return files;
+}
+
+/** Tokens from INFERFLOW_SERVE_TOKENS and the token file. */
+async function serveTokens(fromEnv: readonly string[], tokenFile: string | undefined): Promise<string[]> {
+  if (tokenFile === undefined) return [...fromEnv];
+  const fs = await import('node:fs/promises');
+  const { parseTokens } = await import('../lib/config/env.js');
+  const { InvalidInputError, errorMessage } = await import('../lib/errors.js');
+  const text = await fs.readFile(tokenFile, 'utf8').catch((err: unknown) => {
+    throw new InvalidInputError(`--token-file ${tokenFile}: ${errorMessage(err)}`, [], { tokenFile });
+  });
+  const tokens = parseTokens(text);
+  if (tokens.length === 0) throw new InvalidInputError(`--token-file ${tokenFile} holds no token (one a line; # starts a comment)`, [], { tokenFile });
+  return [...new Set([...fromEnv, ...tokens])];
+}
+
+export type ServeHandle = InferenceServer & { grpc?: GrpcInferenceServer; describe: string[]; auth: string; shutdown: () => Promise<void> };
+
+/** Resolve each spec's model (cached locally, verified), open the store, and listen. */
+export async function serve(specs: string | readonly string[], opts: ServeOptions): Promise<ServeHandle> {
   // Loaded here so that the rest of the CLI starts without ONNX Runtime and the server.
   const { loadConfig } = await import('../lib/config/env.js');
   const { createLogger } = await import('../lib/log.js');
@@ -31,34 +71,54 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
   const { startInferenceServer } = await import('../server/http.js');
   const { fixedDeployment } = await import('../server/deployment.js');
   const { startGrpcServer } = await import('../server/grpc.js');
+  const { InvalidInputError } = await import('../lib/errors.js');
   const config = loadConfig();
-  const spec = await loadPipelineSpec(specFile);
+  const files = await specFiles(typeof specs === 'string' ? [specs] : specs);
+  const tokens = await serveTokens(config.serveTokens, opts.tokenFile);
+  const log = createLogger(config.logLevel, 'inferflow-serve');
   // The workers' runtime: manifest, assembly plan and session, each checked against the model's ONNX signature.
-  const logger = createLogger(config.logLevel, 'inferflow-serve');
-  const resources = createResources(config, { logger });
+  const resources = createResources(config, { logger: log });
   try {
-    const model = await resources.resolveModel(spec.model);
-    const pipeline = await openPipeline(
-      { model, featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
-      resources,
-    );
-    const features = pipeline.store.location; // opened before listening: a bad store spec fails here
+    const served = new Map<string, { file: string; describe: string; deployment: ReturnType<typeof fixedDeployment> }>();
+    for (const file of files) {
+      const spec = await loadPipelineSpec(file);
+      const model = await resources.resolveModel(spec.model);
+      const before = served.get(model.name);
+      if (before) throw new InvalidInputError(`model ${model.name} is served by two specs, ${before.file} and ${file}: serve each model once`, [], { model: model.name, specs: [before.file, file] });
+      const pipeline = await openPipeline(
+        { model, featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
+        resources,
+      );
+      const features = pipeline.store.location; // opened before listening: a bad store spec fails here
+      served.set(model.name, { file, describe: `${model.name}:${model.version} (${model.sha256.slice(0, 12)}), features from ${features}`, deployment: fixedDeployment(pipeline) });
+    }
+    if (opts.mlflowModel !== undefined && !served.has(opts.mlflowModel)) throw new InvalidInputError(`--mlflow-model ${opts.mlflowModel} is not served (served: ${[...served.keys()].join(', ')})`, [], { mlflowModel: opts.mlflowModel });
+    const deployments = [...served.values()].map((s) => s.deployment);
     const limits = { ...config.serveLimits, ...opts.limits };
-    const deployment = fixedDeployment(pipeline);
-    const server = await startInferenceServer(deployment, { port: opts.port, host: opts.host, limits });
+    const server = await startInferenceServer(deployments, {
+      port: opts.port,
+      host: opts.host,
+      limits,
+      tokens,
+      ...(opts.mlflowModel !== undefined ? { mlflowModel: opts.mlflowModel } : {}),
+      log,
+    });
     const grpc =
       opts.grpcPort === undefined
         ? undefined
-        : await startGrpcServer([deployment], { port: opts.grpcPort, host: opts.host, requestTimeoutMs: limits.requestTimeoutMs, maxMessageBytes: limits.maxBodyBytes, logger }).catch(async (err: unknown) => {
+        : await startGrpcServer(deployments, { port: opts.grpcPort, host: opts.host, requestTimeoutMs: limits.requestTimeoutMs, maxMessageBytes: limits.maxBodyBytes, ...(tokens.length > 0 ? { tokens: new Set(tokens) } : {}), logger: log }).catch(async (err: unknown) => {
             await server.close();
             throw err;
           });
+    const mlflow = opts.mlflowModel ?? (served.size === 1 ? [...served.keys()][0] : undefined);
     return {
       ...server,
       ...(grpc ? { grpc } : {}),
-      describe: `${model.name}:${model.version} (${model.sha256.slice(0, 12)}) at ${server.url}/v2/models/${model.name}/infer${grpc ? ` and gRPC ${grpc.address}` : ''}, features from ${features}`,
+      describe: [...served.entries()].map(([name, s]) => `${s.describe} at ${server.url}/v2/models/${name}/infer${name === mlflow ? ` and ${server.url}/invocations` : ''}${grpc ? `, gRPC ${grpc.address}` : ''}`),
+      auth: tokens.length > 0 ? `bearer-token auth on (${tokens.length} token${tokens.length === 1 ? '' : 's'}); open without a token: /v2/health/*, /ping, /health` : 'no auth (--token-file or INFERFLOW_SERVE_TOKENS turn it on)',
       shutdown: async () => {
         await Promise.all([server.close(), grpc?.close()]);
+        await Promise.all(deployments.map((d) => d.close()));
         await resources.close();
       },
     };
@@ -70,14 +130,22 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
 
 export function registerServeCommand(program: Command): void {
   program
-    .command('serve <spec>')
-    .description('Serve a pipeline spec online over HTTP (KServe V2 REST) and, with --grpc-port, V2 gRPC: request fields in, features from the online store, the same on-demand features and transforms as batch, predictions out.')
+    .command('serve <specs...>')
+    .description(
+      'Serve pipeline specs online over HTTP: request fields in, features from the online store, the same on-demand features and transforms as batch, predictions out. ' +
+        'Each spec (a file, or every *.json in a directory) is served under its model\'s name, through the Open Inference Protocol (KServe V2 REST, binary tensor data included; V2 gRPC with --grpc-port) and MLflow\'s /invocations.',
+    )
     .option('--port <port>', 'port (0 picks a free one)', nonNegativeInt, 8080)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
-    .option('--grpc-port <port>', 'also serve KServe V2 gRPC (inference.GRPCInferenceService, what tritonclient.grpc speaks) on this port (0 picks a free one; default: no gRPC)', nonNegativeInt)
     .option('--store <store>', 'online store: sqlite[:PATH] (default: the embedded store under INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX] (server: INFERFLOW_REDIS_URL)', parseStoreOption)
-    .addHelpText('after', examples(`
+    .option('--grpc-port <port>', 'also serve KServe V2 gRPC (inference.GRPCInferenceService, what tritonclient.grpc speaks) on this port (0 picks a free one; default: no gRPC)', nonNegativeInt)
+    .option('--token-file <file>', 'require Authorization: Bearer <token> with one of the tokens in this file (one a line; also INFERFLOW_SERVE_TOKENS); health routes stay open')
+    .option('--mlflow-model <name>', 'the model POST /invocations answers with when several are served (default: the only one)')
+    .addHelpText(
+      'after',
+      examples(`
       inferflow serve examples/pipelines/fraud-features.json --store redis
+      inferflow serve specs/ --mlflow-model fraud-features --token-file /run/secrets/serve-tokens
       curl -s localhost:8080/v2/models/fraud-features
       curl -s localhost:8080/v2/models/fraud-features/infer -d '{"inputs": [
         {"name": "customer_id", "datatype": "INT64", "shape": [1], "data": [17]},
@@ -87,21 +155,33 @@ export function registerServeCommand(program: Command): void {
         {"name": "lat", "datatype": "FP64", "shape": [1], "data": [52.5]},
         {"name": "lon", "datatype": "FP64", "shape": [1], "data": [13.4]}],
         "parameters": {"as_of": "2026-10-15T12:00:00Z"}}'
+      curl -s localhost:8080/invocations -H 'content-type: application/json' -d '{"dataframe_records": [
+        {"customer_id": 17, "event_timestamp": "2026-10-15T12:00:00Z", "amount": 120.5, "merchant_category": "travel", "lat": 52.5, "lon": 13.4}]}'
+      curl -s localhost:8080/metrics
       inferflow serve examples/pipelines/fraud-features.json --store redis --grpc-port 8001
       python3 -c 'import tritonclient.grpc as g; print(g.InferenceServerClient("localhost:8001").get_model_metadata("fraud-features"))'
-    `) + '\nFill the online store first (inferflow features materialize). parameters.as_of judges feature freshness (the views\' TTL) at that time instead of now.\n' +
-      'gRPC (inference.GRPCInferenceService, the KServe V2 proto in server/proto/) takes numpy tensors from tritonclient.grpc (raw_input_contents) or typed contents; docs/online.md#grpc-kserve-v2--triton-clients.\n')
-    .action(async (specFile: string, opts: ServeOptions) => {
+    `) +
+        `
+Routes: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/{m}[/versions/{v}][/ready]; POST /v2/models/{m}[/versions/{v}]/infer;
+POST /invocations (dataframe_split, dataframe_records, instances, inputs; or text/csv); GET /ping, /health, /metrics.
+gRPC (--grpc-port): inference.GRPCInferenceService (the KServe V2 proto in server/proto/), numpy tensors from tritonclient.grpc or typed contents.
+Fill the online store first (inferflow features materialize). parameters.as_of judges feature freshness (the views' TTL) at that time instead of now.
+Limits (docs/configuration.md): INFERFLOW_SERVE_DEADLINE_MS (504 past it), INFERFLOW_SERVE_MAX_BODY_BYTES (413), INFERFLOW_SERVE_MAX_CONNECTIONS.
+SIGTERM/SIGINT drain: no new connections, requests in flight answered, then the stores close. Details: docs/online.md.
+`,
+    )
+    .action(async (specs: string[], opts: ServeOptions) => {
       const { loadConfig } = await import('../lib/config/env.js');
       const { createLogger } = await import('../lib/log.js');
       const log = createLogger(loadConfig().logLevel, 'inferflow-serve');
-      const s = await serve(specFile, opts);
-      log.info(`serving ${s.describe}`);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+      const s = await serve(specs, opts);
+      for (const line of s.describe) log.info(`serving ${line}`);
+      log.info(s.auth);
+      const signal = await new Promise<string>((resolve) => {
+        process.once('SIGINT', () => resolve('SIGINT'));
+        process.once('SIGTERM', () => resolve('SIGTERM'));
       });
+      log.info(`${signal}: draining (no new connections; requests in flight finish)`);
       await s.shutdown();
       log.info('stopped');
     });

@@ -43,6 +43,8 @@ export interface ServeLimits {
   requestTimeoutMs: number;
   /** Open connections at most: a request on one more is answered 503 and its connection closed. */
   maxConnections: number;
+  /** Time from a request's arrival to its answer, in ms; past it the server answers 504 (the prediction is abandoned). */
+  deadlineMs: number;
 }
 
 export const DEFAULT_SERVE_LIMITS: ServeLimits = {
@@ -50,6 +52,7 @@ export const DEFAULT_SERVE_LIMITS: ServeLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   maxConnections: 256,
+  deadlineMs: 10_000,
 };
 
 const boolish = z
@@ -91,6 +94,8 @@ const EnvSchema = z.object({
   INFERFLOW_SERVE_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.headersTimeoutMs),
   INFERFLOW_SERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.requestTimeoutMs),
   INFERFLOW_SERVE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxConnections),
+  INFERFLOW_SERVE_DEADLINE_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.deadlineMs),
+  INFERFLOW_SERVE_TOKENS: z.string().optional(),
   INFERFLOW_MODULES: z.string().optional(),
   INFERFLOW_ALLOWED_ROOTS: z.string().optional(),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -139,8 +144,10 @@ export interface InferflowConfig {
   redisUrl?: string;
   /** NATS server of the NATS record sink (worker environment only). Unset: nats://127.0.0.1:4222. */
   natsUrl?: string;
-  /** Limits of `inferflow serve` (request size, timeouts, connections). */
+  /** Limits of `inferflow serve` (request size, timeouts, connections, deadline). */
   serveLimits: ServeLimits;
+  /** Bearer tokens `inferflow serve` accepts (INFERFLOW_SERVE_TOKENS, comma-separated); empty: no auth from the environment. */
+  serveTokens: string[];
   /**
    * Feature modules (INFERFLOW_MODULES=name=path,…): the only code a pipeline can run, by name.
    * Unset: DEFAULT_FEATURE_MODULES; set to `none`: no modules.
@@ -189,6 +196,12 @@ function outputLocation(value: string | undefined, dataDir: string, cwd: string)
 const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 /** INFERFLOW_MODULES: `name=path[,name=path…]`, paths relative to `cwd`; `none` registers nothing. */
+/** Bearer tokens from a comma- or newline-separated list (a token file's lines; `#` starts a comment line). */
+export function parseTokens(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return [...new Set(value.split(/[,\r\n]/).map((t) => t.trim()).filter((t) => t !== '' && !t.startsWith('#')))];
+}
+
 export function parseModules(value: string | undefined, cwd: string): FeatureModuleConfig[] {
   if (value === undefined) return DEFAULT_FEATURE_MODULES.map((m) => ({ ...m }));
   if (value.trim() === 'none') return [];
@@ -271,7 +284,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       headersTimeoutMs: e.INFERFLOW_SERVE_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: e.INFERFLOW_SERVE_REQUEST_TIMEOUT_MS,
       maxConnections: e.INFERFLOW_SERVE_MAX_CONNECTIONS,
+      deadlineMs: e.INFERFLOW_SERVE_DEADLINE_MS,
     },
+    serveTokens: parseTokens(e.INFERFLOW_SERVE_TOKENS),
     modules: parseModules(e.INFERFLOW_MODULES, cwd),
     allowedRoots: allowedRoots(e.INFERFLOW_ALLOWED_ROOTS, [dataDir, outputDir, EXAMPLES_DATA_DIR], cwd),
     logLevel: e.INFERFLOW_LOG_LEVEL,

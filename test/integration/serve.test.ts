@@ -6,77 +6,28 @@ import net from 'node:net';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FEATURES_EXPECTED, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
-import { serve } from '../../cli/serve';
+import { FEATURES_PIPELINE } from '../../cli/examples';
+import { serve, type ServeHandle } from '../../cli/serve';
 import { InvalidInputError } from '../../lib/errors';
-import { materializeView } from '../../lib/features/materialize';
-import { openOnlineStore } from '../../lib/features/online';
-import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
-import { scoresIn, type Scores } from '../helpers/data';
-import { loadPipelineSpec } from '../../lib/pipeline/spec';
-import { ModelRegistry } from '../../lib/registry';
-import { openStore } from '../../lib/storage';
-import { tempConfig, uniqueName } from '../helpers/env';
-import { TEST_REDIS_URL } from '../helpers/services';
+import { DAY, T, serveFixture, v2Body, type ServeFixture, type ServeRequest } from '../helpers/serve-fixture';
 
-const DAY = 86_400_000;
-const T = Date.parse('2026-10-13T00:00:00Z');
-const keyPrefix = uniqueName('serve');
-
-let server: Awaited<ReturnType<typeof serve>>;
-let cleanup: () => Promise<void>;
-let requests: { transaction_id: string; customer_id: number; ts: string; amount: number; merchant_category: string; lat: number; lon: number }[];
-let expected: Scores;
-const saved = { ...process.env };
+let server: ServeHandle;
+let fx: ServeFixture;
+let requests: ServeRequest[];
+let keyPrefix: string;
 
 beforeAll(async () => {
-  const env = await tempConfig();
-  cleanup = env.cleanup;
-  await registerFeaturesExampleModel(new ModelRegistry(openStore(env.config.registry)));
-  const spec = await loadPipelineSpec(FEATURES_PIPELINE);
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: env.dir });
-  await materializeView({ view: spec.featureViews![0], store, end: new Date(T + DAY - 1) });
-  await store.close();
-  process.env.INFERFLOW_DATA_DIR = env.dir; // serve() reads the registry and cache location from the environment
-  process.env.INFERFLOW_LOG_LEVEL = 'warn';
+  fx = await serveFixture();
+  ({ requests, keyPrefix } = fx);
   server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', store: { type: 'redis', keyPrefix } });
-  expected = await scoresIn(FEATURES_EXPECTED);
-  ({ requests } = await withDuckDB(async (conn) => {
-    const r = await conn.runAndReadAll(
-      `SELECT transaction_id, customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ'), amount, merchant_category, lat, lon FROM read_parquet(${lit(path.resolve(spec.spine!))})
-       WHERE event_timestamp >= ${lit(new Date(T).toISOString())}::TIMESTAMPTZ AND event_timestamp < ${lit(new Date(T + DAY).toISOString())}::TIMESTAMPTZ ORDER BY transaction_id LIMIT 60`,
-    );
-    return {
-      requests: r.getRowsJS().map((x) => ({ transaction_id: toText(x[0]), customer_id: Number(x[1]), ts: toText(x[2]), amount: Number(x[3]), merchant_category: toText(x[4]), lat: Number(x[5]), lon: Number(x[6]) })),
-    };
-  }));
 });
 
 afterAll(async () => {
   await server?.shutdown();
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: '/tmp' });
-  await store.deleteView('customer_stats');
-  await store.close();
-  process.env = saved;
-  await cleanup?.();
+  await fx?.cleanup();
 });
 
-function v2(rows: typeof requests, asOf?: string) {
-  const col = (name: string, datatype: string, data: unknown[]) => ({ name, datatype, shape: [data.length], data });
-  return {
-    id: 'req-1',
-    inputs: [
-      col('transaction_id', 'BYTES', rows.map((r) => r.transaction_id)),
-      col('customer_id', 'INT64', rows.map((r) => r.customer_id)),
-      col('event_timestamp', 'BYTES', rows.map((r) => r.ts)),
-      col('amount', 'FP64', rows.map((r) => r.amount)),
-      col('merchant_category', 'BYTES', rows.map((r) => r.merchant_category)),
-      col('lat', 'FP64', rows.map((r) => r.lat)),
-      col('lon', 'FP64', rows.map((r) => r.lon)),
-    ],
-    ...(asOf ? { parameters: { as_of: asOf } } : {}),
-  };
-}
+const v2 = v2Body;
 
 async function post(body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(`${server.url}/v2/models/fraud-features/infer`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
@@ -98,7 +49,7 @@ describe('inferflow serve (KServe V2 REST, Redis online store)', () => {
       const { status, json } = await post(v2([r], r.ts));
       expect(status, JSON.stringify(json)).toBe(200);
       const outputs = json.outputs as { name: string; data: number[] }[];
-      const want = expected.get(r.transaction_id)!;
+      const want = fx.expected.get(r.transaction_id)!;
       expect(outputs.find((o) => o.name === 'label')!.data[0]).toBe(want.label);
       expect(Math.abs(outputs.find((o) => o.name === 'score')!.data[0]! - want.score)).toBeLessThan(1e-6);
     }
@@ -132,7 +83,7 @@ describe('inferflow serve (KServe V2 REST, Redis online store)', () => {
     body.inputs[1]!.shape = [3];
     const bad = await post(body);
     expect(bad.status).toBe(400);
-    expect(bad.json.error).toMatch(/inputs\[1\] \(customer_id\)\.shape: must be \[2\]/);
+    expect(bad.json.error).toContain('inputs[1] (customer_id): shape [3] holds 3 values, data has 2');
     const missing = await post({ inputs: v2(requests.slice(0, 2)).inputs.filter((i) => i.name !== 'lat') });
     expect(missing.status).toBe(400);
     expect(missing.json).toMatchObject({ type: 'SchemaMismatch' });

@@ -1,156 +1,90 @@
 /**
- * V2 tensors independent of the wire (server/v2/columns.ts) and the gRPC contents codec
- * (server/grpc-tensors.ts): every datatype from raw and typed contents, and each malformed
- * tensor refused with the input named.
+ * The protocol-neutral V2 tensor layer (server/v2/tensors.ts) and the REST codec: raw
+ * little-endian tensors of every datatype, BYTES length prefixes, shapes, output selection, the
+ * binary tensor data extension's framing; MLflow's CSV.
  */
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../lib/errors';
-import { decodeInputs, encodeOutputs, type GrpcInputTensor } from '../../server/grpc-tensors';
-import { fitsDatatype, outputTensors, rowsOfColumns } from '../../server/v2/columns';
+import { rowsOfCsv, rowsOfJson } from '../../server/mlflow';
+import { decodeInferRequest, encodeInferResponse } from '../../server/v2/rest-codec';
+import { decodeRaw, encodeRaw, requestedOutputs, tensorsToRows } from '../../server/v2/tensors';
 
-const tensor = (name: string, datatype: string, shape: number[], contents?: GrpcInputTensor['contents']): GrpcInputTensor => ({ name, datatype, shape: shape.map(String), ...(contents ? { contents } : {}) });
+const bytesElement = (s: string) => {
+  const b = Buffer.from(s);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(b.length);
+  return Buffer.concat([len, b]);
+};
 
-function le(write: (b: Buffer, at: number, v: never) => unknown, size: number, values: unknown[]): Buffer {
-  const b = Buffer.alloc(size * values.length);
-  values.forEach((v, k) => write(b, k * size, v as never));
-  return b;
-}
-
-function bytesTensor(values: string[]): Buffer {
-  return Buffer.concat(values.flatMap((v) => [le((b, at, n: number) => b.writeUInt32LE(n, at), 4, [Buffer.byteLength(v)]), Buffer.from(v)]));
-}
-
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(InvalidInputError);
-    return (err as InvalidInputError).problems;
-  }
-  throw new Error('expected an InvalidInputError');
-}
-
-describe('gRPC raw_input_contents', () => {
-  it('decodes every datatype little-endian, int64 beyond 2^53 as bigint, BYTES length-prefixed', () => {
-    const cols = decodeInputs(
-      [
-        tensor('b', 'BOOL', [2]),
-        tensor('i8', 'INT8', [2]),
-        tensor('u16', 'UINT16', [2]),
-        tensor('i32', 'INT32', [2]),
-        tensor('u32', 'UINT32', [2]),
-        tensor('i64', 'INT64', [2]),
-        tensor('u64', 'UINT64', [2]),
-        tensor('h', 'FP16', [2]),
-        tensor('f', 'FP32', [2]),
-        tensor('d', 'FP64', [2, 1]),
-        tensor('s', 'BYTES', [2]),
-      ],
-      [
-        Buffer.from([1, 0]),
-        Buffer.from([0xff, 0x7f]),
-        le((b, at, v: number) => b.writeUInt16LE(v, at), 2, [65535, 1]),
-        le((b, at, v: number) => b.writeInt32LE(v, at), 4, [-5, 2 ** 31 - 1]),
-        le((b, at, v: number) => b.writeUInt32LE(v, at), 4, [2 ** 32 - 1, 0]),
-        le((b, at, v: bigint) => b.writeBigInt64LE(v, at), 8, [-17n, 2n ** 62n]),
-        le((b, at, v: bigint) => b.writeBigUInt64LE(v, at), 8, [2n ** 64n - 1n, 3n]),
-        le((b, at, v: number) => b.writeUInt16LE(v, at), 2, [0x3c00, 0xc000]),
-        le((b, at, v: number) => b.writeFloatLE(v, at), 4, [1.5, NaN]),
-        le((b, at, v: number) => b.writeDoubleLE(v, at), 8, [120.5, -Infinity]),
-        bytesTensor(['travel', 'grüße']),
-      ],
-    );
-    expect(Object.fromEntries(cols.map((c) => [c.name, c.data]))).toEqual({
-      b: [true, false],
-      i8: [-1, 127],
-      u16: [65535, 1],
-      i32: [-5, 2 ** 31 - 1],
-      u32: [2 ** 32 - 1, 0],
-      i64: [-17, 2n ** 62n],
-      u64: [2n ** 64n - 1n, 3],
-      h: [1, -2],
-      f: [1.5, NaN],
-      d: [120.5, -Infinity],
-      s: ['travel', 'grüße'],
-    });
-    expect(rowsOfColumns(cols)[1]).toMatchObject({ i64: 2n ** 62n, s: 'grüße', d: -Infinity });
+describe('V2 tensors', () => {
+  it('decodes raw little-endian tensors of each datatype', () => {
+    expect(decodeRaw('INT64', Buffer.from(new BigInt64Array([17n, -(2n ** 60n)]).buffer), 2, 'x')).toEqual([17, -(2n ** 60n)]);
+    expect(decodeRaw('UINT8', Buffer.from([0, 255]), 2, 'x')).toEqual([0, 255]);
+    expect(decodeRaw('BOOL', Buffer.from([0, 1]), 2, 'x')).toEqual([false, true]);
+    expect(decodeRaw('FP16', Buffer.from(new Uint16Array([0x3c00, 0xc000, 0x3555]).buffer), 3, 'x')).toEqual([1, -2, 0.333251953125]);
+    expect(decodeRaw('FP32', Buffer.from(new Float32Array([1.5]).buffer), 1, 'x')).toEqual([1.5]);
+    expect(decodeRaw('BYTES', Buffer.concat([bytesElement('travel'), bytesElement(''), bytesElement('café')]), 3, 'x')).toEqual(['travel', '', 'café']);
   });
 
-  it('refuses raw contents that disagree with the shape, truncated BYTES, a buffer count other than the inputs, contents beside raw', () => {
-    expect(problemsOf(() => decodeInputs([tensor('id', 'INT64', [2])], [Buffer.alloc(8)]))).toEqual(['raw_input_contents[0] (id): 8 bytes, shape [2] of INT64 needs 16']);
-    expect(problemsOf(() => decodeInputs([tensor('s', 'BYTES', [1])], [bytesTensor(['abc']).subarray(0, 5)]))).toEqual(['raw_input_contents[0] (s): BYTES element 0 declares 3 bytes, 1 remain']);
-    expect(problemsOf(() => decodeInputs([tensor('s', 'BYTES', [2])], [bytesTensor(['abc'])]))).toEqual(['raw_input_contents[0] (s): 1 BYTES elements, shape needs 2']);
-    expect(problemsOf(() => decodeInputs([tensor('s', 'BYTES', [1])], [Buffer.from([2, 0, 0, 0, 0xc3, 0x28])]))).toEqual(['raw_input_contents[0] (s): BYTES element 0 is not UTF-8 text']);
-    expect(problemsOf(() => decodeInputs([tensor('a', 'FP64', [1]), tensor('b', 'FP64', [1])], [Buffer.alloc(8)]))).toEqual(['raw_input_contents: 1 buffers for 2 inputs (one per input, in input order)']);
-    expect(problemsOf(() => decodeInputs([tensor('a', 'FP64', [1], { fp64_contents: [1] })], [Buffer.alloc(8)]))).toEqual(['inputs[0] (a).contents: must be empty when raw_input_contents is used']);
-    expect(problemsOf(() => decodeInputs([tensor('a', 'FP64', [-1])], [Buffer.alloc(8)]))).toEqual(['inputs[0] (a).shape: dimensions must be non-negative integers, got [-1]']);
+  it('refuses raw data that does not hold the shape, naming the input', () => {
+    expect(() => decodeRaw('FP64', Buffer.alloc(12), 2, 'inputs[0] (a)')).toThrow('inputs[0] (a): binary data is 12 bytes, the shape needs 2 FP64 elements (16 bytes)');
+    expect(() => decodeRaw('BYTES', bytesElement('a'), 2, 'inputs[1] (b)')).toThrow('inputs[1] (b): binary data holds 1 BYTES elements in 5 of 5 bytes, the shape needs 2');
+    expect(() => decodeRaw('BYTES', Buffer.from([9, 0, 0, 0, 65]), 1, 'c')).toThrow('c: BYTES element 0 says 9 bytes, 1 remain');
+  });
+
+  it('round-trips outputs through encodeRaw', () => {
+    expect(decodeRaw('INT64', encodeRaw('INT64', new Float64Array([0, 1])), 2, 'x')).toEqual([0, 1]);
+    expect(decodeRaw('BYTES', encodeRaw('BYTES', ['a', 'bc']), 2, 'x')).toEqual(['a', 'bc']);
+  });
+
+  it('reads columns of shape [N] or [N, 1] into rows, and names every problem', () => {
+    const at = (i: number) => `inputs[${i}]`;
+    expect(tensorsToRows([{ name: 'a', datatype: 'FP64', shape: [2, 1], values: [1, 2] }, { name: 'b', datatype: 'BYTES', shape: [2, 1], values: ['x', 'y'] }], at)).toEqual({ rows: [{ a: 1, b: 'x' }, { a: 2, b: 'y' }], rank: 2 });
+    const err = (() => {
+      try {
+        tensorsToRows([{ name: 'a', datatype: 'FP64', shape: [2, 2], values: [1, 2, 3, 4] }, { name: 'a', datatype: 'FP64', shape: [3], values: [1, 2, 3] }], at);
+      } catch (e) {
+        return e as InvalidInputError;
+      }
+      return undefined;
+    })();
+    expect(err?.problems).toEqual(['inputs[0].shape: [2, 2] is not a column (one value per row: [N] or [N, 1])', 'inputs[1]: 3 rows, the first input has 2', 'inputs[1]: input a given twice']);
+    expect(() => requestedOutputs('m', false, ['score', 'nope'])).toThrow('unknown output nope (model m has label, score)');
+    expect(requestedOutputs('m', true).map((o) => o.name)).toEqual(['prediction']);
   });
 });
 
-describe('gRPC typed contents', () => {
-  it('reads each datatype from its field (int64 and uint64 arrive as decimal strings)', () => {
-    const cols = decodeInputs(
-      [
-        tensor('id', 'INT64', [2], { int64_contents: ['17', '9007199254740993'] }),
-        tensor('n', 'UINT64', [1, 1], { uint64_contents: ['3'] }),
-        tensor('s', 'BYTES', [1], { bytes_contents: [Buffer.from('travel')] }),
-        tensor('ok', 'BOOL', [1], { bool_contents: [true] }),
-      ],
-      [],
-    );
-    expect(cols.map((c) => c.data)).toEqual([[17, 9007199254740993n], [3], ['travel'], [true]]);
+describe('V2 REST codec (binary tensor data extension)', () => {
+  it('splits the JSON header from the binary inputs in input order', () => {
+    const json = Buffer.from(JSON.stringify({ id: 'r', inputs: [{ name: 'c', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: 10 } }, { name: 'a', datatype: 'FP32', shape: [1], data: [2] }, { name: 'k', datatype: 'INT32', shape: [1], parameters: { binary_data_size: 4 } }], outputs: [{ name: 'score', parameters: { binary_data: true } }, { name: 'label' }] }));
+    const body = Buffer.concat([json, bytesElement('travel'), Buffer.from(new Int32Array([7]).buffer)]);
+    const r = decodeInferRequest(body, String(json.length));
+    expect(r.inputs.map((i) => [i.name, i.values])).toEqual([['c', ['travel']], ['a', [2]], ['k', [7]]]);
+    expect(r.outputs).toEqual(['score', 'label']);
+    expect([...r.binaryOutputs]).toEqual(['score']);
+    expect(() => decodeInferRequest(Buffer.concat([body, Buffer.alloc(3)]), String(json.length))).toThrow('the body has 3 bytes after the inputs\' binary data');
   });
 
-  it('refuses values in another datatype\'s field and FP16 outside raw contents', () => {
-    expect(problemsOf(() => decodeInputs([tensor('id', 'INT64', [1], { int64_contents: ['1'], fp64_contents: [1] })], []))).toEqual(["inputs[0] (id).contents: a INT64 tensor's values go in int64_contents, got fp64_contents"]);
-    expect(problemsOf(() => decodeInputs([tensor('h', 'FP16', [1], { fp32_contents: [1] })], []))).toEqual(['inputs[0] (h): FP16 values travel in raw_input_contents only']);
+  it('writes binary outputs after the JSON and says its length', () => {
+    const { body, headers } = encodeInferResponse({ model_name: 'm' }, [{ name: 'score', datatype: 'FP32', shape: [2], values: new Float32Array([0.25, 0.5]) }, { name: 'label', datatype: 'INT64', shape: [2], values: new Float64Array([0, 1]) }], (n) => n === 'score');
+    const length = Number(headers['inference-header-content-length']);
+    expect(JSON.parse(body.subarray(0, length).toString())).toEqual({ model_name: 'm', outputs: [{ name: 'score', datatype: 'FP32', shape: [2], parameters: { binary_data_size: 8 } }, { name: 'label', datatype: 'INT64', shape: [2], data: [0, 1] }] });
+    expect(Array.from(new Float32Array(body.buffer.slice(body.byteOffset + length, body.byteOffset + length + 8)))).toEqual([0.25, 0.5]);
+    expect(headers['content-type']).toBe('application/octet-stream');
   });
 });
 
-describe('V2 columns → rows', () => {
-  it('lists every problem: shape, datatype, values out of range, lengths, duplicates', () => {
-    expect(
-      problemsOf(() =>
-        rowsOfColumns([
-          { name: 'a', datatype: 'INT8', shape: [2], data: [1, 300] },
-          { name: 'b', datatype: 'FLOAT', shape: [2], data: [1, 2] },
-          { name: 'a', datatype: 'FP64', shape: [3], data: [1, 2, 3] },
-          { name: 'c', datatype: 'FP64', shape: [2, 2], data: [1, 2] },
-        ]),
-      ),
-    ).toEqual([
-      'inputs[0] (a).data[1]: expected INT8, got 300',
-      'inputs[1] (b).datatype: one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES, got "FLOAT"',
-      'inputs[2] (a): 3 values, the first input has 2',
-      'inputs[2] (a): given twice',
-      'inputs[3] (c).shape: must be [2] (one value per row), got [2, 2]',
+describe('MLflow payloads', () => {
+  it('reads CSV with quotes, numbers and empty cells', () => {
+    expect(rowsOfCsv('a,b,c\r\n1.5,"x, ""y""",\n-2,007,"12"\n')).toEqual([
+      { a: 1.5, b: 'x, "y"', c: null },
+      { a: -2, b: 7, c: '12' },
     ]);
-    expect(problemsOf(() => rowsOfColumns([{ name: 'id', datatype: 'INT64', shape: [2], data: [NaN, Infinity] }]))).toEqual(['inputs[0] (id).data[0]: expected INT64, got NaN', 'inputs[0] (id).data[1]: expected INT64, got Infinity']);
-    expect(problemsOf(() => rowsOfColumns([]))).toEqual(['inputs: required, one tensor {name, datatype, shape, data} per request field']);
+    expect(() => rowsOfCsv('a,b\n1\n')).toThrow('text/csv: row 1 has 1 cells, the header has 2');
   });
 
-  it('checks integer ranges exactly, bigint included', () => {
-    expect(fitsDatatype('UINT64', 2n ** 64n - 1n)).toBe(true);
-    expect(fitsDatatype('UINT64', -1)).toBe(false);
-    expect(fitsDatatype('INT64', 2n ** 63n)).toBe(false);
-    expect(fitsDatatype('INT32', 1.5)).toBe(false);
-    expect(fitsDatatype('FP64', NaN)).toBe(true);
-  });
-});
-
-describe('gRPC outputs', () => {
-  const predictions = { rows: 2, label: Float64Array.from([0, 1]), score: Float32Array.from([0.25, 0.75]) };
-  it('encodes raw little-endian INT64 labels and FP32 scores, or typed contents', () => {
-    const selected = outputTensors(predictions, ['score', 'label']);
-    const raw = encodeOutputs(selected, true);
-    expect(raw.outputs).toEqual([
-      { name: 'score', datatype: 'FP32', shape: [2] },
-      { name: 'label', datatype: 'INT64', shape: [2] },
-    ]);
-    expect(Array.from(new Float32Array(new Uint8Array(raw.raw_output_contents[0]!).buffer))).toEqual([0.25, 0.75]);
-    expect(raw.raw_output_contents[1]!.readBigInt64LE(8)).toBe(1n);
-    const typed = encodeOutputs(selected, false);
-    expect(typed.raw_output_contents).toEqual([]);
-    expect(typed.outputs.map((o) => o.contents)).toEqual([{ fp32_contents: [0.25, 0.75] }, { int64_contents: ['0', '1'] }]);
+  it('reads columnar inputs and refuses columns of unequal length', () => {
+    expect(rowsOfJson({ inputs: { a: [1, 2], b: ['x', 'y'] } })).toEqual([{ a: 1, b: 'x' }, { a: 2, b: 'y' }]);
+    expect(() => rowsOfJson({ inputs: { a: [1, 2], b: ['x'] } })).toThrow('inputs: every column a list of the same length (b is not)');
   });
 });
