@@ -3,11 +3,12 @@
  * model, feature views and on-demand features, with features from the online store.
  */
 import type { Command } from 'commander';
-import type { ServeLimits } from '../lib/config/env';
+import type { ServeLimits, ServeModelOptions } from '../lib/config/env';
 import type { OnlineStoreSpec } from '../lib/features/online';
+import type { Deployment } from '../server/deployment';
 import type { InferenceServer } from '../server/http';
 import { parseStoreOption } from './features';
-import { examples, nonNegativeInt } from './options';
+import { examples, nonNegativeInt, positiveInt } from './options';
 
 export interface ServeOptions {
   port: number;
@@ -15,39 +16,62 @@ export interface ServeOptions {
   store?: OnlineStoreSpec;
   /** Overrides of the INFERFLOW_SERVE_* limits. */
   limits?: Partial<ServeLimits>;
+  /** Overrides of INFERFLOW_SERVE_POLL_MS and the batching settings. */
+  pollMs?: number;
+  batching?: boolean;
+  maxBatchRows?: number;
+  maxQueueDelayUs?: number;
+}
+
+/** The serve options over the configuration's INFERFLOW_SERVE_* model settings. */
+function modelOptions(config: ServeModelOptions, opts: ServeOptions): ServeModelOptions {
+  return {
+    pollMs: opts.pollMs ?? config.pollMs,
+    batching: opts.batching ?? config.batching,
+    maxBatchRows: opts.maxBatchRows ?? config.maxBatchRows,
+    maxQueueDelayUs: opts.maxQueueDelayUs ?? config.maxQueueDelayUs,
+  };
 }
 
 /** Resolve the spec's model (cached locally, verified), open the store, and listen. */
-export async function serve(specFile: string, opts: ServeOptions): Promise<InferenceServer & { describe: string; shutdown: () => Promise<void> }> {
+export async function serve(specFile: string, opts: ServeOptions): Promise<InferenceServer & { deployment: Deployment; describe: string; shutdown: () => Promise<void> }> {
   // Loaded here so that the rest of the CLI starts without ONNX Runtime and the server.
   const { loadConfig } = await import('../lib/config/env.js');
   const { createLogger } = await import('../lib/log.js');
-  const { openPipeline } = await import('../lib/pipeline/pipeline.js');
   const { createResources } = await import('../lib/pipeline/resources.js');
   const { loadPipelineSpec } = await import('../lib/pipeline/spec.js');
   const { startInferenceServer } = await import('../server/http.js');
-  const { fixedDeployment } = await import('../server/deployment.js');
+  const { modelDeployment } = await import('../server/deployment.js');
   const config = loadConfig();
   const spec = await loadPipelineSpec(specFile);
   // The workers' runtime: manifest, assembly plan and session, each checked against the model's ONNX signature.
   const resources = createResources(config, { logger: createLogger(config.logLevel, 'inferflow-serve') });
+  const m = modelOptions(config.serveModel, opts);
+  const deployment = modelDeployment({
+    ref: spec.model,
+    definition: { featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
+    resources,
+    pollMs: m.pollMs,
+    batching: { enabled: m.batching, maxBatchRows: m.maxBatchRows, maxQueueDelayUs: m.maxQueueDelayUs },
+  });
   try {
-    const model = await resources.resolveModel(spec.model);
-    const pipeline = await openPipeline(
-      { model, featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
-      resources,
-    );
+    await deployment.loaded;
+    const pipeline = deployment.current!;
+    const { model } = pipeline;
     const features = pipeline.store.location; // opened before listening: a bad store spec fails here
-    const server = await startInferenceServer(fixedDeployment(pipeline), { port: opts.port, host: opts.host, limits: { ...config.serveLimits, ...opts.limits } });
+    const server = await startInferenceServer(deployment, { port: opts.port, host: opts.host, limits: { ...config.serveLimits, ...opts.limits } });
     return {
       ...server,
-      describe: `${model.name}:${model.version} (${model.sha256.slice(0, 12)}) at ${server.url}/v2/models/${model.name}/infer, features from ${features}`,
+      deployment,
+      describe: `${spec.model} → ${model.name}:${model.version} (${model.sha256.slice(0, 12)}) at ${server.url}/v2/models/${model.name}/infer, features from ${features}${m.pollMs > 0 ? `, checked for a new version every ${m.pollMs} ms` : ''}, batching ${m.batching ? `up to ${m.maxBatchRows} rows, ${m.maxQueueDelayUs} µs` : 'off'}`,
       shutdown: async () => {
         await server.close();
+        await deployment.close();
         await resources.close();
       },
     };
   } catch (err) {
+    await deployment.close();
     await resources.close();
     throw err;
   }
@@ -60,6 +84,11 @@ export function registerServeCommand(program: Command): void {
     .option('--port <port>', 'port (0 picks a free one)', nonNegativeInt, 8080)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--store <store>', 'online store: sqlite[:PATH] (default: the embedded store under INFERFLOW_DATA_DIR) or redis[:KEY_PREFIX] (server: INFERFLOW_REDIS_URL)', parseStoreOption)
+    .option('--poll-ms <ms>', 'a model served by alias (name@production) or latest version: look for a new version this often; 0 never (default INFERFLOW_SERVE_POLL_MS, 5000)', nonNegativeInt)
+    .option('--batching', 'coalesce concurrent requests into one model call (default: on, INFERFLOW_SERVE_BATCHING)')
+    .option('--no-batching', 'answer every request with its own model call')
+    .option('--max-batch-rows <n>', 'dynamic batching: most rows in one coalesced call (default INFERFLOW_SERVE_MAX_BATCH_ROWS, 64)', positiveInt)
+    .option('--max-queue-delay-us <us>', 'dynamic batching: longest a request waits for a busy model, in µs (default INFERFLOW_SERVE_MAX_QUEUE_DELAY_US, 500)', nonNegativeInt)
     .addHelpText('after', examples(`
       inferflow serve examples/pipelines/fraud-features.json --store redis
       curl -s localhost:8080/v2/models/fraud-features

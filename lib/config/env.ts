@@ -45,6 +45,25 @@ export interface ServeLimits {
   maxConnections: number;
 }
 
+/** How `inferflow serve` follows a model alias and coalesces requests (INFERFLOW_SERVE_*; docs/online.md). */
+export interface ServeModelOptions {
+  /** How often a model served by alias (or latest version) is re-resolved, in ms; 0: never (the version loaded at start stays). */
+  pollMs: number;
+  /** Dynamic batching: concurrent requests coalesced into one pipeline call. */
+  batching: boolean;
+  /** Most rows in one coalesced call. */
+  maxBatchRows: number;
+  /** Longest a request waits in the queue for a busy deployment, in µs (below 1 ms: one event-loop turn). */
+  maxQueueDelayUs: number;
+}
+
+export const DEFAULT_SERVE_MODEL_OPTIONS: ServeModelOptions = {
+  pollMs: 5_000,
+  batching: true,
+  maxBatchRows: 64,
+  maxQueueDelayUs: 500,
+};
+
 export const DEFAULT_SERVE_LIMITS: ServeLimits = {
   maxBodyBytes: 16 * 1024 * 1024,
   headersTimeoutMs: 10_000,
@@ -91,6 +110,10 @@ const EnvSchema = z.object({
   INFERFLOW_SERVE_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.headersTimeoutMs),
   INFERFLOW_SERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.requestTimeoutMs),
   INFERFLOW_SERVE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxConnections),
+  INFERFLOW_SERVE_POLL_MS: z.coerce.number().int().min(0).default(DEFAULT_SERVE_MODEL_OPTIONS.pollMs),
+  INFERFLOW_SERVE_BATCHING: boolish.optional(),
+  INFERFLOW_SERVE_MAX_BATCH_ROWS: z.coerce.number().int().positive().default(DEFAULT_SERVE_MODEL_OPTIONS.maxBatchRows),
+  INFERFLOW_SERVE_MAX_QUEUE_DELAY_US: z.coerce.number().int().min(0).default(DEFAULT_SERVE_MODEL_OPTIONS.maxQueueDelayUs),
   INFERFLOW_MODULES: z.string().optional(),
   INFERFLOW_ALLOWED_ROOTS: z.string().optional(),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -141,6 +164,8 @@ export interface InferflowConfig {
   natsUrl?: string;
   /** Limits of `inferflow serve` (request size, timeouts, connections). */
   serveLimits: ServeLimits;
+  /** Alias polling and dynamic batching of `inferflow serve`. */
+  serveModel: ServeModelOptions;
   /**
    * Feature modules (INFERFLOW_MODULES=name=path,…): the only code a pipeline can run, by name.
    * Unset: DEFAULT_FEATURE_MODULES; set to `none`: no modules.
@@ -271,6 +296,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       headersTimeoutMs: e.INFERFLOW_SERVE_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: e.INFERFLOW_SERVE_REQUEST_TIMEOUT_MS,
       maxConnections: e.INFERFLOW_SERVE_MAX_CONNECTIONS,
+    },
+    serveModel: {
+      pollMs: e.INFERFLOW_SERVE_POLL_MS,
+      batching: e.INFERFLOW_SERVE_BATCHING ?? DEFAULT_SERVE_MODEL_OPTIONS.batching,
+      maxBatchRows: e.INFERFLOW_SERVE_MAX_BATCH_ROWS,
+      maxQueueDelayUs: e.INFERFLOW_SERVE_MAX_QUEUE_DELAY_US,
     },
     modules: parseModules(e.INFERFLOW_MODULES, cwd),
     allowedRoots: allowedRoots(e.INFERFLOW_ALLOWED_ROOTS, [dataDir, outputDir, EXAMPLES_DATA_DIR], cwd),
