@@ -4,6 +4,7 @@
  *   npm run bench -- batch [--rows 1000000] [--models tree,mlp] [--shard-size N] [--concurrency N]
  *   npm run bench -- report        print the report of the newest bench/results/batch-*.json of each benchmark
  *   npm run bench -- ort-threads   ONNX Runtime on the calling thread (intra-op 1 or 2) vs. the inference pool
+ *   npm run bench -- serve         online serving at fixed rates: floor, inferflow serve (batching off/on), Python KServe
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultPoolSize } from '../lib/runtime/pool';
@@ -12,6 +13,7 @@ import { runBatchBench } from './batch';
 import { runOrtThreadsBench } from './ort-threads';
 import { latestReport } from './report';
 import { registerOnlineBench } from './online';
+import { registerServeBench } from './serve';
 import type { ModelKey, SinkKind } from './types';
 
 /** Repeatable, comma-separated positive integers: `--rows 1000000 --rows 10000000` or `--rows 1000000,10000000`. */
@@ -166,6 +168,7 @@ program
   });
 
 registerOnlineBench(program);
+registerServeBench(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(0),
