@@ -36,7 +36,7 @@ export type InferFn = (input: OnlineRetrieval) => Promise<InferResult>;
 export interface BatcherStats {
   /** Pipeline calls made. */
   calls: number;
-  /** Requests answered (or failed) through those calls. */
+  /** Requests answered (or failed) through those calls, each counted once. */
   requests: number;
   /** Calls that carried more than one request. */
   coalesced: number;
@@ -145,16 +145,16 @@ export class Batcher {
       if (batch.length === 1 || err instanceof TransientError) batch.forEach((b) => b.reject(err));
       else {
         this.stats.fallbacks++;
-        await Promise.all(batch.map((b) => this.call([b.input]).then((r) => b.resolve(r[0]!), b.reject)));
+        await Promise.all(batch.map((b) => this.call([b.input], true).then((r) => b.resolve(r[0]!), b.reject)));
       }
     }
   }
 
-  /** One pipeline call for several requests (all with the same `now`), split back per request. */
-  private async call(inputs: OnlineRetrieval[]): Promise<InferResult[]> {
+  /** One pipeline call for several requests (all with the same `now`), split back per request; `again`: a request of a failed batch, counted once. */
+  private async call(inputs: OnlineRetrieval[], again = false): Promise<InferResult[]> {
     this.running++;
     this.stats.calls++;
-    this.stats.requests += inputs.length;
+    if (!again) this.stats.requests += inputs.length;
     if (inputs.length > 1) this.stats.coalesced++;
     try {
       if (inputs.length === 1) {

@@ -192,3 +192,46 @@ describe('hot swap (inferflow serve of name@production while `models alias` move
     expect(resources.heldSessions.size).toBe(0);
   });
 });
+
+describe('dynamic batching through a deployment (real pipeline, Redis, ONNX Runtime)', () => {
+  it('coalesces concurrent requests into fewer calls with the scores each gets alone; a bad request fails alone', async () => {
+    await alias(1);
+    const resources = createResources(loadConfig());
+    const definition = { featureViews: spec.featureViews ?? [], store: { type: 'redis' as const, keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: 'transaction_id' };
+    const batched = modelDeployment({ ref: 'fraud-features@production', definition, resources, pollMs: 0, batching: { enabled: true, maxBatchRows: 64, maxQueueDelayUs: 2_000 } });
+    const alone = modelDeployment({ ref: 'fraud-features@production', definition, resources, pollMs: 0 });
+    try {
+      await Promise.all([batched.loaded, alone.loaded]);
+      const now = new Date(T);
+      const rows = Array.from({ length: 40 }, (_, i) => ({ transaction_id: `t-${i}`, customer_id: 1 + (i % 20), event_timestamp: T, amount: 10 + i * 7.5, merchant_category: ['travel', 'grocery', 'fuel'][i % 3]!, lat: 52.5, lon: 13.4 }));
+      const good = await Promise.all(rows.map((r) => batched.infer({ requests: [r], now })));
+      expect(good.map((g) => g.predictions.rows)).toEqual(rows.map(() => 1));
+      const first = { ...batched.counters.batching };
+      expect(first).toMatchObject({ requests: 40, fallbacks: 0 });
+      expect(first.calls).toBeLessThanOrEqual(3); // the first request alone, the rest coalesced behind it
+      expect(first.maxRows).toBeGreaterThan(1);
+      const inputs = rows.map((r, i) => ({ requests: i === 7 ? [{ ...r, amount: null }] : i === 9 ? [{ ...r, customer_id: 'x'.repeat(3), amount: 'abc' }] : [r], now }));
+      const got = await Promise.allSettled(inputs.map((input) => batched.infer(input)));
+      const want = await Promise.allSettled(inputs.map((input) => alone.infer(input)));
+      expect(got.map((g) => g.status)).toEqual(want.map((w) => w.status));
+      expect(got[7]).toMatchObject({ status: 'rejected', reason: { type: 'InvalidValue' } });
+      expect(((got[7] as PromiseRejectedResult).reason as Error).message).toContain('transaction_id=t-7: amount = null');
+      expect(got[9]).toMatchObject({ status: 'rejected', reason: { type: 'InvalidInput' } });
+      got.forEach((g, i) => {
+        if (g.status !== 'fulfilled') return;
+        const w = (want[i] as PromiseFulfilledResult<Awaited<ReturnType<typeof alone.infer>>>).value;
+        expect(g.value.predictions.rows).toBe(1);
+        expect(Array.from(g.value.predictions.label!)).toEqual(Array.from(w.predictions.label!));
+        expect(Math.abs(g.value.predictions.score![0]! - w.predictions.score![0]!)).toBeLessThan(1e-6);
+        expect(g.value.statuses).toEqual(w.statuses);
+      });
+      const b = batched.counters.batching;
+      expect(b.requests - first.requests).toBe(39); // the InvalidInput one never joined a batch
+      expect(b.fallbacks).toBe(1); // the batch holding t-7 was run again request by request
+    } finally {
+      await batched.close();
+      await alone.close();
+      await resources.close();
+    }
+  });
+});
