@@ -204,6 +204,7 @@ export async function runServeBench(f: ServeBenchFlags, command: string): Promis
     }
     const loadBefore = loadAverage();
     const results: Record<string, { describe: string; rates: Latency[]; steps: Latency[]; highestRpsAtP99Limit: number }> = {};
+    const failed: Record<string, string> = {};
     for (const t of targets) {
       const port = await freePort();
       const child = t.start(port);
@@ -232,6 +233,9 @@ export async function runServeBench(f: ServeBenchFlags, command: string): Promis
           highest = rate;
         }
         results[t.name] = { describe: t.describe, rates, steps, highestRpsAtP99Limit: highest };
+      } catch (err) {
+        failed[t.name] = err instanceof Error ? err.message : String(err);
+        console.log(`${t.name}: failed: ${failed[t.name]}`);
       } finally {
         await stop(child);
       }
@@ -257,6 +261,7 @@ export async function runServeBench(f: ServeBenchFlags, command: string): Promis
       results,
       ratiosToFloor: ratios,
       ...(kserveNote ? { kserve: kserveNote } : {}),
+      ...(Object.keys(failed).length > 0 ? { failed } : {}),
     };
     console.log(`wrote ${await writeDailyResults('serve', date, out)}`);
   } finally {
