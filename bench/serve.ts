@@ -205,6 +205,9 @@ export async function runServeBench(f: ServeBenchFlags, command: string): Promis
     const loadBefore = loadAverage();
     const results: Record<string, { describe: string; rates: Latency[]; steps: Latency[]; highestRpsAtP99Limit: number }> = {};
     const failed: Record<string, string> = {};
+    // Every target is started first and measured in turns (each rate: every target, one after
+    // the other), so the contenders of one rate run seconds apart under the same machine load.
+    const live: { t: Target; url: string; child: ChildProcess }[] = [];
     for (const t of targets) {
       const port = await freePort();
       const child = t.start(port);
@@ -216,29 +219,36 @@ export async function runServeBench(f: ServeBenchFlags, command: string): Promis
       try {
         await waitUp(url, bodies[0]!, child, () => output);
         await openLoop(url, bodies, f.rates[0]!, f.warmupS); // warm-up, not recorded
-        const rates: Latency[] = [];
-        for (const rate of f.rates) {
-          const m = await openLoop(url, bodies, rate, f.durationS);
-          rates.push(m);
-          console.log(`${t.name.padEnd(16)} ${String(rate).padStart(5)} rps: p50 ${m.p50Ms} p90 ${m.p90Ms} p99 ${m.p99Ms} max ${m.maxMs} ms, achieved ${m.achievedRps} rps, errors ${m.errors}${m.firstError ? ` (${m.firstError})` : ''}`);
-        }
-        const steps: Latency[] = [];
-        let highest = 0;
-        for (const rate of f.steps) {
-          const m = await openLoop(url, bodies, rate, f.stepDurationS);
-          steps.push(m);
-          const held = m.p99Ms <= f.p99LimitMs && m.errors === 0 && m.achievedRps >= 0.95 * rate;
-          console.log(`${t.name.padEnd(16)} step ${String(rate).padStart(5)} rps: p99 ${m.p99Ms} ms, achieved ${m.achievedRps}, errors ${m.errors} → ${held ? 'held' : 'not held'}`);
-          if (!held) break;
-          highest = rate;
-        }
-        results[t.name] = { describe: t.describe, rates, steps, highestRpsAtP99Limit: highest };
+        live.push({ t, url, child });
+        results[t.name] = { describe: t.describe, rates: [], steps: [], highestRpsAtP99Limit: 0 };
       } catch (err) {
         failed[t.name] = err instanceof Error ? err.message : String(err);
         console.log(`${t.name}: failed: ${failed[t.name]}`);
-      } finally {
         await stop(child);
       }
+    }
+    for (const rate of f.rates) {
+      for (const { t, url } of live) {
+        const m = await openLoop(url, bodies, rate, f.durationS);
+        results[t.name]!.rates.push(m);
+        console.log(`${t.name.padEnd(16)} ${String(rate).padStart(5)} rps: p50 ${m.p50Ms} p90 ${m.p90Ms} p99 ${m.p99Ms} max ${m.maxMs} ms, achieved ${m.achievedRps} rps, errors ${m.errors}${m.firstError ? ` (${m.firstError})` : ''}`);
+      }
+    }
+    let searching = [...live];
+    for (const rate of f.steps) {
+      const next: typeof live = [];
+      for (const l of searching) {
+        const r = results[l.t.name]!;
+        const m = await openLoop(l.url, bodies, rate, f.stepDurationS);
+        r.steps.push(m);
+        const held = m.p99Ms <= f.p99LimitMs && m.errors === 0 && m.achievedRps >= 0.95 * rate;
+        console.log(`${l.t.name.padEnd(16)} step ${String(rate).padStart(5)} rps: p99 ${m.p99Ms} ms, achieved ${m.achievedRps}, errors ${m.errors} → ${held ? 'held' : 'not held'}`);
+        if (held) {
+          r.highestRpsAtP99Limit = rate;
+          next.push(l);
+        }
+      }
+      searching = next;
     }
     const floor = results.floor;
     const ratios = Object.fromEntries(
@@ -285,7 +295,7 @@ export function registerServeBench(program: Command): void {
     .command('serve')
     .description('Online serving at fixed request rates (open loop, 10 connections, 1-row requests with a Redis lookup): the floor (node:http + HMGET + session.run), inferflow serve with batching off and on, and a Python KServe peer when its venv exists. Writes bench/results/serve-<date>.json.')
     .option('--rates <list>', 'fixed rates (requests/s)', intList, [200, 500, 1000])
-    .option('--steps <list>', 'rates tried in order for the highest held at the p99 limit', intList, [1000, 1500, 2000, 2500, 3000, 4000])
+    .option('--steps <list>', 'rates tried in order for the highest held at the p99 limit', intList, [300, 500, 750, 1000, 1500, 2000, 3000])
     .option('--duration <s>', 'seconds per fixed rate', Number, 10)
     .option('--step-duration <s>', 'seconds per step', Number, 5)
     .option('--warmup <s>', 'seconds of untimed load at the first rate', Number, 3)

@@ -7,6 +7,7 @@ serving the same ONNX model over the V2 REST protocol with the same Redis lookup
 
 import math
 import os
+import uuid
 from datetime import datetime
 
 import numpy as np
@@ -50,7 +51,7 @@ class FraudFeatures(Model):
         x[0, 4] = datetime.fromisoformat(str(col["event_timestamp"]).replace("Z", "+00:00")).hour
         label = self.session.run(None, {self.input: x})[0]
         out = InferOutput(name="label", shape=[1], datatype="INT64", data=[int(label[0])])
-        return InferResponse(model_name=self.name, infer_outputs=[out], response_id=payload.id)
+        return InferResponse(model_name=self.name, infer_outputs=[out], response_id=payload.id or str(uuid.uuid4()))
 
 
 if __name__ == "__main__":
