@@ -46,6 +46,8 @@ export interface ServeBenchFlags {
   p99LimitMs: number;
   delaysUs: number[];
   kserve: boolean;
+  /** Suffix of the results file name (serve-<tag>-<date>.json). */
+  tag?: string;
 }
 
 interface Latency {
@@ -273,7 +275,7 @@ export async function runServeBench(f: ServeBenchFlags, command: string): Promis
       ...(kserveNote ? { kserve: kserveNote } : {}),
       ...(Object.keys(failed).length > 0 ? { failed } : {}),
     };
-    console.log(`wrote ${await writeDailyResults('serve', date, out)}`);
+    console.log(`wrote ${await writeDailyResults(f.tag ? `serve-${f.tag}` : 'serve', date, out)}`);
   } finally {
     await Promise.all(children.map(stop));
     await store.deleteView(VIEW).catch(() => undefined);
@@ -302,10 +304,14 @@ export function registerServeBench(program: Command): void {
     .option('--p99-limit <ms>', 'p99 a step must hold', Number, 10)
     .option('--delays-us <list>', 'max queue delays (µs) of the batching-on runs', intList, [0, DEFAULT_SERVE_MODEL_OPTIONS.maxQueueDelayUs])
     .option('--no-kserve', 'skip the Python KServe peer')
+    .option('--tag <name>', 'write bench/results/serve-<tag>-<date>.json instead (letters, digits, -)', (v: string) => {
+      if (!/^[A-Za-z0-9-]{1,40}$/.test(v)) throw new InvalidArgumentError('use 1-40 letters, digits or -');
+      return v;
+    })
     .addHelpText('after', '\nExamples:\n  npm run build && npm run bench -- serve\n  npm run bench -- serve --rates 500 --steps 1000,2000 --delays-us 500 --no-kserve\n')
-    .action(async (f: { rates: number[]; steps: number[]; duration: number; stepDuration: number; warmup: number; p99Limit: number; delaysUs: number[]; kserve: boolean }) => {
+    .action(async (f: { rates: number[]; steps: number[]; duration: number; stepDuration: number; warmup: number; p99Limit: number; delaysUs: number[]; kserve: boolean; tag?: string }) => {
       await runServeBench(
-        { rates: f.rates, steps: f.steps, durationS: f.duration, stepDurationS: f.stepDuration, warmupS: f.warmup, p99LimitMs: f.p99Limit, delaysUs: f.delaysUs, kserve: f.kserve },
+        { rates: f.rates, steps: f.steps, durationS: f.duration, stepDurationS: f.stepDuration, warmupS: f.warmup, p99LimitMs: f.p99Limit, delaysUs: f.delaysUs, kserve: f.kserve, ...(f.tag ? { tag: f.tag } : {}) },
         `npm run bench -- serve ${process.argv.slice(3).join(' ')}`.trim(),
       );
     });
