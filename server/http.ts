@@ -179,13 +179,14 @@ export async function startInferenceServer(deployment: Deployment, options: { po
           if (parts[0] !== 'v2' || parts[1] !== 'models' || !parts[2]) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
           if (parts[2] !== name) throw new HttpError(404, `model ${parts[2]} is not served here (this server serves ${name})`);
           if (req.method === 'GET' && parts.length === 3) {
+            const serving = deployment.current ?? p;
             return send(res, 200, {
               name,
-              versions: [String(p.model.version)],
+              versions: [String(serving.model.version)],
               platform: 'onnxruntime',
               inputs: [...entityFields.map((f) => ({ name: f, datatype: 'BYTES|INT64', shape: [-1] })), ...requestFields.filter((c) => !entityFields.includes(c.name)).map((c) => ({ name: c.name, datatype: c.kind === 'string' ? 'BYTES' : c.kind === 'timestamp' ? 'BYTES (ISO 8601) or INT64 (epoch ms)' : 'FP64', shape: [-1] }))],
               outputs: regression ? [{ name: 'prediction', datatype: 'FP32', shape: [-1] }] : [{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'score', datatype: 'FP32', shape: [-1] }],
-              parameters: { sha256: p.model.sha256, feature_views: views.map((v) => v.name) },
+              parameters: { sha256: serving.model.sha256, feature_views: views.map((v) => v.name) },
             });
           }
           if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {

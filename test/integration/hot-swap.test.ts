@@ -128,6 +128,9 @@ describe('hot swap (inferflow serve of name@production while `models alias` move
         await until('answers from version 1', () => load.answers.filter((a) => a.version === '1').length >= 50);
         expect((await alias(2)).stdout).toContain('fraud-features@production → 2');
         await until('answers from version 2', () => load.answers.filter((a) => a.version === '2').length >= 50);
+        const meta = (await (await fetch(`${server.url}/v2/models/fraud-features`)).json()) as { versions: string[]; parameters: { sha256: string } };
+        expect(meta.versions).toEqual(['2']);
+        expect(meta.parameters.sha256).toBe(server.deployment.current!.model.sha256);
         expect((await alias(3)).stdout).toContain('fraud-features@production → 3');
         await until('the refused swap', () => server.deployment.counters.refusedSwaps === 1);
         const afterRefusal = load.answers.length;
