@@ -5,6 +5,7 @@
  *   npm run bench -- report        print the report of the newest bench/results/batch-*.json of each benchmark
  *   npm run bench -- ort-threads   ONNX Runtime on the calling thread (intra-op 1 or 2) vs. the inference pool
  *   npm run bench -- workflow-start   a new workflow execution's cost by workflow bundle (shipped vs. plain)
+ *   npm run bench -- serve         online serving at fixed rates: floor, inferflow serve (batching off/on), Python KServe
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultPoolSize } from '../lib/runtime/pool';
@@ -14,6 +15,7 @@ import { runOrtThreadsBench } from './ort-threads';
 import { runWorkflowStartBench } from './workflow-start';
 import { latestReport } from './report';
 import { registerOnlineBench } from './online';
+import { registerServeBench } from './serve';
 import type { ModelKey, SinkKind } from './types';
 
 /** Repeatable, comma-separated positive integers: `--rows 1000000 --rows 10000000` or `--rows 1000000,10000000`. */
@@ -177,6 +179,7 @@ program
   });
 
 registerOnlineBench(program);
+registerServeBench(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(0),

@@ -4,12 +4,13 @@
  * `/invocations` and Prometheus `/metrics`; with --grpc-port, V2 gRPC (inference.GRPCInferenceService).
  */
 import type { Command } from 'commander';
-import type { ServeLimits } from '../lib/config/env';
+import type { ServeLimits, ServeModelOptions } from '../lib/config/env';
 import type { OnlineStoreSpec } from '../lib/features/online';
+import type { Deployment } from '../server/deployment';
 import type { GrpcInferenceServer } from '../server/grpc';
 import type { InferenceServer } from '../server/http';
 import { parseStoreOption } from './features';
-import { examples, nonNegativeInt } from './options';
+import { examples, nonNegativeInt, positiveInt } from './options';
 
 export interface ServeOptions {
   port: number;
@@ -23,7 +24,23 @@ export interface ServeOptions {
   tokenFile?: string;
   /** The model /invocations answers with when several are served. */
   mlflowModel?: string;
+  /** Overrides of INFERFLOW_SERVE_POLL_MS and the batching settings. */
+  pollMs?: number;
+  batching?: boolean;
+  maxBatchRows?: number;
+  maxQueueDelayUs?: number;
 }
+
+/** The serve options over the configuration's INFERFLOW_SERVE_* model settings. */
+function modelOptions(config: ServeModelOptions, opts: ServeOptions): ServeModelOptions {
+  return {
+    pollMs: opts.pollMs ?? config.pollMs,
+    batching: opts.batching ?? config.batching,
+    maxBatchRows: opts.maxBatchRows ?? config.maxBatchRows,
+    maxQueueDelayUs: opts.maxQueueDelayUs ?? config.maxQueueDelayUs,
+  };
+}
+
 
 /** Spec files named on the command line: a file as is, a directory's *.json files in name order. */
 export async function specFiles(args: readonly string[]): Promise<string[]> {
@@ -58,18 +75,17 @@ async function serveTokens(fromEnv: readonly string[], tokenFile: string | undef
   return [...new Set([...fromEnv, ...tokens])];
 }
 
-export type ServeHandle = InferenceServer & { grpc?: GrpcInferenceServer; describe: string[]; auth: string; shutdown: () => Promise<void> };
+export type ServeHandle = InferenceServer & { grpc?: GrpcInferenceServer; deployments: Deployment[]; describe: string[]; auth: string; shutdown: () => Promise<void> };
 
 /** Resolve each spec's model (cached locally, verified), open the store, and listen. */
 export async function serve(specs: string | readonly string[], opts: ServeOptions): Promise<ServeHandle> {
   // Loaded here so that the rest of the CLI starts without ONNX Runtime and the server.
   const { loadConfig } = await import('../lib/config/env.js');
   const { createLogger } = await import('../lib/log.js');
-  const { openPipeline } = await import('../lib/pipeline/pipeline.js');
   const { createResources } = await import('../lib/pipeline/resources.js');
   const { loadPipelineSpec } = await import('../lib/pipeline/spec.js');
   const { startInferenceServer } = await import('../server/http.js');
-  const { fixedDeployment } = await import('../server/deployment.js');
+  const { modelDeployment } = await import('../server/deployment.js');
   const { startGrpcServer } = await import('../server/grpc.js');
   const { InvalidInputError } = await import('../lib/errors.js');
   const config = loadConfig();
@@ -78,22 +94,29 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
   const log = createLogger(config.logLevel, 'inferflow-serve');
   // The workers' runtime: manifest, assembly plan and session, each checked against the model's ONNX signature.
   const resources = createResources(config, { logger: log });
+  const m = modelOptions(config.serveModel, opts);
+  const deployments: Deployment[] = [];
   try {
-    const served = new Map<string, { file: string; describe: string; deployment: ReturnType<typeof fixedDeployment> }>();
+    const served = new Map<string, { file: string; describe: () => string; deployment: Deployment }>();
     for (const file of files) {
       const spec = await loadPipelineSpec(file);
       const model = await resources.resolveModel(spec.model);
       const before = served.get(model.name);
       if (before) throw new InvalidInputError(`model ${model.name} is served by two specs, ${before.file} and ${file}: serve each model once`, [], { model: model.name, specs: [before.file, file] });
-      const pipeline = await openPipeline(
-        { model, featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
+      const deployment = modelDeployment({
+        ref: spec.model,
+        definition: { featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
         resources,
-      );
-      const features = pipeline.store.location; // opened before listening: a bad store spec fails here
-      served.set(model.name, { file, describe: `${model.name}:${model.version} (${model.sha256.slice(0, 12)}), features from ${features}`, deployment: fixedDeployment(pipeline) });
+        pollMs: m.pollMs,
+        batching: { enabled: m.batching, maxBatchRows: m.maxBatchRows, maxQueueDelayUs: m.maxQueueDelayUs },
+      });
+      deployments.push(deployment);
+      await deployment.loaded;
+      const serving = deployment.current!.model;
+      const features = deployment.current!.store.location; // opened before listening: a bad store spec fails here
+      served.set(model.name, { file, deployment, describe: () => `${spec.model} → ${serving.name}:${serving.version} (${serving.sha256.slice(0, 12)}), features from ${features}` });
     }
     if (opts.mlflowModel !== undefined && !served.has(opts.mlflowModel)) throw new InvalidInputError(`--mlflow-model ${opts.mlflowModel} is not served (served: ${[...served.keys()].join(', ')})`, [], { mlflowModel: opts.mlflowModel });
-    const deployments = [...served.values()].map((s) => s.deployment);
     const limits = { ...config.serveLimits, ...opts.limits };
     const server = await startInferenceServer(deployments, {
       port: opts.port,
@@ -111,10 +134,12 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
             throw err;
           });
     const mlflow = opts.mlflowModel ?? (served.size === 1 ? [...served.keys()][0] : undefined);
+    const swaps = `${m.pollMs > 0 ? `a model served by alias or latest version checked for a new version every ${m.pollMs} ms` : 'no alias polling'}; batching ${m.batching ? `up to ${m.maxBatchRows} rows, ${m.maxQueueDelayUs} µs` : 'off'}`;
     return {
       ...server,
       ...(grpc ? { grpc } : {}),
-      describe: [...served.entries()].map(([name, s]) => `${s.describe} at ${server.url}/v2/models/${name}/infer${name === mlflow ? ` and ${server.url}/invocations` : ''}${grpc ? `, gRPC ${grpc.address}` : ''}`),
+      deployments,
+      describe: [...[...served.entries()].map(([name, s]) => `${s.describe()} at ${server.url}/v2/models/${name}/infer${name === mlflow ? ` and ${server.url}/invocations` : ''}${grpc ? `, gRPC ${grpc.address}` : ''}`), swaps],
       auth: tokens.length > 0 ? `bearer-token auth on (${tokens.length} token${tokens.length === 1 ? '' : 's'}); open without a token: /v2/health/*, /ping, /health` : 'no auth (--token-file or INFERFLOW_SERVE_TOKENS turn it on)',
       shutdown: async () => {
         await Promise.all([server.close(), grpc?.close()]);
@@ -123,6 +148,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
       },
     };
   } catch (err) {
+    await Promise.all(deployments.map((d) => d.close()));
     await resources.close();
     throw err;
   }
@@ -141,6 +167,11 @@ export function registerServeCommand(program: Command): void {
     .option('--grpc-port <port>', 'also serve KServe V2 gRPC (inference.GRPCInferenceService, what tritonclient.grpc speaks) on this port (0 picks a free one; default: no gRPC)', nonNegativeInt)
     .option('--token-file <file>', 'require Authorization: Bearer <token> with one of the tokens in this file (one a line; also INFERFLOW_SERVE_TOKENS); health routes stay open')
     .option('--mlflow-model <name>', 'the model POST /invocations answers with when several are served (default: the only one)')
+    .option('--poll-ms <ms>', 'a model served by alias (name@production) or latest version: look for a new version this often; 0 never (default INFERFLOW_SERVE_POLL_MS, 5000)', nonNegativeInt)
+    .option('--batching', 'coalesce concurrent requests into one model call (default: on, INFERFLOW_SERVE_BATCHING)')
+    .option('--no-batching', 'answer every request with its own model call')
+    .option('--max-batch-rows <n>', 'dynamic batching: most rows in one coalesced call (default INFERFLOW_SERVE_MAX_BATCH_ROWS, 64)', positiveInt)
+    .option('--max-queue-delay-us <us>', 'dynamic batching: longest a request waits for a busy model, in µs (default INFERFLOW_SERVE_MAX_QUEUE_DELAY_US, 500)', nonNegativeInt)
     .addHelpText(
       'after',
       examples(`

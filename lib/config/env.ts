@@ -47,6 +47,25 @@ export interface ServeLimits {
   deadlineMs: number;
 }
 
+/** How `inferflow serve` follows a model alias and coalesces requests (INFERFLOW_SERVE_*; docs/online.md). */
+export interface ServeModelOptions {
+  /** How often a model served by alias (or latest version) is re-resolved, in ms; 0: never (the version loaded at start stays). */
+  pollMs: number;
+  /** Dynamic batching: concurrent requests coalesced into one pipeline call. */
+  batching: boolean;
+  /** Most rows in one coalesced call. */
+  maxBatchRows: number;
+  /** Longest a request waits in the queue for a busy deployment, in µs (below 1 ms: one event-loop turn). */
+  maxQueueDelayUs: number;
+}
+
+export const DEFAULT_SERVE_MODEL_OPTIONS: ServeModelOptions = {
+  pollMs: 5_000,
+  batching: true,
+  maxBatchRows: 64,
+  maxQueueDelayUs: 500,
+};
+
 export const DEFAULT_SERVE_LIMITS: ServeLimits = {
   maxBodyBytes: 16 * 1024 * 1024,
   headersTimeoutMs: 10_000,
@@ -96,6 +115,10 @@ const EnvSchema = z.object({
   INFERFLOW_SERVE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxConnections),
   INFERFLOW_SERVE_DEADLINE_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.deadlineMs),
   INFERFLOW_SERVE_TOKENS: z.string().optional(),
+  INFERFLOW_SERVE_POLL_MS: z.coerce.number().int().min(0).default(DEFAULT_SERVE_MODEL_OPTIONS.pollMs),
+  INFERFLOW_SERVE_BATCHING: boolish.optional(),
+  INFERFLOW_SERVE_MAX_BATCH_ROWS: z.coerce.number().int().positive().default(DEFAULT_SERVE_MODEL_OPTIONS.maxBatchRows),
+  INFERFLOW_SERVE_MAX_QUEUE_DELAY_US: z.coerce.number().int().min(0).default(DEFAULT_SERVE_MODEL_OPTIONS.maxQueueDelayUs),
   INFERFLOW_MODULES: z.string().optional(),
   INFERFLOW_ALLOWED_ROOTS: z.string().optional(),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -148,6 +171,8 @@ export interface InferflowConfig {
   serveLimits: ServeLimits;
   /** Bearer tokens `inferflow serve` accepts (INFERFLOW_SERVE_TOKENS, comma-separated); empty: no auth from the environment. */
   serveTokens: string[];
+  /** Alias polling and dynamic batching of `inferflow serve`. */
+  serveModel: ServeModelOptions;
   /**
    * Feature modules (INFERFLOW_MODULES=name=path,…): the only code a pipeline can run, by name.
    * Unset: DEFAULT_FEATURE_MODULES; set to `none`: no modules.
@@ -287,6 +312,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       deadlineMs: e.INFERFLOW_SERVE_DEADLINE_MS,
     },
     serveTokens: parseTokens(e.INFERFLOW_SERVE_TOKENS),
+    serveModel: {
+      pollMs: e.INFERFLOW_SERVE_POLL_MS,
+      batching: e.INFERFLOW_SERVE_BATCHING ?? DEFAULT_SERVE_MODEL_OPTIONS.batching,
+      maxBatchRows: e.INFERFLOW_SERVE_MAX_BATCH_ROWS,
+      maxQueueDelayUs: e.INFERFLOW_SERVE_MAX_QUEUE_DELAY_US,
+    },
     modules: parseModules(e.INFERFLOW_MODULES, cwd),
     allowedRoots: allowedRoots(e.INFERFLOW_ALLOWED_ROOTS, [dataDir, outputDir, EXAMPLES_DATA_DIR], cwd),
     logLevel: e.INFERFLOW_LOG_LEVEL,

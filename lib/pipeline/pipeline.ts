@@ -50,6 +50,8 @@ export interface PipelineDefinition {
 export interface OpenPipelineOptions {
   /** false: manifest and plan only (planning a batch run), no model download and no session. Default true. */
   session?: boolean;
+  /** Hold the session (Resources.retainSession) until `close`: a served version that may be swapped out. Default false. */
+  retain?: boolean;
 }
 
 /** Offline retrieval: the views joined point-in-time onto a spine, written to a Parquet file. */
@@ -96,8 +98,20 @@ export class Pipeline {
   /** Open a pipeline: its model context (manifest + assembly plan, checked against the ONNX signature) and, unless told otherwise, its session. */
   static async open(definition: PipelineDefinition, resources: Resources, options: OpenPipelineOptions = {}): Promise<Pipeline> {
     const { manifest, plan } = await resources.modelContext(definition.model, definition.onDemand);
-    const session = options.session === false ? undefined : await resources.session(definition.model, plan);
-    return new Pipeline({ resources, definition, manifest, plan, session });
+    const retain = options.session !== false && options.retain === true;
+    const session = options.session === false ? undefined : retain ? await resources.retainSession(definition.model, plan) : await resources.session(definition.model, plan);
+    const pipeline = new Pipeline({ resources, definition, manifest, plan, session });
+    pipeline.held = retain;
+    return pipeline;
+  }
+
+  private held = false;
+
+  /** Give back the session hold of a pipeline opened with `retain` (the last holder releases the session); nothing otherwise. */
+  async close(): Promise<void> {
+    if (!this.held) return;
+    this.held = false;
+    await this.resources.releaseSession(this.model);
   }
 
   /** The model's session (pipelines opened with `session: false` have none). */

@@ -53,6 +53,10 @@ export class Resources {
   private readonly contexts = new Map<string, Promise<ModelContext>>();
   /** Sessions whose real input signature was checked against an assembly plan. */
   private readonly checked = new WeakMap<object, Set<AssemblyPlan>>();
+  /** Holders of each model's session (sha256 → count) taken with `retainSession`. */
+  private readonly holds = new Map<string, number>();
+  /** Models whose session was also handed out by `session` (never released: its users hold no count). */
+  private readonly unheld = new Set<string>();
   private readonly stores = new Map<string, OnlineStore>();
   private readonly recordSinks = new Map<string, RecordSink>();
   private readonly parsedViews = new Map<string, FeatureView[]>();
@@ -102,7 +106,40 @@ export class Resources {
   }
 
   /** The model in the local cache (downloaded and verified once per machine) and its session, checked against the plan once. */
-  async session(model: ResolvedModel, plan: AssemblyPlan): Promise<ortTypes.InferenceSession> {
+  session(model: ResolvedModel, plan: AssemblyPlan): Promise<ortTypes.InferenceSession> {
+    this.unheld.add(model.sha256);
+    return this.loadSession(model, plan);
+  }
+
+  /**
+   * `session`, counted: the session stays loaded until every holder called `releaseSession`
+   * (a served model swapped out), unless `session` also handed it out.
+   */
+  async retainSession(model: ResolvedModel, plan: AssemblyPlan): Promise<ortTypes.InferenceSession> {
+    this.holds.set(model.sha256, (this.holds.get(model.sha256) ?? 0) + 1);
+    try {
+      return await this.loadSession(model, plan);
+    } catch (err) {
+      await this.releaseSession(model);
+      throw err;
+    }
+  }
+
+  /** Give back a `retainSession` hold; the last one releases the session (resolves once released). */
+  async releaseSession(model: ResolvedModel): Promise<void> {
+    const left = (this.holds.get(model.sha256) ?? 0) - 1;
+    if (left > 0) return void this.holds.set(model.sha256, left);
+    this.holds.delete(model.sha256);
+    if (this.unheld.has(model.sha256) || this.closing) return;
+    await this.sessions.release(model.sha256, { intraOpThreads: this.config.ortThreads });
+  }
+
+  /** Models whose session is loaded and held by `retainSession` (sha256 → holders). */
+  get heldSessions(): ReadonlyMap<string, number> {
+    return this.holds;
+  }
+
+  private async loadSession(model: ResolvedModel, plan: AssemblyPlan): Promise<ortTypes.InferenceSession> {
     const { path: modelPath } = await this.cache.ensure(model, this.registry);
     const s = await this.sessions.get(model.sha256, modelPath, { intraOpThreads: this.config.ortThreads });
     let plans = this.checked.get(s);

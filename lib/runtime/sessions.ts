@@ -54,6 +54,19 @@ export class SessionCache {
     return (this.pool ??= new InferencePool(this.inferenceThreads));
   }
 
+  /**
+   * Drop one model's session and release it (a served model swapped out). A later `get` loads it
+   * again. The inference pool's threads keep their own copy until the pool closes.
+   */
+  async release(sha256: string, options: SessionOptions = DEFAULT_SESSION_OPTIONS): Promise<void> {
+    const key = `${sha256}:${JSON.stringify(options)}`;
+    const p = this.sessions.get(key);
+    if (!p) return;
+    this.sessions.delete(key);
+    const session = await p.catch(() => undefined);
+    await session?.release();
+  }
+
   get size(): number {
     return this.sessions.size;
   }

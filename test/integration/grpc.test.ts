@@ -25,6 +25,7 @@ import { scoresIn, type Scores } from '../helpers/data';
 import { tempConfig, uniqueName } from '../helpers/env';
 import { TEST_REDIS_URL } from '../helpers/services';
 import { packageVersion } from '../../lib/util/package-root';
+import { loadingDeployment } from '../helpers/deployments';
 
 const DAY = 86_400_000;
 const T = Date.parse('2026-10-13T00:00:00Z');
@@ -54,10 +55,6 @@ function tritonclient<T>(address: string, mode: 'main' | 'ops' | 'drain'): Promi
   });
 }
 
-/** A deployment whose version is still loading. */
-function warming(name: string): Deployment {
-  return { name, current: undefined, ready: false, infer: () => Promise.reject(new Error('not loaded')), close: () => Promise.resolve() };
-}
 
 /** The real pipeline's deployment, answering only after `ms`. */
 function slow(pipeline: Pipeline, name: string, ms: number): Deployment {
@@ -78,7 +75,7 @@ beforeAll(async () => {
   server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', grpcPort: 0, store: { type: 'redis', keyPrefix } });
   resources = createResources(loadConfig(), { logger: createLogger('warn') });
   pipeline = await openPipeline({ model: await resources.resolveModel(spec.model), featureViews: spec.featureViews ?? [], store: { type: 'redis', keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: spec.idColumn! }, resources);
-  ops = await startGrpcServer([fixedDeployment(pipeline), warming('warming'), slow(pipeline, 'slow', 2_000)], { port: 0, tokens: new Set(['s3cret']), requestTimeoutMs: 300, maxMessageBytes: 64 * 1024 });
+  ops = await startGrpcServer([fixedDeployment(pipeline), loadingDeployment('warming'), slow(pipeline, 'slow', 2_000)], { port: 0, tokens: new Set(['s3cret']), requestTimeoutMs: 300, maxMessageBytes: 64 * 1024 });
   expected = await scoresIn(FEATURES_EXPECTED);
   requests = await withDuckDB(async (conn) => {
     const r = await conn.runAndReadAll(

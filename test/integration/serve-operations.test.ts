@@ -10,12 +10,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURES_PIPELINE, REPO_ROOT } from '../../cli/examples';
 import { serve, type ServeHandle } from '../../cli/serve';
-import type { Deployment } from '../../server/deployment';
 import { startInferenceServer } from '../../server/http';
 import { serveFixture, v2Body, type ServeFixture } from '../helpers/serve-fixture';
 import { startProcess } from '../helpers/processes';
 import { TEST_REDIS_URL } from '../helpers/services';
 import { startTcpProxy } from '../helpers/tcp-proxy';
+import { loadingDeployment } from '../helpers/deployments';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'inferflow.js');
 let fx: ServeFixture;
@@ -84,7 +84,7 @@ describe('bearer-token auth', () => {
 
 describe('readiness', () => {
   it('a model not loaded yet: 503 on ready, metadata and infer; health ready false; live true', async () => {
-    const loading: Deployment = { name: 'loading', current: undefined, ready: false, infer: () => Promise.reject(new Error('not loaded')), close: () => Promise.resolve() };
+    const loading = loadingDeployment('loading');
     const s = await startInferenceServer(loading, { port: 0 });
     try {
       expect(await call(`${s.url}/v2/health/live`)).toMatchObject({ status: 200, json: { live: true } });

@@ -20,6 +20,13 @@ describe('configuration from the environment', () => {
     expect(JSON.stringify({ ...c, temporal: { ...c.temporal, apiKey: undefined } })).not.toContain('sekret');
   });
 
+  it('reads the serve model options (alias polling, dynamic batching) with their defaults', () => {
+    expect(loadConfig({}).serveModel).toEqual({ pollMs: 5_000, batching: true, maxBatchRows: 64, maxQueueDelayUs: 500 });
+    expect(loadConfig({ INFERFLOW_SERVE_POLL_MS: '0', INFERFLOW_SERVE_BATCHING: 'false', INFERFLOW_SERVE_MAX_BATCH_ROWS: '8', INFERFLOW_SERVE_MAX_QUEUE_DELAY_US: '0' }).serveModel).toEqual({ pollMs: 0, batching: false, maxBatchRows: 8, maxQueueDelayUs: 0 });
+    expect(() => loadConfig({ INFERFLOW_SERVE_MAX_BATCH_ROWS: '0' })).toThrow(/INFERFLOW_SERVE_MAX_BATCH_ROWS/);
+    expect(() => loadConfig({ INFERFLOW_SERVE_POLL_MS: 'soon' })).toThrow(/INFERFLOW_SERVE_POLL_MS/);
+  });
+
   it('names the variable that is wrong', () => {
     expect(() => loadConfig({ INFERFLOW_ORT_THREADS: 'many' })).toThrow(ConfigError);
     expect(() => loadConfig({ INFERFLOW_ORT_THREADS: 'many' })).toThrow(/INFERFLOW_ORT_THREADS/);
