@@ -75,7 +75,7 @@ async function serveTokens(fromEnv: readonly string[], tokenFile: string | undef
   return [...new Set([...fromEnv, ...tokens])];
 }
 
-export type ServeHandle = InferenceServer & { grpc?: GrpcInferenceServer; deployments: Deployment[]; describe: string[]; auth: string; shutdown: () => Promise<void> };
+export type ServeHandle = InferenceServer & { grpc?: GrpcInferenceServer; deployments: Deployment[]; describe: string[]; auth: string; settings: string; shutdown: () => Promise<void> };
 
 /** Resolve each spec's model (cached locally, verified), open the store, and listen. */
 export async function serve(specs: string | readonly string[], opts: ServeOptions): Promise<ServeHandle> {
@@ -134,12 +134,13 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
             throw err;
           });
     const mlflow = opts.mlflowModel ?? (served.size === 1 ? [...served.keys()][0] : undefined);
-    const swaps = `${m.pollMs > 0 ? `a model served by alias or latest version checked for a new version every ${m.pollMs} ms` : 'no alias polling'}; batching ${m.batching ? `up to ${m.maxBatchRows} rows, ${m.maxQueueDelayUs} µs` : 'off'}`;
+    const settings = `${m.pollMs > 0 ? `a model served by alias or latest version checked for a new version every ${m.pollMs} ms` : 'no alias polling'}; batching ${m.batching ? `up to ${m.maxBatchRows} rows, ${m.maxQueueDelayUs} µs` : 'off'}`;
     return {
       ...server,
       ...(grpc ? { grpc } : {}),
       deployments,
-      describe: [...[...served.entries()].map(([name, s]) => `${s.describe()} at ${server.url}/v2/models/${name}/infer${name === mlflow ? ` and ${server.url}/invocations` : ''}${grpc ? `, gRPC ${grpc.address}` : ''}`), swaps],
+      describe: [...served.entries()].map(([name, s]) => `${s.describe()} at ${server.url}/v2/models/${name}/infer${name === mlflow ? ` and ${server.url}/invocations` : ''}${grpc ? `, gRPC ${grpc.address}` : ''}`),
+      settings,
       auth: tokens.length > 0 ? `bearer-token auth on (${tokens.length} token${tokens.length === 1 ? '' : 's'}); open without a token: /v2/health/*, /ping, /health` : 'no auth (--token-file or INFERFLOW_SERVE_TOKENS turn it on)',
       shutdown: async () => {
         await Promise.all([server.close(), grpc?.close()]);
@@ -208,6 +209,7 @@ SIGTERM/SIGINT drain: no new connections, requests in flight answered, then the 
       const s = await serve(specs, opts);
       for (const line of s.describe) log.info(`serving ${line}`);
       log.info(s.auth);
+      log.info(s.settings);
       const signal = await new Promise<string>((resolve) => {
         process.once('SIGINT', () => resolve('SIGINT'));
         process.once('SIGTERM', () => resolve('SIGTERM'));
