@@ -11,8 +11,9 @@
  *   // r.answer.score, r.workflowId ('fraud-online-p2'), r.updateId ('req-1')
  */
 import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { defaultGrpcRetryOptions, makeGrpcRetryInterceptor, WithStartWorkflowOperation, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { google, temporal } from '@temporalio/proto';
 import { NotFoundError } from '../lib/errors';
 import { checkMessage } from '../lib/messages/problems';
 import type { onlineInference } from '../workflows/online/workflow';
@@ -58,6 +59,41 @@ interface DeploymentMemo {
 /** Resends of a request the deployment rejected because its partition was handing over to the next run (each lands on the new run). */
 const HANDOVER_RETRIES = 50;
 const HANDOVER_BACKOFF_MS = 2;
+
+/** First resend of a request the server refused because its partition was continuing as new; grows ×1.5. */
+const CLOSING_RETRY_MS = 5;
+const CLOSING_RETRY_MAX_ATTEMPTS = 20;
+const CLOSING = 'workflow is closing';
+
+/** Whether a gRPC status is the server's "workflow is closing" (directly, or inside an Update-with-Start's MultiOperationExecutionFailure). */
+function isClosing(status: { code: number; details: string; metadata?: { get(key: string): (string | Buffer)[] } }): boolean {
+  if (status.details.includes(CLOSING)) return true;
+  const bin = status.metadata?.get('grpc-status-details-bin')[0];
+  if (!bin || typeof bin === 'string') return false;
+  const detail = google.rpc.Status.decode(bin).details.find((d) => d.type_url?.endsWith('MultiOperationExecutionFailure'));
+  if (!detail?.value) return false;
+  return temporal.api.errordetails.v1.MultiOperationExecutionFailure.decode(detail.value).statuses.some((s) => s.message?.includes(CLOSING));
+}
+
+/**
+ * The gRPC retry interceptor of a connection that sends durable predictions. While a partition
+ * continues as new the server refuses Update-with-Start with RESOURCE_EXHAUSTED ("workflow
+ * operation can not be applied because workflow is closing"), which the SDK's default retry
+ * backs off by 1 s × 1.7^n: the 1–2 s stalls at each continue-as-new. Here such a request is
+ * resent after 5 ms, growing ×1.5 (the new run is up within tens to hundreds of ms); every other
+ * error keeps the SDK's default retry.
+ */
+export function durableGrpcRetry(onClosing?: () => void) {
+  const defaults = defaultGrpcRetryOptions();
+  return makeGrpcRetryInterceptor({
+    delayFunction: (attempt, status) => {
+      if (!isClosing(status)) return defaults.delayFunction(attempt, status);
+      onClosing?.();
+      return CLOSING_RETRY_MS * 1.5 ** (attempt - 1);
+    },
+    retryableDecider: (attempt, status) => (isClosing(status) ? attempt < CLOSING_RETRY_MAX_ATTEMPTS : defaults.retryableDecider(attempt, status)),
+  });
+}
 
 function checked(deployment: OnlineDeployment): void {
   const problems = [
