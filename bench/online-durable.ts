@@ -37,6 +37,8 @@ interface Flags {
   callers: number;
   partitions: number;
   perRun?: number;
+  nonStickyRatio?: number;
+  tag?: string;
 }
 
 interface Latencies {
@@ -128,7 +130,7 @@ export async function runOnlineDurableBench(f: Flags, command: string): Promise<
     const nativeConnection = await NativeConnection.connect({ address });
     closers.push(() => nativeConnection.close());
     const resources = createResources(config, { logger: createLogger('warn') });
-    const { worker, close } = await createInferflowWorker({ config, connection: nativeConnection, resources });
+    const { worker, close } = await createInferflowWorker({ config, connection: nativeConnection, resources, ...(f.nonStickyRatio ? { overrides: { nonStickyToStickyPollRatio: f.nonStickyRatio } } : {}) });
     const floorWorker = await Worker.create({ connection: nativeConnection, taskQueue: 'bench-update-floor', workflowsPath: path.join(REPO_ROOT, 'bench', 'floor-workflow.ts') });
     const running = [worker.run(), floorWorker.run()];
     closers.push(async () => {
@@ -223,7 +225,7 @@ export async function runOnlineDurableBench(f: Flags, command: string): Promise<
 
     const date = new Date();
     const out = { benchmark: 'online-durable', schema: 1, date: date.toISOString(), command, machine, source, settings: f, results, handovers: { sdkRetry: gapsDefault, durableRetry: gaps }, sdkRetried: Object.fromEntries(retried) };
-    say(`wrote ${await writeDailyResults('online-durable', date, out)}`);
+    say(`wrote ${await writeDailyResults(f.tag ? `online-durable-${f.tag}` : 'online-durable', date, out)}`);
   } finally {
     for (const c of closers.reverse()) await c().catch((err: unknown) => say(`cleanup: ${String(err)}`));
     await server?.stop();
@@ -241,6 +243,8 @@ export function registerOnlineDurableBench(program: Command): void {
     .option('--callers <n>', 'concurrent callers', positiveInt, 10)
     .option('--partitions <n>', 'partitions of the concurrent deployment (and floor workflows)', positiveInt, 4)
     .option('--per-run <n>', 'maxPredictionsPerRun of the deployments (default: the workflow default)', positiveInt)
+    .option('--tag <tag>', 'results file online-durable-<tag>-<date>.json instead of online-durable-<date>.json')
+    .option('--non-sticky-ratio <x>', "the Inferflow worker's nonStickyToStickyPollRatio (SDK default 0.2): pollers of the normal queue, where a new run's first task waits", parseFloat)
     .addHelpText('after', '\nExamples:\n  npm run bench -- online-durable\n  npm run bench -- online-durable --per-run 100 --callers 10\n')
     .action(async (f: Flags) => {
       await runOnlineDurableBench(f, `npm run bench -- online-durable ${process.argv.slice(3).join(' ')}`.trim());
