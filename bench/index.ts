@@ -16,6 +16,7 @@ import { runWorkflowStartBench } from './workflow-start';
 import { latestReport } from './report';
 import { registerOnlineBench } from './online';
 import { registerServeBench } from './serve';
+import { registerOnlineDurableBench } from './online-durable';
 import type { ModelKey, SinkKind } from './types';
 
 /** Repeatable, comma-separated positive integers: `--rows 1000000 --rows 10000000` or `--rows 1000000,10000000`. */
@@ -180,6 +181,7 @@ program
 
 registerOnlineBench(program);
 registerServeBench(program);
+registerOnlineDurableBench(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(0),

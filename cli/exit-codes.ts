@@ -50,6 +50,12 @@ export function classifyError(err: unknown): Classified {
       const cause = ((err.cause as Error | undefined)?.cause ?? err.cause) as Error | undefined;
       return { code: EXIT_CODES.runFailed, message: `run failed: ${cause?.message ?? err.message}` };
     }
+    case 'WorkflowUpdateFailedError': {
+      // A rejected or failed durable prediction: bad input (non-retryable, typed) is exit 2, anything else a failed run.
+      const cause = err.cause as (Error & { type?: string; nonRetryable?: boolean }) | undefined;
+      const message = `${cause?.type ?? 'update failed'}: ${cause?.message ?? err.message}`;
+      return { code: cause?.nonRetryable ? EXIT_CODES.badInput : EXIT_CODES.runFailed, message };
+    }
     case 'WorkflowNotFoundError':
       return { code: EXIT_CODES.notFound, message: `no such workflow: ${(err as Error & { workflowId?: string }).workflowId ?? err.message}` };
     case 'ScheduleNotFoundError':

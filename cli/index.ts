@@ -18,6 +18,7 @@ import { packageVersion } from '../lib/util/package-root';
 import { BATCH_DEFAULTS } from '../lib/messages/batch';
 import { classifyError, EXIT_CODES } from './exit-codes';
 import { registerFeatureCommands } from './features';
+import { registerOnlineCommands } from './online';
 import { registerServeCommand } from './serve';
 import { addScheduleTimingOptions, examples, positiveInt, printJson, withTemporal, type ScheduleFlags } from './options';
 
@@ -433,6 +434,7 @@ relative paths in it are relative to the file. Flags override its fields.
 
   registerFeatureCommands(program);
   registerServeCommand(program);
+  registerOnlineCommands(program);
   return program;
 }
 

@@ -3,7 +3,7 @@
  * the top: the Temporal SDK, DuckDB and ONNX Runtime load inside the actions that use them.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { Client } from '@temporalio/client';
+import type { Client, ConnectionOptions } from '@temporalio/client';
 import { OVERLAP_NAMES, type OverlapName } from '../client/overlap';
 import type { InferflowConfig } from '../lib/config/env';
 
@@ -47,12 +47,12 @@ export function addScheduleTimingOptions(cmd: Command, cronExample: string): Com
 }
 
 /** Run `fn` with a client connected to the configured Temporal server; the connection is closed afterwards. */
-export async function withTemporal<T>(fn: (client: Client, config: InferflowConfig) => Promise<T>): Promise<T> {
+export async function withTemporal<T>(fn: (client: Client, config: InferflowConfig) => Promise<T>, options: Pick<ConnectionOptions, 'interceptors'> = {}): Promise<T> {
   // Loaded here, not at the top: commands that never talk to Temporal start without the SDK.
   const { loadConfig } = await import('../lib/config/env.js');
   const { connectClient } = await import('../client/index.js');
   const config = loadConfig();
-  const client = await connectClient(config.temporal);
+  const client = await connectClient(config.temporal, options);
   try {
     return await fn(client, config);
   } finally {

@@ -5,7 +5,7 @@
  *   const handle = await startBatchInference(client, { model: 'fraud-detector', features: path.resolve('examples/data/transactions.parquet') });
  *   const summary = await handle.result();
  */
-import { Client, Connection, WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowHandle, type ConnectionOptions } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import type { TemporalConfig } from '../lib/config/env';
@@ -21,8 +21,8 @@ export { SEARCH_ATTRIBUTES, runTime } from '../workflows/shared';
 export { checkMessage } from '../lib/messages/problems';
 
 /** A client of the configured server; an unreachable server fails within seconds with its address named (TransientError). */
-export async function connectClient(t: TemporalConfig): Promise<Client> {
-  const connection = await connectOrExplain(t.address, () => Connection.connect(connectionOptions(t)));
+export async function connectClient(t: TemporalConfig, options: Pick<ConnectionOptions, 'interceptors'> = {}): Promise<Client> {
+  const connection = await connectOrExplain(t.address, () => Connection.connect({ ...connectionOptions(t), ...options }));
   return new Client({ connection, namespace: t.namespace });
 }
 

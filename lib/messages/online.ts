@@ -13,13 +13,30 @@ import { unknownKeyError, withRules, type Problem } from './problems';
 
 /** Rows one durable prediction may carry (history stays small: use batch for volume). */
 export const MAX_ROWS_PER_UPDATE = 100;
+/** Updates a run answers before it continues as new: well under Temporal's 2,000 Updates per run. */
 export const DEFAULT_MAX_PREDICTIONS_PER_RUN = 500;
-const MAX_PREDICTIONS_PER_RUN = 10_000;
+const MAX_PREDICTIONS_PER_RUN = 1_500;
+/** Recent answers a run hands to the next (request id → answer), so a retried request is answered from the record across continue-as-new. */
+export const DEDUPE_WINDOW = 200;
+/** Serialized size the carried answers may take in the continue-as-new input (history stays small). */
+export const DEDUPE_WINDOW_BYTES = 48 * 1024;
+/** Partitions one deployment may have. */
+export const MAX_PARTITIONS = 64;
+const REQUEST_ID_MAX = 200;
 
 /** The exact model a deployment pinned, carried across continue-as-new. */
 const PinnedModelSchema = ResolvedModelSchema;
 
 const count = z.number().int().min(0);
+
+/** Which deployment a partition belongs to, and where its spec came from (shown by `inferflow online status`). */
+export const DeploymentRefSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, 'letters, digits, ".", "_" and "-", at most 100'),
+  partition: count,
+  partitions: z.number().int().min(1).max(MAX_PARTITIONS),
+  spec: z.string().optional(),
+});
+export type DeploymentRef = z.output<typeof DeploymentRefSchema>;
 
 const onlineShape = {
   model: z
@@ -31,15 +48,22 @@ const onlineShape = {
   store: OnlineStoreSpecSchema.optional().describe("Online store the views' features come from. Default: the embedded SQLite store under the worker data dir"),
   idColumn: z.string().min(1).optional().describe('Request field that names rows in errors'),
   maxPredictionsPerRun: z
-    .number({ error: 'an integer from 1 to 10,000' })
-    .int('an integer from 1 to 10,000')
-    .min(1, 'an integer from 1 to 10,000')
-    .max(MAX_PREDICTIONS_PER_RUN, 'an integer from 1 to 10,000')
+    .number({ error: 'an integer from 1 to 1,500' })
+    .int('an integer from 1 to 1,500')
+    .min(1, 'an integer from 1 to 1,500')
+    .max(MAX_PREDICTIONS_PER_RUN, 'an integer from 1 to 1,500')
     .optional()
-    .describe(`Predictions per workflow run before it continues as new (keeps each history small). Default ${DEFAULT_MAX_PREDICTIONS_PER_RUN}`),
+    .describe(`Updates per workflow run before it continues as new (Temporal caps a run at 2,000). Default ${DEFAULT_MAX_PREDICTIONS_PER_RUN}`),
+  deployment: DeploymentRefSchema.optional().describe('The deployment this workflow is a partition of (set by `inferflow online deploy` and Update-with-Start)'),
   pinned: PinnedModelSchema.optional().describe('Set by the workflow when it continues as new: the pinned model'),
   servedBefore: count.optional().describe('Set by the workflow when it continues as new: predictions served so far'),
   failedBefore: count.optional().describe('Set by the workflow when it continues as new: predictions failed so far'),
+  continuedAsNew: count.optional().describe('Set by the workflow when it continues as new: runs before this one'),
+  recentAnswers: z
+    .array(z.tuple([z.string(), z.record(z.string(), z.unknown())]))
+    .max(DEDUPE_WINDOW)
+    .optional()
+    .describe('Set by the workflow when it continues as new: the latest answers by request id (de-duplication across runs)'),
 };
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -66,7 +90,12 @@ const predictShape = {
     .max(MAX_ROWS_PER_UPDATE, `at most ${MAX_ROWS_PER_UPDATE} per durable prediction; use batchInference for volume`)
     .describe('Request rows: entity keys and request fields'),
   asOf: isoTime().optional().describe('ISO 8601: judge feature freshness at this time instead of now'),
-  requestId: z.string({ error: 'a string' }).optional().describe("Caller's id for the request, echoed back and kept in the history (audit)"),
+  requestId: z
+    .string({ error: 'a string' })
+    .min(1, 'a non-empty string')
+    .max(REQUEST_ID_MAX, `at most ${REQUEST_ID_MAX} characters`)
+    .optional()
+    .describe("Caller's idempotency key: the Update id, echoed back and kept in the history (audit); a retry with the same id gets the recorded answer"),
 };
 
 /** One durable prediction (the `predict` Update's argument): a few request rows. */
