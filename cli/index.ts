@@ -19,6 +19,7 @@ import { BATCH_DEFAULTS } from '../lib/messages/batch';
 import { classifyError, EXIT_CODES } from './exit-codes';
 import { registerFeatureCommands } from './features';
 import { registerServeCommand } from './serve';
+import { registerStreamCommands } from './stream';
 import { addScheduleTimingOptions, examples, positiveInt, printJson, withTemporal, type ScheduleFlags } from './options';
 
 async function registryFor(override?: string): Promise<{ registry: ModelRegistry; config: InferflowConfig }> {
@@ -433,6 +434,7 @@ relative paths in it are relative to the file. Flags override its fields.
 
   registerFeatureCommands(program);
   registerServeCommand(program);
+  registerStreamCommands(program);
   return program;
 }
 
