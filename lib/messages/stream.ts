@@ -35,11 +35,13 @@ const natsSourceShape = {
   stream: z.string().regex(NATS_NAME, 'stream: letters, digits, "_", "-" (max 64)').describe('JetStream stream holding the events (limits retention: events stay readable after acknowledgement)'),
   subject: z.string().regex(SUBJECT, 'subject: tokens of letters, digits, "_", "-" separated by "." (no wildcards)').max(255).optional().describe('Only events on this subject (a filter of the consumer). Default: every subject of the stream'),
   durable: z.string().regex(NATS_NAME, 'durable: letters, digits, "_", "-" (max 64)').optional().describe('Durable consumer name. Default inferflow-<pipeline>'),
+  ackWaitSeconds: z.number().int().min(1, 'ackWaitSeconds: 1 to 3,600').max(3_600, 'ackWaitSeconds: 1 to 3,600').optional().describe('Seconds before an unacknowledged event is delivered again (after a bridge crash), set when the consumer is created. Default 30'),
 };
 const redisSourceShape = {
   type: z.literal('redis'),
   stream: z.string().regex(REDIS_KEY, `stream must match ${REDIS_KEY.source}`).describe('Redis Stream key holding the events'),
   group: z.string().regex(NATS_NAME, 'group: letters, digits, "_", "-" (max 64)').optional().describe('Consumer group. Default inferflow-<pipeline>'),
+  claimIdleMs: z.number().int().min(1_000, 'claimIdleMs: 1,000 to 3,600,000').max(3_600_000, 'claimIdleMs: 1,000 to 3,600,000').optional().describe("Entries pending with another consumer longer than this are claimed (XAUTOCLAIM). Default 30,000"),
   field: z.string().min(1).max(128).optional().describe('Entry field holding the event JSON. Default "data"'),
 };
 export const StreamSourceSchema = z.discriminatedUnion('type', [z.strictObject(natsSourceShape, { error: unknownKeyError(natsSourceShape) }), z.strictObject(redisSourceShape, { error: unknownKeyError(redisSourceShape) })], {

@@ -19,7 +19,7 @@ export const defaultConsumerName = (pipeline: string) => `inferflow-${pipeline}`
 /** Open the spec's source (NATS server: INFERFLOW_NATS_URL; Redis: INFERFLOW_REDIS_URL). */
 export function openStreamSource(spec: StreamPipelineSpec, config: Pick<InferflowConfig, 'natsUrl' | 'redisUrl'>): Promise<StreamSourceReader> {
   const s = spec.source;
-  if (s.type === 'nats') return NatsSource.open({ url: config.natsUrl ?? DEFAULT_NATS_URL, stream: s.stream, subject: s.subject, durable: s.durable ?? defaultConsumerName(spec.name) });
+  if (s.type === 'nats') return NatsSource.open({ url: config.natsUrl ?? DEFAULT_NATS_URL, stream: s.stream, subject: s.subject, durable: s.durable ?? defaultConsumerName(spec.name), ...(s.ackWaitSeconds ? { ackWaitSeconds: s.ackWaitSeconds } : {}) });
   const group = s.group ?? defaultConsumerName(spec.name);
-  return RedisSource.open({ url: config.redisUrl ?? DEFAULT_REDIS_URL, stream: s.stream, group, consumer: `${group}-bridge`, field: s.field ?? 'data' });
+  return RedisSource.open({ url: config.redisUrl ?? DEFAULT_REDIS_URL, stream: s.stream, group, consumer: `${group}-bridge`, field: s.field ?? 'data', ...(s.claimIdleMs ? { claimIdleMs: s.claimIdleMs } : {}) });
 }
