@@ -12,6 +12,7 @@ import { runBatchBench } from './batch';
 import { runOrtThreadsBench } from './ort-threads';
 import { latestReport } from './report';
 import { registerOnlineBench } from './online';
+import { registerStreamBench } from './stream';
 import type { ModelKey, SinkKind } from './types';
 
 /** Repeatable, comma-separated positive integers: `--rows 1000000 --rows 10000000` or `--rows 1000000,10000000`. */
@@ -166,6 +167,7 @@ program
   });
 
 registerOnlineBench(program);
+registerStreamBench(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(0),
