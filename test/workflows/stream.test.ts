@@ -5,6 +5,7 @@
  * dead-letter stream with their reason. Ids are compared: every good event has exactly one
  * prediction, every bad one exactly one dead letter.
  */
+import { Client } from '@temporalio/client';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -78,11 +79,11 @@ async function natsPipeline(overrides: Partial<StreamPipelineSpec> = {}): Promis
   return { spec, subject: `${id}.events`, deadStream };
 }
 
-/** The bridge in this process until `stop()`. */
-async function runBridge(spec: StreamPipelineSpec): Promise<{ stop: () => Promise<BridgeStats> }> {
+/** The bridge in this process until `stop()` (signalling through `client`, the worker's by default). */
+async function runBridge(spec: StreamPipelineSpec, client: Client = w.client): Promise<{ stop: () => Promise<BridgeStats> }> {
   const source = await openStreamSource(spec, config);
   const abort = new AbortController();
-  const bridge = new StreamBridge({ client: w.client, taskQueue: config.temporal.taskQueue, spec, source, deadLetters: createDeadLetterSink(spec.deadLetter, sinkDefaultsFrom(config)), logger: createLogger('warn'), pullWaitMs: 200 });
+  const bridge = new StreamBridge({ client, taskQueue: config.temporal.taskQueue, spec, source, deadLetters: createDeadLetterSink(spec.deadLetter, sinkDefaultsFrom(config)), logger: createLogger('warn'), pullWaitMs: 200 });
   const running = bridge.run(abort.signal);
   return {
     async stop() {
@@ -144,6 +145,29 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
     expect(sum(stats, (s) => s.predictionsOut)).toBe(good.length);
     expect(sum(stats, (s) => s.deadLetters)).toBe(2); // wrong type and null feature: found by the activity; the rest by the bridge
     expect(stats.every((s) => s.model?.version === 1 && s.lastFlush !== null && s.lagMs !== null)).toBe(true);
+  });
+
+  it('acknowledges nothing while Temporal refuses the signals; a bridge that can signal then predicts every event', async () => {
+    const { spec, subject } = await natsPipeline();
+    const source = spec.source.type === 'nats' ? spec.source : undefined;
+    const table = spec.sink.type === 'postgres' ? spec.sink.table : '';
+    const events = transactionEvents(50, 'refused');
+    await bus.publish(subject, events);
+    // A namespace the server does not have: every signal-with-start fails, the bridge retries.
+    const refusing = await runBridge(spec, new Client({ connection: w.client.connection, namespace: uniqueName('no-such-namespace') }));
+    const consumer = () => bus.jsm.consumers.info(source!.stream, `inferflow-${spec.name}`);
+    await expect.poll(async () => (await consumer()).num_ack_pending, { timeout: 15_000 }).toBe(50);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await consumer()).ack_floor.stream_seq).toBe(0);
+    await refusing.stop();
+    expect((await consumer()).ack_floor.stream_seq).toBe(0);
+    const bridge = await runBridge(spec);
+    try {
+      await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(50);
+      await expect.poll(async () => (await consumer()).ack_floor.stream_seq, { timeout: 30_000 }).toBe(50);
+    } finally {
+      await bridge.stop();
+    }
   });
 
   it('pause holds the predictions, resume flushes them; partitions continue as new and keep their counters', async () => {
