@@ -6,7 +6,8 @@
  * prediction, every bad one exactly one dead letter.
  */
 import { Client } from '@temporalio/client';
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -178,13 +179,18 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
     try {
       await bus.publish(subject, events.slice(0, 300));
       await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(300);
-      for (let p = 0; p < 2; p++) await w.client.workflow.getHandle(partitionWorkflowId(spec.name, p)).signal('pause');
+      const specFile = path.join(dir, `${spec.name}.json`);
+      await fs.writeFile(specFile, JSON.stringify(spec));
+      expect(await cli(['stream', 'pause', specFile])).toMatch(new RegExp(`${partitionWorkflowId(spec.name, 1)}: paused`));
       await expect.poll(async () => (await partitionStats(spec)).every((s) => s.paused), { timeout: 10_000 }).toBe(true);
       await bus.publish(subject, events.slice(300));
       await expect.poll(async () => sum(await partitionStats(spec), (s) => s.buffered), { timeout: 30_000, interval: 250 }).toBeGreaterThan(0);
       await new Promise((r) => setTimeout(r, 1_500));
       expect((await recordKeys(pool, table)).length).toBe(300);
-      for (let p = 0; p < 2; p++) await w.client.workflow.getHandle(partitionWorkflowId(spec.name, p)).signal('resume');
+      const status = JSON.parse(await cli(['stream', 'status', specFile, '--json'])) as (StreamStats & { workflowId: string; state: string })[];
+      expect(status.map((r) => [r.workflowId, r.state, r.paused])).toEqual([0, 1].map((p) => [partitionWorkflowId(spec.name, p), 'running', true]));
+      expect(status.reduce((a, r) => a + r.predictionsOut, 0)).toBe(300);
+      await cli(['stream', 'resume', specFile]);
       await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(900);
     } finally {
       await bridge.stop();
@@ -200,9 +206,8 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
   });
 });
 
-/** `inferflow stream run <spec>` from the compiled package, as a user runs it. */
-async function bridgeProcess(specFile: string): Promise<ChildProcess> {
-  const env = {
+function binEnv(): NodeJS.ProcessEnv {
+  return {
     ...process.env,
     TEMPORAL_ADDRESS: config.temporal.address,
     INFERFLOW_TASK_QUEUE: config.temporal.taskQueue,
@@ -212,6 +217,16 @@ async function bridgeProcess(specFile: string): Promise<ChildProcess> {
     INFERFLOW_DATA_DIR: dir,
     INFERFLOW_LOG_LEVEL: 'info',
   };
+}
+
+/** `inferflow <args>` from the compiled package (bin/inferflow.js); its stdout, failing on a non-zero exit. Asynchronous: the worker in this process must keep answering queries meanwhile. */
+async function cli(args: string[]): Promise<string> {
+  return (await promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'bin', 'inferflow.js'), ...args], { env: binEnv(), cwd: REPO_ROOT, encoding: 'utf8' })).stdout;
+}
+
+/** `inferflow stream run <spec>` from the compiled package, as a user runs it. */
+async function bridgeProcess(specFile: string): Promise<ChildProcess> {
+  const env = binEnv();
   const { child } = await startProcess({ command: process.execPath, argv: [path.join(REPO_ROOT, 'bin', 'inferflow.js'), 'stream', 'run', specFile], env, cwd: REPO_ROOT, ready: /stream bridge started/, children });
   return child;
 }
