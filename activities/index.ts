@@ -21,6 +21,7 @@ import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
 import { createFeatureActivities } from './features';
 import { createOnlineActivities } from './online';
+import { createStreamActivities } from './stream';
 
 export interface PlanBatchInput {
   runId: string;
@@ -133,6 +134,7 @@ export function createActivities(resources: Resources) {
     // Feature and online activities map their own failures.
     ...createFeatureActivities(resources),
     ...createOnlineActivities(resources),
+    ...createStreamActivities(resources),
     ...withFailureMapping({
     /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version; the workflow records it. */
     async resolveModel(input: { ref: string }): Promise<ResolvedModel> {

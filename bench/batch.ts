@@ -498,6 +498,6 @@ function pgSpec(table: string): SinkSpec {
 }
 
 /** The worker talks to the local dev server only: never hand it cloud credentials from this shell. */
-function withoutTemporalSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function withoutTemporalSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_')));
 }

@@ -17,6 +17,7 @@ import { latestReport } from './report';
 import { registerOnlineBench } from './online';
 import { registerServeBench } from './serve';
 import { registerOnlineDurableBench } from './online-durable';
+import { registerStreamBench } from './stream';
 import type { ModelKey, SinkKind } from './types';
 
 /** Repeatable, comma-separated positive integers: `--rows 1000000 --rows 10000000` or `--rows 1000000,10000000`. */
@@ -182,6 +183,7 @@ program
 registerOnlineBench(program);
 registerServeBench(program);
 registerOnlineDurableBench(program);
+registerStreamBench(program);
 
 program.parseAsync(process.argv).then(
   () => process.exit(0),

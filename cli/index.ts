@@ -20,6 +20,7 @@ import { classifyError, EXIT_CODES } from './exit-codes';
 import { registerFeatureCommands } from './features';
 import { registerOnlineCommands } from './online';
 import { registerServeCommand } from './serve';
+import { registerStreamCommands } from './stream';
 import { addScheduleTimingOptions, examples, positiveInt, printJson, withTemporal, type ScheduleFlags } from './options';
 
 async function registryFor(override?: string): Promise<{ registry: ModelRegistry; config: InferflowConfig }> {
@@ -435,6 +436,7 @@ relative paths in it are relative to the file. Flags override its fields.
   registerFeatureCommands(program);
   registerServeCommand(program);
   registerOnlineCommands(program);
+  registerStreamCommands(program);
   return program;
 }
 

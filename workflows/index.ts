@@ -3,4 +3,5 @@ export { batchInference } from './batch/workflow';
 export { batchShardGroup } from './batch/shard-group';
 export { materializeFeatures } from './features/materialize';
 export { onlineInference } from './online/workflow';
+export { streamingInference } from './stream/workflow';
 export { inferflowWarmUp } from './warm-up';

@@ -18,7 +18,7 @@ import { ModelCache, ModelRegistry } from '../registry';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { signatureOf } from '../runtime/onnx';
 import { SessionCache } from '../runtime/sessions';
-import { checkSinkAllowed, closePostgresPools, closeRedisClients, closeNatsConnections, createRecordSink, createRunSink, type RecordSink, type RecordSinkSpec, type RunSink, type SinkDefaults, type SinkSpec } from '../sinks';
+import { checkSinkAllowed, closePostgresPools, closeRedisClients, closeNatsConnections, createRecordSink, createRunSink, sinkDefaultsFrom, type RecordSink, type RecordSinkSpec, type RunSink, type SinkDefaults, type SinkSpec } from '../sinks';
 import { closeS3Clients, openStore } from '../storage';
 import { RunStaging } from './staging';
 
@@ -77,7 +77,7 @@ export class Resources {
     });
     this.sessions = new SessionCache({ inferenceThreads: config.inferenceThreads });
     this.staging = config.stagingUrl ? new RunStaging(openStore(config.stagingUrl)) : undefined;
-    this.sinkDefaults = { outputDir: config.outputDir, dataDir: config.dataDir, postgresUrl: config.postgresUrl, redisUrl: config.redisUrl, natsUrl: config.natsUrl, allowedRoots: config.allowedRoots };
+    this.sinkDefaults = sinkDefaultsFrom(config);
     this.storeContext = { redisUrl: config.redisUrl, dataDir: config.dataDir };
   }
 

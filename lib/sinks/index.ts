@@ -35,6 +35,11 @@ export interface SinkDefaults {
   allowedRoots: readonly string[];
 }
 
+/** A process's sink defaults from its config. */
+export function sinkDefaultsFrom(config: Pick<SinkDefaults, 'outputDir' | 'dataDir' | 'postgresUrl' | 'redisUrl' | 'natsUrl' | 'allowedRoots'>): SinkDefaults {
+  return { outputDir: config.outputDir, dataDir: config.dataDir, postgresUrl: config.postgresUrl, redisUrl: config.redisUrl, natsUrl: config.natsUrl, allowedRoots: config.allowedRoots };
+}
+
 /** Where a file or object-store sink writes (a directory, a database file or an s3:// prefix); undefined for database sinks. */
 function sinkLocation(spec: SinkSpec, d: SinkDefaults): string | undefined {
   if (spec.type === 'parquet') return spec.path ?? d.outputDir;

@@ -16,7 +16,7 @@ const PUBLISH_WINDOW = 256;
 const connections = new Map<string, Promise<NatsConnection>>();
 
 /** The process's connection for `url` (one per URL), opened on first use. */
-function natsConnection(url: string): Promise<NatsConnection> {
+export function natsConnection(url: string): Promise<NatsConnection> {
   let c = connections.get(url);
   if (!c) {
     // Fail fast while the server is away: Temporal retries the activity.

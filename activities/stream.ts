@@ -1,0 +1,121 @@
+/**
+ * The streaming micro-batch activity: events (from an `events` signal) → the pipeline's `infer`
+ * step (online-store features → on-demand → transform → predict) → prediction records written by
+ * event id, idempotently → dead letters for the rows the pipeline rejects. The model reference
+ * is resolved for every batch, so a moved alias takes effect at the next batch and each record
+ * names the version that produced it.
+ */
+import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../lib/errors';
+import type { StreamEvent, StreamingInferenceInput } from '../lib/messages/stream';
+import { requestValueProblems } from '../lib/pipeline/online';
+import { openPipeline, type Pipeline } from '../lib/pipeline/pipeline';
+import { predictionLists } from '../lib/pipeline/post-process';
+import type { Resources } from '../lib/pipeline/resources';
+import { createRecordSink, parseRecordSinkSpec, type PredictionRecord, type RecordSinkSpec, type RecordWriteResult } from '../lib/sinks';
+import { createDeadLetterSink, type DeadLetter } from '../lib/streams/dead-letter';
+import { withFailureMapping } from './failures';
+
+export interface StreamBatchInput {
+  pipeline: string;
+  partition: number;
+  model: string;
+  featureViews?: StreamingInferenceInput['featureViews'];
+  onDemand?: StreamingInferenceInput['onDemand'];
+  store?: StreamingInferenceInput['store'];
+  idColumn?: string | undefined;
+  sink: StreamingInferenceInput['sink'];
+  deadLetter: StreamingInferenceInput['deadLetter'];
+  events: StreamEvent[];
+}
+
+export interface StreamBatchResult {
+  model: { name: string; version: number };
+  predictions: number;
+  duplicates: number;
+  deadLetters: number;
+  /** ms from the newest event's time to its prediction. */
+  lagMs: number;
+  flushedAt: string;
+}
+
+/** Problems of a row that no retry can fix: the row goes to the dead letter. */
+const isRowProblem = (err: unknown) => err instanceof InvalidInputError || err instanceof InvalidValueError || err instanceof SchemaMismatchError || err instanceof EmptyInputError;
+
+type Outputs = PredictionRecord['outputs'];
+
+/**
+ * Predict the rows; rows the pipeline rejects (a value it cannot use, a feature failing the
+ * model's checks) are found one by one and returned with the reason, the others predicted.
+ */
+async function inferRows(pipeline: Pipeline, rows: Record<string, unknown>[]): Promise<{ outputs: (Outputs | string)[] }> {
+  const toOutputs = (lists: ReturnType<typeof predictionLists>, i: number): Outputs | string => {
+    const o: Outputs = {};
+    for (const [name, values] of Object.entries(lists) as [string, number[]][]) {
+      const v = values[i];
+      if (typeof v !== 'number' || !Number.isFinite(v)) return `the model's ${name} is ${String(v)}`;
+      o[name] = v;
+    }
+    return o;
+  };
+  if (rows.length === 0) return { outputs: [] };
+  try {
+    const { predictions } = await pipeline.infer({ requests: rows });
+    const lists = predictionLists(predictions);
+    return { outputs: rows.map((_, i) => toOutputs(lists, i)) };
+  } catch (err) {
+    if (!isRowProblem(err) || rows.length === 1) {
+      if (rows.length === 1 && isRowProblem(err)) return { outputs: [errorMessage(err)] };
+      throw err;
+    }
+  }
+  const outputs: (Outputs | string)[] = [];
+  for (const row of rows) outputs.push(...(await inferRows(pipeline, [row])).outputs);
+  return { outputs };
+}
+
+/** THE write of streaming predictions (to become the Pipeline's `write` step). */
+export function writePredictions(resources: Resources, spec: RecordSinkSpec, records: PredictionRecord[], idempotencyKey: string): Promise<RecordWriteResult> {
+  return createRecordSink(spec, resources.sinkDefaults).write(records, { idempotencyKey });
+}
+
+export function createStreamActivities(resources: Resources) {
+  return withFailureMapping({
+    async predictStreamBatch(input: StreamBatchInput): Promise<StreamBatchResult> {
+      const sinkSpec = parseRecordSinkSpec(input.sink);
+      const { resolved: model } = await resources.registry.resolve(input.model);
+      const pipeline = await openPipeline({ model, ...(input.featureViews ? { featureViews: input.featureViews } : {}), ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.store ? { store: input.store } : {}), ...(input.idColumn ? { idColumn: input.idColumn } : {}) }, resources);
+      const now = new Date();
+      const dead: DeadLetter[] = [];
+      const letter = (e: StreamEvent, reason: string): DeadLetter => ({ id: e.id, pipeline: input.pipeline, reason, payload: JSON.stringify(e.data), position: e.id, at: now.toISOString() });
+      // Values that do not fit their fields: per row, so one bad event does not take its batch with it.
+      const fit: StreamEvent[] = [];
+      for (const e of input.events) {
+        const problems = requestValueProblems({ plan: pipeline.plan, views: pipeline.views, requests: [e.data] });
+        if (problems.length > 0) dead.push(letter(e, `values do not fit the pipeline: ${problems.map((p) => p.replace('[0]', '')).join('; ')}`));
+        else fit.push(e);
+      }
+      const { outputs } = await inferRows(pipeline, fit.map((e) => e.data));
+      const predictedAt = new Date().toISOString();
+      const records: PredictionRecord[] = [];
+      outputs.forEach((o, i) => {
+        const e = fit[i]!;
+        if (typeof o === 'string') dead.push(letter(e, o));
+        else records.push({ key: e.id, entity: e.key, outputs: o, model: { name: model.name, version: model.version, sha256: model.sha256 }, eventTime: e.time, predictedAt });
+      });
+      const first = input.events[0]?.id ?? 'empty';
+      const batchKey = `${input.pipeline}-p${input.partition}:${first}+${input.events.length}`;
+      const written = records.length > 0 ? await writePredictions(resources, sinkSpec, records, batchKey) : { written: 0, duplicates: 0 };
+      if (dead.length > 0) await createDeadLetterSink(input.deadLetter, resources.sinkDefaults).write(dead);
+      if (dead.length > 0) resources.logger.warn({ pipeline: input.pipeline, partition: input.partition, deadLetters: dead.length, first: dead[0]!.reason }, 'events dead-lettered');
+      const newest = Math.max(...input.events.map((e) => Date.parse(e.time)));
+      return {
+        model: { name: model.name, version: model.version },
+        predictions: written.written,
+        duplicates: written.duplicates,
+        deadLetters: dead.length,
+        lagMs: Number.isFinite(newest) ? Math.max(0, Date.now() - newest) : 0,
+        flushedAt: predictedAt,
+      };
+    },
+  });
+}

@@ -1,0 +1,83 @@
+/** The stream pipeline spec, the bridge's per-message check, partitioning and signal chunking (no services). */
+import { describe, expect, it } from 'vitest';
+import { InvalidInputError } from '../../lib/errors';
+import { MAX_EVENTS_PER_SIGNAL, MAX_SIGNAL_BYTES, type StreamEvent } from '../../lib/messages/stream';
+import { checkMessage, parseStreamSpec, partitionInput, partitionOf, signalChunks } from '../../lib/streams';
+import type { SourceMessage } from '../../lib/streams';
+
+const base = {
+  name: 'fraud',
+  source: { type: 'nats', stream: 'TXNS', subject: 'txns.new' },
+  key: 'customer_id',
+  model: 'fraud-detector@production',
+  sink: { type: 'postgres', table: 'scores' },
+  deadLetter: { type: 'nats', subject: 'txns.dead' },
+};
+
+const msg = (payload: string): SourceMessage => ({ position: 'TXNS:7', payload, publishedAt: new Date('2026-12-01T00:00:00Z') });
+
+describe('stream pipeline spec', () => {
+  it('lists every problem with its path', () => {
+    let err: unknown;
+    try {
+      parseStreamSpec({ ...base, name: 'has space', key: undefined, partitions: 0, source: { type: 'kafka' }, batch: { size: 0, extra: 1 } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InvalidInputError);
+    const problems = (err as InvalidInputError).problems.join('\n');
+    expect(problems).toMatch(/^name: /m);
+    expect(problems).toMatch(/^key: required/m);
+    expect(problems).toMatch(/^partitions: an integer from 1 to 256/m);
+    expect(problems).toMatch(/^source.type: source must be/m);
+    expect(problems).toMatch(/^batch.size: /m);
+    expect(problems).toMatch(/^batch.extra: unknown field/m);
+  });
+
+  it('keeps connection settings out of the sink and the bridge settings out of workflow input', () => {
+    expect(() => parseStreamSpec({ ...base, sink: { type: 'postgres', table: 's', url: 'postgres://u:p@h/d' } })).toThrow(/connection settings do not belong/);
+    const input = partitionInput(parseStreamSpec({ ...base, partitions: 3, idField: 'transaction_id' }), 2);
+    expect(input).toMatchObject({ pipeline: 'fraud', partition: 2, model: 'fraud-detector@production' });
+    expect(input).not.toHaveProperty('source');
+    expect(input).not.toHaveProperty('key');
+  });
+});
+
+describe("the bridge's check of a message", () => {
+  const spec = { name: 'fraud', key: 'customer_id', idField: 'transaction_id', timeField: 'ts' };
+  it('turns a good event into an event with its id, key and time', () => {
+    expect(checkMessage(msg('{"transaction_id": "t1", "customer_id": 5, "ts": "2026-12-01T10:00:00Z", "amount": 1}'), spec)).toEqual({
+      event: { id: 't1', key: '5', time: '2026-12-01T10:00:00.000Z', data: { transaction_id: 't1', customer_id: 5, ts: '2026-12-01T10:00:00Z', amount: 1 } },
+    });
+  });
+  it.each([
+    ['{"customer_id": 5,', /not valid JSON/],
+    ['{"customer_id": NaN}', /not valid JSON/],
+    ['"text"', /must be a JSON object, got string/],
+    ['{"transaction_id": "t", "ts": 1}', /key field customer_id is missing/],
+    ['{"transaction_id": "t", "customer_id": {"a": 1}, "ts": 1}', /key field customer_id must be a string or a number/],
+    ['{"customer_id": 5, "ts": 1}', /id field transaction_id must be/],
+    ['{"transaction_id": "t", "customer_id": 5, "ts": "yesterday"}', /time field ts must be/],
+  ])('dead-letters %s with the reason and the payload', (payload, reason) => {
+    const r = checkMessage(msg(payload), spec);
+    expect('dead' in r && r.dead.reason).toMatch(reason);
+    expect('dead' in r && r.dead.payload).toBe(payload);
+  });
+});
+
+describe('partitioning and signal chunks', () => {
+  it('sends a key to the same partition every time and spreads keys over all partitions', () => {
+    expect(partitionOf('customer-17', 4)).toBe(partitionOf('customer-17', 4));
+    const seen = new Set(Array.from({ length: 1_000 }, (_, i) => partitionOf(String(i), 4)));
+    expect([...seen].sort()).toEqual([0, 1, 2, 3]);
+  });
+  it('cuts signals at the event count and byte limits, in order', () => {
+    const events: StreamEvent[] = Array.from({ length: 1_000 }, (_, i) => ({ id: String(i), key: 'k', time: '2026-12-01T00:00:00.000Z', data: { pad: 'x'.repeat(i % 3 === 0 ? 2_000 : 10) } }));
+    const chunks = signalChunks(events);
+    expect(chunks.flat().map((e) => e.id)).toEqual(events.map((e) => e.id));
+    for (const c of chunks) {
+      expect(c.length).toBeLessThanOrEqual(MAX_EVENTS_PER_SIGNAL);
+      expect(JSON.stringify(c).length).toBeLessThanOrEqual(MAX_SIGNAL_BYTES + c.length + 2);
+    }
+  });
+});

@@ -1,0 +1,307 @@
+/**
+ * Streaming inference end to end on the real services: events published to NATS JetStream (or
+ * XADDed to a Redis Stream) → the bridge → streamingInference workflows on the Temporal dev
+ * server → fraud-detector predictions in a PostgreSQL record table; poison events in the
+ * dead-letter stream with their reason. Ids are compared: every good event has exactly one
+ * prediction, every bad one exactly one dead letter.
+ */
+import { Client } from '@temporalio/client';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { InferflowConfig } from '../../lib/config/env';
+import { createLogger } from '../../lib/log';
+import type { StreamPipelineSpec, StreamStats } from '../../lib/messages/stream';
+import { closeNatsConnections, closePostgresPools, sinkDefaultsFrom } from '../../lib/sinks';
+import { StreamBridge, createDeadLetterSink, openStreamSource, parseStreamSpec, partitionsOf, type BridgeStats } from '../../lib/streams';
+import { partitionWorkflowId } from '../../lib/messages/stream';
+import { exampleRegistry, REPO_ROOT, tempConfig, uniqueName } from '../helpers/env';
+import { recordHistory } from '../helpers/histories';
+import { startProcess } from '../helpers/processes';
+import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/services';
+import { NATS_URL, recordKeys, testJetStream, transactionEvents, type TestJetStream } from '../helpers/stream';
+import { startWorker, type RunningWorker } from '../helpers/worker';
+
+let config: InferflowConfig;
+let dir: string;
+let cleanup: () => Promise<void>;
+let w: RunningWorker;
+let bus: TestJetStream;
+let pool: pg.Pool;
+const tables: string[] = [];
+const children: ChildProcess[] = [];
+const workflowIds: string[] = [];
+
+beforeAll(async () => {
+  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-stream'), INFERFLOW_NATS_URL: NATS_URL }));
+  await exampleRegistry(config);
+  bus = await testJetStream();
+  pool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 2 });
+  w = await startWorker(config);
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const id of workflowIds) await w?.client.workflow.getHandle(id).terminate('test over').catch(() => undefined);
+  await w?.stop();
+  await bus?.close();
+  for (const t of tables) await pool?.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(t)}`);
+  await pool?.end();
+  await closeNatsConnections();
+  await closePostgresPools();
+  await cleanup?.();
+});
+
+/** A pipeline of the test's own: a JetStream stream for events and one for dead letters, a record table. */
+async function natsPipeline(overrides: Partial<StreamPipelineSpec> = {}): Promise<{ spec: StreamPipelineSpec; subject: string; deadStream: string }> {
+  const id = uniqueName('st').replace(/-/g, '_');
+  const events = `EV_${id}`;
+  const deadStream = `DL_${id}`;
+  await bus.stream(events, [`${id}.events`]);
+  await bus.stream(deadStream, [`${id}.dead`]);
+  tables.push(`scores_${id}`);
+  const spec = parseStreamSpec({
+    name: id.replace(/_/g, '-'),
+    source: { type: 'nats', stream: events, subject: `${id}.events`, ackWaitSeconds: 3 },
+    key: 'customer_id',
+    idField: 'transaction_id',
+    partitions: 3,
+    batch: { size: 100, maxDelayMs: 100 },
+    model: 'fraud-detector@production',
+    sink: { type: 'postgres', table: `scores_${id}` },
+    deadLetter: { type: 'nats', subject: `${id}.dead` },
+    ...overrides,
+  });
+  for (let p = 0; p < partitionsOf(spec); p++) workflowIds.push(partitionWorkflowId(spec.name, p));
+  return { spec, subject: `${id}.events`, deadStream };
+}
+
+/** The bridge in this process until `stop()` (signalling through `client`, the worker's by default). */
+async function runBridge(spec: StreamPipelineSpec, client: Client = w.client): Promise<{ stop: () => Promise<BridgeStats> }> {
+  const source = await openStreamSource(spec, config);
+  const abort = new AbortController();
+  const bridge = new StreamBridge({ client, taskQueue: config.temporal.taskQueue, spec, source, deadLetters: createDeadLetterSink(spec.deadLetter, sinkDefaultsFrom(config)), logger: createLogger('warn'), pullWaitMs: 200 });
+  const running = bridge.run(abort.signal);
+  return {
+    async stop() {
+      abort.abort();
+      const stats = await running;
+      await source.close();
+      return stats;
+    },
+  };
+}
+
+async function partitionStats(spec: StreamPipelineSpec): Promise<StreamStats[]> {
+  return Promise.all(Array.from({ length: partitionsOf(spec) }, (_, p) => w.client.workflow.getHandle(partitionWorkflowId(spec.name, p)).query<StreamStats>('stats')));
+}
+
+const sum = (stats: StreamStats[], f: (s: StreamStats) => number) => stats.reduce((a, s) => a + f(s), 0);
+
+describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () => {
+  it('predicts every event exactly once and dead-letters each kind of bad input with its reason', async () => {
+    const { spec, subject, deadStream } = await natsPipeline();
+    const good = transactionEvents(1_000, 'ok');
+    const bad: [string | Record<string, unknown>, RegExp][] = [
+      ['{"transaction_id": "bad-json", "customer_id": 1, ', /not valid JSON/],
+      ['{"transaction_id": "nan", "customer_id": 2, "amount": NaN}', /not valid JSON/],
+      [{ ...good[0], transaction_id: 'no-key', customer_id: undefined }, /key field customer_id is missing/],
+      [{ ...good[0], transaction_id: 'wrong-type', amount: 'lots' }, /amount: expected a number/],
+      [{ ...good[0], transaction_id: 'null-feature', merchant_risk: null }, /merchant_risk/],
+      ['[1, 2, 3]', /must be a JSON object/],
+    ];
+    const bridge = await runBridge(spec);
+    try {
+      await bus.publish(subject, [...good.slice(0, 500), ...bad.map(([p]) => p), ...good.slice(500)]);
+      await expect.poll(async () => (await recordKeys(pool, spec.sink.type === 'postgres' ? spec.sink.table : '')).length, { timeout: 60_000, interval: 250 }).toBe(good.length);
+      await expect.poll(() => bus.count(deadStream), { timeout: 30_000, interval: 250 }).toBe(bad.length);
+    } finally {
+      await bridge.stop();
+    }
+    const keys = await recordKeys(pool, spec.sink.type === 'postgres' ? spec.sink.table : '');
+    expect(keys.sort()).toEqual(good.map((e) => e.transaction_id as string).sort());
+    const rows = await pool.query<{ entity: string; outputs: { label: number; score: number }; model_name: string; model_version: number; event_time: Date; predicted_at: Date }>(
+      `SELECT entity, outputs, model_name, model_version, event_time, predicted_at FROM ${pg.escapeIdentifier(spec.sink.type === 'postgres' ? spec.sink.table : '')} LIMIT 5`,
+    );
+    for (const r of rows.rows) {
+      expect(r).toMatchObject({ model_name: 'fraud-detector', model_version: 1 });
+      expect(r.outputs.score).toBeGreaterThanOrEqual(0);
+      expect(r.outputs.score).toBeLessThanOrEqual(1);
+      expect([0, 1]).toContain(r.outputs.label);
+      expect(r.predicted_at.getTime()).toBeGreaterThanOrEqual(r.event_time.getTime());
+    }
+    const letters = await bus.read(deadStream);
+    for (const [payload, reason] of bad) {
+      // Letters of the bridge hold the payload as received; the activity's hold the event's fields as JSON.
+      const original = typeof payload === 'string' ? payload : JSON.stringify(payload);
+      const letter = letters.find((l) => l.payload === original);
+      expect(letter, `dead letter of ${original}`).toBeDefined();
+      expect(letter!.reason).toMatch(reason);
+    }
+    const stats = await partitionStats(spec);
+    expect(sum(stats, (s) => s.predictionsOut)).toBe(good.length);
+    expect(sum(stats, (s) => s.deadLetters)).toBe(2); // wrong type and null feature: found by the activity; the rest by the bridge
+    expect(stats.every((s) => s.model?.version === 1 && s.lastFlush !== null && s.lagMs !== null)).toBe(true);
+  });
+
+  it('acknowledges nothing while Temporal refuses the signals; a bridge that can signal then predicts every event', async () => {
+    const { spec, subject } = await natsPipeline();
+    const source = spec.source.type === 'nats' ? spec.source : undefined;
+    const table = spec.sink.type === 'postgres' ? spec.sink.table : '';
+    const events = transactionEvents(50, 'refused');
+    await bus.publish(subject, events);
+    // A namespace the server does not have: every signal-with-start fails, the bridge retries.
+    const refusing = await runBridge(spec, new Client({ connection: w.client.connection, namespace: uniqueName('no-such-namespace') }));
+    const consumer = () => bus.jsm.consumers.info(source!.stream, `inferflow-${spec.name}`);
+    await expect.poll(async () => (await consumer()).num_ack_pending, { timeout: 15_000 }).toBe(50);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await consumer()).ack_floor.stream_seq).toBe(0);
+    await refusing.stop();
+    expect((await consumer()).ack_floor.stream_seq).toBe(0);
+    const bridge = await runBridge(spec);
+    try {
+      await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(50);
+      await expect.poll(async () => (await consumer()).ack_floor.stream_seq, { timeout: 30_000 }).toBe(50);
+    } finally {
+      await bridge.stop();
+    }
+  });
+
+  it('pause holds the predictions, resume flushes them; partitions continue as new and keep their counters', async () => {
+    const { spec, subject } = await natsPipeline({ partitions: 2, maxEventsPerRun: 150, batch: { size: 50, maxDelayMs: 50 } });
+    const table = spec.sink.type === 'postgres' ? spec.sink.table : '';
+    const events = transactionEvents(900, 'pr', 11);
+    const bridge = await runBridge(spec);
+    try {
+      await bus.publish(subject, events.slice(0, 300));
+      await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(300);
+      const specFile = path.join(dir, `${spec.name}.json`);
+      await fs.writeFile(specFile, JSON.stringify(spec));
+      expect(await cli(['stream', 'pause', specFile])).toMatch(new RegExp(`${partitionWorkflowId(spec.name, 1)}: paused`));
+      await expect.poll(async () => (await partitionStats(spec)).every((s) => s.paused), { timeout: 10_000 }).toBe(true);
+      await bus.publish(subject, events.slice(300));
+      await expect.poll(async () => sum(await partitionStats(spec), (s) => s.buffered), { timeout: 30_000, interval: 250 }).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect((await recordKeys(pool, table)).length).toBe(300);
+      const status = JSON.parse(await cli(['stream', 'status', specFile, '--json'])) as (StreamStats & { workflowId: string; state: string })[];
+      expect(status.map((r) => [r.workflowId, r.state, r.paused])).toEqual([0, 1].map((p) => [partitionWorkflowId(spec.name, p), 'running', true]));
+      expect(status.reduce((a, r) => a + r.predictionsOut, 0)).toBe(300);
+      await cli(['stream', 'resume', specFile]);
+      await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(900);
+    } finally {
+      await bridge.stop();
+    }
+    expect((await recordKeys(pool, table)).sort()).toEqual(events.map((e) => e.transaction_id as string).sort());
+    const stats = await partitionStats(spec);
+    expect(sum(stats, (s) => s.eventsIn)).toBe(900);
+    expect(sum(stats, (s) => s.predictionsOut)).toBe(900);
+    expect(stats.every((s) => !s.paused && s.buffered === 0)).toBe(true);
+    // 900 events over 2 partitions at 150 per run: every partition continued as new, counters carried.
+    expect(stats.every((s) => s.runs >= 2)).toBe(true);
+    await recordHistory(inject('temporalCli'), inject('temporalAddress'), partitionWorkflowId(spec.name, 0), 'streamingInference.json');
+  });
+});
+
+function binEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    TEMPORAL_ADDRESS: config.temporal.address,
+    INFERFLOW_TASK_QUEUE: config.temporal.taskQueue,
+    INFERFLOW_NATS_URL: NATS_URL,
+    INFERFLOW_REDIS_URL: TEST_REDIS_URL,
+    INFERFLOW_POSTGRES_URL: TEST_POSTGRES_URL,
+    INFERFLOW_DATA_DIR: dir,
+    INFERFLOW_LOG_LEVEL: 'info',
+  };
+}
+
+/** `inferflow <args>` from the compiled package (bin/inferflow.js); its stdout, failing on a non-zero exit. Asynchronous: the worker in this process must keep answering queries meanwhile. */
+async function cli(args: string[]): Promise<string> {
+  return (await promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'bin', 'inferflow.js'), ...args], { env: binEnv(), cwd: REPO_ROOT, encoding: 'utf8' })).stdout;
+}
+
+/** `inferflow stream run <spec>` from the compiled package, as a user runs it. */
+async function bridgeProcess(specFile: string): Promise<ChildProcess> {
+  const env = binEnv();
+  const { child } = await startProcess({ command: process.execPath, argv: [path.join(REPO_ROOT, 'bin', 'inferflow.js'), 'stream', 'run', specFile], env, cwd: REPO_ROOT, ready: /stream bridge started/, children });
+  return child;
+}
+
+/** Kill −9 the bridge once `killAt` predictions are in, start it again: every event exactly one prediction. */
+async function crashAndRecover(spec: StreamPipelineSpec, publish: () => Promise<void>, ids: string[], killAt: number): Promise<void> {
+  const table = spec.sink.type === 'postgres' ? spec.sink.table : '';
+  const specFile = path.join(dir, `${spec.name}.json`);
+  await fs.writeFile(specFile, JSON.stringify(spec));
+  const first = await bridgeProcess(specFile);
+  await publish();
+  await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 120_000, interval: 100 }).toBeGreaterThanOrEqual(killAt);
+  first.kill('SIGKILL');
+  await new Promise((r) => first.once('exit', r));
+  const atKill = (await recordKeys(pool, table)).length;
+  expect(atKill).toBeLessThan(ids.length);
+  const second = await bridgeProcess(specFile);
+  try {
+    await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 240_000, interval: 500 }).toBe(ids.length);
+    // Let redelivered events that were already predicted reach the partitions (counted as duplicates, not stored again).
+    await new Promise((r) => setTimeout(r, 1_000));
+  } finally {
+    second.kill('SIGTERM');
+    await new Promise((r) => second.once('exit', r));
+  }
+  const keys = await recordKeys(pool, table);
+  expect(keys.length).toBe(ids.length);
+  expect(keys.sort()).toEqual([...ids].sort());
+  const stats = await partitionStats(spec);
+  expect(sum(stats, (s) => s.predictionsOut)).toBe(ids.length);
+  expect(sum(stats, (s) => s.eventsIn)).toBe(ids.length + sum(stats, (s) => s.duplicates) + sum(stats, (s) => s.buffered));
+}
+
+describe('kill -9 of the bridge mid-stream', () => {
+  it('JetStream: 20,000 events over 4 partitions, every event exactly one prediction after a restart', async () => {
+    const { spec, subject } = await natsPipeline({ partitions: 4, batch: { size: 200, maxDelayMs: 100 } });
+    const events = transactionEvents(20_000, 'kn', 3, 1_000);
+    await crashAndRecover(spec, () => bus.publish(subject, events), events.map((e) => e.transaction_id as string), 4_000);
+  });
+
+  it('Redis Streams: a restarted bridge takes its pending entries back; every event exactly one prediction', async () => {
+    const id = uniqueName('rs').replace(/-/g, '_');
+    const stream = `inferflow-test:${id}:events`;
+    tables.push(`scores_${id}`);
+    const spec = parseStreamSpec({
+      name: id.replace(/_/g, '-'),
+      source: { type: 'redis', stream },
+      key: 'customer_id',
+      idField: 'transaction_id',
+      partitions: 3,
+      batch: { size: 200, maxDelayMs: 100 },
+      model: 'fraud-detector@production',
+      sink: { type: 'postgres', table: `scores_${id}` },
+      deadLetter: { type: 'redis', stream: `inferflow-test:${id}:dead` },
+    });
+    for (let p = 0; p < 3; p++) workflowIds.push(partitionWorkflowId(spec.name, p));
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const events = transactionEvents(10_000, 'rk', 5, 500);
+      const publish = async () => {
+        for (let i = 0; i < events.length; i += 1_000) {
+          const p = redis.pipeline();
+          for (const e of events.slice(i, i + 1_000)) p.xadd(stream, '*', 'data', JSON.stringify(e));
+          await p.exec();
+        }
+        await redis.xadd(stream, '*', 'data', '{"transaction_id": "rk-bad"');
+      };
+      await crashAndRecover(spec, publish, events.map((e) => e.transaction_id as string), 2_000);
+      await expect.poll(() => redis.xlen(`inferflow-test:${id}:dead`), { timeout: 10_000 }).toBe(1);
+      const pending = (await redis.xpending(stream, `inferflow-${spec.name}`)) as [number, ...unknown[]];
+      expect(pending[0]).toBe(0);
+    } finally {
+      const keys = await redis.keys(`inferflow-test:${id}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      await redis.quit();
+    }
+  });
+});
