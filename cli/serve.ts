@@ -34,7 +34,7 @@ export async function serve(specFile: string, opts: ServeOptions): Promise<Infer
   try {
     const model = await resources.resolveModel(spec.model);
     const pipeline = await openPipeline(
-      { model, featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
+      { model, featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.postProcess ? { postProcess: spec.postProcess } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
       resources,
     );
     const features = pipeline.store.location; // opened before listening: a bad store spec fails here
