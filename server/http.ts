@@ -13,8 +13,11 @@
  *      {"name": "customer_id", "datatype": "INT64", "shape": [2], "data": [17, 42]},
  *      {"name": "merchant_category", "datatype": "BYTES", "shape": [2], "data": ["travel", "grocery"]}, …],
  *    "parameters": {"as_of": "2026-10-15T12:00:00Z"}}          (optional: judge feature freshness at that time)
- * The response has `label` (INT64) and `score` (FP32) outputs (`prediction` for regression) and,
- * per row, the online store status of each feature (`parameters.feature_status`).
+ * The response has one output per output column of the pipeline (server/v2-outputs.ts): `label`
+ * (INT64) and `score` (FP32), plus `prob_<class>` for a multi-class model, or `prediction` (FP32,
+ * [rows, targets] for a multi-output regressor), then the post-processing steps' columns; per row,
+ * the online store status of each feature (`parameters.feature_status`), and which post-processing
+ * produced the outputs (`parameters.post_process`, `post_process_sha256`).
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -22,6 +25,7 @@ import { DEFAULT_SERVE_LIMITS, type ServeLimits } from '../lib/config/env';
 import { InferflowError, errorMessage, httpStatusOf } from '../lib/errors';
 import { valueText, type OnlineRequest } from '../lib/pipeline/online';
 import type { Deployment } from './deployment';
+import { outputMetadata, outputTensors } from './v2-outputs';
 import { outputColumnName } from '../lib/features/spec';
 
 /** Most rows one request may carry. */
@@ -156,7 +160,6 @@ export async function startInferenceServer(deployment: Deployment, options: { po
   const requestFields = plan.sourceColumns.filter((c) => !fromViews.has(c.name));
   const entityFields = [...new Set(views.flatMap((v) => v.entities))];
   const name = deployment.name;
-  const regression = p.manifest.metadata.task === 'regression';
 
   const server = http.createServer(
     {
@@ -184,20 +187,16 @@ export async function startInferenceServer(deployment: Deployment, options: { po
               versions: [String(p.model.version)],
               platform: 'onnxruntime',
               inputs: [...entityFields.map((f) => ({ name: f, datatype: 'BYTES|INT64', shape: [-1] })), ...requestFields.filter((c) => !entityFields.includes(c.name)).map((c) => ({ name: c.name, datatype: c.kind === 'string' ? 'BYTES' : c.kind === 'timestamp' ? 'BYTES (ISO 8601) or INT64 (epoch ms)' : 'FP64', shape: [-1] }))],
-              outputs: regression ? [{ name: 'prediction', datatype: 'FP32', shape: [-1] }] : [{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'score', datatype: 'FP32', shape: [-1] }],
+              outputs: outputMetadata(p.outputSchema),
               parameters: { sha256: p.model.sha256, feature_views: views.map((v) => v.name) },
             });
           }
           if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {
             const { id, rows, asOf } = rowsOf(await readJson(req, limits.maxBodyBytes));
             const { predictions: preds, statuses, model } = await deployment.infer({ requests: rows, ...(asOf ? { now: asOf } : {}) });
-            const outputs = regression
-              ? [{ name: 'prediction', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.value!) }]
-              : [
-                  { name: 'label', datatype: 'INT64', shape: [preds.rows], data: Array.from(preds.label!) },
-                  { name: 'score', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.score!) },
-                ];
-            return send(res, 200, { model_name: name, model_version: String(model.version), ...(id ? { id } : {}), outputs, parameters: { feature_status: statuses } });
+            const outputs = outputTensors(preds);
+            const post = preds.postProcessing ? { post_process: preds.postProcessing.steps, post_process_sha256: preds.postProcessing.sha256 } : {};
+            return send(res, 200, { model_name: name, model_version: String(model.version), ...(id ? { id } : {}), outputs, parameters: { feature_status: statuses, ...post } });
           }
           throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
         } catch (err) {
