@@ -22,7 +22,7 @@ const ROWS = 40;
 const saved = { ...process.env };
 let cleanup: () => Promise<void>;
 let dir: string;
-let servers: Awaited<ReturnType<typeof serve>>[] = [];
+const servers: Awaited<ReturnType<typeof serve>>[] = [];
 let rows: Row[];
 
 beforeAll(async () => {
