@@ -87,7 +87,7 @@ describe('batchInference with post-processing and multi-output models', () => {
       return r.label !== want.label || r.action !== want.action || (r.top_classes as string[]).join() !== want.top.join() || [0, 1, 2].some((c) => !close(Number(r[`prob_${TIER_NAMES[c]}`]), Number(e[`prob_${c}`])));
     });
     expect(bad).toEqual([]);
-    expect(new Set(rows.map((r) => `${r.model_version} ${r.post_process} ${r.post_process_sha256}`)).size).toBe(1);
+    expect(new Set(rows.map((r) => JSON.stringify([r.model_version, r.post_process, r.post_process_sha256]))).size).toBe(1);
     expect(rows[0]!.post_process).toBe('classNames > topK(2) > rule(amount > 2000 → review) > risk.action');
     expect(rows[0]!.post_process_sha256).toMatch(/^[0-9a-f]{64}$/);
     if (process.env.RECORD_HISTORIES) await saveHistory(inject('temporalCli'), config.temporal.address, handle.workflowId, 'batchInference-post-process.json');
@@ -111,7 +111,7 @@ describe('batchInference with post-processing and multi-output models', () => {
     await run({ model: 'spend-forecast@production', features, sink: { type: 'duckdb', path: db, table: 'spend' } });
     const duck = await withDuckDB(async (conn) => {
       await conn.run(`ATTACH ${lit(db)} AS out (READ_ONLY)`);
-      return (await conn.runAndReadAll(`SELECT typeof(prediction) AS t, transaction_id, prediction FROM out.spend`)).getRowObjectsJS() as Row[];
+      return (await conn.runAndReadAll(`SELECT typeof(prediction) AS t, transaction_id, prediction FROM out.spend`)).getRowObjectsJS();
     });
     expect(duck[0]!.t).toBe('FLOAT[]');
     expect(duck.filter((r) => !close((r.prediction as number[])[1]!, Number(spend.get(String(r.transaction_id))!.spend_30d), 1e-5, 1e-3))).toEqual([]);
