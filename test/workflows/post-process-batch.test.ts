@@ -114,7 +114,7 @@ describe('batchInference with post-processing and multi-output models', () => {
       return (await conn.runAndReadAll(`SELECT typeof(prediction) AS t, transaction_id, prediction FROM out.spend`)).getRowObjectsJS();
     });
     expect(duck[0]!.t).toBe('FLOAT[]');
-    expect(duck.filter((r) => !close((r.prediction as number[])[1]!, Number(spend.get(String(r.transaction_id))!.spend_30d), 1e-5, 1e-3))).toEqual([]);
+    expect(duck.filter((r) => !close((r.prediction as number[])[1]!, Number(spend.get(r.transaction_id as string)!.spend_30d), 1e-5, 1e-3))).toEqual([]);
   });
 
   it('writes text[] top classes to PostgreSQL and JSON arrays to Redis', async () => {
