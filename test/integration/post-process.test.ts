@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, EXAMPLE_FEATURES, REPO_ROOT, registerMultiOutputExampleModels } from '../../cli/examples';
+import { registerExampleModel, RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, EXAMPLE_FEATURES, REPO_ROOT, registerMultiOutputExampleModels } from '../../cli/examples';
 import { InvalidInputError, SchemaMismatchError } from '../../lib/errors';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { predictShard, stageSnapshot } from '../../lib/pipeline/batch';
@@ -23,7 +23,7 @@ const TIER_NAMES: Record<string, string> = { '0': 'low', '1': 'medium', '2': 'hi
 let dir: string;
 let cleanup: () => Promise<void>;
 let resources: Resources;
-let models: { riskTier: ResolvedModel; spendForecast: ResolvedModel };
+let models: { riskTier: ResolvedModel; spendForecast: ResolvedModel; fraud: ResolvedModel };
 let input: string;
 
 type Row = Record<string, unknown>;
@@ -66,8 +66,10 @@ beforeAll(async () => {
   resources = createResources(env.config);
   const { ModelRegistry } = await import('../../lib/registry');
   const { openStore } = await import('../../lib/storage');
-  await registerMultiOutputExampleModels(new ModelRegistry(openStore(env.config.registry)));
-  models = { riskTier: await resources.resolveModel('risk-tier@production'), spendForecast: await resources.resolveModel('spend-forecast@production') };
+  const registry = new ModelRegistry(openStore(env.config.registry));
+  await registerMultiOutputExampleModels(registry);
+  await registerExampleModel(registry);
+  models = { riskTier: await resources.resolveModel('risk-tier@production'), spendForecast: await resources.resolveModel('spend-forecast@production'), fraud: await resources.resolveModel('fraud-detector@production') };
   input = path.join(dir, 'first-rows.parquet');
   await withDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet(${lit(EXAMPLE_FEATURES)}) LIMIT ${ROWS}) TO ${lit(input)} (FORMAT parquet)`));
 });
@@ -140,6 +142,25 @@ describe('post-processing steps', () => {
     const labels = predictions.columns!.get('label')!.values;
     requests.forEach((r, i) => expect(labels[i]).toBe(out.get(String(r.transaction_id))!.label));
     expect(predictions.postProcessing).toEqual({ steps: first.post_process, sha256: first.post_process_sha256 });
+  });
+
+  it('applies a decision threshold to a binary classifier\'s score, then a rule comparing two features', async () => {
+    const plain = await batchPart(await openPipeline({ model: models.fraud }, resources), 'fraud-plain');
+    const pipeline = await openPipeline({ model: models.fraud, postProcess: [{ type: 'threshold', threshold: 0.3 }, { type: 'rule', feature: 'amount', op: '>', value: { feature: 'customer_avg_amount_30d' }, set: 9 }] }, resources);
+    expect(pipeline.outputSchema.map((f) => `${f.name}:${f.kind}`)).toEqual(['label:int', 'score:float']);
+    const out = await batchPart(pipeline, 'fraud-threshold');
+    const inputs = new Map((await rowsOf(`SELECT transaction_id, amount, customer_avg_amount_30d FROM read_parquet(${lit(input)})`)).map((r) => [String(r.transaction_id), r]));
+    let flipped = 0;
+    const bad = [...plain].filter(([id, p]) => {
+      const r = out.get(id)!;
+      const x = inputs.get(id)!;
+      const want = Number(x.amount) > Number(x.customer_avg_amount_30d) ? 9 : Number(p.score) >= 0.3 ? 1 : 0;
+      if ((Number(p.score) >= 0.3 ? 1 : 0) !== Number(p.label)) flipped++; // rows the 0.5 default decides otherwise
+      return r.score !== p.score || Number(r.label) !== want;
+    });
+    expect(bad).toEqual([]);
+    expect(flipped).toBeGreaterThan(0);
+    expect(out.values().next().value!.post_process).toBe('threshold(0.3) > rule(amount > customer_avg_amount_30d → 9)');
   });
 
   it('clips and rounds regression values, list columns included', async () => {
