@@ -9,6 +9,7 @@ import path from 'node:path';
 import { predictShard as predictShardLib, sameFingerprint, stageSnapshot, type InputFingerprint, type ShardDescriptor, type ShardResult } from '../lib/pipeline/batch';
 import type { FeatureViewInput } from '../lib/features';
 import type { OnDemandRef } from '../lib/features/on-demand';
+import type { PostProcessStep } from '../lib/messages/post-process';
 import type { ResolvedModel } from '../lib/registry/manifest';
 import { parseSinkSpec, SinkSpecSchema, type CommitResult, type RunSink, type SinkSpec } from '../lib/sinks';
 import { localPathOf } from '../lib/storage';
@@ -36,6 +37,7 @@ export interface PlanBatchInput {
   spine?: string;
   entityTimestampField?: string;
   onDemand?: OnDemandRef[];
+  postProcess?: PostProcessStep[];
   idColumn?: string;
   sink?: SinkSpec;
   shardSize: number;
@@ -67,6 +69,8 @@ export interface PredictShardInput {
   sink: SinkSpec;
   /** On-demand features computed before the model's transforms. */
   onDemand?: OnDemandRef[];
+  /** Post-processing steps run on the model's outputs. */
+  postProcess?: PostProcessStep[];
 }
 
 export interface CommitInput {
@@ -148,7 +152,12 @@ export function createActivities(resources: Resources) {
       resources.checkSink(sink); // before any work: the run fails here, not at its commit
       const model = await resolveModel(resources, input.modelRef);
       // Planning needs the manifest and the assembly plan, not the model file or a session.
-      const pipeline = await openPipeline({ model, ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.featureViews ? { featureViews: input.featureViews } : {}) }, resources, { session: false });
+      // The post-processing steps are compiled here too: a bad step fails the run before any row is predicted.
+      const pipeline = await openPipeline(
+        { model, ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.postProcess ? { postProcess: input.postProcess } : {}), ...(input.featureViews ? { featureViews: input.featureViews } : {}) },
+        resources,
+        { session: false },
+      );
       const { manifest, plan: assembly } = pipeline;
       let featuresPath: string;
       if (input.featureViews) {
@@ -188,7 +197,7 @@ export function createActivities(resources: Resources) {
     /** Predict one shard into a staged Parquet part; heartbeats rows done. Idempotent: a retry overwrites the part. */
     async predictShard(input: PredictShardInput): Promise<ShardResult> {
       const ctx = Context.current();
-      const pipeline = await openPipeline({ model: input.model, ...(input.onDemand ? { onDemand: input.onDemand } : {}) }, resources);
+      const pipeline = await openPipeline({ model: input.model, ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.postProcess ? { postProcess: input.postProcess } : {}) }, resources);
       const sink = sinkOf(parseSinkSpec(input.sink));
       const partPath = partPathOf(resources, input.runId, input.shard.index, sink);
       const { snapshotPath, inPlace } = await localSnapshot(input);

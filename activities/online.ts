@@ -8,6 +8,7 @@ import { InvalidInputError } from '../lib/errors';
 import type { OnlineStoreSpec } from '../lib/features/online';
 import type { FeatureViewInput } from '../lib/features/spec';
 import type { OnDemandRef } from '../lib/features/on-demand';
+import type { PostProcessStep } from '../lib/messages/post-process';
 import { openPipeline } from '../lib/pipeline/pipeline';
 import { predictionLists, type PredictionLists } from '../lib/pipeline/post-process';
 import type { Resources } from '../lib/pipeline/resources';
@@ -18,6 +19,7 @@ export interface OnlinePredictInput {
   model: ResolvedModel;
   featureViews: FeatureViewInput[];
   onDemand: OnDemandRef[];
+  postProcess?: PostProcessStep[];
   store?: OnlineStoreSpec;
   idColumn?: string;
   /** Request rows: entity keys, event time (ISO 8601 or epoch ms) and request fields. */

@@ -12,6 +12,16 @@ export const FEATURES_PIPELINE = path.join(REPO_ROOT, 'examples', 'pipelines', '
 /** Python's scores for examples/data/card_requests.parquet (written by examples/train/train_fraud_features.py). */
 export const FEATURES_EXPECTED = path.join(REPO_ROOT, 'examples', 'data', 'card_requests_expected.parquet');
 
+/** The multi-class example (three risk tiers) and its post-processed pipeline; Python's outputs for the first 2,000 rows of transactions.parquet. */
+export const RISK_TIER_MODEL_DIR = path.join(REPO_ROOT, 'examples', 'models', 'risk-tier');
+export const RISK_TIER_PIPELINE = path.join(REPO_ROOT, 'examples', 'pipelines', 'risk-tier.json');
+export const RISK_TIER_EXPECTED = path.join(REPO_ROOT, 'examples', 'data', 'risk_tier_expected.parquet');
+/** The risk-tier pipeline's user post-processor module (register as `risk`). */
+export const RISK_MODULE = path.join(REPO_ROOT, 'examples', 'features', 'risk.ts');
+/** The multi-output regression example (next 7 and 30 days' spend) and Python's outputs for the first 2,000 rows. */
+export const SPEND_FORECAST_MODEL_DIR = path.join(REPO_ROOT, 'examples', 'models', 'spend-forecast');
+export const SPEND_FORECAST_EXPECTED = path.join(REPO_ROOT, 'examples', 'data', 'spend_forecast_expected.parquet');
+
 /** Register a committed example model (idempotent: an identical artifact reuses its version). */
 async function registerDir(registry: ModelRegistry, dir: string, name: string, alias: string) {
   const metadata: unknown = JSON.parse(await fs.readFile(path.join(dir, 'metadata.json'), 'utf8'));
@@ -26,4 +36,12 @@ export async function registerExampleModel(registry: ModelRegistry, alias = 'pro
 /** The feature-store example model (transforms in its manifest). */
 export async function registerFeaturesExampleModel(registry: ModelRegistry, alias = 'production') {
   return registerDir(registry, FEATURES_MODEL_DIR, 'fraud-features', alias);
+}
+
+/** The multi-class and multi-output regression examples (examples/train/train_multi_output.py). */
+export async function registerMultiOutputExampleModels(registry: ModelRegistry, alias = 'production') {
+  return {
+    riskTier: await registerDir(registry, RISK_TIER_MODEL_DIR, 'risk-tier', alias),
+    spendForecast: await registerDir(registry, SPEND_FORECAST_MODEL_DIR, 'spend-forecast', alias),
+  };
 }

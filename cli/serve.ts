@@ -105,7 +105,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
       if (before) throw new InvalidInputError(`model ${model.name} is served by two specs, ${before.file} and ${file}: serve each model once`, [], { model: model.name, specs: [before.file, file] });
       const deployment = modelDeployment({
         ref: spec.model,
-        definition: { featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
+        definition: { featureViews: spec.featureViews ?? [], store: opts.store ?? { type: 'sqlite' }, ...(spec.onDemand ? { onDemand: spec.onDemand } : {}), ...(spec.postProcess ? { postProcess: spec.postProcess } : {}), ...(spec.idColumn ? { idColumn: spec.idColumn } : {}) },
         resources,
         pollMs: m.pollMs,
         batching: { enabled: m.batching, maxBatchRows: m.maxBatchRows, maxQueueDelayUs: m.maxQueueDelayUs },

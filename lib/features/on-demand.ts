@@ -16,12 +16,14 @@
  *   - 'timestamp' → Float64Array of epoch milliseconds (UTC), NaN for missing
  *   - 'string'    → (string | null)[], null for missing
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { OnDemandRef } from '../messages/on-demand';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, type FeatureModuleConfig } from '../config/env';
 import { InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../errors';
+import { POST_PROCESSOR_KIND, type LoadedPostProcessor, type PostProcessor } from './post-processor';
 
 export const ON_DEMAND_KIND = 'inferflow.on-demand/v1';
 
@@ -106,6 +108,7 @@ export class OnDemandRegistry {
   private constructor(
     private readonly features: ReadonlyMap<string, LoadedOnDemand>,
     readonly modules: readonly FeatureModuleConfig[],
+    private readonly postProcessors: ReadonlyMap<string, LoadedPostProcessor> = new Map(),
   ) {}
 
   /**
@@ -114,6 +117,7 @@ export class OnDemandRegistry {
    */
   static async load(modules: readonly FeatureModuleConfig[]): Promise<OnDemandRegistry> {
     const features = new Map<string, LoadedOnDemand>();
+    const postProcessors = new Map<string, LoadedPostProcessor>();
     for (const m of modules) {
       const file = path.resolve(m.path);
       const what = `INFERFLOW_MODULES: feature module ${m.name} (${file})`;
@@ -124,16 +128,29 @@ export class OnDemandRegistry {
       } catch (err) {
         throw new ConfigError(`${what} failed to load: ${errorMessage(err)}`, { cause: err });
       }
+      const moduleSha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
       // Not named `exports`: in the compiled CommonJS that name is the module's own exports object.
       const members = { ...((mod.default as Record<string, unknown> | undefined) ?? {}), ...mod };
       for (const [exportName, value] of Object.entries(members)) {
+        const p = value as Partial<PostProcessor> | null;
+        if (p?.kind === POST_PROCESSOR_KIND && typeof p.compute === 'function') postProcessors.set(`${m.name}.${exportName}`, { ...(p as PostProcessor), registeredAs: `${m.name}.${exportName}`, moduleSha256 });
         const f = value as Partial<OnDemandFeature> | null;
         if (f?.kind !== ON_DEMAND_KIND || typeof f.compute !== 'function') continue;
         const name = `${m.name}.${exportName}`;
         features.set(name, { ...(f as OnDemandFeature), ref: { name } });
       }
     }
-    return new OnDemandRegistry(features, modules.map((m) => ({ ...m })));
+    return new OnDemandRegistry(features, modules.map((m) => ({ ...m })), postProcessors);
+  }
+
+  /** Registered post-processor names, sorted. */
+  postProcessorNames(): string[] {
+    return [...this.postProcessors.keys()].sort();
+  }
+
+  /** A registered post-processor, or undefined. */
+  postProcessor(name: string): LoadedPostProcessor | undefined {
+    return this.postProcessors.get(name);
   }
 
   /** Registered feature names, sorted. */

@@ -8,6 +8,7 @@ import { SinkSpecSchema } from '../sinks/spec';
 import { FeatureViewSchema, featureViewRules } from './feature-view';
 import { ResolvedModelSchema } from './model';
 import { OnDemandRefsSchema } from './on-demand';
+import { PostProcessStepsSchema } from './post-process';
 import { unknownKeyError, withRules, type Problem } from './problems';
 
 /**
@@ -57,6 +58,7 @@ const batchShape = {
   spine: nonEmpty('must be a Parquet or CSV file path').optional().describe('With featureViews: rows to score (entity keys, timestamp column, request columns). Default: every entity of the views, as of the run'),
   entityTimestampField: nonEmpty('must be a column name').optional().describe("The spine's timestamp column. Default event_timestamp"),
   onDemand: OnDemandRefsSchema.optional().describe('On-demand features computed before the model transforms, by registered name ({"name": "fraud.amountRatio"})'),
+  postProcess: PostProcessStepsSchema.optional().describe('Post-processing steps run on the model outputs, in order (docs/pipelines.md): threshold, classNames, topK, clip, rule, module'),
   pipeline: z
     .string({ error: 'must be a non-empty string' })
     .regex(PIPELINE_NAME_PATTERN, 'letters, digits, ".", "_", "-" only (max 64)')

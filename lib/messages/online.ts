@@ -8,6 +8,7 @@ import { isoTime } from './batch';
 import { FeatureViewSchema, featureViewRules } from './feature-view';
 import { OnDemandRefsSchema } from './on-demand';
 import { ResolvedModelSchema } from './model';
+import { PostProcessStepsSchema } from './post-process';
 import { OnlineStoreSpecSchema } from './online-store';
 import { unknownKeyError, withRules, type Problem } from './problems';
 
@@ -45,6 +46,7 @@ const onlineShape = {
     .describe('Model reference, resolved once when the deployment starts: every prediction of the deployment uses that exact version'),
   featureViews: z.array(FeatureViewSchema, { error: 'a list of feature view specs' }).optional().describe('Feature views whose online values the model reads'),
   onDemand: OnDemandRefsSchema.optional().describe('On-demand features by registered name'),
+  postProcess: PostProcessStepsSchema.optional().describe('Post-processing steps run on the model outputs, in order (docs/pipelines.md)'),
   store: OnlineStoreSpecSchema.optional().describe("Online store the views' features come from. Default: the embedded SQLite store under the worker data dir"),
   idColumn: z.string().min(1).optional().describe('Request field that names rows in errors'),
   maxPredictionsPerRun: z

@@ -47,7 +47,7 @@ export interface AssemblyPlan {
  *
  * @throws InvalidInputError a column needed as two different kinds, an on-demand output of the wrong type for its consumer
  */
-export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly LoadedOnDemand[] = []): AssemblyPlan {
+export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly LoadedOnDemand[] = [], extraSources: readonly SourceColumn[] = []): AssemblyPlan {
   const inputs = manifest.metadata.inputs.map((i) => ({ name: i.name, columns: [...i.columns] }));
   const onDemand = [...onDemandFeatures];
   const transforms = manifest.metadata.transforms ? compileTransforms(manifest.metadata.transforms) : undefined;
@@ -58,6 +58,8 @@ export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly
     if (had && had.kind !== kind) problems.push(`column ${name} is needed as ${had.kind} by ${had.by} and as ${kind} by ${by}`);
     else if (!had) need.set(name, { kind, by });
   };
+  // Columns read after prediction (post-processing rules and modules), kept beside the model's.
+  for (const c of extraSources) needSource(c.name, c.kind, c.by);
   const modelColumns = [...new Set(inputs.flatMap((i) => i.columns))];
   const model = `model ${manifest.name}:${manifest.version}`;
   if (transforms) {
@@ -81,7 +83,7 @@ export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly
   }
   if (problems.length > 0) throw new InvalidInputError(`pipeline for ${model} is inconsistent`, problems);
   const sourceColumns = [...need.entries()].map(([name, { kind, by }]) => ({ name, kind, by }));
-  return { inputs, sourceColumns, onDemand, transforms, direct: onDemand.length === 0 && !transforms };
+  return { inputs, sourceColumns, onDemand, transforms, direct: onDemand.length === 0 && !transforms && extraSources.length === 0 };
 }
 
 /**
@@ -126,7 +128,7 @@ export function transformColumns(plan: AssemblyPlan, columns: RawBatch, rows: nu
   const cols = plan.transforms ? { ...columns, ...plan.transforms.apply(columns, rowLabel) } : columns;
   const inputs: Record<string, Float32Array> = {};
   for (const input of plan.inputs) inputs[input.name] = assembleMatrix(input.columns, cols);
-  return { rows, inputs, rowLabel };
+  return { rows, inputs, rowLabel, columns: cols };
 }
 
 /**

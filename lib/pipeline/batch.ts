@@ -8,11 +8,13 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchError } from '../errors';
-import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, selectColumn, withAppendedTable, type AppendColumn, type ColumnKind } from '../io/columns';
+import { readColumns, readMatrices, RowCountError, RowOrderError, selectAs, selectColumn, withAppendedTable, type ColumnKind } from '../io/columns';
 import { assertReadable, describeColumns, formatOf, ident, isNumericType, lit, scalar, scanOf, toText, withSharedDuckDB, type ColumnInfo } from '../io/duckdb';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { checkFinite, inputColumns, nonFiniteValues, type FeatureBlock } from '../runtime/predict';
-import { LINEAGE_COLUMNS, type LineageColumn, type PartFormat } from '../sinks/types';
+import { LINEAGE_COLUMNS, POST_PROCESS_LINEAGE_COLUMNS, type LineageColumn, type PartFormat } from '../sinks/types';
+import { outputSql } from './output-sql';
+import { baseColumns, type PostProcessingId } from './post-process';
 import { checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
 import type { Pipeline } from './pipeline';
 
@@ -75,7 +77,7 @@ function enumConstant(value: string): string {
  * row's copy of the string (about 0.1 s of CPU per 1M rows). The
  * files hold plain UTF-8 string columns either way; readers see VARCHAR / string.
  */
-export function lineageSelect(l: LineageValues): string {
+export function lineageSelect(l: LineageValues, post?: PostProcessingId): string {
   const value: Record<LineageColumn, string> = {
     model_name: enumConstant(l.modelName),
     model_version: `${l.modelVersion}::INTEGER`,
@@ -83,7 +85,12 @@ export function lineageSelect(l: LineageValues): string {
     as_of: `${lit(l.asOf)}::TIMESTAMPTZ`,
     run_id: enumConstant(l.runId),
   };
-  return LINEAGE_COLUMNS.map((c) => `${value[c]} AS ${c}`).join(', ');
+  const items = LINEAGE_COLUMNS.map((c) => `${value[c]} AS ${c}`);
+  if (post) {
+    const [steps, sha256] = POST_PROCESS_LINEAGE_COLUMNS;
+    items.push(`${enumConstant(post.steps)} AS ${steps}`, `${enumConstant(post.sha256)} AS ${sha256}`);
+  }
+  return items.join(', ');
 }
 
 /** Check that a file has every column the model needs, with numeric types. Lists every problem. */
@@ -374,16 +381,15 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
       checkFinite(manifest, block);
       throw err;
     });
-    const regression = manifest.metadata.task === 'regression';
     if (preds.rows !== shard.end - shard.start) throw new SchemaMismatchError('predictions do not cover the shard', [`shard ${shard.index}: ${shard.end - shard.start} rows, ${preds.rows} predictions`]);
     // Predictions go into DuckDB by DataChunks (row i of the temp table = row shard.start + i)
     // and come out next to the ids by position; the CASE proves every row lines up.
-    const columns: Record<string, AppendColumn> = regression ? { prediction: preds.value! } : { label: preds.label!, score: preds.score! };
+    const { append: columns, items } = outputSql(baseColumns(preds));
     const aligned = (expr: string) => (args.idColumn ? `CASE WHEN s.__inferflow_r = p.rowid + ${shard.start} THEN ${expr} ELSE error('prediction rows out of line with shard ${shard.index}') END` : expr);
-    const outCols = regression ? `${aligned('p.prediction')} AS prediction` : `${aligned('p.label::BIGINT')} AS label, p.score`;
+    const outCols = items.map((c, j) => `${j === 0 ? aligned(c.expr) : c.expr} AS ${ident(c.name)}`).join(', ');
     await fs.mkdir(path.dirname(args.partPath), { recursive: true });
     const tmp = `${args.partPath}.tmp-${randomUUID()}`;
-    const lineageItems = lineageSelect(lineageValues(lineage));
+    const lineageItems = lineageSelect(lineageValues(lineage), preds.postProcessing);
     try {
       await withAppendedTable(conn, columns, async (predTable) => {
         const select = `SELECT ${args.idColumn ? `s.${ident(args.idColumn)}, ` : ''}${outCols}, ${lineageItems}

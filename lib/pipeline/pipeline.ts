@@ -30,7 +30,9 @@ import type { FeatureBlock, PredictOptions } from '../runtime/predict';
 import { onDemandColumns, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
 import { retrieveOnlineFeatures, type OnlineRequest, type OnlineRetrieved } from './online';
 import { postProcess, type PostProcess, type Predictions } from './post-process';
+import { baseSchema, type OutputField } from './outputs';
 import { predict } from './predict';
+import type { CompiledPostProcessing, PostProcessStep } from './post-steps';
 import type { Resources } from './resources';
 
 export interface PipelineDefinition {
@@ -45,6 +47,8 @@ export interface PipelineDefinition {
   idColumn?: string;
   /** Where `write` stores prediction records (online prediction logs, streaming output). */
   recordSink?: RecordSinkSpec;
+  /** Post-processing steps run on the model's outputs (post-steps.ts), in order. */
+  postProcess?: readonly PostProcessStep[];
 }
 
 export interface OpenPipelineOptions {
@@ -79,6 +83,8 @@ export class Pipeline {
   readonly model: ResolvedModel;
   readonly manifest: ModelManifest;
   readonly plan: AssemblyPlan;
+  /** The compiled post-processing steps; absent when the pipeline names none. */
+  readonly post: CompiledPostProcessing | undefined;
   private readonly resources: Resources;
   private readonly definition: PipelineDefinition;
   private readonly loaded: ortTypes.InferenceSession | undefined;
@@ -86,21 +92,22 @@ export class Pipeline {
   private parsedViews: FeatureView[] | undefined;
   private openedStore: OnlineStore | undefined;
 
-  private constructor(args: { resources: Resources; definition: PipelineDefinition; manifest: ModelManifest; plan: AssemblyPlan; session: ortTypes.InferenceSession | undefined }) {
+  private constructor(args: { resources: Resources; definition: PipelineDefinition; manifest: ModelManifest; plan: AssemblyPlan; post: CompiledPostProcessing | undefined; session: ortTypes.InferenceSession | undefined }) {
     this.resources = args.resources;
     this.definition = args.definition;
     this.model = args.definition.model;
     this.manifest = args.manifest;
     this.plan = args.plan;
+    this.post = args.post;
     this.loaded = args.session;
   }
 
   /** Open a pipeline: its model context (manifest + assembly plan, checked against the ONNX signature) and, unless told otherwise, its session. */
   static async open(definition: PipelineDefinition, resources: Resources, options: OpenPipelineOptions = {}): Promise<Pipeline> {
-    const { manifest, plan } = await resources.modelContext(definition.model, definition.onDemand);
+    const { manifest, plan, post } = await resources.modelContext(definition.model, definition.onDemand, definition.postProcess);
     const retain = options.session !== false && options.retain === true;
     const session = options.session === false ? undefined : retain ? await resources.retainSession(definition.model, plan) : await resources.session(definition.model, plan);
-    const pipeline = new Pipeline({ resources, definition, manifest, plan, session });
+    const pipeline = new Pipeline({ resources, definition, manifest, plan, post, session });
     pipeline.held = retain;
     return pipeline;
   }
@@ -156,9 +163,14 @@ export class Pipeline {
     return transformColumns(this.plan, columns, rows, rowLabel);
   }
 
-  /** `predict`: the model over a block in chunks, each chunk post-processed as it comes. */
+  /** `predict`: the model over a block in chunks, each chunk post-processed as it comes, then the pipeline's post-processing steps. */
   predict(block: FeatureBlock, options: PredictOptions = {}): Promise<Predictions> {
-    return predict(this.session, this.manifest, block, options);
+    return predict(this.session, this.manifest, block, options, this.post);
+  }
+
+  /** The output columns every prediction of this pipeline has (names, kinds, list widths), known before any row is predicted. */
+  get outputSchema(): readonly OutputField[] {
+    return this.post?.schema ?? baseSchema(this.manifest);
   }
 
   /** `postProcess`: the model's outputs → label / score / prediction columns for `rows` rows (what predict runs per chunk). */

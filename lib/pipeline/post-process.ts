@@ -8,6 +8,7 @@
 import { CorruptArtifactError } from '../errors';
 import type { ModelManifest } from '../registry/manifest';
 import { labelsAsNumbers, type ChunkOutputs } from '../runtime/predict';
+import { classNamesOf, columnJson, probabilityColumn, regressionWidth, type OutputColumns } from './outputs';
 
 export interface Predictions {
   rows: number;
@@ -17,16 +18,34 @@ export interface Predictions {
   score?: Float32Array;
   /** Regression output. */
   value?: Float32Array;
+  /** Multi-class: every class's probability, row-major `rows × classes.length`, classes as `classNamesOf` gives them. */
+  probabilities?: { classes: string[]; values: Float32Array };
+  /** Multi-output regression: the outputs of each row, row-major `rows × width` (instead of `value`). */
+  vector?: { width: number; values: Float32Array };
+  /** The output columns after the pipeline's post-processing steps (post-steps.ts); absent: `baseColumns` of the above. */
+  columns?: OutputColumns;
+  /** Which post-processing produced the columns: the steps and a content hash of them (and of user modules). */
+  postProcessing?: PostProcessingId;
+}
+
+/** Names the post-processing of a pipeline in every output row, beside the model version. */
+export interface PostProcessingId {
+  /** The steps, e.g. `threshold(0.3) > classNames > fraud_post.review`. */
+  steps: string;
+  /** sha256 of the steps' spec and of the source of each user module they run. */
+  sha256: string;
 }
 
 /** Predictions as plain JSON lists, under the names the online answers use. */
 export interface PredictionLists {
-  /** Predicted class per row (classification). */
-  label?: number[];
+  /** Predicted class per row (classification; a name after a classNames or rule step). */
+  label?: (number | string | null)[];
   /** Positive-class probability per row (binary) or the predicted class's (multiclass). */
-  score?: number[];
-  /** Regression output per row. */
-  prediction?: number[];
+  score?: (number | null)[];
+  /** Regression output per row (a list per row for a multi-output regressor). */
+  prediction?: unknown[];
+  /** Every other output column (prob_<class>, top_classes, a post-processor's outputs), by name, in output order. */
+  outputs?: Record<string, unknown[]>;
 }
 
 export interface PostProcess {
@@ -42,14 +61,19 @@ export function postProcess(manifest: ModelManifest, outputNames: readonly strin
   const task = manifest.metadata.task;
   const out: Predictions = { rows };
   if (task === 'regression') {
-    const value = (out.value = new Float32Array(rows));
+    const width = regressionWidth(manifest);
+    const value = new Float32Array(rows * width);
+    if (width > 1) out.vector = { width, values: value };
+    else out.value = value;
     const name = names.value ?? outputNames[0]!;
     return {
       predictions: out,
-      collect(outputs, start) {
+      collect(outputs, start, n) {
         const v = outputs[name];
         if (!v) throw new CorruptArtifactError(`model output ${names.value} not found`, { output: names.value });
-        value.set(toFloat32(v.data as ArrayLike<number>), start);
+        const got = toFloat32(v.data as ArrayLike<number>);
+        if (got.length !== n * width) throw new CorruptArtifactError(`model output ${name} has ${got.length} values for ${n} rows × ${width}`, { output: name });
+        value.set(got, start * width);
       },
     };
   }
@@ -58,6 +82,8 @@ export function postProcess(manifest: ModelManifest, outputNames: readonly strin
   const classLabels = manifest.metadata.class_labels;
   const positiveIndex = classLabels && manifest.metadata.positive_class !== undefined ? classLabels.indexOf(manifest.metadata.positive_class) : 1;
   const labelName = names.label ?? 'label';
+  const classes = task === 'multiclass_classification' ? classNamesOf(manifest) : undefined;
+  const all = classes ? (out.probabilities = { classes, values: new Float32Array(rows * classes.length) }).values : undefined;
   const probabilitiesName = names.probabilities ?? 'probabilities';
   return {
     predictions: out,
@@ -68,6 +94,10 @@ export function postProcess(manifest: ModelManifest, outputNames: readonly strin
       const labels = labelsAsNumbers(labelT.data, n);
       const probs = probT.data as Float32Array;
       const k = probT.dims[1] ?? 1;
+      if (all) {
+        if (k !== classes!.length) throw new CorruptArtifactError(`model output ${probabilitiesName} has ${k} classes, the manifest names ${classes!.length}`, { output: probabilitiesName });
+        all.set(probs.subarray(0, n * k), start * k);
+      }
       for (let r = 0; r < n; r++) {
         label[start + r] = labels[r]!;
         if (task === 'binary_classification') score[start + r] = probs[r * k + (positiveIndex >= 0 ? positiveIndex : 1)]!;
@@ -81,13 +111,34 @@ export function postProcess(manifest: ModelManifest, outputNames: readonly strin
   };
 }
 
-/** Predictions as JSON lists (online answers). */
+/** The output columns of predictions: the post-processed ones, else label, score (and prob_<class>) or prediction. */
+export function baseColumns(p: Predictions): OutputColumns {
+  if (p.columns) return p.columns;
+  const cols: OutputColumns = new Map();
+  if (p.value) cols.set('prediction', { kind: 'float', values: p.value });
+  if (p.vector) cols.set('prediction', { kind: 'floats', width: p.vector.width, values: p.vector.values });
+  if (p.label) cols.set('label', { kind: 'int', values: p.label });
+  if (p.score) cols.set('score', { kind: 'float', values: p.score });
+  if (p.probabilities) {
+    const { classes, values } = p.probabilities;
+    classes.forEach((c, j) => {
+      const col = new Float32Array(p.rows);
+      for (let r = 0; r < p.rows; r++) col[r] = values[r * classes.length + j]!;
+      cols.set(probabilityColumn(c), { kind: 'float', values: col });
+    });
+  }
+  return cols;
+}
+
+/** Predictions as JSON lists (online answers): every output column by name (`prediction` for regression). */
 export function predictionLists(p: Predictions): PredictionLists {
-  return {
-    ...(p.label ? { label: Array.from(p.label) } : {}),
-    ...(p.score ? { score: Array.from(p.score) } : {}),
-    ...(p.value ? { prediction: Array.from(p.value) } : {}),
-  };
+  const lists: PredictionLists = {};
+  const outputs: Record<string, unknown[]> = {};
+  for (const [name, c] of baseColumns(p)) {
+    if (name === 'label' || name === 'score' || name === 'prediction') lists[name] = columnJson(c) as never;
+    else outputs[name] = columnJson(c);
+  }
+  return Object.keys(outputs).length > 0 ? { ...lists, outputs } : lists;
 }
 
 function toFloat32(data: ArrayLike<number>): Float32Array {

@@ -20,12 +20,14 @@ import { signatureOf } from '../runtime/onnx';
 import { SessionCache } from '../runtime/sessions';
 import { checkSinkAllowed, closePostgresPools, closeRedisClients, closeNatsConnections, createRecordSink, createRunSink, sinkDefaultsFrom, type RecordSink, type RecordSinkSpec, type RunSink, type SinkDefaults, type SinkSpec } from '../sinks';
 import { closeS3Clients, openStore } from '../storage';
+import { compilePostProcessing, type CompiledPostProcessing, type PostProcessStep } from './post-steps';
 import { RunStaging } from './staging';
 
-/** A model version's manifest and the assembly plan of a pipeline's on-demand features for it. */
+/** A model version's manifest, the assembly plan of a pipeline's on-demand features for it, and its compiled post-processing steps. */
 export interface ModelContext {
   manifest: ModelManifest;
   plan: AssemblyPlan;
+  post: CompiledPostProcessing | undefined;
 }
 
 export interface ResourcesOptions {
@@ -89,15 +91,18 @@ export class Resources {
   }
 
   /** Manifest + assembly plan for a model version and a pipeline's on-demand features (once per process; versions are immutable). */
-  modelContext(model: ResolvedModel, onDemand: readonly OnDemandRef[] = []): Promise<ModelContext> {
-    const key = `${model.name}:${model.version}:${model.sha256}:${JSON.stringify(onDemand)}`;
+  modelContext(model: ResolvedModel, onDemand: readonly OnDemandRef[] = [], postProcess: readonly PostProcessStep[] = []): Promise<ModelContext> {
+    const key = `${model.name}:${model.version}:${model.sha256}:${JSON.stringify(onDemand)}:${JSON.stringify(postProcess)}`;
     let p = this.contexts.get(key);
     if (!p) {
       p = (async () => {
         const manifest = await this.registry.manifest(model.name, model.version);
-        const plan = planAssembly(manifest, (await this.onDemand).resolve(onDemand));
+        const registry = await this.onDemand;
+        // The output schema follows from the steps: checked here, before any row is predicted.
+        const post = postProcess.length > 0 ? compilePostProcessing(manifest, postProcess, registry) : undefined;
+        const plan = planAssembly(manifest, registry.resolve(onDemand), post?.featureInputs);
         checkSignature(plan, manifest.signature, `model ${model.name}:${model.version}`);
-        return { manifest, plan };
+        return { manifest, plan, post };
       })();
       this.contexts.set(key, p);
       p.catch(() => this.contexts.delete(key));

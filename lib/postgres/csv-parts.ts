@@ -8,7 +8,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { SchemaMismatchError, errorMessage } from '../errors';
 import { describeQuery, ident as duckIdent, lit, toText, type ColumnInfo } from '../io/duckdb';
-import { LINEAGE_COLUMNS, type PartFormat, type PartWriteRequest } from '../sinks/types';
+import { LINEAGE_COLUMNS, POST_PROCESS_LINEAGE_COLUMNS, type PartFormat, type PartWriteRequest } from '../sinks/types';
 import { writeJsonAtomically } from '../util/files';
 import { postgresTypeOf } from './sql';
 
@@ -19,7 +19,7 @@ import { postgresTypeOf } from './sql';
  * unlogged table: 0.97–1.03 s with every column, 0.60–0.61 s with id, label, score, as_of and the
  * shard).
  */
-export const RUN_CONSTANT_COLUMNS: ReadonlySet<string> = new Set(LINEAGE_COLUMNS);
+export const RUN_CONSTANT_COLUMNS: ReadonlySet<string> = new Set([...LINEAGE_COLUMNS, ...POST_PROCESS_LINEAGE_COLUMNS]);
 
 /** A run-constant column: its PostgreSQL type and its one value, as text. */
 export interface RunConstant {
@@ -52,6 +52,15 @@ export interface PartInfo {
   constants: RunConstant[];
 }
 
+
+/**
+ * A DuckDB list as PostgreSQL's array literal (`{0.5,"a b",NULL}`): elements double-quoted with
+ * backslash escapes, NULL unquoted; a NULL list stays NULL.
+ */
+export function arrayLiteral(expr: string): string {
+  const element = `CASE WHEN x IS NULL THEN 'NULL' ELSE '"' || replace(replace(CAST(x AS VARCHAR), '\\', '\\\\'), '"', '\\"') || '"' END`;
+  return `CASE WHEN ${expr} IS NULL THEN NULL ELSE '{' || array_to_string(list_transform(${expr}, x -> ${element}), ',') || '}' END`;
+}
 
 /** Text of a value as PostgreSQL parses it back exactly (timestamps with an explicit +00 offset). */
 export const asText = (expr: string) => `CAST(${expr} AS VARCHAR)`;
@@ -101,7 +110,9 @@ export async function writeCsvPart(conn: DuckDBConnection, req: PartWriteRequest
   const values = constantNames.length > 0 ? ((await conn.runAndReadAll(`SELECT ${constantNames.map((n) => asText(duckIdent(n))).join(', ')} FROM (SELECT ${req.lineage})`)).getRowsJS()[0] ?? []) : [];
   const constants = constantNames.map((name, k) => ({ name, value: toText(values[k]) }));
   const stored = columns.map((c) => c.name).filter((n) => !constantNames.includes(n));
-  await conn.run(`COPY (SELECT ${[...stored.map((n) => duckIdent(n)), `${req.shardIndex}::INTEGER`].join(', ')} FROM (${req.select})) TO ${lit(req.path)} (FORMAT csv, HEADER false)`);
+  const listColumns = new Set(columns.filter((c) => c.duckType.endsWith('[]')).map((c) => c.name));
+  const csvItem = (n: string) => (listColumns.has(n) ? `${arrayLiteral(duckIdent(n))} AS ${duckIdent(n)}` : duckIdent(n));
+  await conn.run(`COPY (SELECT ${[...stored.map(csvItem), `${req.shardIndex}::INTEGER`].join(', ')} FROM (${req.select})) TO ${lit(req.path)} (FORMAT csv, HEADER false)`);
   const layout: CsvPartLayout = { format: CSV_LAYOUT_FORMAT, rows: req.rows, columns: columns.map((c) => ({ name: c.name, duckType: c.duckType })), constants, stored };
   await writeJsonAtomically(`${req.finalPath}${CSV_LAYOUT_SUFFIX}`, layout);
 }

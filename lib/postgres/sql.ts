@@ -35,6 +35,12 @@ export function postgresTypeOf(duckType: string): string | undefined {
     UUID: 'uuid',
   };
   if (simple[duckType]) return simple[duckType];
+  // Lists (multi-output predictions, embeddings, top-k): PostgreSQL arrays of the element type.
+  const list = /^(.+)\[\]$/.exec(duckType);
+  if (list) {
+    const element = postgresTypeOf(list[1]!);
+    return element && !element.endsWith('[]') ? `${element}[]` : undefined;
+  }
   const dec = /^DECIMAL\((\d+),(\d+)\)$/.exec(duckType);
   return dec ? `numeric(${dec[1]},${dec[2]})` : undefined;
 }

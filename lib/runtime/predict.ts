@@ -25,6 +25,8 @@ export interface FeatureBlock {
   rowLabel?: (row: number) => string;
   /** True when a column's value in a row was missing (null) where it came from: messages then say `null`, not `NaN`. */
   missing?: (row: number, column: string) => boolean;
+  /** The raw and on-demand columns the block was assembled from (read by post-processing steps). */
+  columns?: Record<string, Float64Array | (string | null)[]>;
 }
 
 export interface PredictOptions {

@@ -6,8 +6,11 @@
 import { z } from 'zod';
 import { InvalidInputError, InvalidValueError } from '../errors';
 
-/** A named prediction: a number, or an array of numbers for a vector output (embeddings, class scores). */
-const OutputValue = z.union([z.number(), z.array(z.number())]);
+/**
+ * A named prediction: a number or a string (a post-processed label such as "review"), or an
+ * array of either for a list output (embeddings, a multi-output regression, top-k classes).
+ */
+const OutputValue = z.union([z.number(), z.string(), z.array(z.number()), z.array(z.string())]);
 
 export const PredictionRecordSchema = z.strictObject({
   /** The record's idempotency key (event id, request id): one stored record per key. */

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { InferflowError, InvalidInputError, PermissionDeniedError, RowCountMismatchError, TransientError, errorMessage } from '../errors';
-import { ident, lit, toText, withSharedDuckDB } from '../io/duckdb';
+import { describeColumns, ident, lit, toText, withSharedDuckDB } from '../io/duckdb';
 import type { CommitRequest, CommitResult, RunRef, RunSink, StageRequest } from './types';
 
 export interface RedisSinkOptions {
@@ -101,8 +101,11 @@ export class RedisSink implements RunSink {
   async stage(req: StageRequest): Promise<void> {
     if (!req.idColumn) throw new InvalidInputError('the redis sink needs an id column', ['set idColumn (or the model\'s id_column) so every prediction has a key']);
     const rows = await withSharedDuckDB(async (conn) => {
+      // Every output column but the id and the run id, in the part's order (lists become JSON arrays).
+      const columns = (await describeColumns(conn, req.partPath)).map((c) => c.name).filter((n) => n !== req.idColumn && n !== 'run_id');
+      const value = (n: string) => (n === 'as_of' ? `as_of := strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ')` : `${ident(n)} := ${ident(n)}`);
       const r = await conn.runAndReadAll(
-        `SELECT CAST(${ident(req.idColumn!)} AS VARCHAR), to_json(struct_pack(label, score, model_name, model_version, model_sha256, as_of := strftime(as_of AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%gZ')))::VARCHAR
+        `SELECT CAST(${ident(req.idColumn!)} AS VARCHAR), to_json(struct_pack(${columns.map(value).join(', ')}))::VARCHAR
          FROM read_parquet(${lit(req.partPath)})`,
       );
       return r.getRowsJS();

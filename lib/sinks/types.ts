@@ -5,6 +5,9 @@ import type { ResolvedModel } from '../registry/manifest';
 export const LINEAGE_COLUMNS = ['model_name', 'model_version', 'model_sha256', 'as_of', 'run_id'] as const;
 export type LineageColumn = (typeof LINEAGE_COLUMNS)[number];
 
+/** Lineage columns of pipelines with post-processing steps, after LINEAGE_COLUMNS: which steps, and their content hash. */
+export const POST_PROCESS_LINEAGE_COLUMNS = ['post_process', 'post_process_sha256'] as const;
+
 export interface CommitRequest {
   runId: string;
   workflowId: string;

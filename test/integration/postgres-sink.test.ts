@@ -402,7 +402,10 @@ describe('PostgreSQL sink on a real server', () => {
       'boolean',
       'numeric(18,3)',
     ]);
-    expect(postgresTypeOf('INTEGER[]')).toBeUndefined();
+    // Lists (multi-output predictions, top-k) become arrays of the element type; nested lists and structs have no faithful mapping.
+    expect(['FLOAT[]', 'VARCHAR[]', 'INTEGER[]'].map(postgresTypeOf)).toEqual(['real[]', 'text[]', 'integer[]']);
+    expect(postgresTypeOf('FLOAT[][]')).toBeUndefined();
+    expect(postgresTypeOf('STRUCT(a INTEGER)[]')).toBeUndefined();
   });
 });
 

@@ -179,6 +179,13 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('record sink c
     expect(await count()).toBe(2);
   });
 
+  it('writes post-processed outputs that read back exactly: string labels, string lists (top-k classes), number lists', async () => {
+    const { sink, read } = await backend.open();
+    const r = record('post-1', { outputs: { label: 'review', top_classes: ['high', 'medium'], top_probabilities: [Math.fround(0.75), Math.fround(0.25)], prediction: [12.5, -3] } });
+    expect(await sink.write([r], { idempotencyKey: 'batch-post' })).toEqual({ written: 1, duplicates: 0 });
+    expect(await read('post-1')).toEqual({ ...r, writeKey: 'batch-post' });
+  });
+
   it('writing a stored key again keeps the first record (written: 0); a retried batch stores nothing twice', async () => {
     const { sink, read, count } = await backend.open();
     const first = record('evt-1', { outputs: { score: 0.9 } });

@@ -98,6 +98,7 @@ export async function onlineInference(raw: OnlineInferenceInput): Promise<Deploy
           model: model!,
           featureViews: input.featureViews ?? [],
           onDemand: input.onDemand ?? [],
+          ...(input.postProcess ? { postProcess: input.postProcess } : {}),
           store: input.store,
           idColumn: input.idColumn,
           rows: req.rows,

@@ -1,0 +1,160 @@
+/**
+ * batchInference with post-processing steps and models that answer with more than one score,
+ * on the real Temporal dev server, into every run sink: Parquet (lists), DuckDB (lists),
+ * PostgreSQL (real[] / text[]) and Redis (JSON arrays). Values are compared with scikit-learn's
+ * for the same rows (examples/train/train_multi_output.py); a bad step fails the run at its plan.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startBatchInference, type BatchInferenceInput } from '../../client';
+import { EXAMPLE_FEATURES, RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, registerMultiOutputExampleModels } from '../../cli/examples';
+import type { InferflowConfig } from '../../lib/config/env';
+import { lit, withDuckDB } from '../../lib/io/duckdb';
+import { loadPipelineSpec } from '../../lib/pipeline/spec';
+import { ModelRegistry } from '../../lib/registry';
+import { closePostgresPools, readRedisPrediction } from '../../lib/sinks';
+import { openStore } from '../../lib/storage';
+import { permanentFailureOf } from '../helpers/failures';
+import { recordHistory as saveHistory } from '../helpers/histories';
+import { deleteByPrefix } from '../helpers/redis';
+import { TEST_REDIS_URL } from '../helpers/services';
+import { tempConfig, uniqueName } from '../helpers/env';
+import { startWorker, type RunningWorker } from '../helpers/worker';
+
+type Row = Record<string, unknown>;
+const TIER_NAMES: Record<string, string> = { '0': 'low', '1': 'medium', '2': 'high' };
+const postgresUrl = inject('postgresUrl');
+let config: InferflowConfig;
+let dir: string;
+let cleanup: () => Promise<void>;
+let w: RunningWorker;
+let admin: pg.Pool;
+let features: string;
+let risk: Row[];
+let spend: Map<string, Row>;
+const tables: string[] = [];
+
+beforeAll(async () => {
+  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-post'), INFERFLOW_POSTGRES_URL: postgresUrl, INFERFLOW_MODULES: `risk=${RISK_MODULE}` }));
+  await registerMultiOutputExampleModels(new ModelRegistry(openStore(config.registry)));
+  admin = new pg.Pool({ connectionString: postgresUrl, max: 2 });
+  features = path.join(dir, 'transactions-2000.parquet');
+  await withDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet(${lit(EXAMPLE_FEATURES)}) LIMIT 2000) TO ${lit(features)} (FORMAT parquet)`));
+  [risk, spend] = await withDuckDB(async (conn) => {
+    const r = (await conn.runAndReadAll(`SELECT e.*, t.amount FROM read_parquet(${lit(RISK_TIER_EXPECTED)}) e JOIN read_parquet(${lit(features)}) t USING (transaction_id)`)).getRowObjectsJS() as Row[];
+    const s = (await conn.runAndReadAll(`SELECT * FROM read_parquet(${lit(SPEND_FORECAST_EXPECTED)})`)).getRowObjectsJS() as Row[];
+    return [r, new Map(s.map((x) => [String(x.transaction_id), x]))] as const;
+  });
+  w = await startWorker(config);
+});
+
+afterAll(async () => {
+  await w?.stop();
+  await closePostgresPools();
+  for (const t of tables) await admin?.query(`DROP TABLE IF EXISTS public.${pg.escapeIdentifier(t)}`);
+  await admin?.end();
+  await cleanup?.();
+});
+
+async function run(input: BatchInferenceInput) {
+  const handle = await startBatchInference(w.client, input, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-post') });
+  return { handle, result: await handle.result() };
+}
+
+const close = (a: number, b: number, rel = 2e-6, abs = 1e-6) => Math.abs(a - b) <= abs + rel * Math.abs(b);
+
+/** What the risk-tier spec's steps give for a row of Python's outputs. */
+function expectedRisk(e: Row): { label: string; top: string[]; action: string } {
+  const amount = Number(e.amount);
+  const label = amount > 2000 ? 'review' : TIER_NAMES[String(e.label)]!;
+  const top = Object.entries(TIER_NAMES).sort(([a], [b]) => Number(e[`prob_${b}`]) - Number(e[`prob_${a}`])).slice(0, 2).map(([, n]) => n);
+  return { label, top, action: label === 'high' ? 'decline' : label !== 'low' && amount > 500 ? 'hold' : 'approve' };
+}
+
+describe('batchInference with post-processing and multi-output models', () => {
+  it('writes the risk-tier spec\'s post-processed columns to Parquet, with the post-processing beside the model version', async () => {
+    const spec = await loadPipelineSpec(RISK_TIER_PIPELINE);
+    const { handle, result } = await run({ ...spec, features, shardSize: 700 });
+    expect(result.rowsOut).toBe(2000);
+    const rows = await withDuckDB(async (conn) => (await conn.runAndReadAll(`SELECT * FROM read_parquet(${lit(path.join(result.output.location, '*.parquet'))})`)).getRowObjectsJS() as Row[]);
+    const byId = new Map(rows.map((r) => [String(r.transaction_id), r]));
+    const bad = risk.filter((e) => {
+      const r = byId.get(String(e.transaction_id))!;
+      const want = expectedRisk(e);
+      return r.label !== want.label || r.action !== want.action || (r.top_classes as string[]).join() !== want.top.join() || [0, 1, 2].some((c) => !close(Number(r[`prob_${TIER_NAMES[c]}`]), Number(e[`prob_${c}`])));
+    });
+    expect(bad).toEqual([]);
+    expect(new Set(rows.map((r) => JSON.stringify([r.model_version, r.post_process, r.post_process_sha256]))).size).toBe(1);
+    expect(rows[0]!.post_process).toBe('classNames > topK(2) > rule(amount > 2000 → review) > risk.action');
+    expect(rows[0]!.post_process_sha256).toMatch(/^[0-9a-f]{64}$/);
+    if (process.env.RECORD_HISTORIES) await saveHistory(inject('temporalCli'), config.temporal.address, handle.workflowId, 'batchInference-post-process.json');
+  });
+
+  it('writes a multi-output regressor\'s targets as real[] in PostgreSQL and FLOAT[] in DuckDB', async () => {
+    const table = uniqueName('spend').replace(/-/g, '_');
+    tables.push(table);
+    await run({ model: 'spend-forecast@production', features, idColumn: 'transaction_id', sink: { type: 'postgres', table }, shardSize: 700 });
+    const type = await admin.query<{ t: string }>(`SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'prediction'`, [`public.${table}`]);
+    expect(type.rows[0]!.t).toBe('real[]');
+    const got = await admin.query<{ transaction_id: string; prediction: number[] }>(`SELECT transaction_id, prediction FROM public.${pg.escapeIdentifier(table)}`);
+    expect(got.rows.length).toBe(2000);
+    const badPg = got.rows.filter((r) => {
+      const e = spend.get(r.transaction_id)!;
+      return r.prediction.length !== 2 || !close(r.prediction[0]!, Number(e.spend_7d), 1e-5, 1e-3) || !close(r.prediction[1]!, Number(e.spend_30d), 1e-5, 1e-3);
+    });
+    expect(badPg).toEqual([]);
+
+    const db = path.join(dir, 'spend.duckdb');
+    await run({ model: 'spend-forecast@production', features, sink: { type: 'duckdb', path: db, table: 'spend' } });
+    const duck = await withDuckDB(async (conn) => {
+      await conn.run(`ATTACH ${lit(db)} AS out (READ_ONLY)`);
+      return (await conn.runAndReadAll(`SELECT typeof(prediction) AS t, transaction_id, prediction FROM out.spend`)).getRowObjectsJS();
+    });
+    expect(duck[0]!.t).toBe('FLOAT[]');
+    expect(duck.filter((r) => !close((r.prediction as number[])[1]!, Number(spend.get(r.transaction_id as string)!.spend_30d), 1e-5, 1e-3))).toEqual([]);
+  });
+
+  it('writes text[] top classes to PostgreSQL and JSON arrays to Redis', async () => {
+    const spec = await loadPipelineSpec(RISK_TIER_PIPELINE);
+    const table = uniqueName('risk').replace(/-/g, '_');
+    tables.push(table);
+    await run({ ...spec, features, sink: { type: 'postgres', table } });
+    const pgRows = await admin.query<{ transaction_id: string; label: string; top_classes: string[]; post_process: string }>(`SELECT transaction_id, label, top_classes, post_process FROM public.${pg.escapeIdentifier(table)}`);
+    expect(pgRows.rows.length).toBe(2000);
+    const wantById = new Map(risk.map((e) => [String(e.transaction_id), expectedRisk(e)]));
+    expect(pgRows.rows.filter((r) => r.label !== wantById.get(r.transaction_id)!.label || r.top_classes.join() !== wantById.get(r.transaction_id)!.top.join())).toEqual([]);
+
+    const keyPrefix = uniqueName('post');
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      await run({ ...spec, features, pipeline: 'risk', sink: { type: 'redis', keyPrefix } });
+      for (const e of risk.slice(0, 20)) {
+        const got = await readRedisPrediction(redis, keyPrefix, 'risk', String(e.transaction_id));
+        const want = expectedRisk(e);
+        expect(got).toMatchObject({ label: want.label, top_classes: want.top, action: want.action, post_process: pgRows.rows[0]!.post_process });
+        expect(close(got!.prob_high as number, Number(e.prob_2))).toBe(true);
+      }
+    } finally {
+      await deleteByPrefix(redis, keyPrefix);
+      await redis.quit();
+    }
+  });
+
+  it('fails the run at its plan, before any row is predicted, when a step does not fit the model', async () => {
+    const handle = await w.client.workflow.start('batchInference', {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: uniqueName('wf-post-bad'),
+      args: [{ model: 'risk-tier@production', features, postProcess: [{ type: 'topK', k: 4 }] }],
+    });
+    const failure = await permanentFailureOf(handle);
+    expect(failure.type).toBe('InvalidInput');
+    expect(failure.message).toContain("postProcess[0] (topK).k: 4 is larger than the model's 3 classes");
+    const history = await handle.fetchHistory();
+    const activities = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
+    expect(activities).not.toContain('predictShard');
+    await expect(fs.access(path.join(dir, 'runs'))).resolves.toBeUndefined();
+  });
+});
