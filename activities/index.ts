@@ -211,6 +211,7 @@ export function createActivities(resources: Resources) {
         shard: input.shard,
         partPath,
         plan,
+        external: resources.external,
         lineage: { runId: input.runId, model: input.model, asOf: input.asOf },
         ...(sink.partFormat ? { partFormat: sink.partFormat } : {}),
         resumeFromSegment: segmentsDone,

@@ -14,7 +14,8 @@
  *      {"name": "merchant_category", "datatype": "BYTES", "shape": [2], "data": ["travel", "grocery"]}, …],
  *    "parameters": {"as_of": "2026-10-15T12:00:00Z"}}          (optional: judge feature freshness at that time)
  * The response has `label` (INT64) and `score` (FP32) outputs (`prediction` for regression) and,
- * per row, the online store status of each feature (`parameters.feature_status`).
+ * per row, the status of each feature (`parameters.feature_status`): the online store's, and the
+ * lookup's for external-API features, which get what is left of INFERFLOW_SERVE_DEADLINE_MS.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -189,8 +190,9 @@ export async function startInferenceServer(deployment: Deployment, options: { po
             });
           }
           if (req.method === 'POST' && parts[3] === 'infer' && parts.length === 4) {
+            const deadline = Date.now() + limits.deadlineMs;
             const { id, rows, asOf } = rowsOf(await readJson(req, limits.maxBodyBytes));
-            const { predictions: preds, statuses, model } = await deployment.infer({ requests: rows, ...(asOf ? { now: asOf } : {}) });
+            const { predictions: preds, statuses, model } = await deployment.infer({ requests: rows, deadline, ...(asOf ? { now: asOf } : {}) });
             const outputs = regression
               ? [{ name: 'prediction', datatype: 'FP32', shape: [preds.rows], data: Array.from(preds.value!) }]
               : [

@@ -43,6 +43,8 @@ export interface ServeLimits {
   requestTimeoutMs: number;
   /** Open connections at most: a request on one more is answered 503 and its connection closed. */
   maxConnections: number;
+  /** Time budget of one inference request, in ms, from its arrival: external-API features get what is left of it. */
+  deadlineMs: number;
 }
 
 export const DEFAULT_SERVE_LIMITS: ServeLimits = {
@@ -50,6 +52,7 @@ export const DEFAULT_SERVE_LIMITS: ServeLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   maxConnections: 256,
+  deadlineMs: 2_000,
 };
 
 const boolish = z
@@ -91,6 +94,7 @@ const EnvSchema = z.object({
   INFERFLOW_SERVE_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.headersTimeoutMs),
   INFERFLOW_SERVE_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.requestTimeoutMs),
   INFERFLOW_SERVE_MAX_CONNECTIONS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.maxConnections),
+  INFERFLOW_SERVE_DEADLINE_MS: z.coerce.number().int().positive().default(DEFAULT_SERVE_LIMITS.deadlineMs),
   INFERFLOW_MODULES: z.string().optional(),
   INFERFLOW_ALLOWED_ROOTS: z.string().optional(),
   INFERFLOW_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -153,6 +157,12 @@ export interface InferflowConfig {
    */
   allowedRoots: string[];
   logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
+  /**
+   * A variable of the process environment an external-API feature names in its definition
+   * (its API's URL or credentials): read only for the names feature modules declare, never
+   * logged, never put in a payload. A function, so the values stay out of serialised configs.
+   */
+  featureEnv: (name: string) => string | undefined;
 }
 
 /** S3 client settings. Credentials are not here: the AWS SDK's default chain reads them. */
@@ -271,9 +281,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       headersTimeoutMs: e.INFERFLOW_SERVE_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: e.INFERFLOW_SERVE_REQUEST_TIMEOUT_MS,
       maxConnections: e.INFERFLOW_SERVE_MAX_CONNECTIONS,
+      deadlineMs: e.INFERFLOW_SERVE_DEADLINE_MS,
     },
     modules: parseModules(e.INFERFLOW_MODULES, cwd),
     allowedRoots: allowedRoots(e.INFERFLOW_ALLOWED_ROOTS, [dataDir, outputDir, EXAMPLES_DATA_DIR], cwd),
     logLevel: e.INFERFLOW_LOG_LEVEL,
+    featureEnv: (name) => featureEnvValue(env, name),
   };
+}
+
+/** What a feature definition may name as an environment variable. */
+export const FEATURE_ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
+/** The value of a variable a feature definition names (empty counts as unset, like every variable here). */
+function featureEnvValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  if (!FEATURE_ENV_NAME.test(name)) throw new ConfigError(`${JSON.stringify(name)} is not an environment variable name (${FEATURE_ENV_NAME.source})`);
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
 }

@@ -22,6 +22,7 @@ import type { OnDemandRef } from '../messages/on-demand';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, type FeatureModuleConfig } from '../config/env';
 import { InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../errors';
+import { EXTERNAL_KIND, isExternalFeature, type ExternalFeature, type ExternalFeatures, type ExternalStatus } from './external';
 
 export const ON_DEMAND_KIND = 'inferflow.on-demand/v1';
 
@@ -75,9 +76,8 @@ export function defineOnDemandFeature<const I extends Record<string, OnDemandInp
 /** How a pipeline names an on-demand feature: `<module name>.<export>` of a module registered with the worker. */
 export type { OnDemandRef } from '../messages/on-demand';
 
-export interface LoadedOnDemand extends OnDemandFeature {
-  ref: OnDemandRef;
-}
+/** A registered feature: computed from the row (OnDemandFeature) or looked up from an HTTP API (ExternalFeature, external.ts). */
+export type LoadedOnDemand = (OnDemandFeature | ExternalFeature) & { ref: OnDemandRef };
 
 /** Extensions of modules that need TypeScript compiled on import. */
 const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/i;
@@ -127,10 +127,12 @@ export class OnDemandRegistry {
       // Not named `exports`: in the compiled CommonJS that name is the module's own exports object.
       const members = { ...((mod.default as Record<string, unknown> | undefined) ?? {}), ...mod };
       for (const [exportName, value] of Object.entries(members)) {
-        const f = value as Partial<OnDemandFeature> | null;
-        if (f?.kind !== ON_DEMAND_KIND || typeof f.compute !== 'function') continue;
+        const f = value as { kind?: unknown; compute?: unknown; request?: unknown } | null;
+        const sync = f?.kind === ON_DEMAND_KIND && typeof f.compute === 'function';
+        const external = f?.kind === EXTERNAL_KIND && typeof f.request === 'function';
+        if (!sync && !external) continue;
         const name = `${m.name}.${exportName}`;
-        features.set(name, { ...(f as OnDemandFeature), ref: { name } });
+        features.set(name, { ...(f as OnDemandFeature | ExternalFeature), ref: { name } });
       }
     }
     return new OnDemandRegistry(features, modules.map((m) => ({ ...m })));
@@ -186,6 +188,12 @@ export function computeOnDemand(
   for (const f of features) {
     const what = `on-demand feature ${f.name} (${f.ref.name})`;
     const problems: string[] = [];
+    if (isExternalFeature(f)) {
+      // Looked up by computeOnDemandAsync before this runs: its outputs are already columns.
+      const absent = Object.keys(f.outputs).filter((o) => cols[o] === undefined);
+      if (absent.length > 0) throw new InvalidInputError(`${what} calls an HTTP API: run it with computeOnDemandAsync (Pipeline.onDemandAsync)`, absent.map((o) => `output ${o} was not looked up`));
+      continue;
+    }
     const inputs: Record<string, OnDemandColumn> = {};
     for (const [name, dtype] of Object.entries(f.inputs)) {
       const col = cols[name];
@@ -225,4 +233,51 @@ export function computeOnDemand(
     if (problems.length > 0) throw new SchemaMismatchError(`${what} returned the wrong outputs`, problems);
   }
   return cols;
+}
+
+/** The asynchronous on-demand step's result: the columns, and per row the status of every external-API output. */
+export interface OnDemandResult {
+  columns: Record<string, OnDemandColumn>;
+  /** Per row, per output column of an external-API feature: its status (empty records when the pipeline has none). */
+  statuses: Record<string, ExternalStatus>[];
+  /** True when an external-API output of a row was not looked up (its status is not PRESENT). */
+  missing: (row: number, column: string) => boolean;
+}
+
+/**
+ * Run on-demand features in order like computeOnDemand, looking up the external-API ones
+ * (external.ts) through the process's `external` clients: a failed lookup leaves the row's
+ * outputs missing with a status, never a value.
+ *
+ * @throws as computeOnDemand; InvalidInputError when an external feature's environment variables are unset
+ */
+export async function computeOnDemandAsync(
+  features: readonly LoadedOnDemand[],
+  batch: Record<string, OnDemandColumn>,
+  rows: number,
+  context: { external: ExternalFeatures; deadline?: number },
+  rowLabel: (row: number) => string = (i) => `row ${i}`,
+): Promise<OnDemandResult> {
+  let cols: Record<string, OnDemandColumn> = { ...batch };
+  const statuses: Record<string, ExternalStatus>[] = Array.from({ length: rows }, () => ({}));
+  for (const f of features) {
+    if (!isExternalFeature(f)) {
+      cols = computeOnDemand([f], cols, rows, rowLabel);
+      continue;
+    }
+    const problems: string[] = [];
+    const inputs: Record<string, OnDemandColumn> = {};
+    for (const [name, dtype] of Object.entries(f.inputs)) {
+      const col = cols[name];
+      const want = dtype === 'string' ? 'string' : 'numeric';
+      if (col === undefined) problems.push(`input ${name} (${dtype}) is missing`);
+      else if (kindOf(col) !== want) problems.push(`input ${name} must be ${dtype}`);
+      else inputs[name] = col;
+    }
+    if (problems.length > 0) throw new SchemaMismatchError(`external feature ${f.name} (${f.ref.name}): inputs do not fit`, problems);
+    const found = await context.external.lookup(f, f.ref.name, inputs, rows, { ...(context.deadline !== undefined ? { deadline: context.deadline } : {}), rowLabel });
+    Object.assign(cols, found.columns);
+    for (let i = 0; i < rows; i++) for (const o of Object.keys(f.outputs)) statuses[i]![o] = found.statuses[i]!;
+  }
+  return { columns: cols, statuses, missing: (row, column) => { const s = statuses[row]?.[column]; return s !== undefined && s !== 'PRESENT'; } };
 }

@@ -15,7 +15,8 @@ import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { checkFinite, inputColumns, nonFiniteValues, type FeatureBlock } from '../runtime/predict';
 import { predict } from './predict';
 import { LINEAGE_COLUMNS, type LineageColumn, type PartFormat } from '../sinks/types';
-import { assembleBlock, checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
+import { checkSourceColumns, onDemandColumns, onDemandColumnsAsync, planAssembly, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
+import { isExternalFeature, type ExternalFeatures } from '../features/external';
 
 export const ROW_COLUMN = '__inferflow_row';
 
@@ -290,6 +291,7 @@ export async function readShardAssembled(
   plan: AssemblyPlan,
   idColumn: string | null,
   inPlace?: InputFingerprint,
+  external?: ExternalFeatures,
 ): Promise<FeatureBlock> {
   const src = rowSource(snapshotPath, inPlace);
   const cols = plan.sourceColumns;
@@ -304,7 +306,10 @@ export async function readShardAssembled(
   const ids = idColumn ? (read.shift() as (string | null)[]) : [];
   const batch: RawBatch = Object.fromEntries(cols.map((c, j) => [c.name, read[j] as Float64Array | (string | null)[]]));
   const rowLabel = (i: number) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`);
-  return assembleBlock(plan, batch, rows, rowLabel);
+  const needing = plan.onDemand.filter(isExternalFeature).map((f) => f.ref.name);
+  if (!external && needing.length > 0) throw new TypeError(`external-API features ${needing.join(', ')} need the process's clients (Resources.external)`);
+  const d = external ? await onDemandColumnsAsync(plan, batch, rows, rowLabel, { external }) : { columns: onDemandColumns(plan, batch, rows, rowLabel), missing: undefined };
+  return { ...transformColumns(plan, d.columns, rows, rowLabel), ...(d.missing ? { missing: d.missing } : {}) };
 }
 
 /** `idColumn=value` labels for a few snapshot rows (for error messages). */
@@ -346,6 +351,8 @@ export interface PredictRangeArgs {
   plan?: AssemblyPlan;
   /** The sink's own part format (PostgreSQL: CSV for COPY); default a zstd Parquet part. */
   partFormat?: PartFormat;
+  /** The process's external-API feature clients (Resources.external): needed when the plan has external features. */
+  external?: ExternalFeatures;
 }
 
 async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Promise<ShardResult> {
@@ -355,7 +362,7 @@ async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Pr
     const src = rowSource(args.snapshotPath, args.inPlace);
     const assembled = !args.plan.direct;
     const block = assembled
-      ? await readShardAssembled(conn, args.snapshotPath, shard, args.plan, args.idColumn, args.inPlace)
+      ? await readShardAssembled(conn, args.snapshotPath, shard, args.plan, args.idColumn, args.inPlace, args.external)
       : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
     const preds = await predict(args.session, manifest, block, {
       ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}),

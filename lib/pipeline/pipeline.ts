@@ -6,6 +6,7 @@
  *   retrieveFeatures   offline point-in-time (batch)             lib/features/offline.ts getHistoricalFeatures
  *                      or online store lookup (online, stream)   online.ts retrieveOnlineFeatures
  *   onDemand           on-demand features                        assemble.ts onDemandColumns
+ *   onDemandAsync      … with external-API features              assemble.ts onDemandColumnsAsync (lib/features/external.ts)
  *   transform          fitted transforms → model input matrices  assemble.ts transformColumns
  *   predict            the model, in chunks                      predict.ts predict (lib/runtime/predict.ts runModel)
  *   postProcess        outputs → label / score / prediction      post-process.ts postProcess
@@ -17,13 +18,13 @@
  * the same model costs a few map lookups.
  */
 import type * as ortTypes from 'onnxruntime-node';
-import type { OnDemandRef } from '../features/on-demand';
+import type { OnDemandRef, OnDemandResult } from '../features/on-demand';
 import type { OnlineStore, OnlineStoreSpec } from '../features/online';
 import { getHistoricalFeatures, type AllEntitiesSpine, type HistoricalFeaturesResult } from '../features/offline';
 import type { FeatureView, FeatureViewInput } from '../features/spec';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import type { FeatureBlock, PredictOptions } from '../runtime/predict';
-import { onDemandColumns, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
+import { onDemandColumns, onDemandColumnsAsync, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
 import { retrieveOnlineFeatures, type OnlineRequest, type OnlineRetrieved } from './online';
 import { postProcess, type PostProcess, type Predictions } from './post-process';
 import { predict } from './predict';
@@ -60,6 +61,8 @@ export interface OnlineRetrieval {
   requests: readonly OnlineRequest[];
   /** Judge feature freshness (the views' TTLs) at this time. Default: now. */
   now?: Date;
+  /** Epoch ms by which the answer is due: external-API features get what is left of it. Default: none (each feature's own timeout and retries). */
+  deadline?: number;
 }
 
 /** `resolveModel`: a reference (`name`, `name:3`, `name@alias`) → one exact version. */
@@ -131,6 +134,11 @@ export class Pipeline {
     return onDemandColumns(this.plan, batch, rows, rowLabel);
   }
 
+  /** `onDemand` with external-API features: looked up through the process's clients (Resources.external), within `deadline` (epoch ms) when given. */
+  onDemandAsync(batch: RawBatch, rows: number, rowLabel: (row: number) => string, options: { deadline?: number } = {}): Promise<OnDemandResult> {
+    return onDemandColumnsAsync(this.plan, batch, rows, rowLabel, { external: this.resources.external, ...options });
+  }
+
   /** `transform`: the model's fitted transforms, then one float32 matrix per model input. */
   transform(columns: RawBatch, rows: number, rowLabel: (row: number) => string): FeatureBlock {
     return transformColumns(this.plan, columns, rows, rowLabel);
@@ -149,9 +157,10 @@ export class Pipeline {
   /** Online and streaming: request rows → features from the online store → on-demand → transform → predict. */
   async infer(input: OnlineRetrieval): Promise<{ predictions: Predictions; statuses: OnlineRetrieved['statuses'] }> {
     const r = await this.retrieveFeatures(input);
-    const block = this.transform(this.onDemand(r.batch, r.rows, r.rowLabel), r.rows, r.rowLabel);
-    block.missing = r.missing;
-    return { predictions: await this.predict(block), statuses: r.statuses };
+    const d = await this.onDemandAsync(r.batch, r.rows, r.rowLabel, input.deadline !== undefined ? { deadline: input.deadline } : {});
+    const block = this.transform(d.columns, r.rows, r.rowLabel);
+    block.missing = (row, column) => r.missing(row, column) || d.missing(row, column);
+    return { predictions: await this.predict(block), statuses: r.statuses.map((s, i) => ({ ...s, ...d.statuses[i] })) };
   }
 }
 
