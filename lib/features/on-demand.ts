@@ -21,7 +21,7 @@ import path from 'node:path';
 import type { OnDemandRef } from '../messages/on-demand';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, type FeatureModuleConfig } from '../config/env';
-import { InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../errors';
+import { InvalidInputError, InvalidValueError, SchemaMismatchError, TransientError, errorMessage } from '../errors';
 import { EXTERNAL_KIND, isExternalFeature, type ExternalFeature, type ExternalFeatures, type ExternalStatus } from './external';
 
 export const ON_DEMAND_KIND = 'inferflow.on-demand/v1';
@@ -280,4 +280,31 @@ export async function computeOnDemandAsync(
     for (let i = 0; i < rows; i++) for (const o of Object.keys(f.outputs)) statuses[i]![o] = found.statuses[i]!;
   }
   return { columns: cols, statuses, missing: (row, column) => { const s = statuses[row]?.[column]; return s !== undefined && s !== 'PRESENT'; } };
+}
+
+/** Lookup failures worth trying again later (the API was slow, down or rate-limiting). */
+const TRANSIENT_STATUSES: ReadonlySet<ExternalStatus> = new Set(['TIMEOUT', 'RATE_LIMITED', 'UNAVAILABLE']);
+/** Rows named in an explained error at most. */
+const MAX_NAMED_ROWS = 10;
+
+/**
+ * Predict's refusal of a missing value the model cannot impute, told with the external lookups
+ * behind it: when the refused values are outputs of external-API features, the error names each
+ * row, output and status. All of them transient (TIMEOUT, RATE_LIMITED, UNAVAILABLE): a
+ * TransientError (HTTP 503; a batch shard is retried); otherwise an InvalidValueError. Any other
+ * error is returned as it is.
+ */
+export function explainMissing(err: unknown, result: Pick<OnDemandResult, 'statuses'>, rowLabel: (row: number) => string): unknown {
+  if (!(err instanceof InvalidValueError)) return err;
+  const problems = (err.details.problems as string[] | undefined) ?? [];
+  const failed: { row: number; column: string; status: ExternalStatus }[] = [];
+  result.statuses.forEach((byColumn, row) => {
+    for (const [column, status] of Object.entries(byColumn)) if (status !== 'PRESENT') failed.push({ row, column, status });
+  });
+  const refused = failed.filter((f) => problems.some((p) => p.startsWith(`${rowLabel(f.row)}: ${f.column} = null`)));
+  if (refused.length === 0) return err;
+  const named = refused.slice(0, MAX_NAMED_ROWS).map((f) => `${rowLabel(f.row)}: ${f.column} ${f.status}`);
+  const message = `external-API features gave no value the model could use (${refused.length} rows${refused.length > MAX_NAMED_ROWS ? `, first ${MAX_NAMED_ROWS}` : ''}): ${named.join('; ')}`;
+  const details = { problems: named, statuses: Object.fromEntries([...new Set(refused.map((f) => f.status))].map((s) => [s, refused.filter((f) => f.status === s).length])) };
+  return refused.every((f) => TRANSIENT_STATUSES.has(f.status)) ? new TransientError(message, details, { cause: err }) : new InvalidValueError(message, details, { cause: err });
 }

@@ -17,6 +17,7 @@ import { predict } from './predict';
 import { LINEAGE_COLUMNS, type LineageColumn, type PartFormat } from '../sinks/types';
 import { checkSourceColumns, onDemandColumns, onDemandColumnsAsync, planAssembly, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
 import { isExternalFeature, type ExternalFeatures } from '../features/external';
+import { explainMissing } from '../features/on-demand';
 
 export const ROW_COLUMN = '__inferflow_row';
 
@@ -292,7 +293,7 @@ export async function readShardAssembled(
   idColumn: string | null,
   inPlace?: InputFingerprint,
   external?: ExternalFeatures,
-): Promise<FeatureBlock> {
+): Promise<FeatureBlock & { explain?: (err: unknown) => unknown }> {
   const src = rowSource(snapshotPath, inPlace);
   const cols = plan.sourceColumns;
   const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c) => readKindOf(c.kind))];
@@ -308,8 +309,9 @@ export async function readShardAssembled(
   const rowLabel = (i: number) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`);
   const needing = plan.onDemand.filter(isExternalFeature).map((f) => f.ref.name);
   if (!external && needing.length > 0) throw new TypeError(`external-API features ${needing.join(', ')} need the process's clients (Resources.external)`);
-  const d = external ? await onDemandColumnsAsync(plan, batch, rows, rowLabel, { external }) : { columns: onDemandColumns(plan, batch, rows, rowLabel), missing: undefined };
-  return { ...transformColumns(plan, d.columns, rows, rowLabel), ...(d.missing ? { missing: d.missing } : {}) };
+  if (!external) return transformColumns(plan, onDemandColumns(plan, batch, rows, rowLabel), rows, rowLabel);
+  const d = await onDemandColumnsAsync(plan, batch, rows, rowLabel, { external });
+  return { ...transformColumns(plan, d.columns, rows, rowLabel), missing: d.missing, explain: (err) => explainMissing(err, d, rowLabel) };
 }
 
 /** `idColumn=value` labels for a few snapshot rows (for error messages). */
@@ -361,7 +363,7 @@ async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Pr
     await checkInPlace(args.snapshotPath, args.inPlace);
     const src = rowSource(args.snapshotPath, args.inPlace);
     const assembled = !args.plan.direct;
-    const block = assembled
+    const block: FeatureBlock & { explain?: (err: unknown) => unknown } = assembled
       ? await readShardAssembled(conn, args.snapshotPath, shard, args.plan, args.idColumn, args.inPlace, args.external)
       : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
     const preds = await predict(args.session, manifest, block, {
@@ -370,6 +372,7 @@ async function predictRange(args: PredictRangeArgs & { plan: AssemblyPlan }): Pr
     }).catch(async (err: unknown) => {
       // predict() rejects NaN/±Infinity before computing anything. The direct path reads no ids:
       // look up the offending rows' ids now (error path only) and reject them by id.
+      if (block.explain) throw block.explain(err);
       const bad = err instanceof InvalidValueError && !assembled && args.idColumn ? nonFiniteValues(manifest, block) : [];
       if (bad.length === 0) throw err;
       const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn!, args.inPlace);

@@ -18,7 +18,7 @@
  * the same model costs a few map lookups.
  */
 import type * as ortTypes from 'onnxruntime-node';
-import type { OnDemandRef, OnDemandResult } from '../features/on-demand';
+import { explainMissing, type OnDemandRef, type OnDemandResult } from '../features/on-demand';
 import type { OnlineStore, OnlineStoreSpec } from '../features/online';
 import { getHistoricalFeatures, type AllEntitiesSpine, type HistoricalFeaturesResult } from '../features/offline';
 import type { FeatureView, FeatureViewInput } from '../features/spec';
@@ -160,7 +160,10 @@ export class Pipeline {
     const d = await this.onDemandAsync(r.batch, r.rows, r.rowLabel, input.deadline !== undefined ? { deadline: input.deadline } : {});
     const block = this.transform(d.columns, r.rows, r.rowLabel);
     block.missing = (row, column) => r.missing(row, column) || d.missing(row, column);
-    return { predictions: await this.predict(block), statuses: r.statuses.map((s, i) => ({ ...s, ...d.statuses[i] })) };
+    const predictions = await this.predict(block).catch((err: unknown) => {
+      throw explainMissing(err, d, r.rowLabel);
+    });
+    return { predictions, statuses: r.statuses.map((s, i) => ({ ...s, ...d.statuses[i] })) };
   }
 }
 

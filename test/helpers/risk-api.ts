@@ -1,7 +1,7 @@
 /**
  * A local merchant-risk HTTP API for the external-feature tests: answers
- * GET /merchants/<category> with {"risk": <value>} after checking the bearer token, and
- * misbehaves per category on request (slow, failing, rate-limiting, malformed answers).
+ * GET /merchants/<category> with {"risk": <value>} (404 for another category) after checking the
+ * bearer token, and misbehaves per category on request (any category, known or not) (slow, failing, rate-limiting, malformed answers).
  * Counts calls and the most calls it had in flight at once.
  */
 import http from 'node:http';
@@ -82,9 +82,8 @@ export async function startRiskApi(token: string): Promise<RiskApi> {
     res.on('close', finish);
     if (req.headers.authorization !== `Bearer ${token}`) return answer(401, '{"error":"bad token"}');
     const risk = MERCHANT_RISK[category];
-    if (risk === undefined) return answer(404, '{"error":"unknown merchant category"}');
     const b = api.behaviour.get(category) ?? { kind: 'ok' };
-    const ok = () => answer(200, JSON.stringify({ category, risk }));
+    const ok = () => (risk === undefined ? answer(404, '{"error":"unknown merchant category"}') : answer(200, JSON.stringify({ category, risk })));
     switch (b.kind) {
       case 'ok':
         return void setTimeout(ok, b.delayMs ?? 0);
