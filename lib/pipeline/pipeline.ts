@@ -18,6 +18,7 @@
  * the same model costs a few map lookups.
  */
 import type * as ortTypes from 'onnxruntime-node';
+import { isExternalFeature } from '../features/external';
 import { explainMissing, type OnDemandRef, type OnDemandResult } from '../features/on-demand';
 import type { OnlineStore, OnlineStoreSpec } from '../features/online';
 import { getHistoricalFeatures, type AllEntitiesSpine, type HistoricalFeaturesResult } from '../features/offline';
@@ -93,6 +94,8 @@ export class Pipeline {
   /** Open a pipeline: its model context (manifest + assembly plan, checked against the ONNX signature) and, unless told otherwise, its session. */
   static async open(definition: PipelineDefinition, resources: Resources, options: OpenPipelineOptions = {}): Promise<Pipeline> {
     const { manifest, plan } = await resources.modelContext(definition.model, definition.onDemand);
+    // An external-API feature whose environment variables are unset here fails now, not on the first row.
+    for (const f of plan.onDemand) if (isExternalFeature(f)) resources.external.client(f, f.ref.name);
     const session = options.session === false ? undefined : await resources.session(definition.model, plan);
     return new Pipeline({ resources, definition, manifest, plan, session });
   }
