@@ -45,3 +45,13 @@ export async function registerMultiOutputExampleModels(registry: ModelRegistry, 
     spendForecast: await registerDir(registry, SPEND_FORECAST_MODEL_DIR, 'spend-forecast', alias),
   };
 }
+
+export const RECOMMENDER_MODEL_DIR = path.join(REPO_ROOT, 'examples', 'models', 'recommender');
+/** User × song candidate pairs of the recommender example, and Python's top-10 lists for them (examples/train/train_recommender.py). */
+export const PLAYLIST_CANDIDATES = path.join(REPO_ROOT, 'examples', 'data', 'playlist_candidates.parquet');
+export const PLAYLIST_EXPECTED = path.join(REPO_ROOT, 'examples', 'data', 'playlist_expected.parquet');
+
+/** The ranking example model: candidate pairs in, a play probability per pair out. */
+export async function registerRecommenderModel(registry: ModelRegistry, alias = 'production') {
+  return registerDir(registry, RECOMMENDER_MODEL_DIR, 'recommender', alias);
+}

@@ -43,7 +43,8 @@ export async function inferWithin(ctx: ServerContext, d: Deployment, input: Onli
   loadedPipeline(d);
   const ms = ctx.limits.deadlineMs;
   let timer: NodeJS.Timeout | undefined;
-  const call = d.infer(input);
+  // External-API features get what is left of the deadline (the deadline below answers 504 regardless).
+  const call = d.infer({ ...input, deadline: input.deadline ?? Date.now() + ms });
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new HttpError(504, `model ${d.name} did not answer within the ${ms} ms deadline (INFERFLOW_SERVE_DEADLINE_MS)`)), ms);
   });

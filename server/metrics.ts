@@ -8,7 +8,6 @@
  *   inferflow_serve_model_info{model,version,sha256}        1 for the version that last answered (or was loaded)
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { FeatureStatus } from '../lib/features/online';
 import type { ResolvedModel } from '../lib/registry/manifest';
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
@@ -38,7 +37,7 @@ export class ServerMetrics {
   }
 
   /** An inference answered by `model` under the served `name`. */
-  answered(name: string, model: ResolvedModel, statuses: readonly Record<string, FeatureStatus>[]): void {
+  answered(name: string, model: ResolvedModel, statuses: readonly Record<string, string>[]): void {
     this.loaded(name, model);
     this.rows.observe({ model: name }, statuses.length);
     const counts = new Map<string, number>();

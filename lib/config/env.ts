@@ -43,7 +43,7 @@ export interface ServeLimits {
   requestTimeoutMs: number;
   /** Open connections at most: a request on one more is answered 503 and its connection closed. */
   maxConnections: number;
-  /** Time from a request's arrival to its answer, in ms; past it the server answers 504 (the prediction is abandoned). */
+  /** Time from a request's arrival to its answer, in ms; past it the server answers 504 (the prediction is abandoned). External-API features get what is left of it. */
   deadlineMs: number;
 }
 
@@ -185,6 +185,12 @@ export interface InferflowConfig {
    */
   allowedRoots: string[];
   logLevel: z.infer<typeof EnvSchema>['INFERFLOW_LOG_LEVEL'];
+  /**
+   * A variable of the process environment an external-API feature names in its definition
+   * (its API's URL or credentials): read only for the names feature modules declare, never
+   * logged, never put in a payload. A function, so the values stay out of serialised configs.
+   */
+  featureEnv: (name: string) => string | undefined;
 }
 
 /** S3 client settings. Credentials are not here: the AWS SDK's default chain reads them. */
@@ -321,5 +327,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     modules: parseModules(e.INFERFLOW_MODULES, cwd),
     allowedRoots: allowedRoots(e.INFERFLOW_ALLOWED_ROOTS, [dataDir, outputDir, EXAMPLES_DATA_DIR], cwd),
     logLevel: e.INFERFLOW_LOG_LEVEL,
+    featureEnv: (name) => featureEnvValue(env, name),
   };
+}
+
+/** What a feature definition may name as an environment variable. */
+export const FEATURE_ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
+/** The value of a variable a feature definition names (empty counts as unset, like every variable here). */
+function featureEnvValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  if (!FEATURE_ENV_NAME.test(name)) throw new ConfigError(`${JSON.stringify(name)} is not an environment variable name (${FEATURE_ENV_NAME.source})`);
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
 }

@@ -22,8 +22,9 @@ import path from 'node:path';
 import type { OnDemandRef } from '../messages/on-demand';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, type FeatureModuleConfig } from '../config/env';
-import { InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../errors';
+import { InvalidInputError, InvalidValueError, SchemaMismatchError, TransientError, errorMessage } from '../errors';
 import { POST_PROCESSOR_KIND, type LoadedPostProcessor, type PostProcessor } from './post-processor';
+import { EXTERNAL_KIND, isExternalFeature, type ExternalFeature, type ExternalFeatures, type ExternalStatus } from './external';
 
 export const ON_DEMAND_KIND = 'inferflow.on-demand/v1';
 
@@ -77,9 +78,8 @@ export function defineOnDemandFeature<const I extends Record<string, OnDemandInp
 /** How a pipeline names an on-demand feature: `<module name>.<export>` of a module registered with the worker. */
 export type { OnDemandRef } from '../messages/on-demand';
 
-export interface LoadedOnDemand extends OnDemandFeature {
-  ref: OnDemandRef;
-}
+/** A registered feature: computed from the row (OnDemandFeature) or looked up from an HTTP API (ExternalFeature, external.ts). */
+export type LoadedOnDemand = (OnDemandFeature | ExternalFeature) & { ref: OnDemandRef };
 
 /** Extensions of modules that need TypeScript compiled on import. */
 const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/i;
@@ -134,10 +134,12 @@ export class OnDemandRegistry {
       for (const [exportName, value] of Object.entries(members)) {
         const p = value as Partial<PostProcessor> | null;
         if (p?.kind === POST_PROCESSOR_KIND && typeof p.compute === 'function') postProcessors.set(`${m.name}.${exportName}`, { ...(p as PostProcessor), registeredAs: `${m.name}.${exportName}`, moduleSha256 });
-        const f = value as Partial<OnDemandFeature> | null;
-        if (f?.kind !== ON_DEMAND_KIND || typeof f.compute !== 'function') continue;
+        const f = value as { kind?: unknown; compute?: unknown; request?: unknown } | null;
+        const sync = f?.kind === ON_DEMAND_KIND && typeof f.compute === 'function';
+        const external = f?.kind === EXTERNAL_KIND && typeof f.request === 'function';
+        if (!sync && !external) continue;
         const name = `${m.name}.${exportName}`;
-        features.set(name, { ...(f as OnDemandFeature), ref: { name } });
+        features.set(name, { ...(f as OnDemandFeature | ExternalFeature), ref: { name } });
       }
     }
     return new OnDemandRegistry(features, modules.map((m) => ({ ...m })), postProcessors);
@@ -203,6 +205,12 @@ export function computeOnDemand(
   for (const f of features) {
     const what = `on-demand feature ${f.name} (${f.ref.name})`;
     const problems: string[] = [];
+    if (isExternalFeature(f)) {
+      // Looked up by computeOnDemandAsync before this runs: its outputs are already columns.
+      const absent = Object.keys(f.outputs).filter((o) => cols[o] === undefined);
+      if (absent.length > 0) throw new InvalidInputError(`${what} calls an HTTP API: run it with computeOnDemandAsync (Pipeline.onDemandAsync)`, absent.map((o) => `output ${o} was not looked up`));
+      continue;
+    }
     const inputs: Record<string, OnDemandColumn> = {};
     for (const [name, dtype] of Object.entries(f.inputs)) {
       const col = cols[name];
@@ -242,4 +250,78 @@ export function computeOnDemand(
     if (problems.length > 0) throw new SchemaMismatchError(`${what} returned the wrong outputs`, problems);
   }
   return cols;
+}
+
+/** The asynchronous on-demand step's result: the columns, and per row the status of every external-API output. */
+export interface OnDemandResult {
+  columns: Record<string, OnDemandColumn>;
+  /** Per row, per output column of an external-API feature: its status (empty records when the pipeline has none). */
+  statuses: Record<string, ExternalStatus>[];
+  /** True when an external-API output of a row was not looked up (its status is not PRESENT). */
+  missing: (row: number, column: string) => boolean;
+}
+
+/**
+ * Run on-demand features in order like computeOnDemand, looking up the external-API ones
+ * (external.ts) through the process's `external` clients: a failed lookup leaves the row's
+ * outputs missing with a status, never a value.
+ *
+ * @throws as computeOnDemand; InvalidInputError when an external feature's environment variables are unset
+ */
+export async function computeOnDemandAsync(
+  features: readonly LoadedOnDemand[],
+  batch: Record<string, OnDemandColumn>,
+  rows: number,
+  context: { external: ExternalFeatures; deadline?: number },
+  rowLabel: (row: number) => string = (i) => `row ${i}`,
+): Promise<OnDemandResult> {
+  let cols: Record<string, OnDemandColumn> = { ...batch };
+  const statuses: Record<string, ExternalStatus>[] = Array.from({ length: rows }, () => ({}));
+  for (const f of features) {
+    if (!isExternalFeature(f)) {
+      cols = computeOnDemand([f], cols, rows, rowLabel);
+      continue;
+    }
+    const problems: string[] = [];
+    const inputs: Record<string, OnDemandColumn> = {};
+    for (const [name, dtype] of Object.entries(f.inputs)) {
+      const col = cols[name];
+      const want = dtype === 'string' ? 'string' : 'numeric';
+      if (col === undefined) problems.push(`input ${name} (${dtype}) is missing`);
+      else if (kindOf(col) !== want) problems.push(`input ${name} must be ${dtype}`);
+      else inputs[name] = col;
+    }
+    if (problems.length > 0) throw new SchemaMismatchError(`external feature ${f.name} (${f.ref.name}): inputs do not fit`, problems);
+    const found = await context.external.lookup(f, f.ref.name, inputs, rows, { ...(context.deadline !== undefined ? { deadline: context.deadline } : {}), rowLabel });
+    Object.assign(cols, found.columns);
+    for (let i = 0; i < rows; i++) for (const o of Object.keys(f.outputs)) statuses[i]![o] = found.statuses[i]!;
+  }
+  return { columns: cols, statuses, missing: (row, column) => { const s = statuses[row]?.[column]; return s !== undefined && s !== 'PRESENT'; } };
+}
+
+/** Lookup failures worth trying again later (the API was slow, down or rate-limiting). */
+const TRANSIENT_STATUSES: ReadonlySet<ExternalStatus> = new Set(['TIMEOUT', 'RATE_LIMITED', 'UNAVAILABLE']);
+/** Rows named in an explained error at most. */
+const MAX_NAMED_ROWS = 10;
+
+/**
+ * Predict's refusal of a missing value the model cannot impute, told with the external lookups
+ * behind it: when the refused values are outputs of external-API features, the error names each
+ * row, output and status. All of them transient (TIMEOUT, RATE_LIMITED, UNAVAILABLE): a
+ * TransientError (HTTP 503; a batch shard is retried); otherwise an InvalidValueError. Any other
+ * error is returned as it is.
+ */
+export function explainMissing(err: unknown, result: Pick<OnDemandResult, 'statuses'>, rowLabel: (row: number) => string): unknown {
+  if (!(err instanceof InvalidValueError)) return err;
+  const problems = (err.details.problems as string[] | undefined) ?? [];
+  const failed: { row: number; column: string; status: ExternalStatus }[] = [];
+  result.statuses.forEach((byColumn, row) => {
+    for (const [column, status] of Object.entries(byColumn)) if (status !== 'PRESENT') failed.push({ row, column, status });
+  });
+  const refused = failed.filter((f) => problems.some((p) => p.startsWith(`${rowLabel(f.row)}: ${f.column} = null`)));
+  if (refused.length === 0) return err;
+  const named = refused.slice(0, MAX_NAMED_ROWS).map((f) => `${rowLabel(f.row)}: ${f.column} ${f.status}`);
+  const message = `external-API features gave no value the model could use (${refused.length} rows${refused.length > MAX_NAMED_ROWS ? `, first ${MAX_NAMED_ROWS}` : ''}): ${named.join('; ')}`;
+  const details = { problems: named, statuses: Object.fromEntries([...new Set(refused.map((f) => f.status))].map((s) => [s, refused.filter((f) => f.status === s).length])) };
+  return refused.every((f) => TRANSIENT_STATUSES.has(f.status)) ? new TransientError(message, details, { cause: err }) : new InvalidValueError(message, details, { cause: err });
 }

@@ -13,7 +13,8 @@
 import type { ColumnInfo } from '../io/duckdb';
 import { isNumericType, isTimestampType } from '../io/duckdb';
 import { InvalidInputError, SchemaMismatchError } from '../errors';
-import { computeOnDemand, type LoadedOnDemand, type OnDemandColumn } from '../features/on-demand';
+import type { ExternalFeatures } from '../features/external';
+import { computeOnDemand, computeOnDemandAsync, type LoadedOnDemand, type OnDemandColumn, type OnDemandResult } from '../features/on-demand';
 import type { ModelManifest, ModelSignature } from '../registry/manifest';
 import type { FeatureBlock } from '../runtime/predict';
 import { signatureProblems } from '../runtime/signature';
@@ -121,6 +122,18 @@ export type RawBatch = Record<string, OnDemandColumn>;
 /** THE on-demand step: the plan's on-demand features computed from the raw columns, added to them. */
 export function onDemandColumns(plan: AssemblyPlan, batch: RawBatch, rows: number, rowLabel: (row: number) => string): RawBatch {
   return plan.onDemand.length > 0 ? computeOnDemand(plan.onDemand, batch, rows, rowLabel) : batch;
+}
+
+/** THE on-demand step with external-API features (looked up through the process's clients; online, within `deadline`). */
+export async function onDemandColumnsAsync(
+  plan: AssemblyPlan,
+  batch: RawBatch,
+  rows: number,
+  rowLabel: (row: number) => string,
+  context: { external: ExternalFeatures; deadline?: number },
+): Promise<OnDemandResult> {
+  if (plan.onDemand.length === 0) return { columns: batch, statuses: Array.from({ length: rows }, () => ({})), missing: () => false };
+  return computeOnDemandAsync(plan.onDemand, batch, rows, context, rowLabel);
 }
 
 /** THE transform step: the model's fitted transforms applied to the columns, then one row-major float32 matrix per model input. */

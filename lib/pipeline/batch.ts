@@ -17,6 +17,8 @@ import { outputSql } from './output-sql';
 import { baseColumns, type PostProcessingId } from './post-process';
 import { checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
 import type { Pipeline } from './pipeline';
+import { isExternalFeature } from '../features/external';
+import { explainMissing } from '../features/on-demand';
 
 export const ROW_COLUMN = '__inferflow_row';
 
@@ -296,7 +298,7 @@ export async function readShardAssembled(
   pipeline: ShardPipeline,
   idColumn: string | null,
   inPlace?: InputFingerprint,
-): Promise<FeatureBlock> {
+): Promise<FeatureBlock & { explain?: (err: unknown) => unknown }> {
   const src = rowSource(snapshotPath, inPlace);
   const cols = pipeline.plan.sourceColumns;
   const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c) => readKindOf(c.kind))];
@@ -310,7 +312,9 @@ export async function readShardAssembled(
   const ids = idColumn ? (read.shift() as (string | null)[]) : [];
   const batch: RawBatch = Object.fromEntries(cols.map((c, j) => [c.name, read[j] as Float64Array | (string | null)[]]));
   const rowLabel = (i: number) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`);
-  return pipeline.transform(pipeline.onDemand(batch, rows, rowLabel), rows, rowLabel);
+  if (!pipeline.plan.onDemand.some(isExternalFeature)) return pipeline.transform(pipeline.onDemand(batch, rows, rowLabel), rows, rowLabel);
+  const d = await pipeline.onDemandAsync(batch, rows, rowLabel);
+  return { ...pipeline.transform(d.columns, rows, rowLabel), missing: d.missing, explain: (err) => explainMissing(err, d, rowLabel) };
 }
 
 /** `idColumn=value` labels for a few snapshot rows (for error messages). */
@@ -339,7 +343,7 @@ export interface ShardResult {
  * The steps a shard runs, from the opened pipeline (pipeline.ts): its model context, then
  * `onDemand` → `transform` → `predict` (post-processing inside predict), as online requests do.
  */
-export type ShardPipeline = Pick<Pipeline, 'manifest' | 'plan' | 'onDemand' | 'transform' | 'predict'>;
+export type ShardPipeline = Pick<Pipeline, 'manifest' | 'plan' | 'onDemand' | 'onDemandAsync' | 'transform' | 'predict'>;
 
 /** What predicting a row range needs; rows travel through files, never through the caller. */
 export interface PredictRangeArgs {
@@ -365,7 +369,7 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
     await checkInPlace(args.snapshotPath, args.inPlace);
     const src = rowSource(args.snapshotPath, args.inPlace);
     const assembled = !pipeline.plan.direct;
-    const block = assembled
+    const block: FeatureBlock & { explain?: (err: unknown) => unknown } = assembled
       ? await readShardAssembled(conn, args.snapshotPath, shard, pipeline, args.idColumn, args.inPlace)
       : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
     const preds = await pipeline.predict(block, {
@@ -374,6 +378,7 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
     }).catch(async (err: unknown) => {
       // predict() rejects NaN/±Infinity before computing anything. The direct path reads no ids:
       // look up the offending rows' ids now (error path only) and reject them by id.
+      if (block.explain) throw block.explain(err);
       const bad = err instanceof InvalidValueError && !assembled && args.idColumn ? nonFiniteValues(manifest, block) : [];
       if (bad.length === 0) throw err;
       const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn!, args.inPlace);

@@ -13,6 +13,7 @@
  * predict() rejects the row with its id named. Statuses are returned for auditing.
  */
 import { InvalidInputError, SchemaMismatchError } from '../errors';
+import type { ExternalStatus } from '../features/external';
 import { lookupOnlineFeatures, type EntityKeyPart, type FeatureStatus, type OnlineStore } from '../features/online';
 import { outputColumnName, type FeatureView } from '../features/spec';
 import type { FeatureBlock } from '../runtime/predict';
@@ -41,14 +42,14 @@ export interface OnlineRetrieved {
   rowLabel: (row: number) => string;
   /** True when a raw column's value in a row was missing (null, absent, or a feature not PRESENT). */
   missing: (row: number, column: string) => boolean;
-  /** Per request, per `<view>__<feature>` column: the online store's status. */
-  statuses: Record<string, FeatureStatus>[];
+  /** Per request, per `<view>__<feature>` column: the online store's status (per external-API output column: its lookup's, after the on-demand step). */
+  statuses: Record<string, FeatureStatus | ExternalStatus>[];
 }
 
 export interface OnlineAssembled {
   block: FeatureBlock;
   /** Per request, per `<view>__<feature>` column: the online store's status. */
-  statuses: Record<string, FeatureStatus>[];
+  statuses: Record<string, FeatureStatus | ExternalStatus>[];
 }
 
 function toNumber(v: unknown): number {

@@ -6,6 +6,7 @@
  *   retrieveFeatures   offline point-in-time (batch)             lib/features/offline.ts getHistoricalFeatures
  *                      or online store lookup (online, stream)   online.ts retrieveOnlineFeatures
  *   onDemand           on-demand features                        assemble.ts onDemandColumns
+ *   onDemandAsync      … with external-API features              assemble.ts onDemandColumnsAsync (lib/features/external.ts)
  *   transform          fitted transforms → model input matrices  assemble.ts transformColumns
  *   predict            the model, in chunks                      predict.ts predict (lib/runtime/predict.ts runModel)
  *   postProcess        outputs → label / score / prediction      post-process.ts postProcess
@@ -19,7 +20,8 @@
  * the same model costs a few map lookups.
  */
 import type * as ortTypes from 'onnxruntime-node';
-import type { OnDemandRef } from '../features/on-demand';
+import { isExternalFeature } from '../features/external';
+import { explainMissing, type OnDemandRef, type OnDemandResult } from '../features/on-demand';
 import type { OnlineStore, OnlineStoreSpec } from '../features/online';
 import { getHistoricalFeatures, type AllEntitiesSpine, type HistoricalFeaturesResult } from '../features/offline';
 import type { FeatureView, FeatureViewInput } from '../features/spec';
@@ -27,7 +29,7 @@ import { InvalidInputError } from '../errors';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import type { PredictionRecord, RecordSinkSpec, RecordWriteOptions, RecordWriteResult } from '../sinks';
 import type { FeatureBlock, PredictOptions } from '../runtime/predict';
-import { onDemandColumns, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
+import { onDemandColumns, onDemandColumnsAsync, transformColumns, type AssemblyPlan, type RawBatch } from './assemble';
 import { retrieveOnlineFeatures, type OnlineRequest, type OnlineRetrieved } from './online';
 import { postProcess, type PostProcess, type Predictions } from './post-process';
 import { baseSchema, type OutputField } from './outputs';
@@ -72,6 +74,8 @@ export interface OnlineRetrieval {
   requests: readonly OnlineRequest[];
   /** Judge feature freshness (the views' TTLs) at this time. Default: now. */
   now?: Date;
+  /** Epoch ms by which the answer is due: external-API features get what is left of it. Default: none (each feature's own timeout and retries). */
+  deadline?: number;
 }
 
 /** `resolveModel`: a reference (`name`, `name:3`, `name@alias`) → one exact version. */
@@ -106,6 +110,8 @@ export class Pipeline {
   static async open(definition: PipelineDefinition, resources: Resources, options: OpenPipelineOptions = {}): Promise<Pipeline> {
     const { manifest, plan, post } = await resources.modelContext(definition.model, definition.onDemand, definition.postProcess);
     const retain = options.session !== false && options.retain === true;
+    // An external-API feature whose environment variables are unset here fails now, not on the first row.
+    for (const f of plan.onDemand) if (isExternalFeature(f)) resources.external.client(f, f.ref.name);
     const session = options.session === false ? undefined : retain ? await resources.retainSession(definition.model, plan) : await resources.session(definition.model, plan);
     const pipeline = new Pipeline({ resources, definition, manifest, plan, post, session });
     pipeline.held = retain;
@@ -158,6 +164,11 @@ export class Pipeline {
     return onDemandColumns(this.plan, batch, rows, rowLabel);
   }
 
+  /** `onDemand` with external-API features: looked up through the process's clients (Resources.external), within `deadline` (epoch ms) when given. */
+  onDemandAsync(batch: RawBatch, rows: number, rowLabel: (row: number) => string, options: { deadline?: number } = {}): Promise<OnDemandResult> {
+    return onDemandColumnsAsync(this.plan, batch, rows, rowLabel, { external: this.resources.external, ...options });
+  }
+
   /** `transform`: the model's fitted transforms, then one float32 matrix per model input. */
   transform(columns: RawBatch, rows: number, rowLabel: (row: number) => string): FeatureBlock {
     return transformColumns(this.plan, columns, rows, rowLabel);
@@ -192,9 +203,13 @@ export class Pipeline {
   /** Online and streaming: request rows → features from the online store → on-demand → transform → predict. */
   async infer(input: OnlineRetrieval): Promise<{ predictions: Predictions; statuses: OnlineRetrieved['statuses'] }> {
     const r = await this.retrieveFeatures(input);
-    const block = this.transform(this.onDemand(r.batch, r.rows, r.rowLabel), r.rows, r.rowLabel);
-    block.missing = r.missing;
-    return { predictions: await this.predict(block), statuses: r.statuses };
+    const d = await this.onDemandAsync(r.batch, r.rows, r.rowLabel, input.deadline !== undefined ? { deadline: input.deadline } : {});
+    const block = this.transform(d.columns, r.rows, r.rowLabel);
+    block.missing = (row, column) => r.missing(row, column) || d.missing(row, column);
+    const predictions = await this.predict(block).catch((err: unknown) => {
+      throw explainMissing(err, d, r.rowLabel);
+    });
+    return { predictions, statuses: r.statuses.map((s, i) => ({ ...s, ...d.statuses[i] })) };
   }
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type * as ortTypes from 'onnxruntime-node';
 import type { InferflowConfig } from '../config/env';
 import { checkSignature, planAssembly, type AssemblyPlan } from './assemble';
+import { ExternalFeatures } from '../features/external';
 import { OnDemandRegistry, type OnDemandRef } from '../features/on-demand';
 import { openOnlineStore, type OnlineStore, type OnlineStoreContext, type OnlineStoreSpec } from '../features/online';
 import { parseFeatureView, type FeatureView, type FeatureViewInput } from '../features/spec';
@@ -49,6 +50,8 @@ export class Resources {
   readonly staging: RunStaging | undefined;
   /** The on-demand features pipelines may name: the modules of INFERFLOW_MODULES, imported when the resources are created. */
   readonly onDemand: Promise<OnDemandRegistry>;
+  /** The clients of external-API features (external.ts): one concurrency limit and one cache per feature, shared by every shard and request of the process. */
+  readonly external: ExternalFeatures;
   /** Where sinks write by default and which locations they may use. */
   readonly sinkDefaults: SinkDefaults;
   private readonly storeContext: OnlineStoreContext;
@@ -71,6 +74,7 @@ export class Resources {
     this.onDemand = OnDemandRegistry.load(config.modules);
     // Awaited by the worker at start (a bad module stops it there) and by every model context; not an unhandled rejection meanwhile.
     this.onDemand.catch(() => undefined);
+    this.external = new ExternalFeatures(config.featureEnv, this.logger.child({ component: 'external-features' }));
     this.registry = options.registry ?? new ModelRegistry(openStore(config.registry));
     this.cache = new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => {
       // A hit happens on every shard and online request: debug level; downloads, evictions and corrupt files stay visible.
