@@ -164,7 +164,10 @@ export class Batcher {
       const requests = inputs.flatMap((i) => i.requests);
       this.stats.maxRows = Math.max(this.stats.maxRows, requests.length);
       const now = inputs[0]!.now;
-      const { predictions, statuses } = await this.run({ requests, ...(now ? { now } : {}) });
+      // The batch answers by the earliest deadline among its requests (external-API features get what is left of it).
+      const deadlines = inputs.flatMap((i) => (i.deadline === undefined ? [] : [i.deadline]));
+      const deadline = deadlines.length > 0 ? Math.min(...deadlines) : undefined;
+      const { predictions, statuses } = await this.run({ requests, ...(now ? { now } : {}), ...(deadline !== undefined ? { deadline } : {}) });
       let start = 0;
       return inputs.map((i) => {
         const n = i.requests.length;

@@ -9,6 +9,9 @@ import type { Deployment, DeploymentAnswer } from './deployment';
 import type { ServerMetrics } from './metrics';
 import { HttpError } from './respond';
 
+/** How much earlier than the server's deadline external-API lookups must give up. */
+const DEADLINE_MARGIN_MS = 100;
+
 export interface ServerContext {
   deployments: ReadonlyMap<string, Deployment>;
   limits: ServeLimits;
@@ -43,8 +46,9 @@ export async function inferWithin(ctx: ServerContext, d: Deployment, input: Onli
   loadedPipeline(d);
   const ms = ctx.limits.deadlineMs;
   let timer: NodeJS.Timeout | undefined;
-  // External-API features get what is left of the deadline (the deadline below answers 504 regardless).
-  const call = d.infer({ ...input, deadline: input.deadline ?? Date.now() + ms });
+  // External-API features get what is left of the deadline less a margin, so that a lookup that
+  // runs out of time answers its own 503 naming the feature and TIMEOUT before the 504 below.
+  const call = d.infer({ ...input, deadline: input.deadline ?? Date.now() + ms - Math.min(DEADLINE_MARGIN_MS, ms / 10) });
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new HttpError(504, `model ${d.name} did not answer within the ${ms} ms deadline (INFERFLOW_SERVE_DEADLINE_MS)`)), ms);
   });

@@ -17,6 +17,7 @@
 import type { Logger } from 'pino';
 import { InferflowError, InvalidInputError, RowCountMismatchError, SchemaMismatchError, TransientError, errorMessage } from '../lib/errors';
 import { outputColumnName } from '../lib/features/spec';
+import { isExternalFeature } from '../lib/features/external';
 import type { RawBatch } from '../lib/pipeline/assemble';
 import { requestValueProblems, type OnlineRetrieved } from '../lib/pipeline/online';
 import { openPipeline, type OnlineRetrieval, type Pipeline, type PipelineDefinition } from '../lib/pipeline/pipeline';
@@ -138,6 +139,9 @@ export function swapProblems(serving: Pipeline, next: Pipeline): string[] {
 
 /** One synthetic row (0, '' and now for every raw column) through on-demand, transform, predict and post-process. */
 export async function warmUp(p: Pipeline): Promise<void> {
+  // A synthetic row must not reach an external API (a call with made-up keys, counted against its
+  // rate limit): such pipelines are checked by their model context alone.
+  if (p.plan.onDemand.some(isExternalFeature)) return;
   const batch: RawBatch = {};
   for (const c of p.plan.sourceColumns) batch[c.name] = c.kind === 'string' ? [''] : Float64Array.of(c.kind === 'timestamp' ? Date.now() : 0);
   const label = () => 'warm-up row';

@@ -101,7 +101,8 @@ describe('inferflow serve with an external-API feature', () => {
     expect(status, JSON.stringify(json)).toBe(503);
     expect(json.type).toBe('Transient');
     expect(json.error).toContain('transaction_id=late-1: merchant_risk TIMEOUT');
-    expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+    // The lookups give up 100 ms (at most a tenth) before the server's deadline, so their 503 comes before its 504.
+    expect(ms).toBeGreaterThanOrEqual(DEADLINE_MS - 150);
     expect(ms).toBeLessThan(DEADLINE_MS + 1_000);
   });
 
