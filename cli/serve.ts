@@ -97,7 +97,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
   const m = modelOptions(config.serveModel, opts);
   const deployments: Deployment[] = [];
   try {
-    const served = new Map<string, { file: string; describe: () => string; deployment: Deployment }>();
+    const served = new Map<string, { file: string; describe: (at: string) => string; deployment: Deployment }>();
     for (const file of files) {
       const spec = await loadPipelineSpec(file);
       const model = await resources.resolveModel(spec.model);
@@ -114,7 +114,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
       await deployment.loaded;
       const serving = deployment.current!.model;
       const features = deployment.current!.store.location; // opened before listening: a bad store spec fails here
-      served.set(model.name, { file, deployment, describe: () => `${spec.model} → ${serving.name}:${serving.version} (${serving.sha256.slice(0, 12)}), features from ${features}` });
+      served.set(model.name, { file, deployment, describe: (at) => `${spec.model} → ${serving.name}:${serving.version} (${serving.sha256.slice(0, 12)}) at ${at}, features from ${features}` });
     }
     if (opts.mlflowModel !== undefined && !served.has(opts.mlflowModel)) throw new InvalidInputError(`--mlflow-model ${opts.mlflowModel} is not served (served: ${[...served.keys()].join(', ')})`, [], { mlflowModel: opts.mlflowModel });
     const limits = { ...config.serveLimits, ...opts.limits };
@@ -139,7 +139,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
       ...server,
       ...(grpc ? { grpc } : {}),
       deployments,
-      describe: [...served.entries()].map(([name, s]) => `${s.describe()} at ${server.url}/v2/models/${name}/infer${name === mlflow ? ` and ${server.url}/invocations` : ''}${grpc ? `, gRPC ${grpc.address}` : ''}`),
+      describe: [...served.entries()].map(([name, s]) => s.describe(`${server.url}/v2/models/${name}/infer${name === mlflow ? ` and ${server.url}/invocations` : ''}${grpc ? `, gRPC ${grpc.address}` : ''}`)),
       settings,
       auth: tokens.length > 0 ? `bearer-token auth on (${tokens.length} token${tokens.length === 1 ? '' : 's'}); open without a token: /v2/health/*, /ping, /health` : 'no auth (--token-file or INFERFLOW_SERVE_TOKENS turn it on)',
       shutdown: async () => {

@@ -125,6 +125,8 @@ export function postgresErrorCode(err: unknown): string | undefined {
 /** True when retrying can help: the connection broke or the server was briefly unable to serve (see RETRYABLE_SQLSTATE_CLASSES). */
 export function isTransientPostgresError(err: unknown): boolean {
   const code = postgresErrorCode(err);
+  // Node errnos first: EPIPE has the shape of a SQLSTATE (five capitals).
+  if (code && TRANSIENT_ERRNOS.has(code)) return true;
   if (code && SQLSTATE.test(code)) return RETRYABLE_SQLSTATE_CLASSES.has(code.slice(0, 2)) || RETRYABLE_SQLSTATES.has(code);
   if (code) return TRANSIENT_ERRNOS.has(code);
   return TRANSIENT_MESSAGES.test(postgresErrorMessage(err));

@@ -12,6 +12,7 @@ describe('PostgreSQL error classification', () => {
       withCode('53300'),
       withCode('ECONNRESET'),
       withCode('ECONNREFUSED'),
+      withCode('EPIPE', 'write EPIPE'), // five capitals, like a SQLSTATE: still a broken connection
       new Error('Connection terminated unexpectedly'),
       new Error('Client has encountered a connection error and is not queryable'),
       new Error('timeout exceeded when trying to connect'),
@@ -34,6 +35,12 @@ describe('PostgreSQL error classification', () => {
 describe('postgresFailure: one mapping for the feature source and the sinks', () => {
   const target = { host: 'db.example', port: 5433, database: 'features', user: 'reader' };
   const map = (code: string, extra: { field?: string; object?: string; schema?: string } = {}) => postgresFailure(withCode(code, `server said ${code}`), { target, what: 'reading table t for view v', ...extra });
+
+  it('a write on a connection the server closed (EPIPE) is a TransientError, not a rejected statement', () => {
+    const err = postgresFailure(withCode('EPIPE', 'write EPIPE'), { target: { host: '127.0.0.1', port: 5432, database: 'd', user: 'u' }, what: 'staging shard 2' });
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err.message).toBe('PostgreSQL at 127.0.0.1:5432 (database d) is unavailable while staging shard 2: write EPIPE');
+  });
 
   it('maps each class to a typed error naming the server, the field and the SQLSTATE, never retrying what cannot succeed', () => {
     const cases: [string, new (...args: never[]) => Error][] = [

@@ -35,7 +35,7 @@ import { T0, latestPerEntity, loadStatsIntoPostgres, statRows, statView } from '
 import { deleteByPrefix } from '../helpers/redis';
 import { startTcpProxy } from '../helpers/tcp-proxy';
 import { Client, Connection } from '@temporalio/client';
-import { TEST_REDIS_URL } from '../helpers/services';
+import { TEST_REDIS_DB, TEST_REDIS_URL } from '../helpers/services';
 
 const postgresUrl = inject('postgresUrl');
 const REDIS = TEST_REDIS_URL;
@@ -240,7 +240,7 @@ describe('connection faults', () => {
     const saved = { ...process.env };
     process.env.INFERFLOW_DATA_DIR = config.dataDir;
     process.env.INFERFLOW_LOG_LEVEL = 'silent';
-    process.env.INFERFLOW_REDIS_URL = `redis://127.0.0.1:${proxy.port}/0?connectionName=${redisName}`;
+    process.env.INFERFLOW_REDIS_URL = `redis://127.0.0.1:${proxy.port}/${TEST_REDIS_DB}?connectionName=${redisName}`;
     let server: Awaited<ReturnType<typeof serve>> | undefined;
     try {
       server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', store: { type: 'redis', keyPrefix } });

@@ -140,7 +140,7 @@ describe('batchInference into PostgreSQL', () => {
       const pending = (desc.raw.pendingActivities ?? []).find((a) => (a.attempt ?? 0) >= 3);
       return pending ? { attempt: pending.attempt ?? 0, message: pending.lastFailure?.message ?? '' } : undefined;
     });
-    expect(failing.message).toContain(`PostgreSQL at 127.0.0.1:${proxy.port} (database test) is unavailable`);
+    expect(failing.message).toContain(`PostgreSQL at 127.0.0.1:${proxy.port} (database ${TEST_POSTGRES.database}) is unavailable`);
     // Nothing partial is visible while it is down: no target table, no run recorded.
     expect(await scalar<string | null>('SELECT to_regclass($1)::text AS v', [`public.${table}`])).toBeNull();
     expect(await runsRecorded(runId)).toBe(0);
