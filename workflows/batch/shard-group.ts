@@ -38,11 +38,21 @@ export async function runShards(
 ): Promise<number> {
   let rows = 0;
   const inFlight = new Map<number, Promise<void>>();
+  // The first shard failure, kept here: a shard that fails while the loop waits on another one's
+  // completion would otherwise leave inFlight unobserved and its error would be lost.
+  let failed: { err: unknown } | undefined;
+  const rethrow = () => {
+    if (failed) throw failed.err;
+  };
   const scope = new CancellationScope();
   try {
     await scope.run(async () => {
       for (let index = first; index < first + count; index++) {
-        while (inFlight.size >= maxConcurrency) await Promise.race(inFlight.values());
+        while (inFlight.size >= maxConcurrency) {
+          await Promise.race(inFlight.values());
+          rethrow();
+        }
+        rethrow();
         const { rowsIn: _rowsIn, shardSize: _shardSize, ...shardInput } = ctx;
         const p = shardActivities
           .predictShard({ ...shardInput, shard: shardRange(ctx, index) })
@@ -53,13 +63,16 @@ export async function runShards(
             },
             (err: unknown) => {
               onShardFailed();
-              throw err;
+              failed ??= { err };
             },
           )
           .finally(() => inFlight.delete(index));
         inFlight.set(index, p);
       }
-      await Promise.all(inFlight.values());
+      while (inFlight.size > 0) {
+        await Promise.race(inFlight.values());
+        rethrow();
+      }
     });
   } catch (err) {
     scope.cancel();
