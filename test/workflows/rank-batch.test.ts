@@ -1,21 +1,24 @@
 /**
  * Ranking through batchInference on the real Temporal dev server: the recommender example model
  * scores every user × song candidate, shards keep each user's candidates together, and the run
- * writes one row per user with the top 10 songs and their scores (list columns) to Parquet and
- * PostgreSQL, compared with the lists Python computed (examples/data/playlist_expected.parquet).
+ * writes one row per user with the top 10 songs and their scores (list columns) to Parquet,
+ * PostgreSQL and Redis, compared with the lists Python computed (examples/data/playlist_expected.parquet).
  */
 import path from 'node:path';
 import pg from 'pg';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startBatchInference, type BatchInferenceInput } from '../../client';
 import { PLAYLIST_CANDIDATES, PLAYLIST_EXPECTED, registerRecommenderModel } from '../../cli/examples';
 import type { InferflowConfig } from '../../lib/config/env';
 import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { ModelRegistry } from '../../lib/registry';
-import { closePostgresPools } from '../../lib/sinks';
+import { closePostgresPools, readRedisPrediction } from '../../lib/sinks';
 import { openStore } from '../../lib/storage';
 import { permanentFailureOf } from '../helpers/failures';
 import { recordHistory as saveHistory } from '../helpers/histories';
+import { deleteByPrefix } from '../helpers/redis';
+import { TEST_REDIS_URL } from '../helpers/services';
 import { tempConfig, uniqueName } from '../helpers/env';
 import { startWorker, type RunningWorker } from '../helpers/worker';
 
@@ -94,6 +97,23 @@ describe('batchInference with ranking', () => {
     const got = await admin.query<{ user_id: string; items: string[]; scores: number[] }>(`SELECT user_id::text, items, scores FROM public.${pg.escapeIdentifier(table)} ORDER BY user_id`);
     // real[] holds float32: Python's scores are float32 values too.
     expectPythonLists(got.rows.map((r) => ({ user: r.user_id, items: r.items, scores: r.scores.map(Number) })));
+  });
+
+  it('writes the lists to Redis as JSON arrays, one key per user', async () => {
+    const keyPrefix = uniqueName('rank');
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      await run({ model: 'recommender@production', features: PLAYLIST_CANDIDATES, ranking, pipeline: 'playlist', sink: { type: 'redis', keyPrefix } });
+      const got: PlaylistRow[] = [];
+      for (const e of expected) {
+        const row = await readRedisPrediction(redis, keyPrefix, 'playlist', e.user);
+        got.push({ user: e.user, items: (row?.items ?? []) as string[], scores: ((row?.scores ?? []) as number[]).map(Number) });
+      }
+      expectPythonLists(got);
+    } finally {
+      await deleteByPrefix(redis, keyPrefix);
+      await redis.quit();
+    }
   });
 
   it('fails the run at its plan with a typed error naming the source and the pair when a pair is given twice', async () => {
