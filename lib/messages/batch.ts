@@ -48,23 +48,20 @@ export const PIPELINE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const MAX_TOP_K = 1_000;
 
 const rankColumn = (what: string) => nonEmpty(`must be the column naming the ${what}`);
+const K_RANGE = `must be an integer between 1 and ${MAX_TOP_K}`;
 
 /**
  * A ranking run: the features file holds candidate pairs (entity × item); each entity's pairs are
  * scored together in one shard and the run writes one row per entity: the entity column, `items`
  * (best first) and `scores` (list columns).
  */
+const rankingShape = {
+  entity: rankColumn('entity a list is for (user_id)').describe('Column naming the entity a list is for (user_id)'),
+  item: rankColumn('ranked item (song_id)').describe('Column naming the ranked item (song_id)'),
+  k: z.number({ error: K_RANGE }).int(K_RANGE).min(1, K_RANGE).max(MAX_TOP_K, K_RANGE).describe('Items per list'),
+};
 export const RankingSpecSchema = z
-  .strictObject({
-    entity: rankColumn('entity a list is for (user_id)').describe('Column naming the entity a list is for (user_id)'),
-    item: rankColumn('ranked item (song_id)').describe('Column naming the ranked item (song_id)'),
-    k: z
-      .number({ error: `must be an integer between 1 and ${MAX_TOP_K}` })
-      .int(`must be an integer between 1 and ${MAX_TOP_K}`)
-      .min(1, `must be an integer between 1 and ${MAX_TOP_K}`)
-      .max(MAX_TOP_K, `must be an integer between 1 and ${MAX_TOP_K}`)
-      .describe('Items per list'),
-  })
+  .strictObject(rankingShape, { error: unknownKeyError(rankingShape) })
   .refine((r) => r.entity !== r.item, { path: ['item'], message: 'must differ from entity' });
 export type RankingSpec = z.infer<typeof RankingSpecSchema>;
 
