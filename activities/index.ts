@@ -16,7 +16,9 @@ import { localPathOf } from '../lib/storage';
 import { checkLocationAllowed } from '../lib/storage/roots';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../lib/util/concurrency';
-import { openPipeline, resolveModel } from '../lib/pipeline/pipeline';
+import { openPipeline, resolveModel, type Pipeline } from '../lib/pipeline/pipeline';
+import { rankShard, stageRankingSnapshot } from '../lib/pipeline/rank';
+import type { RankingSpec } from '../lib/messages/batch';
 import type { Resources } from '../lib/pipeline/resources';
 import { withFailureMapping } from './failures';
 import { keepAlive } from './heartbeat';
@@ -38,6 +40,8 @@ export interface PlanBatchInput {
   entityTimestampField?: string;
   onDemand?: OnDemandRef[];
   postProcess?: PostProcessStep[];
+  /** Rank the candidate pairs of `features`: rowsIn, shardCount and shardSize then count entities. */
+  ranking?: RankingSpec;
   idColumn?: string;
   sink?: SinkSpec;
   shardSize: number;
@@ -53,6 +57,8 @@ export interface PlanBatchResult {
   idColumn: string | null;
   /** Shard i covers rows [i × shardSize, min(rowsIn, (i + 1) × shardSize)); no list travels through history. */
   shardCount: number;
+  /** Ranking runs: entities per shard (each about the requested shard size in candidate pairs). */
+  shardSize?: number;
   sink: SinkSpec;
 }
 
@@ -71,6 +77,8 @@ export interface PredictShardInput {
   onDemand?: OnDemandRef[];
   /** Post-processing steps run on the model's outputs. */
   postProcess?: PostProcessStep[];
+  /** A ranking run: the shard is a range of entities of the ranking snapshot. */
+  ranking?: RankingSpec;
 }
 
 export interface CommitInput {
@@ -134,6 +142,37 @@ export function createActivities(resources: Resources) {
     await fs.rm(runDir(resources, runId), { recursive: true, force: true });
   }
 
+  /** planBatch of a ranking run: the candidates staged sorted by entity, shards as ranges of entities. */
+  async function planRanking(input: PlanBatchInput, ranking: RankingSpec, pipeline: Pipeline, model: ResolvedModel, sink: SinkSpec): Promise<PlanBatchResult> {
+    if (input.features === undefined) throw new InvalidInputError('a ranking run needs features', ['features: the candidate pairs (a Parquet or CSV file)']);
+    checkLocationAllowed(input.features, resources.config.allowedRoots, 'features');
+    const snapshotPath = path.join(runDir(resources, input.runId), SNAPSHOT_NAME);
+    const planned = await stageRankingSnapshot({ pipeline, candidates: localPathOf(input.features), snapshotPath, ranking, shardSize: input.shardSize });
+    await resources.staging?.publish(input.runId, SNAPSHOT_NAME, snapshotPath);
+    const shardCount = Math.ceil(planned.entities / planned.entitiesPerShard);
+    log.info({ runId: input.runId, entities: planned.entities, pairs: planned.pairs, shards: shardCount, staging: resources.staging?.url }, 'ranking planned');
+    return { model, rowsIn: planned.entities, snapshotPath, idColumn: ranking.entity, shardCount, shardSize: planned.entitiesPerShard, sink };
+  }
+
+  /** predictShard of a ranking run: one row per entity of the shard, staged like any part. */
+  async function rankShardActivity(input: PredictShardInput, ranking: RankingSpec, pipeline: Pipeline, sink: RunSink, snapshotPath: string): Promise<ShardResult> {
+    using _alive = keepAlive();
+    const started = performance.now();
+    const result = await rankShard({
+      pipeline,
+      snapshotPath,
+      ranking,
+      shard: input.shard,
+      partPath: partPathOf(resources, input.runId, input.shard.index, sink),
+      lineage: { runId: input.runId, model: input.model, asOf: input.asOf },
+      ...(sink.partFormat ? { partFormat: sink.partFormat } : {}),
+    });
+    await resources.staging?.publish(input.runId, partNameOf(input.shard.index, sink), result.partPath);
+    await sink.stage?.({ runId: input.runId, shardIndex: input.shard.index, partPath: result.partPath, rows: result.rows, idColumn: ranking.entity });
+    log.info({ runId: input.runId, shard: input.shard.index, entities: result.rows, attempt: Context.current().info.attempt, rankMs: Math.round(performance.now() - started) }, 'ranking shard done');
+    return result;
+  }
+
   return {
     // Feature and online activities map their own failures.
     ...createFeatureActivities(resources),
@@ -159,6 +198,7 @@ export function createActivities(resources: Resources) {
         { session: false },
       );
       const { manifest, plan: assembly } = pipeline;
+      if (input.ranking) return planRanking(input, input.ranking, pipeline, model, sink);
       let featuresPath: string;
       if (input.featureViews) {
         await fs.mkdir(runDir(resources, input.runId), { recursive: true });
@@ -201,6 +241,7 @@ export function createActivities(resources: Resources) {
       const sink = sinkOf(parseSinkSpec(input.sink));
       const partPath = partPathOf(resources, input.runId, input.shard.index, sink);
       const { snapshotPath, inPlace } = await localSnapshot(input);
+      if (input.ranking) return rankShardActivity(input, input.ranking, pipeline, sink, snapshotPath);
       // A retry resumes after the segments its previous attempt reported as written.
       const previous = ctx.info.heartbeatDetails as { segmentsDone?: number } | undefined;
       let segmentsDone = previous?.segmentsDone ?? 0;

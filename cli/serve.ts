@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { ServeLimits, ServeModelOptions } from '../lib/config/env';
 import type { OnlineStoreSpec } from '../lib/features/online';
 import type { Deployment } from '../server/deployment';
+import type { ServedRanking } from '../server/v2/ranking';
 import type { GrpcInferenceServer } from '../server/grpc';
 import type { InferenceServer } from '../server/http';
 import { parseStoreOption } from './features';
@@ -98,6 +99,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
   const deployments: Deployment[] = [];
   try {
     const served = new Map<string, { file: string; describe: (at: string) => string; deployment: Deployment }>();
+    const rankings = new Map<string, ServedRanking>();
     for (const file of files) {
       const spec = await loadPipelineSpec(file);
       const model = await resources.resolveModel(spec.model);
@@ -111,6 +113,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
         batching: { enabled: m.batching, maxBatchRows: m.maxBatchRows, maxQueueDelayUs: m.maxQueueDelayUs },
       });
       deployments.push(deployment);
+      if (spec.ranking && spec.features) rankings.set(model.name, { ...spec.ranking, candidates: spec.features });
       await deployment.loaded;
       const serving = deployment.current!.model;
       const features = deployment.current!.store.location; // opened before listening: a bad store spec fails here
@@ -124,6 +127,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
       limits,
       tokens,
       ...(opts.mlflowModel !== undefined ? { mlflowModel: opts.mlflowModel } : {}),
+      rankings,
       log,
     });
     const grpc =

@@ -2,6 +2,7 @@
  * What every protocol route of one server shares: the deployments by served name, the limits,
  * the metrics, and THE inference call (readiness, deadline, metrics) every route goes through.
  */
+import type { ServedRanking } from './v2/ranking';
 import type { ServeLimits } from '../lib/config/env';
 import { NotFoundError } from '../lib/errors';
 import type { OnlineRetrieval, Pipeline } from '../lib/pipeline/pipeline';
@@ -18,6 +19,8 @@ export interface ServerContext {
   metrics: ServerMetrics;
   /** The deployment `/invocations` (MLflow scoring) answers with: named, or the only one served. */
   mlflowModel?: string;
+  /** Deployments served from a ranking spec, by name: their infer answers top-k (v2/ranking.ts). */
+  rankings?: ReadonlyMap<string, ServedRanking>;
 }
 
 /** The deployment served as `name`; `version`, when given, must be the version loaded. */

@@ -44,6 +44,27 @@ const nonEmpty = (message: string) => z.string({ error: message }).min(1, messag
 /** A pipeline name: output paths and the InferflowPipeline search attribute. */
 export const PIPELINE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/** Largest k a ranking may ask for. */
+export const MAX_TOP_K = 1_000;
+
+const rankColumn = (what: string) => nonEmpty(`must be the column naming the ${what}`);
+const K_RANGE = `must be an integer between 1 and ${MAX_TOP_K}`;
+
+/**
+ * A ranking run: the features file holds candidate pairs (entity × item); each entity's pairs are
+ * scored together in one shard and the run writes one row per entity: the entity column, `items`
+ * (best first) and `scores` (list columns).
+ */
+const rankingShape = {
+  entity: rankColumn('entity a list is for (user_id)').describe('Column naming the entity a list is for (user_id)'),
+  item: rankColumn('ranked item (song_id)').describe('Column naming the ranked item (song_id)'),
+  k: z.number({ error: K_RANGE }).int(K_RANGE).min(1, K_RANGE).max(MAX_TOP_K, K_RANGE).describe('Items per list'),
+};
+export const RankingSpecSchema = z
+  .strictObject(rankingShape, { error: unknownKeyError(rankingShape) })
+  .refine((r) => r.entity !== r.item, { path: ['item'], message: 'must differ from entity' });
+export type RankingSpec = z.infer<typeof RankingSpecSchema>;
+
 const batchShape = {
   model: z
     .string({ error: 'required, a model reference such as "fraud-detector@production"' })
@@ -59,6 +80,7 @@ const batchShape = {
   entityTimestampField: nonEmpty('must be a column name').optional().describe("The spine's timestamp column. Default event_timestamp"),
   onDemand: OnDemandRefsSchema.optional().describe('On-demand features computed before the model transforms, by registered name ({"name": "fraud.amountRatio"})'),
   postProcess: PostProcessStepsSchema.optional().describe('Post-processing steps run on the model outputs, in order (docs/pipelines.md): threshold, classNames, topK, clip, rule, module'),
+  ranking: RankingSpecSchema.optional().describe('Rank candidates: features is a file of entity × item pairs; the run writes one row per entity with its top k items and scores (docs/pipelines.md)'),
   pipeline: z
     .string({ error: 'must be a non-empty string' })
     .regex(PIPELINE_NAME_PATTERN, 'letters, digits, ".", "_", "-" only (max 64)')
@@ -89,6 +111,7 @@ function batchRules(raw: unknown): Problem[] {
     if (blank(raw.features)) problems.push({ path: ['features'], message: 'required (a Parquet or CSV file path), unless featureViews are given' });
     if (raw.spine !== undefined) problems.push({ path: ['spine'], message: 'only used with featureViews' });
   } else {
+    if (raw.ranking !== undefined) problems.push({ path: ['ranking'], message: 'ranks the candidate pairs of features (a file); not with featureViews' });
     if (raw.features !== undefined) problems.push({ path: ['features'], message: 'give either features (a prepared file) or featureViews (joined onto a spine), not both' });
     if (Array.isArray(raw.featureViews)) raw.featureViews.forEach((v, n) => problems.push(...featureViewRules(v).map((p) => ({ path: ['featureViews', n, ...p.path], message: p.message }))));
   }
@@ -150,6 +173,9 @@ export const ShardRunContextSchema = z.strictObject({
   idColumn: z.string().min(1).nullable(),
   sink: SinkSpecSchema,
   onDemand: OnDemandRefsSchema.optional(),
+  postProcess: PostProcessStepsSchema.optional(),
+  /** Ranking runs: rowsIn and shardSize count entities, not rows. */
+  ranking: RankingSpecSchema.optional(),
   rowsIn: positiveInt,
   shardSize: positiveInt.max(BATCH_LIMITS.shardSize.max),
 });

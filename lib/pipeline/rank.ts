@@ -15,15 +15,20 @@
  * the pair, before anything is scored.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { EmptyInputError, InvalidInputError, SchemaMismatchError } from '../errors';
+import { MAX_TOP_K, type RankingSpec } from '../messages/batch';
+import type { PartFormat } from '../sinks/types';
+import { lineageSelect, type Lineage, type ShardDescriptor } from './batch';
 import { readColumns, selectAs, selectColumn, type ColumnKind } from '../io/columns';
 import { checkSourceColumns } from './assemble';
 import { describeColumns, ident, lit, scalar, scanOf, toText, withSharedDuckDB } from '../io/duckdb';
 import type { RawBatch } from './assemble';
 import type { Pipeline } from './pipeline';
 
-/** Largest k a ranking may ask for. */
-export const MAX_TOP_K = 1_000;
+export { MAX_TOP_K };
 
 export interface RankArgs {
   /** A Parquet or CSV file of candidate pairs with the columns the model needs. */
@@ -103,36 +108,156 @@ async function checkDuplicatePairs(conn: DuckDBConnection, from: string, object:
 export async function rankCandidates(pipeline: Pipeline, args: RankArgs, options: { deadline?: number } = {}): Promise<RankedList[]> {
   const problems = rankProblems(args);
   if (problems.length > 0) throw new InvalidInputError('ranking is invalid', problems);
-  const { plan } = pipeline;
   const scan = scanOf(args.candidates);
   const from = args.entity === undefined ? scan : `(SELECT * FROM ${scan} WHERE CAST(${ident(args.entityColumn)} AS VARCHAR) = ${lit(String(args.entity))})`;
   const { entities, items, batch, rows } = await withSharedDuckDB(async (conn) => {
-    const columns = await describeColumns(conn, args.candidates);
-    checkSourceColumns(plan, columns, args.candidates, `model ${pipeline.model.name}:${pipeline.model.version}`, args.entityColumn);
-    if (!columns.some((c) => c.name === args.itemColumn)) throw new SchemaMismatchError(`${args.candidates} does not fit the ranking`, [`item column ${args.itemColumn} is missing`], { object: args.candidates });
-    await checkDuplicatePairs(conn, from, args.candidates, args.entityColumn, args.itemColumn);
+    await checkCandidateSource(conn, pipeline, args.candidates, args.entityColumn, args.itemColumn, from);
     const n = Number(await scalar(conn, `SELECT count(*) FROM ${from}`));
     if (n === 0) throw new EmptyInputError(`candidate source ${args.candidates} has no rows${args.entity === undefined ? '' : ` for ${args.entityColumn}=${args.entity}`}`, { object: args.candidates });
-    const cols = plan.sourceColumns;
-    const kinds: ColumnKind[] = ['string', 'string', ...cols.map((c) => (c.kind === 'string' ? 'string' : 'float64') as ColumnKind)];
-    const select = [
-      selectColumn(args.entityColumn, 'string'),
-      selectColumn(args.itemColumn, 'string'),
-      ...cols.map((c) => (c.kind === 'timestamp' ? selectAs(`epoch_ms(${ident(c.name)})`, 'float64') : selectColumn(c.name, c.kind === 'string' ? 'string' : 'float64'))),
-    ].join(', ');
-    const read = await readColumns(conn, `SELECT ${select} FROM ${from} ORDER BY ${ident(args.entityColumn)}, ${ident(args.itemColumn)}`, kinds, n);
-    const [e, i, ...rest] = read;
-    const raw: RawBatch = Object.fromEntries(cols.map((c, j) => [c.name, rest[j] as RawBatch[string]]));
-    return { entities: e as (string | null)[], items: i as (string | null)[], batch: raw, rows: n };
+    return readCandidates(conn, pipeline, `SELECT * FROM ${from}`, args.entityColumn, args.itemColumn, n);
   });
   const nulls = entities.flatMap((e, r) => (e === null || items[r] === null ? [r] : []));
   if (nulls.length > 0) throw new InvalidInputError(`candidate source ${args.candidates} has pairs without an ${args.entityColumn} or ${args.itemColumn}`, [`${nulls.length} rows, the first: row ${nulls[0]} of the sorted candidates`], { object: args.candidates });
-  const rowLabel = (r: number) => `${args.entityColumn}=${entities[r]}, ${args.itemColumn}=${items[r]}`;
+  const scores = await scorePairs(pipeline, entities as string[], items as string[], batch, rows, args, options);
+  return topKPerEntity(entities as string[], items as string[], scores, args.k);
+}
+
+/**
+ * The candidate source has the model's columns, the entity and item columns, and no duplicate pair.
+ *
+ * @throws SchemaMismatchError a missing or mistyped column, every one listed
+ * @throws InvalidInputError a duplicate pair
+ */
+async function checkCandidateSource(conn: DuckDBConnection, pipeline: Pipeline, object: string, entityColumn: string, itemColumn: string, from: string): Promise<void> {
+  const columns = await describeColumns(conn, object);
+  checkSourceColumns(pipeline.plan, columns, object, `model ${pipeline.model.name}:${pipeline.model.version}`, entityColumn);
+  if (!columns.some((c) => c.name === itemColumn)) throw new SchemaMismatchError(`${object} does not fit the ranking`, [`item column ${itemColumn} is missing`], { object });
+  await checkDuplicatePairs(conn, from, object, entityColumn, itemColumn);
+}
+
+/** Entity and item (as text) and the model's raw columns of `n` candidate rows, sorted by entity and item. */
+async function readCandidates(conn: DuckDBConnection, pipeline: Pipeline, query: string, entityColumn: string, itemColumn: string, n: number) {
+  const cols = pipeline.plan.sourceColumns;
+  const kinds: ColumnKind[] = ['string', 'string', ...cols.map((c) => (c.kind === 'string' ? 'string' : 'float64') as ColumnKind)];
+  const select = [
+    selectColumn(entityColumn, 'string'),
+    selectColumn(itemColumn, 'string'),
+    ...cols.map((c) => (c.kind === 'timestamp' ? selectAs(`epoch_ms(${ident(c.name)})`, 'float64') : selectColumn(c.name, c.kind === 'string' ? 'string' : 'float64'))),
+  ].join(', ');
+  const read = await readColumns(conn, `SELECT ${select} FROM (${query}) ORDER BY ${ident(entityColumn)}, ${ident(itemColumn)}`, kinds, n);
+  const [e, i, ...rest] = read;
+  const batch: RawBatch = Object.fromEntries(cols.map((c, j) => [c.name, rest[j] as RawBatch[string]]));
+  return { entities: e as (string | null)[], items: i as (string | null)[], batch, rows: n };
+}
+
+/** Each pair's score through the pipeline's steps (on-demand, transforms, predict). */
+async function scorePairs(
+  pipeline: Pipeline,
+  entities: readonly string[],
+  items: readonly string[],
+  batch: RawBatch,
+  rows: number,
+  columns: { entityColumn: string; itemColumn: string },
+  options: { deadline?: number } = {},
+): Promise<ArrayLike<number>> {
+  const rowLabel = (r: number) => `${columns.entityColumn}=${entities[r]}, ${columns.itemColumn}=${items[r]}`;
   const d = await pipeline.onDemandAsync(batch, rows, rowLabel, options);
   const block = pipeline.transform(d.columns, rows, rowLabel);
   block.missing = d.missing;
   const preds = await pipeline.predict(block);
   const scores = preds.score ?? preds.value;
   if (!scores) throw new InvalidInputError(`model ${pipeline.model.name}:${pipeline.model.version} gives no score to rank by`, [`task ${pipeline.manifest.metadata.task}`]);
-  return topKPerEntity(entities as string[], items as string[], scores, args.k);
+  return scores;
+}
+
+/** The column of a ranking snapshot numbering its entities 0, 1, … in entity order. */
+export const ENTITY_ORDINAL_COLUMN = '__inferflow_entity';
+
+export interface PlannedRanking {
+  /** Entities (output rows) and candidate pairs. */
+  entities: number;
+  pairs: number;
+  /** Entities per shard: about `shardSize` candidate pairs each, an entity never split. */
+  entitiesPerShard: number;
+}
+
+/**
+ * Check a candidate file and stage it as a snapshot sorted by entity and item, with every entity's
+ * ordinal (ENTITY_ORDINAL_COLUMN): shards are ranges of ordinals, so an entity's candidates stay in one shard.
+ *
+ * @throws SchemaMismatchError, InvalidInputError (duplicate pair, pair without entity or item), EmptyInputError
+ */
+export async function stageRankingSnapshot(args: { pipeline: Pipeline; candidates: string; snapshotPath: string; ranking: RankingSpec; shardSize: number }): Promise<PlannedRanking> {
+  const { pipeline, candidates, ranking } = args;
+  const scan = scanOf(candidates);
+  return withSharedDuckDB(async (conn) => {
+    await checkCandidateSource(conn, pipeline, candidates, ranking.entity, ranking.item, scan);
+    const [pairs, nulls] = (await conn.runAndReadAll(`SELECT count(*), count(*) FILTER (WHERE ${ident(ranking.entity)} IS NULL OR ${ident(ranking.item)} IS NULL) FROM ${scan}`)).getRowsJS()[0]!.map(Number) as [number, number];
+    if (pairs === 0) throw new EmptyInputError(`candidate source ${candidates} has no rows`, { object: candidates });
+    if (nulls > 0) throw new InvalidInputError(`candidate source ${candidates} has pairs without an ${ranking.entity} or ${ranking.item}`, [`${nulls} rows`], { object: candidates });
+    await fs.mkdir(path.dirname(args.snapshotPath), { recursive: true });
+    const tmp = `${args.snapshotPath}.tmp-${randomUUID()}.parquet`;
+    try {
+      await conn.run(
+        `COPY (SELECT *, (dense_rank() OVER (ORDER BY ${ident(ranking.entity)}) - 1)::BIGINT AS ${ident(ENTITY_ORDINAL_COLUMN)} FROM ${scan} ORDER BY ${ident(ranking.entity)}, ${ident(ranking.item)})
+         TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      const entities = Number(await scalar(conn, `SELECT count(DISTINCT ${ident(ENTITY_ORDINAL_COLUMN)}) FROM read_parquet(${lit(tmp)})`));
+      await fs.rename(tmp, args.snapshotPath);
+      return { entities, pairs, entitiesPerShard: Math.max(1, Math.floor((args.shardSize * entities) / pairs)) };
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  });
+}
+
+/** The columns of a ranking run's rows after the entity column. */
+export const RANKING_OUTPUT_COLUMNS = { items: 'items', scores: 'scores' } as const;
+
+/**
+ * Rank the entities [shard.start, shard.end) of a ranking snapshot into one part: a row per entity
+ * (its column as in the source), `items` VARCHAR[] best first and `scores` DOUBLE[], then lineage.
+ * Written to a temporary name and renamed: a part is whole or absent. Returns the entities written.
+ */
+export async function rankShard(args: {
+  pipeline: Pipeline;
+  snapshotPath: string;
+  ranking: RankingSpec;
+  shard: ShardDescriptor;
+  partPath: string;
+  lineage: Lineage;
+  partFormat?: PartFormat;
+}): Promise<{ index: number; rows: number; partPath: string }> {
+  const { pipeline, ranking, shard, lineage } = args;
+  const ord = ident(ENTITY_ORDINAL_COLUMN);
+  const where = `FROM read_parquet(${lit(args.snapshotPath)}) WHERE ${ord} >= ${shard.start} AND ${ord} < ${shard.end}`;
+  return withSharedDuckDB(async (conn) => {
+    const n = Number(await scalar(conn, `SELECT count(*) ${where}`));
+    const query = `SELECT * ${where}`;
+    // Ordinals stand for the entities while scoring (sorted numerically, as the snapshot is).
+    const read = await readCandidates(conn, pipeline, query, ranking.entity, ranking.item, n);
+    const ords = await readColumns(conn, `SELECT ${selectColumn(ENTITY_ORDINAL_COLUMN, 'string')} ${where} ORDER BY ${ident(ranking.entity)}, ${ident(ranking.item)}`, ['string'], n);
+    const scores = await scorePairs(pipeline, read.entities as string[], read.items as string[], read.batch, n, { entityColumn: ranking.entity, itemColumn: ranking.item });
+    const lists = topKPerEntity(ords[0] as string[], read.items as string[], scores, ranking.k);
+    if (lists.length !== shard.end - shard.start) throw new SchemaMismatchError(`ranking snapshot ${args.snapshotPath} is inconsistent`, [`shard ${shard.index}: ${shard.end - shard.start} entities planned, ${lists.length} found`]);
+    await fs.mkdir(path.dirname(args.partPath), { recursive: true });
+    const tmp = `${args.partPath}.tmp-${randomUUID()}`;
+    const json = `${tmp}.lists.json`;
+    try {
+      await fs.writeFile(json, lists.map((l) => JSON.stringify({ o: Number(l.entity), i: l.items, s: l.scores.map(Number) })).join('\n'));
+      const lineageItems = lineageSelect({ modelName: lineage.model.name, modelVersion: lineage.model.version, modelSha256: lineage.model.sha256, asOf: lineage.asOf, runId: lineage.runId });
+      const { items, scores: scoreColumn } = RANKING_OUTPUT_COLUMNS;
+      const select = `SELECT e.${ident(ranking.entity)}, l.i AS ${ident(items)}, l.s AS ${ident(scoreColumn)}, ${lineageItems}
+        FROM (SELECT DISTINCT ${ord}, ${ident(ranking.entity)} ${where}) e
+        JOIN read_json(${lit(json)}, format = 'newline_delimited', columns = {o: 'BIGINT', i: 'VARCHAR[]', s: 'DOUBLE[]'}) l ON l.o = e.${ord}
+        ORDER BY e.${ord}`;
+      if (args.partFormat) await args.partFormat.write(conn, { select, lineage: lineageItems, path: tmp, finalPath: args.partPath, shardIndex: shard.index, rows: lists.length });
+      else await conn.run(`COPY (${select}) TO ${lit(tmp)} (FORMAT parquet, COMPRESSION zstd)`);
+      await fs.rename(tmp, args.partPath);
+    } finally {
+      await fs.rm(tmp, { force: true });
+      await fs.rm(json, { force: true });
+    }
+    return { index: shard.index, rows: lists.length, partPath: args.partPath };
+  });
 }

@@ -15,6 +15,7 @@ import { deploymentOf, inferWithin, loadedPipeline, type ServerContext } from '.
 import { readBody, sendJson } from '../respond';
 import { modelSignature } from './metadata';
 import { HEADER_LENGTH, decodeInferRequest, encodeInferResponse } from './rest-codec';
+import { inferTopK } from './ranking';
 import { outputTensors, requestedOutputs, tensorsToRows } from './tensors';
 import { InvalidInputError } from '../../lib/errors';
 
@@ -61,7 +62,10 @@ export function matchV2(ctx: ServerContext, method: string, parts: readonly stri
         sendJson(res, d.ready ? 200 : 503, { name, ready: d.ready });
       },
     };
-  if (method === 'POST' && rest.length === 1 && rest[0] === 'infer') return { label: 'v2_infer', run: (req, res) => infer(ctx, req, res, name, version) };
+  if (method === 'POST' && rest.length === 1 && rest[0] === 'infer') {
+    const ranking = ctx.rankings?.get(name);
+    return { label: 'v2_infer', run: (req, res) => (ranking ? inferTopK(ctx, req, res, name, version, ranking) : infer(ctx, req, res, name, version)) };
+  }
   return undefined;
 }
 

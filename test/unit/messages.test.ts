@@ -56,6 +56,17 @@ describe('message schemas', () => {
     expect(checkMessage(BatchPipelineSpecSchema, input).problems).toEqual([]);
   });
 
+  it('ranking: k in range, entity and item differ, candidates from features only', () => {
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', features: 'c.parquet', ranking: { entity: 'user_id', item: 'user_id', k: 0 } }).problems).toEqual([
+      'ranking.k: must be an integer between 1 and 1000',
+      'ranking.item: must differ from entity',
+    ]);
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', featureViews: [view], ranking: { entity: 'user_id', item: 'song_id', k: 10 } }).problems).toEqual([
+      'ranking: ranks the candidate pairs of features (a file); not with featureViews',
+    ]);
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', features: 'c.parquet', ranking: { entity: 'user_id', item: 'song_id', k: 10, by: 'x' } }).problems).toEqual(['ranking.by: unknown field (known: entity, item, k)']);
+  });
+
   it('materialize: view names unique, start before end, start or lookback', () => {
     const { problems } = checkMessage(MaterializeFeaturesInputSchema, { views: [view, view], start: '2026-11-02T00:00:00Z', end: '2026-11-01T00:00:00Z', lookback: '2h' });
     expect(problems).toEqual(expect.arrayContaining(['views[1].name: view stats is also views[0]; view names must be unique', expect.stringMatching(/^start: must be before end/), 'lookback: give either start or lookback, not both']));

@@ -92,7 +92,7 @@ export async function batchInference(raw: BatchInferenceInput): Promise<BatchInf
     progress.phase = 'predicting';
     progress.rowsTotal = plan.rowsIn;
     predictStarted = Date.now();
-    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize, onDemand: input.onDemand, ...(input.postProcess ? { postProcess: input.postProcess } : {}) };
+    const ctx: ShardRunContext = { runId: info.runId, model, asOf, snapshotPath: plan.snapshotPath, inPlace: plan.inPlace, idColumn: plan.idColumn, sink: plan.sink, rowsIn: plan.rowsIn, shardSize: plan.shardSize ?? shardSize, onDemand: input.onDemand, ...(input.postProcess ? { postProcess: input.postProcess } : {}), ...(input.ranking ? { ranking: input.ranking } : {}) };
     const shardCount = plan.shardCount;
     progress.shardsTotal = shardCount;
     showProgress();
