@@ -205,6 +205,12 @@ describe('the PostgreSQL record sink down for 30 s', () => {
       expect(peakAckPending).toBeLessThanOrEqual(500);
       const stats = await partitionStats(spec);
       expect(stats.every((s) => !s.paused && s.lastError === null)).toBe(true);
+      // The write is being retried (backoff 0.5 s doubling to 10 s: several attempts in 30 s, not hundreds).
+      const attempts = await Promise.all(Array.from({ length: partitionsOf(spec) }, async (_, p) => (await client.workflow.getHandle(partitionWorkflowId(spec.name, p)).describe()).raw.pendingActivities?.[0]?.attempt ?? 0));
+      for (const a of attempts) {
+        expect(a).toBeGreaterThanOrEqual(3);
+        expect(a).toBeLessThanOrEqual(10);
+      }
       await proxy.start();
       await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 120_000, interval: 250 }).toBe(ids.length);
       await expect.poll(async () => sum(await partitionStats(spec), (s) => s.buffered), { timeout: 30_000, interval: 250 }).toBe(0);
