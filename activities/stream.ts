@@ -1,7 +1,7 @@
 /**
  * The streaming micro-batch activity: events (from an `events` signal) → the pipeline's `infer`
- * step (online-store features → on-demand → transform → predict) → prediction records written by
- * event id, idempotently → dead letters for the rows the pipeline rejects. The model reference
+ * step (online-store features → on-demand → transform → predict) → the pipeline's `write` step
+ * (its record sink, idempotent by event id) → dead letters for the rows the pipeline rejects. The model reference
  * is resolved for every batch, so a moved alias takes effect at the next batch and each record
  * names the version that produced it.
  */
@@ -11,7 +11,7 @@ import { requestValueProblems } from '../lib/pipeline/online';
 import { openPipeline, type Pipeline } from '../lib/pipeline/pipeline';
 import { predictionLists } from '../lib/pipeline/post-process';
 import type { Resources } from '../lib/pipeline/resources';
-import { createRecordSink, parseRecordSinkSpec, type PredictionRecord, type RecordSinkSpec, type RecordWriteResult } from '../lib/sinks';
+import { parseRecordSinkSpec, type PredictionRecord } from '../lib/sinks';
 import { createDeadLetterSink, type DeadLetter } from '../lib/streams/dead-letter';
 import { withFailureMapping } from './failures';
 
@@ -73,17 +73,12 @@ async function inferRows(pipeline: Pipeline, rows: Record<string, unknown>[]): P
   return { outputs };
 }
 
-/** THE write of streaming predictions (to become the Pipeline's `write` step). */
-export function writePredictions(resources: Resources, spec: RecordSinkSpec, records: PredictionRecord[], idempotencyKey: string): Promise<RecordWriteResult> {
-  return createRecordSink(spec, resources.sinkDefaults).write(records, { idempotencyKey });
-}
-
 export function createStreamActivities(resources: Resources) {
   return withFailureMapping({
     async predictStreamBatch(input: StreamBatchInput): Promise<StreamBatchResult> {
       const sinkSpec = parseRecordSinkSpec(input.sink);
       const { resolved: model } = await resources.registry.resolve(input.model);
-      const pipeline = await openPipeline({ model, ...(input.featureViews ? { featureViews: input.featureViews } : {}), ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.store ? { store: input.store } : {}), ...(input.idColumn ? { idColumn: input.idColumn } : {}) }, resources);
+      const pipeline = await openPipeline({ model, recordSink: sinkSpec, ...(input.featureViews ? { featureViews: input.featureViews } : {}), ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.store ? { store: input.store } : {}), ...(input.idColumn ? { idColumn: input.idColumn } : {}) }, resources);
       const now = new Date();
       const dead: DeadLetter[] = [];
       const letter = (e: StreamEvent, reason: string): DeadLetter => ({ id: e.id, pipeline: input.pipeline, reason, payload: JSON.stringify(e.data), position: e.id, at: now.toISOString() });
@@ -104,7 +99,7 @@ export function createStreamActivities(resources: Resources) {
       });
       const first = input.events[0]?.id ?? 'empty';
       const batchKey = `${input.pipeline}-p${input.partition}:${first}+${input.events.length}`;
-      const written = records.length > 0 ? await writePredictions(resources, sinkSpec, records, batchKey) : { written: 0, duplicates: 0 };
+      const written = records.length > 0 ? await pipeline.write(records, { idempotencyKey: batchKey }) : { written: 0, duplicates: 0 };
       if (dead.length > 0) await createDeadLetterSink(input.deadLetter, resources.sinkDefaults).write(dead);
       if (dead.length > 0) resources.logger.warn({ pipeline: input.pipeline, partition: input.partition, deadLetters: dead.length, first: dead[0]!.reason }, 'events dead-lettered');
       const newest = Math.max(...input.events.map((e) => Date.parse(e.time)));
