@@ -1,36 +1,51 @@
 /**
  * The streaming micro-batch activity: events (from an `events` signal) → the pipeline's `infer`
- * step (online-store features → on-demand → transform → predict) → prediction records written by
- * event id, idempotently → dead letters for the rows the pipeline rejects. The model reference
+ * step (online-store features → on-demand → transform → predict) → the pipeline's `write` step
+ * (its record sink, idempotent by event id) → dead letters for the rows the pipeline rejects. The model reference
  * is resolved for every batch, so a moved alias takes effect at the next batch and each record
  * names the version that produced it.
  */
+import { parseOnlineStoreSpec, storedWrite, toEpochUs, type EntityKeyPart, type StoredWrite } from '../lib/features/online';
+import { parseFeatureView } from '../lib/features/spec';
 import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../lib/errors';
 import type { StreamEvent, StreamingInferenceInput } from '../lib/messages/stream';
 import { requestValueProblems } from '../lib/pipeline/online';
 import { openPipeline, type Pipeline } from '../lib/pipeline/pipeline';
 import { predictionLists } from '../lib/pipeline/post-process';
 import type { Resources } from '../lib/pipeline/resources';
-import { createRecordSink, parseRecordSinkSpec, type PredictionRecord, type RecordSinkSpec, type RecordWriteResult } from '../lib/sinks';
+import { parseRecordSinkSpec, type PredictionRecord } from '../lib/sinks';
 import { createDeadLetterSink, type DeadLetter } from '../lib/streams/dead-letter';
 import { withFailureMapping } from './failures';
 
 export interface StreamBatchInput {
   pipeline: string;
   partition: number;
-  model: string;
+  model?: string | undefined;
   featureViews?: StreamingInferenceInput['featureViews'];
   onDemand?: StreamingInferenceInput['onDemand'];
   store?: StreamingInferenceInput['store'];
   idColumn?: string | undefined;
-  sink: StreamingInferenceInput['sink'];
+  sink?: StreamingInferenceInput['sink'];
+  deadLetter: StreamingInferenceInput['deadLetter'];
+  events: StreamEvent[];
+}
+
+/** A push partition's micro-batch: feature rows of `push.featureView` for the online store. */
+export interface StreamPushInput {
+  pipeline: string;
+  partition: number;
+  push: NonNullable<StreamingInferenceInput['push']>;
+  store?: StreamingInferenceInput['store'];
   deadLetter: StreamingInferenceInput['deadLetter'];
   events: StreamEvent[];
 }
 
 export interface StreamBatchResult {
-  model: { name: string; version: number };
+  /** The version that predicted; null for a push partition. */
+  model: { name: string; version: number } | null;
+  /** Records stored (predictions; feature rows for a push partition). */
   predictions: number;
+  /** Events stored before (redelivered), or feature rows not newer than the stored ones. */
   duplicates: number;
   deadLetters: number;
   /** ms from the newest event's time to its prediction. */
@@ -73,17 +88,51 @@ async function inferRows(pipeline: Pipeline, rows: Record<string, unknown>[]): P
   return { outputs };
 }
 
-/** THE write of streaming predictions (to become the Pipeline's `write` step). */
-export function writePredictions(resources: Resources, spec: RecordSinkSpec, records: PredictionRecord[], idempotencyKey: string): Promise<RecordWriteResult> {
-  return createRecordSink(spec, resources.sinkDefaults).write(records, { idempotencyKey });
-}
+const lagOf = (events: readonly StreamEvent[]) => {
+  const newest = Math.max(...events.map((e) => Date.parse(e.time)));
+  return Number.isFinite(newest) ? Math.max(0, Date.now() - newest) : 0;
+};
 
 export function createStreamActivities(resources: Resources) {
+  const deadLetters = (input: { pipeline: string; partition: number; deadLetter: StreamingInferenceInput['deadLetter'] }, dead: DeadLetter[]) => {
+    if (dead.length === 0) return Promise.resolve();
+    resources.logger.warn({ pipeline: input.pipeline, partition: input.partition, deadLetters: dead.length, first: dead[0]!.reason }, 'events dead-lettered');
+    return createDeadLetterSink(input.deadLetter, resources.sinkDefaults).write(dead);
+  };
   return withFailureMapping({
+    /**
+     * Feature rows into the online store (a push source): each event's entity columns and the
+     * view's features it carries, at the event's time. Idempotent: the store keeps the latest
+     * row per entity, a replayed row changes nothing. Rows the view cannot take are dead-lettered.
+     */
+    async pushStreamFeatures(input: StreamPushInput): Promise<StreamBatchResult> {
+      const view = parseFeatureView(input.push.featureView, 'push.featureView');
+      const store = resources.onlineStore(input.store ? parseOnlineStoreSpec(input.store) : undefined);
+      const now = new Date().toISOString();
+      const dead: DeadLetter[] = [];
+      const writes: StoredWrite[] = [];
+      for (const e of input.events) {
+        const missing = view.entities.filter((c) => e.data[c] === undefined || e.data[c] === null);
+        const values = Object.fromEntries(view.features.filter((f) => f.name in e.data).map((f) => [f.name, e.data[f.name]]));
+        try {
+          if (missing.length > 0) throw new InvalidInputError(`entity column ${missing.join(', ')} of view ${view.name} is missing`);
+          const key = Object.fromEntries(view.entities.map((c) => [c, e.data[c] as EntityKeyPart]));
+          writes.push(storedWrite(view, key, toEpochUs(e.time, 'time'), values));
+        } catch (err) {
+          if (!isRowProblem(err)) throw err;
+          dead.push({ id: e.id, pipeline: input.pipeline, reason: errorMessage(err), payload: JSON.stringify(e.data), position: e.id, at: now });
+        }
+      }
+      const counts = writes.length > 0 ? await store.put(view.name, writes) : { written: 0, unchanged: 0, skippedOlder: 0 };
+      await deadLetters(input, dead);
+      return { model: null, predictions: counts.written, duplicates: counts.unchanged + counts.skippedOlder, deadLetters: dead.length, lagMs: lagOf(input.events), flushedAt: new Date().toISOString() };
+    },
+
     async predictStreamBatch(input: StreamBatchInput): Promise<StreamBatchResult> {
       const sinkSpec = parseRecordSinkSpec(input.sink);
+      if (!input.model) throw new InvalidInputError(`stream pipeline ${input.pipeline} has neither model nor push`, ['model: required without push']);
       const { resolved: model } = await resources.registry.resolve(input.model);
-      const pipeline = await openPipeline({ model, ...(input.featureViews ? { featureViews: input.featureViews } : {}), ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.store ? { store: input.store } : {}), ...(input.idColumn ? { idColumn: input.idColumn } : {}) }, resources);
+      const pipeline = await openPipeline({ model, recordSink: sinkSpec, ...(input.featureViews ? { featureViews: input.featureViews } : {}), ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.store ? { store: input.store } : {}), ...(input.idColumn ? { idColumn: input.idColumn } : {}) }, resources);
       const now = new Date();
       const dead: DeadLetter[] = [];
       const letter = (e: StreamEvent, reason: string): DeadLetter => ({ id: e.id, pipeline: input.pipeline, reason, payload: JSON.stringify(e.data), position: e.id, at: now.toISOString() });
@@ -104,16 +153,14 @@ export function createStreamActivities(resources: Resources) {
       });
       const first = input.events[0]?.id ?? 'empty';
       const batchKey = `${input.pipeline}-p${input.partition}:${first}+${input.events.length}`;
-      const written = records.length > 0 ? await writePredictions(resources, sinkSpec, records, batchKey) : { written: 0, duplicates: 0 };
-      if (dead.length > 0) await createDeadLetterSink(input.deadLetter, resources.sinkDefaults).write(dead);
-      if (dead.length > 0) resources.logger.warn({ pipeline: input.pipeline, partition: input.partition, deadLetters: dead.length, first: dead[0]!.reason }, 'events dead-lettered');
-      const newest = Math.max(...input.events.map((e) => Date.parse(e.time)));
+      const written = records.length > 0 ? await pipeline.write(records, { idempotencyKey: batchKey }) : { written: 0, duplicates: 0 };
+      await deadLetters(input, dead);
       return {
         model: { name: model.name, version: model.version },
         predictions: written.written,
         duplicates: written.duplicates,
         deadLetters: dead.length,
-        lagMs: Number.isFinite(newest) ? Math.max(0, Date.now() - newest) : 0,
+        lagMs: lagOf(input.events),
         flushedAt: predictedAt,
       };
     },

@@ -80,14 +80,19 @@ const BatchSchema = z.strictObject(batchShape, { error: unknownKeyError(batchSha
 /** The pipeline part every partition's workflow needs (model, features, sink): carried in its input. */
 const pipelineShape = {
   model: z
-    .string({ error: 'required, a model reference' })
-    .refine((s) => s.trim() !== '', 'required, a model reference')
-    .describe('Model reference, resolved before every micro-batch: when an alias moves, the next batch uses the new version and its records name it'),
+    .string({ error: 'a model reference' })
+    .refine((s) => s.trim() !== '', 'a model reference')
+    .optional()
+    .describe('Model reference, resolved before every micro-batch: when an alias moves, the next batch uses the new version and its records name it. Either model or push'),
+  push: z
+    .strictObject({ featureView: FeatureViewSchema.describe("The view whose entity and features the events carry") }, { error: 'push must be {"featureView": {…a feature view spec…}}' })
+    .optional()
+    .describe('Route the events into the online store as feature rows of this view (like a Feast push source) instead of a model. Either model or push'),
   featureViews: z.array(FeatureViewSchema, { error: 'a list of feature view specs' }).optional().describe('Feature views whose online values the model reads'),
   onDemand: OnDemandRefsSchema.optional().describe('On-demand features by registered name'),
   store: OnlineStoreSpecSchema.optional().describe("Online store the views' features come from. Default: the embedded SQLite store under the worker data dir"),
   idColumn: z.string().regex(FIELD, `idColumn must match ${FIELD.source}`).optional().describe('Event field that names rows in errors'),
-  sink: RecordSinkSpecSchema.describe('Record sink of the predictions (PostgreSQL table, Redis keys, JetStream subject), idempotent by event id'),
+  sink: RecordSinkSpecSchema.optional().describe('Record sink of the predictions (PostgreSQL table, Redis keys, JetStream subject), idempotent by event id'),
   deadLetter: DeadLetterSpecSchema.describe('Where poison events go with the reason and the original payload'),
   batch: BatchSchema.optional().describe('Micro-batch size and delay'),
   maxEventsPerRun: positiveInt('events per workflow run', 100_000).optional().describe(`Events before a partition's workflow continues as new. Default ${DEFAULT_MAX_EVENTS_PER_RUN}`),
@@ -108,8 +113,18 @@ const specShape = {
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 function viewRules(raw: unknown): Problem[] {
-  if (!isObject(raw) || !Array.isArray(raw.featureViews)) return [];
-  return raw.featureViews.flatMap((v, n) => featureViewRules(v).map((p) => ({ path: ['featureViews', n, ...p.path], message: p.message })));
+  if (!isObject(raw)) return [];
+  const problems: Problem[] = [];
+  if (Array.isArray(raw.featureViews)) problems.push(...raw.featureViews.flatMap((v, n) => featureViewRules(v).map((p) => ({ path: ['featureViews', n, ...p.path], message: p.message }))));
+  if (raw.push === undefined) {
+    if (raw.model === undefined) problems.push({ path: ['model'], message: 'required, a model reference (or push: {"featureView": …} to route the events into the online store)' });
+    else if (raw.sink === undefined) problems.push({ path: ['sink'], message: 'required with model, the record sink of the predictions' });
+  } else {
+    if (raw.model !== undefined) problems.push({ path: ['push'], message: 'either model or push, not both' });
+    for (const field of ['sink', 'featureViews', 'onDemand'] as const) if (raw[field] !== undefined) problems.push({ path: [field], message: 'not used with push: the events are written to the online store (store)' });
+    if (isObject(raw.push)) problems.push(...featureViewRules(raw.push.featureView).map((p) => ({ path: ['push', 'featureView', ...p.path], message: p.message })));
+  }
+  return problems;
 }
 
 /** A stream pipeline spec file: source, key, partitions, micro-batching, model and features, sink, dead letter. */

@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { InferflowConfig } from '../../lib/config/env';
+import { getOnlineFeatures } from '../../lib/features/online';
 import { createLogger } from '../../lib/log';
 import type { StreamPipelineSpec, StreamStats } from '../../lib/messages/stream';
 import { closeNatsConnections, closePostgresPools, sinkDefaultsFrom } from '../../lib/sinks';
@@ -117,15 +118,15 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
     const bridge = await runBridge(spec);
     try {
       await bus.publish(subject, [...good.slice(0, 500), ...bad.map(([p]) => p), ...good.slice(500)]);
-      await expect.poll(async () => (await recordKeys(pool, spec.sink.type === 'postgres' ? spec.sink.table : '')).length, { timeout: 60_000, interval: 250 }).toBe(good.length);
+      await expect.poll(async () => (await recordKeys(pool, spec.sink?.type === 'postgres' ? spec.sink.table : '')).length, { timeout: 60_000, interval: 250 }).toBe(good.length);
       await expect.poll(() => bus.count(deadStream), { timeout: 30_000, interval: 250 }).toBe(bad.length);
     } finally {
       await bridge.stop();
     }
-    const keys = await recordKeys(pool, spec.sink.type === 'postgres' ? spec.sink.table : '');
+    const keys = await recordKeys(pool, spec.sink?.type === 'postgres' ? spec.sink.table : '');
     expect(keys.sort()).toEqual(good.map((e) => e.transaction_id as string).sort());
     const rows = await pool.query<{ entity: string; outputs: { label: number; score: number }; model_name: string; model_version: number; event_time: Date; predicted_at: Date }>(
-      `SELECT entity, outputs, model_name, model_version, event_time, predicted_at FROM ${pg.escapeIdentifier(spec.sink.type === 'postgres' ? spec.sink.table : '')} LIMIT 5`,
+      `SELECT entity, outputs, model_name, model_version, event_time, predicted_at FROM ${pg.escapeIdentifier(spec.sink?.type === 'postgres' ? spec.sink.table : '')} LIMIT 5`,
     );
     for (const r of rows.rows) {
       expect(r).toMatchObject({ model_name: 'fraud-detector', model_version: 1 });
@@ -151,7 +152,7 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
   it('acknowledges nothing while Temporal refuses the signals; a bridge that can signal then predicts every event', async () => {
     const { spec, subject } = await natsPipeline();
     const source = spec.source.type === 'nats' ? spec.source : undefined;
-    const table = spec.sink.type === 'postgres' ? spec.sink.table : '';
+    const table = spec.sink?.type === 'postgres' ? spec.sink.table : '';
     const events = transactionEvents(50, 'refused');
     await bus.publish(subject, events);
     // A namespace the server does not have: every signal-with-start fails, the bridge retries.
@@ -173,7 +174,7 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
 
   it('pause holds the predictions, resume flushes them; partitions continue as new and keep their counters', async () => {
     const { spec, subject } = await natsPipeline({ partitions: 2, maxEventsPerRun: 150, batch: { size: 50, maxDelayMs: 50 } });
-    const table = spec.sink.type === 'postgres' ? spec.sink.table : '';
+    const table = spec.sink?.type === 'postgres' ? spec.sink.table : '';
     const events = transactionEvents(900, 'pr', 11);
     const bridge = await runBridge(spec);
     try {
@@ -233,7 +234,7 @@ async function bridgeProcess(specFile: string): Promise<ChildProcess> {
 
 /** Kill −9 the bridge once `killAt` predictions are in, start it again: every event exactly one prediction. */
 async function crashAndRecover(spec: StreamPipelineSpec, publish: () => Promise<void>, ids: string[], killAt: number): Promise<void> {
-  const table = spec.sink.type === 'postgres' ? spec.sink.table : '';
+  const table = spec.sink?.type === 'postgres' ? spec.sink.table : '';
   const specFile = path.join(dir, `${spec.name}.json`);
   await fs.writeFile(specFile, JSON.stringify(spec));
   const first = await bridgeProcess(specFile);
@@ -303,5 +304,59 @@ describe('kill -9 of the bridge mid-stream', () => {
       if (keys.length > 0) await redis.del(...keys);
       await redis.quit();
     }
+  });
+});
+
+describe('feature freshness: a push pipeline routes feature rows into the online store', () => {
+  it('pushed rows are read back from the online store seconds later, PRESENT with the pushed values; bad rows dead-lettered', async () => {
+    const id = uniqueName('fp').replace(/-/g, '_');
+    const events = `EV_${id}`;
+    const deadStream = `DL_${id}`;
+    await bus.stream(events, [`${id}.events`]);
+    await bus.stream(deadStream, [`${id}.dead`]);
+    const view = JSON.parse(await fs.readFile(path.join(REPO_ROOT, 'examples', 'features', 'customer_stats.json'), 'utf8')) as Record<string, unknown>;
+    const featureView = { ...view, name: `customer_stats_${id}`, source: { type: 'file', path: path.join(REPO_ROOT, 'examples', 'data', 'customer_stats.parquet') } };
+    const spec = parseStreamSpec({
+      name: id.replace(/_/g, '-'),
+      source: { type: 'nats', stream: events, subject: `${id}.events`, ackWaitSeconds: 3 },
+      key: 'customer_id',
+      idField: 'row_id',
+      timeField: 'event_timestamp',
+      partitions: 2,
+      batch: { size: 50, maxDelayMs: 50 },
+      push: { featureView },
+      deadLetter: { type: 'nats', subject: `${id}.dead` },
+    });
+    for (let p = 0; p < partitionsOf(spec); p++) workflowIds.push(partitionWorkflowId(spec.name, p));
+    const at = (s: number) => new Date(Date.now() - 60_000 + s * 1_000).toISOString();
+    const row = (customer: number, n: number, s: number) => ({ row_id: `r-${customer}-${s}`, customer_id: customer, event_timestamp: at(s), avg_amount_30d: customer + n / 10, txn_count_7d: n, home_lat: 47.5, home_lon: 8.5 });
+    const rows = [...Array.from({ length: 20 }, (_, c) => row(c, 1, 0)), ...Array.from({ length: 20 }, (_, c) => row(c, 2, 5)), { ...row(99, 1, 0), txn_count_7d: 'many' }];
+    const bridge = await runBridge(spec);
+    try {
+      await bus.publish(`${id}.events`, rows);
+      await expect.poll(async () => sum(await partitionStats(spec), (s) => s.predictionsOut + s.duplicates + s.deadLetters), { timeout: 60_000, interval: 250 }).toBe(rows.length);
+    } finally {
+      await bridge.stop();
+    }
+    const vectors = await getOnlineFeatures(w.resources.onlineStore(), featureView, Array.from({ length: 20 }, (_, c) => c));
+    for (const [c, v] of vectors.entries()) {
+      expect(v.features.avg_amount_30d).toMatchObject({ status: 'PRESENT', value: c + 0.2 });
+      expect(v.features.txn_count_7d).toMatchObject({ status: 'PRESENT' });
+      expect(Number(v.features.txn_count_7d?.value)).toBe(2);
+    }
+    const stats = await partitionStats(spec);
+    expect(sum(stats, (s) => s.predictionsOut)).toBe(40);
+    expect(sum(stats, (s) => s.deadLetters)).toBe(1);
+    expect(stats.every((s) => s.model === null && s.lastError === null)).toBe(true);
+    const letters = await bus.read(deadStream);
+    expect(letters).toHaveLength(1);
+    expect(letters[0]!.reason).toMatch(/txn_count_7d/);
+  });
+
+  it('refuses a spec with both model and push, or neither, naming the field', () => {
+    const base = { name: 'x', source: { type: 'nats', stream: 'S' }, key: 'customer_id', deadLetter: { type: 'nats', subject: 'd' } };
+    expect(() => parseStreamSpec(base)).toThrow(/model: required, a model reference \(or push/);
+    expect(() => parseStreamSpec({ ...base, model: 'm', push: { featureView: { name: 'v', entities: ['customer_id'], timestampField: 't', source: { type: 'file', path: '/x.parquet' }, features: [{ name: 'a', dtype: 'float64' }] } } })).toThrow(/push: either model or push, not both/);
+    expect(() => parseStreamSpec({ ...base, model: 'm' })).toThrow(/sink: required with model/);
   });
 });

@@ -73,21 +73,26 @@ export async function streamingInference(raw: StreamingInferenceInput): Promise<
 
   const rolling = () => eventsThisRun >= maxEventsPerRun || workflowInfo().continueAsNewSuggested;
 
+  const predict = (events: StreamEvent[]) =>
+    steps.predictStreamBatch({
+      pipeline: input.pipeline,
+      partition: input.partition,
+      ...(input.model ? { model: input.model } : {}),
+      ...(input.featureViews ? { featureViews: input.featureViews } : {}),
+      ...(input.onDemand ? { onDemand: input.onDemand } : {}),
+      ...(input.store ? { store: input.store } : {}),
+      ...(input.idColumn ? { idColumn: input.idColumn } : {}),
+      ...(input.sink ? { sink: input.sink } : {}),
+      deadLetter: input.deadLetter,
+      events,
+    });
+
   async function flush(): Promise<void> {
     const batch = buffer.slice(0, size);
     try {
-      const r = await steps.predictStreamBatch({
-        pipeline: input.pipeline,
-        partition: input.partition,
-        model: input.model,
-        ...(input.featureViews ? { featureViews: input.featureViews } : {}),
-        ...(input.onDemand ? { onDemand: input.onDemand } : {}),
-        ...(input.store ? { store: input.store } : {}),
-        ...(input.idColumn ? { idColumn: input.idColumn } : {}),
-        sink: input.sink,
-        deadLetter: input.deadLetter,
-        events: batch,
-      });
+      const r = input.push
+        ? await steps.pushStreamFeatures({ pipeline: input.pipeline, partition: input.partition, push: input.push, ...(input.store ? { store: input.store } : {}), deadLetter: input.deadLetter, events: batch })
+        : await predict(batch);
       buffer.splice(0, batch.length);
       stats.predictionsOut += r.predictions;
       stats.duplicates += r.duplicates;
