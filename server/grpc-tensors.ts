@@ -5,7 +5,8 @@
  * same way the request came. Messages name the input (`inputs[1] (customer_id)`) and what was wrong.
  */
 import { InvalidInputError } from '../lib/errors';
-import { datatypeProblem, inputWhere, isV2Datatype, type V2Column, type V2Datatype, type V2Output } from './v2/columns';
+import { datatypeProblem, inputWhere, isV2Datatype, type V2Column, type V2Datatype } from './v2/columns';
+import { rawData, textValues, type V2Output } from './v2/outputs';
 
 /** The typed contents of a tensor as @grpc/proto-loader decodes them (int64/uint64 as decimal strings, bytes as Buffers). */
 export interface TensorContents {
@@ -188,29 +189,23 @@ export interface GrpcOutputTensor {
   contents?: TensorContents;
 }
 
-function rawOf(out: V2Output): Buffer {
-  if (out.datatype === 'INT64') {
-    const b = Buffer.alloc(out.data.length * 8);
-    out.data.forEach((v, k) => b.writeBigInt64LE(BigInt(v), k * 8));
-    return b;
-  }
-  if (out.datatype === 'FP32') {
-    const f = out.data instanceof Float32Array ? out.data : Float32Array.from(out.data);
-    return Buffer.from(f.buffer, f.byteOffset, f.byteLength);
-  }
-  throw new TypeError(`no raw encoding for output datatype ${out.datatype}`);
-}
-
 function typedOf(out: V2Output): TensorContents {
-  if (out.datatype === 'INT64') return { int64_contents: Array.from(out.data, (v) => String(v)) };
-  if (out.datatype === 'FP32') return { fp32_contents: Array.from(out.data) };
-  throw new TypeError(`no typed contents for output datatype ${out.datatype}`);
+  switch (out.datatype) {
+    case 'INT64':
+      return { int64_contents: Array.from(out.column.values as Float64Array, (v) => String(v)) };
+    case 'FP32':
+      return { fp32_contents: Array.from(out.column.values as Float32Array) };
+    case 'FP64':
+      return { fp64_contents: Array.from(out.column.values as Float64Array) };
+    case 'BYTES':
+      return { bytes_contents: textValues(out).map((t) => Buffer.from(t, 'utf8')) };
+  }
 }
 
 /** Output tensors in raw_output_contents (what tritonclient reads) or in typed contents. */
 export function encodeOutputs(outputs: readonly V2Output[], raw: boolean): { outputs: GrpcOutputTensor[]; raw_output_contents: Buffer[] } {
   return {
     outputs: outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.shape, ...(raw ? {} : { contents: typedOf(o) }) })),
-    raw_output_contents: raw ? outputs.map(rawOf) : [],
+    raw_output_contents: raw ? outputs.map(rawData) : [],
   };
 }

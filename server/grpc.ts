@@ -23,7 +23,8 @@ import type { Logger } from 'pino';
 import { PACKAGE_ROOT, packageVersion } from '../lib/util/package-root';
 import type { Deployment } from './deployment';
 import { decodeInputs, encodeOutputs, type GrpcInputTensor } from './grpc-tensors';
-import { asOfParameter, checkVersion, findDeployment, loadedPipeline, modelTensors, outputTensors, rowsOfColumns, selectOutputs } from './v2/columns';
+import { asOfParameter, checkVersion, findDeployment, loadedPipeline, modelTensors, rowsOfColumns } from './v2/columns';
+import { outputTensors, postProcessParameters, selectOutputs } from './v2/outputs';
 
 export const GRPC_PROTO_FILE = path.join(PACKAGE_ROOT, 'server', 'proto', 'grpc_predict_v2.proto');
 /** The trailer naming an error's type. */
@@ -197,7 +198,7 @@ export async function startGrpcServer(deployments: readonly Deployment[], option
         model_name: d.name,
         model_version: String(model.version),
         id: req.id,
-        parameters: { [FEATURE_STATUS_PARAMETER]: { string_param: JSON.stringify(statuses) }, model_sha256: { string_param: model.sha256 } },
+        parameters: { [FEATURE_STATUS_PARAMETER]: { string_param: JSON.stringify(statuses) }, model_sha256: { string_param: model.sha256 }, ...stringParameters(postProcessParameters(predictions)) },
         ...tensors,
       };
     }),
@@ -218,4 +219,8 @@ export async function startGrpcServer(deployments: readonly Deployment[], option
         });
       }),
   };
+}
+
+function stringParameters(values: Record<string, string>): Record<string, { string_param: string }> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { string_param: v }]));
 }

@@ -10,7 +10,7 @@ import { outputColumnName } from '../../lib/features/spec';
 import type { OnlineRequest } from '../../lib/pipeline/online';
 import { valueText } from '../../lib/pipeline/online';
 import type { Pipeline } from '../../lib/pipeline/pipeline';
-import type { Predictions } from '../../lib/pipeline/post-process';
+import { outputMetadata, type OutputMetadata } from './outputs';
 
 /** Most rows one request may carry. */
 export const MAX_ROWS_PER_REQUEST = 10_000;
@@ -126,51 +126,15 @@ const FIELD_DATATYPE = { numeric: 'FP64', string: 'BYTES', timestamp: 'BYTES' } 
 const ENTITY_KEY_DATATYPE: V2Datatype = 'INT64';
 
 /** The request fields a pipeline needs (entity keys, then the fields the model and its on-demand features read) and its outputs. */
-export function modelTensors(p: Pipeline): { inputs: V2TensorMetadata[]; outputs: V2TensorMetadata[] } {
+export function modelTensors(p: Pipeline): { inputs: V2TensorMetadata[]; outputs: OutputMetadata[] } {
   const views = p.views;
   const fromViews = new Set(views.flatMap((v) => v.features.map((f) => outputColumnName(v.name, f.name))));
   const entities = [...new Set(views.flatMap((v) => v.entities))];
   const fields = p.plan.sourceColumns.filter((c) => !fromViews.has(c.name) && !entities.includes(c.name));
   return {
     inputs: [...entities.map((name) => ({ name, datatype: ENTITY_KEY_DATATYPE, shape: [-1] })), ...fields.map((c) => ({ name: c.name, datatype: FIELD_DATATYPE[c.kind], shape: [-1] }))],
-    outputs: outputNames(p).map((name) => ({ name, datatype: OUTPUT_DATATYPE[name], shape: [-1] })),
+    outputs: outputMetadata(p),
   };
-}
-
-const OUTPUT_DATATYPE = { label: 'INT64', score: 'FP32', prediction: 'FP32' } as const satisfies Record<string, V2Datatype>;
-export type OutputName = keyof typeof OUTPUT_DATATYPE;
-
-function outputNames(p: Pipeline): OutputName[] {
-  return p.manifest.metadata.task === 'regression' ? ['prediction'] : ['label', 'score'];
-}
-
-/** One output tensor: flat values (INT64 labels as numbers; they are class indices). */
-export interface V2Output {
-  name: OutputName;
-  datatype: V2Datatype;
-  shape: number[];
-  data: Float64Array | Float32Array;
-}
-
-/**
- * The outputs a request asks for, in the order asked (none asked: all of the model's). An output
- * the model does not have is an InvalidInputError naming it and the outputs there are.
- */
-export function selectOutputs(p: Pipeline, requested: readonly string[] = []): OutputName[] {
-  const names = outputNames(p);
-  const unknown = requested.flatMap((name, i) => ((names as string[]).includes(name) ? [] : [`outputs[${i}].name: model ${p.model.name} has no output ${valueText(name)} (outputs: ${names.join(', ')})`]));
-  if (unknown.length > 0) throw new InvalidInputError('inference request', unknown);
-  return requested.length > 0 ? (requested as OutputName[]) : names;
-}
-
-/** Predictions → the selected output tensors (selectOutputs). */
-export function outputTensors(predictions: Predictions, selected: readonly OutputName[]): V2Output[] {
-  const data: Record<OutputName, Float64Array | Float32Array | undefined> = { label: predictions.label, score: predictions.score, prediction: predictions.value };
-  return selected.map((name) => {
-    const values = data[name];
-    if (!values) throw new TypeError(`predictions have no ${name} values`);
-    return { name, datatype: OUTPUT_DATATYPE[name], shape: [predictions.rows], data: values };
-  });
 }
 
 /** The served version must be the one asked for (none asked: whichever answers). */

@@ -5,7 +5,8 @@
  */
 import { outputColumnName } from '../../lib/features/spec';
 import type { Pipeline } from '../../lib/pipeline/pipeline';
-import { outputSpecs, type Datatype, type OutputSpec } from './tensors';
+import { outputMetadata, type OutputMetadata } from './outputs';
+import type { Datatype } from './tensors';
 
 export interface TensorMetadata {
   name: string;
@@ -15,8 +16,7 @@ export interface TensorMetadata {
 
 export interface ModelSignature {
   inputs: TensorMetadata[];
-  outputs: TensorMetadata[];
-  regression: boolean;
+  outputs: OutputMetadata[];
 }
 
 /** The datatype to declare for a request field: entity keys INT64 (BYTES also accepted), times BYTES (ISO 8601; INT64 epoch ms also accepted), numbers FP64. */
@@ -31,11 +31,9 @@ export function modelSignature(p: Pipeline): ModelSignature {
   const entities = [...new Set(p.views.flatMap((v) => v.entities))];
   const fields = p.plan.sourceColumns.filter((c) => !fromViews.has(c.name) && !entities.includes(c.name));
   const column = (name: string, datatype: Datatype): TensorMetadata => ({ name, datatype, shape: [-1] });
-  const regression = p.manifest.metadata.task === 'regression';
   const sig: ModelSignature = {
     inputs: [...entities.map((e) => column(e, DECLARED.entityKey)), ...fields.map((c) => column(c.name, DECLARED[c.kind]))],
-    outputs: outputSpecs(regression).map((o: OutputSpec) => column(o.name, o.datatype)),
-    regression,
+    outputs: outputMetadata(p),
   };
   signatures.set(p, sig);
   return sig;

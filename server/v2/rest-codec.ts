@@ -8,7 +8,8 @@
  */
 import { InvalidInputError } from '../../lib/errors';
 import { HttpError, parseJson } from '../respond';
-import { DATATYPES, decodeRaw, elementCount, encodeRaw, isDatatype, jsonValueProblems, nonFiniteProblems, type OutputTensor, type TensorInput } from './tensors';
+import { jsonData, rawData, type V2Output } from './outputs';
+import { DATATYPES, decodeRaw, elementCount, isDatatype, jsonValueProblems, nonFiniteProblems, type TensorInput } from './tensors';
 
 export const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -106,11 +107,11 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
 }
 
 /** The response body and its content headers: plain JSON, or JSON then raw tensors when any output goes binary. */
-export function encodeInferResponse(head: Record<string, unknown>, outputs: OutputTensor[], binary: (name: string) => boolean): { body: Buffer; headers: Record<string, string | number> } {
+export function encodeInferResponse(head: Record<string, unknown>, outputs: readonly V2Output[], binary: (name: string) => boolean): { body: Buffer; headers: Record<string, string | number> } {
   const raws: Buffer[] = [];
   const described = outputs.map((o) => {
-    if (!binary(o.name)) return { name: o.name, datatype: o.datatype, shape: o.shape, data: Array.from(o.values) };
-    const raw = encodeRaw(o.datatype, o.values);
+    if (!binary(o.name)) return { name: o.name, datatype: o.datatype, shape: o.shape, data: jsonData(o) };
+    const raw = rawData(o);
     raws.push(raw);
     return { name: o.name, datatype: o.datatype, shape: o.shape, parameters: { binary_data_size: raw.length } };
   });

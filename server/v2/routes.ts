@@ -15,7 +15,8 @@ import { deploymentOf, inferWithin, loadedPipeline, type ServerContext } from '.
 import { readBody, sendJson } from '../respond';
 import { modelSignature } from './metadata';
 import { HEADER_LENGTH, decodeInferRequest, encodeInferResponse } from './rest-codec';
-import { outputTensors, requestedOutputs, tensorsToRows } from './tensors';
+import { outputTensors, postProcessParameters, selectOutputs } from './outputs';
+import { tensorsToRows } from './tensors';
 import { InvalidInputError } from '../../lib/errors';
 
 /** Protocol extensions this server implements (GET /v2). */
@@ -81,15 +82,15 @@ function modelMetadata(ctx: ServerContext, res: http.ServerResponse, name: strin
 
 async function infer(ctx: ServerContext, req: http.IncomingMessage, res: http.ServerResponse, name: string, version: string | undefined): Promise<void> {
   const d = deploymentOf(ctx, name, version);
-  const sig = modelSignature(loadedPipeline(d));
+  const p = loadedPipeline(d);
   const headerLength = req.headers[HEADER_LENGTH];
   const request = decodeInferRequest(await readBody(req, ctx.limits.maxBodyBytes), Array.isArray(headerLength) ? headerLength[0] : headerLength);
   const { rows, rank } = tensorsToRows(request.inputs, (i) => `inputs[${i}] (${request.inputs[i]!.name})`);
-  const specs = requestedOutputs(name, sig.regression, request.outputs); // unknown outputs are refused before predicting
+  const selected = selectOutputs(p, request.outputs); // unknown outputs are refused before predicting
   const asOf = parseAsOf(request.parameters.as_of);
   const answer = await inferWithin(ctx, d, { requests: rows, ...(asOf ? { now: asOf } : {}) });
-  const outputs = outputTensors(answer.predictions, specs, rank);
-  const head = { model_name: name, model_version: String(answer.model.version), ...(request.id !== undefined ? { id: request.id } : {}), parameters: { feature_status: answer.statuses } };
+  const outputs = outputTensors(answer.predictions, selected, rank);
+  const head = { model_name: name, model_version: String(answer.model.version), ...(request.id !== undefined ? { id: request.id } : {}), parameters: { feature_status: answer.statuses, ...postProcessParameters(answer.predictions) } };
   const { body, headers } = encodeInferResponse(head, outputs, (o) => request.binaryOutputs.has(o) || (request.binaryByDefault && !request.outputs));
   res.writeHead(200, headers);
   res.end(body);

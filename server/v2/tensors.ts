@@ -10,7 +10,6 @@
 import { InvalidInputError } from '../../lib/errors';
 import type { OnlineRequest } from '../../lib/pipeline/online';
 import { valueText } from '../../lib/pipeline/online';
-import type { Predictions } from '../../lib/pipeline/post-process';
 
 /** Bytes per element of each fixed-size V2 datatype; BYTES elements are each a 4-byte little-endian length, then the bytes. */
 export const FIXED_SIZE = {
@@ -194,47 +193,4 @@ export function tensorsToRows(inputs: readonly TensorInput[], where: (i: number)
   if (problems.length > 0) throw new InvalidInputError('inputs do not fit the protocol', problems);
   const rows: OnlineRequest[] = Array.from({ length: n }, (_, r) => Object.fromEntries([...columns].map(([k, v]) => [k, v[r]])));
   return { rows, rank };
-}
-
-/** An output tensor: its values are a typed array (numbers) until encoded as JSON or raw bytes. */
-export interface OutputTensor {
-  name: string;
-  datatype: Datatype;
-  shape: number[];
-  values: Float64Array | Float32Array;
-}
-
-export interface OutputSpec {
-  name: string;
-  datatype: Datatype;
-}
-
-/** The outputs a pipeline answers with: a class label and its score, or a regression prediction. */
-export function outputSpecs(regression: boolean): OutputSpec[] {
-  return regression
-    ? [{ name: 'prediction', datatype: 'FP32' }]
-    : [
-        { name: 'label', datatype: 'INT64' },
-        { name: 'score', datatype: 'FP32' },
-      ];
-}
-
-/**
- * The outputs a request asks for, in its order (all when `requested` is undefined).
- *
- * @throws InvalidInputError a requested output the model does not have (named, with the ones it has)
- */
-export function requestedOutputs(model: string, regression: boolean, requested?: readonly string[]): OutputSpec[] {
-  const specs = outputSpecs(regression);
-  if (!requested) return specs;
-  const unknown = requested.filter((n) => !specs.some((s) => s.name === n));
-  if (unknown.length > 0) throw new InvalidInputError(`unknown output ${unknown.join(', ')} (model ${model} has ${specs.map((s) => s.name).join(', ')})`, [], { outputs: unknown });
-  return requested.map((n) => specs.find((s) => s.name === n)!);
-}
-
-/** Predictions → output tensors for `specs` (requestedOutputs); shape [N] or, when the inputs were [N, 1], [N, 1]. */
-export function outputTensors(predictions: Predictions, specs: readonly OutputSpec[], rank: number): OutputTensor[] {
-  const shape = rank === 2 ? [predictions.rows, 1] : [predictions.rows];
-  const column: Record<string, Float64Array | Float32Array | undefined> = { label: predictions.label, score: predictions.score, prediction: predictions.value };
-  return specs.map(({ name, datatype }) => ({ name, datatype, shape, values: column[name]! }));
 }

@@ -142,7 +142,7 @@ describe('bad requests over V2 REST: exact status and body', () => {
     expect(m.status).toBe(400);
     expect(m.json).toEqual({ error: 'requests do not fit the pipeline: lat is missing from the requests (on-demand feature distance_km needs it as numeric)', type: 'SchemaMismatch' });
     const outputs = { ...body(), outputs: [{ name: 'score' }, { name: 'probabilities' }] };
-    expect(await infer(JSON.stringify(outputs))).toEqual({ status: 400, json: { error: 'unknown output probabilities (model fraud-features has label, score)', type: 'InvalidInput' } });
+    expect(await infer(JSON.stringify(outputs))).toEqual({ status: 400, json: { error: 'inference request: outputs[1].name: model fraud-features has no output "probabilities" (outputs: label, score)', type: 'InvalidInput' } });
   });
 
   it('binary data shorter than its shape, or a header length past the body', async () => {

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../lib/errors';
 import { decodeInputs, encodeOutputs, type GrpcInputTensor } from '../../server/grpc-tensors';
-import { fitsDatatype, outputTensors, rowsOfColumns } from '../../server/v2/columns';
+import { fitsDatatype, rowsOfColumns } from '../../server/v2/columns';
+import { outputTensors } from '../../server/v2/outputs';
 
 const tensor = (name: string, datatype: string, shape: number[], contents?: GrpcInputTensor['contents']): GrpcInputTensor => ({ name, datatype, shape: shape.map(String), ...(contents ? { contents } : {}) });
 
