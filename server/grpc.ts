@@ -23,7 +23,9 @@ import type { Logger } from 'pino';
 import { PACKAGE_ROOT, packageVersion } from '../lib/util/package-root';
 import type { Deployment } from './deployment';
 import { decodeInputs, encodeOutputs, type GrpcInputTensor } from './grpc-tensors';
-import { asOfParameter, checkVersion, findDeployment, loadedPipeline, modelTensors, rowsOfColumns } from './v2/columns';
+import { checkVersion, findDeployment, loadedPipeline } from './grpc-lookup';
+import { modelTensors } from './v2/metadata';
+import { asOfParameter, rowsOfTensors } from './v2/tensors';
 import { outputTensors, postProcessParameters, selectOutputs } from './v2/outputs';
 
 export const GRPC_PROTO_FILE = path.join(PACKAGE_ROOT, 'server', 'proto', 'grpc_predict_v2.proto');
@@ -187,7 +189,7 @@ export async function startGrpcServer(deployments: readonly Deployment[], option
       const d = findDeployment(deployments, req.model_name);
       const p = loadedPipeline(d);
       checkVersion(d.name, p.model.version, req.model_version);
-      const rows = rowsOfColumns(decodeInputs(req.inputs, req.raw_input_contents));
+      const { rows } = rowsOfTensors(decodeInputs(req.inputs, req.raw_input_contents));
       const asOf = asOfParameter(parameterValue(req.parameters.as_of));
       const selected = selectOutputs(p, req.outputs.map((o) => o.name));
       const budget = Math.min(requestTimeoutMs, clientBudget(call));

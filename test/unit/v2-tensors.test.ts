@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../lib/errors';
 import { rowsOfCsv, rowsOfJson } from '../../server/mlflow';
 import { decodeInferRequest, encodeInferResponse } from '../../server/v2/rest-codec';
-import { decodeRaw, encodeRaw, tensorsToRows } from '../../server/v2/tensors';
+import { decodeRaw, encodeRaw, rowsOfTensors } from '../../server/v2/tensors';
 
 const bytesElement = (s: string) => {
   const b = Buffer.from(s);
@@ -38,17 +38,16 @@ describe('V2 tensors', () => {
   });
 
   it('reads columns of shape [N] or [N, 1] into rows, and names every problem', () => {
-    const at = (i: number) => `inputs[${i}]`;
-    expect(tensorsToRows([{ name: 'a', datatype: 'FP64', shape: [2, 1], values: [1, 2] }, { name: 'b', datatype: 'BYTES', shape: [2, 1], values: ['x', 'y'] }], at)).toEqual({ rows: [{ a: 1, b: 'x' }, { a: 2, b: 'y' }], rank: 2 });
+    expect(rowsOfTensors([{ name: 'a', datatype: 'FP64', shape: [2, 1], values: [1, 2] }, { name: 'b', datatype: 'BYTES', shape: [2, 1], values: ['x', 'y'] }])).toEqual({ rows: [{ a: 1, b: 'x' }, { a: 2, b: 'y' }], rank: 2 });
     const err = (() => {
       try {
-        tensorsToRows([{ name: 'a', datatype: 'FP64', shape: [2, 2], values: [1, 2, 3, 4] }, { name: 'a', datatype: 'FP64', shape: [3], values: [1, 2, 3] }], at);
+        rowsOfTensors([{ name: 'a', datatype: 'FP64', shape: [2, 2], values: [1, 2, 3, 4] }, { name: 'a', datatype: 'FP64', shape: [3], values: [1, 2, 3] }]);
       } catch (e) {
         return e as InvalidInputError;
       }
       return undefined;
     })();
-    expect(err?.problems).toEqual(['inputs[0].shape: [2, 2] is not a column (one value per row: [N] or [N, 1])', 'inputs[1]: 3 rows, the first input has 2', 'inputs[1]: input a given twice']);
+    expect(err?.problems).toEqual(['inputs[0] (a).shape: [2, 2] is not a column (one value per row: [N] or [N, 1])', 'inputs[1] (a): 3 rows, the first input has 4', 'inputs[1] (a): given twice']);
   });
 });
 
