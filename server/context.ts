@@ -8,6 +8,7 @@ import type { OnlineRetrieval, Pipeline } from '../lib/pipeline/pipeline';
 import type { Deployment, DeploymentAnswer } from './deployment';
 import type { ServerMetrics } from './metrics';
 import { HttpError } from './respond';
+import type { DurableTarget } from './v2/durable';
 
 export interface ServerContext {
   deployments: ReadonlyMap<string, Deployment>;
@@ -15,6 +16,8 @@ export interface ServerContext {
   metrics: ServerMetrics;
   /** The deployment `/invocations` (MLflow scoring) answers with: named, or the only one served. */
   mlflowModel?: string;
+  /** Where `?durable=true` requests go (`--durable-deployment`); none: they are refused. */
+  durable?: DurableTarget;
 }
 
 /** The deployment served as `name`; `version`, when given, must be the version loaded. */

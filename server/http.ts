@@ -10,6 +10,7 @@
  * (server/auth.ts), a body limit (413), a per-request deadline (504), a connection cap (503),
  * an online store that is down answered 503 with Retry-After, and a graceful drain on close.
  */
+import type { DurableTarget } from './v2/durable';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -43,6 +44,8 @@ export interface InferenceServerOptions {
   tokens?: readonly string[];
   /** The deployment /invocations answers with (default: the only one). */
   mlflowModel?: string;
+  /** Where `?durable=true` V2 requests go (server/v2/durable.ts); none: they are refused. */
+  durable?: DurableTarget;
   log?: Logger;
 }
 
@@ -70,7 +73,7 @@ export async function startInferenceServer(deployments: Deployment | readonly De
   const limits = { ...DEFAULT_SERVE_LIMITS, ...options.limits };
   const metrics = new ServerMetrics();
   for (const d of list) if (d.current) metrics.loaded(d.name, d.current.model);
-  const ctx: ServerContext = { deployments: byName, limits, metrics, ...(options.mlflowModel !== undefined ? { mlflowModel: options.mlflowModel } : {}) };
+  const ctx: ServerContext = { deployments: byName, limits, metrics, ...(options.mlflowModel !== undefined ? { mlflowModel: options.mlflowModel } : {}), ...(options.durable ? { durable: options.durable } : {}) };
   const authorize = bearerAuth(options.tokens ?? []);
   const overCap = new WeakSet<Socket>();
   let draining = false;

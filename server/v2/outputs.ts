@@ -10,8 +10,8 @@ import { InvalidInputError } from '../../lib/errors';
 import { valueText } from '../../lib/pipeline/online';
 import { columnJson, type OutputColumn, type OutputField, type OutputKind } from '../../lib/pipeline/outputs';
 import type { Pipeline } from '../../lib/pipeline/pipeline';
-import { baseColumns, type Predictions } from '../../lib/pipeline/post-process';
-import { encodeRaw } from './tensors';
+import { baseColumns, type PredictionLists, type Predictions } from '../../lib/pipeline/post-process';
+import { REQUEST, encodeRaw } from './tensors';
 
 /** The V2 datatype of each kind of output column. */
 export const OUTPUT_DATATYPE = { int: 'INT64', float: 'FP32', double: 'FP64', string: 'BYTES', floats: 'FP32', strings: 'BYTES' } as const satisfies Record<OutputKind, string>;
@@ -38,14 +38,19 @@ export function outputMetadata(p: Pipeline): OutputMetadata[] {
   return p.outputSchema.map(metadataOf);
 }
 
+/** @throws InvalidInputError naming each requested output that is not one of `names`, and the outputs there are */
+function checkOutputNames(model: string, names: readonly string[], requested: readonly string[]): void {
+  const unknown = requested.flatMap((name, i) => (names.includes(name) ? [] : [`outputs[${i}].name: model ${model} has no output ${valueText(name)} (outputs: ${names.join(', ')})`]));
+  if (unknown.length > 0) throw new InvalidInputError(REQUEST, unknown, { outputs: requested.filter((n) => !names.includes(n)) });
+}
+
 /**
  * The outputs a request asks for, in the order asked (none asked: all of the pipeline's). An
  * output the pipeline does not have is an InvalidInputError naming the field and the outputs there are.
  */
 export function selectOutputs(p: Pipeline, requested: readonly string[] = []): string[] {
   const names = p.outputSchema.map((f) => f.name);
-  const unknown = requested.flatMap((name, i) => (names.includes(name) ? [] : [`outputs[${i}].name: model ${p.model.name} has no output ${valueText(name)} (outputs: ${names.join(', ')})`]));
-  if (unknown.length > 0) throw new InvalidInputError('inference request', unknown, { outputs: requested.filter((n) => !names.includes(n)) });
+  checkOutputNames(p.model.name, names, requested);
   return requested.length > 0 ? [...requested] : names;
 }
 
@@ -78,7 +83,7 @@ export function textValues(o: V2Output): string[] {
   const { values } = o.column;
   if (!Array.isArray(values)) throw new TypeError(`${o.name} is not a BYTES output`);
   const missing = values.indexOf(null);
-  if (missing >= 0) throw new InvalidInputError('inference request', [`outputs: ${o.name} has no value at row ${Math.floor(missing / ('width' in o.column ? o.column.width : 1))}, which binary BYTES data cannot carry; ask for ${o.name} as JSON`], { output: o.name });
+  if (missing >= 0) throw new InvalidInputError(REQUEST, [`outputs: ${o.name} has no value at row ${Math.floor(missing / ('width' in o.column ? o.column.width : 1))}, which binary BYTES data cannot carry; ask for ${o.name} as JSON`], { output: o.name });
   return values as string[];
 }
 
@@ -96,4 +101,38 @@ export function postProcessParameters(p: Predictions): Record<string, string> {
 export function outputRows(p: Predictions): Record<string, unknown>[] {
   const columns = [...baseColumns(p)].map(([name, c]) => [name, columnJson(c)] as const);
   return Array.from({ length: p.rows }, (_, r) => Object.fromEntries(columns.map(([name, values]) => [name, values[r]])));
+}
+
+/** A JSON output tensor as the REST response carries it. */
+export interface JsonOutput {
+  name: string;
+  datatype: OutputDatatype;
+  shape: number[];
+  data: unknown[];
+}
+
+function listDatatype(name: string, values: readonly unknown[]): OutputDatatype {
+  const first = values.flat().find((v) => v !== null);
+  if (typeof first === 'string') return 'BYTES';
+  return name === 'label' ? 'INT64' : 'FP32';
+}
+
+/**
+ * Predictions as JSON lists (a durable answer, lib/pipeline/post-process.ts `PredictionLists`; a
+ * retried request id's recorded answer may have other rows than the retry) → the selected output tensors (all when `requested` is undefined), list columns as [rows, width].
+ *
+ * @throws InvalidInputError a requested output the answer does not have
+ */
+export function listTensors(lists: PredictionLists, requested: readonly string[] | undefined, model: string): JsonOutput[] {
+  const columns = new Map<string, unknown[]>();
+  for (const name of ['label', 'score', 'prediction'] as const) if (lists[name]) columns.set(name, lists[name]);
+  for (const [name, values] of Object.entries(lists.outputs ?? {})) columns.set(name, values);
+  const names = [...columns.keys()];
+  checkOutputNames(model, names, requested ?? []);
+  return (requested ?? names).map((name) => {
+    const values = columns.get(name)!;
+    const rows = values.length;
+    const width = Array.isArray(values[0]) ? (values[0] as unknown[]).length : undefined;
+    return { name, datatype: listDatatype(name, values), shape: width === undefined ? [rows] : [rows, width], data: width === undefined ? values : values.flat() };
+  });
 }

@@ -13,6 +13,7 @@ import type http from 'node:http';
 import { packageVersion } from '../../lib/util/package-root';
 import { deploymentOf, inferWithin, loadedPipeline, type ServerContext } from '../context';
 import { readBody, sendJson } from '../respond';
+import { inferDurably, wantsDurable } from './durable';
 import { modelTensors } from './metadata';
 import { HEADER_LENGTH, decodeInferRequest, encodeInferResponse } from './rest-codec';
 import { outputTensors, postProcessParameters, selectOutputs } from './outputs';
@@ -80,6 +81,11 @@ function modelMetadata(ctx: ServerContext, res: http.ServerResponse, name: strin
 }
 
 async function infer(ctx: ServerContext, req: http.IncomingMessage, res: http.ServerResponse, name: string, version: string | undefined): Promise<void> {
+  if (wantsDurable(req)) {
+    const headerLength = req.headers[HEADER_LENGTH];
+    const request = decodeInferRequest(await readBody(req, ctx.limits.maxBodyBytes), Array.isArray(headerLength) ? headerLength[0] : headerLength);
+    return sendJson(res, 200, await inferDurably(ctx.durable, name, request));
+  }
   const d = deploymentOf(ctx, name, version);
   const p = loadedPipeline(d);
   const headerLength = req.headers[HEADER_LENGTH];
