@@ -5,31 +5,23 @@
  * names the workflow and Update, the request `id` is the Update id (a retry gets the recorded
  * answer), and a rejected request is a 400 naming the field.
  */
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FEATURES_EXPECTED, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
+import { FEATURES_PIPELINE } from '../../cli/examples';
 import { serve } from '../../cli/serve';
 import { deploymentStatus, ensureDeployment, partitionOf, partitionWorkflowId, type OnlineDeployment } from '../../client/online';
 import type { InferflowConfig } from '../../lib/config/env';
-import { materializeView } from '../../lib/features/materialize';
-import { openOnlineStore } from '../../lib/features/online';
-import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
-import { loadPipelineSpec } from '../../lib/pipeline/spec';
-import { ModelRegistry } from '../../lib/registry';
-import { openStore } from '../../lib/storage';
-import { scoresIn, type Scores } from '../helpers/data';
+import type { Scores } from '../helpers/data';
 import { tempConfig, uniqueName } from '../helpers/env';
+import { dropOnlineFraud, prepareOnlineFraud, type OnlineFraudFixture } from '../helpers/online-fraud';
 import { TEST_REDIS_URL } from '../helpers/services';
 import { startWorker, type RunningWorker } from '../helpers/worker';
 
-const DAY = 86_400_000;
-const T = Date.parse('2026-10-13T00:00:00Z');
 const keyPrefix = uniqueName('serve-durable');
 const saved = { ...process.env };
 let config: InferflowConfig;
 let cleanup: () => Promise<void>;
 let w: RunningWorker;
-let spec: Awaited<ReturnType<typeof loadPipelineSpec>>;
+let spec: OnlineFraudFixture['spec'];
 let requests: Record<string, unknown>[];
 let expected: Scores;
 let deployment: OnlineDeployment;
@@ -52,19 +44,7 @@ function v2Body(rows: Record<string, unknown>[], extra: Record<string, unknown> 
 beforeAll(async () => {
   let dir: string;
   ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-serve-durable') }));
-  await registerFeaturesExampleModel(new ModelRegistry(openStore(config.registry)));
-  spec = await loadPipelineSpec(FEATURES_PIPELINE);
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: dir });
-  await materializeView({ view: spec.featureViews![0], store, end: new Date(T + DAY - 1) });
-  await store.close();
-  expected = await scoresIn(FEATURES_EXPECTED);
-  requests = await withDuckDB(async (conn) => {
-    const r = await conn.runAndReadAll(
-      `SELECT transaction_id, customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS event_timestamp, amount, merchant_category, lat, lon FROM read_parquet(${lit(path.resolve(spec.spine!))})
-       WHERE event_timestamp >= ${lit(new Date(T).toISOString())}::TIMESTAMPTZ AND event_timestamp < ${lit(new Date(T + DAY).toISOString())}::TIMESTAMPTZ ORDER BY transaction_id LIMIT 4`,
-    );
-    return r.getRowObjectsJS().map((o) => ({ ...o, customer_id: Number(o.customer_id), amount: Number(o.amount), lat: Number(o.lat), lon: Number(o.lon), transaction_id: toText(o.transaction_id), merchant_category: toText(o.merchant_category), event_timestamp: toText(o.event_timestamp) }));
-  });
+  ({ spec, requests, expected } = await prepareOnlineFraud(config, dir, keyPrefix, 4));
   w = await startWorker(config);
   deployment = {
     name: uniqueName('serve-dep'),
@@ -82,9 +62,7 @@ afterAll(async () => {
   await server?.shutdown();
   if (deployment) for (const p of await deploymentStatus(w.client, deployment)) if (p.state === 'RUNNING') await w.client.workflow.getHandle(p.workflowId).cancel();
   await w?.stop();
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: '/tmp' });
-  await store.deleteView('customer_stats');
-  await store.close();
+  await dropOnlineFraud(keyPrefix);
   process.env = saved;
   await cleanup?.();
 });
