@@ -4,12 +4,13 @@
  * `/invocations` and Prometheus `/metrics`; with --grpc-port, V2 gRPC (inference.GRPCInferenceService).
  */
 import type { Command } from 'commander';
-import type { ServeLimits, ServeModelOptions } from '../lib/config/env';
+import type { ServeLimits, ServeModelOptions, TemporalConfig } from '../lib/config/env';
 import type { OnlineStoreSpec } from '../lib/features/online';
 import type { Deployment } from '../server/deployment';
 import type { ServedRanking } from '../server/v2/ranking';
 import type { GrpcInferenceServer } from '../server/grpc';
 import type { InferenceServer } from '../server/http';
+import type { DurableTarget } from '../server/v2/durable';
 import { parseStoreOption } from './features';
 import { examples, nonNegativeInt, positiveInt } from './options';
 
@@ -25,6 +26,8 @@ export interface ServeOptions {
   tokenFile?: string;
   /** The model /invocations answers with when several are served. */
   mlflowModel?: string;
+  /** The online deployment (`inferflow online deploy --name`) `?durable=true` V2 requests go to; unset: no Temporal connection. */
+  durableDeployment?: string;
   /** Overrides of INFERFLOW_SERVE_POLL_MS and the batching settings. */
   pollMs?: number;
   batching?: boolean;
@@ -97,6 +100,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
   const resources = createResources(config, { logger: log });
   const m = modelOptions(config.serveModel, opts);
   const deployments: Deployment[] = [];
+  let durable: DurableTarget | undefined;
   try {
     const served = new Map<string, { file: string; describe: (at: string) => string; deployment: Deployment }>();
     const rankings = new Map<string, ServedRanking>();
@@ -121,7 +125,9 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
     }
     if (opts.mlflowModel !== undefined && !served.has(opts.mlflowModel)) throw new InvalidInputError(`--mlflow-model ${opts.mlflowModel} is not served (served: ${[...served.keys()].join(', ')})`, [], { mlflowModel: opts.mlflowModel });
     const limits = { ...config.serveLimits, ...opts.limits };
+    durable = opts.durableDeployment === undefined ? undefined : await durableTarget(config.temporal, opts.durableDeployment);
     const server = await startInferenceServer(deployments, {
+      ...(durable ? { durable } : {}),
       port: opts.port,
       host: opts.host,
       limits,
@@ -149,11 +155,13 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
       shutdown: async () => {
         await Promise.all([server.close(), grpc?.close()]);
         await Promise.all(deployments.map((d) => d.close()));
+        await durable?.client.connection.close();
         await resources.close();
       },
     };
   } catch (err) {
     await Promise.all(deployments.map((d) => d.close()));
+    await durable?.client.connection.close();
     await resources.close();
     throw err;
   }
@@ -172,6 +180,7 @@ export function registerServeCommand(program: Command): void {
     .option('--grpc-port <port>', 'also serve KServe V2 gRPC (inference.GRPCInferenceService, what tritonclient.grpc speaks) on this port (0 picks a free one; default: no gRPC)', nonNegativeInt)
     .option('--token-file <file>', 'require Authorization: Bearer <token> with one of the tokens in this file (one a line; also INFERFLOW_SERVE_TOKENS); health routes stay open')
     .option('--mlflow-model <name>', 'the model POST /invocations answers with when several are served (default: the only one)')
+    .option('--durable-deployment <name>', 'answer V2 requests sent with ?durable=true (or Inferflow-Durable: true) through this online deployment (inferflow online deploy --name): one Update-with-Start each, kept in its workflow history; needs TEMPORAL_ADDRESS (default: no Temporal connection, durable requests are a 400)')
     .option('--poll-ms <ms>', 'a model served by alias (name@production) or latest version: look for a new version this often; 0 never (default INFERFLOW_SERVE_POLL_MS, 5000)', nonNegativeInt)
     .option('--batching', 'coalesce concurrent requests into one model call (default: on, INFERFLOW_SERVE_BATCHING)')
     .option('--no-batching', 'answer every request with its own model call')
@@ -194,6 +203,8 @@ export function registerServeCommand(program: Command): void {
       curl -s localhost:8080/invocations -H 'content-type: application/json' -d '{"dataframe_records": [
         {"customer_id": 17, "event_timestamp": "2026-10-15T12:00:00Z", "amount": 120.5, "merchant_category": "travel", "lat": 52.5, "lon": 13.4}]}'
       curl -s localhost:8080/metrics
+      inferflow serve examples/pipelines/fraud-features.json --store redis --durable-deployment fraud-online
+      curl -s 'localhost:8080/v2/models/fraud-online/infer?durable=true' -d '{"id": "req-1", "inputs": [ …as above… ]}'   # parameters.workflow_id, update_id
       inferflow serve examples/pipelines/fraud-features.json --store redis --grpc-port 8001
       python3 -c 'import tritonclient.grpc as g; print(g.InferenceServerClient("localhost:8001").get_model_metadata("fraud-features"))'
     `) +
@@ -222,4 +233,17 @@ SIGTERM/SIGINT drain: no new connections, requests in flight answered, then the 
       await s.shutdown();
       log.info('stopped');
     });
+}
+
+/** The Temporal client and the online deployment durable requests go to (NotFound, naming it, when it was never deployed). */
+async function durableTarget(temporal: TemporalConfig, name: string): Promise<DurableTarget> {
+  const { connectClient } = await import('../client/index.js');
+  const { durableGrpcRetry, findDeployment } = await import('../client/online.js');
+  const client = await connectClient(temporal, { interceptors: [durableGrpcRetry()] });
+  try {
+    return { client, deployment: await findDeployment(client, name) };
+  } catch (err) {
+    await client.connection.close();
+    throw err;
+  }
 }

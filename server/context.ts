@@ -9,6 +9,7 @@ import type { OnlineRetrieval, Pipeline } from '../lib/pipeline/pipeline';
 import type { Deployment, DeploymentAnswer } from './deployment';
 import type { ServerMetrics } from './metrics';
 import { HttpError } from './respond';
+import type { DurableTarget } from './v2/durable';
 
 /** How much earlier than the server's deadline external-API lookups must give up. */
 const DEADLINE_MARGIN_MS = 100;
@@ -21,6 +22,8 @@ export interface ServerContext {
   mlflowModel?: string;
   /** Deployments served from a ranking spec, by name: their infer answers top-k (v2/ranking.ts). */
   rankings?: ReadonlyMap<string, ServedRanking>;
+  /** Where `?durable=true` requests go (`--durable-deployment`); none: they are refused. */
+  durable?: DurableTarget;
 }
 
 /** The deployment served as `name`; `version`, when given, must be the version loaded. */

@@ -23,7 +23,10 @@ import type { Logger } from 'pino';
 import { PACKAGE_ROOT, packageVersion } from '../lib/util/package-root';
 import type { Deployment } from './deployment';
 import { decodeInputs, encodeOutputs, type GrpcInputTensor } from './grpc-tensors';
-import { asOfParameter, checkVersion, findDeployment, loadedPipeline, modelTensors, outputTensors, rowsOfColumns, selectOutputs } from './v2/columns';
+import { checkVersion, findDeployment, loadedPipeline } from './grpc-lookup';
+import { modelTensors } from './v2/metadata';
+import { asOfParameter, rowsOfTensors } from './v2/tensors';
+import { outputTensors, postProcessParameters, selectOutputs } from './v2/outputs';
 
 export const GRPC_PROTO_FILE = path.join(PACKAGE_ROOT, 'server', 'proto', 'grpc_predict_v2.proto');
 /** The trailer naming an error's type. */
@@ -186,7 +189,7 @@ export async function startGrpcServer(deployments: readonly Deployment[], option
       const d = findDeployment(deployments, req.model_name);
       const p = loadedPipeline(d);
       checkVersion(d.name, p.model.version, req.model_version);
-      const rows = rowsOfColumns(decodeInputs(req.inputs, req.raw_input_contents));
+      const { rows } = rowsOfTensors(decodeInputs(req.inputs, req.raw_input_contents));
       const asOf = asOfParameter(parameterValue(req.parameters.as_of));
       const selected = selectOutputs(p, req.outputs.map((o) => o.name));
       const budget = Math.min(requestTimeoutMs, clientBudget(call));
@@ -197,7 +200,7 @@ export async function startGrpcServer(deployments: readonly Deployment[], option
         model_name: d.name,
         model_version: String(model.version),
         id: req.id,
-        parameters: { [FEATURE_STATUS_PARAMETER]: { string_param: JSON.stringify(statuses) }, model_sha256: { string_param: model.sha256 } },
+        parameters: { [FEATURE_STATUS_PARAMETER]: { string_param: JSON.stringify(statuses) }, model_sha256: { string_param: model.sha256 }, ...stringParameters(postProcessParameters(predictions)) },
         ...tensors,
       };
     }),
@@ -218,4 +221,8 @@ export async function startGrpcServer(deployments: readonly Deployment[], option
         });
       }),
   };
+}
+
+function stringParameters(values: Record<string, string>): Record<string, { string_param: string }> {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { string_param: v }]));
 }

@@ -11,6 +11,7 @@
  * an online store that is down answered 503 with Retry-After, and a graceful drain on close.
  */
 import type { ServedRanking } from './v2/ranking';
+import type { DurableTarget } from './v2/durable';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -46,6 +47,8 @@ export interface InferenceServerOptions {
   mlflowModel?: string;
   /** Deployments of ranking specs, by name: their V2 infer answers top-k items and scores. */
   rankings?: ReadonlyMap<string, ServedRanking>;
+  /** Where `?durable=true` V2 requests go (server/v2/durable.ts); none: they are refused. */
+  durable?: DurableTarget;
   log?: Logger;
 }
 
@@ -73,7 +76,7 @@ export async function startInferenceServer(deployments: Deployment | readonly De
   const limits = { ...DEFAULT_SERVE_LIMITS, ...options.limits };
   const metrics = new ServerMetrics();
   for (const d of list) if (d.current) metrics.loaded(d.name, d.current.model);
-  const ctx: ServerContext = { deployments: byName, limits, metrics, ...(options.mlflowModel !== undefined ? { mlflowModel: options.mlflowModel } : {}), ...(options.rankings ? { rankings: options.rankings } : {}) };
+  const ctx: ServerContext = { deployments: byName, limits, metrics, ...(options.mlflowModel !== undefined ? { mlflowModel: options.mlflowModel } : {}), ...(options.rankings ? { rankings: options.rankings } : {}), ...(options.durable ? { durable: options.durable } : {}) };
   const authorize = bearerAuth(options.tokens ?? []);
   const overCap = new WeakSet<Socket>();
   let draining = false;

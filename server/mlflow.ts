@@ -8,7 +8,8 @@
  *                         {"instances": [{...}, ...]}
  *                         {"inputs": {"col": [...], ...}}  or  {"inputs": [{...}, ...]}
  *                       text/csv: a header row, then one row per request
- *                       → {"predictions": [{"label": 0, "score": 0.1}, ...]} ([0.5, ...] for regression)
+ *                       → {"predictions": [{"label": 0, "score": 0.1, …}, ...]}: one object per row with every
+ *                         output column of the pipeline ([0.5, ...] for a regressor with one target, as MLflow answers)
  *   GET  /ping, /health 200 when the model is loaded
  *
  * Errors answer MLflow's body, {"error_code": "BAD_REQUEST", "message": "…"}. The model answering
@@ -18,6 +19,9 @@ import type http from 'node:http';
 import { InvalidInputError, NotFoundError } from '../lib/errors';
 import type { OnlineRequest } from '../lib/pipeline/online';
 import { MAX_ROWS_PER_REQUEST } from './v2/tensors';
+import { outputRows } from './v2/outputs';
+import { columnJson } from '../lib/pipeline/outputs';
+import { baseColumns, type Predictions } from '../lib/pipeline/post-process';
 import { deploymentOf, inferWithin, type ServerContext } from './context';
 import { HttpError, parseJson, readBody } from './respond';
 import type { Deployment } from './deployment';
@@ -150,8 +154,15 @@ async function invocations(ctx: ServerContext, req: http.IncomingMessage, res: h
   const rows = type === 'text/csv' ? rowsOfCsv(text) : rowsOfJson(parseJson(text));
   if (rows.length > MAX_ROWS_PER_REQUEST) throw new InvalidInputError(`at most ${MAX_ROWS_PER_REQUEST} rows per request (got ${rows.length})`);
   const { predictions: p } = await inferWithin(ctx, d, { requests: rows });
-  const predictions = p.value ? Array.from(p.value) : Array.from({ length: p.rows }, (_, i) => ({ label: p.label![i], score: p.score![i] }));
+  const predictions = mlflowPredictions(p);
   const body = JSON.stringify({ predictions });
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** The `predictions` of an answer: a value per row when the only output is one number per row, else one object per row with every output column. */
+function mlflowPredictions(p: Predictions): unknown[] {
+  const columns = baseColumns(p);
+  const only = columns.size === 1 ? [...columns.values()][0]! : undefined;
+  return only && !('width' in only) ? columnJson(only) : outputRows(p);
 }

@@ -50,11 +50,19 @@ export interface BridgeStats {
   peakOutstanding: number;
 }
 
+/** Wait `ms`, or less when `signal` aborts; the abort listener is removed when the timer fires (a long run adds one per wait). */
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const onAbort = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 
 /** Split a partition's events into signals of at most MAX_EVENTS_PER_SIGNAL events and MAX_SIGNAL_BYTES bytes, in order. */

@@ -8,7 +8,8 @@
  */
 import { InvalidInputError } from '../../lib/errors';
 import { HttpError, parseJson } from '../respond';
-import { DATATYPES, decodeRaw, elementCount, encodeRaw, isDatatype, jsonValueProblems, nonFiniteProblems, type OutputTensor, type TensorInput } from './tensors';
+import { jsonData, rawData, type V2Output } from './outputs';
+import { REQUEST, datatypeProblem, decodeRaw, elementCount, shapeListProblem, inputWhere, isDatatype, nonFiniteProblems, type TensorInput } from './tensors';
 
 export const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -44,13 +45,10 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
   const inputs: TensorInput[] = [];
   let offset = jsonEnd;
   b.inputs.forEach((input: unknown, i) => {
-    const named = isObject(input) && typeof input.name === 'string' && input.name !== '';
-    const where = `inputs[${i}]${named ? ` (${input.name as string})` : ''}`;
-    if (!isObject(input) || !named) return void problems.push(`${where}.name: required`);
+    const where = inputWhere(i, isObject(input) ? input.name : undefined);
+    if (!isObject(input)) return void problems.push(`${where}: an object {name, datatype, shape, data}`);
     const { datatype, shape } = input;
     const count = elementCount(shape);
-    if (!isDatatype(datatype)) problems.push(`${where}.datatype: ${JSON.stringify(datatype) ?? 'missing'} is not a V2 datatype (one of ${DATATYPES.join(', ')})`);
-    if (count === undefined) problems.push(`${where}.shape: required, a list of non-negative integers`);
     const params = isObject(input.parameters) ? input.parameters : {};
     const size = params.binary_data_size;
     if (size !== undefined) {
@@ -60,7 +58,8 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
       if (end > body.length) return void problems.push(`${where}: binary_data_size ${size as number} bytes, only ${body.length - offset} bytes of binary data remain in the body`);
       const raw = body.subarray(offset, end);
       offset = end;
-      if (!isDatatype(datatype) || count === undefined) return undefined;
+      if (!isDatatype(datatype)) return void problems.push(datatypeProblem(where, datatype));
+      if (count === undefined) return void problems.push(shapeListProblem(where, shape));
       try {
         const values = decodeRaw(datatype, raw, count, where);
         problems.push(...nonFiniteProblems(where, values));
@@ -72,12 +71,7 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
       return undefined;
     }
     if (!Array.isArray(input.data)) return void problems.push(`${where}.data: required, a list of values (or binary data with parameters.binary_data_size)`);
-    if (!isDatatype(datatype) || count === undefined) return undefined;
-    const values = (input.data as unknown[]).flat(Infinity);
-    const bad = jsonValueProblems(where, datatype, values);
-    if (bad.length > 0) problems.push(...bad);
-    else if (values.length !== count) problems.push(`${where}: shape [${(shape as number[]).join(', ')}] holds ${count} values, data has ${values.length}`);
-    else inputs.push({ name: input.name as string, datatype, shape: shape as number[], values });
+    inputs.push({ name: input.name as string, datatype: datatype as string, shape: Array.isArray(shape) ? (shape as number[]) : [shape as number], values: (input.data as unknown[]).flat(Infinity) });
     return undefined;
   });
   if (problems.length === 0 && offset !== body.length) problems.push(`the body has ${body.length - offset} bytes after the inputs' binary data`);
@@ -96,7 +90,7 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
   }
   const parameters = isObject(b.parameters) ? b.parameters : {};
   if (b.parameters !== undefined && !isObject(b.parameters)) problems.push('parameters: an object');
-  if (problems.length > 0) throw new InvalidInputError('inference request does not fit the protocol', problems);
+  if (problems.length > 0) throw new InvalidInputError(REQUEST, problems);
   const binaryByDefault = parameters.binary_data_output === true;
   // An output named with binary_data false stays JSON even under binary_data_output.
   if (binaryByDefault && Array.isArray(b.outputs)) {
@@ -106,11 +100,11 @@ export function decodeInferRequest(body: Buffer, headerLength: string | undefine
 }
 
 /** The response body and its content headers: plain JSON, or JSON then raw tensors when any output goes binary. */
-export function encodeInferResponse(head: Record<string, unknown>, outputs: OutputTensor[], binary: (name: string) => boolean): { body: Buffer; headers: Record<string, string | number> } {
+export function encodeInferResponse(head: Record<string, unknown>, outputs: readonly V2Output[], binary: (name: string) => boolean): { body: Buffer; headers: Record<string, string | number> } {
   const raws: Buffer[] = [];
   const described = outputs.map((o) => {
-    if (!binary(o.name)) return { name: o.name, datatype: o.datatype, shape: o.shape, data: Array.from(o.values) };
-    const raw = encodeRaw(o.datatype, o.values);
+    if (!binary(o.name)) return { name: o.name, datatype: o.datatype, shape: o.shape, data: jsonData(o) };
+    const raw = rawData(o);
     raws.push(raw);
     return { name: o.name, datatype: o.datatype, shape: o.shape, parameters: { binary_data_size: raw.length } };
   });

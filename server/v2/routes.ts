@@ -13,11 +13,12 @@ import type http from 'node:http';
 import { packageVersion } from '../../lib/util/package-root';
 import { deploymentOf, inferWithin, loadedPipeline, type ServerContext } from '../context';
 import { readBody, sendJson } from '../respond';
-import { modelSignature } from './metadata';
+import { inferDurably, wantsDurable } from './durable';
+import { modelTensors } from './metadata';
 import { HEADER_LENGTH, decodeInferRequest, encodeInferResponse } from './rest-codec';
 import { inferTopK } from './ranking';
-import { outputTensors, requestedOutputs, tensorsToRows } from './tensors';
-import { InvalidInputError } from '../../lib/errors';
+import { outputTensors, postProcessParameters, selectOutputs } from './outputs';
+import { asOfParameter, rowsOfTensors } from './tensors';
 
 /** Protocol extensions this server implements (GET /v2). */
 export const V2_EXTENSIONS = ['binary_tensor_data'] as const;
@@ -72,7 +73,7 @@ export function matchV2(ctx: ServerContext, method: string, parts: readonly stri
 function modelMetadata(ctx: ServerContext, res: http.ServerResponse, name: string, version: string | undefined): void {
   const d = deploymentOf(ctx, name, version);
   const p = loadedPipeline(d);
-  const sig = modelSignature(p);
+  const sig = modelTensors(p);
   sendJson(res, 200, {
     name,
     versions: [String(p.model.version)],
@@ -84,24 +85,22 @@ function modelMetadata(ctx: ServerContext, res: http.ServerResponse, name: strin
 }
 
 async function infer(ctx: ServerContext, req: http.IncomingMessage, res: http.ServerResponse, name: string, version: string | undefined): Promise<void> {
+  if (wantsDurable(req)) {
+    const headerLength = req.headers[HEADER_LENGTH];
+    const request = decodeInferRequest(await readBody(req, ctx.limits.maxBodyBytes), Array.isArray(headerLength) ? headerLength[0] : headerLength);
+    return sendJson(res, 200, await inferDurably(ctx.durable, name, request));
+  }
   const d = deploymentOf(ctx, name, version);
-  const sig = modelSignature(loadedPipeline(d));
+  const p = loadedPipeline(d);
   const headerLength = req.headers[HEADER_LENGTH];
   const request = decodeInferRequest(await readBody(req, ctx.limits.maxBodyBytes), Array.isArray(headerLength) ? headerLength[0] : headerLength);
-  const { rows, rank } = tensorsToRows(request.inputs, (i) => `inputs[${i}] (${request.inputs[i]!.name})`);
-  const specs = requestedOutputs(name, sig.regression, request.outputs); // unknown outputs are refused before predicting
-  const asOf = parseAsOf(request.parameters.as_of);
+  const { rows, rank } = rowsOfTensors(request.inputs);
+  const selected = selectOutputs(p, request.outputs); // unknown outputs are refused before predicting
+  const asOf = asOfParameter(request.parameters.as_of);
   const answer = await inferWithin(ctx, d, { requests: rows, ...(asOf ? { now: asOf } : {}) });
-  const outputs = outputTensors(answer.predictions, specs, rank);
-  const head = { model_name: name, model_version: String(answer.model.version), ...(request.id !== undefined ? { id: request.id } : {}), parameters: { feature_status: answer.statuses } };
+  const outputs = outputTensors(answer.predictions, selected, rank);
+  const head = { model_name: name, model_version: String(answer.model.version), ...(request.id !== undefined ? { id: request.id } : {}), parameters: { feature_status: answer.statuses, ...postProcessParameters(answer.predictions) } };
   const { body, headers } = encodeInferResponse(head, outputs, (o) => request.binaryOutputs.has(o) || (request.binaryByDefault && !request.outputs));
   res.writeHead(200, headers);
   res.end(body);
-}
-
-function parseAsOf(raw: unknown): Date | undefined {
-  if (raw === undefined) return undefined;
-  const at = typeof raw === 'string' ? new Date(raw) : undefined;
-  if (!at || Number.isNaN(at.getTime())) throw new InvalidInputError('parameters.as_of: an ISO 8601 time', [], { field: 'parameters.as_of' });
-  return at;
 }

@@ -5,56 +5,61 @@
  * predictions → the requested output tensors.
  *
  * A request carries one input per request field, each a column of N values with shape [N] or
- * [N, 1]; rows are read across the inputs.
+ * [N, 1]; rows are read across the inputs. Every front end decodes its wire format (REST JSON or
+ * binary: rest-codec.ts; gRPC typed or raw contents: server/grpc-tensors.ts) into `TensorInput`s
+ * and calls `rowsOfTensors`, so a request gets the same validation messages whichever protocol it came by.
  */
 import { InvalidInputError } from '../../lib/errors';
 import type { OnlineRequest } from '../../lib/pipeline/online';
 import { valueText } from '../../lib/pipeline/online';
-import type { Predictions } from '../../lib/pipeline/post-process';
+
+/** How messages about a request's tensors begin. */
+export const REQUEST = 'inference request';
 
 /** Bytes per element of each fixed-size V2 datatype; BYTES elements are each a 4-byte little-endian length, then the bytes. */
-export const FIXED_SIZE = {
-  BOOL: 1,
-  INT8: 1,
-  INT16: 2,
-  INT32: 4,
-  INT64: 8,
-  UINT8: 1,
-  UINT16: 2,
-  UINT32: 4,
-  UINT64: 8,
-  FP16: 2,
-  FP32: 4,
-  FP64: 8,
-} as const;
+export const FIXED_SIZE = { BOOL: 1, UINT8: 1, UINT16: 2, UINT32: 4, UINT64: 8, INT8: 1, INT16: 2, INT32: 4, INT64: 8, FP16: 2, FP32: 4, FP64: 8 } as const;
 
 export type FixedDatatype = keyof typeof FIXED_SIZE;
 export type Datatype = FixedDatatype | 'BYTES';
+/** The protocol's tensor datatypes, in its order. */
 export const DATATYPES: readonly Datatype[] = [...(Object.keys(FIXED_SIZE) as FixedDatatype[]), 'BYTES'];
 
 export function isDatatype(d: unknown): d is Datatype {
   return typeof d === 'string' && (DATATYPES as readonly string[]).includes(d);
 }
 
-const INT_RANGE: Partial<Record<Datatype, [number, number]>> = {
-  INT8: [-(2 ** 7), 2 ** 7 - 1],
-  INT16: [-(2 ** 15), 2 ** 15 - 1],
-  INT32: [-(2 ** 31), 2 ** 31 - 1],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  UINT8: [0, 2 ** 8 - 1],
-  UINT16: [0, 2 ** 16 - 1],
-  UINT32: [0, 2 ** 32 - 1],
-  UINT64: [0, Number.MAX_SAFE_INTEGER],
+/** The message for a datatype that is not one of the protocol's. */
+export function datatypeProblem(where: string, datatype: unknown): string {
+  return `${where}.datatype: one of ${DATATYPES.join(', ')}, got ${valueText(datatype)}`;
+}
+
+/** `inputs[i] (name)`: how messages name an input. */
+export function inputWhere(i: number, name: unknown): string {
+  return `inputs[${i}]${typeof name === 'string' && name !== '' ? ` (${name})` : ''}`;
+}
+
+const INTEGER_RANGE: Partial<Record<Datatype, readonly [bigint, bigint]>> = {
+  INT8: [-(2n ** 7n), 2n ** 7n - 1n],
+  INT16: [-(2n ** 15n), 2n ** 15n - 1n],
+  INT32: [-(2n ** 31n), 2n ** 31n - 1n],
+  INT64: [-(2n ** 63n), 2n ** 63n - 1n],
+  UINT8: [0n, 2n ** 8n - 1n],
+  UINT16: [0n, 2n ** 16n - 1n],
+  UINT32: [0n, 2n ** 32n - 1n],
+  UINT64: [0n, 2n ** 64n - 1n],
 };
 
-/** Whether a JSON value is an element of the datatype (null, a missing value, fits every datatype). */
-export function jsonFits(datatype: Datatype, v: unknown): boolean {
+/** Whether a decoded value fits its tensor's datatype (null: a missing value, allowed in every datatype). */
+export function fitsDatatype(datatype: Datatype, v: unknown): boolean {
   if (v === null) return true;
-  if (datatype === 'BOOL') return typeof v === 'boolean';
+  const range = INTEGER_RANGE[datatype];
+  if (range) {
+    if (typeof v === 'bigint') return v >= range[0] && v <= range[1];
+    return typeof v === 'number' && Number.isSafeInteger(v) && BigInt(v) >= range[0] && BigInt(v) <= range[1];
+  }
   if (datatype === 'BYTES') return typeof v === 'string';
-  if (typeof v !== 'number') return false;
-  const range = INT_RANGE[datatype];
-  return range ? Number.isInteger(v) && v >= range[0] && v <= range[1] : true;
+  if (datatype === 'BOOL') return typeof v === 'boolean';
+  return typeof v === 'number'; // FP16, FP32, FP64 (NaN and ±Infinity reach the pipeline, which names them)
 }
 
 function halfToNumber(h: number): number {
@@ -66,19 +71,30 @@ function halfToNumber(h: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** UTF-8 bytes as text, or undefined when they are not UTF-8. */
+export function utf8Text(b: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(b);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A 64-bit integer as a number when it is exact, else as a bigint (entity keys keep every digit). */
-const exact = (b: bigint): number | bigint => (b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b);
+export const exactInteger = (b: bigint): number | bigint => (b >= BigInt(Number.MIN_SAFE_INTEGER) && b <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(b) : b);
 
 const READ: Record<FixedDatatype, (v: DataView, at: number) => unknown> = {
   BOOL: (v, at) => v.getUint8(at) !== 0,
   INT8: (v, at) => v.getInt8(at),
   INT16: (v, at) => v.getInt16(at, true),
   INT32: (v, at) => v.getInt32(at, true),
-  INT64: (v, at) => exact(v.getBigInt64(at, true)),
+  INT64: (v, at) => exactInteger(v.getBigInt64(at, true)),
   UINT8: (v, at) => v.getUint8(at),
   UINT16: (v, at) => v.getUint16(at, true),
   UINT32: (v, at) => v.getUint32(at, true),
-  UINT64: (v, at) => exact(v.getBigUint64(at, true)),
+  UINT64: (v, at) => exactInteger(v.getBigUint64(at, true)),
   FP16: (v, at) => halfToNumber(v.getUint16(at, true)),
   FP32: (v, at) => v.getFloat32(at, true),
   FP64: (v, at) => v.getFloat64(at, true),
@@ -98,7 +114,9 @@ export function decodeRaw(datatype: Datatype, raw: Uint8Array, count: number, wh
       if (at + 4 > raw.byteLength) break;
       const len = view.getUint32(at, true);
       if (at + 4 + len > raw.byteLength) throw new InvalidInputError(`${where}: BYTES element ${out.length} says ${len} bytes, ${raw.byteLength - at - 4} remain`);
-      out.push(Buffer.from(raw.buffer, raw.byteOffset + at + 4, len).toString('utf8'));
+      const text = utf8Text(raw.subarray(at + 4, at + 4 + len));
+      if (text === undefined) throw new InvalidInputError(`${where}: BYTES element ${out.length} is not UTF-8 text`);
+      out.push(text);
       at += 4 + len;
     }
     if (out.length !== count || at !== raw.byteLength) throw new InvalidInputError(`${where}: binary data holds ${out.length} BYTES elements in ${at} of ${raw.byteLength} bytes, the shape needs ${count}`);
@@ -129,12 +147,12 @@ export function encodeRaw(datatype: Datatype, values: ArrayLike<number> | readon
   throw new TypeError(`encodeRaw: ${datatype} outputs are not produced`);
 }
 
-/** One decoded request input: its elements flattened row-major. */
+/** One decoded request input: its elements flattened row-major (the datatype as the request gave it). */
 export interface TensorInput {
   name: string;
-  datatype: Datatype;
-  shape: number[];
-  values: unknown[];
+  datatype: string;
+  shape: readonly number[];
+  values: readonly unknown[];
 }
 
 /** Most rows one request may carry. */
@@ -149,12 +167,12 @@ export function elementCount(shape: unknown): number | undefined {
 /** Wrong values named per input at most. */
 const MAX_DATA_PROBLEMS = 5;
 
-/** Problems of one input's JSON elements against its datatype (each `where.data[k]: expected …`). */
-export function jsonValueProblems(where: string, datatype: Datatype, values: readonly unknown[]): string[] {
+/** Problems of one input's elements against its datatype (each `where.data[k]: expected …`). */
+export function valueProblems(where: string, datatype: Datatype, values: readonly unknown[]): string[] {
   const bad: string[] = [];
   let count = 0;
   values.forEach((v, k) => {
-    if (jsonFits(datatype, v)) return;
+    if (fitsDatatype(datatype, v)) return;
     count++;
     if (bad.length < MAX_DATA_PROBLEMS) bad.push(`${where}.data[${k}]: expected ${datatype}, got ${valueText(v)}`);
   });
@@ -168,73 +186,54 @@ export function nonFiniteProblems(where: string, values: readonly unknown[]): st
   return k < 0 ? [] : [`${where}.data[${k}]: ${String(values[k])} is not a value (send a missing value as null in JSON)`];
 }
 
+/** The message for a shape that is not a list of non-negative integers. */
+export function shapeListProblem(where: string, shape: unknown): string {
+  return `${where}.shape: required, a list of non-negative integers, got ${Array.isArray(shape) ? `[${shape.map(valueText).join(', ')}]` : valueText(shape)}`;
+}
+
+/** The problem of an input's shape: not a list of non-negative integers, not a column ([N] or [N, 1]), or not holding the data. */
+function shapeProblem(where: string, shape: readonly unknown[], values: number): string | undefined {
+  const count = elementCount(shape);
+  if (count === undefined) return shapeListProblem(where, shape);
+  if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1))) return `${where}.shape: [${shape.join(', ')}] is not a column (one value per row: [N] or [N, 1])`;
+  if (count !== values) return `${where}: shape [${shape.join(', ')}] holds ${count} values, data has ${values}`;
+  return undefined;
+}
+
 /**
- * Inputs → one request row per element: every input must have shape [N] or [N, 1] with the
- * same N, and no name twice.
+ * Inputs → one request row per element: every input named, of a V2 datatype its values fit,
+ * of shape [N] or [N, 1] holding its data, with the same N, and no name twice.
  *
  * @throws InvalidInputError every problem listed, each naming the input
  */
-export function tensorsToRows(inputs: readonly TensorInput[], where: (i: number) => string): { rows: OnlineRequest[]; rank: number } {
+export function rowsOfTensors(inputs: readonly TensorInput[]): { rows: OnlineRequest[]; rank: number } {
+  if (inputs.length === 0) throw new InvalidInputError(REQUEST, ['inputs: required, one tensor {name, datatype, shape, data} per request field']);
   const problems: string[] = [];
   let n = -1;
-  let rank = 1;
-  const columns = new Map<string, unknown[]>();
+  const columns = new Map<string, readonly unknown[]>();
   inputs.forEach((input, i) => {
-    const at = where(i);
-    const rows = input.shape[0] ?? 0;
-    if (!(input.shape.length === 1 || (input.shape.length === 2 && input.shape[1] === 1))) problems.push(`${at}.shape: [${input.shape.join(', ')}] is not a column (one value per row: [N] or [N, 1])`);
-    else if (input.values.length !== rows) problems.push(`${at}: shape [${input.shape.join(', ')}] needs ${rows} values, data has ${input.values.length}`);
-    if (i === 0) rank = input.shape.length;
-    if (n === -1) n = rows;
-    else if (rows !== n) problems.push(`${at}: ${rows} rows, the first input has ${n}`);
-    if (columns.has(input.name)) problems.push(`${at}: input ${input.name} given twice`);
+    const at = inputWhere(i, input.name);
+    if (typeof input.name !== 'string' || input.name === '') return void problems.push(`${at}.name: required`);
+    if (!isDatatype(input.datatype)) problems.push(datatypeProblem(at, input.datatype));
+    else problems.push(...valueProblems(at, input.datatype, input.values));
+    const shape = shapeProblem(at, input.shape, input.values.length);
+    if (shape) problems.push(shape);
+    if (n === -1) n = input.values.length;
+    else if (input.values.length !== n) problems.push(`${at}: ${input.values.length} rows, the first input has ${n}`);
+    if (columns.has(input.name)) problems.push(`${at}: given twice`);
     columns.set(input.name, input.values);
+    return undefined;
   });
   if (n > MAX_ROWS_PER_REQUEST) problems.push(`at most ${MAX_ROWS_PER_REQUEST} rows per request (got ${n})`);
-  if (problems.length > 0) throw new InvalidInputError('inputs do not fit the protocol', problems);
+  if (problems.length > 0) throw new InvalidInputError(REQUEST, problems);
   const rows: OnlineRequest[] = Array.from({ length: n }, (_, r) => Object.fromEntries([...columns].map(([k, v]) => [k, v[r]])));
-  return { rows, rank };
+  return { rows, rank: inputs[0]!.shape.length };
 }
 
-/** An output tensor: its values are a typed array (numbers) until encoded as JSON or raw bytes. */
-export interface OutputTensor {
-  name: string;
-  datatype: Datatype;
-  shape: number[];
-  values: Float64Array | Float32Array;
-}
-
-export interface OutputSpec {
-  name: string;
-  datatype: Datatype;
-}
-
-/** The outputs a pipeline answers with: a class label and its score, or a regression prediction. */
-export function outputSpecs(regression: boolean): OutputSpec[] {
-  return regression
-    ? [{ name: 'prediction', datatype: 'FP32' }]
-    : [
-        { name: 'label', datatype: 'INT64' },
-        { name: 'score', datatype: 'FP32' },
-      ];
-}
-
-/**
- * The outputs a request asks for, in its order (all when `requested` is undefined).
- *
- * @throws InvalidInputError a requested output the model does not have (named, with the ones it has)
- */
-export function requestedOutputs(model: string, regression: boolean, requested?: readonly string[]): OutputSpec[] {
-  const specs = outputSpecs(regression);
-  if (!requested) return specs;
-  const unknown = requested.filter((n) => !specs.some((s) => s.name === n));
-  if (unknown.length > 0) throw new InvalidInputError(`unknown output ${unknown.join(', ')} (model ${model} has ${specs.map((s) => s.name).join(', ')})`, [], { outputs: unknown });
-  return requested.map((n) => specs.find((s) => s.name === n)!);
-}
-
-/** Predictions → output tensors for `specs` (requestedOutputs); shape [N] or, when the inputs were [N, 1], [N, 1]. */
-export function outputTensors(predictions: Predictions, specs: readonly OutputSpec[], rank: number): OutputTensor[] {
-  const shape = rank === 2 ? [predictions.rows, 1] : [predictions.rows];
-  const column: Record<string, Float64Array | Float32Array | undefined> = { label: predictions.label, score: predictions.score, prediction: predictions.value };
-  return specs.map(({ name, datatype }) => ({ name, datatype, shape, values: column[name]! }));
+/** `parameters.as_of`: judge feature freshness at this ISO 8601 time instead of now. */
+export function asOfParameter(value: unknown): Date | undefined {
+  if (value === undefined) return undefined;
+  const at = typeof value === 'string' ? new Date(value) : undefined;
+  if (!at || Number.isNaN(at.getTime())) throw new InvalidInputError(REQUEST, [`parameters.as_of: an ISO 8601 time, got ${valueText(value)}`]);
+  return at;
 }

@@ -163,9 +163,9 @@ describe('inferflow serve --grpc-port (KServe V2 gRPC, tritonclient)', () => {
     expect(r.wrong_datatype).toEqual({ code: 'INVALID_ARGUMENT', message: 'request values do not fit the pipeline: amount[0]: expected a number (FP64) or null, got "abc"' });
     expect(r.unknown_datatype).toEqual({ code: 'INVALID_ARGUMENT', message: 'inference request: inputs[3] (amount).datatype: one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES, got "FLOAT"' });
     expect(r.wrong_contents).toEqual({ code: 'INVALID_ARGUMENT', message: "inference request: inputs[1] (customer_id).contents: a INT64 tensor's values go in int64_contents, got fp64_contents" });
-    expect(r.shape_vs_data).toEqual({ code: 'INVALID_ARGUMENT', message: 'inference request: inputs[1] (customer_id).shape: must be [1] (one value per row), got [2]' });
+    expect(r.shape_vs_data).toEqual({ code: 'INVALID_ARGUMENT', message: 'inference request: inputs[1] (customer_id): shape [2] holds 2 values, data has 1' });
     expect(r.missing_input).toEqual({ code: 'INVALID_ARGUMENT', message: 'requests do not fit the pipeline: lat is missing from the requests (on-demand feature distance_km needs it as numeric)' });
-    expect(r.raw_short).toEqual({ code: 'INVALID_ARGUMENT', message: 'inference request: raw_input_contents[1] (customer_id): 8 bytes, shape [2] of INT64 needs 16' });
+    expect(r.raw_short).toEqual({ code: 'INVALID_ARGUMENT', message: 'inference request: raw_input_contents[1] (customer_id): binary data is 8 bytes, the shape needs 2 INT64 elements (16 bytes)' });
     expect(r.nan_timestamp).toEqual({ code: 'INVALID_ARGUMENT', message: 'request values do not fit the pipeline: event_timestamp[0]: expected an ISO 8601 time (BYTES) or epoch milliseconds (INT64), or null, got NaN' });
     expect(r.nan_amount).toEqual({ code: 'INVALID_ARGUMENT', message: `features contain NaN values (1): transaction_id=${requests[0]!.transaction_id}: amount = NaN` });
     expect(r.bad_as_of).toEqual({ code: 'INVALID_ARGUMENT', message: 'inference request: parameters.as_of: an ISO 8601 time, got "yesterday"' });

@@ -4,10 +4,11 @@
  * (lists as [rows, width] tensors) and which post-processing produced them; the values equal
  * scikit-learn's for the same rows (examples/data/*_expected.parquet).
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLE_FEATURES, RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, registerMultiOutputExampleModels } from '../../cli/examples';
+import { EXAMPLE_FEATURES, REPO_ROOT, RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, registerMultiOutputExampleModels } from '../../cli/examples';
 import { serve } from '../../cli/serve';
 import { InvalidInputError } from '../../lib/errors';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
@@ -19,6 +20,19 @@ type Row = Record<string, unknown>;
 type Output = { name: string; datatype: string; shape: number[]; data: unknown[] };
 const TIER_NAMES: Record<string, string> = { '0': 'low', '1': 'medium', '2': 'high' };
 const ROWS = 40;
+const RISK_FIELDS = ['transaction_id', 'amount', 'customer_avg_amount_30d', 'distance_from_home_km', 'merchant_risk', 'is_foreign'];
+const RISK_TIER_OUTPUTS = [
+  { name: 'label', datatype: 'BYTES', shape: [-1] },
+  { name: 'score', datatype: 'FP32', shape: [-1] },
+  { name: 'prob_low', datatype: 'FP32', shape: [-1] },
+  { name: 'prob_medium', datatype: 'FP32', shape: [-1] },
+  { name: 'prob_high', datatype: 'FP32', shape: [-1] },
+  { name: 'top_classes', datatype: 'BYTES', shape: [-1, 2] },
+  { name: 'top_probabilities', datatype: 'FP32', shape: [-1, 2] },
+  { name: 'action', datatype: 'BYTES', shape: [-1] },
+];
+const RISK_TIER_STEPS = 'classNames > topK(2) > rule(amount > 2000 → review) > risk.action';
+const GRPC_CLIENT = path.join(REPO_ROOT, 'test/fixtures/grpc/post_process_client.py');
 const saved = { ...process.env };
 let cleanup: () => Promise<void>;
 let dir: string;
@@ -50,14 +64,18 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-async function start(spec: string) {
-  const s = await serve(spec, { port: 0, host: '127.0.0.1' });
+async function start(spec: string, grpc = false) {
+  const s = await serve(spec, { port: 0, host: '127.0.0.1', ...(grpc ? { grpcPort: 0 } : {}) });
   servers.push(s);
   return s;
 }
 
+function inputsOf(fields: string[]) {
+  return fields.map((f) => ({ name: f, datatype: f === 'transaction_id' ? 'BYTES' : 'FP64', shape: [rows.length], data: rows.map((r) => (f === 'transaction_id' ? r[f] : Number(r[f]))) }));
+}
+
 async function infer(url: string, model: string, fields: string[]): Promise<{ outputs: Output[]; parameters: Record<string, unknown> }> {
-  const inputs = fields.map((f) => ({ name: f, datatype: f === 'transaction_id' ? 'BYTES' : 'FP64', shape: [rows.length], data: rows.map((r) => (f === 'transaction_id' ? r[f] : Number(r[f]))) }));
+  const inputs = inputsOf(fields);
   const res = await fetch(`${url}/v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify({ inputs }), headers: { 'content-type': 'application/json' } });
   const json = (await res.json()) as { outputs: Output[]; parameters: Record<string, unknown> };
   expect(res.status, JSON.stringify(json)).toBe(200);
@@ -66,35 +84,76 @@ async function infer(url: string, model: string, fields: string[]): Promise<{ ou
 
 const close = (a: number, b: number, rel = 2e-6, abs = 1e-6) => Math.abs(a - b) <= abs + rel * Math.abs(b);
 
+interface GrpcAnswer {
+  metadata: { name: string; datatype: string; shape: number[] }[];
+  outputs: Record<string, Omit<Output, 'name'>>;
+  parameters: Record<string, string>;
+  selected: string[];
+}
+
+/** The tritonclient gRPC script against a server: metadata, every output, and a selection of `select`. */
+function tritonclient(address: string, model: string, fields: string[], select: string[]): Promise<GrpcAnswer> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('python3', [GRPC_CLIENT, address, model], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${GRPC_CLIENT} failed: ${err.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout) as GrpcAnswer);
+    });
+    child.stdin!.end(JSON.stringify({ inputs: inputsOf(fields), select }));
+  });
+}
+
+/** The risk-tier outputs of the rows by column: labels (review above 2000), probabilities and top classes equal to scikit-learn's. */
+function expectRiskTier(column: (name: string, row: number) => unknown, topClasses: (row: number) => unknown[]): void {
+  let reviewed = 0;
+  rows.forEach((r, i) => {
+    const label = Number(r.amount) > 2000 ? 'review' : TIER_NAMES[String(r.label)];
+    if (label === 'review') reviewed++;
+    expect(column('label', i)).toBe(label);
+    for (const [c, name] of Object.entries(TIER_NAMES)) expect(close(column(`prob_${name}`, i) as number, Number(r[`prob_${c}`]))).toBe(true);
+    const top = Object.entries(TIER_NAMES).sort(([a], [b]) => Number(r[`prob_${b}`]) - Number(r[`prob_${a}`]));
+    expect(topClasses(i)).toEqual(top.slice(0, 2).map(([, n]) => n));
+  });
+  expect(reviewed).toBeGreaterThan(0);
+}
+
 describe('inferflow serve: multi-class, multi-output and post-processed pipelines', () => {
   it('answers the risk-tier spec\'s post-processed outputs, equal to scikit-learn\'s probabilities', async () => {
     const s = await start(RISK_TIER_PIPELINE);
     const meta = (await (await fetch(`${s.url}/v2/models/risk-tier`)).json()) as { outputs: { name: string; datatype: string; shape: number[] }[] };
-    expect(meta.outputs).toEqual([
-      { name: 'label', datatype: 'BYTES', shape: [-1] },
-      { name: 'score', datatype: 'FP32', shape: [-1] },
-      { name: 'prob_low', datatype: 'FP32', shape: [-1] },
-      { name: 'prob_medium', datatype: 'FP32', shape: [-1] },
-      { name: 'prob_high', datatype: 'FP32', shape: [-1] },
-      { name: 'top_classes', datatype: 'BYTES', shape: [-1, 2] },
-      { name: 'top_probabilities', datatype: 'FP32', shape: [-1, 2] },
-      { name: 'action', datatype: 'BYTES', shape: [-1] },
-    ]);
-    const { outputs, parameters } = await infer(s.url, 'risk-tier', ['transaction_id', 'amount', 'customer_avg_amount_30d', 'distance_from_home_km', 'merchant_risk', 'is_foreign']);
+    expect(meta.outputs).toEqual(RISK_TIER_OUTPUTS);
+    const { outputs, parameters } = await infer(s.url, 'risk-tier', RISK_FIELDS);
     const out = Object.fromEntries(outputs.map((o) => [o.name, o]));
     expect(out.top_classes!.shape).toEqual([ROWS, 2]);
-    expect(parameters.post_process).toBe('classNames > topK(2) > rule(amount > 2000 → review) > risk.action');
+    expect(parameters.post_process).toBe(RISK_TIER_STEPS);
     expect(parameters.post_process_sha256).toMatch(/^[0-9a-f]{64}$/);
-    let reviewed = 0;
-    rows.forEach((r, i) => {
-      const label = Number(r.amount) > 2000 ? 'review' : TIER_NAMES[String(r.label)];
-      if (label === 'review') reviewed++;
-      expect(out.label!.data[i]).toBe(label);
-      for (const [c, name] of Object.entries(TIER_NAMES)) expect(close(out[`prob_${name}`]!.data[i] as number, Number(r[`prob_${c}`]))).toBe(true);
-      const top = Object.entries(TIER_NAMES).sort(([a], [b]) => Number(r[`prob_${b}`]) - Number(r[`prob_${a}`]));
-      expect(out.top_classes!.data.slice(i * 2, i * 2 + 2)).toEqual(top.slice(0, 2).map(([, n]) => n));
-    });
-    expect(reviewed).toBeGreaterThan(0);
+    expectRiskTier((name, i) => out[name]!.data[i], (i) => out.top_classes!.data.slice(i * 2, i * 2 + 2));
+
+    const selected = { inputs: inputsOf(RISK_FIELDS), outputs: [{ name: 'top_classes' }, { name: 'prob_high', parameters: { binary_data: true } }] };
+    const res = await fetch(`${s.url}/v2/models/risk-tier/infer`, { method: 'POST', body: JSON.stringify(selected), headers: { 'content-type': 'application/json' } });
+    const length = Number(res.headers.get('inference-header-content-length'));
+    const body = Buffer.from(await res.arrayBuffer());
+    const head = JSON.parse(body.subarray(0, length).toString()) as { outputs: Output[] };
+    expect(head.outputs.map((o) => [o.name, o.shape])).toEqual([['top_classes', [ROWS, 2]], ['prob_high', [ROWS]]]);
+    expect(Array.from(new Float32Array(body.buffer.slice(body.byteOffset + length)))).toEqual(Array.from(Float32Array.from(out.prob_high!.data as number[])));
+  });
+
+  it('answers the same outputs, metadata and post-processing over gRPC (tritonclient) and MLflow /invocations', async () => {
+    const s = await start(RISK_TIER_PIPELINE, true);
+    const grpc = await tritonclient(s.grpc!.address, 'risk-tier', RISK_FIELDS, ['action', 'top_probabilities']);
+    expect(grpc.metadata).toEqual(RISK_TIER_OUTPUTS);
+    expect(Object.entries(grpc.outputs).map(([name, o]) => [name, o.datatype, o.shape])).toEqual(RISK_TIER_OUTPUTS.map((o) => [o.name, o.datatype, o.shape.length === 2 ? [ROWS, 2] : [ROWS]]));
+    expect(grpc.parameters.post_process).toBe(RISK_TIER_STEPS);
+    expect(grpc.parameters.post_process_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(grpc.selected).toEqual(['action', 'top_probabilities']);
+    expectRiskTier((name, i) => grpc.outputs[name]!.data[i], (i) => grpc.outputs.top_classes!.data.slice(i * 2, i * 2 + 2));
+
+    const records = rows.map((r) => Object.fromEntries(RISK_FIELDS.map((f) => [f, f === 'transaction_id' ? r[f] : Number(r[f])])));
+    const res = await fetch(`${s.url}/invocations`, { method: 'POST', body: JSON.stringify({ dataframe_records: records }), headers: { 'content-type': 'application/json' } });
+    const { predictions } = (await res.json()) as { predictions: Record<string, unknown>[] };
+    expect(res.status).toBe(200);
+    expect(predictions).toHaveLength(ROWS);
+    for (const p of predictions) expect(Object.keys(p)).toEqual(RISK_TIER_OUTPUTS.map((o) => o.name));
+    expectRiskTier((name, i) => predictions[i]![name], (i) => predictions[i]!.top_classes as unknown[]);
   });
 
   it('answers a multi-output regressor\'s targets as a [rows, 2] tensor, equal to scikit-learn\'s', async () => {

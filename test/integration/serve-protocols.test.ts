@@ -129,20 +129,20 @@ describe('bad requests over V2 REST: exact status and body', () => {
     const body = () => v2Body(rows(), fx.requests[0]!.ts);
     const wrong = body();
     wrong.inputs[3]!.datatype = 'INT32';
-    expect(await infer(JSON.stringify(wrong))).toEqual({ status: 400, json: { error: 'inference request does not fit the protocol: inputs[3] (amount).data[0]: expected INT32, got ' + JSON.stringify(rows()[0]!.amount) + '; inputs[3] (amount).data[1]: expected INT32, got ' + JSON.stringify(rows()[1]!.amount), type: 'InvalidInput' } });
+    expect(await infer(JSON.stringify(wrong))).toEqual({ status: 400, json: { error: 'inference request: inputs[3] (amount).data[0]: expected INT32, got ' + JSON.stringify(rows()[0]!.amount) + '; inputs[3] (amount).data[1]: expected INT32, got ' + JSON.stringify(rows()[1]!.amount), type: 'InvalidInput' } });
     const unknownType = body();
     unknownType.inputs[3]!.datatype = 'FLOAT';
-    expect(await infer(JSON.stringify(unknownType))).toEqual({ status: 400, json: { error: 'inference request does not fit the protocol: inputs[3] (amount).datatype: "FLOAT" is not a V2 datatype (one of BOOL, INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64, FP16, FP32, FP64, BYTES)', type: 'InvalidInput' } });
+    expect(await infer(JSON.stringify(unknownType))).toEqual({ status: 400, json: { error: 'inference request: inputs[3] (amount).datatype: one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES, got "FLOAT"', type: 'InvalidInput' } });
     const shape = body();
     shape.inputs[5]!.shape = [2, 2];
-    expect(await infer(JSON.stringify(shape))).toEqual({ status: 400, json: { error: 'inference request does not fit the protocol: inputs[5] (lat): shape [2, 2] holds 4 values, data has 2', type: 'InvalidInput' } });
+    expect(await infer(JSON.stringify(shape))).toEqual({ status: 400, json: { error: 'inference request: inputs[5] (lat).shape: [2, 2] is not a column (one value per row: [N] or [N, 1])', type: 'InvalidInput' } });
     const missing = body();
     missing.inputs.splice(5, 1);
     const m = await infer(JSON.stringify(missing));
     expect(m.status).toBe(400);
     expect(m.json).toEqual({ error: 'requests do not fit the pipeline: lat is missing from the requests (on-demand feature distance_km needs it as numeric)', type: 'SchemaMismatch' });
     const outputs = { ...body(), outputs: [{ name: 'score' }, { name: 'probabilities' }] };
-    expect(await infer(JSON.stringify(outputs))).toEqual({ status: 400, json: { error: 'unknown output probabilities (model fraud-features has label, score)', type: 'InvalidInput' } });
+    expect(await infer(JSON.stringify(outputs))).toEqual({ status: 400, json: { error: 'inference request: outputs[1].name: model fraud-features has no output "probabilities" (outputs: label, score)', type: 'InvalidInput' } });
   });
 
   it('binary data shorter than its shape, or a header length past the body', async () => {
@@ -150,12 +150,12 @@ describe('bad requests over V2 REST: exact status and body', () => {
     const body = Buffer.concat([json, Buffer.from(new Float64Array([1.5]).buffer)]);
     expect(await infer(body, { 'inference-header-content-length': String(json.length), 'content-type': 'application/octet-stream' })).toEqual({
       status: 400,
-      json: { error: 'inference request does not fit the protocol: inputs[0] (amount): binary data is 8 bytes, the shape needs 2 FP64 elements (16 bytes)', type: 'InvalidInput' },
+      json: { error: 'inference request: inputs[0] (amount): binary data is 8 bytes, the shape needs 2 FP64 elements (16 bytes)', type: 'InvalidInput' },
     });
     const short = Buffer.concat([Buffer.from(JSON.stringify({ inputs: [{ name: 'amount', datatype: 'FP64', shape: [2], parameters: { binary_data_size: 16 } }] })), Buffer.alloc(8)]);
     expect(await infer(short, { 'inference-header-content-length': String(short.length - 8) })).toEqual({
       status: 400,
-      json: { error: 'inference request does not fit the protocol: inputs[0] (amount): binary_data_size 16 bytes, only 8 bytes of binary data remain in the body', type: 'InvalidInput' },
+      json: { error: 'inference request: inputs[0] (amount): binary_data_size 16 bytes, only 8 bytes of binary data remain in the body', type: 'InvalidInput' },
     });
     expect(await infer(short, { 'inference-header-content-length': '9999' })).toEqual({ status: 400, json: { error: `Inference-Header-Content-Length: "9999" is not a length within the ${short.length}-byte body` } });
   });

@@ -92,7 +92,7 @@ describe('V2 REST conformance with tritonclient', () => {
     expect(requested.score.map((s) => s[0])).toEqual((o.binary as { score: number[] }).score);
 
     const err = (k: string) => o[k] as Err;
-    expect(err('err_unknown_output')).toEqual({ status: '400', message: 'unknown output nope (model fraud-features has label, score)' });
+    expect(err('err_unknown_output')).toEqual({ status: '400', message: 'inference request: outputs[0].name: model fraud-features has no output "nope" (outputs: label, score)' });
     expect(err('err_unknown_model').status).toBe('404');
     expect(err('err_unknown_model').message).toBe('model no-such-model is not served here (served: fraud-features)');
     expect(err('err_wrong_version')).toEqual({ status: '404', message: 'model fraud-features version 999 is not served here (version 1 is)' });
@@ -100,7 +100,7 @@ describe('V2 REST conformance with tritonclient', () => {
     expect(err('err_missing_input').message).toContain('lat is missing from the requests');
     expect(err('err_wrong_datatype').status).toBe('400');
     expect(err('err_wrong_datatype').message).toContain('amount[0]: expected a number (FP64) or null, got "12.5"');
-    expect(err('err_binary_nan')).toEqual({ status: '400', message: 'inference request does not fit the protocol: inputs[3] (amount).data[0]: NaN is not a value (send a missing value as null in JSON)' });
+    expect(err('err_binary_nan')).toEqual({ status: '400', message: 'inference request: inputs[3] (amount).data[0]: NaN is not a value (send a missing value as null in JSON)' });
     expect(err('err_shape').status).toBe('400');
     expect(err('err_shape').message).toContain('inputs[3] (amount): 3 rows, the first input has 2');
   });

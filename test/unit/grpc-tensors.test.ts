@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../lib/errors';
 import { decodeInputs, encodeOutputs, type GrpcInputTensor } from '../../server/grpc-tensors';
-import { fitsDatatype, outputTensors, rowsOfColumns } from '../../server/v2/columns';
+import { fitsDatatype, rowsOfTensors } from '../../server/v2/tensors';
+import { outputTensors } from '../../server/v2/outputs';
 
 const tensor = (name: string, datatype: string, shape: number[], contents?: GrpcInputTensor['contents']): GrpcInputTensor => ({ name, datatype, shape: shape.map(String), ...(contents ? { contents } : {}) });
 
@@ -60,7 +61,7 @@ describe('gRPC raw_input_contents', () => {
         bytesTensor(['travel', 'grüße']),
       ],
     );
-    expect(Object.fromEntries(cols.map((c) => [c.name, c.data]))).toEqual({
+    expect(Object.fromEntries(cols.map((c) => [c.name, c.values]))).toEqual({
       b: [true, false],
       i8: [-1, 127],
       u16: [65535, 1],
@@ -73,17 +74,17 @@ describe('gRPC raw_input_contents', () => {
       d: [120.5, -Infinity],
       s: ['travel', 'grüße'],
     });
-    expect(rowsOfColumns(cols)[1]).toMatchObject({ i64: 2n ** 62n, s: 'grüße', d: -Infinity });
+    expect(rowsOfTensors(cols).rows[1]).toMatchObject({ i64: 2n ** 62n, s: 'grüße', d: -Infinity });
   });
 
   it('refuses raw contents that disagree with the shape, truncated BYTES, a buffer count other than the inputs, contents beside raw', () => {
-    expect(problemsOf(() => decodeInputs([tensor('id', 'INT64', [2])], [Buffer.alloc(8)]))).toEqual(['raw_input_contents[0] (id): 8 bytes, shape [2] of INT64 needs 16']);
-    expect(problemsOf(() => decodeInputs([tensor('s', 'BYTES', [1])], [bytesTensor(['abc']).subarray(0, 5)]))).toEqual(['raw_input_contents[0] (s): BYTES element 0 declares 3 bytes, 1 remain']);
-    expect(problemsOf(() => decodeInputs([tensor('s', 'BYTES', [2])], [bytesTensor(['abc'])]))).toEqual(['raw_input_contents[0] (s): 1 BYTES elements, shape needs 2']);
+    expect(problemsOf(() => decodeInputs([tensor('id', 'INT64', [2])], [Buffer.alloc(8)]))).toEqual(['raw_input_contents[0] (id): binary data is 8 bytes, the shape needs 2 INT64 elements (16 bytes)']);
+    expect(problemsOf(() => decodeInputs([tensor('s', 'BYTES', [1])], [bytesTensor(['abc']).subarray(0, 5)]))).toEqual(['raw_input_contents[0] (s): BYTES element 0 says 3 bytes, 1 remain']);
+    expect(problemsOf(() => decodeInputs([tensor('s', 'BYTES', [2])], [bytesTensor(['abc'])]))).toEqual(['raw_input_contents[0] (s): binary data holds 1 BYTES elements in 7 of 7 bytes, the shape needs 2']);
     expect(problemsOf(() => decodeInputs([tensor('s', 'BYTES', [1])], [Buffer.from([2, 0, 0, 0, 0xc3, 0x28])]))).toEqual(['raw_input_contents[0] (s): BYTES element 0 is not UTF-8 text']);
     expect(problemsOf(() => decodeInputs([tensor('a', 'FP64', [1]), tensor('b', 'FP64', [1])], [Buffer.alloc(8)]))).toEqual(['raw_input_contents: 1 buffers for 2 inputs (one per input, in input order)']);
     expect(problemsOf(() => decodeInputs([tensor('a', 'FP64', [1], { fp64_contents: [1] })], [Buffer.alloc(8)]))).toEqual(['inputs[0] (a).contents: must be empty when raw_input_contents is used']);
-    expect(problemsOf(() => decodeInputs([tensor('a', 'FP64', [-1])], [Buffer.alloc(8)]))).toEqual(['inputs[0] (a).shape: dimensions must be non-negative integers, got [-1]']);
+    expect(problemsOf(() => decodeInputs([tensor('a', 'FP64', [-1])], [Buffer.alloc(8)]))).toEqual(['inputs[0] (a).shape: required, a list of non-negative integers, got [-1]']);
   });
 });
 
@@ -98,7 +99,7 @@ describe('gRPC typed contents', () => {
       ],
       [],
     );
-    expect(cols.map((c) => c.data)).toEqual([[17, 9007199254740993n], [3], ['travel'], [true]]);
+    expect(cols.map((c) => c.values)).toEqual([[17, 9007199254740993n], [3], ['travel'], [true]]);
   });
 
   it('refuses values in another datatype\'s field and FP16 outside raw contents', () => {
@@ -107,26 +108,26 @@ describe('gRPC typed contents', () => {
   });
 });
 
-describe('V2 columns → rows', () => {
+describe('V2 tensors → rows', () => {
   it('lists every problem: shape, datatype, values out of range, lengths, duplicates', () => {
     expect(
       problemsOf(() =>
-        rowsOfColumns([
-          { name: 'a', datatype: 'INT8', shape: [2], data: [1, 300] },
-          { name: 'b', datatype: 'FLOAT', shape: [2], data: [1, 2] },
-          { name: 'a', datatype: 'FP64', shape: [3], data: [1, 2, 3] },
-          { name: 'c', datatype: 'FP64', shape: [2, 2], data: [1, 2] },
+        rowsOfTensors([
+          { name: 'a', datatype: 'INT8', shape: [2], values: [1, 300] },
+          { name: 'b', datatype: 'FLOAT', shape: [2], values: [1, 2] },
+          { name: 'a', datatype: 'FP64', shape: [3], values: [1, 2, 3] },
+          { name: 'c', datatype: 'FP64', shape: [2, 2], values: [1, 2] },
         ]),
       ),
     ).toEqual([
       'inputs[0] (a).data[1]: expected INT8, got 300',
       'inputs[1] (b).datatype: one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES, got "FLOAT"',
-      'inputs[2] (a): 3 values, the first input has 2',
+      'inputs[2] (a): 3 rows, the first input has 2',
       'inputs[2] (a): given twice',
-      'inputs[3] (c).shape: must be [2] (one value per row), got [2, 2]',
+      'inputs[3] (c).shape: [2, 2] is not a column (one value per row: [N] or [N, 1])',
     ]);
-    expect(problemsOf(() => rowsOfColumns([{ name: 'id', datatype: 'INT64', shape: [2], data: [NaN, Infinity] }]))).toEqual(['inputs[0] (id).data[0]: expected INT64, got NaN', 'inputs[0] (id).data[1]: expected INT64, got Infinity']);
-    expect(problemsOf(() => rowsOfColumns([]))).toEqual(['inputs: required, one tensor {name, datatype, shape, data} per request field']);
+    expect(problemsOf(() => rowsOfTensors([{ name: 'id', datatype: 'INT64', shape: [2], values: [NaN, Infinity] }]))).toEqual(['inputs[0] (id).data[0]: expected INT64, got NaN', 'inputs[0] (id).data[1]: expected INT64, got Infinity']);
+    expect(problemsOf(() => rowsOfTensors([]))).toEqual(['inputs: required, one tensor {name, datatype, shape, data} per request field']);
   });
 
   it('checks integer ranges exactly, bigint included', () => {

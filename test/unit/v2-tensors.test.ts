@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../lib/errors';
 import { rowsOfCsv, rowsOfJson } from '../../server/mlflow';
 import { decodeInferRequest, encodeInferResponse } from '../../server/v2/rest-codec';
-import { decodeRaw, encodeRaw, requestedOutputs, tensorsToRows } from '../../server/v2/tensors';
+import { decodeRaw, encodeRaw, rowsOfTensors } from '../../server/v2/tensors';
 
 const bytesElement = (s: string) => {
   const b = Buffer.from(s);
@@ -38,19 +38,16 @@ describe('V2 tensors', () => {
   });
 
   it('reads columns of shape [N] or [N, 1] into rows, and names every problem', () => {
-    const at = (i: number) => `inputs[${i}]`;
-    expect(tensorsToRows([{ name: 'a', datatype: 'FP64', shape: [2, 1], values: [1, 2] }, { name: 'b', datatype: 'BYTES', shape: [2, 1], values: ['x', 'y'] }], at)).toEqual({ rows: [{ a: 1, b: 'x' }, { a: 2, b: 'y' }], rank: 2 });
+    expect(rowsOfTensors([{ name: 'a', datatype: 'FP64', shape: [2, 1], values: [1, 2] }, { name: 'b', datatype: 'BYTES', shape: [2, 1], values: ['x', 'y'] }])).toEqual({ rows: [{ a: 1, b: 'x' }, { a: 2, b: 'y' }], rank: 2 });
     const err = (() => {
       try {
-        tensorsToRows([{ name: 'a', datatype: 'FP64', shape: [2, 2], values: [1, 2, 3, 4] }, { name: 'a', datatype: 'FP64', shape: [3], values: [1, 2, 3] }], at);
+        rowsOfTensors([{ name: 'a', datatype: 'FP64', shape: [2, 2], values: [1, 2, 3, 4] }, { name: 'a', datatype: 'FP64', shape: [3], values: [1, 2, 3] }]);
       } catch (e) {
         return e as InvalidInputError;
       }
       return undefined;
     })();
-    expect(err?.problems).toEqual(['inputs[0].shape: [2, 2] is not a column (one value per row: [N] or [N, 1])', 'inputs[1]: 3 rows, the first input has 2', 'inputs[1]: input a given twice']);
-    expect(() => requestedOutputs('m', false, ['score', 'nope'])).toThrow('unknown output nope (model m has label, score)');
-    expect(requestedOutputs('m', true).map((o) => o.name)).toEqual(['prediction']);
+    expect(err?.problems).toEqual(['inputs[0] (a).shape: [2, 2] is not a column (one value per row: [N] or [N, 1])', 'inputs[1] (a): 3 rows, the first input has 4', 'inputs[1] (a): given twice']);
   });
 });
 
@@ -66,7 +63,7 @@ describe('V2 REST codec (binary tensor data extension)', () => {
   });
 
   it('writes binary outputs after the JSON and says its length', () => {
-    const { body, headers } = encodeInferResponse({ model_name: 'm' }, [{ name: 'score', datatype: 'FP32', shape: [2], values: new Float32Array([0.25, 0.5]) }, { name: 'label', datatype: 'INT64', shape: [2], values: new Float64Array([0, 1]) }], (n) => n === 'score');
+    const { body, headers } = encodeInferResponse({ model_name: 'm' }, [{ name: 'score', datatype: 'FP32', shape: [2], column: { kind: 'float', values: new Float32Array([0.25, 0.5]) } }, { name: 'label', datatype: 'INT64', shape: [2], column: { kind: 'int', values: new Float64Array([0, 1]) } }], (n) => n === 'score');
     const length = Number(headers['inference-header-content-length']);
     expect(JSON.parse(body.subarray(0, length).toString())).toEqual({ model_name: 'm', outputs: [{ name: 'score', datatype: 'FP32', shape: [2], parameters: { binary_data_size: 8 } }, { name: 'label', datatype: 'INT64', shape: [2], data: [0, 1] }] });
     expect(Array.from(new Float32Array(body.buffer.slice(body.byteOffset + length, body.byteOffset + length + 8)))).toEqual([0.25, 0.5]);

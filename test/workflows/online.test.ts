@@ -6,9 +6,7 @@
  */
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { FEATURES_EXPECTED, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
 import {
   deploymentStatus,
   deploymentStatusQuery,
@@ -24,54 +22,30 @@ import {
   type PredictResponse,
 } from '../../client/online';
 import type { InferflowConfig } from '../../lib/config/env';
-import { materializeView } from '../../lib/features/materialize';
-import { openOnlineStore } from '../../lib/features/online';
-import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
-import { scoresIn, type Scores } from '../helpers/data';
-import { loadPipelineSpec } from '../../lib/pipeline/spec';
-import { ModelRegistry } from '../../lib/registry';
-import { openStore } from '../../lib/storage';
+import type { Scores } from '../helpers/data';
 import { tempConfig, uniqueName } from '../helpers/env';
+import { dropOnlineFraud, prepareOnlineFraud, type OnlineFraudFixture } from '../helpers/online-fraud';
 import { recordHistory } from '../helpers/histories';
 import { startWorker, type RunningWorker } from '../helpers/worker';
-import { TEST_REDIS_URL } from '../helpers/services';
 
-const DAY = 86_400_000;
-const T = Date.parse('2026-10-13T00:00:00Z');
 const keyPrefix = uniqueName('online-wf');
 let config: InferflowConfig;
 let cleanup: () => Promise<void>;
 let w: RunningWorker;
-let spec: Awaited<ReturnType<typeof loadPipelineSpec>>;
+let spec: OnlineFraudFixture['spec'];
 let requests: Record<string, unknown>[];
 let expected: Scores;
 
 beforeAll(async () => {
   let dir: string;
   ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-online') }));
-  await registerFeaturesExampleModel(new ModelRegistry(openStore(config.registry)));
-  spec = await loadPipelineSpec(FEATURES_PIPELINE);
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: dir });
-  await materializeView({ view: spec.featureViews![0], store, end: new Date(T + DAY - 1) });
-  await store.close();
-  expected = await scoresIn(FEATURES_EXPECTED);
-  ({ requests } = await withDuckDB(async (conn) => {
-    const r = await conn.runAndReadAll(
-      `SELECT transaction_id, customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS event_timestamp, amount, merchant_category, lat, lon FROM read_parquet(${lit(path.resolve(spec.spine!))})
-       WHERE event_timestamp >= ${lit(new Date(T).toISOString())}::TIMESTAMPTZ AND event_timestamp < ${lit(new Date(T + DAY).toISOString())}::TIMESTAMPTZ ORDER BY transaction_id LIMIT 8`,
-    );
-    return {
-      requests: r.getRowObjectsJS().map((o) => ({ ...o, customer_id: Number(o.customer_id), amount: Number(o.amount), lat: Number(o.lat), lon: Number(o.lon), transaction_id: toText(o.transaction_id), merchant_category: toText(o.merchant_category), event_timestamp: toText(o.event_timestamp) })),
-    };
-  }));
+  ({ spec, requests, expected } = await prepareOnlineFraud(config, dir, keyPrefix, 8));
   w = await startWorker(config);
 });
 
 afterAll(async () => {
   await w?.stop();
-  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: '/tmp' });
-  await store.deleteView('customer_stats');
-  await store.close();
+  await dropOnlineFraud(keyPrefix);
   await cleanup?.();
 });
 

@@ -1,0 +1,49 @@
+/**
+ * The fraud-features pipeline ready for online tests: its model registered, its feature view
+ * materialised into Redis under `keyPrefix` up to the end of one day of the example spine, that
+ * day's first `limit` request rows (as a client sends them) and the offline scores to compare with.
+ */
+import path from 'node:path';
+import { FEATURES_EXPECTED, FEATURES_PIPELINE, registerFeaturesExampleModel } from '../../cli/examples';
+import type { InferflowConfig } from '../../lib/config/env';
+import { materializeView } from '../../lib/features/materialize';
+import { openOnlineStore } from '../../lib/features/online';
+import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
+import { loadPipelineSpec } from '../../lib/pipeline/spec';
+import { ModelRegistry } from '../../lib/registry';
+import { openStore } from '../../lib/storage';
+import { scoresIn, type Scores } from './data';
+import { TEST_REDIS_URL } from './services';
+
+const DAY = 86_400_000;
+const T = Date.parse('2026-10-13T00:00:00Z');
+
+export interface OnlineFraudFixture {
+  spec: Awaited<ReturnType<typeof loadPipelineSpec>>;
+  requests: Record<string, unknown>[];
+  expected: Scores;
+}
+
+export async function prepareOnlineFraud(config: InferflowConfig, dir: string, keyPrefix: string, limit: number): Promise<OnlineFraudFixture> {
+  await registerFeaturesExampleModel(new ModelRegistry(openStore(config.registry)));
+  const spec = await loadPipelineSpec(FEATURES_PIPELINE);
+  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: dir });
+  await materializeView({ view: spec.featureViews![0], store, end: new Date(T + DAY - 1) });
+  await store.close();
+  const expected = await scoresIn(FEATURES_EXPECTED);
+  const requests = await withDuckDB(async (conn) => {
+    const r = await conn.runAndReadAll(
+      `SELECT transaction_id, customer_id, strftime(event_timestamp AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS event_timestamp, amount, merchant_category, lat, lon FROM read_parquet(${lit(path.resolve(spec.spine!))})
+       WHERE event_timestamp >= ${lit(new Date(T).toISOString())}::TIMESTAMPTZ AND event_timestamp < ${lit(new Date(T + DAY).toISOString())}::TIMESTAMPTZ ORDER BY transaction_id LIMIT ${limit}`,
+    );
+    return r.getRowObjectsJS().map((o) => ({ ...o, customer_id: Number(o.customer_id), amount: Number(o.amount), lat: Number(o.lat), lon: Number(o.lon), transaction_id: toText(o.transaction_id), merchant_category: toText(o.merchant_category), event_timestamp: toText(o.event_timestamp) }));
+  });
+  return { spec, requests, expected };
+}
+
+/** Remove the materialised view from Redis. */
+export async function dropOnlineFraud(keyPrefix: string): Promise<void> {
+  const store = openOnlineStore({ type: 'redis', keyPrefix }, { redisUrl: TEST_REDIS_URL, dataDir: '/tmp' });
+  await store.deleteView('customer_stats');
+  await store.close();
+}
