@@ -1,16 +1,6 @@
 /** Seeded transaction events for the fraud-detector example model (its 7 features), shared by the stream benchmark and tests. */
 
-/** A seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 as rng } from '../lib/util/random';
 
 /** `n` valid events, ids `<prefix>-<i>`, keys (customer_id) over `customers` customers. */
 export function transactionEvents(n: number, prefix: string, seed = 7, customers = 97): Record<string, unknown>[] {
