@@ -15,6 +15,7 @@
  * overrides the default names below (to tell processes apart in pg_stat_activity).
  */
 import pg from 'pg';
+import { registerClientMap } from '../util/shared-clients';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, TransientError, errorMessage, type ErrorDetails } from '../errors';
 
 export interface PostgresConnectionSettings {
@@ -83,12 +84,13 @@ export function postgresClient(settings: PostgresConnectionSettings, application
   return client;
 }
 
-/** Close every pool this process opened (worker shutdown, tests). */
+/** Close every pool this process opened (Resources.close() of the last open Resources, tests). */
 export async function closePostgresPools(): Promise<void> {
   const all = [...pools.values()];
   pools.clear();
   await Promise.all(all.map((p) => p.end()));
 }
+registerClientMap('postgres', closePostgresPools);
 
 /**
  * Retrying helps when the connection broke or the server could not serve for a while; it never
