@@ -173,8 +173,10 @@ export interface PostgresFailureContext {
  * Transient ones (isTransientPostgresError) are retried; refused credentials or grants are
  * PermissionDenied; a missing database, schema or table NotFound; rejected values (classes 21,
  * 22, 23) InvalidValue; any other SQLSTATE, of a class known or not, a permanent InvalidInput (the
- * statement or the spec behind it is wrong: retrying cannot help). Typed errors pass through;
- * an error without a SQLSTATE that is not a connection fault stays untyped.
+ * statement or the spec behind it is wrong: retrying cannot help). Typed errors pass through. An
+ * error without a SQLSTATE (the server did not judge the statement: a client or driver fault
+ * nobody listed) is a TransientError: retried with backoff, so a fault that persists fails the
+ * activity when its retries run out rather than at once.
  */
 export function postgresFailure(err: unknown, ctx: PostgresFailureContext): Error {
   if (err instanceof InferflowError) return err;
@@ -188,7 +190,7 @@ export function postgresFailure(err: unknown, ctx: PostgresFailureContext): Erro
   if (isTransientPostgresError(err)) {
     return new TransientError(`${at}${where} is unavailable while ${ctx.what}: ${msg}`, details, cause);
   }
-  if (!sqlstate || !SQLSTATE.test(sqlstate)) return new Error(`${at}${where}: ${ctx.what} failed: ${msg}`, cause);
+  if (!sqlstate || !SQLSTATE.test(sqlstate)) return new TransientError(`${at}${where}: ${ctx.what} failed: ${msg}`, details, cause);
   switch (sqlstate) {
     case '28P01':
     case '28000':
