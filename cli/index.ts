@@ -434,6 +434,12 @@ relative paths in it are relative to the file. Flags override its fields.
 
 /** Run the CLI; the exit code says what went wrong (cli/exit-codes.ts). */
 export function main(argv: string[]): void {
+  // A reader that stops early (`inferflow --help | head -1`) closes the pipe: the next write fails
+  // with EPIPE. Nothing more can be shown, so exit quietly instead of dying with an unhandled error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit();
+  });
   buildProgram()
     .parseAsync(argv)
     .catch((err: unknown) => {

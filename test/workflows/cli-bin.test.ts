@@ -61,6 +61,9 @@ describe('bin/inferflow.js runs every command from the compiled JavaScript', () 
     const bad = await failure(cli('bogus'));
     expect(bad?.code).toBe(EXIT_CODES.badInput);
     expect(bad?.stderr).toContain("unknown command 'bogus'");
+    // A reader that closes the pipe before the help is written: exit 0, nothing on stderr (was: an unhandled EPIPE, exit 1).
+    const piped = await run('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" --help | true`], { env, cwd: REPO_ROOT });
+    expect(piped.stderr).toBe('');
   });
 
   it('--help and models list start without the Temporal SDK, DuckDB, ONNX Runtime or the AWS SDK', async () => {
