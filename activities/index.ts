@@ -134,7 +134,7 @@ export function createActivities(resources: Resources) {
     return { snapshotPath: own, inPlace: input.inPlace ? { size: st.size, mtimeMs: st.mtimeMs } : undefined };
   }
 
-  const sinkOf = (spec: SinkSpec): RunSink => resources.sink(spec);
+  const sinkOf = (spec: SinkSpec): Promise<RunSink> => resources.sink(spec);
 
   /** Remove a run's files: its shared staging and its local run directory. Idempotent. */
   async function removeRunFiles(runId: string): Promise<void> {
@@ -217,6 +217,7 @@ export function createActivities(resources: Resources) {
       } else {
         throw new InvalidInputError('planBatch needs features or featureViews', ['features: required unless featureViews are given']);
       }
+      const runSink = await sinkOf(sink);
       const plan = await stageSnapshot({
         featuresPath,
         snapshotPath: path.join(runDir(resources, input.runId), SNAPSHOT_NAME),
@@ -224,7 +225,7 @@ export function createActivities(resources: Resources) {
         idColumn: input.idColumn ?? null,
         shardSize: input.shardSize,
         plan: assembly,
-        needsIds: (idColumn) => sinkOf(sink).needsIds?.(idColumn) ?? false,
+        needsIds: (idColumn) => runSink.needsIds?.(idColumn) ?? false,
       });
       if (resources.staging) {
         // Workers on other machines read the snapshot from shared staging.
@@ -238,7 +239,7 @@ export function createActivities(resources: Resources) {
     async predictShard(input: PredictShardInput): Promise<ShardResult> {
       const ctx = Context.current();
       const pipeline = await openPipeline({ model: input.model, ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.postProcess ? { postProcess: input.postProcess } : {}) }, resources);
-      const sink = sinkOf(parseSinkSpec(input.sink));
+      const sink = await sinkOf(parseSinkSpec(input.sink));
       const partPath = partPathOf(resources, input.runId, input.shard.index, sink);
       const { snapshotPath, inPlace } = await localSnapshot(input);
       if (input.ranking) return rankShardActivity(input, input.ranking, pipeline, sink, snapshotPath);
@@ -297,7 +298,7 @@ export function createActivities(resources: Resources) {
     /** Publish all staged parts to the sink atomically, then remove the run's staged files. Idempotent per run id. */
     async commitPredictions(input: CommitInput): Promise<CommitResult> {
       using _alive = keepAlive();
-      const sink = sinkOf(parseSinkSpec(input.sink));
+      const sink = await sinkOf(parseSinkSpec(input.sink));
       // A retry after a commit whose clean-up finished (the worker died before reporting) finds no
       // staged parts: the sink's record of the run answers it instead.
       const done = await sink.committed(input);
@@ -342,7 +343,7 @@ export function createActivities(resources: Resources) {
     async discardRun(input: { runId: string; sink?: SinkSpec }): Promise<void> {
       // No sink: the default (Parquet), which stages nothing of its own; a spec that never parsed staged nothing.
       const spec = SinkSpecSchema.safeParse(input.sink).data;
-      if (spec) await sinkOf(spec).discard?.(input.runId);
+      if (spec) await (await sinkOf(spec)).discard?.(input.runId);
       await removeRunFiles(input.runId);
     },
     }),

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { MaterializeFeaturesInput, MaterializeFeaturesResult } from '../workflows/features/shared';
 import type { materializeFeatures } from '../workflows/features/materialize';
-import { addScheduleTimingOptions, collect, examples, withTemporal, type ScheduleFlags } from './options';
+import { addScheduleTimingOptions, collect, examples, withResources, withTemporal, type ScheduleFlags } from './options';
 import { InvalidInputError } from '../lib/errors';
 import type { EntityKeyInput, FeatureView, FeatureViewInput, OnlineFeatureVector, OnlineStoreSpec } from '../lib/features';
 
@@ -107,7 +107,7 @@ async function vectorsTable(vectors: OnlineFeatureVector[]): Promise<string> {
 }
 
 async function pickView(views: FeatureViewInput[], name: string | undefined): Promise<FeatureView> {
-  const { parseFeatureView } = await import('../lib/features/index.js');
+  const { parseFeatureView } = await import('../lib/features/spec.js');
   const parsed = views.map((v) => parseFeatureView(v));
   if (name === undefined) {
     if (parsed.length > 1) throw new InvalidArgumentError(`the view files hold ${parsed.length} views (${parsed.map((v) => v.name).join(', ')}): choose one with --name`);
@@ -181,17 +181,10 @@ export function registerFeatureCommands(program: Command): void {
         keys.push(...(list as EntityKeyInput[]));
       }
       if (keys.length === 0) throw new InvalidArgumentError('give at least one --key or --keys FILE');
-      const { loadConfig } = await import('../lib/config/env.js');
-      const { getOnlineFeatures, openOnlineStore } = await import('../lib/features/index.js');
-      const config = loadConfig();
-      const store = openOnlineStore(opts.store, { redisUrl: config.redisUrl, dataDir: config.dataDir });
-      try {
-        const vectors = await getOnlineFeatures(store, view, keys, now ? { now } : {});
-        if (opts.json) console.log(vectorsToJson(vectors));
-        else console.log(await vectorsTable(vectors));
-      } finally {
-        await store.close();
-      }
+      const { getOnlineFeatures } = await import('../lib/features/online/index.js');
+      const vectors = await withResources((resources) => getOnlineFeatures(resources.onlineStore(opts.store), view, keys, now ? { now } : {}));
+      if (opts.json) console.log(vectorsToJson(vectors));
+      else console.log(await vectorsTable(vectors));
     });
 
   features

@@ -11,8 +11,8 @@ import path from 'node:path';
 import type { BatchInferenceInput, BatchInferenceResult } from '../client';
 import { OVERLAP_NAMES, type OverlapName } from '../client/overlap';
 import { TEMPORAL_CLI_VERSION } from '../lib/config/defaults';
-import type { InferflowConfig } from '../lib/config/env';
 import { NotFoundError } from '../lib/errors';
+import type { Resources } from '../lib/pipeline/resources';
 import type { ModelRegistry } from '../lib/registry';
 import { packageVersion } from '../lib/util/package-root';
 import { BATCH_DEFAULTS } from '../lib/messages/batch';
@@ -21,15 +21,7 @@ import { registerFeatureCommands } from './features';
 import { registerOnlineCommands } from './online';
 import { registerServeCommand } from './serve';
 import { registerStreamCommands } from './stream';
-import { addScheduleTimingOptions, examples, positiveInt, printJson, withTemporal, type ScheduleFlags } from './options';
-
-async function registryFor(override?: string): Promise<{ registry: ModelRegistry; config: InferflowConfig }> {
-  const { loadConfig } = await import('../lib/config/env.js');
-  const { ModelRegistry } = await import('../lib/registry/registry.js');
-  const { openStore } = await import('../lib/storage/index.js');
-  const config = loadConfig();
-  return { registry: new ModelRegistry(openStore(override ?? config.registry)), config };
-}
+import { addScheduleTimingOptions, examples, positiveInt, printJson, withResources, withTemporal, type ScheduleFlags } from './options';
 
 /**
  * Parse `--sink`: `parquet`, `parquet:/dir`, `parquet:s3://bucket/prefix`, `duckdb:table[@/file.duckdb]`,
@@ -328,7 +320,8 @@ relative paths in it are relative to the file. Flags override its fields.
     });
 
   const models = program.command('models').description('The model registry (INFERFLOW_REGISTRY or --registry).').option('--registry <url>', 'registry location: file://DIR or s3://BUCKET/PREFIX');
-  const reg = () => registryFor(models.opts<{ registry?: string }>().registry);
+  /** Run `fn` with the registry of the process's Resources (`--registry` or INFERFLOW_REGISTRY). */
+  const withRegistry = <T>(fn: (registry: ModelRegistry, resources: Resources) => Promise<T>) => withResources((r) => fn(r.registry, r), { registry: models.opts<{ registry?: string }>().registry });
 
   models
     .command('register <modelFile>')
@@ -342,8 +335,7 @@ relative paths in it are relative to the file. Flags override its fields.
     .action(async (modelFile: string, opts: { name: string; metadata: string; alias?: string }) => {
       const fs = await import('node:fs/promises');
       const metadata: unknown = JSON.parse(await fs.readFile(opts.metadata, 'utf8'));
-      const { registry } = await reg();
-      const { manifest } = await registry.register(modelFile, { name: opts.name, metadata, ...(opts.alias ? { alias: opts.alias } : {}) });
+      const { manifest } = await withRegistry((registry) => registry.register(modelFile, { name: opts.name, metadata, ...(opts.alias ? { alias: opts.alias } : {}) }));
       console.log(`registered ${manifest.name}:${manifest.version} sha256 ${manifest.artifact.sha256}${opts.alias ? ` (alias ${opts.alias})` : ''}`);
     });
 
@@ -352,13 +344,15 @@ relative paths in it are relative to the file. Flags override its fields.
     .description('Models with their versions and aliases.')
     .option('--json', 'print a JSON list of {name, versions, aliases}')
     .action(async (o: { json?: boolean }) => {
-      const { registry: r } = await reg();
-      const list: { name: string; versions: number[]; aliases: Record<string, number> }[] = [];
-      for (const name of await r.models()) list.push({ name, versions: await r.versions(name), aliases: await r.aliases(name) });
+      const { list, url } = await withRegistry(async (r) => {
+        const list: { name: string; versions: number[]; aliases: Record<string, number> }[] = [];
+        for (const name of await r.models()) list.push({ name, versions: await r.versions(name), aliases: await r.aliases(name) });
+        return { list, url: r.url };
+      });
       if (o.json) return printJson(list);
       const { table } = await import('../lib/util/format.js');
       const rows = list.map((m) => [m.name, m.versions.join(', '), Object.entries(m.aliases).map(([a, v]) => `${a}→${v}`).join(', ')]);
-      console.log(rows.length ? table(rows, ['model', 'versions', 'aliases']) : `no models in ${r.url}`);
+      console.log(rows.length ? table(rows, ['model', 'versions', 'aliases']) : `no models in ${url}`);
     });
 
   models
@@ -366,8 +360,7 @@ relative paths in it are relative to the file. Flags override its fields.
     .description('A model version (name, name:VERSION or name@ALIAS): artifact, signature, feature columns, labels.')
     .option('--json', 'print the whole manifest as JSON')
     .action(async (ref: string, o: { json?: boolean }) => {
-      const { registry } = await reg();
-      const { manifest } = await registry.resolve(ref);
+      const { manifest } = await withRegistry((registry) => registry.resolve(ref));
       if (o.json) return printJson(manifest);
       const { table } = await import('../lib/util/format.js');
       const tensors = (list: { name: string; type?: string; shape?: unknown[] }[]) => list.map((t) => `${t.name}${t.type ? ` ${t.type}` : ''}${t.shape ? ` [${t.shape.join(', ')}]` : ''}`).join('; ');
@@ -390,8 +383,7 @@ relative paths in it are relative to the file. Flags override its fields.
     .command('alias <name> <alias> <version>')
     .description('Point an alias at a version (compare-and-swap: a concurrent move fails instead of being lost).')
     .action(async (name: string, alias: string, version: string) => {
-      const { registry } = await reg();
-      await registry.setAlias(name, alias, positiveInt(version));
+      await withRegistry((registry) => registry.setAlias(name, alias, positiveInt(version)));
       console.log(`${name}@${alias} → ${version}`);
     });
 
@@ -399,10 +391,10 @@ relative paths in it are relative to the file. Flags override its fields.
     .command('pull <ref>')
     .description('Download a model into the local cache (verified by sha256).')
     .action(async (ref: string) => {
-      const { registry: r, config } = await reg();
-      const { ModelCache } = await import('../lib/registry/cache.js');
-      const { resolved } = await r.resolve(ref);
-      const res = await new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes).ensure(resolved, r);
+      const { resolved, res } = await withRegistry(async (registry, resources) => {
+        const { resolved } = await registry.resolve(ref);
+        return { resolved, res: await resources.cache.ensure(resolved, registry) };
+      });
       console.log(`${resolved.name}:${resolved.version} ${res.downloaded ? 'downloaded to' : 'already cached at'} ${res.path}`);
     });
 
@@ -442,6 +434,12 @@ relative paths in it are relative to the file. Flags override its fields.
 
 /** Run the CLI; the exit code says what went wrong (cli/exit-codes.ts). */
 export function main(argv: string[]): void {
+  // A reader that stops early (`inferflow --help | head -1`) closes the pipe: the next write fails
+  // with EPIPE. Nothing more can be shown, so exit quietly instead of dying with an unhandled error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit();
+  });
   buildProgram()
     .parseAsync(argv)
     .catch((err: unknown) => {

@@ -6,6 +6,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Client, ConnectionOptions } from '@temporalio/client';
 import { OVERLAP_NAMES, type OverlapName } from '../client/overlap';
 import type { InferflowConfig } from '../lib/config/env';
+import type { Resources } from '../lib/pipeline/resources';
 
 /** The "Examples:" block of a command's --help. */
 export const examples = (text: string) => `\nExamples:\n${text.trim().split('\n').map((l) => `  ${l.trim()}`).join('\n')}\n`;
@@ -57,6 +58,23 @@ export async function withTemporal<T>(fn: (client: Client, config: InferflowConf
     return await fn(client, config);
   } finally {
     await client.connection.close();
+  }
+}
+
+/**
+ * Run `fn` with a Resources for this command (lib/pipeline/resources.ts: registry, model cache,
+ * online stores), closed afterwards. `registry` replaces INFERFLOW_REGISTRY (`models --registry`).
+ * The command prints its own result: Resources log warnings and errors only.
+ */
+export async function withResources<T>(fn: (resources: Resources, config: InferflowConfig) => Promise<T>, options: { registry?: string | undefined } = {}): Promise<T> {
+  const [{ loadConfig }, { createResources }, { createLogger }] = await Promise.all([import('../lib/config/env.js'), import('../lib/pipeline/resources.js'), import('../lib/log.js')]);
+  const loaded = loadConfig();
+  const config = options.registry ? { ...loaded, registry: options.registry } : loaded;
+  const resources = createResources(config, { logger: createLogger('warn') });
+  try {
+    return await fn(resources, config);
+  } finally {
+    await resources.close();
   }
 }
 

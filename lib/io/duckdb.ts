@@ -1,10 +1,21 @@
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError, NotFoundError, TransientError, errorMessage } from '../errors';
 
+let duckdbModule: Promise<typeof import('@duckdb/node-api')> | undefined;
+
+/**
+ * @duckdb/node-api, loaded by the first instance created: the SQL and type helpers below are also
+ * used by processes that never run DuckDB (the model server, the CLI's registry commands).
+ */
+function loadDuckDB(): Promise<typeof import('@duckdb/node-api')> {
+  return (duckdbModule ??= import('@duckdb/node-api'));
+}
+
 /** Run `fn` with a fresh in-memory DuckDB connection, closed afterwards. */
 export async function withDuckDB<T>(fn: (conn: DuckDBConnection) => Promise<T>, options: { threads?: number; path?: string } = {}): Promise<T> {
+  const { DuckDBInstance } = await loadDuckDB();
   let instance: DuckDBInstance;
   try {
     instance = await DuckDBInstance.create(options.path ?? ':memory:', { threads: String(options.threads ?? 1) });
@@ -26,10 +37,12 @@ let shared: Promise<DuckDBInstance> | undefined;
 
 /** The process's shared instance, created on first use; a failed creation is tried again next time. */
 function sharedInstance(): Promise<DuckDBInstance> {
-  shared ??= DuckDBInstance.create(':memory:', { threads: '2' }).catch((err: unknown) => {
-    shared = undefined;
-    throw err;
-  });
+  shared ??= loadDuckDB()
+    .then(({ DuckDBInstance }) => DuckDBInstance.create(':memory:', { threads: '2' }))
+    .catch((err: unknown) => {
+      shared = undefined;
+      throw err;
+    });
   return shared;
 }
 

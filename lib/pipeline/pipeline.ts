@@ -23,7 +23,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import { isExternalFeature } from '../features/external';
 import { explainMissing, type OnDemandRef, type OnDemandResult } from '../features/on-demand';
 import type { OnlineStore, OnlineStoreSpec } from '../features/online';
-import { getHistoricalFeatures, type AllEntitiesSpine, type HistoricalFeaturesResult } from '../features/offline';
+import type { AllEntitiesSpine, HistoricalFeaturesResult } from '../features/offline';
 import type { FeatureView, FeatureViewInput } from '../features/spec';
 import { InvalidInputError } from '../errors';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
@@ -156,7 +156,10 @@ export class Pipeline {
       return retrieveOnlineFeatures({ plan: this.plan, views: this.views, store: this.store, requests: input.requests, ...(input.now ? { now: input.now } : {}), ...(idColumn ? { idField: idColumn } : {}) });
     }
     const { config } = this.resources;
-    return getHistoricalFeatures({ ...input, views: this.definition.featureViews ?? [], postgres: { url: config.postgresUrl }, allowedRoots: config.allowedRoots });
+    // Loaded here: the offline path (DuckDB, PostgreSQL sources) is batch's; a model server never loads it.
+    return import('../features/offline.js').then(({ getHistoricalFeatures }) =>
+      getHistoricalFeatures({ ...input, views: this.definition.featureViews ?? [], postgres: { url: config.postgresUrl }, allowedRoots: config.allowedRoots }),
+    );
   }
 
   /** `onDemand`: the pipeline's on-demand features added to the raw columns. */

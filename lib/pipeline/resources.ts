@@ -4,7 +4,12 @@
  * per model sha256, on the process's inference pool), the model contexts (manifest + assembly
  * plan, each checked against the model's ONNX signature), online stores (one per store spec,
  * opened on first use), run staging, the on-demand features of INFERFLOW_MODULES, and the
- * backend clients (Redis, PostgreSQL pools, S3). One `close()` releases all of it.
+ * backend clients (Redis, PostgreSQL pools, NATS, S3). One `close()` releases all of it.
+ *
+ * Creating one loads no heavy library: ONNX Runtime loads with the first session, DuckDB with the
+ * first query, the PostgreSQL, Redis and NATS clients and the AWS SDK with the first sink or
+ * store that uses them (test/unit/resources-lazy.test.ts). So the CLI's registry and feature
+ * commands go through Resources at no start-up cost.
  */
 import type { Logger } from 'pino';
 import type * as ortTypes from 'onnxruntime-node';
@@ -19,8 +24,12 @@ import { ModelCache, ModelRegistry } from '../registry';
 import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { signatureOf } from '../runtime/onnx';
 import { SessionCache } from '../runtime/sessions';
-import { checkSinkAllowed, closePostgresPools, closeRedisClients, closeNatsConnections, createRecordSink, createRunSink, sinkDefaultsFrom, type RecordSink, type RecordSinkSpec, type RunSink, type SinkDefaults, type SinkSpec } from '../sinks';
-import { closeS3Clients, openStore } from '../storage';
+import { checkSinkAllowed, createRecordSink, createRunSink, sinkDefaultsFrom, type SinkDefaults } from '../sinks/factory';
+import type { RecordSink } from '../sinks/records';
+import type { RecordSinkSpec, SinkSpec } from '../sinks/spec';
+import type { RunSink } from '../sinks/types';
+import { openStore } from '../storage';
+import { holdSharedClients } from '../util/shared-clients';
 import { compilePostProcessing, type CompiledPostProcessing, type PostProcessStep } from './post-steps';
 import { RunStaging } from './staging';
 
@@ -48,8 +57,6 @@ export class Resources {
   readonly sessions: SessionCache;
   /** Shared run staging (INFERFLOW_STAGING) for workers on several machines; absent: local disk only. */
   readonly staging: RunStaging | undefined;
-  /** The on-demand features pipelines may name: the modules of INFERFLOW_MODULES, imported when the resources are created. */
-  readonly onDemand: Promise<OnDemandRegistry>;
   /** The clients of external-API features (external.ts): one concurrency limit and one cache per feature, shared by every shard and request of the process. */
   readonly external: ExternalFeatures;
   /** Where sinks write by default and which locations they may use. */
@@ -66,14 +73,14 @@ export class Resources {
   private readonly recordSinks = new Map<string, RecordSink>();
   private readonly parsedViews = new Map<string, FeatureView[]>();
   private closing: Promise<{ unfinished: number }> | undefined;
+  private onDemandLoad: Promise<OnDemandRegistry> | undefined;
+  /** Lets go of the process's client maps (lib/util/shared-clients.ts): they close with the last open Resources. */
+  private readonly releaseClients = holdSharedClients();
 
   constructor(config: InferflowConfig, options: ResourcesOptions = {}) {
     this.config = config;
     this.logger = options.logger ?? createLogger(config.logLevel);
     const cacheLogger = this.logger.child({ component: 'model-cache' });
-    this.onDemand = OnDemandRegistry.load(config.modules);
-    // Awaited by the worker at start (a bad module stops it there) and by every model context; not an unhandled rejection meanwhile.
-    this.onDemand.catch(() => undefined);
     this.external = new ExternalFeatures(config.featureEnv, this.logger.child({ component: 'external-features' }));
     this.registry = options.registry ?? new ModelRegistry(openStore(config.registry));
     this.cache = new ModelCache(config.modelCacheDir, config.modelCacheMaxBytes, (e) => {
@@ -85,6 +92,19 @@ export class Resources {
     this.staging = config.stagingUrl ? new RunStaging(openStore(config.stagingUrl)) : undefined;
     this.sinkDefaults = sinkDefaultsFrom(config);
     this.storeContext = { redisUrl: config.redisUrl, dataDir: config.dataDir };
+  }
+
+  /**
+   * The on-demand features pipelines may name: the modules of INFERFLOW_MODULES, imported on first
+   * use (the worker awaits this at start, so a bad module stops it there; every model context
+   * awaits it), never by a command that opens no pipeline.
+   */
+  get onDemand(): Promise<OnDemandRegistry> {
+    if (!this.onDemandLoad) {
+      this.onDemandLoad = OnDemandRegistry.load(this.config.modules);
+      this.onDemandLoad.catch(() => undefined); // rejected to whoever awaits it, not an unhandled rejection meanwhile
+    }
+    return this.onDemandLoad;
   }
 
   /** Resolve a reference (`name`, `name:3`, `name@alias`) to one exact version. */
@@ -183,8 +203,8 @@ export class Resources {
     return views;
   }
 
-  /** The sink of a parsed spec, with this process's defaults (output dir, connections, allowed roots). */
-  sink(spec: SinkSpec): RunSink {
+  /** The sink of a parsed spec, with this process's defaults (output dir, connections, allowed roots); its backend loads on first use. */
+  sink(spec: SinkSpec): Promise<RunSink> {
     return createRunSink(spec, this.sinkDefaults);
   }
 
@@ -206,8 +226,9 @@ export class Resources {
 
   /**
    * Release everything: sessions and the inference pool (resolves with the pool's calls left
-   * unfinished), online stores, record sinks, Redis clients, PostgreSQL pools and S3 clients. Idempotent: a
-   * second call waits for the first.
+   * unfinished), online stores, record sinks, and — when no other Resources of the process is
+   * open — the shared Redis clients, PostgreSQL pools, NATS connections and S3 clients.
+   * Idempotent: a second call waits for the first.
    */
   close(): Promise<{ unfinished: number }> {
     this.closing ??= (async () => {
@@ -217,7 +238,7 @@ export class Resources {
       this.contexts.clear();
       const [sessions] = await Promise.all([
         this.sessions.close(),
-        Promise.allSettled([...stores.map((s) => s.close()), closeRedisClients(), closePostgresPools(), closeNatsConnections(), closeS3Clients()]),
+        Promise.allSettled([...stores.map((s) => s.close()), this.releaseClients()]),
       ]);
       return sessions;
     })();

@@ -15,6 +15,7 @@
  * overrides the default names below (to tell processes apart in pg_stat_activity).
  */
 import pg from 'pg';
+import { registerClientMap } from '../util/shared-clients';
 import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, TransientError, errorMessage, type ErrorDetails } from '../errors';
 
 export interface PostgresConnectionSettings {
@@ -83,12 +84,13 @@ export function postgresClient(settings: PostgresConnectionSettings, application
   return client;
 }
 
-/** Close every pool this process opened (worker shutdown, tests). */
+/** Close every pool this process opened (Resources.close() of the last open Resources, tests). */
 export async function closePostgresPools(): Promise<void> {
   const all = [...pools.values()];
   pools.clear();
   await Promise.all(all.map((p) => p.end()));
 }
+registerClientMap('postgres', closePostgresPools);
 
 /**
  * Retrying helps when the connection broke or the server could not serve for a while; it never
@@ -171,8 +173,10 @@ export interface PostgresFailureContext {
  * Transient ones (isTransientPostgresError) are retried; refused credentials or grants are
  * PermissionDenied; a missing database, schema or table NotFound; rejected values (classes 21,
  * 22, 23) InvalidValue; any other SQLSTATE, of a class known or not, a permanent InvalidInput (the
- * statement or the spec behind it is wrong: retrying cannot help). Typed errors pass through;
- * an error without a SQLSTATE that is not a connection fault stays untyped.
+ * statement or the spec behind it is wrong: retrying cannot help). Typed errors pass through. An
+ * error without a SQLSTATE (the server did not judge the statement: a client or driver fault
+ * nobody listed) is a TransientError: retried with backoff, so a fault that persists fails the
+ * activity when its retries run out rather than at once.
  */
 export function postgresFailure(err: unknown, ctx: PostgresFailureContext): Error {
   if (err instanceof InferflowError) return err;
@@ -186,7 +190,7 @@ export function postgresFailure(err: unknown, ctx: PostgresFailureContext): Erro
   if (isTransientPostgresError(err)) {
     return new TransientError(`${at}${where} is unavailable while ${ctx.what}: ${msg}`, details, cause);
   }
-  if (!sqlstate || !SQLSTATE.test(sqlstate)) return new Error(`${at}${where}: ${ctx.what} failed: ${msg}`, cause);
+  if (!sqlstate || !SQLSTATE.test(sqlstate)) return new TransientError(`${at}${where}: ${ctx.what} failed: ${msg}`, details, cause);
   switch (sqlstate) {
     case '28P01':
     case '28000':

@@ -1,10 +1,21 @@
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { CorruptArtifactError, errorMessage } from '../errors';
 import type { ModelSignature, TensorSignature } from '../registry/manifest';
 
 export interface SessionOptions {
   /** Intra-op threads. 1 keeps ONNX Runtime from competing with DuckDB/Temporal on small machines. */
   intraOpThreads: number;
+}
+
+let ortModule: Promise<typeof ort> | undefined;
+
+/**
+ * onnxruntime-node, loaded by the first call: loading its native binding takes a large part of a
+ * second, which a process that never loads a model (the CLI's registry and feature commands, a
+ * Resources that only resolves models) should not pay.
+ */
+export function loadOrt(): Promise<typeof ort> {
+  return (ortModule ??= import('onnxruntime-node'));
 }
 
 export const DEFAULT_SESSION_OPTIONS: SessionOptions = { intraOpThreads: 1 };
@@ -22,10 +33,11 @@ export function toOrtOptions(o: SessionOptions): ort.InferenceSession.SessionOpt
 
 /** Load an ONNX model; anything ONNX Runtime cannot load is a CorruptArtifactError naming the source. */
 export async function loadSession(source: string | Uint8Array, label: string, options = DEFAULT_SESSION_OPTIONS): Promise<ort.InferenceSession> {
+  const { InferenceSession } = await loadOrt();
   try {
     return typeof source === 'string'
-      ? await ort.InferenceSession.create(source, toOrtOptions(options))
-      : await ort.InferenceSession.create(source, toOrtOptions(options));
+      ? await InferenceSession.create(source, toOrtOptions(options))
+      : await InferenceSession.create(source, toOrtOptions(options));
   } catch (err) {
     throw new CorruptArtifactError(`${label} is not a loadable ONNX model: ${errorMessage(err)}`, { object: label });
   }
@@ -43,4 +55,3 @@ export function signatureOf(session: ort.InferenceSession): ModelSignature {
   return { inputs: toSignature(session.inputMetadata), outputs: toSignature(session.outputMetadata) };
 }
 
-export { ort };

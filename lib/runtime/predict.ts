@@ -2,7 +2,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type * as ortTypes from 'onnxruntime-node';
 import { InvalidValueError, SchemaMismatchError } from '../errors';
 import type { ModelManifest } from '../registry/manifest';
-import { ort } from './onnx';
+import { loadOrt } from './onnx';
 import { offloadOf } from './pool';
 
 /** Rows per `session.run` call on the calling thread: long enough for near-peak throughput, short enough to keep the event loop responsive. */
@@ -127,11 +127,12 @@ export async function runModel(session: ortTypes.InferenceSession, manifest: Mod
   const inputs = inputColumns(manifest);
   const offload = options.offload === false || block.rows < MIN_OFFLOAD_ROWS ? undefined : offloadOf(session);
   const chunkRows = Math.max(1, options.chunkRows ?? (offload ? DEFAULT_OFFLOAD_CHUNK_ROWS : DEFAULT_CHUNK_ROWS));
+  const { Tensor } = await loadOrt();
   const feedsFor = (start: number, n: number) => {
     const feeds: Record<string, ortTypes.Tensor> = {};
     for (const input of inputs) {
       const width = input.columns.length;
-      feeds[input.name] = new ort.Tensor('float32', block.inputs[input.name]!.subarray(start * width, (start + n) * width), [n, width]);
+      feeds[input.name] = new Tensor('float32', block.inputs[input.name]!.subarray(start * width, (start + n) * width), [n, width]);
     }
     return feeds;
   };

@@ -1,6 +1,7 @@
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { InferflowError, NotFoundError, PermissionDeniedError, TransientError, errorMessage } from '../errors';
+import { registerClientMap } from '../util/shared-clients';
 import { checkRecords, type PredictionRecord, type RecordSink, type RecordWriteOptions, type RecordWriteResult } from './records';
 
 export interface NatsRecordSinkOptions {
@@ -27,11 +28,17 @@ export function natsConnection(url: string): Promise<NatsConnection> {
   return c;
 }
 
-/** Close every NATS connection this process opened (worker shutdown, tests). */
+/** Close every NATS connection this process opened (Resources.close() of the last open Resources, tests). */
 export async function closeNatsConnections(): Promise<void> {
   const all = [...connections.values()];
   connections.clear();
   await Promise.allSettled(all.map(async (c) => (await c).close()));
+}
+registerClientMap('nats', closeNatsConnections);
+
+/** A JetStream client on the process's connection for `url`. */
+export async function natsJetStream(url: string): Promise<JetStreamClient> {
+  return jetstream(await natsConnection(url));
 }
 
 /**
@@ -66,7 +73,7 @@ export class NatsRecordSink implements RecordSink {
     const unique = checkRecords(records, options);
     let js: JetStreamClient;
     try {
-      js = jetstream(await natsConnection(this.o.url));
+      js = await natsJetStream(this.o.url);
     } catch (err) {
       throw this.failure(err);
     }

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { InferflowError, InvalidInputError, PermissionDeniedError, RowCountMismatchError, TransientError, errorMessage } from '../errors';
 import { describeColumns, ident, lit, toText, withSharedDuckDB } from '../io/duckdb';
+import { registerClientMap } from '../util/shared-clients';
 import type { CommitRequest, CommitResult, RunRef, RunSink, StageRequest } from './types';
 
 export interface RedisSinkOptions {
@@ -53,11 +54,13 @@ export async function connectedRedis(url: string): Promise<Redis> {
   return c;
 }
 
+/** Close every client of `connectedRedis` (Resources.close() of the last open Resources, tests). */
 export async function closeRedisClients(): Promise<void> {
   const all = [...clients.values()];
   clients.clear();
   await Promise.allSettled(all.map((c) => c.quit()));
 }
+registerClientMap('redis', closeRedisClients);
 
 /**
  * Redis, for applications that read batch predictions online (one key per entity):

@@ -8,7 +8,6 @@ import type { ObjectStore } from './types';
 export type { ObjectInfo, ObjectStore, PutOptions } from './types';
 export { FileObjectStore, sha256File } from './file';
 export { checkKey, joinKey } from './keys';
-export { closeS3Clients } from './lazy-s3';
 
 type StoreFactory = (url: URL, raw: string) => ObjectStore;
 

@@ -7,11 +7,6 @@ import type { ObjectInfo, ObjectStore, PutOptions } from './types';
 let s3Module: Promise<typeof import('./s3')> | undefined;
 const loadS3 = () => (s3Module ??= import('./s3.js'));
 
-/** Release the process's S3 clients if any S3 store was used (without loading the AWS SDK otherwise). */
-export async function closeS3Clients(): Promise<void> {
-  if (s3Module) (await s3Module).closeS3Clients();
-}
-
 /**
  * An `s3://` store that loads the AWS SDK on its first call rather than when it is opened:
  * `openStore` is also what `inferflow models list` runs against a local registry, and the SDK

@@ -14,6 +14,7 @@ import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { s3Settings, type S3Settings } from '../config/env';
 import { InferflowError, NotFoundError, PermissionDeniedError, PreconditionFailedError, TransientError, errorMessage } from '../errors';
+import { registerClientMap } from '../util/shared-clients';
 import { checkKey, joinKey } from './keys';
 import type { ObjectInfo, ObjectStore, PutOptions } from './types';
 
@@ -54,6 +55,7 @@ export function closeS3Clients(): void {
   clients.clear();
   for (const c of all) c.destroy();
 }
+registerClientMap('s3', closeS3Clients);
 
 /**
  * `s3://bucket/prefix` backend. Conditional writes use S3's `If-None-Match: *` (create-only)

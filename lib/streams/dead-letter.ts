@@ -4,13 +4,12 @@
  * a JetStream subject (`Nats-Msg-Id: dead:<id>`), a Redis Stream (an entry guarded by a
  * `<stream>:seen:<id>` key) or a PostgreSQL table (`ON CONFLICT (id) DO NOTHING`).
  */
-import { jetstream } from '@nats-io/jetstream';
 import { DEFAULT_NATS_URL, DEFAULT_REDIS_URL } from '../config/defaults';
 import { TransientError, errorMessage } from '../errors';
 import type { DeadLetterSpec } from '../messages/stream';
 import { postgresFailure, resolvePostgresTarget, withPooledClient } from '../postgres/connection';
 import { createOnce, key64, qualify, tableExists } from '../postgres/sql';
-import { natsConnection } from '../sinks/nats-records';
+import { loadNatsBackend } from '../sinks/factory';
 import { connectedRedis, redisFailure } from '../sinks/redis';
 import type { SinkDefaults } from '../sinks';
 
@@ -52,7 +51,7 @@ export function createDeadLetterSink(spec: DeadLetterSpec, d: SinkDefaults): Dea
     return {
       async write(letters) {
         try {
-          const js = jetstream(await natsConnection(url));
+          const js = await (await loadNatsBackend()).natsJetStream(url);
           const acks = await Promise.all(letters.map((l) => js.publish(spec.subject, JSON.stringify(l), { msgID: `dead:${l.id}` })));
           return acks.filter((a) => !a.duplicate).length;
         } catch (err) {

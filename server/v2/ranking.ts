@@ -12,7 +12,6 @@
 import type http from 'node:http';
 import { InvalidInputError } from '../../lib/errors';
 import type { RankingSpec } from '../../lib/messages/batch';
-import { rankCandidates, RANKING_OUTPUT_COLUMNS } from '../../lib/pipeline/rank';
 import { deploymentOf, loadedPipeline, type ServerContext } from '../context';
 import { HttpError, readBody, sendJson } from '../respond';
 import { HEADER_LENGTH, decodeInferRequest } from './rest-codec';
@@ -42,6 +41,8 @@ export async function inferTopK(ctx: ServerContext, req: http.IncomingMessage, r
   const headerLength = req.headers[HEADER_LENGTH];
   const request = decodeInferRequest(await readBody(req, ctx.limits.maxBodyBytes), Array.isArray(headerLength) ? headerLength[0] : headerLength);
   const entity = entityOf(request.inputs, ranking.entity);
+  // Loaded by the first top-k request: ranking reads the candidates with DuckDB, which a server that ranks nothing never loads.
+  const { rankCandidates, RANKING_OUTPUT_COLUMNS } = await import('../../lib/pipeline/rank.js');
   const ms = ctx.limits.deadlineMs;
   const deadline = Date.now() + ms;
   let timer: NodeJS.Timeout | undefined;

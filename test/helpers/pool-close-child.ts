@@ -6,7 +6,7 @@
  *   returns without closing the pool: the process must then exit by itself.
  */
 import path from 'node:path';
-import { ort } from '../../lib/runtime/onnx';
+import * as ort from 'onnxruntime-node';
 import { InferencePool } from '../../lib/runtime/pool';
 
 async function main(): Promise<void> {

@@ -28,7 +28,7 @@ async function makeParts(n: number): Promise<string[]> {
 describe('Parquet sink on S3 (SeaweedFS)', () => {
   it('publishes parts, then manifest, then _SUCCESS; commits once; a re-run replaces the old files', async () => {
     const root = `s3://${inject('s3').bucket}/out-${randomUUID().slice(0, 8)}`;
-    const sink = createRunSink(parseSinkSpec({ type: 'parquet', path: root }), { outputDir: '/unused', dataDir: dir, allowedRoots: [root] });
+    const sink = await createRunSink(parseSinkSpec({ type: 'parquet', path: root }), { outputDir: '/unused', dataDir: dir, allowedRoots: [root] });
     const store = new S3ObjectStore({ bucket: inject('s3').bucket, prefix: root.split('/').pop()! });
 
     const first = await sink.commit({ runId: 'r1', workflowId: 'wf/nightly', pipeline: 'fraud', model, parts: await makeParts(3), rows: 300 });

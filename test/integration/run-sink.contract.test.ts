@@ -51,7 +51,7 @@ const defaults = (): SinkDefaults => ({ outputDir: path.join(env.dir, 'out'), da
 
 interface Backend {
   /** A sink writing where no other test writes. */
-  sink(): RunSink;
+  sink(): Promise<RunSink>;
   /** The rows of `run` a reader of this backend sees (0 while it is not published). */
   visible(sink: RunSink, run: CommitRequest): Promise<number>;
 }
@@ -153,7 +153,7 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('run sink cont
   const backend = backends[name];
 
   it('stages shards (one retried), publishes nothing before the commit, all of the run after; a second commit is a no-op; committed() needs no parts', async () => {
-    const sink = backend.sink();
+    const sink = await backend.sink();
     const runId = uniqueName('run');
     const sizes = [120, 80, 50];
     const parts: string[] = [];
@@ -181,7 +181,7 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('run sink cont
   });
 
   it('a run missing a shard publishes nothing and is not committed', async () => {
-    const sink = backend.sink();
+    const sink = await backend.sink();
     const runId = uniqueName('run');
     const parts = [await stageShard(sink, runId, 0, 100), await stageShard(sink, runId, 1, 100), path.join(env.dir, 'parts', runId, 'never-written')];
     const run = request(runId, parts, 300);
@@ -191,7 +191,7 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('run sink cont
   });
 
   it('a discarded run publishes nothing, and a commit after the discard does not publish it', async () => {
-    const sink = backend.sink();
+    const sink = await backend.sink();
     const runId = uniqueName('run');
     const parts = [await stageShard(sink, runId, 0, 60), await stageShard(sink, runId, 1, 40)];
     const run = request(runId, parts, 100);
@@ -207,7 +207,7 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])('run sink cont
   });
 
   it('a second run is committed beside the first; each answers committed() with its own rows', async () => {
-    const sink = backend.sink();
+    const sink = await backend.sink();
     const a = uniqueName('run');
     const b = uniqueName('run');
     const runA = request(a, [await stageShard(sink, a, 0, 70)], 70);

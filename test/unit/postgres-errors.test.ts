@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InferflowError, InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, TransientError } from '../../lib/errors';
+import { InvalidInputError, InvalidValueError, NotFoundError, PermissionDeniedError, TransientError } from '../../lib/errors';
 import { isTransientPostgresError, postgresErrorMessage, postgresFailure } from '../../lib/postgres/connection';
 
 const withCode = (code: string, message = code) => Object.assign(new Error(message), { code });
@@ -73,12 +73,16 @@ describe('postgresFailure: one mapping for the feature source and the sinks', ()
     expect((map('42601', { field: 'views[2].source' }) as InvalidInputError).problems).toEqual(['views[2].source: server said 42601 (SQLSTATE 42601)']);
   });
 
-  it('names the server, never the password, and keeps typed errors and errors without a SQLSTATE as they are', () => {
+  it('names the server, never the password, keeps typed errors, and makes an error without a SQLSTATE a typed TransientError', () => {
     const e = map('28P01');
     expect(e.message).toContain('PostgreSQL at db.example:5433 (database features) refused user reader');
     const typed = new NotFoundError('already typed');
     expect(postgresFailure(typed, { target, what: 'x' })).toBe(typed);
-    expect(postgresFailure(new Error('socket hang'), { target, what: 'x' })).not.toBeInstanceOf(InferflowError);
+    const unknown = postgresFailure(Object.assign(new Error('socket hang'), { code: 'ERR_SOMETHING' }), { target, what: 'reading table t', field: 'views[1].source' });
+    expect(unknown).toBeInstanceOf(TransientError);
+    expect(unknown.message).toBe('views[1].source: PostgreSQL at db.example:5433 (database features): reading table t failed: socket hang');
+    expect((unknown as TransientError).details).toMatchObject({ host: 'db.example', code: 'ERR_SOMETHING', field: 'views[1].source' });
+    expect(postgresFailure(new Error('no code at all'), { target, what: 'x' })).toBeInstanceOf(TransientError);
     expect(postgresFailure(new Error('Connection terminated unexpectedly'), { target, what: 'x' })).toBeInstanceOf(TransientError);
   });
 

@@ -40,6 +40,18 @@ function startLong(argv: string[], ready: RegExp, command = process.execPath): P
   return startProcess({ command, argv, env, cwd: REPO_ROOT, ready, children });
 }
 
+/** node_modules packages a CLI command must not load unless it needs them. */
+const HEAVY_MODULE = /node_modules[\\/](@temporalio|@duckdb|onnxruntime-node|@aws-sdk|@nats-io)[\\/]/;
+
+/** Every module file a command loaded (a preloaded module writes the require cache when the process exits). */
+async function loadedModules(args: string[]): Promise<string[]> {
+  const hook = path.join(dir, 'loaded-modules.cjs');
+  await fs.writeFile(hook, `process.on('exit', () => require('fs').writeFileSync(process.env.LOADED_LIST, Object.keys(require.cache).join('\\n')));`);
+  const list = path.join(dir, `loaded-${args.join('-').replace(/[^\w.-]/g, '_')}.txt`);
+  await run(process.execPath, ['--require', hook, BIN, ...args], { env: { ...env, LOADED_LIST: list }, cwd: REPO_ROOT });
+  return (await fs.readFile(list, 'utf8')).split('\n');
+}
+
 const exited = (child: ChildProcess) => (child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => child.once('exit', () => resolve())));
 
 describe('bin/inferflow.js runs every command from the compiled JavaScript', () => {
@@ -49,18 +61,16 @@ describe('bin/inferflow.js runs every command from the compiled JavaScript', () 
     const bad = await failure(cli('bogus'));
     expect(bad?.code).toBe(EXIT_CODES.badInput);
     expect(bad?.stderr).toContain("unknown command 'bogus'");
+    // A reader that closes the pipe before the help is written: exit 0, nothing on stderr (was: an unhandled EPIPE, exit 1).
+    const piped = await run('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" --help | true`], { env, cwd: REPO_ROOT });
+    expect(piped.stderr).toBe('');
   });
 
   it('--help and models list start without the Temporal SDK, DuckDB, ONNX Runtime or the AWS SDK', async () => {
-    // A preloaded module writes every loaded file to a list when the process exits.
-    const hook = path.join(dir, 'loaded-modules.cjs');
-    await fs.writeFile(hook, `process.on('exit', () => require('fs').writeFileSync(process.env.LOADED_LIST, Object.keys(require.cache).join('\\n')));`);
     for (const args of [['--help'], ['models', 'list']]) {
-      const list = path.join(dir, `loaded-${args.join('-')}.txt`);
-      await run(process.execPath, ['--require', hook, BIN, ...args], { env: { ...env, LOADED_LIST: list }, cwd: REPO_ROOT });
-      const loaded = (await fs.readFile(list, 'utf8')).split('\n');
+      const loaded = await loadedModules(args);
       expect(loaded.some((f) => f.includes(`${path.sep}dist${path.sep}cli${path.sep}index.js`))).toBe(true);
-      expect(loaded.filter((f) => /node_modules[\\/](@temporalio|@duckdb|onnxruntime-node|@aws-sdk)[\\/]/.test(f)), args.join(' ')).toEqual([]);
+      expect(loaded.filter((f) => HEAVY_MODULE.test(f)), args.join(' ')).toEqual([]);
     }
   });
 
@@ -85,6 +95,14 @@ describe('bin/inferflow.js runs every command from the compiled JavaScript', () 
     const missing = await failure(cli('models', 'show', 'fraud-features@nope'));
     expect(missing?.code).toBe(EXIT_CODES.notFound);
     expect(missing?.stderr).toContain('NotFound: model fraud-features has no alias nope');
+  });
+
+  it('models pull and features online go through Resources without loading ONNX Runtime, DuckDB, NATS, the Temporal SDK or the AWS SDK', async () => {
+    for (const args of [['models', 'pull', 'fraud-features@production'], ['features', 'online', '--view', FEATURES_PIPELINE, '--key', '17']]) {
+      const loaded = await loadedModules(args);
+      expect(loaded.some((f) => f.includes(`${path.sep}dist${path.sep}lib${path.sep}pipeline${path.sep}resources.js`)), args.join(' ')).toBe(true);
+      expect(loaded.filter((f) => HEAVY_MODULE.test(f)), args.join(' ')).toEqual([]);
+    }
   });
 
   it('worker, batch run / status --json, predictions --json, schedule list --json; SIGTERM stops the worker', async () => {

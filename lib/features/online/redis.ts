@@ -15,7 +15,7 @@
  * fresh connection; when the attempts are used up a TransientError names the server.
  */
 import { createHash } from 'node:crypto';
-import { Redis, type ChainableCommander } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { InferflowError, InvalidInputError, PermissionDeniedError, TransientError, errorMessage } from '../../errors';
 import { REDIS_KEY_PREFIX } from '../../messages/online-store';
 import type { OnlineStore, StoredRow, StoredWrite, WriteCounts } from './types';
@@ -106,8 +106,10 @@ export class RedisOnlineStore implements OnlineStore {
     // Concurrent callers share one connection attempt.
     this.connecting ??= (async () => {
       this.client?.disconnect();
+      // ioredis loads with the first connection: a process that opens a Redis store it never reads does not pay for it.
+      const { Redis: RedisClient } = await import('ioredis');
       // Fail fast while the server is away (no offline queue, no auto-reconnect): run() retries with backoff.
-      const c = new Redis(this.o.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 2_000, commandTimeout: this.o.commandTimeoutMs ?? 5_000, retryStrategy: () => null }) as ScriptedRedis;
+      const c = new RedisClient(this.o.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, connectTimeout: 2_000, commandTimeout: this.o.commandTimeoutMs ?? 5_000, retryStrategy: () => null }) as ScriptedRedis;
       c.on('error', () => undefined); // reported through the failing command
       c.defineCommand('inferflowPutFeatures', { numberOfKeys: 1, lua: PUT_SCRIPT });
       this.client = c;

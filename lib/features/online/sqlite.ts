@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { TransientError, errorMessage } from '../../errors';
 import type { OnlineStore, StoredRow, StoredWrite, WriteCounts } from './types';
 
@@ -21,6 +21,10 @@ export interface SqliteOnlineStoreOptions {
 }
 
 const TABLE = 'online_features';
+
+let sqliteModule: Promise<{ default: typeof Database }> | undefined;
+/** better-sqlite3, loaded by the first store that reads or writes: opening a store (Resources does for every process) loads nothing. */
+const loadSqlite = () => (sqliteModule ??= import('better-sqlite3'));
 const IN_CHUNK = 500;
 
 export class SqliteOnlineStore implements OnlineStore {
@@ -32,10 +36,10 @@ export class SqliteOnlineStore implements OnlineStore {
     this.location = `sqlite:${path.resolve(o.path)}`;
   }
 
-  private open(): Database.Database {
+  private open(Sqlite: typeof Database): Database.Database {
     if (this.db) return this.db;
     fs.mkdirSync(path.dirname(path.resolve(this.o.path)), { recursive: true });
-    const db = new Database(this.o.path, { timeout: 10_000 });
+    const db = new Sqlite(this.o.path, { timeout: 10_000 });
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.exec(`CREATE TABLE IF NOT EXISTS ${TABLE} (
@@ -50,9 +54,10 @@ export class SqliteOnlineStore implements OnlineStore {
   }
 
   /** SQLite reports a busy database (another writer holds the lock past the timeout) as SQLITE_BUSY: retryable. */
-  private guard<T>(op: string, fn: (db: Database.Database) => T): T {
+  private async guard<T>(op: string, fn: (db: Database.Database) => T): Promise<T> {
+    const { default: Sqlite } = await loadSqlite();
     try {
-      return fn(this.open());
+      return fn(this.open(Sqlite));
     } catch (err) {
       const code = (err as { code?: unknown }).code;
       if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new TransientError(`${op} on ${this.location}: database busy (${errorMessage(err)})`, { store: 'sqlite', location: this.location }, { cause: err });
@@ -61,60 +66,56 @@ export class SqliteOnlineStore implements OnlineStore {
   }
 
   get(view: string, features: readonly string[], keys: readonly string[]): Promise<(StoredRow | null)[]> {
-    return Promise.resolve(
-      this.guard(`reading ${view}`, (db) => {
-        const found = new Map<string, { event_time_us: number; vals: string }>();
-        for (let i = 0; i < keys.length; i += IN_CHUNK) {
-          const chunk = keys.slice(i, i + IN_CHUNK);
-          const rows = db
-            .prepare(`SELECT entity_key, event_time_us, vals FROM ${TABLE} WHERE view = ? AND entity_key IN (${chunk.map(() => '?').join(', ')})`)
-            .all(view, ...chunk) as { entity_key: string; event_time_us: number; vals: string }[];
-          for (const r of rows) found.set(r.entity_key, r);
-        }
-        return keys.map((k) => {
-          const r = found.get(k);
-          if (!r) return null;
-          const all = JSON.parse(r.vals) as Record<string, string | null>;
-          const values: Record<string, string | null> = {};
-          for (const f of features) values[f] = all[f] ?? null;
-          return { eventTimeUs: Number(r.event_time_us), values };
-        });
-      }),
-    );
+    return this.guard(`reading ${view}`, (db) => {
+      const found = new Map<string, { event_time_us: number; vals: string }>();
+      for (let i = 0; i < keys.length; i += IN_CHUNK) {
+        const chunk = keys.slice(i, i + IN_CHUNK);
+        const rows = db
+          .prepare(`SELECT entity_key, event_time_us, vals FROM ${TABLE} WHERE view = ? AND entity_key IN (${chunk.map(() => '?').join(', ')})`)
+          .all(view, ...chunk) as { entity_key: string; event_time_us: number; vals: string }[];
+        for (const r of rows) found.set(r.entity_key, r);
+      }
+      return keys.map((k) => {
+        const r = found.get(k);
+        if (!r) return null;
+        const all = JSON.parse(r.vals) as Record<string, string | null>;
+        const values: Record<string, string | null> = {};
+        for (const f of features) values[f] = all[f] ?? null;
+        return { eventTimeUs: Number(r.event_time_us), values };
+      });
+    });
   }
 
   put(view: string, rows: readonly StoredWrite[]): Promise<WriteCounts> {
-    return Promise.resolve(
-      this.guard(`writing ${view}`, (db) => {
-        const counts: WriteCounts = { written: 0, unchanged: 0, skippedOlder: 0 };
-        const current = db.prepare(`SELECT event_time_us, vals FROM ${TABLE} WHERE view = ? AND entity_key = ?`);
-        // The WHERE of the upsert is the rule itself; the SELECT before it only classifies what happened.
-        const upsert = db.prepare(
-          `INSERT INTO ${TABLE} (view, entity_key, event_time_us, vals) VALUES (?, ?, ?, ?)
-           ON CONFLICT (view, entity_key) DO UPDATE SET event_time_us = excluded.event_time_us, vals = excluded.vals
-           WHERE excluded.event_time_us > ${TABLE}.event_time_us
-              OR (excluded.event_time_us = ${TABLE}.event_time_us AND excluded.vals IS NOT ${TABLE}.vals)`,
-        );
-        const apply = db.transaction((batch: readonly StoredWrite[]) => {
-          for (const r of batch) {
-            const vals = canonicalJson(r.values);
-            const changed = upsert.run(view, r.key, r.eventTimeUs, vals).changes;
-            if (changed > 0) counts.written++;
-            else {
-              const old = current.get(view, r.key) as { event_time_us: number; vals: string } | undefined;
-              if (old && Number(old.event_time_us) > r.eventTimeUs) counts.skippedOlder++;
-              else counts.unchanged++;
-            }
+    return this.guard(`writing ${view}`, (db) => {
+      const counts: WriteCounts = { written: 0, unchanged: 0, skippedOlder: 0 };
+      const current = db.prepare(`SELECT event_time_us, vals FROM ${TABLE} WHERE view = ? AND entity_key = ?`);
+      // The WHERE of the upsert is the rule itself; the SELECT before it only classifies what happened.
+      const upsert = db.prepare(
+        `INSERT INTO ${TABLE} (view, entity_key, event_time_us, vals) VALUES (?, ?, ?, ?)
+         ON CONFLICT (view, entity_key) DO UPDATE SET event_time_us = excluded.event_time_us, vals = excluded.vals
+         WHERE excluded.event_time_us > ${TABLE}.event_time_us
+            OR (excluded.event_time_us = ${TABLE}.event_time_us AND excluded.vals IS NOT ${TABLE}.vals)`,
+      );
+      const apply = db.transaction((batch: readonly StoredWrite[]) => {
+        for (const r of batch) {
+          const vals = canonicalJson(r.values);
+          const changed = upsert.run(view, r.key, r.eventTimeUs, vals).changes;
+          if (changed > 0) counts.written++;
+          else {
+            const old = current.get(view, r.key) as { event_time_us: number; vals: string } | undefined;
+            if (old && Number(old.event_time_us) > r.eventTimeUs) counts.skippedOlder++;
+            else counts.unchanged++;
           }
-        });
-        apply.immediate(rows);
-        return counts;
-      }),
-    );
+        }
+      });
+      apply.immediate(rows);
+      return counts;
+    });
   }
 
   deleteView(view: string): Promise<number> {
-    return Promise.resolve(this.guard(`deleting ${view}`, (db) => db.prepare(`DELETE FROM ${TABLE} WHERE view = ?`).run(view).changes));
+    return this.guard(`deleting ${view}`, (db) => db.prepare(`DELETE FROM ${TABLE} WHERE view = ?`).run(view).changes);
   }
 
   close(): Promise<void> {
