@@ -94,8 +94,8 @@ describe('V2 REST conformance with tritonclient', () => {
     const err = (k: string) => o[k] as Err;
     expect(err('err_unknown_output')).toEqual({ status: '400', message: 'inference request: outputs[0].name: model fraud-features has no output "nope" (outputs: label, score)' });
     expect(err('err_unknown_model').status).toBe('404');
-    expect(err('err_unknown_model').message).toBe('model no-such-model is not served here (served: fraud-features)');
-    expect(err('err_wrong_version')).toEqual({ status: '404', message: 'model fraud-features version 999 is not served here (version 1 is)' });
+    expect(err('err_unknown_model').message).toBe('model "no-such-model" is not served here (served: fraud-features)');
+    expect(err('err_wrong_version')).toEqual({ status: '404', message: 'model fraud-features version "999" is not served here (serving version 1)' });
     expect(err('err_missing_input').status).toBe('400');
     expect(err('err_missing_input').message).toContain('lat is missing from the requests');
     expect(err('err_wrong_datatype').status).toBe('400');

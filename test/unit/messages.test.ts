@@ -40,7 +40,7 @@ describe('message schemas', () => {
     const { problems } = checkMessage(BatchInferenceInputSchema, { features: 42, spine: 's.parquet', shardSize: -1, colour: 'red' });
     expect(problems).toEqual(expect.arrayContaining([
       'model: required, a model reference such as "fraud-detector@production"',
-      'features: required (a Parquet or CSV file path), unless featureViews are given',
+      'features: required (a Parquet or CSV file path), unless featureViews are given (or ranking.candidates, for a ranking)',
       'spine: only used with featureViews',
       'shardSize: must be an integer between 1 and 5,000,000',
       expect.stringMatching(/^colour: unknown field \(known: model, features, /),
