@@ -122,7 +122,7 @@ function batchRules(raw: unknown): Problem[] {
     if (blank(raw.features) && !fromPostgres) problems.push({ path: ['features'], message: 'required (a Parquet or CSV file path), unless featureViews are given (or ranking.candidates, for a ranking)' });
     if (raw.spine !== undefined) problems.push({ path: ['spine'], message: 'only used with featureViews' });
   } else {
-    if (raw.ranking !== undefined) problems.push({ path: ['ranking'], message: 'ranks the candidate pairs of features (a file); not with featureViews' });
+    if (raw.ranking !== undefined) problems.push({ path: ['ranking'], message: 'ranks the candidate pairs of features or ranking.candidates; not with featureViews' });
     if (raw.features !== undefined) problems.push({ path: ['features'], message: 'give either features (a prepared file) or featureViews (joined onto a spine), not both' });
     if (Array.isArray(raw.featureViews)) raw.featureViews.forEach((v, n) => problems.push(...featureViewRules(v).map((p) => ({ path: ['featureViews', n, ...p.path], message: p.message }))));
   }

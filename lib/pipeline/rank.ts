@@ -189,7 +189,7 @@ export async function rankLoaded(pipeline: Pipeline, set: CandidateSet, k: numbe
   const range = set.ranges.get(String(entity));
   if (!range) throw new EmptyInputError(`candidate source ${set.object} has no rows for ${set.entityColumn}=${entity}`, { object: set.object });
   const [start, end] = range;
-  const batch: RawBatch = Object.fromEntries(Object.entries(set.batch).map(([name, values]) => [name, Array.isArray(values) ? values.slice(start, end) : (values as Float64Array).subarray(start, end)]));
+  const batch: RawBatch = Object.fromEntries(Object.entries(set.batch).map(([name, values]) => [name, Array.isArray(values) ? values.slice(start, end) : values.subarray(start, end)]));
   const entities = set.entities.slice(start, end);
   const items = set.items.slice(start, end);
   const scores = await scorePairs(pipeline, entities, items, batch, end - start, set, options);

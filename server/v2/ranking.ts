@@ -21,6 +21,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type http from 'node:http';
 import { InvalidInputError } from '../../lib/errors';
+import { valueText } from '../../lib/pipeline/online';
 import type { PostgresCandidates, RankingSpec } from '../../lib/messages/batch';
 import type { Pipeline } from '../../lib/pipeline/pipeline';
 import { loadCandidates, rankLoaded, RANKING_OUTPUT_COLUMNS, type CandidateFile, type CandidateSet, type RankedList } from '../../lib/pipeline/rank';
@@ -61,7 +62,7 @@ export class ServedRanking {
     const columns = { entityColumn: this.spec.entity, itemColumn: this.spec.item };
     const s = this.source;
     if ('file' in s) return loadCandidates(pipeline, { path: s.file, object: s.file }, columns);
-    const { candidatesObject, exportPostgresCandidates } = await import('../../lib/postgres/candidates');
+    const { candidatesObject, exportPostgresCandidates } = await import('../../lib/postgres/candidates.js');
     const file: CandidateFile = { path: path.join(s.exportDir, `candidates-${randomUUID()}.parquet`), object: candidatesObject(s.postgres) };
     try {
       await exportPostgresCandidates(s.postgres, file.path, s.settings);
@@ -105,7 +106,7 @@ export function topKOutputs(list: RankedList): V2Output[] {
 /** The outputs a top-k request asks for, in the order asked (none asked: both). */
 export function selectTopK(requested: readonly string[] | undefined, model: string): string[] {
   const names: string[] = Object.values(RANKING_OUTPUT_COLUMNS);
-  const unknown = (requested ?? []).flatMap((name, i) => (names.includes(name) ? [] : [`outputs[${i}].name: model ${model} has no output ${name} (outputs: ${names.join(', ')})`]));
+  const unknown = (requested ?? []).flatMap((name, i) => (names.includes(name) ? [] : [`outputs[${i}].name: model ${model} has no output ${valueText(name)} (outputs: ${names.join(', ')})`]));
   if (unknown.length > 0) throw new InvalidInputError(REQUEST, unknown);
   return requested && requested.length > 0 ? [...requested] : names;
 }

@@ -67,7 +67,7 @@ describe('V2 REST conformance with tritonclient', () => {
     expect(o.model_metadata_version).toEqual(o.model_metadata);
     expect((o.metadata_unknown_model as Err).status).toBe('404');
     expect((o.metadata_wrong_version as Err).status).toBe('404');
-    expect((o.metadata_wrong_version as Err).message).toContain('version 999 is not served');
+    expect((o.metadata_wrong_version as Err).message).toContain('version "999" is not served');
 
     for (const mode of ['binary', 'json'] as const) {
       const r = o[mode] as { response: { id: string; model_name: string; model_version: string; outputs: { name: string; datatype: string; shape: number[]; parameters?: { binary_data_size?: number } }[] }; label: number[]; score: number[] };
