@@ -4,16 +4,17 @@
  * (examples/data/playlist_expected.parquet), over V2 REST (JSON and binary tensor data), V2 gRPC
  * (tritonclient, raw contents) and MLflow /invocations (a list, one row per user), with the
  * candidates from a file or from a PostgreSQL table. The candidate file is read once per served
- * version: removing it after start changes no answer. A request for several users is a 400 naming
- * the input.
+ * version: removing or replacing it after start changes no answer until a new version (hot swap)
+ * reads it again. A request for several users is a 400 naming the input.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { PLAYLIST_CANDIDATES, REPO_ROOT, registerRecommenderModel } from '../../cli/examples';
+import { PLAYLIST_CANDIDATES, RECOMMENDER_MODEL_DIR, REPO_ROOT, registerRecommenderModel } from '../../cli/examples';
 import { serve } from '../../cli/serve';
+import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { closePostgresPools } from '../../lib/sinks';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
@@ -31,6 +32,7 @@ let dir: string;
 let cleanup: () => Promise<void>;
 let candidates: string;
 let server: Awaited<ReturnType<typeof serve>>;
+let registry: ModelRegistry;
 let admin: pg.Pool;
 const tables: string[] = [];
 let expected: Map<string, { items: string[]; scores: number[] }>;
@@ -38,7 +40,8 @@ let expected: Map<string, { items: string[]; scores: number[] }>;
 beforeAll(async () => {
   const env = await tempConfig();
   ({ dir, cleanup } = env);
-  await registerRecommenderModel(new ModelRegistry(openStore(env.config.registry)));
+  registry = new ModelRegistry(openStore(env.config.registry));
+  await registerRecommenderModel(registry);
   Object.assign(process.env, { INFERFLOW_DATA_DIR: env.dir, INFERFLOW_LOG_LEVEL: 'warn', INFERFLOW_MODULES: 'none', INFERFLOW_POSTGRES_URL: postgresUrl });
   expected = new Map((await readExpectedPlaylists()).map((r) => [r.user, r]));
   admin = new pg.Pool({ connectionString: postgresUrl, max: 2 });
@@ -166,5 +169,43 @@ describe('serve: top-k for one entity', () => {
     await candidatesTable(admin, dup, dir, 'SELECT * FROM c WHERE user_id = 100042 ORDER BY song_id LIMIT 1');
     await fs.writeFile(spec, JSON.stringify({ model: 'recommender@production', ranking: { ...RANKING, candidates: { type: 'postgres', table: dup } } }));
     await expect(serve(spec, { port: 0, host: '127.0.0.1' })).rejects.toThrow(new RegExp(`candidate source postgres table ${dup} has duplicate pairs: \\(user_id=100042, song_id=song-\\d{4}\\) appears 2 times`));
+  });
+
+  // Last: it moves the alias to version 2.
+  it('reads the candidates again for a new version (hot swap), and only then', async () => {
+    const file = path.join(dir, 'swap-candidates.parquet');
+    await fs.copyFile(PLAYLIST_CANDIDATES, file);
+    const spec = path.join(dir, 'playlist-swap.json');
+    await fs.writeFile(spec, JSON.stringify({ model: 'recommender@production', features: file, ranking: RANKING }));
+    const s = await serve(spec, { port: 0, host: '127.0.0.1', pollMs: 100 });
+    try {
+      const user = USERS[0]!;
+      const items = async () => {
+        const { status, json } = await post(s.url, oneUser(user));
+        expect(status, JSON.stringify(json)).toBe(200);
+        return { version: json.model_version, items: (json.outputs as Output[])[0]!.data as string[] };
+      };
+      expect(await items()).toEqual({ version: '1', items: expected.get(String(user))!.items });
+      // The file now holds three candidates for the user: version 1 keeps its loaded candidates.
+      const three = await withDuckDB(async (conn) => {
+        const r = await conn.runAndReadAll(`SELECT song_id FROM read_parquet(${lit(PLAYLIST_CANDIDATES)}) WHERE user_id = ${user} ORDER BY song_id LIMIT 3`);
+        return r.getRowsJS().map(([song]) => toText(song));
+      });
+      expect(three).toHaveLength(3);
+      const replaced = `${file}.new.parquet`;
+      await withDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet(${lit(PLAYLIST_CANDIDATES)}) WHERE user_id <> ${user} OR song_id IN (${three.map(lit).join(', ')})) TO ${lit(replaced)} (FORMAT parquet)`));
+      await fs.rename(replaced, file);
+      expect(await items()).toEqual({ version: '1', items: expected.get(String(user))!.items });
+      // Version 2 (the same model file registered again) takes over and reads the file it finds.
+      const metadata: unknown = JSON.parse(await fs.readFile(path.join(RECOMMENDER_MODEL_DIR, 'metadata.json'), 'utf8'));
+      await registry.register(path.join(RECOMMENDER_MODEL_DIR, 'model.onnx'), { name: 'recommender', metadata, alias: 'production' });
+      const deadline = Date.now() + 30_000;
+      while (s.deployments[0]!.counters.version !== 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const after = await items();
+      expect(after.version).toBe('2');
+      expect([...after.items].sort()).toEqual([...three].sort());
+    } finally {
+      await s.shutdown();
+    }
   });
 });
