@@ -8,7 +8,10 @@
  *   const lists = await rankCandidates(pipeline, { candidates: 'examples/data/playlist_candidates.parquet',
  *     entityColumn: 'user_id', itemColumn: 'song_id', k: 10 });
  *   // [{ entity: '100001', items: ['song-0412', …], scores: [0.91, …] }, …]
- *   const [mine] = await rankCandidates(pipeline, { …, entity: 100001 });   // one user, online
+ *   const [mine] = await rankCandidates(pipeline, { …, entity: 100001 });   // one user
+ *   // Online: the candidates read once per served version, then one user's rows scored per request.
+ *   const set = await loadCandidates(pipeline, { path, object: path }, { entityColumn: 'user_id', itemColumn: 'song_id' });
+ *   const list = await rankLoaded(pipeline, set, 10, 100001);
  *
  * Order: score descending, ties by item id ascending (the same rule as the Python reference,
  * examples/train/train_recommender.py). A pair given twice is a typed error naming the source and

@@ -94,7 +94,7 @@ function rankEntity(d: Deployment, ranking: ServedRanking, entity: string | numb
 }
 
 /** A list as the two output tensors, items BYTES [1, n] and scores FP32 [1, n]. */
-export function topKOutputs(list: RankedList): V2Output[] {
+function topKOutputs(list: RankedList): V2Output[] {
   const n = list.items.length;
   const { items, scores } = RANKING_OUTPUT_COLUMNS;
   return [
@@ -104,7 +104,7 @@ export function topKOutputs(list: RankedList): V2Output[] {
 }
 
 /** The outputs a top-k request asks for, in the order asked (none asked: both). */
-export function selectTopK(requested: readonly string[] | undefined, model: string): string[] {
+function selectTopK(requested: readonly string[] | undefined, model: string): string[] {
   const names: string[] = Object.values(RANKING_OUTPUT_COLUMNS);
   const unknown = (requested ?? []).flatMap((name, i) => (names.includes(name) ? [] : [`outputs[${i}].name: model ${model} has no output ${valueText(name)} (outputs: ${names.join(', ')})`]));
   if (unknown.length > 0) throw new InvalidInputError(REQUEST, unknown);
