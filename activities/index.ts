@@ -17,7 +17,8 @@ import { checkLocationAllowed } from '../lib/storage/roots';
 import { InvalidInputError, SchemaMismatchError } from '../lib/errors';
 import { OBJECT_STORE_CONCURRENCY, eachLimited } from '../lib/util/concurrency';
 import { openPipeline, resolveModel, type Pipeline } from '../lib/pipeline/pipeline';
-import { rankShard, stageRankingSnapshot } from '../lib/pipeline/rank';
+import { rankShard, stageRankingSnapshot, type CandidateFile } from '../lib/pipeline/rank';
+import { candidatesObject, exportPostgresCandidates } from '../lib/postgres/candidates';
 import type { RankingSpec } from '../lib/messages/batch';
 import type { Resources } from '../lib/pipeline/resources';
 import { withFailureMapping } from './failures';
@@ -111,6 +112,8 @@ function partPathOf(resources: Resources, runId: string, index: number, sink: Ru
 
 /** The snapshot's name in shared staging (and in a worker's local run directory). */
 const SNAPSHOT_NAME = 'snapshot.parquet';
+/** A ranking's PostgreSQL candidates, exported into the run's directory before the snapshot is staged from them. */
+const CANDIDATES_EXPORT_NAME = 'candidates.parquet';
 
 export function createActivities(resources: Resources) {
   const log = resources.logger;
@@ -144,10 +147,20 @@ export function createActivities(resources: Resources) {
 
   /** planBatch of a ranking run: the candidates staged sorted by entity, shards as ranges of entities. */
   async function planRanking(input: PlanBatchInput, ranking: RankingSpec, pipeline: Pipeline, model: ResolvedModel, sink: SinkSpec): Promise<PlanBatchResult> {
-    if (input.features === undefined) throw new InvalidInputError('a ranking run needs features', ['features: the candidate pairs (a Parquet or CSV file)']);
-    checkLocationAllowed(input.features, resources.config.allowedRoots, 'features');
     const snapshotPath = path.join(runDir(resources, input.runId), SNAPSHOT_NAME);
-    const planned = await stageRankingSnapshot({ pipeline, candidates: localPathOf(input.features), snapshotPath, ranking, shardSize: input.shardSize });
+    let candidates: CandidateFile;
+    if (ranking.candidates) {
+      // Exported once into the run's directory; the snapshot below is staged from it like from a file.
+      const exported = path.join(runDir(resources, input.runId), CANDIDATES_EXPORT_NAME);
+      await exportPostgresCandidates(ranking.candidates, exported, { url: resources.config.postgresUrl });
+      candidates = { path: exported, object: candidatesObject(ranking.candidates) };
+    } else {
+      if (input.features === undefined) throw new InvalidInputError('a ranking run needs candidates', ['features: the candidate pairs (a Parquet or CSV file), or ranking.candidates (PostgreSQL)']);
+      checkLocationAllowed(input.features, resources.config.allowedRoots, 'features');
+      candidates = { path: localPathOf(input.features), object: localPathOf(input.features) };
+    }
+    const planned = await stageRankingSnapshot({ pipeline, candidates, snapshotPath, ranking, shardSize: input.shardSize });
+    if (ranking.candidates) await fs.rm(candidates.path, { force: true });
     await resources.staging?.publish(input.runId, SNAPSHOT_NAME, snapshotPath);
     const shardCount = Math.ceil(planned.entities / planned.entitiesPerShard);
     log.info({ runId: input.runId, entities: planned.entities, pairs: planned.pairs, shards: shardCount, staging: resources.staging?.url }, 'ranking planned');

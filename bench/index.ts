@@ -6,6 +6,7 @@
  *   npm run bench -- ort-threads   ONNX Runtime on the calling thread (intra-op 1 or 2) vs. the inference pool
  *   npm run bench -- workflow-start   a new workflow execution's cost by workflow bundle (shipped vs. plain)
  *   npm run bench -- serve         online serving at fixed rates: floor, inferflow serve (batching off/on), Python KServe
+ *   npm run bench -- top-k         one user's top-k: candidate file read per request vs. candidates loaded once
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultPoolSize } from '../lib/runtime/pool';
@@ -18,6 +19,7 @@ import { registerOnlineBench } from './online';
 import { registerServeBench } from './serve';
 import { registerOnlineDurableBench } from './online-durable';
 import { registerStreamBench } from './stream';
+import { registerTopKBench } from './top-k';
 import type { ModelKey, SinkKind } from './types';
 
 /** Repeatable, comma-separated positive integers: `--rows 1000000 --rows 10000000` or `--rows 1000000,10000000`. */
@@ -181,6 +183,7 @@ program
   });
 
 registerOnlineBench(program);
+registerTopKBench(program);
 registerServeBench(program);
 registerOnlineDurableBench(program);
 registerStreamBench(program);

@@ -3,6 +3,7 @@
  * its model's name): over HTTP the Open Inference Protocol (KServe V2) REST, MLflow's
  * `/invocations` and Prometheus `/metrics`; with --grpc-port, V2 gRPC (inference.GRPCInferenceService).
  */
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { ServeLimits, ServeModelOptions, TemporalConfig } from '../lib/config/env';
 import type { OnlineStoreSpec } from '../lib/features/online';
@@ -91,6 +92,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
   const { startInferenceServer } = await import('../server/http.js');
   const { modelDeployment } = await import('../server/deployment.js');
   const { startGrpcServer } = await import('../server/grpc.js');
+  const { ServedRanking } = await import('../server/v2/ranking.js');
   const { InvalidInputError } = await import('../lib/errors.js');
   const config = loadConfig();
   const files = await specFiles(typeof specs === 'string' ? [specs] : specs);
@@ -117,8 +119,11 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
         batching: { enabled: m.batching, maxBatchRows: m.maxBatchRows, maxQueueDelayUs: m.maxQueueDelayUs },
       });
       deployments.push(deployment);
-      if (spec.ranking && spec.features) rankings.set(model.name, { ...spec.ranking, candidates: spec.features });
+      const ranking = spec.ranking ? new ServedRanking(spec.ranking, spec.ranking.candidates ? { postgres: spec.ranking.candidates, settings: { url: config.postgresUrl }, exportDir: path.join(config.dataDir, 'ranking') } : { file: spec.features! }) : undefined;
+      if (ranking) rankings.set(model.name, ranking);
       await deployment.loaded;
+      // The first version's candidates are read before listening: a bad source (a duplicate pair, a missing column) fails here.
+      if (ranking) await ranking.candidatesFor(deployment.current!);
       const serving = deployment.current!.model;
       const features = deployment.current!.store.location; // opened before listening: a bad store spec fails here
       served.set(model.name, { file, deployment, describe: (at) => `${spec.model} → ${serving.name}:${serving.version} (${serving.sha256.slice(0, 12)}) at ${at}, features from ${features}` });
@@ -139,7 +144,7 @@ export async function serve(specs: string | readonly string[], opts: ServeOption
     const grpc =
       opts.grpcPort === undefined
         ? undefined
-        : await startGrpcServer(deployments, { port: opts.grpcPort, host: opts.host, requestTimeoutMs: limits.requestTimeoutMs, maxMessageBytes: limits.maxBodyBytes, ...(tokens.length > 0 ? { tokens: new Set(tokens) } : {}), logger: log }).catch(async (err: unknown) => {
+        : await startGrpcServer(deployments, { rankings, port: opts.grpcPort, host: opts.host, requestTimeoutMs: limits.requestTimeoutMs, maxMessageBytes: limits.maxBodyBytes, ...(tokens.length > 0 ? { tokens: new Set(tokens) } : {}), logger: log }).catch(async (err: unknown) => {
             await server.close();
             throw err;
           });

@@ -4,9 +4,9 @@
  */
 import type { ServedRanking } from './v2/ranking';
 import type { ServeLimits } from '../lib/config/env';
-import { NotFoundError } from '../lib/errors';
-import type { OnlineRetrieval, Pipeline } from '../lib/pipeline/pipeline';
+import type { OnlineRetrieval } from '../lib/pipeline/pipeline';
 import type { Deployment, DeploymentAnswer } from './deployment';
+import { findDeployment, loadedPipeline } from './lookup';
 import type { ServerMetrics } from './metrics';
 import { HttpError } from './respond';
 import type { DurableTarget } from './v2/durable';
@@ -26,22 +26,29 @@ export interface ServerContext {
   durable?: DurableTarget;
 }
 
-/** The deployment served as `name`; `version`, when given, must be the version loaded. */
-export function deploymentOf(ctx: ServerContext, name: string, version?: string): Deployment {
-  const d = ctx.deployments.get(name);
-  if (!d) throw new NotFoundError(`model ${name} is not served here (served: ${[...ctx.deployments.keys()].join(', ')})`, { model: name });
-  if (version !== undefined) {
-    const loaded = d.current?.model.version;
-    if (String(loaded) !== version) throw new NotFoundError(`model ${name} version ${version} is not served here (${loaded === undefined ? 'no version is loaded yet' : `version ${loaded} is`})`, { model: name, version });
-  }
-  return d;
+/** The pipeline's own deadline for a call with `ms` left: a margin earlier, so that external-API lookups that run out of time answer their own error naming the feature before the protocol's deadline answers. */
+export function pipelineDeadline(ms: number): number {
+  return Date.now() + ms - Math.min(DEADLINE_MARGIN_MS, ms / 10);
 }
 
-/** The loaded pipeline of a deployment, or 503 while none is. */
-export function loadedPipeline(d: Deployment): Pipeline {
-  const p = d.current;
-  if (!d.ready || !p) throw new HttpError(503, `model ${d.name} is not ready (no version loaded yet)`, { 'retry-after': '1' });
-  return p;
+/** The deployment served as `name` on this server (server/lookup.ts). */
+export function deploymentOf(ctx: ServerContext, name: string, version?: string): Deployment {
+  return findDeployment(ctx.deployments, name, version);
+}
+
+/** `work`, or `late()` rejected once `ms` have passed (the work runs on; its outcome has no one to answer). An infinite `ms` waits for the work. */
+export async function settleWithin<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
+  if (!Number.isFinite(ms)) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => undefined);
+  }
 }
 
 /**
@@ -51,19 +58,8 @@ export function loadedPipeline(d: Deployment): Pipeline {
 export async function inferWithin(ctx: ServerContext, d: Deployment, input: OnlineRetrieval): Promise<DeploymentAnswer> {
   loadedPipeline(d);
   const ms = ctx.limits.deadlineMs;
-  let timer: NodeJS.Timeout | undefined;
-  // External-API features get what is left of the deadline less a margin, so that a lookup that
-  // runs out of time answers its own 503 naming the feature and TIMEOUT before the 504 below.
-  const call = d.infer({ ...input, deadline: input.deadline ?? Date.now() + ms - Math.min(DEADLINE_MARGIN_MS, ms / 10) });
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HttpError(504, `model ${d.name} did not answer within the ${ms} ms deadline (INFERFLOW_SERVE_DEADLINE_MS)`)), ms);
-  });
-  try {
-    const answer = await Promise.race([call, deadline]);
-    ctx.metrics.answered(d.name, answer.model, answer.statuses);
-    return answer;
-  } finally {
-    clearTimeout(timer);
-    call.catch(() => undefined); // abandoned past the deadline: its outcome has no one to answer
-  }
+  const call = d.infer({ ...input, deadline: input.deadline ?? pipelineDeadline(ms) });
+  const answer = await settleWithin(call, ms, () => new HttpError(504, `model ${d.name} did not answer within the ${ms} ms deadline (INFERFLOW_SERVE_DEADLINE_MS)`));
+  ctx.metrics.answered(d.name, answer.model, answer.statuses);
+  return answer;
 }

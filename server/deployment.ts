@@ -63,6 +63,12 @@ export interface Deployment {
   readonly loaded: Promise<void>;
   readonly counters: DeploymentCounters;
   infer(input: OnlineRetrieval): Promise<DeploymentAnswer>;
+  /**
+   * Run `fn` with the version answering now, held like an `infer` call (a swap gives its session
+   * back only after `fn` settles): for answers that are not one `Pipeline.infer` (top-k rankings).
+   * TransientError while no version is loaded.
+   */
+  withPipeline<T>(fn: (pipeline: Pipeline) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -109,6 +115,7 @@ export function fixedDeployment(pipeline: Pipeline, name: string = pipeline.mode
       const { predictions, statuses } = await slot.batcher.infer(input);
       return { predictions, statuses, model: pipeline.model };
     },
+    withPipeline: (fn) => fn(pipeline),
     close: () => Promise.resolve(),
   };
 }
@@ -273,6 +280,19 @@ export function modelDeployment(options: ModelDeploymentOptions): Deployment {
   };
   checking = tick();
 
+  /** `fn` on the serving slot, counted in flight so that a swap releases the slot only after it. */
+  const hold = async <T>(fn: (s: Slot) => Promise<T>): Promise<T> => {
+    const s = slot;
+    if (!s) throw new TransientError(`model ${name} is not loaded yet (${options.ref}); retry later`, { model: name });
+    s.inflight++;
+    try {
+      return await fn(s);
+    } finally {
+      s.inflight--;
+      if (s.retired && s.inflight === 0) void s.releaseIfDone().then(() => retired.delete(s), (err: unknown) => log.warn({ err: errorMessage(err) }, 'releasing a retired version failed'));
+    }
+  };
+
   return {
     name,
     get current() {
@@ -288,17 +308,12 @@ export function modelDeployment(options: ModelDeploymentOptions): Deployment {
       return { ...counters, batching: { calls: b.calls + s.calls, requests: b.requests + s.requests, coalesced: b.coalesced + s.coalesced, fallbacks: b.fallbacks + s.fallbacks, maxRows: Math.max(b.maxRows, s.maxRows) } };
     },
     async infer(input) {
-      const s = slot;
-      if (!s) throw new TransientError(`model ${name} is not loaded yet (${options.ref}); retry later`, { model: name });
-      s.inflight++;
-      try {
+      return hold(async (s) => {
         const { predictions, statuses } = await s.batcher.infer(input);
         return { predictions, statuses, model: s.pipeline.model };
-      } finally {
-        s.inflight--;
-        if (s.retired && s.inflight === 0) void s.releaseIfDone().then(() => retired.delete(s), (err: unknown) => log.warn({ err: errorMessage(err) }, 'releasing a retired version failed'));
-      }
+      });
     },
+    withPipeline: (fn) => hold((s) => fn(s.pipeline)),
     async close() {
       closed = true;
       if (timer) clearTimeout(timer);

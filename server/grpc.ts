@@ -9,6 +9,9 @@
  * and `outputs` to select among label/score (prediction for regression). It answers in the form
  * the inputs came (raw contents for raw), with the version that answered in `model_version`
  * and, in the `feature_status` parameter, a JSON list with each row's online store status per feature.
+ * External-API features get the call's time left (its grpc-timeout, at most `requestTimeoutMs`)
+ * less a margin, as over REST, so a lookup that runs out answers UNAVAILABLE naming the feature.
+ * A ranking deployment answers one entity's top k instead (server/v2/ranking.ts).
  *
  * Errors are gRPC statuses (GRPC_STATUS below); the `inferflow-error-type` trailer names the
  * error's type (lib/errors.ts) as the REST body's `type` does.
@@ -23,10 +26,12 @@ import type { Logger } from 'pino';
 import { PACKAGE_ROOT, packageVersion } from '../lib/util/package-root';
 import type { Deployment } from './deployment';
 import { decodeInputs, encodeOutputs, type GrpcInputTensor } from './grpc-tensors';
-import { checkVersion, findDeployment, loadedPipeline } from './grpc-lookup';
+import { pipelineDeadline, settleWithin } from './context';
+import { findDeployment, loadedPipeline } from './lookup';
 import { modelTensors } from './v2/metadata';
 import { asOfParameter, rowsOfTensors } from './v2/tensors';
 import { outputTensors, postProcessParameters, selectOutputs } from './v2/outputs';
+import { answerTopK, type ServedRanking } from './v2/ranking';
 
 export const GRPC_PROTO_FILE = path.join(PACKAGE_ROOT, 'server', 'proto', 'grpc_predict_v2.proto');
 /** The trailer naming an error's type. */
@@ -71,6 +76,8 @@ export interface GrpcServerOptions {
   /** Largest request message in bytes (gRPC answers RESOURCE_EXHAUSTED beyond it). */
   maxMessageBytes?: number;
   logger?: Pick<Logger, 'warn' | 'error'>;
+  /** Deployments of ranking specs, by name: their ModelInfer answers one entity's top-k items and scores. */
+  rankings?: ReadonlyMap<string, ServedRanking>;
 }
 
 export interface GrpcInferenceServer {
@@ -125,14 +132,9 @@ function statusOf(err: unknown): grpc.status {
   return err instanceof InferflowError ? GRPC_STATUS[err.type] : grpc.status.INTERNAL;
 }
 
-/** Settle within `ms` or reject with DEADLINE_EXCEEDED (the work itself runs on; its result is dropped). */
-function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  if (!Number.isFinite(ms)) return work;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StatusError(grpc.status.DEADLINE_EXCEEDED, `${what} did not finish within ${Math.round(ms)} ms`)), Math.max(0, ms));
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+/** DEADLINE_EXCEEDED for work that did not finish within `ms`. */
+function lateCall(what: string, ms: number): StatusError {
+  return new StatusError(grpc.status.DEADLINE_EXCEEDED, `${what} did not finish within ${Math.round(ms)} ms`);
 }
 
 /** Milliseconds left before the call's own deadline (Infinity when the client set none). */
@@ -147,6 +149,7 @@ export async function startGrpcServer(deployments: readonly Deployment[], option
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_SERVE_LIMITS.requestTimeoutMs;
   const tokens = options.tokens && options.tokens.size > 0 ? [...options.tokens].map(digest) : undefined;
   const version = packageVersion();
+  const byName = new Map(deployments.map((d) => [d.name, d]));
 
   type Handler<Req, Res> = (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res;
   /** A unary handler with authentication and the error → status mapping. */
@@ -174,28 +177,33 @@ export async function startGrpcServer(deployments: readonly Deployment[], option
     ServerLive: unary('ServerLive', () => ({ live: true }), true),
     ServerReady: unary('ServerReady', () => ({ ready: deployments.every((d) => d.ready) }), true),
     ModelReady: unary('ModelReady', (req: { name: string; version: string }) => {
-      const d = findDeployment(deployments, req.name);
-      if (d.ready && d.current) checkVersion(d.name, d.current.model.version, req.version);
+      const d = findDeployment(byName, req.name, req.version);
       return { ready: d.ready };
     }),
     ServerMetadata: unary('ServerMetadata', () => ({ name: 'inferflow', version, extensions: [] })),
     ModelMetadata: unary('ModelMetadata', (req: { name: string; version: string }) => {
-      const d = findDeployment(deployments, req.name);
+      const d = findDeployment(byName, req.name, req.version);
       const p = loadedPipeline(d);
-      checkVersion(d.name, p.model.version, req.version);
       return { name: d.name, versions: [String(p.model.version)], platform: 'onnxruntime_onnx', ...modelTensors(p) };
     }),
     ModelInfer: unary('ModelInfer', async (req: ModelInferRequest, call) => {
-      const d = findDeployment(deployments, req.model_name);
+      const d = findDeployment(byName, req.model_name, req.model_version);
       const p = loadedPipeline(d);
-      checkVersion(d.name, p.model.version, req.model_version);
+      const budget = Math.min(requestTimeoutMs, clientBudget(call));
+      const raw = req.raw_input_contents.length > 0;
+      const ranking = options.rankings?.get(d.name);
+      if (ranking) {
+        const requested = req.outputs.map((o) => o.name);
+        const top = await answerTopK(d, ranking, decodeInputs(req.inputs, req.raw_input_contents), requested, budget, () => lateCall(`ModelInfer (top-k) for ${d.name}`, budget));
+        return { model_name: d.name, model_version: String(top.model.version), id: req.id, parameters: stringParameters({ [ranking.spec.entity]: String(top.entity) }), ...encodeOutputs(top.outputs, raw) };
+      }
       const { rows } = rowsOfTensors(decodeInputs(req.inputs, req.raw_input_contents));
       const asOf = asOfParameter(parameterValue(req.parameters.as_of));
       const selected = selectOutputs(p, req.outputs.map((o) => o.name));
-      const budget = Math.min(requestTimeoutMs, clientBudget(call));
-      const answer = within(d.infer({ requests: rows, ...(asOf ? { now: asOf } : {}) }), budget, `ModelInfer for ${d.name}`);
-      const { predictions, statuses, model } = await answer;
-      const tensors = encodeOutputs(outputTensors(predictions, selected), req.raw_input_contents.length > 0);
+      // External-API features get what is left of the call's time less a margin (as over REST), so a lookup that runs out answers UNAVAILABLE naming the feature.
+      const work = d.infer({ requests: rows, ...(asOf ? { now: asOf } : {}), ...(Number.isFinite(budget) ? { deadline: pipelineDeadline(budget) } : {}) });
+      const { predictions, statuses, model } = await settleWithin(work, budget, () => lateCall(`ModelInfer for ${d.name}`, budget));
+      const tensors = encodeOutputs(outputTensors(predictions, selected), raw);
       return {
         model_name: d.name,
         model_version: String(model.version),

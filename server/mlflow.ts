@@ -9,7 +9,8 @@
  *                         {"inputs": {"col": [...], ...}}  or  {"inputs": [{...}, ...]}
  *                       text/csv: a header row, then one row per request
  *                       → {"predictions": [{"label": 0, "score": 0.1, …}, ...]}: one object per row with every
- *                         output column of the pipeline ([0.5, ...] for a regressor with one target, as MLflow answers)
+ *                         output column of the pipeline ([0.5, ...] for a regressor with one target, as MLflow answers);
+ *                         a ranking: one row per entity → [{"user_id": 100001, "items": [...], "scores": [...]}, ...]
  *   GET  /ping, /health 200 when the model is loaded
  *
  * Errors answer MLflow's body, {"error_code": "BAD_REQUEST", "message": "…"}. The model answering
@@ -25,6 +26,7 @@ import { baseColumns, type Predictions } from '../lib/pipeline/post-process';
 import { deploymentOf, inferWithin, type ServerContext } from './context';
 import { HttpError, parseJson, readBody } from './respond';
 import type { Deployment } from './deployment';
+import { lateRanking, mlflowTopK } from './v2/ranking';
 
 /** The request formats of the JSON body, exactly one per request. */
 export const MLFLOW_FORMATS = ['dataframe_split', 'dataframe_records', 'instances', 'inputs'] as const;
@@ -153,8 +155,9 @@ async function invocations(ctx: ServerContext, req: http.IncomingMessage, res: h
   const text = (await readBody(req, ctx.limits.maxBodyBytes)).toString('utf8');
   const rows = type === 'text/csv' ? rowsOfCsv(text) : rowsOfJson(parseJson(text));
   if (rows.length > MAX_ROWS_PER_REQUEST) throw new InvalidInputError(`at most ${MAX_ROWS_PER_REQUEST} rows per request (got ${rows.length})`);
-  const { predictions: p } = await inferWithin(ctx, d, { requests: rows });
-  const predictions = mlflowPredictions(p);
+  const ranking = ctx.rankings?.get(d.name);
+  const ms = ctx.limits.deadlineMs;
+  const predictions = ranking ? await mlflowTopK(d, ranking, rows, ms, () => lateRanking(d.name, ms)) : mlflowPredictions((await inferWithin(ctx, d, { requests: rows })).predictions);
   const body = JSON.stringify({ predictions });
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);

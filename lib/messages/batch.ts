@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { SinkSpecSchema } from '../sinks/spec';
-import { FeatureViewSchema, featureViewRules } from './feature-view';
+import { FeatureViewSchema, PostgresSourceSchema, featureViewRules } from './feature-view';
 import { ResolvedModelSchema } from './model';
 import { OnDemandRefsSchema } from './on-demand';
 import { PostProcessStepsSchema } from './post-process';
@@ -51,14 +51,23 @@ const rankColumn = (what: string) => nonEmpty(`must be the column naming the ${w
 const K_RANGE = `must be an integer between 1 and ${MAX_TOP_K}`;
 
 /**
- * A ranking run: the features file holds candidate pairs (entity × item); each entity's pairs are
- * scored together in one shard and the run writes one row per entity: the entity column, `items`
- * (best first) and `scores` (list columns).
+ * Candidate pairs from PostgreSQL: a table or a query (exactly one) with the entity, item and model
+ * columns. The connection comes from the environment (INFERFLOW_POSTGRES_URL or PG*), never from
+ * the spec; lib/postgres/candidates.ts exports it.
+ */
+export const PostgresCandidatesSchema = PostgresSourceSchema.refine((s) => (s.table === undefined) !== (s.query === undefined), { message: 'a postgres candidate source needs exactly one of table and query' });
+export type PostgresCandidates = z.infer<typeof PostgresCandidatesSchema>;
+
+/**
+ * A ranking run: the candidate pairs (entity × item) come from the features file, or from
+ * PostgreSQL (`candidates`); each entity's pairs are scored together in one shard and the run
+ * writes one row per entity: the entity column, `items` (best first) and `scores` (list columns).
  */
 const rankingShape = {
   entity: rankColumn('entity a list is for (user_id)').describe('Column naming the entity a list is for (user_id)'),
   item: rankColumn('ranked item (song_id)').describe('Column naming the ranked item (song_id)'),
   k: z.number({ error: K_RANGE }).int(K_RANGE).min(1, K_RANGE).max(MAX_TOP_K, K_RANGE).describe('Items per list'),
+  candidates: PostgresCandidatesSchema.optional().describe('The candidate pairs from a PostgreSQL table or query ({"type": "postgres", "table": "playlist_candidates"}) instead of the features file'),
 };
 export const RankingSpecSchema = z
   .strictObject(rankingShape, { error: unknownKeyError(rankingShape) })
@@ -80,7 +89,7 @@ const batchShape = {
   entityTimestampField: nonEmpty('must be a column name').optional().describe("The spine's timestamp column. Default event_timestamp"),
   onDemand: OnDemandRefsSchema.optional().describe('On-demand features computed before the model transforms, by registered name ({"name": "fraud.amountRatio"})'),
   postProcess: PostProcessStepsSchema.optional().describe('Post-processing steps run on the model outputs, in order (docs/pipelines.md): threshold, classNames, topK, clip, rule, module'),
-  ranking: RankingSpecSchema.optional().describe('Rank candidates: features is a file of entity × item pairs; the run writes one row per entity with its top k items and scores (docs/pipelines.md)'),
+  ranking: RankingSpecSchema.optional().describe('Rank candidates: features (a file) or ranking.candidates (PostgreSQL) holds the entity × item pairs; the run writes one row per entity with its top k items and scores (docs/pipelines.md)'),
   pipeline: z
     .string({ error: 'must be a non-empty string' })
     .regex(PIPELINE_NAME_PATTERN, 'letters, digits, ".", "_", "-" only (max 64)')
@@ -107,11 +116,13 @@ const blank = (x: unknown) => typeof x !== 'string' || x.trim() === '';
 function batchRules(raw: unknown): Problem[] {
   if (!isObject(raw)) return [];
   const problems: Problem[] = [];
+  const fromPostgres = isObject(raw.ranking) && raw.ranking.candidates !== undefined;
+  if (fromPostgres && raw.features !== undefined) problems.push({ path: ['features'], message: 'give either features (a candidate file) or ranking.candidates (PostgreSQL), not both' });
   if (raw.featureViews === undefined) {
-    if (blank(raw.features)) problems.push({ path: ['features'], message: 'required (a Parquet or CSV file path), unless featureViews are given' });
+    if (blank(raw.features) && !fromPostgres) problems.push({ path: ['features'], message: 'required (a Parquet or CSV file path), unless featureViews are given (or ranking.candidates, for a ranking)' });
     if (raw.spine !== undefined) problems.push({ path: ['spine'], message: 'only used with featureViews' });
   } else {
-    if (raw.ranking !== undefined) problems.push({ path: ['ranking'], message: 'ranks the candidate pairs of features (a file); not with featureViews' });
+    if (raw.ranking !== undefined) problems.push({ path: ['ranking'], message: 'ranks the candidate pairs of features or ranking.candidates; not with featureViews' });
     if (raw.features !== undefined) problems.push({ path: ['features'], message: 'give either features (a prepared file) or featureViews (joined onto a spine), not both' });
     if (Array.isArray(raw.featureViews)) raw.featureViews.forEach((v, n) => problems.push(...featureViewRules(v).map((p) => ({ path: ['featureViews', n, ...p.path], message: p.message }))));
   }

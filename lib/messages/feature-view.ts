@@ -44,7 +44,7 @@ export const PostgresSourceSchema = z.strictObject(
   {
     error: (issue) =>
       issue.code === 'unrecognized_keys' && issue.keys.some((k) => CONNECTION_KEYS.includes(k))
-        ? `${issue.keys.join(', ')}: connection settings do not belong in a feature view; set INFERFLOW_POSTGRES_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE`
+        ? `${issue.keys.join(', ')}: connection settings do not belong in a spec; set INFERFLOW_POSTGRES_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE`
         : undefined,
   },
 );

@@ -8,7 +8,10 @@
  *   const lists = await rankCandidates(pipeline, { candidates: 'examples/data/playlist_candidates.parquet',
  *     entityColumn: 'user_id', itemColumn: 'song_id', k: 10 });
  *   // [{ entity: '100001', items: ['song-0412', …], scores: [0.91, …] }, …]
- *   const [mine] = await rankCandidates(pipeline, { …, entity: 100001 });   // one user, online
+ *   const [mine] = await rankCandidates(pipeline, { …, entity: 100001 });   // one user
+ *   // Online: the candidates read once per served version, then one user's rows scored per request.
+ *   const set = await loadCandidates(pipeline, { path, object: path }, { entityColumn: 'user_id', itemColumn: 'song_id' });
+ *   const list = await rankLoaded(pipeline, set, 10, 100001);
  *
  * Order: score descending, ties by item id ascending (the same rule as the Python reference,
  * examples/train/train_recommender.py). A pair given twice is a typed error naming the source and
@@ -33,6 +36,8 @@ export { MAX_TOP_K };
 export interface RankArgs {
   /** A Parquet or CSV file of candidate pairs with the columns the model needs. */
   candidates: string;
+  /** How messages name the source (default: the file; `postgres table …` for an export). */
+  object?: string;
   /** The column naming the entity a list is for (user_id). */
   entityColumn: string;
   /** The column naming the ranked item (song_id). */
@@ -108,18 +113,90 @@ async function checkDuplicatePairs(conn: DuckDBConnection, from: string, object:
 export async function rankCandidates(pipeline: Pipeline, args: RankArgs, options: { deadline?: number } = {}): Promise<RankedList[]> {
   const problems = rankProblems(args);
   if (problems.length > 0) throw new InvalidInputError('ranking is invalid', problems);
+  const object = args.object ?? args.candidates;
   const scan = scanOf(args.candidates);
   const from = args.entity === undefined ? scan : `(SELECT * FROM ${scan} WHERE CAST(${ident(args.entityColumn)} AS VARCHAR) = ${lit(String(args.entity))})`;
-  const { entities, items, batch, rows } = await withSharedDuckDB(async (conn) => {
-    await checkCandidateSource(conn, pipeline, args.candidates, args.entityColumn, args.itemColumn, from);
+  const read = await withSharedDuckDB(async (conn) => {
+    await checkCandidateSource(conn, pipeline, { path: args.candidates, object }, args.entityColumn, args.itemColumn, from);
     const n = Number(await scalar(conn, `SELECT count(*) FROM ${from}`));
-    if (n === 0) throw new EmptyInputError(`candidate source ${args.candidates} has no rows${args.entity === undefined ? '' : ` for ${args.entityColumn}=${args.entity}`}`, { object: args.candidates });
+    if (n === 0) throw new EmptyInputError(`candidate source ${object} has no rows${args.entity === undefined ? '' : ` for ${args.entityColumn}=${args.entity}`}`, { object });
     return readCandidates(conn, pipeline, `SELECT * FROM ${from}`, args.entityColumn, args.itemColumn, n);
   });
-  const nulls = entities.flatMap((e, r) => (e === null || items[r] === null ? [r] : []));
-  if (nulls.length > 0) throw new InvalidInputError(`candidate source ${args.candidates} has pairs without an ${args.entityColumn} or ${args.itemColumn}`, [`${nulls.length} rows, the first: row ${nulls[0]} of the sorted candidates`], { object: args.candidates });
-  const scores = await scorePairs(pipeline, entities as string[], items as string[], batch, rows, args, options);
-  return topKPerEntity(entities as string[], items as string[], scores, args.k);
+  const { entities, items } = checkPairs(read, object, args);
+  const scores = await scorePairs(pipeline, entities, items, read.batch, read.rows, args, options);
+  return topKPerEntity(entities, items, scores, args.k);
+}
+
+/** A candidate file on local disk, and how messages name its source. */
+export interface CandidateFile {
+  path: string;
+  object: string;
+}
+
+/** A candidate source loaded once (online: per served model version), its pairs sorted by entity and item. */
+export interface CandidateSet {
+  object: string;
+  entityColumn: string;
+  itemColumn: string;
+  entities: string[];
+  items: string[];
+  /** The model's raw columns of every pair. */
+  batch: RawBatch;
+  rows: number;
+  /** Each entity's pairs: rows [start, end). */
+  ranges: Map<string, readonly [number, number]>;
+}
+
+/** @throws InvalidInputError pairs without an entity or item, counted */
+function checkPairs(read: { entities: (string | null)[]; items: (string | null)[] }, object: string, columns: { entityColumn: string; itemColumn: string }): { entities: string[]; items: string[] } {
+  const nulls = read.entities.flatMap((e, r) => (e === null || read.items[r] === null ? [r] : []));
+  if (nulls.length > 0) throw new InvalidInputError(`candidate source ${object} has pairs without an ${columns.entityColumn} or ${columns.itemColumn}`, [`${nulls.length} rows, the first: row ${nulls[0]} of the sorted candidates`], { object });
+  return { entities: read.entities as string[], items: read.items as string[] };
+}
+
+/**
+ * Read and check a whole candidate source once: the model's columns, the entity and item columns,
+ * no duplicate pair, no pair without entity or item, at least one pair.
+ *
+ * @throws SchemaMismatchError, InvalidInputError (duplicate pair, naming the source and the pair), EmptyInputError
+ */
+export async function loadCandidates(pipeline: Pipeline, file: CandidateFile, columns: { entityColumn: string; itemColumn: string }): Promise<CandidateSet> {
+  const problems = rankProblems({ ...columns, k: 1 });
+  if (problems.length > 0) throw new InvalidInputError('ranking is invalid', problems);
+  const scan = scanOf(file.path);
+  const read = await withSharedDuckDB(async (conn) => {
+    await checkCandidateSource(conn, pipeline, file, columns.entityColumn, columns.itemColumn, scan);
+    const n = Number(await scalar(conn, `SELECT count(*) FROM ${scan}`));
+    if (n === 0) throw new EmptyInputError(`candidate source ${file.object} has no rows`, { object: file.object });
+    return readCandidates(conn, pipeline, `SELECT * FROM ${scan}`, columns.entityColumn, columns.itemColumn, n);
+  });
+  const { entities, items } = checkPairs(read, file.object, columns);
+  const ranges = new Map<string, readonly [number, number]>();
+  let start = 0;
+  for (let r = 1; r <= read.rows; r++) {
+    if (r === read.rows || entities[r] !== entities[start]) {
+      ranges.set(entities[start]!, [start, r]);
+      start = r;
+    }
+  }
+  return { object: file.object, ...columns, entities, items, batch: read.batch, rows: read.rows, ranges };
+}
+
+/**
+ * The top k of one entity of a loaded candidate set (online: a request for one user), scored by
+ * the pipeline the set was loaded for.
+ *
+ * @throws EmptyInputError an entity without candidates
+ */
+export async function rankLoaded(pipeline: Pipeline, set: CandidateSet, k: number, entity: string | number, options: { deadline?: number } = {}): Promise<RankedList> {
+  const range = set.ranges.get(String(entity));
+  if (!range) throw new EmptyInputError(`candidate source ${set.object} has no rows for ${set.entityColumn}=${entity}`, { object: set.object });
+  const [start, end] = range;
+  const batch: RawBatch = Object.fromEntries(Object.entries(set.batch).map(([name, values]) => [name, Array.isArray(values) ? values.slice(start, end) : values.subarray(start, end)]));
+  const entities = set.entities.slice(start, end);
+  const items = set.items.slice(start, end);
+  const scores = await scorePairs(pipeline, entities, items, batch, end - start, set, options);
+  return topKPerEntity(entities, items, scores, k)[0]!;
 }
 
 /**
@@ -128,8 +205,9 @@ export async function rankCandidates(pipeline: Pipeline, args: RankArgs, options
  * @throws SchemaMismatchError a missing or mistyped column, every one listed
  * @throws InvalidInputError a duplicate pair
  */
-async function checkCandidateSource(conn: DuckDBConnection, pipeline: Pipeline, object: string, entityColumn: string, itemColumn: string, from: string): Promise<void> {
-  const columns = await describeColumns(conn, object);
+async function checkCandidateSource(conn: DuckDBConnection, pipeline: Pipeline, file: CandidateFile, entityColumn: string, itemColumn: string, from: string): Promise<void> {
+  const { object } = file;
+  const columns = await describeColumns(conn, file.path);
   checkSourceColumns(pipeline.plan, columns, object, `model ${pipeline.model.name}:${pipeline.model.version}`, entityColumn);
   if (!columns.some((c) => c.name === itemColumn)) throw new SchemaMismatchError(`${object} does not fit the ranking`, [`item column ${itemColumn} is missing`], { object });
   await checkDuplicatePairs(conn, from, object, entityColumn, itemColumn);
@@ -187,11 +265,12 @@ export interface PlannedRanking {
  *
  * @throws SchemaMismatchError, InvalidInputError (duplicate pair, pair without entity or item), EmptyInputError
  */
-export async function stageRankingSnapshot(args: { pipeline: Pipeline; candidates: string; snapshotPath: string; ranking: RankingSpec; shardSize: number }): Promise<PlannedRanking> {
-  const { pipeline, candidates, ranking } = args;
-  const scan = scanOf(candidates);
+export async function stageRankingSnapshot(args: { pipeline: Pipeline; candidates: CandidateFile; snapshotPath: string; ranking: RankingSpec; shardSize: number }): Promise<PlannedRanking> {
+  const { pipeline, ranking } = args;
+  const candidates = args.candidates.object;
+  const scan = scanOf(args.candidates.path);
   return withSharedDuckDB(async (conn) => {
-    await checkCandidateSource(conn, pipeline, candidates, ranking.entity, ranking.item, scan);
+    await checkCandidateSource(conn, pipeline, args.candidates, ranking.entity, ranking.item, scan);
     const [pairs, nulls] = (await conn.runAndReadAll(`SELECT count(*), count(*) FILTER (WHERE ${ident(ranking.entity)} IS NULL OR ${ident(ranking.item)} IS NULL) FROM ${scan}`)).getRowsJS()[0]!.map(Number) as [number, number];
     if (pairs === 0) throw new EmptyInputError(`candidate source ${candidates} has no rows`, { object: candidates });
     if (nulls > 0) throw new InvalidInputError(`candidate source ${candidates} has pairs without an ${ranking.entity} or ${ranking.item}`, [`${nulls} rows`], { object: candidates });

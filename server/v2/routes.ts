@@ -11,7 +11,8 @@
  */
 import type http from 'node:http';
 import { packageVersion } from '../../lib/util/package-root';
-import { deploymentOf, inferWithin, loadedPipeline, type ServerContext } from '../context';
+import { deploymentOf, inferWithin, type ServerContext } from '../context';
+import { loadedPipeline } from '../lookup';
 import { readBody, sendJson } from '../respond';
 import { inferDurably, wantsDurable } from './durable';
 import { modelTensors } from './metadata';

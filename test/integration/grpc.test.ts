@@ -105,7 +105,7 @@ describe('inferflow serve --grpc-port (KServe V2 gRPC, tritonclient)', () => {
   it('answers health, server and model metadata with V2 datatypes', () => {
     expect(r).toMatchObject({ live: true, ready: true, model_ready: true, model_ready_v1: true });
     expect(r.model_ready_unknown).toEqual({ code: 'NOT_FOUND', message: 'model "nope" is not served here (served: fraud-features)' });
-    expect(r.model_ready_unknown_version).toEqual({ code: 'NOT_FOUND', message: 'model fraud-features version 7 is not served here (serving version 1)' });
+    expect(r.model_ready_unknown_version).toEqual({ code: 'NOT_FOUND', message: 'model fraud-features version "7" is not served here (serving version 1)' });
     expect(r.server_metadata).toMatchObject({ name: 'inferflow', version: packageVersion() });
     const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name);
     const meta = r.model_metadata as { inputs: { name: string }[] };
@@ -126,7 +126,7 @@ describe('inferflow serve --grpc-port (KServe V2 gRPC, tritonclient)', () => {
         { name: 'score', datatype: 'FP32', shape: ['-1'] },
       ],
     });
-    expect(r.model_metadata_unknown_version).toEqual({ code: 'NOT_FOUND', message: 'model fraud-features version 7 is not served here (serving version 1)' });
+    expect(r.model_metadata_unknown_version).toEqual({ code: 'NOT_FOUND', message: 'model fraud-features version "7" is not served here (serving version 1)' });
   });
 
   it('scores numpy requests (raw contents) as the Python training code does, echoing id and version', () => {
@@ -158,7 +158,7 @@ describe('inferflow serve --grpc-port (KServe V2 gRPC, tritonclient)', () => {
 
   it('refuses each bad input with its gRPC status and a message naming the input', () => {
     expect(r.unknown_model).toEqual({ code: 'NOT_FOUND', message: 'model "nope" is not served here (served: fraud-features)' });
-    expect(r.unknown_version).toEqual({ code: 'NOT_FOUND', message: 'model fraud-features version 7 is not served here (serving version 1)' });
+    expect(r.unknown_version).toEqual({ code: 'NOT_FOUND', message: 'model fraud-features version "7" is not served here (serving version 1)' });
     expect(r.unknown_output).toEqual({ code: 'INVALID_ARGUMENT', message: 'inference request: outputs[0].name: model fraud-features has no output "proba" (outputs: label, score)' });
     expect(r.wrong_datatype).toEqual({ code: 'INVALID_ARGUMENT', message: 'request values do not fit the pipeline: amount[0]: expected a number (FP64) or null, got "abc"' });
     expect(r.unknown_datatype).toEqual({ code: 'INVALID_ARGUMENT', message: 'inference request: inputs[3] (amount).datatype: one of BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BYTES, got "FLOAT"' });

@@ -3,7 +3,7 @@
  * moves the alias under a load of concurrent requests (real registry on file://, real Redis
  * online store, real ONNX models): no request fails, both versions answer, a version that does
  * not fit the pipeline is refused and the serving one keeps answering; the swapped-out session is
- * released.
+ * released once its requests (infer, and withPipeline: top-k answers) end.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -193,6 +193,33 @@ describe('hot swap (inferflow serve of name@production while `models alias` move
       await resources.close();
     }
     expect(resources.heldSessions.size).toBe(0);
+  });
+
+  it('withPipeline (top-k answers) holds the version it started on across a swap, like infer', async () => {
+    await alias(1);
+    const resources = createResources(loadConfig());
+    const deployment = modelDeployment({
+      ref: 'fraud-features@production',
+      definition: { featureViews: spec.featureViews ?? [], store: { type: 'redis', keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: 'transaction_id' },
+      resources,
+      pollMs: POLL_MS,
+    });
+    try {
+      await deployment.loaded;
+      let sessionsWhileHeld = 0;
+      const version = await deployment.withPipeline(async (p) => {
+        await alias(2);
+        await until('version 2', () => deployment.counters.version === 2);
+        sessionsWhileHeld = resources.sessions.size;
+        return p.model.version;
+      });
+      expect(version).toBe(1);
+      expect(sessionsWhileHeld).toBe(2); // version 1's session stays until the held call ends
+      await until('the old session released', () => resources.sessions.size === 1);
+    } finally {
+      await deployment.close();
+      await resources.close();
+    }
   });
 });
 

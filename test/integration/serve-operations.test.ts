@@ -92,7 +92,7 @@ describe('readiness', () => {
       expect(await call(`${s.url}/v2/models/loading/ready`)).toMatchObject({ status: 503, json: { name: 'loading', ready: false } });
       const infer = await call(`${s.url}/v2/models/loading/infer`, { method: 'POST', body: inferBody() });
       expect(infer.status).toBe(503);
-      expect(infer.json).toEqual({ error: 'model loading is not ready (no version loaded yet)' });
+      expect(infer.json).toEqual({ error: 'model loading is not ready: no version loaded yet; retry later', type: 'Transient' });
       expect(infer.headers.get('retry-after')).toBe('1');
       expect((await call(`${s.url}/v2/models/loading`)).status).toBe(503);
       expect((await call(`${s.url}/ping`)).status).toBe(503);

@@ -162,9 +162,9 @@ describe('bad requests over V2 REST: exact status and body', () => {
 
   it('unknown model, unknown version, unknown route → 404', async () => {
     const body = JSON.stringify(v2Body(rows()));
-    expect(await infer(body, {}, 'nope')).toEqual({ status: 404, json: { error: 'model nope is not served here (served: fraud-features, fraud-features-b)', type: 'NotFound' } });
+    expect(await infer(body, {}, 'nope')).toEqual({ status: 404, json: { error: 'model "nope" is not served here (served: fraud-features, fraud-features-b)', type: 'NotFound' } });
     const v = await fetch(`${server.url}/v2/models/fraud-features/versions/7/infer`, { method: 'POST', body });
-    expect({ status: v.status, json: await v.json() }).toEqual({ status: 404, json: { error: 'model fraud-features version 7 is not served here (version 1 is)', type: 'NotFound' } });
+    expect({ status: v.status, json: await v.json() }).toEqual({ status: 404, json: { error: 'model fraud-features version "7" is not served here (serving version 1)', type: 'NotFound' } });
     const ok = await fetch(`${server.url}/v2/models/fraud-features/versions/1/infer`, { method: 'POST', body: JSON.stringify(v2Body(rows(), fx.requests[0]!.ts)) });
     expect(ok.status).toBe(200);
     const r = await fetch(`${server.url}/v3/x`);

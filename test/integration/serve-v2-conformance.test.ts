@@ -67,7 +67,7 @@ describe('V2 REST conformance with tritonclient', () => {
     expect(o.model_metadata_version).toEqual(o.model_metadata);
     expect((o.metadata_unknown_model as Err).status).toBe('404');
     expect((o.metadata_wrong_version as Err).status).toBe('404');
-    expect((o.metadata_wrong_version as Err).message).toContain('version 999 is not served');
+    expect((o.metadata_wrong_version as Err).message).toContain('version "999" is not served');
 
     for (const mode of ['binary', 'json'] as const) {
       const r = o[mode] as { response: { id: string; model_name: string; model_version: string; outputs: { name: string; datatype: string; shape: number[]; parameters?: { binary_data_size?: number } }[] }; label: number[]; score: number[] };
@@ -94,8 +94,8 @@ describe('V2 REST conformance with tritonclient', () => {
     const err = (k: string) => o[k] as Err;
     expect(err('err_unknown_output')).toEqual({ status: '400', message: 'inference request: outputs[0].name: model fraud-features has no output "nope" (outputs: label, score)' });
     expect(err('err_unknown_model').status).toBe('404');
-    expect(err('err_unknown_model').message).toBe('model no-such-model is not served here (served: fraud-features)');
-    expect(err('err_wrong_version')).toEqual({ status: '404', message: 'model fraud-features version 999 is not served here (version 1 is)' });
+    expect(err('err_unknown_model').message).toBe('model "no-such-model" is not served here (served: fraud-features)');
+    expect(err('err_wrong_version')).toEqual({ status: '404', message: 'model fraud-features version "999" is not served here (serving version 1)' });
     expect(err('err_missing_input').status).toBe('400');
     expect(err('err_missing_input').message).toContain('lat is missing from the requests');
     expect(err('err_wrong_datatype').status).toBe('400');

@@ -40,7 +40,7 @@ describe('message schemas', () => {
     const { problems } = checkMessage(BatchInferenceInputSchema, { features: 42, spine: 's.parquet', shardSize: -1, colour: 'red' });
     expect(problems).toEqual(expect.arrayContaining([
       'model: required, a model reference such as "fraud-detector@production"',
-      'features: required (a Parquet or CSV file path), unless featureViews are given',
+      'features: required (a Parquet or CSV file path), unless featureViews are given (or ranking.candidates, for a ranking)',
       'spine: only used with featureViews',
       'shardSize: must be an integer between 1 and 5,000,000',
       expect.stringMatching(/^colour: unknown field \(known: model, features, /),
@@ -56,15 +56,27 @@ describe('message schemas', () => {
     expect(checkMessage(BatchPipelineSpecSchema, input).problems).toEqual([]);
   });
 
-  it('ranking: k in range, entity and item differ, candidates from features only', () => {
+  it('ranking: k in range, entity and item differ, candidates from features or PostgreSQL, one of them', () => {
     expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', features: 'c.parquet', ranking: { entity: 'user_id', item: 'user_id', k: 0 } }).problems).toEqual([
       'ranking.k: must be an integer between 1 and 1000',
       'ranking.item: must differ from entity',
     ]);
     expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', featureViews: [view], ranking: { entity: 'user_id', item: 'song_id', k: 10 } }).problems).toEqual([
-      'ranking: ranks the candidate pairs of features (a file); not with featureViews',
+      'ranking: ranks the candidate pairs of features or ranking.candidates; not with featureViews',
     ]);
-    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', features: 'c.parquet', ranking: { entity: 'user_id', item: 'song_id', k: 10, by: 'x' } }).problems).toEqual(['ranking.by: unknown field (known: entity, item, k)']);
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', features: 'c.parquet', ranking: { entity: 'user_id', item: 'song_id', k: 10, by: 'x' } }).problems).toEqual(['ranking.by: unknown field (known: entity, item, k, candidates)']);
+    const ranking = { entity: 'user_id', item: 'song_id', k: 10 };
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', ranking: { ...ranking, candidates: { type: 'postgres', table: 'public.pairs' } } }).problems).toEqual([]);
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', ranking: { ...ranking, candidates: { type: 'postgres', query: 'SELECT * FROM pairs' } } }).problems).toEqual([]);
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', features: 'c.parquet', ranking: { ...ranking, candidates: { type: 'postgres', table: 'pairs' } } }).problems).toEqual([
+      'features: give either features (a candidate file) or ranking.candidates (PostgreSQL), not both',
+    ]);
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', ranking: { ...ranking, candidates: { type: 'postgres', table: 'pairs', query: 'SELECT 1' } } }).problems).toEqual([
+      'ranking.candidates: a postgres candidate source needs exactly one of table and query',
+    ]);
+    expect(checkMessage(BatchPipelineSpecSchema, { model: 'm', ranking: { ...ranking, candidates: { type: 'postgres', table: 'pairs', password: 'x' } } }).problems).toEqual([
+      'ranking.candidates: password: connection settings do not belong in a spec; set INFERFLOW_POSTGRES_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE',
+    ]);
   });
 
   it('materialize: view names unique, start before end, start or lookback', () => {

@@ -9,60 +9,40 @@ import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startBatchInference, type BatchInferenceInput } from '../../client';
 import { EXAMPLE_FEATURES, RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, registerMultiOutputExampleModels } from '../../cli/examples';
-import type { InferflowConfig } from '../../lib/config/env';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
-import { ModelRegistry } from '../../lib/registry';
-import { closePostgresPools, readRedisPrediction } from '../../lib/sinks';
-import { openStore } from '../../lib/storage';
+import { readRedisPrediction } from '../../lib/sinks';
+import { startBatchRunEnv, type BatchRunEnv } from '../helpers/batch-run';
 import { permanentFailureOf } from '../helpers/failures';
 import { recordHistory as saveHistory } from '../helpers/histories';
 import { deleteByPrefix } from '../helpers/redis';
 import { TEST_REDIS_URL } from '../helpers/services';
-import { tempConfig, uniqueName } from '../helpers/env';
-import { startWorker, type RunningWorker } from '../helpers/worker';
+import { uniqueName } from '../helpers/env';
 
 type Row = Record<string, unknown>;
 const TIER_NAMES: Record<string, string> = { '0': 'low', '1': 'medium', '2': 'high' };
-const postgresUrl = inject('postgresUrl');
-let config: InferflowConfig;
-let dir: string;
-let cleanup: () => Promise<void>;
-let w: RunningWorker;
-let admin: pg.Pool;
+let env: BatchRunEnv;
 let features: string;
 let risk: Row[];
 let spend: Map<string, Row>;
-const tables: string[] = [];
 
 beforeAll(async () => {
-  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-post'), INFERFLOW_POSTGRES_URL: postgresUrl, INFERFLOW_MODULES: `risk=${RISK_MODULE}` }));
-  await registerMultiOutputExampleModels(new ModelRegistry(openStore(config.registry)));
-  admin = new pg.Pool({ connectionString: postgresUrl, max: 2 });
-  features = path.join(dir, 'transactions-2000.parquet');
+  env = await startBatchRunEnv({ name: 'post', modules: `risk=${RISK_MODULE}`, register: registerMultiOutputExampleModels });
+  features = path.join(env.dir, 'transactions-2000.parquet');
   await withDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet(${lit(EXAMPLE_FEATURES)}) LIMIT 2000) TO ${lit(features)} (FORMAT parquet)`));
   [risk, spend] = await withDuckDB(async (conn) => {
     const r = (await conn.runAndReadAll(`SELECT e.*, t.amount FROM read_parquet(${lit(RISK_TIER_EXPECTED)}) e JOIN read_parquet(${lit(features)}) t USING (transaction_id)`)).getRowObjectsJS() as Row[];
     const s = (await conn.runAndReadAll(`SELECT * FROM read_parquet(${lit(SPEND_FORECAST_EXPECTED)})`)).getRowObjectsJS() as Row[];
     return [r, new Map(s.map((x) => [String(x.transaction_id), x]))] as const;
   });
-  w = await startWorker(config);
 });
 
 afterAll(async () => {
-  await w?.stop();
-  await closePostgresPools();
-  for (const t of tables) await admin?.query(`DROP TABLE IF EXISTS public.${pg.escapeIdentifier(t)}`);
-  await admin?.end();
-  await cleanup?.();
+  await env?.close();
 });
 
-async function run(input: BatchInferenceInput) {
-  const handle = await startBatchInference(w.client, input, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-post') });
-  return { handle, result: await handle.result() };
-}
+const run = (input: Parameters<BatchRunEnv['run']>[0]) => env.run(input);
 
 const close = (a: number, b: number, rel = 2e-6, abs = 1e-6) => Math.abs(a - b) <= abs + rel * Math.abs(b);
 
@@ -90,16 +70,15 @@ describe('batchInference with post-processing and multi-output models', () => {
     expect(new Set(rows.map((r) => JSON.stringify([r.model_version, r.post_process, r.post_process_sha256]))).size).toBe(1);
     expect(rows[0]!.post_process).toBe('classNames > topK(2) > rule(amount > 2000 → review) > risk.action');
     expect(rows[0]!.post_process_sha256).toMatch(/^[0-9a-f]{64}$/);
-    if (process.env.RECORD_HISTORIES) await saveHistory(inject('temporalCli'), config.temporal.address, handle.workflowId, 'batchInference-post-process.json');
+    if (process.env.RECORD_HISTORIES) await saveHistory(inject('temporalCli'), env.config.temporal.address, handle.workflowId, 'batchInference-post-process.json');
   });
 
   it('writes a multi-output regressor\'s targets as real[] in PostgreSQL and FLOAT[] in DuckDB', async () => {
-    const table = uniqueName('spend').replace(/-/g, '_');
-    tables.push(table);
+    const table = env.table('spend');
     await run({ model: 'spend-forecast@production', features, idColumn: 'transaction_id', sink: { type: 'postgres', table }, shardSize: 700 });
-    const type = await admin.query<{ t: string }>(`SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'prediction'`, [`public.${table}`]);
+    const type = await env.admin.query<{ t: string }>(`SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'prediction'`, [`public.${table}`]);
     expect(type.rows[0]!.t).toBe('real[]');
-    const got = await admin.query<{ transaction_id: string; prediction: number[] }>(`SELECT transaction_id, prediction FROM public.${pg.escapeIdentifier(table)}`);
+    const got = await env.admin.query<{ transaction_id: string; prediction: number[] }>(`SELECT transaction_id, prediction FROM public.${pg.escapeIdentifier(table)}`);
     expect(got.rows.length).toBe(2000);
     const badPg = got.rows.filter((r) => {
       const e = spend.get(r.transaction_id)!;
@@ -107,7 +86,7 @@ describe('batchInference with post-processing and multi-output models', () => {
     });
     expect(badPg).toEqual([]);
 
-    const db = path.join(dir, 'spend.duckdb');
+    const db = path.join(env.dir, 'spend.duckdb');
     await run({ model: 'spend-forecast@production', features, sink: { type: 'duckdb', path: db, table: 'spend' } });
     const duck = await withDuckDB(async (conn) => {
       await conn.run(`ATTACH ${lit(db)} AS out (READ_ONLY)`);
@@ -119,10 +98,9 @@ describe('batchInference with post-processing and multi-output models', () => {
 
   it('writes text[] top classes to PostgreSQL and JSON arrays to Redis', async () => {
     const spec = await loadPipelineSpec(RISK_TIER_PIPELINE);
-    const table = uniqueName('risk').replace(/-/g, '_');
-    tables.push(table);
+    const table = env.table('risk');
     await run({ ...spec, features, sink: { type: 'postgres', table } });
-    const pgRows = await admin.query<{ transaction_id: string; label: string; top_classes: string[]; post_process: string }>(`SELECT transaction_id, label, top_classes, post_process FROM public.${pg.escapeIdentifier(table)}`);
+    const pgRows = await env.admin.query<{ transaction_id: string; label: string; top_classes: string[]; post_process: string }>(`SELECT transaction_id, label, top_classes, post_process FROM public.${pg.escapeIdentifier(table)}`);
     expect(pgRows.rows.length).toBe(2000);
     const wantById = new Map(risk.map((e) => [String(e.transaction_id), expectedRisk(e)]));
     expect(pgRows.rows.filter((r) => r.label !== wantById.get(r.transaction_id)!.label || r.top_classes.join() !== wantById.get(r.transaction_id)!.top.join())).toEqual([]);
@@ -144,8 +122,8 @@ describe('batchInference with post-processing and multi-output models', () => {
   });
 
   it('fails the run at its plan, before any row is predicted, when a step does not fit the model', async () => {
-    const handle = await w.client.workflow.start('batchInference', {
-      taskQueue: config.temporal.taskQueue,
+    const handle = await env.worker.client.workflow.start('batchInference', {
+      taskQueue: env.config.temporal.taskQueue,
       workflowId: uniqueName('wf-post-bad'),
       args: [{ model: 'risk-tier@production', features, postProcess: [{ type: 'topK', k: 4 }] }],
     });
@@ -155,6 +133,6 @@ describe('batchInference with post-processing and multi-output models', () => {
     const history = await handle.fetchHistory();
     const activities = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
     expect(activities).not.toContain('predictShard');
-    await expect(fs.access(path.join(dir, 'runs'))).resolves.toBeUndefined();
+    await expect(fs.access(path.join(env.dir, 'runs'))).resolves.toBeUndefined();
   });
 });

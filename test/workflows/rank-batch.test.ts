@@ -3,66 +3,36 @@
  * scores every user × song candidate, shards keep each user's candidates together, and the run
  * writes one row per user with the top 10 songs and their scores (list columns) to Parquet,
  * PostgreSQL and Redis, compared with the lists Python computed (examples/data/playlist_expected.parquet).
+ * The candidates come from a file, or from a PostgreSQL table or query (`ranking.candidates`); a
+ * duplicate pair in either fails the run at its plan naming the source and the pair.
  */
 import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startBatchInference, type BatchInferenceInput } from '../../client';
-import { PLAYLIST_CANDIDATES, PLAYLIST_EXPECTED, registerRecommenderModel } from '../../cli/examples';
-import type { InferflowConfig } from '../../lib/config/env';
-import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
-import { ModelRegistry } from '../../lib/registry';
-import { closePostgresPools, readRedisPrediction } from '../../lib/sinks';
-import { openStore } from '../../lib/storage';
+import { PLAYLIST_CANDIDATES, registerRecommenderModel } from '../../cli/examples';
+import { lit, withDuckDB } from '../../lib/io/duckdb';
+import { readRedisPrediction } from '../../lib/sinks';
+import { startBatchRunEnv, type BatchRunEnv } from '../helpers/batch-run';
 import { permanentFailureOf } from '../helpers/failures';
 import { recordHistory as saveHistory } from '../helpers/histories';
+import { candidatesTable, readExpectedPlaylists, readPlaylists, type PlaylistRow } from '../helpers/playlist';
 import { deleteByPrefix } from '../helpers/redis';
 import { TEST_REDIS_URL } from '../helpers/services';
-import { tempConfig, uniqueName } from '../helpers/env';
-import { startWorker, type RunningWorker } from '../helpers/worker';
+import { uniqueName } from '../helpers/env';
 
-interface PlaylistRow {
-  user: string;
-  items: string[];
-  scores: number[];
-}
-
-const postgresUrl = inject('postgresUrl');
 const ranking = { entity: 'user_id', item: 'song_id', k: 10 };
-let config: InferflowConfig;
-let dir: string;
-let cleanup: () => Promise<void>;
-let w: RunningWorker;
-let admin: pg.Pool;
+let env: BatchRunEnv;
 let expected: PlaylistRow[];
-const tables: string[] = [];
-
-/** A DuckDB LIST value as read by getRowsJS. */
-const listOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : (v as { items: unknown[] }).items);
 
 beforeAll(async () => {
-  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-rank'), INFERFLOW_POSTGRES_URL: postgresUrl, INFERFLOW_MODULES: 'none' }));
-  await registerRecommenderModel(new ModelRegistry(openStore(config.registry)));
-  admin = new pg.Pool({ connectionString: postgresUrl, max: 2 });
-  expected = await readPlaylists(`read_parquet(${lit(PLAYLIST_EXPECTED)})`);
-  w = await startWorker(config);
+  env = await startBatchRunEnv({ name: 'rank', modules: 'none', register: registerRecommenderModel });
+  expected = await readExpectedPlaylists();
 });
 
 afterAll(async () => {
-  await w?.stop();
-  await closePostgresPools();
-  for (const t of tables) await admin?.query(`DROP TABLE IF EXISTS public.${pg.escapeIdentifier(t)}`);
-  await admin?.end();
-  await cleanup?.();
+  await env?.close();
 });
-
-async function readPlaylists(from: string): Promise<PlaylistRow[]> {
-  return withDuckDB(async (conn) => {
-    const r = await conn.runAndReadAll(`SELECT CAST(user_id AS VARCHAR), items, scores FROM ${from} ORDER BY user_id`);
-    return r.getRowsJS().map(([u, items, scores]) => ({ user: toText(u), items: listOf(items).map(toText), scores: listOf(scores).map(Number) }));
-  });
-}
 
 /** Every user's list equal to Python's, item for item; scores within float32 rounding of ONNX Runtime's versions. */
 function expectPythonLists(got: PlaylistRow[]): void {
@@ -74,9 +44,15 @@ function expectPythonLists(got: PlaylistRow[]): void {
   expect(wrongScores).toEqual([]);
 }
 
-async function run(input: BatchInferenceInput) {
-  const handle = await startBatchInference(w.client, input, { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-rank') });
-  return { handle, result: await handle.result() };
+const run = (input: Parameters<BatchRunEnv['run']>[0]) => env.run(input);
+
+/** Start a run expected to fail at its plan; its permanent failure, and the activities it scheduled. */
+async function failedRun(args: Record<string, unknown>) {
+  const handle = await env.worker.client.workflow.start('batchInference', { taskQueue: env.config.temporal.taskQueue, workflowId: uniqueName('wf-rank-bad'), args: [args] });
+  const failure = await permanentFailureOf(handle);
+  const history = await handle.fetchHistory();
+  const activities = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
+  return { failure, activities };
 }
 
 describe('batchInference with ranking', () => {
@@ -87,14 +63,13 @@ describe('batchInference with ranking', () => {
     expectPythonLists(await readPlaylists(`read_parquet(${lit(files)})`));
     const types = await withDuckDB(async (conn) => (await conn.runAndReadAll(`SELECT typeof(user_id), typeof(items), typeof(scores), model_version FROM read_parquet(${lit(files)}) LIMIT 1`)).getRowsJS()[0]);
     expect(types).toEqual(['BIGINT', 'VARCHAR[]', 'DOUBLE[]', 1]);
-    if (process.env.RECORD_HISTORIES) await saveHistory(inject('temporalCli'), config.temporal.address, handle.workflowId, 'batchInference-ranking.json');
+    if (process.env.RECORD_HISTORIES) await saveHistory(inject('temporalCli'), env.config.temporal.address, handle.workflowId, 'batchInference-ranking.json');
   });
 
   it('writes the lists to PostgreSQL as text[] and real[] keyed by user', async () => {
-    const table = uniqueName('playlist').replace(/-/g, '_');
-    tables.push(table);
+    const table = env.table('playlist');
     await run({ model: 'recommender@production', features: PLAYLIST_CANDIDATES, ranking, sink: { type: 'postgres', table } });
-    const got = await admin.query<{ user_id: string; items: string[]; scores: number[] }>(`SELECT user_id::text, items, scores FROM public.${pg.escapeIdentifier(table)} ORDER BY user_id`);
+    const got = await env.admin.query<{ user_id: string; items: string[]; scores: number[] }>(`SELECT user_id::text, items, scores FROM public.${pg.escapeIdentifier(table)} ORDER BY user_id`);
     // real[] holds float32: Python's scores are float32 values too.
     expectPythonLists(got.rows.map((r) => ({ user: r.user_id, items: r.items, scores: r.scores.map(Number) })));
   });
@@ -117,16 +92,42 @@ describe('batchInference with ranking', () => {
   });
 
   it('fails the run at its plan with a typed error naming the source and the pair when a pair is given twice', async () => {
-    const file = path.join(dir, 'dup.parquet');
+    const file = path.join(env.dir, 'dup.parquet');
     await withDuckDB((conn) =>
       conn.run(`COPY (SELECT * FROM read_parquet(${lit(PLAYLIST_CANDIDATES)}) UNION ALL (SELECT * FROM read_parquet(${lit(PLAYLIST_CANDIDATES)}) WHERE user_id = 100007 ORDER BY song_id LIMIT 1)) TO ${lit(file)} (FORMAT parquet)`),
     );
-    const handle = await w.client.workflow.start('batchInference', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-rank-dup'), args: [{ model: 'recommender@production', features: file, ranking }] });
-    const failure = await permanentFailureOf(handle);
+    const { failure, activities } = await failedRun({ model: 'recommender@production', features: file, ranking });
     expect(failure.type).toBe('InvalidInput');
     expect(failure.message).toMatch(new RegExp(`candidate source ${file} has duplicate pairs: \\(user_id=100007, song_id=song-\\d{4}\\) appears 2 times`));
-    const history = await handle.fetchHistory();
-    const activities = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
+    expect(activities).not.toContain('predictShard');
+  });
+
+  it('ranks the candidates of a PostgreSQL table and of a query as Python does, into PostgreSQL', async () => {
+    const source = env.table('candidates');
+    await candidatesTable(env.admin, source, env.dir);
+    const fromTable = await run({ model: 'recommender@production', ranking: { ...ranking, candidates: { type: 'postgres', table: source } }, shardSize: 2_000 });
+    expect(fromTable.result).toMatchObject({ rowsIn: 300, rowsOut: 300, shards: 6 });
+    expectPythonLists(await readPlaylists(`read_parquet(${lit(path.join(fromTable.result.output.location, '*.parquet'))})`));
+    const sink = env.table('playlist_pg');
+    const query = `SELECT * FROM public.${pg.escapeIdentifier(source)} WHERE song_id <> 'no-such-song'`;
+    await run({ model: 'recommender@production', ranking: { ...ranking, candidates: { type: 'postgres', query } }, sink: { type: 'postgres', table: sink } });
+    const got = await env.admin.query<{ user_id: string; items: string[]; scores: number[] }>(`SELECT user_id::text, items, scores FROM public.${pg.escapeIdentifier(sink)} ORDER BY user_id`);
+    expectPythonLists(got.rows.map((r) => ({ user: r.user_id, items: r.items, scores: r.scores.map(Number) })));
+  });
+
+  it('fails the run at its plan naming the PostgreSQL table and the pair when a pair is given twice', async () => {
+    const source = env.table('candidates_dup');
+    await candidatesTable(env.admin, source, env.dir, 'SELECT * FROM c WHERE user_id = 100011 ORDER BY song_id LIMIT 1');
+    const { failure, activities } = await failedRun({ model: 'recommender@production', ranking: { ...ranking, candidates: { type: 'postgres', table: source } } });
+    expect(failure.type).toBe('InvalidInput');
+    expect(failure.message).toMatch(new RegExp(`candidate source postgres table ${source} has duplicate pairs: \\(user_id=100011, song_id=song-\\d{4}\\) appears 2 times \\(1 duplicate pairs in all\\)`));
+    expect(activities).not.toContain('predictShard');
+  });
+
+  it('a missing PostgreSQL table fails the run at its plan as NotFound naming ranking.candidates and the table', async () => {
+    const { failure, activities } = await failedRun({ model: 'recommender@production', ranking: { ...ranking, candidates: { type: 'postgres', table: 'no_such_candidates' } } });
+    expect(failure.type).toBe('NotFound');
+    expect(failure.message).toContain('ranking.candidates: postgres table no_such_candidates does not exist');
     expect(activities).not.toContain('predictShard');
   });
 });
