@@ -41,3 +41,8 @@ export async function openExamplePipeline(config: InferflowConfig, registry: Mod
   const { resolved } = await registry.resolve('fraud-detector');
   return { pipeline: await openPipeline({ model: resolved }, resources), resources };
 }
+
+/** The environment for python3 running a tritonclient script (test/helpers/python-global-setup.ts provides its PYTHONPATH). */
+export function tritonClientEnv(pythonPath: string): NodeJS.ProcessEnv {
+  return pythonPath ? { ...process.env, PYTHONPATH: pythonPath } : { ...process.env };
+}

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FEATURES_EXPECTED, FEATURES_PIPELINE, REPO_ROOT, registerFeaturesExampleModel } from '../../cli/examples';
 import { serve } from '../../cli/serve';
 import { loadConfig } from '../../lib/config/env';
@@ -22,7 +22,7 @@ import { openStore } from '../../lib/storage';
 import { fixedDeployment, type Deployment } from '../../server/deployment';
 import { startGrpcServer, type GrpcInferenceServer } from '../../server/grpc';
 import { scoresIn, type Scores } from '../helpers/data';
-import { tempConfig, uniqueName } from '../helpers/env';
+import { tempConfig, uniqueName, tritonClientEnv } from '../helpers/env';
 import { TEST_REDIS_URL } from '../helpers/services';
 import { packageVersion } from '../../lib/util/package-root';
 import { loadingDeployment } from '../helpers/deployments';
@@ -47,7 +47,7 @@ const saved = { ...process.env };
 /** Run the tritonclient script against a server; its JSON answer. */
 function tritonclient<T>(address: string, mode: 'main' | 'ops' | 'drain'): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = execFile('python3', [CLIENT, address, mode], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
+    const child = execFile('python3', [CLIENT, address, mode], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000, env: tritonClientEnv(inject('tritonPythonPath')) }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${CLIENT} ${mode} failed: ${err.message}\n${stderr}`));
       else resolve(JSON.parse(stdout) as T);
     });

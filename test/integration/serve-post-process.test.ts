@@ -7,14 +7,14 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXAMPLE_FEATURES, REPO_ROOT, RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, registerMultiOutputExampleModels } from '../../cli/examples';
 import { serve } from '../../cli/serve';
 import { InvalidInputError } from '../../lib/errors';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
-import { tempConfig } from '../helpers/env';
+import { tempConfig, tritonClientEnv } from '../helpers/env';
 
 type Row = Record<string, unknown>;
 type Output = { name: string; datatype: string; shape: number[]; data: unknown[] };
@@ -94,7 +94,7 @@ interface GrpcAnswer {
 /** The tritonclient gRPC script against a server: metadata, every output, and a selection of `select`. */
 function tritonclient(address: string, model: string, fields: string[], select: string[]): Promise<GrpcAnswer> {
   return new Promise((resolve, reject) => {
-    const child = execFile('python3', [GRPC_CLIENT, address, model], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
+    const child = execFile('python3', [GRPC_CLIENT, address, model], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000, env: tritonClientEnv(inject('tritonPythonPath')) }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${GRPC_CLIENT} failed: ${err.message}\n${stderr}`));
       else resolve(JSON.parse(stdout) as GrpcAnswer);
     });

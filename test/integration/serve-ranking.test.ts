@@ -18,7 +18,7 @@ import { lit, toText, withDuckDB } from '../../lib/io/duckdb';
 import { closePostgresPools } from '../../lib/sinks';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
-import { tempConfig, uniqueName } from '../helpers/env';
+import { tempConfig, uniqueName, tritonClientEnv } from '../helpers/env';
 import { candidatesTable, readExpectedPlaylists } from '../helpers/playlist';
 
 type Output = { name: string; datatype: string; shape: number[]; data: unknown[] };
@@ -102,7 +102,7 @@ interface TopKAnswer {
 function tritonclient(users: number[]): Promise<{ grpc: Record<string, TopKAnswer>; http: Record<string, TopKAnswer> }> {
   const http = server.url.replace(/^http:\/\//, '');
   return new Promise((resolve, reject) => {
-    execFile('python3', [TOPK_CLIENT, server.grpc!.address, http, 'recommender', 'user_id', ...users.map(String)], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
+    execFile('python3', [TOPK_CLIENT, server.grpc!.address, http, 'recommender', 'user_id', ...users.map(String)], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000, env: tritonClientEnv(inject('tritonPythonPath')) }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${TOPK_CLIENT} failed: ${err.message}\n${stderr}`));
       else resolve(JSON.parse(stdout) as { grpc: Record<string, TopKAnswer>; http: Record<string, TopKAnswer> });
     });

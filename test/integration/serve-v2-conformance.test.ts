@@ -8,7 +8,8 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { tritonClientEnv } from '../helpers/env';
 import { FEATURES_PIPELINE, REPO_ROOT } from '../../cli/examples';
 import { serve, type ServeHandle } from '../../cli/serve';
 import { serveFixture, type ServeFixture } from '../helpers/serve-fixture';
@@ -37,7 +38,7 @@ interface Err {
 async function conformance(rows: unknown[], extra: string[] = []): Promise<Record<string, unknown>> {
   const file = path.join(fx.dir, `requests-${Date.now()}.json`);
   await fs.writeFile(file, JSON.stringify(rows));
-  const { stdout } = await run('python3', [SCRIPT, new URL(server.url).host, 'fraud-features', file, ...extra], { maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await run('python3', [SCRIPT, new URL(server.url).host, 'fraud-features', file, ...extra], { maxBuffer: 16 * 1024 * 1024, env: tritonClientEnv(inject('tritonPythonPath')) });
   return JSON.parse(stdout) as Record<string, unknown>;
 }
 
