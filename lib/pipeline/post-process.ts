@@ -1,9 +1,9 @@
 /**
  * THE post-processing step: the model's raw outputs → prediction columns. Classification: the
  * predicted class label and a score (the positive class's probability for a binary model, the
- * predicted class's for a multiclass one); regression: the predicted value(s); embedding: the vector. Runs per chunk as the
- * model produces it (lib/runtime/predict.ts `runModel`), writing into columns sized for the block,
- * so no output is copied twice.
+ * predicted class's for a multiclass one); regression: the predicted value(s); embedding: the
+ * vector. Runs per chunk as the model produces it (lib/runtime/predict.ts `runModel`), writing
+ * into columns sized for the block, so no output is copied twice.
  */
 import { CorruptArtifactError } from '../errors';
 import type { ModelManifest } from '../registry/manifest';
