@@ -86,8 +86,14 @@ export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly
   }
   if (problems.length > 0) throw new InvalidInputError(`pipeline for ${model} is inconsistent`, problems);
   const sourceColumns = [...need.entries()].map(([name, { kind, by }]) => ({ name, kind, by }));
-  const model = { task: manifest.metadata.task, outputs: manifest.metadata.outputs };
-  return { inputs, sourceColumns, onDemand, transforms, direct: onDemand.length === 0 && !transforms && extraSources.length === 0, model };
+  return {
+    inputs,
+    sourceColumns,
+    onDemand,
+    transforms,
+    direct: onDemand.length === 0 && !transforms && extraSources.length === 0,
+    model: { task: manifest.metadata.task, outputs: manifest.metadata.outputs },
+  };
 }
 
 /**
