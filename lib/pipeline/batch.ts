@@ -392,14 +392,24 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
     const block: ShardBlock = assembled
       ? await readShardAssembled(conn, args.snapshotPath, shard, pipeline, args.idColumn, args.inPlace)
       : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
-    const preds = await pipeline.predict(block, {
+    const options = {
       ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}),
       ...(args.onProgress ? { onChunk: args.onProgress } : {}),
-    }).catch(async (err: unknown) => {
+    };
+    const preds = await pipeline.predict(block, options).catch(async (err: unknown) => {
       // predict() rejects NaN/±Infinity before computing anything. The direct path reads no ids:
       // look up the offending rows' ids now (error path only) and reject them by id.
       if (block.explain) throw block.explain(err);
-      const bad = err instanceof InvalidValueError && !assembled && args.idColumn ? nonFiniteValues(manifest, block) : [];
+      const idOf = !assembled && args.idColumn && err instanceof InvalidValueError;
+      const stepRows = idOf && Array.isArray(err.details.rows) ? (err.details.rows as number[]) : [];
+      if (stepRows.length > 0) {
+        // A post-processing step refused rows (by position): predict again with their ids as labels, to fail naming them.
+        const labels = await labelRows(conn, args.snapshotPath, stepRows.map((r) => shard.start + r), args.idColumn!, args.inPlace);
+        block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;
+        await pipeline.predict(block, { ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}) });
+        throw err;
+      }
+      const bad = idOf ? nonFiniteValues(manifest, block) : [];
       if (bad.length === 0) throw err;
       const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn!, args.inPlace);
       block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;

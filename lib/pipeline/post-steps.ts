@@ -357,6 +357,7 @@ const MAX_NAMED_ROWS = 10;
  */
 function checkFiniteOutputs(p: LoadedPostProcessor, what: string, out: Record<string, OnDemandColumn>, ctx: StepContext): void {
   const bad: string[] = [];
+  const rows: number[] = [];
   let count = 0;
   for (const [name, dtype] of Object.entries(p.outputs)) {
     if (dtype === 'string') continue;
@@ -365,13 +366,18 @@ function checkFiniteOutputs(p: LoadedPostProcessor, what: string, out: Record<st
       const x = values[r]!;
       if (x - x === 0) continue;
       count++;
-      if (bad.length < MAX_NAMED_ROWS) bad.push(`${ctx.rowLabel(r)}: ${name} = ${x}`);
+      if (bad.length < MAX_NAMED_ROWS) {
+        bad.push(`${ctx.rowLabel(r)}: ${name} = ${x}`);
+        rows.push(r);
+      }
     }
   }
   if (count > 0) {
+    // `rows`: the named rows' positions in the block, for a caller that labels rows only on failure (batch's direct path).
     throw new InvalidValueError(`${what} returned non-finite numbers (${count} value${count === 1 ? '' : 's'}${count > MAX_NAMED_ROWS ? `, first ${MAX_NAMED_ROWS}` : ''}): ${bad.join('; ')}`, {
       step: what,
       problems: bad,
+      rows,
     });
   }
 }
