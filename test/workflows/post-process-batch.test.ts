@@ -64,7 +64,7 @@ beforeAll(async () => {
   });
   embedding = await withDuckDB(async (conn) => {
     const e = (await conn.runAndReadAll(`SELECT transaction_id, [${Array.from({ length: 8 }, (_, j) => `e${j}`).join(', ')}] AS v FROM read_parquet(${lit(EMBEDDING_EXPECTED)})`)).getRowObjectsJS();
-    return new Map(e.map((x) => [String(x.transaction_id), (x.v as number[]).map(Number)]));
+    return new Map(e.map((x) => [x.transaction_id as string, (x.v as number[]).map(Number)]));
   });
   w = await startWorker(config);
 });
