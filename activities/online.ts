@@ -26,6 +26,8 @@ export interface OnlinePredictInput {
   rows: Record<string, unknown>[];
   /** ISO 8601: judge feature freshness at this time instead of now. */
   asOf?: string;
+  /** Epoch ms by which external-API lookups give up (their rows get a TIMEOUT status). */
+  deadline?: number;
 }
 
 export interface OnlinePrediction extends PredictionLists {
@@ -38,7 +40,11 @@ export function createOnlineActivities(resources: Resources) {
     async predictOnline(input: OnlinePredictInput): Promise<OnlinePrediction> {
       if (!Array.isArray(input.rows) || input.rows.length === 0) throw new InvalidInputError('no rows to predict', ['rows: at least one request row']);
       const pipeline = await openPipeline(input, resources);
-      const { predictions, statuses } = await pipeline.infer({ requests: input.rows, ...(input.asOf ? { now: new Date(input.asOf) } : {}) });
+      const { predictions, statuses } = await pipeline.infer({
+        requests: input.rows,
+        ...(input.asOf ? { now: new Date(input.asOf) } : {}),
+        ...(input.deadline !== undefined ? { deadline: input.deadline } : {}),
+      });
       return { ...predictionLists(predictions), featureStatus: statuses };
     },
   });

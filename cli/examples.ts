@@ -22,6 +22,11 @@ export const RISK_MODULE = path.join(REPO_ROOT, 'examples', 'features', 'risk.ts
 export const SPEND_FORECAST_MODEL_DIR = path.join(REPO_ROOT, 'examples', 'models', 'spend-forecast');
 export const SPEND_FORECAST_EXPECTED = path.join(REPO_ROOT, 'examples', 'data', 'spend_forecast_expected.parquet');
 
+/** The embedding example (an 8-float vector per transaction), its pipeline, and scikit-learn's vectors for the first 2,000 rows of transactions.parquet. */
+export const EMBEDDING_MODEL_DIR = path.join(REPO_ROOT, 'examples', 'models', 'transaction-embedding');
+export const EMBEDDING_PIPELINE = path.join(REPO_ROOT, 'examples', 'pipelines', 'transaction-embedding.json');
+export const EMBEDDING_EXPECTED = path.join(REPO_ROOT, 'examples', 'data', 'transaction_embedding_expected.parquet');
+
 /** Register a committed example model (idempotent: an identical artifact reuses its version). */
 async function registerDir(registry: ModelRegistry, dir: string, name: string, alias: string) {
   const metadata: unknown = JSON.parse(await fs.readFile(path.join(dir, 'metadata.json'), 'utf8'));
@@ -44,6 +49,11 @@ export async function registerMultiOutputExampleModels(registry: ModelRegistry, 
     riskTier: await registerDir(registry, RISK_TIER_MODEL_DIR, 'risk-tier', alias),
     spendForecast: await registerDir(registry, SPEND_FORECAST_MODEL_DIR, 'spend-forecast', alias),
   };
+}
+
+/** The embedding example (examples/train/train_embedding.py). */
+export async function registerEmbeddingModel(registry: ModelRegistry, alias = 'production') {
+  return registerDir(registry, EMBEDDING_MODEL_DIR, 'transaction-embedding', alias);
 }
 
 export const RECOMMENDER_MODEL_DIR = path.join(REPO_ROOT, 'examples', 'models', 'recommender');

@@ -35,6 +35,15 @@ export const EXTERNAL_KIND = 'inferflow.external/v1';
 export const EXTERNAL_STATUSES = ['PRESENT', 'NULL', 'NOT_FOUND', 'TIMEOUT', 'RATE_LIMITED', 'UNAVAILABLE', 'REJECTED', 'MALFORMED'] as const;
 export type ExternalStatus = (typeof EXTERNAL_STATUSES)[number];
 
+/**
+ * The batch output column holding an external-API feature's lookup status per row
+ * (`<feature name>_status`: PRESENT, or why the row has no value; the online answers carry the
+ * same statuses in their feature statuses).
+ */
+export function lookupStatusColumn(feature: Pick<ExternalFeature, 'name'>): string {
+  return `${feature.name}_status`;
+}
+
 export type ExternalKeyDtype = 'float64' | 'string';
 export type ExternalKey = Record<string, number | string>;
 

@@ -6,7 +6,10 @@
  * Inputs are output columns produced so far (`label`, `score`, `prob_<class>`, `prediction`, an
  * earlier step's output) or request/feature columns; outputs are new output columns, or replace
  * one of the same name. Column representation as for on-demand features: 'float64' →
- * Float64Array (NaN for missing), 'string' → (string | null)[] (null for missing).
+ * Float64Array (NaN for a missing input), 'string' → (string | null)[] (null for missing).
+ * Numeric outputs must be finite: a NaN or ±Infinity output fails the block with an
+ * InvalidValueError naming the step, the output and the rows (post-steps.ts), on every path.
+ * A post-processor with nothing to say for a row returns a string output (null there).
  */
 import type { OnDemandColumn } from './on-demand';
 

@@ -24,6 +24,13 @@ export const DEDUPE_WINDOW_BYTES = 48 * 1024;
 /** Partitions one deployment may have. */
 export const MAX_PARTITIONS = 64;
 const REQUEST_ID_MAX = 200;
+/** How long one durable prediction may take: the start-to-close timeout of its local activity, ms. */
+export const PREDICT_TIMEOUT_MS = 10_000;
+/**
+ * External-API lookups of a durable prediction give up this long before PREDICT_TIMEOUT_MS, so a
+ * slow API answers with the feature's TIMEOUT status rather than with an activity timeout.
+ */
+export const LOOKUP_MARGIN_MS = 250;
 
 /** The exact model a deployment pinned, carried across continue-as-new. */
 const PinnedModelSchema = ResolvedModelSchema;
@@ -92,6 +99,13 @@ const predictShape = {
     .max(MAX_ROWS_PER_UPDATE, `at most ${MAX_ROWS_PER_UPDATE} per durable prediction; use batchInference for volume`)
     .describe('Request rows: entity keys and request fields'),
   asOf: isoTime().optional().describe('ISO 8601: judge feature freshness at this time instead of now'),
+  timeoutMs: z
+    .number({ error: 'a number of milliseconds' })
+    .int('a whole number of milliseconds')
+    .min(1, 'at least 1 ms')
+    .max(PREDICT_TIMEOUT_MS, `at most ${PREDICT_TIMEOUT_MS} ms (a durable prediction's timeout)`)
+    .optional()
+    .describe(`Milliseconds the prediction may take: external-API features get what is left of it. Default (and at most) ${PREDICT_TIMEOUT_MS} less ${LOOKUP_MARGIN_MS}`),
   requestId: z
     .string({ error: 'a string' })
     .min(1, 'a non-empty string')

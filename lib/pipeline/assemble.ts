@@ -15,9 +15,9 @@ import { isNumericType, isTimestampType } from '../io/duckdb';
 import { InvalidInputError, SchemaMismatchError } from '../errors';
 import type { ExternalFeatures } from '../features/external';
 import { computeOnDemand, computeOnDemandAsync, type LoadedOnDemand, type OnDemandColumn, type OnDemandResult } from '../features/on-demand';
-import type { ModelManifest, ModelSignature } from '../registry/manifest';
+import type { ModelManifest, ModelMetadata, ModelSignature } from '../registry/manifest';
 import type { FeatureBlock } from '../runtime/predict';
-import { signatureProblems } from '../runtime/signature';
+import { outputProblems, signatureProblems } from '../runtime/signature';
 import { assembleMatrix, compileTransforms, type CompiledTransforms } from '../transforms';
 
 /** How a raw column is read: numbers (Float64Array, NaN = missing), strings ((string | null)[]), or instants (Float64Array of epoch ms). */
@@ -39,6 +39,8 @@ export interface AssemblyPlan {
   transforms: CompiledTransforms | undefined;
   /** No on-demand features and no transforms: the raw columns are the model's columns (read straight into float32). */
   direct: boolean;
+  /** The model's task and output names: its output tensors are checked against them with its inputs (checkSignature). */
+  model: Pick<ModelMetadata, 'task' | 'outputs'>;
 }
 
 
@@ -84,7 +86,14 @@ export function planAssembly(manifest: ModelManifest, onDemandFeatures: readonly
   }
   if (problems.length > 0) throw new InvalidInputError(`pipeline for ${model} is inconsistent`, problems);
   const sourceColumns = [...need.entries()].map(([name, { kind, by }]) => ({ name, kind, by }));
-  return { inputs, sourceColumns, onDemand, transforms, direct: onDemand.length === 0 && !transforms && extraSources.length === 0 };
+  return {
+    inputs,
+    sourceColumns,
+    onDemand,
+    transforms,
+    direct: onDemand.length === 0 && !transforms && extraSources.length === 0,
+    model: { task: manifest.metadata.task, outputs: manifest.metadata.outputs },
+  };
 }
 
 /**
@@ -108,11 +117,12 @@ export function checkSourceColumns(plan: AssemblyPlan, columns: readonly ColumnI
 }
 
 /**
- * The assembled inputs against an ONNX signature (from the manifest, or from the loaded session).
- * @throws SchemaMismatchError listing every offending input and feature
+ * The assembled inputs, and the outputs the model's task reads, against an ONNX signature (from
+ * the manifest, or from the loaded session).
+ * @throws SchemaMismatchError listing every offending input, feature and output
  */
 export function checkSignature(plan: AssemblyPlan, signature: ModelSignature, what: string): void {
-  const problems = signatureProblems(plan.inputs.map((i) => ({ ...i, dtype: 'float32' })), signature);
+  const problems = [...signatureProblems(plan.inputs.map((i) => ({ ...i, dtype: 'float32' })), signature), ...outputProblems(plan.model, signature)];
   if (problems.length > 0) throw new SchemaMismatchError(`the features assembled for ${what} do not fit its ONNX signature`, problems);
 }
 

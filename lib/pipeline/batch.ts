@@ -14,11 +14,12 @@ import type { ModelManifest, ResolvedModel } from '../registry/manifest';
 import { checkFinite, inputColumns, nonFiniteValues, type FeatureBlock } from '../runtime/predict';
 import { LINEAGE_COLUMNS, POST_PROCESS_LINEAGE_COLUMNS, type LineageColumn, type PartFormat } from '../sinks/types';
 import { outputSql } from './output-sql';
+import type { OutputColumns } from './outputs';
 import { baseColumns, type PostProcessingId } from './post-process';
 import { checkSourceColumns, planAssembly, type AssemblyPlan, type RawBatch } from './assemble';
 import type { Pipeline } from './pipeline';
-import { isExternalFeature } from '../features/external';
-import { explainMissing } from '../features/on-demand';
+import { isExternalFeature, lookupStatusColumn } from '../features/external';
+import { explainMissing, type OnDemandResult } from '../features/on-demand';
 
 export const ROW_COLUMN = '__inferflow_row';
 
@@ -298,7 +299,7 @@ export async function readShardAssembled(
   pipeline: ShardPipeline,
   idColumn: string | null,
   inPlace?: InputFingerprint,
-): Promise<FeatureBlock & { explain?: (err: unknown) => unknown }> {
+): Promise<ShardBlock> {
   const src = rowSource(snapshotPath, inPlace);
   const cols = pipeline.plan.sourceColumns;
   const kinds: ColumnKind[] = [...(idColumn ? (['string'] as const) : []), ...cols.map((c) => readKindOf(c.kind))];
@@ -314,8 +315,27 @@ export async function readShardAssembled(
   const rowLabel = (i: number) => (idColumn ? `${idColumn}=${ids[i] ?? 'null'}` : `row ${shard.start + i}`);
   if (!pipeline.plan.onDemand.some(isExternalFeature)) return pipeline.transform(pipeline.onDemand(batch, rows, rowLabel), rows, rowLabel);
   const d = await pipeline.onDemandAsync(batch, rows, rowLabel);
-  return { ...pipeline.transform(d.columns, rows, rowLabel), missing: d.missing, explain: (err) => explainMissing(err, d, rowLabel) };
+  return { ...pipeline.transform(d.columns, rows, rowLabel), missing: d.missing, explain: (err) => explainMissing(err, d, rowLabel), lookupStatus: lookupStatusColumns(pipeline.plan, d, rows) };
 }
+
+/**
+ * Per external-API feature, its lookup's status in every row as a string output column
+ * (`<feature>_status`, lookupStatusColumn): a row whose lookup failed and whose value the model
+ * imputed says so in the output, not only in the worker's log.
+ */
+function lookupStatusColumns(plan: AssemblyPlan, result: OnDemandResult, rows: number): OutputColumns {
+  const columns: OutputColumns = new Map();
+  for (const f of plan.onDemand) {
+    if (!isExternalFeature(f)) continue;
+    // Every output of a feature comes from one lookup: the first output's status is the lookup's.
+    const output = Object.keys(f.outputs)[0]!;
+    columns.set(lookupStatusColumn(f), { kind: 'string', values: Array.from({ length: rows }, (_, i) => result.statuses[i]![output] ?? 'NULL') });
+  }
+  return columns;
+}
+
+/** A shard's assembled block, with what the external-API features add: their failures explained, their statuses as output columns. */
+type ShardBlock = FeatureBlock & { explain?: (err: unknown) => unknown; lookupStatus?: OutputColumns };
 
 /** `idColumn=value` labels for a few snapshot rows (for error messages). */
 export async function labelRows(conn: DuckDBConnection, snapshotPath: string, rows: number[], idColumn: string, inPlace?: InputFingerprint): Promise<Map<number, string>> {
@@ -369,17 +389,27 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
     await checkInPlace(args.snapshotPath, args.inPlace);
     const src = rowSource(args.snapshotPath, args.inPlace);
     const assembled = !pipeline.plan.direct;
-    const block: FeatureBlock & { explain?: (err: unknown) => unknown } = assembled
+    const block: ShardBlock = assembled
       ? await readShardAssembled(conn, args.snapshotPath, shard, pipeline, args.idColumn, args.inPlace)
       : await readShard(conn, args.snapshotPath, shard, manifest, args.inPlace);
-    const preds = await pipeline.predict(block, {
+    const options = {
       ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}),
       ...(args.onProgress ? { onChunk: args.onProgress } : {}),
-    }).catch(async (err: unknown) => {
+    };
+    const preds = await pipeline.predict(block, options).catch(async (err: unknown) => {
       // predict() rejects NaN/±Infinity before computing anything. The direct path reads no ids:
       // look up the offending rows' ids now (error path only) and reject them by id.
       if (block.explain) throw block.explain(err);
-      const bad = err instanceof InvalidValueError && !assembled && args.idColumn ? nonFiniteValues(manifest, block) : [];
+      const idOf = !assembled && args.idColumn && err instanceof InvalidValueError;
+      const stepRows = idOf && Array.isArray(err.details.rows) ? (err.details.rows as number[]) : [];
+      if (stepRows.length > 0) {
+        // A post-processing step refused rows (by position): predict again with their ids as labels, to fail naming them.
+        const labels = await labelRows(conn, args.snapshotPath, stepRows.map((r) => shard.start + r), args.idColumn!, args.inPlace);
+        block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;
+        await pipeline.predict(block, { ...(args.chunkRows !== undefined ? { chunkRows: args.chunkRows } : {}) });
+        throw err;
+      }
+      const bad = idOf ? nonFiniteValues(manifest, block) : [];
       if (bad.length === 0) throw err;
       const labels = await labelRows(conn, args.snapshotPath, bad.map((b) => shard.start + b.row), args.idColumn!, args.inPlace);
       block.rowLabel = (i) => labels.get(shard.start + i) ?? `row ${shard.start + i}`;
@@ -389,7 +419,7 @@ async function predictRange(args: PredictRangeArgs): Promise<ShardResult> {
     if (preds.rows !== shard.end - shard.start) throw new SchemaMismatchError('predictions do not cover the shard', [`shard ${shard.index}: ${shard.end - shard.start} rows, ${preds.rows} predictions`]);
     // Predictions go into DuckDB by DataChunks (row i of the temp table = row shard.start + i)
     // and come out next to the ids by position; the CASE proves every row lines up.
-    const { append: columns, items } = outputSql(baseColumns(preds));
+    const { append: columns, items } = outputSql(new Map([...baseColumns(preds), ...(block.lookupStatus ?? [])]));
     const aligned = (expr: string) => (args.idColumn ? `CASE WHEN s.__inferflow_r = p.rowid + ${shard.start} THEN ${expr} ELSE error('prediction rows out of line with shard ${shard.index}') END` : expr);
     const outCols = items.map((c, j) => `${j === 0 ? aligned(c.expr) : c.expr} AS ${ident(c.name)}`).join(', ');
     await fs.mkdir(path.dirname(args.partPath), { recursive: true });

@@ -60,6 +60,16 @@ export function regressionWidth(manifest: ModelManifest): number {
   return typeof w === 'number' && w > 1 ? w : 1;
 }
 
+/** The output column of an embedding model: one float vector per row. */
+export const EMBEDDING_COLUMN = 'embedding';
+
+/** Values per row of an embedding model's output (its fixed width; checked when the model is registered and opened, outputProblems). */
+export function embeddingWidth(manifest: ModelManifest): number {
+  const w = outputShape(manifest, manifest.metadata.outputs.embedding)?.[1];
+  if (typeof w !== 'number' || w < 1) throw new SchemaMismatchError(`model ${manifest.name}:${manifest.version} is an embedding without a fixed vector width`, [`output shape [${outputShape(manifest, manifest.metadata.outputs.embedding)?.join(', ') ?? 'none'}]`]);
+  return w;
+}
+
 /** `prob_<class>`: a class label as part of a column name (characters other than letters, digits and _ become _). */
 export function probabilityColumn(className: string): string {
   return `prob_${className.replace(/[^A-Za-z0-9_]/g, '_')}`;
@@ -68,6 +78,7 @@ export function probabilityColumn(className: string): string {
 /** The columns the model's predictions give before any post-processing step. */
 export function baseSchema(manifest: ModelManifest): OutputField[] {
   const task = manifest.metadata.task;
+  if (task === 'embedding') return [{ name: EMBEDDING_COLUMN, kind: 'floats', width: embeddingWidth(manifest) }];
   if (task === 'regression') {
     const width = regressionWidth(manifest);
     return [width > 1 ? { name: 'prediction', kind: 'floats', width } : { name: 'prediction', kind: 'float' }];

@@ -1,14 +1,14 @@
 /**
  * THE post-processing step: the model's raw outputs → prediction columns. Classification: the
  * predicted class label and a score (the positive class's probability for a binary model, the
- * predicted class's for a multiclass one); regression: the predicted value. Runs per chunk as the
- * model produces it (lib/runtime/predict.ts `runModel`), writing into columns sized for the block,
- * so no output is copied twice.
+ * predicted class's for a multiclass one); regression: the predicted value(s); embedding: the
+ * vector. Runs per chunk as the model produces it (lib/runtime/predict.ts `runModel`), writing
+ * into columns sized for the block, so no output is copied twice.
  */
 import { CorruptArtifactError } from '../errors';
 import type { ModelManifest } from '../registry/manifest';
 import { labelsAsNumbers, type ChunkOutputs } from '../runtime/predict';
-import { classNamesOf, columnJson, probabilityColumn, regressionWidth, type OutputColumns } from './outputs';
+import { EMBEDDING_COLUMN, classNamesOf, columnJson, embeddingWidth, probabilityColumn, regressionWidth, type OutputColumns } from './outputs';
 
 export interface Predictions {
   rows: number;
@@ -22,6 +22,8 @@ export interface Predictions {
   probabilities?: { classes: string[]; values: Float32Array };
   /** Multi-output regression: the outputs of each row, row-major `rows × width` (instead of `value`). */
   vector?: { width: number; values: Float32Array };
+  /** Embedding: one vector per row, row-major `rows × width`. */
+  embedding?: { width: number; values: Float32Array };
   /** The output columns after the pipeline's post-processing steps (post-steps.ts); absent: `baseColumns` of the above. */
   columns?: OutputColumns;
   /** Which post-processing produced the columns: the steps and a content hash of them (and of user modules). */
@@ -60,17 +62,19 @@ export function postProcess(manifest: ModelManifest, outputNames: readonly strin
   const names = manifest.metadata.outputs;
   const task = manifest.metadata.task;
   const out: Predictions = { rows };
-  if (task === 'regression') {
-    const width = regressionWidth(manifest);
+  if (task === 'regression' || task === 'embedding') {
+    const embedding = task === 'embedding';
+    const width = embedding ? embeddingWidth(manifest) : regressionWidth(manifest);
     const value = new Float32Array(rows * width);
-    if (width > 1) out.vector = { width, values: value };
+    if (embedding) out.embedding = { width, values: value };
+    else if (width > 1) out.vector = { width, values: value };
     else out.value = value;
-    const name = names.value ?? outputNames[0]!;
+    const name = (embedding ? names.embedding : names.value) ?? outputNames[0]!;
     return {
       predictions: out,
       collect(outputs, start, n) {
         const v = outputs[name];
-        if (!v) throw new CorruptArtifactError(`model output ${names.value} not found`, { output: names.value });
+        if (!v) throw new CorruptArtifactError(`model output ${name} not found (model has ${outputNames.join(', ')})`, { output: name });
         const got = toFloat32(v.data as ArrayLike<number>);
         if (got.length !== n * width) throw new CorruptArtifactError(`model output ${name} has ${got.length} values for ${n} rows × ${width}`, { output: name });
         value.set(got, start * width);
@@ -117,6 +121,7 @@ export function baseColumns(p: Predictions): OutputColumns {
   const cols: OutputColumns = new Map();
   if (p.value) cols.set('prediction', { kind: 'float', values: p.value });
   if (p.vector) cols.set('prediction', { kind: 'floats', width: p.vector.width, values: p.vector.values });
+  if (p.embedding) cols.set(EMBEDDING_COLUMN, { kind: 'floats', width: p.embedding.width, values: p.embedding.values });
   if (p.label) cols.set('label', { kind: 'int', values: p.label });
   if (p.score) cols.set('score', { kind: 'float', values: p.score });
   if (p.probabilities) {

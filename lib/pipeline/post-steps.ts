@@ -102,7 +102,7 @@ export function compilePostProcessing(manifest: ModelManifest, steps: readonly P
   const problems: string[] = [];
   const featureInputs = new Map<string, SourceColumn>();
   const compiled: CompiledStep[] = [];
-  const classification = task !== 'regression';
+  const classification = task === 'binary_classification' || task === 'multiclass_classification';
   const classLabels = classification ? (manifest.metadata.class_labels ?? classNamesOf(manifest).map(Number)) : [];
   const classes: ClassState | undefined = classification
     ? { labels: classLabels, names: classLabels.map(String), probColumns: task === 'multiclass_classification' ? classNamesOf(manifest).map(probabilityColumn) : undefined }
@@ -341,8 +341,44 @@ function runModule(p: LoadedPostProcessor, what: string, fromColumns: readonly s
     else if (col.length !== rows) problems.push(`output ${name} has ${col.length} values for ${rows} rows`);
   }
   if (problems.length > 0) throw new SchemaMismatchError(`${what}: declared outputs do not match what it returned`, problems);
+  checkFiniteOutputs(p, what, out, ctx);
   for (const [name, dtype] of Object.entries(p.outputs)) {
     columns.set(name, dtype === 'string' ? { kind: 'string', values: out[name] as (string | null)[] } : { kind: 'double', values: out[name] as Float64Array });
+  }
+}
+
+/** Rows named in a non-finite output's error at most. */
+const MAX_NAMED_ROWS = 10;
+
+/**
+ * A user post-processor's numbers must be finite: a NaN or ±Infinity would reach JSON answers as
+ * null and sinks as NaN, looking like a value or like a missing one the model never gave.
+ * @throws InvalidValueError naming the step, the output and the first rows with their values
+ */
+function checkFiniteOutputs(p: LoadedPostProcessor, what: string, out: Record<string, OnDemandColumn>, ctx: StepContext): void {
+  const bad: string[] = [];
+  const rows: number[] = [];
+  let count = 0;
+  for (const [name, dtype] of Object.entries(p.outputs)) {
+    if (dtype === 'string') continue;
+    const values = out[name] as Float64Array;
+    for (let r = 0; r < values.length; r++) {
+      const x = values[r]!;
+      if (x - x === 0) continue;
+      count++;
+      if (bad.length < MAX_NAMED_ROWS) {
+        bad.push(`${ctx.rowLabel(r)}: ${name} = ${x}`);
+        rows.push(r);
+      }
+    }
+  }
+  if (count > 0) {
+    // `rows`: the named rows' positions in the block, for a caller that labels rows only on failure (batch's direct path).
+    throw new InvalidValueError(`${what} returned non-finite numbers (${count} value${count === 1 ? '' : 's'}${count > MAX_NAMED_ROWS ? `, first ${MAX_NAMED_ROWS}` : ''}): ${bad.join('; ')}`, {
+      step: what,
+      problems: bad,
+      rows,
+    });
   }
 }
 

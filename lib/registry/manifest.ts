@@ -22,7 +22,8 @@ export type ModelSignature = z.infer<typeof ModelSignatureSchema>;
  */
 export const ModelMetadataSchema = z.object({
   description: z.string().optional(),
-  task: z.enum(['binary_classification', 'multiclass_classification', 'regression']).default('binary_classification'),
+  /** What the outputs are: class label + probabilities, value(s), or (embedding) one float vector per row, `[batch, k]` with k fixed. */
+  task: z.enum(['binary_classification', 'multiclass_classification', 'regression', 'embedding']).default('binary_classification'),
   inputs: z
     .array(
       z.object({
@@ -32,7 +33,9 @@ export const ModelMetadataSchema = z.object({
       }),
     )
     .min(1),
-  outputs: z.object({ label: z.string().optional(), probabilities: z.string().optional(), value: z.string().optional() }).default({}),
+  outputs: z
+    .object({ label: z.string().optional(), probabilities: z.string().optional(), value: z.string().optional(), embedding: z.string().optional() })
+    .default({}),
   class_labels: z.array(z.union([z.number(), z.string()])).optional(),
   positive_class: z.union([z.number(), z.string()]).optional(),
   id_column: z.string().optional(),

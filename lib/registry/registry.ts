@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import { CorruptArtifactError, InvalidInputError, NotFoundError } from '../errors';
-import { signatureProblems } from '../runtime/signature';
+import { outputProblems, signatureProblems } from '../runtime/signature';
 import { PreconditionFailedError } from '../errors';
 import { sha256File, type ObjectStore, joinKey } from '../storage';
 import { ModelManifestSchema, ModelMetadataSchema, type ModelManifest, type ModelMetadata, type ModelSignature, type ResolvedModel } from './manifest';
@@ -184,8 +184,8 @@ function parseMetadata(raw: unknown, name: string): ModelMetadata {
   return parsed.data;
 }
 
-/** The metadata's column lists must fit the model's input tensors. */
+/** The metadata's column lists must fit the model's input tensors, its task the output tensors. */
 export function checkMetadataAgainstSignature(metadata: ModelMetadata, signature: ModelSignature, object: string): void {
-  const problems = signatureProblems(metadata.inputs, signature);
+  const problems = [...signatureProblems(metadata.inputs, signature), ...outputProblems(metadata, signature)];
   if (problems.length > 0) throw new InvalidInputError(`metadata does not fit ${object}`, problems);
 }

@@ -5,7 +5,7 @@
  * session they loaded, before predicting anything, so a manifest edited by hand or a cached
  * artifact that differs cannot feed the wrong features silently.
  */
-import type { ModelSignature } from '../registry/manifest';
+import type { ModelMetadata, ModelSignature } from '../registry/manifest';
 
 export interface AssembledInput {
   name: string;
@@ -38,6 +38,25 @@ export function signatureProblems(inputs: readonly AssembledInput[], signature: 
   }
   for (const sig of signature.inputs) {
     if (!inputs.some((i) => i.name === sig.name)) problems.push(`model input ${sig.name} gets no features`);
+  }
+  return problems;
+}
+
+/**
+ * Every way the model's outputs do not fit its task (empty when they fit). An embedding model
+ * answers one float32 vector per row: its output (`outputs.embedding`, else the first) must be
+ * `[batch, k]` with k fixed, the width every sink and answer gives the vector.
+ */
+export function outputProblems(metadata: Pick<ModelMetadata, 'task' | 'outputs'>, signature: ModelSignature): string[] {
+  if (metadata.task !== 'embedding') return [];
+  const name = metadata.outputs.embedding;
+  const sig = name === undefined ? signature.outputs[0] : signature.outputs.find((o) => o.name === name);
+  if (!sig) return [`output ${name ?? '(first)'} is not a model output (the model has ${signature.outputs.map((o) => o.name).join(', ') || 'none'})`];
+  const problems: string[] = [];
+  if (sig.elementType !== 'float32') problems.push(`output ${sig.name} is ${sig.elementType}; an embedding is float32`);
+  const width = sig.shape[1];
+  if (sig.shape.length !== 2 || typeof width !== 'number' || width < 1) {
+    problems.push(`output ${sig.name} has shape [${sig.shape.map((d) => d ?? 'N').join(', ')}]; an embedding is [N, k] with k fixed`);
   }
   return problems;
 }

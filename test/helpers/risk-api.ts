@@ -4,8 +4,25 @@
  * bearer token, and misbehaves per category on request (any category, known or not) (slow, failing, rate-limiting, malformed answers).
  * Counts calls and the most calls it had in flight at once.
  */
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { EXAMPLE_MODEL_DIR } from '../../cli/examples';
+import type { ModelRegistry } from '../../lib/registry';
+
+/** The merchant risk the fixture model `fraud-imputed` fills in where a lookup gave none. */
+export const IMPUTED_RISK = 0.05;
+
+/**
+ * Register `fraud-imputed@production`: the example fraud model behind a fitted simple_imputer for
+ * merchant_risk (in its manifest), so a row whose lookup failed is still predicted, on IMPUTED_RISK.
+ */
+export async function registerImputedFraud(registry: ModelRegistry): Promise<void> {
+  const metadata = JSON.parse(await fs.readFile(path.join(EXAMPLE_MODEL_DIR, 'metadata.json'), 'utf8')) as Record<string, unknown>;
+  metadata.transforms = { format: 'inferflow.transforms/v1', steps: [{ type: 'simple_imputer', columns: ['merchant_risk'], strategy: 'constant', statistics: [IMPUTED_RISK], fill_value: IMPUTED_RISK }] };
+  await registry.register(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), { name: 'fraud-imputed', metadata, alias: 'production' });
+}
 
 /** The risk of each merchant category in examples/data/transactions.parquet. */
 export const MERCHANT_RISK: Readonly<Record<string, number>> = {

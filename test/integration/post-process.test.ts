@@ -7,8 +7,22 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerExampleModel, RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, EXAMPLE_FEATURES, REPO_ROOT, registerMultiOutputExampleModels } from '../../cli/examples';
-import { InvalidInputError, SchemaMismatchError } from '../../lib/errors';
+import fs from 'node:fs/promises';
+import {
+  EMBEDDING_EXPECTED,
+  EXAMPLE_FEATURES,
+  EXAMPLE_MODEL_DIR,
+  REPO_ROOT,
+  RISK_MODULE,
+  RISK_TIER_EXPECTED,
+  RISK_TIER_PIPELINE,
+  SPEND_FORECAST_EXPECTED,
+  registerEmbeddingModel,
+  registerExampleModel,
+  registerMultiOutputExampleModels,
+} from '../../cli/examples';
+import { InvalidInputError, InvalidValueError, SchemaMismatchError } from '../../lib/errors';
+import type { ModelRegistry } from '../../lib/registry';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { predictShard, stageSnapshot } from '../../lib/pipeline/batch';
 import { openPipeline, type Pipeline } from '../../lib/pipeline/pipeline';
@@ -23,7 +37,8 @@ const TIER_NAMES: Record<string, string> = { '0': 'low', '1': 'medium', '2': 'hi
 let dir: string;
 let cleanup: () => Promise<void>;
 let resources: Resources;
-let models: { riskTier: ResolvedModel; spendForecast: ResolvedModel; fraud: ResolvedModel };
+let models: { riskTier: ResolvedModel; spendForecast: ResolvedModel; fraud: ResolvedModel; embedding: ResolvedModel };
+let registry: ModelRegistry;
 let input: string;
 
 type Row = Record<string, unknown>;
@@ -63,10 +78,16 @@ beforeAll(async () => {
   resources = createResources(env.config);
   const { ModelRegistry } = await import('../../lib/registry');
   const { openStore } = await import('../../lib/storage');
-  const registry = new ModelRegistry(openStore(env.config.registry));
+  registry = new ModelRegistry(openStore(env.config.registry));
   await registerMultiOutputExampleModels(registry);
   await registerExampleModel(registry);
-  models = { riskTier: await resources.resolveModel('risk-tier@production'), spendForecast: await resources.resolveModel('spend-forecast@production'), fraud: await resources.resolveModel('fraud-detector@production') };
+  await registerEmbeddingModel(registry);
+  models = {
+    riskTier: await resources.resolveModel('risk-tier@production'),
+    spendForecast: await resources.resolveModel('spend-forecast@production'),
+    fraud: await resources.resolveModel('fraud-detector@production'),
+    embedding: await resources.resolveModel('transaction-embedding@production'),
+  };
   input = path.join(dir, 'first-rows.parquet');
   await withDuckDB((conn) => conn.run(`COPY (SELECT * FROM read_parquet(${lit(EXAMPLE_FEATURES)}) LIMIT ${ROWS}) TO ${lit(input)} (FORMAT parquet)`));
 });
@@ -101,6 +122,28 @@ describe('multi-class and multi-output models', () => {
       return p.length !== 2 || !close(p[0]!, Number(e.spend_7d), 1e-5, 1e-3) || !close(p[1]!, Number(e.spend_30d), 1e-5, 1e-3);
     });
     expect(bad).toEqual([]);
+  });
+});
+
+describe('embedding models', () => {
+  it('an embedding: one FLOAT[8] column per row, every element equal to scikit-learn\'s', async () => {
+    const pipeline = await openPipeline({ model: models.embedding }, resources);
+    expect(pipeline.outputSchema).toEqual([{ name: 'embedding', kind: 'floats', width: 8 }]);
+    const out = await batchPart(pipeline, 'embedding');
+    const expected = await rowsOf(`SELECT * FROM read_parquet(${lit(EMBEDDING_EXPECTED)})`);
+    expect(expected).toHaveLength(ROWS);
+    const bad = expected.filter((e) => {
+      const v = out.get(String(e.transaction_id))!.embedding as number[];
+      return v.length !== 8 || v.some((x, j) => !close(x, Number(e[`e${j}`]), 2e-4, 1e-5));
+    });
+    expect(bad).toEqual([]);
+  });
+
+  it('refuses to register an embedding whose output is not one float32 [N, k] tensor, naming the output', async () => {
+    const metadata = { ...(JSON.parse(await fs.readFile(path.join(EXAMPLE_MODEL_DIR, 'metadata.json'), 'utf8')) as object), task: 'embedding' };
+    const err = await registry.register(path.join(EXAMPLE_MODEL_DIR, 'model.onnx'), { name: 'not-an-embedding', metadata }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as InvalidInputError).problems).toEqual(['output label is int64; an embedding is float32', 'output label has shape [N]; an embedding is [N, k] with k fixed']);
   });
 });
 
@@ -189,13 +232,26 @@ describe('post-processing steps', () => {
     expect(await fails(() => models.riskTier, [{ type: 'classNames', names: { '0': 'low', '1': 'medium', '7': 'x' } }])).toBe(
       'postProcess[0] (classNames).names: 7 is not a class of the model (classes: 0, 1, 2)\npostProcess[0] (classNames).names: no name for class 2',
     );
-    expect(await fails(() => models.riskTier, [{ type: 'module', name: 'risk.nope' }])).toContain('postProcess[0] (risk.nope).name: "risk.nope" is not a registered post-processor (registered: bad.wrongName, bad.wrongType, risk.action)');
+    expect(await fails(() => models.riskTier, [{ type: 'module', name: 'risk.nope' }])).toContain('postProcess[0] (risk.nope).name: "risk.nope" is not a registered post-processor (registered: bad.notFinite, bad.wrongName, bad.wrongType, risk.action)');
     expect(await fails(() => models.riskTier, [{ type: 'module', name: 'risk.action' }])).toBe('postProcess[0] (risk.action).inputs.label: declared string, output column label is int here');
   });
 
   it('rejects a threshold outside [0, 1] in the spec, naming the field', async () => {
     const { parsePipelineSpec } = await import('../../lib/pipeline/spec');
     expect(() => parsePipelineSpec({ model: 'm', features: 'x.parquet', postProcess: [{ type: 'threshold', threshold: 1.5 }] })).toThrow(/postProcess\[0\]\.threshold: must be a number between 0 and 1/);
+  });
+
+  it('fails a block whose post-processor returns NaN, in batch and online, naming the step, the output and the rows', async () => {
+    const pipeline = await openPipeline({ model: models.fraud, postProcess: [{ type: 'module', name: 'bad.notFinite' }], idColumn: 'transaction_id' }, resources);
+    const err = await batchPart(pipeline, 'not-finite').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidValueError);
+    expect((err as InvalidValueError).message).toMatch(/^postProcess\[0\] \(bad\.notFinite\) returned non-finite numbers \(\d+ values, first 10\): transaction_id=\S+: log_margin = NaN; /);
+    expect((err as InvalidValueError).details.problems).toHaveLength(10);
+
+    const requests = (await rowsOf(`SELECT * FROM read_parquet(${lit(input)}) ORDER BY transaction_id LIMIT 3`)).map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v instanceof Date ? v.toISOString() : v])),
+    );
+    await expect(pipeline.infer({ requests })).rejects.toThrow(/returned non-finite numbers \(\d values?\): transaction_id=\S+: log_margin = NaN/);
   });
 
   it('fails a run whose post-processor returns other outputs than it declares, naming the step and the columns', async () => {

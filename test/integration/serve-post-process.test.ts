@@ -8,7 +8,19 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { EXAMPLE_FEATURES, REPO_ROOT, RISK_MODULE, RISK_TIER_EXPECTED, RISK_TIER_PIPELINE, SPEND_FORECAST_EXPECTED, registerMultiOutputExampleModels } from '../../cli/examples';
+import {
+  EMBEDDING_EXPECTED,
+  EMBEDDING_PIPELINE,
+  EXAMPLE_FEATURES,
+  REPO_ROOT,
+  RISK_MODULE,
+  RISK_TIER_EXPECTED,
+  RISK_TIER_PIPELINE,
+  SPEND_FORECAST_EXPECTED,
+  registerEmbeddingModel,
+  registerExampleModel,
+  registerMultiOutputExampleModels,
+} from '../../cli/examples';
 import { serve } from '../../cli/serve';
 import { InvalidInputError } from '../../lib/errors';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
@@ -32,6 +44,8 @@ const RISK_TIER_OUTPUTS = [
   { name: 'action', datatype: 'BYTES', shape: [-1] },
 ];
 const RISK_TIER_STEPS = 'classNames > topK(2) > rule(amount > 2000 → review) > risk.action';
+/** The columns of examples/data/transaction_embedding_expected.parquet (aliased e), one per vector element. */
+const EMBEDDING_ELEMENTS = Array.from({ length: 8 }, (_, j) => `e.e${j}`).join(', ');
 const GRPC_CLIENT = path.join(REPO_ROOT, 'test/fixtures/grpc/post_process_client.py');
 const saved = { ...process.env };
 let cleanup: () => Promise<void>;
@@ -42,16 +56,20 @@ let rows: Row[];
 beforeAll(async () => {
   const env = await tempConfig();
   ({ dir, cleanup } = env);
-  await registerMultiOutputExampleModels(new ModelRegistry(openStore(env.config.registry)));
+  const registry = new ModelRegistry(openStore(env.config.registry));
+  await registerMultiOutputExampleModels(registry);
+  await registerEmbeddingModel(registry);
+  await registerExampleModel(registry);
   process.env.INFERFLOW_DATA_DIR = env.dir;
   process.env.INFERFLOW_LOG_LEVEL = 'warn';
-  process.env.INFERFLOW_MODULES = `risk=${RISK_MODULE}`;
+  process.env.INFERFLOW_MODULES = `risk=${RISK_MODULE},bad=${path.join(REPO_ROOT, 'test', 'fixtures', 'post-process', 'bad.ts')}`;
   rows = await withDuckDB(async (conn) =>
     (
       await conn.runAndReadAll(
         `SELECT t.transaction_id, t.amount, t.customer_avg_amount_30d, t.customer_txn_count_24h, t.distance_from_home_km, t.merchant_risk, t.is_foreign,
-                r.label, r.prob_0, r.prob_1, r.prob_2, s.spend_7d, s.spend_30d
-         FROM read_parquet(${lit(RISK_TIER_EXPECTED)}) r JOIN read_parquet(${lit(SPEND_FORECAST_EXPECTED)}) s USING (transaction_id) JOIN read_parquet(${lit(EXAMPLE_FEATURES)}) t USING (transaction_id)
+                t.hour_of_day, r.label, r.prob_0, r.prob_1, r.prob_2, s.spend_7d, s.spend_30d, [${EMBEDDING_ELEMENTS}] AS embedding
+         FROM read_parquet(${lit(RISK_TIER_EXPECTED)}) r JOIN read_parquet(${lit(SPEND_FORECAST_EXPECTED)}) s USING (transaction_id)
+           JOIN read_parquet(${lit(EMBEDDING_EXPECTED)}) e USING (transaction_id) JOIN read_parquet(${lit(EXAMPLE_FEATURES)}) t USING (transaction_id)
          ORDER BY t.amount DESC LIMIT ${ROWS}`,
       )
     ).getRowObjectsJS() as Row[],
@@ -167,6 +185,41 @@ describe('inferflow serve: multi-class, multi-output and post-processed pipeline
       expect(close(data[2 * i]!, Number(r.spend_7d), 1e-5, 1e-3)).toBe(true);
       expect(close(data[2 * i + 1]!, Number(r.spend_30d), 1e-5, 1e-3)).toBe(true);
     });
+  });
+
+  it('answers an embedding model\'s vectors as a [rows, 8] FP32 tensor and as MLflow lists, equal to scikit-learn\'s', async () => {
+    const s = await start(EMBEDDING_PIPELINE);
+    const meta = (await (await fetch(`${s.url}/v2/models/transaction-embedding`)).json()) as { outputs: unknown[] };
+    expect(meta.outputs).toEqual([{ name: 'embedding', datatype: 'FP32', shape: [-1, 8] }]);
+    const fields = ['transaction_id', 'amount', 'customer_avg_amount_30d', 'customer_txn_count_24h', 'distance_from_home_km', 'hour_of_day', 'is_foreign', 'merchant_risk'];
+    const { outputs } = await infer(s.url, 'transaction-embedding', fields);
+    expect(outputs.map((o) => [o.name, o.datatype, o.shape])).toEqual([['embedding', 'FP32', [ROWS, 8]]]);
+    const data = outputs[0]!.data as number[];
+    const records = rows.map((r) => Object.fromEntries(fields.map((f) => [f, f === 'transaction_id' ? r[f] : Number(r[f])])));
+    const res = await fetch(`${s.url}/invocations`, { method: 'POST', body: JSON.stringify({ dataframe_records: records }), headers: { 'content-type': 'application/json' } });
+    const { predictions } = (await res.json()) as { predictions: { embedding: number[] }[] };
+    expect(res.status).toBe(200);
+    const bad: string[] = [];
+    rows.forEach((r, i) => {
+      const want = (r.embedding as number[]).map(Number);
+      expect(want).toHaveLength(8);
+      want.forEach((x, j) => {
+        if (!close(data[8 * i + j]!, x, 2e-4, 1e-5)) bad.push(`v2 row ${i}[${j}]: ${data[8 * i + j]} vs ${x}`);
+        if (!close(predictions[i]!.embedding[j]!, x, 2e-4, 1e-5)) bad.push(`mlflow row ${i}[${j}]: ${predictions[i]!.embedding[j]} vs ${x}`);
+      });
+    });
+    expect(bad).toEqual([]);
+  });
+
+  it('answers 400 naming the step, the output and the rows when a user post-processor returns NaN, never null', async () => {
+    const spec = path.join(dir, 'not-finite.json');
+    await fs.writeFile(spec, JSON.stringify({ model: 'fraud-detector@production', features: EXAMPLE_FEATURES, idColumn: 'transaction_id', postProcess: [{ type: 'module', name: 'bad.notFinite' }] }));
+    const s = await start(spec);
+    const fields = ['transaction_id', 'amount', 'customer_avg_amount_30d', 'customer_txn_count_24h', 'distance_from_home_km', 'hour_of_day', 'is_foreign', 'merchant_risk'];
+    const res = await fetch(`${s.url}/v2/models/fraud-detector/infer`, { method: 'POST', body: JSON.stringify({ inputs: inputsOf(fields) }), headers: { 'content-type': 'application/json' } });
+    const body = (await res.json()) as { error: string };
+    expect(res.status, JSON.stringify(body)).toBe(400);
+    expect(body.error).toMatch(/postProcess\[0\] \(bad\.notFinite\) returned non-finite numbers \(\d+ values?(, first 10)?\): transaction_id=\S+: log_margin = NaN/);
   });
 
   it('does not start with a step that cannot fit the model (top-k larger than the class count)', async () => {

@@ -86,6 +86,17 @@ describe('planAssembly', () => {
     );
   });
 
+  it("checks an embedding model's output against the ONNX signature: one float32 [N, k] tensor with k fixed", () => {
+    const plan = planAssembly(manifest({ task: 'embedding', inputs: [{ name: 'x', columns: ['a', 'b'] }], outputs: { embedding: 'v' } }));
+    const input = { name: 'x', elementType: 'float32', shape: [null, 2] };
+    expect(() => checkSignature(plan, { inputs: [input], outputs: [{ name: 'v', elementType: 'float32', shape: [null, 8] }] }, 'model m:1')).not.toThrow();
+    expect(() => checkSignature(plan, { inputs: [input], outputs: [{ name: 'v', elementType: 'float32', shape: [null, null] }] }, 'model m:1')).toThrow(
+      /output v has shape \[N, N\]; an embedding is \[N, k\] with k fixed/,
+    );
+    expect(() => checkSignature(plan, { inputs: [input], outputs: [{ name: 'v', elementType: 'int64', shape: [null, 8] }] }, 'model m:1')).toThrow(/output v is int64; an embedding is float32/);
+    expect(() => checkSignature(plan, { inputs: [input], outputs: [{ name: 'w', elementType: 'float32', shape: [null, 8] }] }, 'model m:1')).toThrow(/output v is not a model output \(the model has w\)/);
+  });
+
   it('resolves registered names only, naming an unknown one and listing the registered ones', async () => {
     const r = await registry;
     expect(r.names()).toEqual(['fraud.amountRatio', 'fraud.homeDistance', 'fraud.hourOfDay']);

@@ -23,37 +23,31 @@ import {
 } from '../../client/online';
 import type { InferflowConfig } from '../../lib/config/env';
 import type { Scores } from '../helpers/data';
-import { tempConfig, uniqueName } from '../helpers/env';
-import { dropOnlineFraud, prepareOnlineFraud, type OnlineFraudFixture } from '../helpers/online-fraud';
+import { uniqueName } from '../helpers/env';
+import { startOnlineFraudWorker, type OnlineFraudWorker } from '../helpers/online-fraud';
 import { recordHistory } from '../helpers/histories';
-import { startWorker, type RunningWorker } from '../helpers/worker';
+import type { RunningWorker } from '../helpers/worker';
 
-const keyPrefix = uniqueName('online-wf');
+let fraud: OnlineFraudWorker;
 let config: InferflowConfig;
-let cleanup: () => Promise<void>;
 let w: RunningWorker;
-let spec: OnlineFraudFixture['spec'];
 let requests: Record<string, unknown>[];
 let expected: Scores;
 
 beforeAll(async () => {
-  let dir: string;
-  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-online') }));
-  ({ spec, requests, expected } = await prepareOnlineFraud(config, dir, keyPrefix, 8));
-  w = await startWorker(config);
+  fraud = await startOnlineFraudWorker(inject('temporalAddress'), 'online', 8);
+  ({ config, worker: w, requests, expected } = fraud);
 });
 
 afterAll(async () => {
-  await w?.stop();
-  await dropOnlineFraud(keyPrefix);
-  await cleanup?.();
+  await fraud?.stop();
 });
 
 describe('onlineInference (durable online predictions via Updates)', () => {
   it('answers like the offline pipeline, keeps requests and answers in history, rejects bad requests, continues as new', async () => {
     const handle = await startOnlineDeployment(
       w.client,
-      { model: spec.model, featureViews: spec.featureViews!, onDemand: spec.onDemand!, store: { type: 'redis', keyPrefix }, idColumn: 'transaction_id', maxPredictionsPerRun: 3 },
+      fraud.input(3),
       { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('wf-online') },
     );
     try {
@@ -113,7 +107,7 @@ describe('onlineInference (durable online predictions via Updates)', () => {
     partitions,
     taskQueue: config.temporal.taskQueue,
     spec: 'examples/pipelines/fraud-features.json',
-    input: { model: spec.model, featureViews: spec.featureViews!, onDemand: spec.onDemand!, store: { type: 'redis', keyPrefix }, idColumn: 'transaction_id', maxPredictionsPerRun },
+    input: fraud.input(maxPredictionsPerRun),
   });
   const expectRight = (row: Record<string, unknown>, r: PredictResponse) => {
     const want = expected.get(row.transaction_id as string)!;
@@ -209,7 +203,7 @@ describe('onlineInference (durable online predictions via Updates)', () => {
       expect((await ensureDeployment(w.client, d)).map((p) => p.runId)).toEqual(started.map((p) => p.runId));
       const found = await findDeployment(w.client, d.name);
       expect(found).toMatchObject({ name: d.name, partitions: 2, spec: d.spec, taskQueue: d.taskQueue });
-      expect(found.input.model).toBe(spec.model);
+      expect(found.input.model).toBe(fraud.spec.model);
       await predictOnDeployment(w.client, found, { rows: [requests[0]!], asOf: requests[0]!.event_timestamp as string });
       const partitions = await deploymentStatus(w.client, found);
       expect(partitions.every((p) => p.state === 'RUNNING' && p.status!.model?.version === 1 && p.status!.inFlight === 0 && p.status!.deployment?.name === d.name)).toBe(true);

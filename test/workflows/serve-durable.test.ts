@@ -9,19 +9,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FEATURES_PIPELINE } from '../../cli/examples';
 import { serve } from '../../cli/serve';
 import { deploymentStatus, ensureDeployment, partitionOf, partitionWorkflowId, type OnlineDeployment } from '../../client/online';
-import type { InferflowConfig } from '../../lib/config/env';
 import type { Scores } from '../helpers/data';
-import { tempConfig, uniqueName } from '../helpers/env';
-import { dropOnlineFraud, prepareOnlineFraud, type OnlineFraudFixture } from '../helpers/online-fraud';
+import { uniqueName } from '../helpers/env';
+import { startOnlineFraudWorker, type OnlineFraudWorker } from '../helpers/online-fraud';
 import { TEST_REDIS_URL } from '../helpers/services';
-import { startWorker, type RunningWorker } from '../helpers/worker';
+import type { RunningWorker } from '../helpers/worker';
 
-const keyPrefix = uniqueName('serve-durable');
 const saved = { ...process.env };
-let config: InferflowConfig;
-let cleanup: () => Promise<void>;
+let fraud: OnlineFraudWorker;
 let w: RunningWorker;
-let spec: OnlineFraudFixture['spec'];
 let requests: Record<string, unknown>[];
 let expected: Scores;
 let deployment: OnlineDeployment;
@@ -42,29 +38,19 @@ function v2Body(rows: Record<string, unknown>[], extra: Record<string, unknown> 
 }
 
 beforeAll(async () => {
-  let dir: string;
-  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-serve-durable') }));
-  ({ spec, requests, expected } = await prepareOnlineFraud(config, dir, keyPrefix, 4));
-  w = await startWorker(config);
-  deployment = {
-    name: uniqueName('serve-dep'),
-    partitions: 2,
-    taskQueue: config.temporal.taskQueue,
-    spec: FEATURES_PIPELINE,
-    input: { model: spec.model, featureViews: spec.featureViews!, onDemand: spec.onDemand!, store: { type: 'redis', keyPrefix }, idColumn: 'transaction_id', maxPredictionsPerRun: 100 },
-  };
+  fraud = await startOnlineFraudWorker(inject('temporalAddress'), 'serve-durable', 4);
+  ({ worker: w, requests, expected } = fraud);
+  deployment = { name: uniqueName('serve-dep'), partitions: 2, taskQueue: fraud.config.temporal.taskQueue, spec: FEATURES_PIPELINE, input: fraud.input(100) };
   await ensureDeployment(w.client, deployment);
-  Object.assign(process.env, { INFERFLOW_DATA_DIR: dir, INFERFLOW_LOG_LEVEL: 'warn', INFERFLOW_REDIS_URL: TEST_REDIS_URL, TEMPORAL_ADDRESS: inject('temporalAddress') });
-  server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', store: { type: 'redis', keyPrefix }, durableDeployment: deployment.name });
+  Object.assign(process.env, { INFERFLOW_DATA_DIR: fraud.dir, INFERFLOW_LOG_LEVEL: 'warn', INFERFLOW_REDIS_URL: TEST_REDIS_URL, TEMPORAL_ADDRESS: inject('temporalAddress') });
+  server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', store: { type: 'redis', keyPrefix: fraud.keyPrefix }, durableDeployment: deployment.name });
 });
 
 afterAll(async () => {
   await server?.shutdown();
   if (deployment) for (const p of await deploymentStatus(w.client, deployment)) if (p.state === 'RUNNING') await w.client.workflow.getHandle(p.workflowId).cancel();
-  await w?.stop();
-  await dropOnlineFraud(keyPrefix);
+  await fraud?.stop();
   process.env = saved;
-  await cleanup?.();
 });
 
 type Answer = { id?: string; outputs: { name: string; datatype: string; shape: number[]; data: unknown[] }[]; parameters: Record<string, unknown>; error?: string; type?: string };

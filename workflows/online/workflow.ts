@@ -17,7 +17,9 @@ import {
   DEDUPE_WINDOW,
   DEDUPE_WINDOW_BYTES,
   DEFAULT_MAX_PREDICTIONS_PER_RUN,
+  LOOKUP_MARGIN_MS,
   ONLINE_WORKFLOW_TYPE,
+  PREDICT_TIMEOUT_MS,
   OnlineInferenceInputSchema,
   PredictRequestSchema,
   deploymentStatusQuery,
@@ -34,7 +36,7 @@ const steps = proxyActivities<InferflowActivities>({
 
 /** Predictions run as local activities (no task-queue round trip); a brief store outage is retried a few times, then the update fails. */
 const online = proxyLocalActivities<InferflowActivities>({
-  startToCloseTimeout: '10 seconds',
+  startToCloseTimeout: PREDICT_TIMEOUT_MS,
   retry: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 4 },
 });
 
@@ -94,6 +96,9 @@ export async function onlineInference(raw: OnlineInferenceInput): Promise<Deploy
       status.inFlight++;
       try {
         await condition(() => model !== undefined);
+        // External-API features get the request's time budget (workflow time: when this task
+        // started), always ending before the activity's own timeout.
+        const deadline = Date.now() + Math.min(req.timeoutMs ?? PREDICT_TIMEOUT_MS, PREDICT_TIMEOUT_MS - LOOKUP_MARGIN_MS);
         const r = await online.predictOnline({
           model: model!,
           featureViews: input.featureViews ?? [],
@@ -103,6 +108,7 @@ export async function onlineInference(raw: OnlineInferenceInput): Promise<Deploy
           idColumn: input.idColumn,
           rows: req.rows,
           asOf: req.asOf,
+          deadline,
         });
         status.served++;
         status.servedThisRun++;
