@@ -7,6 +7,9 @@
 import { SchemaMismatchError } from '../errors';
 import type { ModelManifest } from '../registry/manifest';
 
+/** The columns of a ranking run's rows after the entity column (lib/pipeline/rank.ts), and of a top-k answer. */
+export const RANKING_OUTPUT_COLUMNS = { items: 'items', scores: 'scores' } as const;
+
 /**
  * Kinds of output column:
  *   int      class labels (Float64Array of whole numbers)     BIGINT / INT64

@@ -30,6 +30,7 @@ import { checkSourceColumns } from './assemble';
 import { describeColumns, ident, lit, scalar, scanOf, toText, withSharedDuckDB } from '../io/duckdb';
 import type { RawBatch } from './assemble';
 import type { Pipeline } from './pipeline';
+import { RANKING_OUTPUT_COLUMNS } from './outputs';
 
 export { MAX_TOP_K };
 
@@ -289,9 +290,6 @@ export async function stageRankingSnapshot(args: { pipeline: Pipeline; candidate
     }
   });
 }
-
-/** The columns of a ranking run's rows after the entity column. */
-export const RANKING_OUTPUT_COLUMNS = { items: 'items', scores: 'scores' } as const;
 
 /**
  * Rank the entities [shard.start, shard.end) of a ranking snapshot into one part: a row per entity

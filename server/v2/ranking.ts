@@ -24,7 +24,8 @@ import { InvalidInputError } from '../../lib/errors';
 import { valueText } from '../../lib/pipeline/online';
 import type { PostgresCandidates, RankingSpec } from '../../lib/messages/batch';
 import type { Pipeline } from '../../lib/pipeline/pipeline';
-import { loadCandidates, rankLoaded, RANKING_OUTPUT_COLUMNS, type CandidateFile, type CandidateSet, type RankedList } from '../../lib/pipeline/rank';
+import { RANKING_OUTPUT_COLUMNS } from '../../lib/pipeline/outputs';
+import type { CandidateFile, CandidateSet, RankedList } from '../../lib/pipeline/rank';
 import type { PostgresConnectionSettings } from '../../lib/postgres/connection';
 import type { ResolvedModel } from '../../lib/registry/manifest';
 import { deploymentOf, pipelineDeadline, settleWithin, type ServerContext } from '../context';
@@ -61,6 +62,8 @@ export class ServedRanking {
   private async read(pipeline: Pipeline): Promise<CandidateSet> {
     const columns = { entityColumn: this.spec.entity, itemColumn: this.spec.item };
     const s = this.source;
+    // Ranking reads candidates with DuckDB, which a server that ranks nothing never loads.
+    const { loadCandidates } = await import('../../lib/pipeline/rank.js');
     if ('file' in s) return loadCandidates(pipeline, { path: s.file, object: s.file }, columns);
     const { candidatesObject, exportPostgresCandidates } = await import('../../lib/postgres/candidates.js');
     const file: CandidateFile = { path: path.join(s.exportDir, `candidates-${randomUUID()}.parquet`), object: candidatesObject(s.postgres) };
@@ -90,7 +93,10 @@ function entityOf(inputs: readonly TensorInput[], column: string): string | numb
 function rankEntity(d: Deployment, ranking: ServedRanking, entity: string | number, ms: number): Promise<{ model: ResolvedModel; list: RankedList }> {
   loadedPipeline(d);
   const deadline = Number.isFinite(ms) ? { deadline: pipelineDeadline(ms) } : {};
-  return d.withPipeline(async (pipeline) => ({ model: pipeline.model, list: await rankLoaded(pipeline, await ranking.candidatesFor(pipeline), ranking.spec.k, entity, deadline) }));
+  return d.withPipeline(async (pipeline) => {
+    const { rankLoaded } = await import('../../lib/pipeline/rank.js');
+    return { model: pipeline.model, list: await rankLoaded(pipeline, await ranking.candidatesFor(pipeline), ranking.spec.k, entity, deadline) };
+  });
 }
 
 /** A list as the two output tensors, items BYTES [1, n] and scores FP32 [1, n]. */
