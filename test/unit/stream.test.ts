@@ -45,6 +45,15 @@ describe('stream pipeline spec', () => {
     expect(input).not.toHaveProperty('source');
     expect(input).not.toHaveProperty('key');
   });
+
+  it('carries post-processing steps into the workflow input; refuses them with push and a bad step, naming the field', () => {
+    const steps = [{ type: 'threshold', threshold: 0.3 }, { type: 'rule', feature: 'amount', op: '>', value: 2000, set: 'review' }];
+    expect(partitionInput(parseStreamSpec({ ...base, postProcess: steps }), 0).postProcess).toEqual(steps);
+    expect(() => parseStreamSpec({ ...base, postProcess: [{ type: 'threshold', threshold: 1.5 }] })).toThrow(/postProcess\[0\]\.threshold: must be a number between 0 and 1/);
+    const push = { featureView: { name: 'v', entities: ['customer_id'], timestampField: 't', source: { type: 'file', path: '/x.parquet' }, features: [{ name: 'a', dtype: 'float64' }] } };
+    const { model: _m, sink: _s, ...pushBase } = base;
+    expect(() => parseStreamSpec({ ...pushBase, push, postProcess: steps })).toThrow(/postProcess: not used with push/);
+  });
 });
 
 describe("the bridge's check of a message", () => {

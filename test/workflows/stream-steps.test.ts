@@ -18,7 +18,8 @@ import { createLogger } from '../../lib/log';
 import { partitionWorkflowId, type StreamPipelineSpec } from '../../lib/messages/stream';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { ModelRegistry } from '../../lib/registry';
-import { closeNatsConnections, closePostgresPools, closeRedisClients, readRedisRecord, sinkDefaultsFrom } from '../../lib/sinks';
+import { closeNatsConnections, closePostgresPools, closeRedisClients, sinkDefaultsFrom } from '../../lib/sinks';
+import { readRedisRecord } from '../../lib/sinks/redis-records';
 import { StreamBridge, createDeadLetterSink, openStreamSource, parseStreamSpec, partitionsOf } from '../../lib/streams';
 import { openStore } from '../../lib/storage';
 import { referenceScores } from '../helpers/data';
@@ -162,13 +163,14 @@ describe('streaming with the rest of the pipeline', () => {
       const label = amount > 2000 ? 'review' : TIER_NAMES[String(e.label)]!;
       if (label === 'review') reviewed++;
       const action = label === 'high' ? 'decline' : label !== 'low' && amount > 500 ? 'hold' : 'approve';
-      const o = r?.outputs as { label: string; score: number; top_classes: string[]; top_probabilities: number[]; action: string } & Record<string, number> | undefined;
+      const o = r?.outputs as { label: string; score: number; top_classes: string[]; top_probabilities: number[]; action: string } | undefined;
+      const prob = (name: string) => Number((r?.outputs as Record<string, unknown> | undefined)?.[`prob_${name}`]);
       const ok =
         o !== undefined &&
         o.label === label &&
         o.action === action &&
         close(o.score, ranked[0]!.p) &&
-        probs.every((c) => close(o[`prob_${c.name}`]!, c.p)) &&
+        probs.every((c) => close(prob(c.name), c.p)) &&
         o.top_classes.join() === ranked.slice(0, 2).map((c) => c.name).join() &&
         ranked.slice(0, 2).every((c, k) => close(o.top_probabilities[k]!, c.p));
       if (!ok) bad.push(`${id}: ${JSON.stringify(o)} vs label ${label}, action ${action}, ${JSON.stringify(ranked)}`);
