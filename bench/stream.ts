@@ -333,7 +333,7 @@ export async function runStreamBench(f: StreamFlags, command: string): Promise<v
         ms: round(drainMs),
         bridgeMs: Object.fromEntries(Object.entries(drainBridge.ms).map(([k, v]) => [k, round(v)])),
         signals: drainBridge.signals,
-        pulls: drainBridge.pulled,
+        pulled: drainBridge.pulled,
       },
       latency: { rate: f.rate, events: n, p50Ms: Math.round(quantile(latencies, 0.5)), p99Ms: Math.round(quantile(latencies, 0.99)), maxMs: Math.round(Math.max(...latencies)) },
       history: {
