@@ -118,7 +118,7 @@ async function streamThrough<T>(spec: StreamPipelineSpec, subject: string, event
   const bridge = new StreamBridge({ client: w.client, taskQueue: config.temporal.taskQueue, spec, source, deadLetters: createDeadLetterSink(spec.deadLetter, sinkDefaultsFrom(config)), logger: createLogger('warn'), pullWaitMs: 200 });
   const running = bridge.run(abort.signal);
   try {
-    await bus.publish(subject, events as Record<string, unknown>[]);
+    await bus.publish(subject, events);
     await expect.poll(async () => until(await done()), { timeout: 90_000, interval: 250 }).toBe(true);
   } finally {
     abort.abort();
@@ -164,7 +164,7 @@ describe('streaming with the rest of the pipeline', () => {
       if (label === 'review') reviewed++;
       const action = label === 'high' ? 'decline' : label !== 'low' && amount > 500 ? 'hold' : 'approve';
       const o = r?.outputs as { label: string; score: number; top_classes: string[]; top_probabilities: number[]; action: string } | undefined;
-      const prob = (name: string) => Number((r?.outputs as Record<string, unknown> | undefined)?.[`prob_${name}`]);
+      const prob = (name: string) => Number(r?.outputs[`prob_${name}`]);
       const ok =
         o !== undefined &&
         o.label === label &&
