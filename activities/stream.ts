@@ -1,6 +1,6 @@
 /**
  * The streaming micro-batch activity: events (from an `events` signal) → the pipeline's `infer`
- * step (online-store features → on-demand → transform → predict) → the pipeline's `write` step
+ * step (online-store features → on-demand → transform → predict → post-process) → the pipeline's `write` step
  * (its record sink, idempotent by event id) → dead letters for the rows the pipeline rejects. The model reference
  * is resolved for every batch, so a moved alias takes effect at the next batch and each record
  * names the version that produced it.
@@ -11,9 +11,11 @@ import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchEr
 import type { StreamEvent, StreamingInferenceInput } from '../lib/messages/stream';
 import { requestValueProblems } from '../lib/pipeline/online';
 import { openPipeline, type Pipeline } from '../lib/pipeline/pipeline';
-import { predictionLists } from '../lib/pipeline/post-process';
+import type { OutputColumns } from '../lib/pipeline/outputs';
+import { baseColumns } from '../lib/pipeline/post-process';
 import type { Resources } from '../lib/pipeline/resources';
 import { parseRecordSinkSpec, type PredictionRecord } from '../lib/sinks';
+import { POST_PROCESS_LINEAGE_COLUMNS } from '../lib/sinks/types';
 import { createDeadLetterSink, type DeadLetter } from '../lib/streams/dead-letter';
 import { withFailureMapping } from './failures';
 
@@ -25,6 +27,7 @@ export interface StreamBatchInput {
   onDemand?: StreamingInferenceInput['onDemand'];
   store?: StreamingInferenceInput['store'];
   idColumn?: string | undefined;
+  postProcess?: StreamingInferenceInput['postProcess'];
   sink?: StreamingInferenceInput['sink'];
   deadLetter: StreamingInferenceInput['deadLetter'];
   events: StreamEvent[];
@@ -57,33 +60,66 @@ export interface StreamBatchResult {
 const isRowProblem = (err: unknown) => err instanceof InvalidInputError || err instanceof InvalidValueError || err instanceof SchemaMismatchError || err instanceof EmptyInputError;
 
 type Outputs = PredictionRecord['outputs'];
+type Inferred = { outputs: Outputs; attributes?: PredictionRecord['attributes'] } | string;
+
+/**
+ * Row `i` of the pipeline's output columns as a record's outputs (numbers, post-processed labels,
+ * list columns such as top-k classes or a multi-output regression), or the reason it cannot be one:
+ * a NaN or infinite value, or a missing label, is never written (a sink would store null).
+ */
+function rowOutputs(columns: OutputColumns, i: number): Outputs | string {
+  const o: Outputs = {};
+  for (const [name, c] of columns) {
+    if (c.kind === 'string') {
+      const v = c.values[i];
+      if (v === null || v === undefined) return `the pipeline's ${name} has no value`;
+      o[name] = v;
+    } else if (c.kind === 'strings') {
+      const v = c.values.slice(i * c.width, (i + 1) * c.width);
+      const at = v.findIndex((x) => x === null || x === undefined);
+      if (at >= 0) return `the pipeline's ${name}[${at}] has no value`;
+      o[name] = v as string[];
+    } else if (c.kind === 'floats') {
+      const v = Array.from(c.values.subarray(i * c.width, (i + 1) * c.width));
+      const at = v.findIndex((x) => !Number.isFinite(x));
+      if (at >= 0) return `the model's ${name}[${at}] is ${String(v[at])}`;
+      o[name] = v;
+    } else {
+      const v = c.values[i]!;
+      if (!Number.isFinite(v)) return `the model's ${name} is ${String(v)}`;
+      o[name] = v;
+    }
+  }
+  return o;
+}
 
 /**
  * Predict the rows; rows the pipeline rejects (a value it cannot use, a feature failing the
- * model's checks) are found one by one and returned with the reason, the others predicted.
+ * model's checks) are found one by one and returned with the reason, the others predicted. A
+ * post-processed row's record names its steps and their hash (attributes post_process,
+ * post_process_sha256), as batch output rows do.
  */
-async function inferRows(pipeline: Pipeline, rows: Record<string, unknown>[]): Promise<{ outputs: (Outputs | string)[] }> {
-  const toOutputs = (lists: ReturnType<typeof predictionLists>, i: number): Outputs | string => {
-    const o: Outputs = {};
-    for (const [name, values] of Object.entries(lists) as [string, number[]][]) {
-      const v = values[i];
-      if (typeof v !== 'number' || !Number.isFinite(v)) return `the model's ${name} is ${String(v)}`;
-      o[name] = v;
-    }
-    return o;
-  };
+async function inferRows(pipeline: Pipeline, rows: Record<string, unknown>[]): Promise<{ outputs: Inferred[] }> {
   if (rows.length === 0) return { outputs: [] };
   try {
     const { predictions } = await pipeline.infer({ requests: rows });
-    const lists = predictionLists(predictions);
-    return { outputs: rows.map((_, i) => toOutputs(lists, i)) };
+    const columns = baseColumns(predictions);
+    const post = predictions.postProcessing;
+    const [stepsAttr, shaAttr] = POST_PROCESS_LINEAGE_COLUMNS;
+    const attributes = post ? { [stepsAttr]: post.steps, [shaAttr]: post.sha256 } : undefined;
+    return {
+      outputs: rows.map((_, i) => {
+        const o = rowOutputs(columns, i);
+        return typeof o === 'string' ? o : { outputs: o, ...(attributes ? { attributes } : {}) };
+      }),
+    };
   } catch (err) {
     if (!isRowProblem(err) || rows.length === 1) {
       if (rows.length === 1 && isRowProblem(err)) return { outputs: [errorMessage(err)] };
       throw err;
     }
   }
-  const outputs: (Outputs | string)[] = [];
+  const outputs: Inferred[] = [];
   for (const row of rows) outputs.push(...(await inferRows(pipeline, [row])).outputs);
   return { outputs };
 }
@@ -132,7 +168,7 @@ export function createStreamActivities(resources: Resources) {
       const sinkSpec = parseRecordSinkSpec(input.sink);
       if (!input.model) throw new InvalidInputError(`stream pipeline ${input.pipeline} has neither model nor push`, ['model: required without push']);
       const { resolved: model } = await resources.registry.resolve(input.model);
-      const pipeline = await openPipeline({ model, recordSink: sinkSpec, ...(input.featureViews ? { featureViews: input.featureViews } : {}), ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.store ? { store: input.store } : {}), ...(input.idColumn ? { idColumn: input.idColumn } : {}) }, resources);
+      const pipeline = await openPipeline({ model, recordSink: sinkSpec, ...(input.featureViews ? { featureViews: input.featureViews } : {}), ...(input.onDemand ? { onDemand: input.onDemand } : {}), ...(input.store ? { store: input.store } : {}), ...(input.idColumn ? { idColumn: input.idColumn } : {}), ...(input.postProcess ? { postProcess: input.postProcess } : {}) }, resources);
       const now = new Date();
       const dead: DeadLetter[] = [];
       const letter = (e: StreamEvent, reason: string): DeadLetter => ({ id: e.id, pipeline: input.pipeline, reason, payload: JSON.stringify(e.data), position: e.id, at: now.toISOString() });
@@ -149,7 +185,7 @@ export function createStreamActivities(resources: Resources) {
       outputs.forEach((o, i) => {
         const e = fit[i]!;
         if (typeof o === 'string') dead.push(letter(e, o));
-        else records.push({ key: e.id, entity: e.key, outputs: o, model: { name: model.name, version: model.version, sha256: model.sha256 }, eventTime: e.time, predictedAt });
+        else records.push({ key: e.id, entity: e.key, outputs: o.outputs, ...(o.attributes ? { attributes: o.attributes } : {}), model: { name: model.name, version: model.version, sha256: model.sha256 }, eventTime: e.time, predictedAt });
       });
       const first = input.events[0]?.id ?? 'empty';
       const batchKey = `${input.pipeline}-p${input.partition}:${first}+${input.events.length}`;

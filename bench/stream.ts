@@ -7,15 +7,22 @@
  *   - end-to-end latency p50/p99 (publish → prediction received on the output subject) at a fixed rate;
  *   - history events per 10,000 events (every run of every partition);
  *   - the worker's and the bridge process's peak RSS;
- * and the floor in the same run: one Node process, JetStream pull consumer → the same pipeline
- * `infer` → publish → ack, no Temporal. Writes bench/results/stream-<date>.json.
+ * and in the same run the floor (one Node process, JetStream pull consumer → the same pipeline
+ * `infer` → publish → ack, no Temporal) and the Python baseline a user might write
+ * (bench/stream_baseline.py: nats-py + onnxruntime, the same work; its packages installed on
+ * demand like the batch benchmark's pandas baseline). Where the whole path's time goes: the
+ * bridge's time per phase while draining (pull, check, signal, ack, stats queries,
+ * back-pressure) and, from the partitions' histories, workflow tasks' and activities' queue and
+ * run times. Writes bench/results/stream-<date>.json.
  */
 import { jetstreamManager, RetentionPolicy, AckPolicy, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
@@ -31,11 +38,12 @@ import { openPipeline } from '../lib/pipeline/pipeline';
 import { predictionLists } from '../lib/pipeline/post-process';
 import { ModelRegistry } from '../lib/registry';
 import { openStore } from '../lib/storage';
-import { EXAMPLE_MODEL_DIR } from '../cli/examples';
+import { EXAMPLE_MODEL_DIR, REPO_ROOT } from '../cli/examples';
 import { WORKFLOWS_PATH } from '../workers/worker';
 import { BENCH_DATA_DIR, withoutTemporalSecrets } from './batch';
 import { machineInfo } from './machine';
 import { RESULTS_DIR } from './report';
+import { ensurePythonPackages, joinPythonPath, trainingPins } from './python';
 import { quantile } from './stats';
 import { transactionEvents } from './stream-events';
 import { startWorkerChild } from './worker-process';
@@ -46,7 +54,15 @@ interface StreamFlags {
   seconds: number;
   partitions: number;
   batchSize: number;
+  batchDelay: number;
+  pullSize: number;
+  /** JSON of Temporal WorkerOptions for the worker process (e.g. maxConcurrentActivityTaskExecutions). */
+  workerOptions?: string;
+  python: boolean;
 }
+
+/** nats-py for the Python baseline (numpy and onnxruntime are pinned with the training scripts). */
+const NATS_PY = 'nats-py==2.16.0';
 
 const say = (msg: string) => process.stdout.write(`${msg}\n`);
 const MB = 1024 * 1024;
@@ -114,17 +130,83 @@ async function floor(nc: NatsConnection, jsm: JetStreamManager, stream: string, 
   }
 }
 
-/** Every run of every streamingInference execution on the (benchmark's own) server: history events in all. */
-async function historyEvents(client: Client): Promise<{ executions: number; events: number }> {
+const eventMs = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+
+/** Where the partitions' time went, from their histories: task counts, queue time (scheduled → started) and run time (started → completed), ms. */
+interface TaskTimes {
+  count: number;
+  queueMs: number;
+  runMs: number;
+}
+
+/**
+ * Every run of every streamingInference execution on the (benchmark's own) server: history
+ * events in all, signals, and the workflow tasks' and activities' times.
+ */
+async function historyEvents(client: Client): Promise<{ executions: number; events: number; signals: number; workflowTasks: TaskTimes; activities: TaskTimes }> {
   let executions = 0;
   let events = 0;
+  let signals = 0;
+  const workflowTasks: TaskTimes = { count: 0, queueMs: 0, runMs: 0 };
+  const activities: TaskTimes = { count: 0, queueMs: 0, runMs: 0 };
   for await (const wf of client.workflow.list({ query: `WorkflowType = 'streamingInference'` })) {
     const h = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
     executions++;
     events += h.events?.length ?? 0;
+    const at = new Map<string, number>();
+    for (const e of h.events ?? []) {
+      const t = eventMs(e.eventTime);
+      at.set(String(e.eventId), t);
+      if (e.workflowExecutionSignaledEventAttributes) signals++;
+      const wfStarted = e.workflowTaskStartedEventAttributes;
+      if (wfStarted) workflowTasks.queueMs += t - at.get(String(wfStarted.scheduledEventId))!;
+      const wfDone = e.workflowTaskCompletedEventAttributes;
+      if (wfDone) {
+        workflowTasks.count++;
+        workflowTasks.runMs += t - at.get(String(wfDone.startedEventId))!;
+      }
+      const actStarted = e.activityTaskStartedEventAttributes;
+      if (actStarted) activities.queueMs += t - at.get(String(actStarted.scheduledEventId))!;
+      const actDone = e.activityTaskCompletedEventAttributes;
+      if (actDone) {
+        activities.count++;
+        activities.runMs += t - at.get(String(actDone.startedEventId))!;
+      }
+    }
   }
-  return { executions, events };
+  return { executions, events, signals, workflowTasks, activities };
 }
+
+/** The Python baseline (bench/stream_baseline.py): nats-py pull consumer → onnxruntime → publish → ack, installed on demand. */
+async function pythonBaseline(o: { natsUrl: string; stream: string; subject: string; outSubject: string; events: number; batch: number }): Promise<{ eventsPerSecond: number; events: number; peakRssMB: number } | { error: string }> {
+  const stack = ensurePythonPackages({ dataDir: path.join(REPO_ROOT, '.data'), name: 'stream-python-baseline', requirements: [...trainingPins(['numpy', 'onnxruntime']), NATS_PY], modules: ['numpy', 'onnxruntime', 'nats'], say });
+  if ('unavailable' in stack) return { error: stack.unavailable };
+  const pythonPath = joinPythonPath(stack.pythonPath);
+  const args = [
+    path.join(REPO_ROOT, 'bench', 'stream_baseline.py'),
+    '--nats-url', o.natsUrl,
+    '--stream', o.stream,
+    '--subject', o.subject,
+    '--out-subject', o.outSubject,
+    '--events', String(o.events),
+    '--batch', String(o.batch),
+    '--model', path.join(EXAMPLE_MODEL_DIR, 'model.onnx'),
+    '--metadata', path.join(EXAMPLE_MODEL_DIR, 'metadata.json'),
+  ];
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn('python3', args, { env: { ...process.env, ...(pythonPath ? { PYTHONPATH: pythonPath } : {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  if (r.code !== 0) return { error: `python3 bench/stream_baseline.py failed (exit ${r.code}): ${r.stderr.trim().slice(-800)}` };
+  const j = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { events: number; events_per_second: number; peak_rss_bytes: number };
+  return { eventsPerSecond: Math.round(j.events_per_second), events: j.events, peakRssMB: Math.round(j.peak_rss_bytes / MB) };
+}
+
+const round = (ms: number) => Math.round(ms);
 
 export async function runStreamBench(f: StreamFlags, command: string): Promise<void> {
   const natsUrl = process.env.INFERFLOW_NATS_URL ?? DEFAULT_NATS_URL;
@@ -134,8 +216,8 @@ export async function runStreamBench(f: StreamFlags, command: string): Promise<v
   const id = randomUUID().slice(0, 8);
   const nc = await connect({ servers: natsUrl });
   const jsm = await jetstreamManager(nc);
-  const streams = [`BENCH_EV_${id}`, `BENCH_OUT_${id}`, `BENCH_DL_${id}`, `BENCH_FLOOR_${id}`, `BENCH_FLOOROUT_${id}`];
-  const subjects = [`bench-${id}.ev`, `bench-${id}.out`, `bench-${id}.dead`, `bench-${id}.floor`, `bench-${id}.floorout`];
+  const streams = [`BENCH_EV_${id}`, `BENCH_OUT_${id}`, `BENCH_DL_${id}`, `BENCH_FLOOR_${id}`, `BENCH_FLOOROUT_${id}`, `BENCH_PY_${id}`, `BENCH_PYOUT_${id}`];
+  const subjects = [`bench-${id}.ev`, `bench-${id}.out`, `bench-${id}.dead`, `bench-${id}.floor`, `bench-${id}.floorout`, `bench-${id}.py`, `bench-${id}.pyout`];
   let server: DevServer | undefined;
   let client: Client | undefined;
   let worker: Awaited<ReturnType<typeof startWorkerChild>> | undefined;
@@ -160,6 +242,7 @@ export async function runStreamBench(f: StreamFlags, command: string): Promise<v
       INFERFLOW_NATS_URL: natsUrl,
       INFERFLOW_LOG_LEVEL: 'warn',
       BENCH_WORKFLOW_BUNDLE: bundle,
+      ...(f.workerOptions ? { BENCH_WORKER_OPTIONS: f.workerOptions } : {}),
     });
     client = await connectClient(loadConfig({ ...withoutTemporalSecrets(process.env), TEMPORAL_ADDRESS: address, INFERFLOW_TASK_QUEUE: taskQueue }).temporal);
     const spec = parseStreamSpec({
@@ -168,7 +251,7 @@ export async function runStreamBench(f: StreamFlags, command: string): Promise<v
       key: 'customer_id',
       idField: 'transaction_id',
       partitions: f.partitions,
-      batch: { size: f.batchSize, maxDelayMs: 50 },
+      batch: { size: f.batchSize, maxDelayMs: f.batchDelay },
       model: 'fraud-detector@bench',
       sink: { type: 'nats', subject: subjects[1] },
       deadLetter: { type: 'nats', subject: subjects[2] },
@@ -181,11 +264,13 @@ export async function runStreamBench(f: StreamFlags, command: string): Promise<v
     const drained = collect(nc, subjects[1]!, f.events);
     const source = await openStreamSource(spec, bridgeConfig);
     const abort = new AbortController();
-    const bridge = new StreamBridge({ client, taskQueue, spec, source, deadLetters: createDeadLetterSink(spec.deadLetter, sinkDefaultsFrom(bridgeConfig)), logger: createLogger('warn') });
+    const bridge = new StreamBridge({ client, taskQueue, spec, source, deadLetters: createDeadLetterSink(spec.deadLetter, sinkDefaultsFrom(bridgeConfig)), logger: createLogger('warn'), pullSize: f.pullSize });
     const t0 = performance.now();
     const running = bridge.run(abort.signal);
     const tEnd = await drained;
     const throughput = f.events / ((tEnd - t0) / 1000);
+    const drainMs = tEnd - t0;
+    const drainBridge = structuredClone(bridge.stats);
     say(`whole path: ${Math.round(throughput).toLocaleString('en')} events/s draining the backlog`);
 
     const n = f.rate * f.seconds;
@@ -220,26 +305,56 @@ export async function runStreamBench(f: StreamFlags, command: string): Promise<v
     await publishAll(nc, subjects[3]!, transactionEvents(f.events, `fl-${id}`, 7, 10_000));
     const floorRate = await floor(nc, jsm, streams[3]!, subjects[4]!, f.events, registryUrl, work);
 
+    let python: Awaited<ReturnType<typeof pythonBaseline>> | { skipped: string };
+    if (f.python) {
+      say('python: nats-py pull consumer → onnxruntime → publish → ack…');
+      await publishAll(nc, subjects[5]!, transactionEvents(f.events, `py-${id}`, 7, 10_000));
+      python = await pythonBaseline({ natsUrl, stream: streams[5]!, subject: subjects[5]!, outSubject: subjects[6]!, events: f.events, batch: 500 });
+      if ('error' in python) say(`  python baseline: ${python.error}`);
+      else {
+        const stored = (await jsm.streams.info(streams[6]!)).state.messages;
+        if (stored !== f.events) python = { error: `the Python baseline published ${stored} records for ${f.events} events` };
+      }
+    } else python = { skipped: 'disabled with --no-python' };
+
     const results = {
       benchmark: 'stream',
       date: new Date().toISOString(),
       command,
       machine: machineInfo(cli),
-      settings: { ...f, batchMaxDelayMs: 50, natsUrl, sink: 'nats', model: 'fraud-detector (80-tree GBDT)' },
+      loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+      settings: { ...f, natsUrl, sink: 'nats', model: 'fraud-detector (80-tree GBDT)' },
       wholePath: { eventsPerSecond: Math.round(throughput), events: f.events },
       floor: { eventsPerSecond: Math.round(floorRate), events: f.events },
       ratioToFloor: Number((throughput / floorRate).toFixed(3)),
+      python,
+      ...('eventsPerSecond' in python ? { ratioPythonToFloor: Number((python.eventsPerSecond / floorRate).toFixed(3)) } : {}),
+      drain: {
+        ms: round(drainMs),
+        bridgeMs: Object.fromEntries(Object.entries(drainBridge.ms).map(([k, v]) => [k, round(v)])),
+        signals: drainBridge.signals,
+        pulled: drainBridge.pulled,
+      },
       latency: { rate: f.rate, events: n, p50Ms: Math.round(quantile(latencies, 0.5)), p99Ms: Math.round(quantile(latencies, 0.99)), maxMs: Math.round(Math.max(...latencies)) },
-      history: { ...history, eventsPer10k: Math.round((history.events / totalEvents) * 10_000) },
+      history: {
+        executions: history.executions,
+        events: history.events,
+        eventsPer10k: Math.round((history.events / totalEvents) * 10_000),
+        signals: history.signals,
+        workflowTasks: { count: history.workflowTasks.count, meanQueueMs: round(history.workflowTasks.queueMs / history.workflowTasks.count), meanRunMs: round(history.workflowTasks.runMs / history.workflowTasks.count) },
+        activities: { count: history.activities.count, meanQueueMs: round(history.activities.queueMs / history.activities.count), meanRunMs: round(history.activities.runMs / history.activities.count), eventsPerActivity: round(totalEvents / history.activities.count) },
+      },
       rss: { workerPeakMB: Math.round(workerPeakRss / MB), bridgePeakMB: Math.round(bridgePeakRss / MB) },
-      bridge: bridgeStats,
+      bridge: { ...bridgeStats, ms: Object.fromEntries(Object.entries(bridgeStats.ms).map(([k, v]) => [k, round(v)])) },
     };
     await fs.mkdir(RESULTS_DIR, { recursive: true });
     const file = path.join(RESULTS_DIR, `stream-${results.date.slice(0, 10)}.json`);
     await fs.writeFile(file, JSON.stringify(results, null, 2) + '\n');
-    say(`\n| whole path events/s | floor events/s | ratio | p50 / p99 at ${f.rate}/s | history events per 10k | worker / bridge peak RSS |`);
-    say('|---|---|---|---|---|---|');
-    say(`| ${results.wholePath.eventsPerSecond.toLocaleString('en')} | ${results.floor.eventsPerSecond.toLocaleString('en')} | ${results.ratioToFloor} | ${results.latency.p50Ms} / ${results.latency.p99Ms} ms | ${results.history.eventsPer10k.toLocaleString('en')} | ${results.rss.workerPeakMB} / ${results.rss.bridgePeakMB} MB |`);
+    const py = 'eventsPerSecond' in python ? `${python.eventsPerSecond.toLocaleString('en')} (${results.ratioPythonToFloor})` : '–';
+    say(`\n| whole path events/s | floor events/s | ratio | Python events/s (ratio) | p50 / p99 at ${f.rate}/s | history events per 10k | worker / bridge peak RSS | load average |`);
+    say('|---|---|---|---|---|---|---|---|');
+    say(`| ${results.wholePath.eventsPerSecond.toLocaleString('en')} | ${results.floor.eventsPerSecond.toLocaleString('en')} | ${results.ratioToFloor} | ${py} | ${results.latency.p50Ms} / ${results.latency.p99Ms} ms | ${results.history.eventsPer10k.toLocaleString('en')} | ${results.rss.workerPeakMB} / ${results.rss.bridgePeakMB} MB | ${results.loadAverage.join(' ')} |`);
+    say(`drain ${results.drain.ms} ms; bridge ms: ${JSON.stringify(results.drain.bridgeMs)}; workflow tasks ${JSON.stringify(results.history.workflowTasks)}; activities ${JSON.stringify(results.history.activities)}`);
     say(`\nwrote ${path.relative(process.cwd(), file)}`);
   } finally {
     worker?.kill();
@@ -266,6 +381,10 @@ export function registerStreamBench(program: Command): void {
     .option('--seconds <n>', 'length of the latency run', positive, 20)
     .option('--partitions <n>', 'partitions (workflows)', positive, 4)
     .option('--batch-size <n>', 'micro-batch size', positive, 500)
+    .option('--batch-delay <ms>', 'micro-batch maxDelayMs', positive, 50)
+    .option('--pull-size <n>', 'messages per bridge pull', positive, 500)
+    .option('--worker-options <json>', 'Temporal WorkerOptions for the worker process, e.g. \'{"maxConcurrentActivityTaskExecutions": 8}\'')
+    .option('--no-python', 'skip the Python baseline (nats-py + onnxruntime, installed on demand)')
     .addHelpText('after', '\nExamples:\n  npm run bench -- stream\n  npm run bench -- stream --events 20000 --rate 1000 --seconds 10\n')
     .action(async (f: StreamFlags) => runStreamBench(f, `npm run bench -- stream ${process.argv.slice(3).join(' ')}`.trim()));
 }

@@ -5,11 +5,13 @@
  * Started by bench/worker-process.ts as `node --import tsx bench/worker-child.ts` with an IPC
  * channel; configuration comes from the environment like `npm run worker`, plus
  * BENCH_WORKFLOW_BUNDLE (a prebuilt workflow bundle: bundling in this process would put
- * webpack's memory into the peak RSS we want to measure).
+ * webpack's memory into the peak RSS we want to measure) and BENCH_WORKER_OPTIONS (JSON of
+ * Temporal WorkerOptions to try, e.g. {"maxConcurrentActivityTaskExecutions": 8}).
  *
  * Protocol: child → {type: 'ready', …memory}; parent → {type: 'stop'} (or SIGTERM);
  * child → {type: 'stopped', …memory} and exits.
  */
+import type { WorkerOptions } from '@temporalio/worker';
 import { loadConfig } from '../lib/config/env';
 import { createLogger } from '../lib/log';
 import { createInferflowWorker } from '../workers/worker';
@@ -31,7 +33,8 @@ async function main(): Promise<void> {
   installTemporalRuntime(createLogger('warn', 'bench-worker'));
   const config = loadConfig();
   const codePath = process.env.BENCH_WORKFLOW_BUNDLE;
-  const { worker, connection, close } = await createInferflowWorker({ config, overrides: codePath ? { workflowBundle: { codePath } } : {} });
+  const tried = JSON.parse(process.env.BENCH_WORKER_OPTIONS ?? '{}') as Partial<WorkerOptions>;
+  const { worker, connection, close } = await createInferflowWorker({ config, overrides: { ...(codePath ? { workflowBundle: { codePath } } : {}), ...tried } });
   const running = worker.run();
   running.catch(() => undefined); // awaited below; not an unhandled rejection while warming up
   // As `npm run worker` does before it reports itself started.

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { BatchInferenceInputSchema, BatchPipelineSpecSchema } from '../lib/messages/batch';
 import { MaterializeFeaturesInputSchema } from '../lib/messages/materialize';
 import { OnlineInferenceInputSchema, PredictRequestSchema } from '../lib/messages/online';
+import { StreamPipelineSpecSchema } from '../lib/messages/stream';
 import { PACKAGE_ROOT } from '../lib/util/package-root';
 
 /** JSON Schema (draft 2020-12) of a message schema, as callers write the message. */
@@ -23,6 +24,7 @@ export const SCHEMA_FILES: Record<string, () => unknown> = {
   'materialize-features-input.schema.json': jsonSchema(MaterializeFeaturesInputSchema),
   'online-inference-input.schema.json': jsonSchema(OnlineInferenceInputSchema),
   'predict-request.schema.json': jsonSchema(PredictRequestSchema),
+  'stream-pipeline.schema.json': jsonSchema(StreamPipelineSpecSchema),
 };
 
 export const SCHEMAS_DIR = path.join(PACKAGE_ROOT, 'schemas');

@@ -8,6 +8,7 @@ import { RecordSinkSpecSchema } from '../sinks/spec';
 import { FeatureViewSchema, featureViewRules } from './feature-view';
 import { OnDemandRefsSchema } from './on-demand';
 import { OnlineStoreSpecSchema } from './online-store';
+import { PostProcessStepsSchema } from './post-process';
 import { unknownKeyError, withRules, type Problem } from './problems';
 
 /** Events one `events` signal carries at most (the bridge splits larger groups). */
@@ -92,6 +93,7 @@ const pipelineShape = {
   onDemand: OnDemandRefsSchema.optional().describe('On-demand features by registered name'),
   store: OnlineStoreSpecSchema.optional().describe("Online store the views' features come from. Default: the embedded SQLite store under the worker data dir"),
   idColumn: z.string().regex(FIELD, `idColumn must match ${FIELD.source}`).optional().describe('Event field that names rows in errors'),
+  postProcess: PostProcessStepsSchema.optional().describe('Post-processing steps run on the model outputs, in order (docs/pipelines.md): threshold, classNames, topK, clip, rule, module'),
   sink: RecordSinkSpecSchema.optional().describe('Record sink of the predictions (PostgreSQL table, Redis keys, JetStream subject), idempotent by event id'),
   deadLetter: DeadLetterSpecSchema.describe('Where poison events go with the reason and the original payload'),
   batch: BatchSchema.optional().describe('Micro-batch size and delay'),
@@ -121,7 +123,7 @@ function viewRules(raw: unknown): Problem[] {
     else if (raw.sink === undefined) problems.push({ path: ['sink'], message: 'required with model, the record sink of the predictions' });
   } else {
     if (raw.model !== undefined) problems.push({ path: ['push'], message: 'either model or push, not both' });
-    for (const field of ['sink', 'featureViews', 'onDemand'] as const) if (raw[field] !== undefined) problems.push({ path: [field], message: 'not used with push: the events are written to the online store (store)' });
+    for (const field of ['sink', 'featureViews', 'onDemand', 'postProcess'] as const) if (raw[field] !== undefined) problems.push({ path: [field], message: 'not used with push: the events are written to the online store (store)' });
     if (isObject(raw.push)) problems.push(...featureViewRules(raw.push.featureView).map((p) => ({ path: ['push', 'featureView', ...p.path], message: p.message })));
   }
   return problems;

@@ -48,6 +48,8 @@ export interface BridgeStats {
   backPressureWaits: number;
   /** Most unflushed events one partition held, as the bridge saw it. */
   peakOutstanding: number;
+  /** Wall time (ms) the bridge's loop spent in each phase: where a run's time went. */
+  ms: { pull: number; check: number; signal: number; ack: number; stats: number; backPressure: number };
 }
 
 /** Wait `ms`, or less when `signal` aborts; the abort listener is removed when the timer fires (a long run adds one per wait). */
@@ -85,7 +87,7 @@ export function signalChunks(events: readonly StreamEvent[]): StreamEvent[][] {
 }
 
 export class StreamBridge {
-  readonly stats: BridgeStats = { pulled: 0, signalled: 0, signals: 0, deadLettered: 0, acked: 0, backPressureWaits: 0, peakOutstanding: 0 };
+  readonly stats: BridgeStats = { pulled: 0, signalled: 0, signals: 0, deadLettered: 0, acked: 0, backPressureWaits: 0, peakOutstanding: 0, ms: { pull: 0, check: 0, signal: 0, ack: 0, stats: 0, backPressure: 0 } };
   private readonly partitions: number;
   private readonly maxOutstanding: number;
   /** Per partition: events signalled and (as far as the bridge knows) not flushed. */
@@ -117,6 +119,7 @@ export class StreamBridge {
 
   /** Refresh the outstanding counts of the partitions that hold events, from their `stats` queries. */
   private async refreshOutstanding(): Promise<void> {
+    const t = performance.now();
     await Promise.all(
       this.outstanding.map(async (n, p) => {
         if (n === 0) return;
@@ -128,6 +131,7 @@ export class StreamBridge {
         }
       }),
     );
+    this.stats.ms.stats += performance.now() - t;
   }
 
   private async waitForRoom(signal: AbortSignal): Promise<void> {
@@ -138,7 +142,9 @@ export class StreamBridge {
         this.o.logger.info({ outstanding: this.outstanding, max: this.maxOutstanding }, 'back-pressure: a partition is behind; not pulling');
         waited = true;
       }
+      const t = performance.now();
       await sleep(200, signal);
+      this.stats.ms.backPressure += performance.now() - t;
       await this.refreshOutstanding();
     }
   }
@@ -155,6 +161,7 @@ export class StreamBridge {
 
   /** One pulled batch: dead letters written, every partition's events signalled, then the batch acknowledged. False when stopped before the ack. */
   private async handle(messages: SourceMessage[], signal: AbortSignal): Promise<boolean> {
+    let t = performance.now();
     const dead: DeadLetter[] = [];
     const byPartition = new Map<number, StreamEvent[]>();
     for (const m of messages) {
@@ -167,11 +174,13 @@ export class StreamBridge {
         list.push(c.event);
       }
     }
+    this.stats.ms.check += performance.now() - t;
     if (dead.length > 0) {
       if (!(await this.retrying(`writing ${dead.length} dead letters`, signal, async () => void (await this.o.deadLetters.write(dead))))) return false;
       this.stats.deadLettered += dead.length;
       this.o.logger.warn({ count: dead.length, first: dead[0]!.reason }, 'events dead-lettered by the bridge');
     }
+    t = performance.now();
     const results = await Promise.all(
       [...byPartition].map(async ([p, events]) => {
         for (const chunk of signalChunks(events)) {
@@ -184,9 +193,12 @@ export class StreamBridge {
         return true;
       }),
     );
+    this.stats.ms.signal += performance.now() - t;
     if (results.includes(false)) return false;
     // Temporal holds every signal covering the batch: only now may the bus forget it.
+    t = performance.now();
     if (!(await this.retrying('acknowledging on the bus', signal, () => this.o.source.ack(messages)))) return false;
+    this.stats.ms.ack += performance.now() - t;
     this.stats.acked += messages.length;
     return true;
   }
@@ -204,8 +216,10 @@ export class StreamBridge {
       await this.waitForRoom(signal);
       if (signal.aborted) break;
       let messages: SourceMessage[];
+      const t = performance.now();
       try {
         messages = await this.o.source.pull(this.o.pullSize ?? 500, this.o.pullWaitMs ?? 1_000);
+        this.stats.ms.pull += performance.now() - t;
       } catch (err) {
         logger.warn({ err: errorMessage(err) }, 'pulling from the bus failed; retrying');
         await sleep(1_000, signal);

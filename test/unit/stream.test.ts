@@ -1,8 +1,12 @@
 /** The stream pipeline spec, the bridge's per-message check, partitioning and signal chunking (no services). */
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SCHEMA_FILES, SCHEMAS_DIR, renderSchema } from '../../cli/schemas';
+import { REPO_ROOT } from '../../cli/examples';
 import { InvalidInputError } from '../../lib/errors';
 import { MAX_EVENTS_PER_SIGNAL, MAX_SIGNAL_BYTES, type StreamEvent } from '../../lib/messages/stream';
-import { checkMessage, parseStreamSpec, partitionInput, partitionOf, signalChunks } from '../../lib/streams';
+import { checkMessage, loadStreamSpec, parseStreamSpec, partitionInput, partitionOf, signalChunks } from '../../lib/streams';
 import type { SourceMessage } from '../../lib/streams';
 
 const base = {
@@ -40,6 +44,15 @@ describe('stream pipeline spec', () => {
     expect(input).toMatchObject({ pipeline: 'fraud', partition: 2, model: 'fraud-detector@production' });
     expect(input).not.toHaveProperty('source');
     expect(input).not.toHaveProperty('key');
+  });
+
+  it('carries post-processing steps into the workflow input; refuses them with push and a bad step, naming the field', () => {
+    const steps = [{ type: 'threshold', threshold: 0.3 }, { type: 'rule', feature: 'amount', op: '>', value: 2000, set: 'review' }];
+    expect(partitionInput(parseStreamSpec({ ...base, postProcess: steps }), 0).postProcess).toEqual(steps);
+    expect(() => parseStreamSpec({ ...base, postProcess: [{ type: 'threshold', threshold: 1.5 }] })).toThrow(/postProcess\[0\]\.threshold: must be a number between 0 and 1/);
+    const push = { featureView: { name: 'v', entities: ['customer_id'], timestampField: 't', source: { type: 'file', path: '/x.parquet' }, features: [{ name: 'a', dtype: 'float64' }] } };
+    const { model: _m, sink: _s, ...pushBase } = base;
+    expect(() => parseStreamSpec({ ...pushBase, push, postProcess: steps })).toThrow(/postProcess: not used with push/);
   });
 });
 
@@ -79,5 +92,24 @@ describe('partitioning and signal chunks', () => {
       expect(c.length).toBeLessThanOrEqual(MAX_EVENTS_PER_SIGNAL);
       expect(JSON.stringify(c).length).toBeLessThanOrEqual(MAX_SIGNAL_BYTES + c.length + 2);
     }
+  });
+});
+
+describe('the stream pipeline spec\'s JSON Schema', () => {
+  const FILE = 'stream-pipeline.schema.json';
+
+  it('is committed up to date (run `npm run schemas` after changing lib/messages/stream.ts)', async () => {
+    expect(SCHEMA_FILES[FILE], `${FILE} is not in cli/schemas.ts`).toBeDefined();
+    expect(await fs.readFile(path.join(SCHEMAS_DIR, FILE), 'utf8')).toBe(renderSchema(SCHEMA_FILES[FILE]!));
+  });
+
+  it('describes every top-level field of the spec, and the example spec names it', async () => {
+    const schema = JSON.parse(await fs.readFile(path.join(SCHEMAS_DIR, FILE), 'utf8')) as { properties: Record<string, unknown>; required: string[] };
+    for (const field of ['name', 'source', 'key', 'partitions', 'batch', 'model', 'push', 'postProcess', 'sink', 'deadLetter']) expect(Object.keys(schema.properties)).toContain(field);
+    expect(schema.required).toEqual(expect.arrayContaining(['name', 'source', 'key', 'deadLetter']));
+    const example = path.join(REPO_ROOT, 'examples', 'pipelines', 'fraud-stream.json');
+    const raw = JSON.parse(await fs.readFile(example, 'utf8')) as { $schema: string };
+    expect(path.resolve(path.dirname(example), raw.$schema)).toBe(path.join(SCHEMAS_DIR, FILE));
+    expect((await loadStreamSpec(example)).name).toBe('fraud-stream');
   });
 });

@@ -82,6 +82,7 @@ export async function streamingInference(raw: StreamingInferenceInput): Promise<
       ...(input.onDemand ? { onDemand: input.onDemand } : {}),
       ...(input.store ? { store: input.store } : {}),
       ...(input.idColumn ? { idColumn: input.idColumn } : {}),
+      ...(input.postProcess ? { postProcess: input.postProcess } : {}),
       ...(input.sink ? { sink: input.sink } : {}),
       deadLetter: input.deadLetter,
       events,
