@@ -9,6 +9,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, startDevServer, type DevServer } from '../../devservices/temporal';
 import { loadConfig } from '../../lib/config/env';
@@ -22,9 +23,11 @@ import { startWorker, type RunningWorker } from '../helpers/worker';
 
 const fx = streamFixture({ taskQueuePrefix: 'test-stream-faults' });
 
-const { TimeoutType } = temporal.api.enums.v1;
+const { PendingActivityState, TimeoutType } = temporal.api.enums.v1;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const idsOf = (events: readonly Record<string, unknown>[]) => events.map((e) => e.transaction_id as string);
+
+const partitionHandles = (client: Client, spec: StreamPipelineSpec) => Array.from({ length: partitionsOf(spec) }, (_, p) => client.workflow.getHandle(partitionWorkflowId(spec.name, p)));
 
 /** The timeout type of every retried micro-batch attempt in the partitions' histories (all runs: partitions continue as new). */
 async function batchRetryCauses(client: Client, spec: StreamPipelineSpec): Promise<(number | null)[]> {
@@ -54,7 +57,20 @@ describe('kill -9 of a worker mid-stream', () => {
     try {
       await fx.bus.publish(subject, events);
       await expect.poll(async () => (await recordKeys(fx.pool, table)).length, { timeout: 120_000, interval: 100 }).toBeGreaterThanOrEqual(4_000);
-      await stopProcess(first, 'SIGKILL');
+      // Hold every partition's next batch in its sink write (the table locked against inserts, not reads), so the worker dies holding batches.
+      const lock = await fx.pool.connect();
+      try {
+        await lock.query('BEGIN');
+        await lock.query(`LOCK TABLE ${pg.escapeIdentifier(table)} IN EXCLUSIVE MODE`);
+        const held = async () => (await Promise.all(partitionHandles(fx.client, spec).map((h) => h.describe()))).every((d) => d.raw.pendingActivities?.some((a) => a.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED));
+        await expect.poll(held, { timeout: 60_000, interval: 200 }).toBe(true);
+        await stopProcess(first, 'SIGKILL');
+        // The dead worker's sessions go with it (the server would notice the closed sockets by itself, later).
+        await lock.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
+        await lock.query('COMMIT');
+      } finally {
+        lock.release();
+      }
       const atKill = (await recordKeys(fx.pool, table)).length;
       expect(atKill).toBeLessThan(ids.length);
       // No worker: nothing more lands.
@@ -68,9 +84,9 @@ describe('kill -9 of a worker mid-stream', () => {
       } finally {
         await stopProcess(second);
       }
-      // The batches in flight at the kill were retried because their heartbeats stopped, not after the 1-minute start-to-close timeout.
+      // The batches held at the kill were retried because their heartbeats stopped, not after the 1-minute start-to-close timeout.
       const causes = await batchRetryCauses(fx.client, spec);
-      expect(causes.length).toBeGreaterThan(0);
+      expect(causes.length).toBeGreaterThanOrEqual(partitionsOf(spec));
       expect(causes.every((c) => c === TimeoutType.TIMEOUT_TYPE_HEARTBEAT)).toBe(true);
     } finally {
       await bridge.stop();
@@ -140,7 +156,7 @@ describe('the PostgreSQL record sink down for 30 s', () => {
       const stats = await fx.partitionStats(spec);
       expect(stats.every((s) => !s.paused && s.lastError === null)).toBe(true);
       // The write is being retried (backoff 0.5 s doubling to 10 s: several attempts in 30 s, not hundreds).
-      const attempts = await Promise.all(Array.from({ length: partitionsOf(spec) }, async (_, p) => (await fx.client.workflow.getHandle(partitionWorkflowId(spec.name, p)).describe()).raw.pendingActivities?.[0]?.attempt ?? 0));
+      const attempts = await Promise.all(partitionHandles(fx.client, spec).map(async (h) => (await h.describe()).raw.pendingActivities?.[0]?.attempt ?? 0));
       for (const a of attempts) {
         expect(a).toBeGreaterThanOrEqual(3);
         expect(a).toBeLessThanOrEqual(10);

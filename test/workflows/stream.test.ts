@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { describe, expect, inject, it } from 'vitest';
 import { getOnlineFeatures } from '../../lib/features/online';
-import { partitionWorkflowId, type StreamPipelineSpec } from '../../lib/messages/stream';
+import { partitionWorkflowId, type StreamPipelineSpec, type StreamStats } from '../../lib/messages/stream';
 import { parseStreamSpec, partitionsOf } from '../../lib/streams';
 import { REPO_ROOT, uniqueName } from '../helpers/env';
 import { recordHistory } from '../helpers/histories';
