@@ -39,7 +39,7 @@ for ((i = 1; i <= runs; i++)); do
   fi
 done
 
-# Per test: passes / runs and durations, from the JSON reports.
+# Per test that ran (not skipped or filtered out): passes / runs and durations, from the JSON reports.
 node - "$out" <<'EOF'
 const fs = require('node:fs');
 const path = require('node:path');
@@ -58,7 +58,7 @@ for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
     }
   }
 }
-for (const [name, e] of tests) console.log(`${e.failed === 0 ? 'ok  ' : 'FAIL'} ${e.passed}/${e.passed + e.failed} ${name} (s: ${e.seconds.join(', ')})`);
+for (const [name, e] of tests) if (e.passed + e.failed > 0) console.log(`${e.failed === 0 ? 'ok  ' : 'FAIL'} ${e.passed}/${e.passed + e.failed} ${name} (s: ${e.seconds.join(', ')})`);
 EOF
 echo "$passed of $runs runs passed"
 [[ $passed -eq $runs ]]
