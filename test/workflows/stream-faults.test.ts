@@ -203,7 +203,13 @@ describe('the Temporal dev server restarted mid-stream', () => {
         server = await start();
         await expect.poll(async () => (await recordKeys(fx.pool, table)).length, { timeout: 240_000, interval: 500 }).toBe(ids.length);
         await expect.poll(async () => sumStats(await fx.partitionStats(spec, client), (s) => s.buffered), { timeout: 30_000, interval: 250 }).toBe(0);
-        await fx.expectExactlyOnce(spec, table, ids, client);
+        await fx.expectEveryIdOnce(table, ids);
+        // A batch written while the server was down, whose completion the worker could not report, was written again and
+        // stored nothing: its events count as duplicates, not predictions. Every event is counted once either way.
+        const stats = await fx.partitionStats(spec, client);
+        expect(sumStats(stats, (s) => s.predictionsOut + s.duplicates)).toBe(sumStats(stats, (s) => s.eventsIn));
+        expect(sumStats(stats, (s) => s.predictionsOut)).toBeLessThanOrEqual(ids.length);
+        expect(stats.every((s) => s.lastError === null && !s.paused && s.deadLetters === 0)).toBe(true);
         // The same processes carried on: nobody restarted them.
         expect([worker.child.exitCode, worker.child.signalCode, bridge.child.exitCode, bridge.child.signalCode]).toEqual([null, null, null, null]);
       } finally {
