@@ -8,7 +8,7 @@
 import { parseOnlineStoreSpec, storedWrite, toEpochUs, type EntityKeyPart, type StoredWrite } from '../lib/features/online';
 import { parseFeatureView } from '../lib/features/spec';
 import { EmptyInputError, InvalidInputError, InvalidValueError, SchemaMismatchError, errorMessage } from '../lib/errors';
-import type { StreamEvent, StreamingInferenceInput } from '../lib/messages/stream';
+import { STREAM_BATCH_HEARTBEAT_TIMEOUT_MS, type StreamEvent, type StreamingInferenceInput } from '../lib/messages/stream';
 import { requestValueProblems } from '../lib/pipeline/online';
 import { openPipeline, type Pipeline } from '../lib/pipeline/pipeline';
 import type { OutputColumns } from '../lib/pipeline/outputs';
@@ -18,6 +18,11 @@ import { parseRecordSinkSpec, type PredictionRecord } from '../lib/sinks';
 import { POST_PROCESS_LINEAGE_COLUMNS } from '../lib/sinks/types';
 import { createDeadLetterSink, type DeadLetter } from '../lib/streams/dead-letter';
 import { withFailureMapping } from './failures';
+import { keepAlive } from './heartbeat';
+
+/** Heartbeats per heartbeat timeout while a micro-batch runs (a slow feature lookup or sink write must not look like a dead worker). */
+const BEATS_PER_TIMEOUT = 4;
+const keepBatchAlive = () => keepAlive(undefined, STREAM_BATCH_HEARTBEAT_TIMEOUT_MS / BEATS_PER_TIMEOUT);
 
 export interface StreamBatchInput {
   pipeline: string;
@@ -142,6 +147,7 @@ export function createStreamActivities(resources: Resources) {
      * row per entity, a replayed row changes nothing. Rows the view cannot take are dead-lettered.
      */
     async pushStreamFeatures(input: StreamPushInput): Promise<StreamBatchResult> {
+      using _alive = keepBatchAlive();
       const view = parseFeatureView(input.push.featureView, 'push.featureView');
       const store = resources.onlineStore(input.store ? parseOnlineStoreSpec(input.store) : undefined);
       const now = new Date().toISOString();
@@ -165,6 +171,7 @@ export function createStreamActivities(resources: Resources) {
     },
 
     async predictStreamBatch(input: StreamBatchInput): Promise<StreamBatchResult> {
+      using _alive = keepBatchAlive();
       const sinkSpec = parseRecordSinkSpec(input.sink);
       if (!input.model) throw new InvalidInputError(`stream pipeline ${input.pipeline} has neither model nor push`, ['model: required without push']);
       const { resolved: model } = await resources.registry.resolve(input.model);

@@ -24,6 +24,12 @@ export const DEFAULT_BATCH_MAX_DELAY_MS = 200;
 export const DEFAULT_MAX_EVENTS_PER_RUN = 5_000;
 /** Unflushed events per partition above which the bridge stops pulling (a multiple of the batch size by default). */
 export const DEFAULT_MAX_OUTSTANDING_BATCHES = 8;
+/**
+ * Heartbeat timeout of a partition's micro-batch activity: a worker that dies holding a batch is
+ * noticed this long after its last heartbeat and the batch is retried on another worker (the
+ * activity heartbeats several times within it while it runs).
+ */
+export const STREAM_BATCH_HEARTBEAT_TIMEOUT_MS = 10_000;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 const SUBJECT = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;

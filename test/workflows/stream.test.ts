@@ -6,106 +6,24 @@
  * prediction, every bad one exactly one dead letter.
  */
 import { Client } from '@temporalio/client';
-import { execFile, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { InferflowConfig } from '../../lib/config/env';
+import { describe, expect, inject, it } from 'vitest';
 import { getOnlineFeatures } from '../../lib/features/online';
-import { createLogger } from '../../lib/log';
-import type { StreamPipelineSpec, StreamStats } from '../../lib/messages/stream';
-import { closeNatsConnections, closePostgresPools, sinkDefaultsFrom } from '../../lib/sinks';
-import { StreamBridge, createDeadLetterSink, openStreamSource, parseStreamSpec, partitionsOf, type BridgeStats } from '../../lib/streams';
-import { partitionWorkflowId } from '../../lib/messages/stream';
-import { exampleRegistry, REPO_ROOT, tempConfig, uniqueName } from '../helpers/env';
+import { partitionWorkflowId, type StreamPipelineSpec, type StreamStats } from '../../lib/messages/stream';
+import { parseStreamSpec, partitionsOf } from '../../lib/streams';
+import { REPO_ROOT, uniqueName } from '../helpers/env';
 import { recordHistory } from '../helpers/histories';
-import { startProcess } from '../helpers/processes';
-import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/services';
-import { NATS_URL, recordKeys, testJetStream, transactionEvents, type TestJetStream } from '../helpers/stream';
-import { startWorker, type RunningWorker } from '../helpers/worker';
+import { TEST_REDIS_URL } from '../helpers/services';
+import { recordKeys, stopProcess, streamFixture, sumStats as sum, transactionEvents } from '../helpers/stream';
 
-let config: InferflowConfig;
-let dir: string;
-let cleanup: () => Promise<void>;
-let w: RunningWorker;
-let bus: TestJetStream;
-let pool: pg.Pool;
-const tables: string[] = [];
-const children: ChildProcess[] = [];
-const workflowIds: string[] = [];
-
-beforeAll(async () => {
-  ({ config, dir, cleanup } = await tempConfig({ TEMPORAL_ADDRESS: inject('temporalAddress'), INFERFLOW_TASK_QUEUE: uniqueName('test-stream'), INFERFLOW_NATS_URL: NATS_URL }));
-  await exampleRegistry(config);
-  bus = await testJetStream();
-  pool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 2 });
-  w = await startWorker(config);
-});
-
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  for (const id of workflowIds) await w?.client.workflow.getHandle(id).terminate('test over').catch(() => undefined);
-  await w?.stop();
-  await bus?.close();
-  for (const t of tables) await pool?.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(t)}`);
-  await pool?.end();
-  await closeNatsConnections();
-  await closePostgresPools();
-  await cleanup?.();
-});
-
-/** A pipeline of the test's own: a JetStream stream for events and one for dead letters, a record table. */
-async function natsPipeline(overrides: Partial<StreamPipelineSpec> = {}): Promise<{ spec: StreamPipelineSpec; subject: string; deadStream: string }> {
-  const id = uniqueName('st').replace(/-/g, '_');
-  const events = `EV_${id}`;
-  const deadStream = `DL_${id}`;
-  await bus.stream(events, [`${id}.events`]);
-  await bus.stream(deadStream, [`${id}.dead`]);
-  tables.push(`scores_${id}`);
-  const spec = parseStreamSpec({
-    name: id.replace(/_/g, '-'),
-    source: { type: 'nats', stream: events, subject: `${id}.events`, ackWaitSeconds: 3 },
-    key: 'customer_id',
-    idField: 'transaction_id',
-    partitions: 3,
-    batch: { size: 100, maxDelayMs: 100 },
-    model: 'fraud-detector@production',
-    sink: { type: 'postgres', table: `scores_${id}` },
-    deadLetter: { type: 'nats', subject: `${id}.dead` },
-    ...overrides,
-  });
-  for (let p = 0; p < partitionsOf(spec); p++) workflowIds.push(partitionWorkflowId(spec.name, p));
-  return { spec, subject: `${id}.events`, deadStream };
-}
-
-/** The bridge in this process until `stop()` (signalling through `client`, the worker's by default). */
-async function runBridge(spec: StreamPipelineSpec, client: Client = w.client): Promise<{ stop: () => Promise<BridgeStats> }> {
-  const source = await openStreamSource(spec, config);
-  const abort = new AbortController();
-  const bridge = new StreamBridge({ client, taskQueue: config.temporal.taskQueue, spec, source, deadLetters: createDeadLetterSink(spec.deadLetter, sinkDefaultsFrom(config)), logger: createLogger('warn'), pullWaitMs: 200 });
-  const running = bridge.run(abort.signal);
-  return {
-    async stop() {
-      abort.abort();
-      const stats = await running;
-      await source.close();
-      return stats;
-    },
-  };
-}
-
-async function partitionStats(spec: StreamPipelineSpec): Promise<StreamStats[]> {
-  return Promise.all(Array.from({ length: partitionsOf(spec) }, (_, p) => w.client.workflow.getHandle(partitionWorkflowId(spec.name, p)).query<StreamStats>('stats')));
-}
-
-const sum = (stats: StreamStats[], f: (s: StreamStats) => number) => stats.reduce((a, s) => a + f(s), 0);
+const fx = streamFixture({ taskQueuePrefix: 'test-stream', worker: true });
 
 describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () => {
   it('predicts every event exactly once and dead-letters each kind of bad input with its reason', async () => {
-    const { spec, subject, deadStream } = await natsPipeline();
+    const { spec, subject, deadStream, table } = await fx.natsPipeline();
     const good = transactionEvents(1_000, 'ok');
     const bad: [string | Record<string, unknown>, RegExp][] = [
       ['{"transaction_id": "bad-json", "customer_id": 1, ', /not valid JSON/],
@@ -115,18 +33,18 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
       [{ ...good[0], transaction_id: 'null-feature', merchant_risk: null }, /merchant_risk/],
       ['[1, 2, 3]', /must be a JSON object/],
     ];
-    const bridge = await runBridge(spec);
+    const bridge = await fx.runBridge(spec);
     try {
-      await bus.publish(subject, [...good.slice(0, 500), ...bad.map(([p]) => p), ...good.slice(500)]);
-      await expect.poll(async () => (await recordKeys(pool, spec.sink?.type === 'postgres' ? spec.sink.table : '')).length, { timeout: 60_000, interval: 250 }).toBe(good.length);
-      await expect.poll(() => bus.count(deadStream), { timeout: 30_000, interval: 250 }).toBe(bad.length);
+      await fx.bus.publish(subject, [...good.slice(0, 500), ...bad.map(([p]) => p), ...good.slice(500)]);
+      await expect.poll(async () => (await recordKeys(fx.pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(good.length);
+      await expect.poll(() => fx.bus.count(deadStream), { timeout: 30_000, interval: 250 }).toBe(bad.length);
     } finally {
       await bridge.stop();
     }
-    const keys = await recordKeys(pool, spec.sink?.type === 'postgres' ? spec.sink.table : '');
+    const keys = await recordKeys(fx.pool, table);
     expect(keys.sort()).toEqual(good.map((e) => e.transaction_id as string).sort());
-    const rows = await pool.query<{ entity: string; outputs: { label: number; score: number }; model_name: string; model_version: number; event_time: Date; predicted_at: Date }>(
-      `SELECT entity, outputs, model_name, model_version, event_time, predicted_at FROM ${pg.escapeIdentifier(spec.sink?.type === 'postgres' ? spec.sink.table : '')} LIMIT 5`,
+    const rows = await fx.pool.query<{ entity: string; outputs: { label: number; score: number }; model_name: string; model_version: number; event_time: Date; predicted_at: Date }>(
+      `SELECT entity, outputs, model_name, model_version, event_time, predicted_at FROM ${pg.escapeIdentifier(table)} LIMIT 5`,
     );
     for (const r of rows.rows) {
       expect(r).toMatchObject({ model_name: 'fraud-detector', model_version: 1 });
@@ -135,7 +53,7 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
       expect([0, 1]).toContain(r.outputs.label);
       expect(r.predicted_at.getTime()).toBeGreaterThanOrEqual(r.event_time.getTime());
     }
-    const letters = await bus.read(deadStream);
+    const letters = await fx.bus.read(deadStream);
     for (const [payload, reason] of bad) {
       // Letters of the bridge hold the payload as received; the activity's hold the event's fields as JSON.
       const original = typeof payload === 'string' ? payload : JSON.stringify(payload);
@@ -143,29 +61,27 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
       expect(letter, `dead letter of ${original}`).toBeDefined();
       expect(letter!.reason).toMatch(reason);
     }
-    const stats = await partitionStats(spec);
+    const stats = await fx.partitionStats(spec);
     expect(sum(stats, (s) => s.predictionsOut)).toBe(good.length);
     expect(sum(stats, (s) => s.deadLetters)).toBe(2); // wrong type and null feature: found by the activity; the rest by the bridge
     expect(stats.every((s) => s.model?.version === 1 && s.lastFlush !== null && s.lagMs !== null)).toBe(true);
   });
 
   it('acknowledges nothing while Temporal refuses the signals; a bridge that can signal then predicts every event', async () => {
-    const { spec, subject } = await natsPipeline();
-    const source = spec.source.type === 'nats' ? spec.source : undefined;
-    const table = spec.sink?.type === 'postgres' ? spec.sink.table : '';
+    const { spec, subject, stream, table } = await fx.natsPipeline();
     const events = transactionEvents(50, 'refused');
-    await bus.publish(subject, events);
+    await fx.bus.publish(subject, events);
     // A namespace the server does not have: every signal-with-start fails, the bridge retries.
-    const refusing = await runBridge(spec, new Client({ connection: w.client.connection, namespace: uniqueName('no-such-namespace') }));
-    const consumer = () => bus.jsm.consumers.info(source!.stream, `inferflow-${spec.name}`);
+    const refusing = await fx.runBridge(spec, { client: new Client({ connection: fx.client.connection, namespace: uniqueName('no-such-namespace') }) });
+    const consumer = () => fx.bus.jsm.consumers.info(stream, `inferflow-${spec.name}`);
     await expect.poll(async () => (await consumer()).num_ack_pending, { timeout: 15_000 }).toBe(50);
     await new Promise((r) => setTimeout(r, 1_000));
     expect((await consumer()).ack_floor.stream_seq).toBe(0);
     await refusing.stop();
     expect((await consumer()).ack_floor.stream_seq).toBe(0);
-    const bridge = await runBridge(spec);
+    const bridge = await fx.runBridge(spec);
     try {
-      await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(50);
+      await expect.poll(async () => (await recordKeys(fx.pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(50);
       await expect.poll(async () => (await consumer()).ack_floor.stream_seq, { timeout: 30_000 }).toBe(50);
     } finally {
       await bridge.stop();
@@ -173,31 +89,29 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
   });
 
   it('pause holds the predictions, resume flushes them; partitions continue as new and keep their counters', async () => {
-    const { spec, subject } = await natsPipeline({ partitions: 2, maxEventsPerRun: 150, batch: { size: 50, maxDelayMs: 50 } });
-    const table = spec.sink?.type === 'postgres' ? spec.sink.table : '';
+    const { spec, subject, table } = await fx.natsPipeline({ partitions: 2, maxEventsPerRun: 150, batch: { size: 50, maxDelayMs: 50 } });
     const events = transactionEvents(900, 'pr', 11);
-    const bridge = await runBridge(spec);
+    const bridge = await fx.runBridge(spec);
     try {
-      await bus.publish(subject, events.slice(0, 300));
-      await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(300);
-      const specFile = path.join(dir, `${spec.name}.json`);
-      await fs.writeFile(specFile, JSON.stringify(spec));
-      expect(await cli(['stream', 'pause', specFile])).toMatch(new RegExp(`${partitionWorkflowId(spec.name, 1)}: paused`));
-      await expect.poll(async () => (await partitionStats(spec)).every((s) => s.paused), { timeout: 10_000 }).toBe(true);
-      await bus.publish(subject, events.slice(300));
-      await expect.poll(async () => sum(await partitionStats(spec), (s) => s.buffered), { timeout: 30_000, interval: 250 }).toBeGreaterThan(0);
+      await fx.bus.publish(subject, events.slice(0, 300));
+      await expect.poll(async () => (await recordKeys(fx.pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(300);
+      const specFile = await fx.specFile(spec);
+      expect(await fx.cli(['stream', 'pause', specFile])).toMatch(new RegExp(`${partitionWorkflowId(spec.name, 1)}: paused`));
+      await expect.poll(async () => (await fx.partitionStats(spec)).every((s) => s.paused), { timeout: 10_000 }).toBe(true);
+      await fx.bus.publish(subject, events.slice(300));
+      await expect.poll(async () => sum(await fx.partitionStats(spec), (s) => s.buffered), { timeout: 30_000, interval: 250 }).toBeGreaterThan(0);
       await new Promise((r) => setTimeout(r, 1_500));
-      expect((await recordKeys(pool, table)).length).toBe(300);
-      const status = JSON.parse(await cli(['stream', 'status', specFile, '--json'])) as (StreamStats & { workflowId: string; state: string })[];
+      expect((await recordKeys(fx.pool, table)).length).toBe(300);
+      const status = JSON.parse(await fx.cli(['stream', 'status', specFile, '--json'])) as (StreamStats & { workflowId: string; state: string })[];
       expect(status.map((r) => [r.workflowId, r.state, r.paused])).toEqual([0, 1].map((p) => [partitionWorkflowId(spec.name, p), 'running', true]));
       expect(status.reduce((a, r) => a + r.predictionsOut, 0)).toBe(300);
-      await cli(['stream', 'resume', specFile]);
-      await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(900);
+      await fx.cli(['stream', 'resume', specFile]);
+      await expect.poll(async () => (await recordKeys(fx.pool, table)).length, { timeout: 60_000, interval: 250 }).toBe(900);
     } finally {
       await bridge.stop();
     }
-    expect((await recordKeys(pool, table)).sort()).toEqual(events.map((e) => e.transaction_id as string).sort());
-    const stats = await partitionStats(spec);
+    expect((await recordKeys(fx.pool, table)).sort()).toEqual(events.map((e) => e.transaction_id as string).sort());
+    const stats = await fx.partitionStats(spec);
     expect(sum(stats, (s) => s.eventsIn)).toBe(900);
     expect(sum(stats, (s) => s.predictionsOut)).toBe(900);
     expect(stats.every((s) => !s.paused && s.buffered === 0)).toBe(true);
@@ -207,71 +121,41 @@ describe('streamingInference (NATS JetStream → Temporal → PostgreSQL)', () =
   });
 });
 
-function binEnv(): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    TEMPORAL_ADDRESS: config.temporal.address,
-    INFERFLOW_TASK_QUEUE: config.temporal.taskQueue,
-    INFERFLOW_NATS_URL: NATS_URL,
-    INFERFLOW_REDIS_URL: TEST_REDIS_URL,
-    INFERFLOW_POSTGRES_URL: TEST_POSTGRES_URL,
-    INFERFLOW_DATA_DIR: dir,
-    INFERFLOW_LOG_LEVEL: 'info',
-  };
-}
-
-/** `inferflow <args>` from the compiled package (bin/inferflow.js); its stdout, failing on a non-zero exit. Asynchronous: the worker in this process must keep answering queries meanwhile. */
-async function cli(args: string[]): Promise<string> {
-  return (await promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'bin', 'inferflow.js'), ...args], { env: binEnv(), cwd: REPO_ROOT, encoding: 'utf8' })).stdout;
-}
-
-/** `inferflow stream run <spec>` from the compiled package, as a user runs it. */
-async function bridgeProcess(specFile: string): Promise<ChildProcess> {
-  const env = binEnv();
-  const { child } = await startProcess({ command: process.execPath, argv: [path.join(REPO_ROOT, 'bin', 'inferflow.js'), 'stream', 'run', specFile], env, cwd: REPO_ROOT, ready: /stream bridge started/, children });
-  return child;
-}
-
 /** Kill −9 the bridge once `killAt` predictions are in, start it again: every event exactly one prediction. */
-async function crashAndRecover(spec: StreamPipelineSpec, publish: () => Promise<void>, ids: string[], killAt: number): Promise<void> {
-  const table = spec.sink?.type === 'postgres' ? spec.sink.table : '';
-  const specFile = path.join(dir, `${spec.name}.json`);
-  await fs.writeFile(specFile, JSON.stringify(spec));
-  const first = await bridgeProcess(specFile);
+async function crashAndRecover(spec: StreamPipelineSpec, table: string, publish: () => Promise<void>, ids: string[], killAt: number): Promise<void> {
+  const { child: first } = await fx.bridgeProcess(spec);
   await publish();
-  await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 120_000, interval: 100 }).toBeGreaterThanOrEqual(killAt);
-  first.kill('SIGKILL');
-  await new Promise((r) => first.once('exit', r));
-  const atKill = (await recordKeys(pool, table)).length;
+  await expect.poll(async () => (await recordKeys(fx.pool, table)).length, { timeout: 120_000, interval: 100 }).toBeGreaterThanOrEqual(killAt);
+  await stopProcess(first, 'SIGKILL');
+  const atKill = (await recordKeys(fx.pool, table)).length;
   expect(atKill).toBeLessThan(ids.length);
-  const second = await bridgeProcess(specFile);
+  const { child: second } = await fx.bridgeProcess(spec);
   try {
-    await expect.poll(async () => (await recordKeys(pool, table)).length, { timeout: 240_000, interval: 500 }).toBe(ids.length);
+    await expect.poll(async () => (await recordKeys(fx.pool, table)).length, { timeout: 240_000, interval: 500 }).toBe(ids.length);
     // Let redelivered events that were already predicted reach the partitions (counted as duplicates, not stored again).
     await new Promise((r) => setTimeout(r, 1_000));
   } finally {
-    second.kill('SIGTERM');
-    await new Promise((r) => second.once('exit', r));
+    await stopProcess(second);
   }
-  const keys = await recordKeys(pool, table);
+  const keys = await recordKeys(fx.pool, table);
   expect(keys.length).toBe(ids.length);
   expect(keys.sort()).toEqual([...ids].sort());
-  const stats = await partitionStats(spec);
+  const stats = await fx.partitionStats(spec);
   expect(sum(stats, (s) => s.predictionsOut)).toBe(ids.length);
   expect(sum(stats, (s) => s.eventsIn)).toBe(ids.length + sum(stats, (s) => s.duplicates) + sum(stats, (s) => s.buffered));
 }
 
 describe('kill -9 of the bridge mid-stream', () => {
   it('JetStream: 20,000 events over 4 partitions, every event exactly one prediction after a restart', async () => {
-    const { spec, subject } = await natsPipeline({ partitions: 4, batch: { size: 200, maxDelayMs: 100 } });
+    const { spec, subject, table } = await fx.natsPipeline({ partitions: 4, batch: { size: 200, maxDelayMs: 100 } });
     const events = transactionEvents(20_000, 'kn', 3, 1_000);
-    await crashAndRecover(spec, () => bus.publish(subject, events), events.map((e) => e.transaction_id as string), 4_000);
+    await crashAndRecover(spec, table, () => fx.bus.publish(subject, events), events.map((e) => e.transaction_id as string), 4_000);
   });
 
   it('Redis Streams: a restarted bridge takes its pending entries back; every event exactly one prediction', async () => {
     const id = uniqueName('rs').replace(/-/g, '_');
     const stream = `inferflow-test:${id}:events`;
-    tables.push(`scores_${id}`);
+    fx.tables.push(`scores_${id}`);
     const spec = parseStreamSpec({
       name: id.replace(/_/g, '-'),
       source: { type: 'redis', stream },
@@ -283,7 +167,7 @@ describe('kill -9 of the bridge mid-stream', () => {
       sink: { type: 'postgres', table: `scores_${id}` },
       deadLetter: { type: 'redis', stream: `inferflow-test:${id}:dead` },
     });
-    for (let p = 0; p < 3; p++) workflowIds.push(partitionWorkflowId(spec.name, p));
+    for (let p = 0; p < 3; p++) fx.workflowIds.push(partitionWorkflowId(spec.name, p));
     const redis = new Redis(TEST_REDIS_URL);
     try {
       const events = transactionEvents(10_000, 'rk', 5, 500);
@@ -295,7 +179,7 @@ describe('kill -9 of the bridge mid-stream', () => {
         }
         await redis.xadd(stream, '*', 'data', '{"transaction_id": "rk-bad"');
       };
-      await crashAndRecover(spec, publish, events.map((e) => e.transaction_id as string), 2_000);
+      await crashAndRecover(spec, `scores_${id}`, publish, events.map((e) => e.transaction_id as string), 2_000);
       await expect.poll(() => redis.xlen(`inferflow-test:${id}:dead`), { timeout: 10_000 }).toBe(1);
       const pending = (await redis.xpending(stream, `inferflow-${spec.name}`)) as [number, ...unknown[]];
       expect(pending[0]).toBe(0);
@@ -312,8 +196,8 @@ describe('feature freshness: a push pipeline routes feature rows into the online
     const id = uniqueName('fp').replace(/-/g, '_');
     const events = `EV_${id}`;
     const deadStream = `DL_${id}`;
-    await bus.stream(events, [`${id}.events`]);
-    await bus.stream(deadStream, [`${id}.dead`]);
+    await fx.bus.stream(events, [`${id}.events`]);
+    await fx.bus.stream(deadStream, [`${id}.dead`]);
     const view = JSON.parse(await fs.readFile(path.join(REPO_ROOT, 'examples', 'features', 'customer_stats.json'), 'utf8')) as Record<string, unknown>;
     const featureView = { ...view, name: `customer_stats_${id}`, source: { type: 'file', path: path.join(REPO_ROOT, 'examples', 'data', 'customer_stats.parquet') } };
     const spec = parseStreamSpec({
@@ -327,28 +211,28 @@ describe('feature freshness: a push pipeline routes feature rows into the online
       push: { featureView },
       deadLetter: { type: 'nats', subject: `${id}.dead` },
     });
-    for (let p = 0; p < partitionsOf(spec); p++) workflowIds.push(partitionWorkflowId(spec.name, p));
+    for (let p = 0; p < partitionsOf(spec); p++) fx.workflowIds.push(partitionWorkflowId(spec.name, p));
     const at = (s: number) => new Date(Date.now() - 60_000 + s * 1_000).toISOString();
     const row = (customer: number, n: number, s: number) => ({ row_id: `r-${customer}-${s}`, customer_id: customer, event_timestamp: at(s), avg_amount_30d: customer + n / 10, txn_count_7d: n, home_lat: 47.5, home_lon: 8.5 });
     const rows = [...Array.from({ length: 20 }, (_, c) => row(c, 1, 0)), ...Array.from({ length: 20 }, (_, c) => row(c, 2, 5)), { ...row(99, 1, 0), txn_count_7d: 'many' }];
-    const bridge = await runBridge(spec);
+    const bridge = await fx.runBridge(spec);
     try {
-      await bus.publish(`${id}.events`, rows);
-      await expect.poll(async () => sum(await partitionStats(spec), (s) => s.predictionsOut + s.duplicates + s.deadLetters), { timeout: 60_000, interval: 250 }).toBe(rows.length);
+      await fx.bus.publish(`${id}.events`, rows);
+      await expect.poll(async () => sum(await fx.partitionStats(spec), (s) => s.predictionsOut + s.duplicates + s.deadLetters), { timeout: 60_000, interval: 250 }).toBe(rows.length);
     } finally {
       await bridge.stop();
     }
-    const vectors = await getOnlineFeatures(w.resources.onlineStore(), featureView, Array.from({ length: 20 }, (_, c) => c));
+    const vectors = await getOnlineFeatures(fx.worker.resources.onlineStore(), featureView, Array.from({ length: 20 }, (_, c) => c));
     for (const [c, v] of vectors.entries()) {
       expect(v.features.avg_amount_30d).toMatchObject({ status: 'PRESENT', value: c + 0.2 });
       expect(v.features.txn_count_7d).toMatchObject({ status: 'PRESENT' });
       expect(Number(v.features.txn_count_7d?.value)).toBe(2);
     }
-    const stats = await partitionStats(spec);
+    const stats = await fx.partitionStats(spec);
     expect(sum(stats, (s) => s.predictionsOut)).toBe(40);
     expect(sum(stats, (s) => s.deadLetters)).toBe(1);
     expect(stats.every((s) => s.model === null && s.lastError === null)).toBe(true);
-    const letters = await bus.read(deadStream);
+    const letters = await fx.bus.read(deadStream);
     expect(letters).toHaveLength(1);
     expect(letters[0]!.reason).toMatch(/txn_count_7d/);
   });

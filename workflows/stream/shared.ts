@@ -11,6 +11,7 @@ export {
   DEFAULT_BATCH_MAX_DELAY_MS,
   DEFAULT_BATCH_SIZE,
   DEFAULT_MAX_EVENTS_PER_RUN,
+  STREAM_BATCH_HEARTBEAT_TIMEOUT_MS,
   StreamingInferenceInputSchema,
   partitionWorkflowId,
   type EventsSignal,

@@ -5,6 +5,7 @@ import {
   DEFAULT_BATCH_MAX_DELAY_MS,
   DEFAULT_BATCH_SIZE,
   DEFAULT_MAX_EVENTS_PER_RUN,
+  STREAM_BATCH_HEARTBEAT_TIMEOUT_MS,
   STREAM_WORKFLOW_TYPE,
   StreamingInferenceInputSchema,
   eventsSignal,
@@ -16,9 +17,14 @@ import {
   type StreamingInferenceInput,
 } from './shared';
 
-/** Transient faults (sink or store down) are retried without end: the partition waits, the bridge's back-pressure holds the events on the bus. */
+/**
+ * Transient faults (sink or store down) are retried without end: the partition waits, the
+ * bridge's back-pressure holds the events on the bus. A dead worker's batch is retried once the
+ * heartbeat timeout passes, not after the whole start-to-close timeout.
+ */
 const steps = proxyActivities<InferflowActivities>({
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: STREAM_BATCH_HEARTBEAT_TIMEOUT_MS,
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
