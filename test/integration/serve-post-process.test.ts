@@ -103,20 +103,21 @@ async function infer(url: string, model: string, fields: string[]): Promise<{ ou
 const close = (a: number, b: number, rel = 2e-6, abs = 1e-6) => Math.abs(a - b) <= abs + rel * Math.abs(b);
 
 interface GrpcAnswer {
+  error?: { code: string; message: string };
   metadata: { name: string; datatype: string; shape: number[] }[];
   outputs: Record<string, Omit<Output, 'name'>>;
   parameters: Record<string, string>;
   selected: string[];
 }
 
-/** The tritonclient gRPC script against a server: metadata, every output, and a selection of `select`. */
-function tritonclient(address: string, model: string, fields: string[], select: string[]): Promise<GrpcAnswer> {
+/** The tritonclient gRPC script against a server: metadata, every output, and a selection of `select` (or the refusal's status). */
+function tritonclient(address: string, model: string, fields: string[], select: string[], inputs = inputsOf(fields)): Promise<GrpcAnswer> {
   return new Promise((resolve, reject) => {
     const child = execFile('python3', [GRPC_CLIENT, address, model], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000, env: tritonClientEnv(inject('tritonPythonPath')) }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${GRPC_CLIENT} failed: ${err.message}\n${stderr}`));
       else resolve(JSON.parse(stdout) as GrpcAnswer);
     });
-    child.stdin!.end(JSON.stringify({ inputs: inputsOf(fields), select }));
+    child.stdin!.end(JSON.stringify({ inputs, select }));
   });
 }
 
@@ -217,8 +218,8 @@ describe('inferflow serve: multi-class, multi-output and post-processed pipeline
     expect(bad).toEqual([]);
   });
 
-  it('answers 400 over REST and MLflow naming the model, the output and the row when the model itself outputs ±Infinity, never null', async () => {
-    const s = await start(EMBEDDING_PIPELINE);
+  it('answers 400 over REST and MLflow, INVALID_ARGUMENT over gRPC, naming the model, the output and the row when the model itself outputs ±Infinity, never null', async () => {
+    const s = await start(EMBEDDING_PIPELINE, true);
     const fields = ['transaction_id', 'amount', 'customer_avg_amount_30d', 'customer_txn_count_24h', 'distance_from_home_km', 'hour_of_day', 'is_foreign', 'merchant_risk'];
     // amount 3e38 is a finite float32 the embedding's linear layers take past float32's range.
     const record = { ...Object.fromEntries(fields.map((f) => [f, f === 'transaction_id' ? rows[0]![f] : Number(rows[0]![f])])), amount: 3e38 };
@@ -233,6 +234,9 @@ describe('inferflow serve: multi-class, multi-output and post-processed pipeline
     const mlflowBody = (await mlflow.json()) as { message: string };
     expect(mlflow.status, JSON.stringify(mlflowBody)).toBe(400);
     expect(mlflowBody.message).toMatch(want);
+    const grpc = await tritonclient(s.grpc!.address, 'transaction-embedding', fields, [], inputs);
+    expect(grpc.error?.code).toBe('INVALID_ARGUMENT');
+    expect(grpc.error?.message).toMatch(want);
   });
 
   it('answers 400 naming the step, the output and the rows when a user post-processor returns NaN, never null', async () => {
