@@ -4,6 +4,7 @@
  *   inferflow_serve_requests_total{route,status}            requests answered
  *   inferflow_serve_request_duration_seconds{route}         latency, arrival to answer
  *   inferflow_serve_rows_per_request{model}                 rows per inference request
+ *   inferflow_serve_ranked_lists_total{model}               top-k lists answered (one per entity) by ranking deployments
  *   inferflow_serve_feature_status_total{model,feature,status}  online store statuses of the features served
  *   inferflow_serve_model_info{model,version,sha256}        1 for the version that last answered (or was loaded)
  */
@@ -24,6 +25,7 @@ export class ServerMetrics {
   });
   private readonly rows = new Histogram({ name: 'inferflow_serve_rows_per_request', help: 'Rows per inference request', labelNames: ['model'], buckets: [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000], registers: [this.registry] });
   private readonly statuses = new Counter({ name: 'inferflow_serve_feature_status_total', help: 'Online store status of each feature looked up, per row', labelNames: ['model', 'feature', 'status'], registers: [this.registry] });
+  private readonly lists = new Counter({ name: 'inferflow_serve_ranked_lists_total', help: 'Top-k lists answered by ranking deployments, one per entity', labelNames: ['model'], registers: [this.registry] });
   private readonly model = new Gauge({ name: 'inferflow_serve_model_info', help: 'The model version answering under each served name (1)', labelNames: ['model', 'version', 'sha256'], registers: [this.registry] });
   private readonly versions = new Map<string, string>();
 
@@ -46,6 +48,13 @@ export class ServerMetrics {
       const [feature, status] = key.split('\u0000') as [string, string];
       this.statuses.inc({ model: name, feature, status }, n);
     }
+  }
+
+  /** A top-k request answered by `model` under the served `name`: `entities` lists (its rows). */
+  ranked(name: string, model: ResolvedModel, entities: number): void {
+    this.loaded(name, model);
+    this.rows.observe({ model: name }, entities);
+    this.lists.inc({ model: name }, entities);
   }
 
   /** The version serving under `name` (the previous one's series is removed). */

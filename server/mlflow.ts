@@ -26,7 +26,7 @@ import { baseColumns, type Predictions } from '../lib/pipeline/post-process';
 import { deploymentOf, inferWithin, type ServerContext } from './context';
 import { HttpError, parseJson, readBody } from './respond';
 import type { Deployment } from './deployment';
-import { lateRanking, mlflowTopK } from './v2/ranking';
+import { lateRanking, mlflowTopK, type ServedRanking } from './v2/ranking';
 
 /** The request formats of the JSON body, exactly one per request. */
 export const MLFLOW_FORMATS = ['dataframe_split', 'dataframe_records', 'instances', 'inputs'] as const;
@@ -156,11 +156,18 @@ async function invocations(ctx: ServerContext, req: http.IncomingMessage, res: h
   const rows = type === 'text/csv' ? rowsOfCsv(text) : rowsOfJson(parseJson(text));
   if (rows.length > MAX_ROWS_PER_REQUEST) throw new InvalidInputError(`at most ${MAX_ROWS_PER_REQUEST} rows per request (got ${rows.length})`);
   const ranking = ctx.rankings?.get(d.name);
-  const ms = ctx.limits.deadlineMs;
-  const predictions = ranking ? await mlflowTopK(d, ranking, rows, ms, () => lateRanking(d.name, ms)) : mlflowPredictions((await inferWithin(ctx, d, { requests: rows })).predictions);
+  const predictions = ranking ? await rankedRows(ctx, d, ranking, rows) : mlflowPredictions((await inferWithin(ctx, d, { requests: rows })).predictions);
   const body = JSON.stringify({ predictions });
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/** A ranking's MLflow answer (one list per row) within the server's deadline, counted in the metrics like every inference. */
+async function rankedRows(ctx: ServerContext, d: Deployment, ranking: ServedRanking, rows: readonly Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+  const ms = ctx.limits.deadlineMs;
+  const { model, predictions } = await mlflowTopK(d, ranking, rows, ms, () => lateRanking(d.name, ms));
+  if (rows.length > 0) ctx.metrics.ranked(d.name, model, rows.length);
+  return predictions;
 }
 
 /** The `predictions` of an answer: a value per row when the only output is one number per row, else one object per row with every output column. */

@@ -103,6 +103,13 @@ export function isNumericType(type: string): boolean {
   return NUMERIC.test(type);
 }
 
+const INTEGER_TYPE = /^(U?(TINYINT|SMALLINT|INTEGER|BIGINT)|U?HUGEINT)$/;
+
+/** Any signed or unsigned integer type. */
+export function isIntegerType(type: string): boolean {
+  return INTEGER_TYPE.test(type);
+}
+
 const TIMESTAMP = /^(DATE|TIMESTAMP|TIMESTAMP_S|TIMESTAMP_MS|TIMESTAMP_NS|TIMESTAMP WITH TIME ZONE)$/;
 
 /** DATE or any TIMESTAMP type (with or without time zone). */

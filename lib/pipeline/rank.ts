@@ -27,7 +27,7 @@ import type { PartFormat } from '../sinks/types';
 import { lineageSelect, type Lineage, type ShardDescriptor } from './batch';
 import { readColumns, selectAs, selectColumn, type ColumnKind } from '../io/columns';
 import { checkSourceColumns } from './assemble';
-import { describeColumns, ident, lit, scalar, scanOf, toText, withSharedDuckDB } from '../io/duckdb';
+import { describeColumns, ident, isIntegerType, lit, scalar, scanOf, toText, withSharedDuckDB } from '../io/duckdb';
 import type { RawBatch } from './assemble';
 import type { Pipeline } from './pipeline';
 import { RANKING_OUTPUT_COLUMNS } from './outputs';
@@ -203,7 +203,7 @@ export async function rankLoaded(pipeline: Pipeline, set: CandidateSet, k: numbe
 /**
  * The candidate source has the model's columns, the entity and item columns, and no duplicate pair.
  *
- * @throws SchemaMismatchError a missing or mistyped column, every one listed
+ * @throws SchemaMismatchError a missing or mistyped column, every one listed; an entity column neither integer nor string
  * @throws InvalidInputError a duplicate pair
  */
 async function checkCandidateSource(conn: DuckDBConnection, pipeline: Pipeline, file: CandidateFile, entityColumn: string, itemColumn: string, from: string): Promise<void> {
@@ -211,6 +211,11 @@ async function checkCandidateSource(conn: DuckDBConnection, pipeline: Pipeline, 
   const columns = await describeColumns(conn, file.path);
   checkSourceColumns(pipeline.plan, columns, object, `model ${pipeline.model.name}:${pipeline.model.version}`, entityColumn);
   if (!columns.some((c) => c.name === itemColumn)) throw new SchemaMismatchError(`${object} does not fit the ranking`, [`item column ${itemColumn} is missing`], { object });
+  // Entities are matched as text (a request's 100001 and the column's 100001): a FLOAT or DECIMAL column's text (100001.0) would match no request.
+  const entity = columns.find((c) => c.name === entityColumn);
+  if (entity && !isIntegerType(entity.type) && entity.type !== 'VARCHAR') {
+    throw new SchemaMismatchError(`${object} does not fit the ranking`, [`entity column ${entityColumn} is ${entity.type}: an entity is an integer or a string (cast it in the source)`], { object, field: entityColumn });
+  }
   await checkDuplicatePairs(conn, from, object, entityColumn, itemColumn);
 }
 

@@ -9,7 +9,7 @@
 import type http from 'node:http';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { predictOnDeployment, type OnlineDeployment } from '../../client/online';
+import { PREDICT_TIMEOUT_MS, predictOnDeployment, type OnlineDeployment } from '../../client/online';
 import { InvalidInputError, NotFoundError } from '../../lib/errors';
 import { parseModelRef } from '../../lib/registry/ref';
 import { HttpError } from '../respond';
@@ -41,20 +41,25 @@ function answersTo(d: OnlineDeployment, name: string): boolean {
 }
 
 /**
- * One durable prediction of a decoded V2 request.
+ * One durable prediction of a decoded V2 request, with what is left of the request's deadline
+ * (`deadline`, epoch ms: server/context.ts `pipelineDeadline`, the margin every route leaves) as the prediction's `timeoutMs`: external-API
+ * features in the workflow give up within it.
  *
- * @throws HttpError 400 the server has no durable deployment, or the request wants binary outputs
+ * @throws HttpError 400 the server has no durable deployment, or the request wants binary outputs; 504 the deadline passed before the Update was sent
  * @throws NotFoundError the URL names a model the durable deployment does not serve
  * @throws InvalidInputError the request (or the deployment, rejecting the Update) names the field at fault
  */
-export async function inferDurably(target: DurableTarget | undefined, name: string, request: V2Request): Promise<Record<string, unknown>> {
+export async function inferDurably(target: DurableTarget | undefined, name: string, request: V2Request, deadline: number): Promise<Record<string, unknown>> {
   if (!target) throw new HttpError(400, `durable=true: this server has no durable deployment (start it with --durable-deployment NAME)`);
   if (!answersTo(target.deployment, name)) throw new NotFoundError(`model ${name} is not the durable deployment's (deployment ${target.deployment.name} serves ${target.deployment.input.model})`, { model: name });
   if (request.binaryOutputs.size > 0 || request.binaryByDefault) throw new InvalidInputError(REQUEST, ['outputs: a durable answer is JSON (binary_data outputs are not sent)']);
   const { rows } = rowsOfTensors(request.inputs);
   const asOf = request.parameters.as_of;
+  const left = Math.floor(deadline - Date.now());
+  if (left < 1) throw new HttpError(504, `model ${name}: the request's deadline passed before the durable prediction was sent (INFERFLOW_SERVE_DEADLINE_MS)`);
+  const timeoutMs = Math.min(left, PREDICT_TIMEOUT_MS);
   try {
-    const { answer, workflowId, updateId } = await predictOnDeployment(target.client, target.deployment, { rows, ...(asOf !== undefined ? { asOf: asOf as string } : {}), ...(request.id !== undefined ? { requestId: request.id } : {}) });
+    const { answer, workflowId, updateId } = await predictOnDeployment(target.client, target.deployment, { rows, timeoutMs, ...(asOf !== undefined ? { asOf: asOf as string } : {}), ...(request.id !== undefined ? { requestId: request.id } : {}) });
     const outputs = listTensors(answer, request.outputs, name);
     return {
       model_name: name,

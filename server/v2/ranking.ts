@@ -129,8 +129,8 @@ export async function answerTopK(d: Deployment, ranking: ServedRanking, inputs: 
   return { model, entity, outputs: selected.map((name) => outputs.find((o) => o.name === name)!) };
 }
 
-/** MLflow rows of a ranking: one entity per row → one `{<entity column>, items, scores}` per row, within `ms`. */
-export async function mlflowTopK(d: Deployment, ranking: ServedRanking, rows: readonly Record<string, unknown>[], ms: number, late: () => Error): Promise<Record<string, unknown>[]> {
+/** MLflow rows of a ranking: one entity per row → one `{<entity column>, items, scores}` per row, within `ms`, and the model version that ranked the last. */
+export async function mlflowTopK(d: Deployment, ranking: ServedRanking, rows: readonly Record<string, unknown>[], ms: number, late: () => Error): Promise<{ model: ResolvedModel; predictions: Record<string, unknown>[] }> {
   const column = ranking.spec.entity;
   const problems = rows.flatMap((row, i) => {
     const v = row[column];
@@ -141,13 +141,15 @@ export async function mlflowTopK(d: Deployment, ranking: ServedRanking, rows: re
   if (problems.length > 0) throw new InvalidInputError(`a top-k request names one ${column} per row`, problems, { field: column });
   const deadline = Date.now() + ms;
   const work = (async () => {
-    const answers: Record<string, unknown>[] = [];
+    const predictions: Record<string, unknown>[] = [];
+    let model: ResolvedModel | undefined;
     for (const row of rows) {
       const entity = row[column] as string | number;
-      const { list } = await rankEntity(d, ranking, entity, deadline - Date.now());
-      answers.push({ [column]: entity, [RANKING_OUTPUT_COLUMNS.items]: list.items, [RANKING_OUTPUT_COLUMNS.scores]: list.scores });
+      const ranked = await rankEntity(d, ranking, entity, deadline - Date.now());
+      model = ranked.model;
+      predictions.push({ [column]: entity, [RANKING_OUTPUT_COLUMNS.items]: ranked.list.items, [RANKING_OUTPUT_COLUMNS.scores]: ranked.list.scores });
     }
-    return answers;
+    return { model: model!, predictions };
   })();
   return settleWithin(work, ms, late);
 }
@@ -165,6 +167,7 @@ export async function inferTopK(ctx: ServerContext, req: http.IncomingMessage, r
   const request = decodeInferRequest(await readBody(req, ctx.limits.maxBodyBytes), Array.isArray(headerLength) ? headerLength[0] : headerLength);
   const ms = ctx.limits.deadlineMs;
   const { model, entity, outputs } = await answerTopK(d, ranking, request.inputs, request.outputs, ms, () => lateRanking(name, ms));
+  ctx.metrics.ranked(d.name, model, 1);
   const head = { model_name: name, model_version: String(model.version), ...(request.id !== undefined ? { id: request.id } : {}), parameters: { [ranking.spec.entity]: String(entity) } };
   const { body, headers } = encodeInferResponse(head, outputs, (o) => request.binaryOutputs.has(o) || (request.binaryByDefault && !request.outputs));
   res.writeHead(200, headers);

@@ -11,7 +11,7 @@
  */
 import type http from 'node:http';
 import { packageVersion } from '../../lib/util/package-root';
-import { deploymentOf, inferWithin, type ServerContext } from '../context';
+import { deploymentOf, inferWithin, pipelineDeadline, type ServerContext } from '../context';
 import { loadedPipeline } from '../lookup';
 import { readBody, sendJson } from '../respond';
 import { inferDurably, wantsDurable } from './durable';
@@ -87,9 +87,10 @@ function modelMetadata(ctx: ServerContext, res: http.ServerResponse, name: strin
 
 async function infer(ctx: ServerContext, req: http.IncomingMessage, res: http.ServerResponse, name: string, version: string | undefined): Promise<void> {
   if (wantsDurable(req)) {
+    const deadline = pipelineDeadline(ctx.limits.deadlineMs);
     const headerLength = req.headers[HEADER_LENGTH];
     const request = decodeInferRequest(await readBody(req, ctx.limits.maxBodyBytes), Array.isArray(headerLength) ? headerLength[0] : headerLength);
-    return sendJson(res, 200, await inferDurably(ctx.durable, name, request));
+    return sendJson(res, 200, await inferDurably(ctx.durable, name, request, deadline));
   }
   const d = deploymentOf(ctx, name, version);
   const p = loadedPipeline(d);

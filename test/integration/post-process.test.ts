@@ -48,8 +48,8 @@ async function rowsOf(sql: string): Promise<Row[]> {
 }
 
 /** Predict the first ROWS rows of transactions.parquet through the batch path into a Parquet part; its rows by transaction_id. */
-async function batchPart(pipeline: Pipeline, name: string): Promise<Map<string, Row>> {
-  const planned = await stageSnapshot({ featuresPath: input, snapshotPath: path.join(dir, `${name}-snapshot.parquet`), manifest: pipeline.manifest, idColumn: 'transaction_id', shardSize: ROWS, plan: pipeline.plan });
+async function batchPart(pipeline: Pipeline, name: string, features = input): Promise<Map<string, Row>> {
+  const planned = await stageSnapshot({ featuresPath: features, snapshotPath: path.join(dir, `${name}-snapshot.parquet`), manifest: pipeline.manifest, idColumn: 'transaction_id', shardSize: ROWS, plan: pipeline.plan });
   const partPath = path.join(dir, `${name}.parquet`);
   await predictShard({
     pipeline,
@@ -137,6 +137,26 @@ describe('embedding models', () => {
       return v.length !== 8 || v.some((x, j) => !close(x, Number(e[`e${j}`]), 2e-4, 1e-5));
     });
     expect(bad).toEqual([]);
+  });
+
+  it('fails a block where the model itself outputs ±Infinity, in batch and online, naming the model, the output and the row, never null', async () => {
+    // amount 3e38 is a finite float32 the embedding's linear layers take past float32's range.
+    const huge = path.join(dir, 'huge-amount.parquet');
+    const [first] = await rowsOf(`SELECT transaction_id FROM read_parquet(${lit(input)}) ORDER BY transaction_id LIMIT 1`);
+    const id = String(first!.transaction_id);
+    await withDuckDB((conn) =>
+      conn.run(`COPY (SELECT * REPLACE (CASE WHEN transaction_id = ${lit(id)} THEN 3e38 ELSE amount END AS amount) FROM read_parquet(${lit(input)})) TO ${lit(huge)} (FORMAT parquet)`),
+    );
+    const pipeline = await openPipeline({ model: models.embedding, idColumn: 'transaction_id' }, resources);
+    const want = new RegExp(`^model transaction-embedding:${models.embedding.version} output non-finite numbers in embedding \\(8 values\\): transaction_id=${id}: embedding\\[0\\] = -?Infinity; `);
+    const err = await batchPart(pipeline, 'huge-amount', huge).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidValueError);
+    expect((err as InvalidValueError).message).toMatch(want);
+
+    const [request] = (await rowsOf(`SELECT * FROM read_parquet(${lit(huge)}) WHERE transaction_id = ${lit(id)}`)).map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v instanceof Date ? v.toISOString() : v])),
+    );
+    await expect(pipeline.infer({ requests: [request!] })).rejects.toThrow(new RegExp(`output non-finite numbers in embedding \\(8 values\\): transaction_id=${id}: embedding\\[0\\] = -?Infinity`));
   });
 
   it('refuses to register an embedding whose output is not one float32 [N, k] tensor, naming the output', async () => {

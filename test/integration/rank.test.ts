@@ -8,7 +8,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PLAYLIST_CANDIDATES, registerRecommenderModel } from '../../cli/examples';
-import { EmptyInputError, InvalidInputError } from '../../lib/errors';
+import { EmptyInputError, InvalidInputError, SchemaMismatchError } from '../../lib/errors';
 import { lit, withDuckDB } from '../../lib/io/duckdb';
 import { openPipeline, type Pipeline } from '../../lib/pipeline/pipeline';
 import { loadCandidates, rankCandidates, rankLoaded, topKPerEntity } from '../../lib/pipeline/rank';
@@ -106,6 +106,15 @@ describe('top-k recommendation per entity', () => {
     const err = (await rankCandidates(pipeline, { ...args, candidates: file }).catch((e: unknown) => e)) as InvalidInputError;
     expect(err).toBeInstanceOf(InvalidInputError);
     expect(err.message).toMatch(new RegExp(`candidate source ${file} has duplicate pairs: \\(user_id=100007, song_id=song-\\d{4}\\) appears 2 times \\(1 duplicate pairs in all\\)`));
+  });
+
+  it('a FLOAT entity column (its text 100001.0 would match no request) is refused at load naming the column and its type', async () => {
+    const file = `${dir}/float-entity.parquet`;
+    await withDuckDB((conn) => conn.run(`COPY (SELECT * REPLACE (CAST(user_id AS DOUBLE) AS user_id) FROM read_parquet(${lit(PLAYLIST_CANDIDATES)})) TO ${lit(file)} (FORMAT parquet)`));
+    const want = `${file} does not fit the ranking: entity column user_id is DOUBLE: an entity is an integer or a string (cast it in the source)`;
+    await expect(loadCandidates(pipeline, { path: file, object: file }, args)).rejects.toThrow(SchemaMismatchError);
+    await expect(loadCandidates(pipeline, { path: file, object: file }, args)).rejects.toThrow(want);
+    await expect(rankCandidates(pipeline, { ...args, candidates: file, entity: 100001 })).rejects.toThrow(want);
   });
 
   it('a k out of range, equal columns and an empty source are typed errors', async () => {

@@ -103,20 +103,21 @@ async function infer(url: string, model: string, fields: string[]): Promise<{ ou
 const close = (a: number, b: number, rel = 2e-6, abs = 1e-6) => Math.abs(a - b) <= abs + rel * Math.abs(b);
 
 interface GrpcAnswer {
+  error?: { code: string; message: string };
   metadata: { name: string; datatype: string; shape: number[] }[];
   outputs: Record<string, Omit<Output, 'name'>>;
   parameters: Record<string, string>;
   selected: string[];
 }
 
-/** The tritonclient gRPC script against a server: metadata, every output, and a selection of `select`. */
-function tritonclient(address: string, model: string, fields: string[], select: string[]): Promise<GrpcAnswer> {
+/** The tritonclient gRPC script against a server: metadata, every output, and a selection of `select` (or the refusal's status). */
+function tritonclient(address: string, model: string, fields: string[], select: string[], inputs = inputsOf(fields)): Promise<GrpcAnswer> {
   return new Promise((resolve, reject) => {
     const child = execFile('python3', [GRPC_CLIENT, address, model], { maxBuffer: 16 * 1024 * 1024, timeout: 120_000, env: tritonClientEnv(inject('tritonPythonPath')) }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${GRPC_CLIENT} failed: ${err.message}\n${stderr}`));
       else resolve(JSON.parse(stdout) as GrpcAnswer);
     });
-    child.stdin!.end(JSON.stringify({ inputs: inputsOf(fields), select }));
+    child.stdin!.end(JSON.stringify({ inputs, select }));
   });
 }
 
@@ -187,8 +188,8 @@ describe('inferflow serve: multi-class, multi-output and post-processed pipeline
     });
   });
 
-  it('answers an embedding model\'s vectors as a [rows, 8] FP32 tensor and as MLflow lists, equal to scikit-learn\'s', async () => {
-    const s = await start(EMBEDDING_PIPELINE);
+  it('answers an embedding model\'s vectors as a [rows, 8] FP32 tensor over REST and gRPC (tritonclient) and as MLflow lists, equal to scikit-learn\'s', async () => {
+    const s = await start(EMBEDDING_PIPELINE, true);
     const meta = (await (await fetch(`${s.url}/v2/models/transaction-embedding`)).json()) as { outputs: unknown[] };
     expect(meta.outputs).toEqual([{ name: 'embedding', datatype: 'FP32', shape: [-1, 8] }]);
     const fields = ['transaction_id', 'amount', 'customer_avg_amount_30d', 'customer_txn_count_24h', 'distance_from_home_km', 'hour_of_day', 'is_foreign', 'merchant_risk'];
@@ -199,16 +200,43 @@ describe('inferflow serve: multi-class, multi-output and post-processed pipeline
     const res = await fetch(`${s.url}/invocations`, { method: 'POST', body: JSON.stringify({ dataframe_records: records }), headers: { 'content-type': 'application/json' } });
     const { predictions } = (await res.json()) as { predictions: { embedding: number[] }[] };
     expect(res.status).toBe(200);
+    const grpc = await tritonclient(s.grpc!.address, 'transaction-embedding', fields, ['embedding']);
+    expect(grpc.metadata).toEqual([{ name: 'embedding', datatype: 'FP32', shape: [-1, 8] }]);
+    expect(Object.entries(grpc.outputs).map(([name, o]) => [name, o.datatype, o.shape])).toEqual([['embedding', 'FP32', [ROWS, 8]]]);
+    expect(grpc.selected).toEqual(['embedding']);
+    const viaGrpc = grpc.outputs.embedding!.data as number[];
     const bad: string[] = [];
     rows.forEach((r, i) => {
       const want = (r.embedding as number[]).map(Number);
       expect(want).toHaveLength(8);
       want.forEach((x, j) => {
         if (!close(data[8 * i + j]!, x, 2e-4, 1e-5)) bad.push(`v2 row ${i}[${j}]: ${data[8 * i + j]} vs ${x}`);
+        if (!close(viaGrpc[8 * i + j]!, x, 2e-4, 1e-5)) bad.push(`grpc row ${i}[${j}]: ${viaGrpc[8 * i + j]} vs ${x}`);
         if (!close(predictions[i]!.embedding[j]!, x, 2e-4, 1e-5)) bad.push(`mlflow row ${i}[${j}]: ${predictions[i]!.embedding[j]} vs ${x}`);
       });
     });
     expect(bad).toEqual([]);
+  });
+
+  it('answers 400 over REST and MLflow, INVALID_ARGUMENT over gRPC, naming the model, the output and the row when the model itself outputs ±Infinity, never null', async () => {
+    const s = await start(EMBEDDING_PIPELINE, true);
+    const fields = ['transaction_id', 'amount', 'customer_avg_amount_30d', 'customer_txn_count_24h', 'distance_from_home_km', 'hour_of_day', 'is_foreign', 'merchant_risk'];
+    // amount 3e38 is a finite float32 the embedding's linear layers take past float32's range.
+    const record = { ...Object.fromEntries(fields.map((f) => [f, f === 'transaction_id' ? rows[0]![f] : Number(rows[0]![f])])), amount: 3e38 };
+    const inputs = fields.map((f) => ({ name: f, datatype: f === 'transaction_id' ? 'BYTES' : 'FP64', shape: [1], data: [record[f as keyof typeof record]] }));
+    const want = new RegExp(`model transaction-embedding:\\d+ output non-finite numbers in embedding \\(8 values\\): .*embedding\\[0\\] = -?Infinity`);
+    const v2 = await fetch(`${s.url}/v2/models/transaction-embedding/infer`, { method: 'POST', body: JSON.stringify({ inputs }), headers: { 'content-type': 'application/json' } });
+    const v2Body = (await v2.json()) as { error: string; type: string };
+    expect(v2.status, JSON.stringify(v2Body)).toBe(400);
+    expect(v2Body.type).toBe('InvalidValue');
+    expect(v2Body.error).toMatch(want);
+    const mlflow = await fetch(`${s.url}/invocations`, { method: 'POST', body: JSON.stringify({ dataframe_records: [record] }), headers: { 'content-type': 'application/json' } });
+    const mlflowBody = (await mlflow.json()) as { message: string };
+    expect(mlflow.status, JSON.stringify(mlflowBody)).toBe(400);
+    expect(mlflowBody.message).toMatch(want);
+    const grpc = await tritonclient(s.grpc!.address, 'transaction-embedding', fields, [], inputs);
+    expect(grpc.error?.code).toBe('INVALID_ARGUMENT');
+    expect(grpc.error?.message).toMatch(want);
   });
 
   it('answers 400 naming the step, the output and the rows when a user post-processor returns NaN, never null', async () => {

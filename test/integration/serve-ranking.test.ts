@@ -134,6 +134,19 @@ describe('serve: top-k for one entity', () => {
     predictions.forEach((p) => expectList(p.user_id, { datatype: 'BYTES', shape: [1, 10], data: p.items }, { datatype: 'FP32', shape: [1, p.scores.length], data: p.scores }));
   });
 
+  it('counts top-k answers over REST and MLflow in GET /metrics: lists per entity, rows per request, the version answering', async () => {
+    const metrics = async () => (await fetch(`${server.url}/metrics`)).text();
+    const sample = (text: string, series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1] ?? 0);
+    const before = await metrics();
+    expect((await post(server.url, oneUser(USERS[0]!))).status).toBe(200);
+    const r = await fetch(`${server.url}/invocations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ dataframe_records: USERS.map((u) => ({ user_id: u })) }) });
+    expect(r.status).toBe(200);
+    const after = await metrics();
+    expect(sample(after, 'inferflow_serve_ranked_lists_total{model="recommender"}') - sample(before, 'inferflow_serve_ranked_lists_total{model="recommender"}')).toBe(1 + USERS.length);
+    expect(sample(after, 'inferflow_serve_rows_per_request_count{model="recommender"}') - sample(before, 'inferflow_serve_rows_per_request_count{model="recommender"}')).toBe(2);
+    expect(after).toMatch(/^inferflow_serve_model_info\{model="recommender",version="\d+",sha256="[0-9a-f]{64}"\} 1$/m);
+  });
+
   it('refuses a request for two users, and a request without the entity input, naming it', async () => {
     const two = await post(server.url, { inputs: [{ name: 'user_id', datatype: 'INT64', shape: [2], data: [100001, 100002] }] });
     expect(two.status).toBe(400);

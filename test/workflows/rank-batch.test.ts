@@ -2,7 +2,7 @@
  * Ranking through batchInference on the real Temporal dev server: the recommender example model
  * scores every user × song candidate, shards keep each user's candidates together, and the run
  * writes one row per user with the top 10 songs and their scores (list columns) to Parquet,
- * PostgreSQL and Redis, compared with the lists Python computed (examples/data/playlist_expected.parquet).
+ * PostgreSQL, DuckDB and Redis, compared with the lists Python computed (examples/data/playlist_expected.parquet).
  * The candidates come from a file, or from a PostgreSQL table or query (`ranking.candidates`); a
  * duplicate pair in either fails the run at its plan naming the source and the pair.
  */
@@ -72,6 +72,21 @@ describe('batchInference with ranking', () => {
     const got = await env.admin.query<{ user_id: string; items: string[]; scores: number[] }>(`SELECT user_id::text, items, scores FROM public.${pg.escapeIdentifier(table)} ORDER BY user_id`);
     // real[] holds float32: Python's scores are float32 values too.
     expectPythonLists(got.rows.map((r) => ({ user: r.user_id, items: r.items, scores: r.scores.map(Number) })));
+  });
+
+  it('writes the lists to a DuckDB table as VARCHAR[] and list-of-float columns keyed by user', async () => {
+    const db = path.join(env.dir, 'playlist.duckdb');
+    const { result } = await run({ model: 'recommender@production', features: PLAYLIST_CANDIDATES, ranking, sink: { type: 'duckdb', path: db, table: 'playlist' } });
+    expect(result).toMatchObject({ rowsIn: 300, rowsOut: 300 });
+    // The table read back through a Parquet copy, the way the other sinks' lists are read.
+    const copy = path.join(env.dir, 'playlist-from-duckdb.parquet');
+    const types = await withDuckDB(async (conn) => {
+      await conn.run(`ATTACH ${lit(db)} AS out (READ_ONLY)`);
+      await conn.run(`COPY (SELECT user_id, items, scores FROM out.playlist) TO ${lit(copy)} (FORMAT parquet)`);
+      return (await conn.runAndReadAll(`SELECT typeof(user_id), typeof(items), count(*) FROM out.playlist GROUP BY ALL`)).getRowsJS();
+    });
+    expect(types).toEqual([['BIGINT', 'VARCHAR[]', 300n]]);
+    expectPythonLists(await readPlaylists(`read_parquet(${lit(copy)})`));
   });
 
   it('writes the lists to Redis as JSON arrays, one key per user', async () => {

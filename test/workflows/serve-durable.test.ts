@@ -23,6 +23,9 @@ let expected: Scores;
 let deployment: OnlineDeployment;
 let server: Awaited<ReturnType<typeof serve>>;
 
+/** The server's request deadline: the durable Update's `timeoutMs` is what is left of it. */
+const DEADLINE_MS = 6_000;
+
 const FIELDS: [string, string][] = [
   ['transaction_id', 'BYTES'],
   ['customer_id', 'INT64'],
@@ -42,7 +45,7 @@ beforeAll(async () => {
   ({ worker: w, requests, expected } = fraud);
   deployment = { name: uniqueName('serve-dep'), partitions: 2, taskQueue: fraud.config.temporal.taskQueue, spec: FEATURES_PIPELINE, input: fraud.input(100) };
   await ensureDeployment(w.client, deployment);
-  Object.assign(process.env, { INFERFLOW_DATA_DIR: fraud.dir, INFERFLOW_LOG_LEVEL: 'warn', INFERFLOW_REDIS_URL: TEST_REDIS_URL, TEMPORAL_ADDRESS: inject('temporalAddress') });
+  Object.assign(process.env, { INFERFLOW_SERVE_DEADLINE_MS: String(DEADLINE_MS), INFERFLOW_DATA_DIR: fraud.dir, INFERFLOW_LOG_LEVEL: 'warn', INFERFLOW_REDIS_URL: TEST_REDIS_URL, TEMPORAL_ADDRESS: inject('temporalAddress') });
   server = await serve(FEATURES_PIPELINE, { port: 0, host: '127.0.0.1', store: { type: 'redis', keyPrefix: fraud.keyPrefix }, durableDeployment: deployment.name });
 });
 
@@ -78,8 +81,13 @@ describe('inferflow serve --durable-deployment (V2 REST through Update-with-Star
       expect(out.label!.data[i]).toBe(want.label);
       expect(Math.abs((out.score!.data[i] as number) - want.score)).toBeLessThan(1e-6);
     });
-    const history = JSON.stringify((await w.client.workflow.getHandle(json.parameters.workflow_id as string).fetchHistory()).events);
-    expect(history).toContain(id);
+    const events = (await w.client.workflow.getHandle(json.parameters.workflow_id as string).fetchHistory()).events ?? [];
+    expect(JSON.stringify(events)).toContain(id);
+    // The Update carries what was left of the request's deadline as its timeoutMs (below the deadline, by at least the margin).
+    const accepted = events.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes).find((a) => a?.acceptedRequest?.meta?.updateId === id);
+    const sent = JSON.parse(Buffer.from(accepted!.acceptedRequest!.input!.args!.payloads![0]!.data!).toString('utf8')) as { timeoutMs?: number };
+    expect(sent.timeoutMs).toBeGreaterThan(0);
+    expect(sent.timeoutMs).toBeLessThan(DEADLINE_MS);
 
     // The same id again (another body): Temporal answers with the recorded outcome.
     const again = await infer('', v2Body(requests.slice(0, 1), { id, parameters: asOf }), { 'Inferflow-Durable': 'true' });
