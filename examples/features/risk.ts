@@ -25,17 +25,22 @@ export const action = definePostProcessor({
   },
 });
 
-/** GET $RISK_API_URL/merchants/<category> → {"risk": 0.12}; one call per category per 10 minutes and process. */
-export const merchantRisk = defineExternalFeature({
+/** The merchant-risk service's call: GET $RISK_API_URL/merchants/<category> → {"risk": 0.12}, $RISK_API_TOKEN as the bearer token. */
+export const merchantRiskCall = {
   name: 'merchant_risk',
   inputs: { merchant_category: 'string' },
   outputs: { merchant_risk: 'float64' },
   fields: { merchant_risk: 'risk' },
   env: { url: 'RISK_API_URL', token: 'RISK_API_TOKEN' },
-  request: ({ merchant_category }, env) => ({
+  request: ({ merchant_category }: { merchant_category: string }, env: Readonly<Record<string, string>>) => ({
     url: `${env.url}/merchants/${encodeURIComponent(merchant_category)}`,
     headers: { authorization: `Bearer ${env.token}` },
   }),
+} as const;
+
+/** The merchant's risk: one call per category per 10 minutes and process, at most 4 in flight. */
+export const merchantRisk = defineExternalFeature({
+  ...merchantRiskCall,
   timeoutMs: 500,
   retries: 2,
   backoffMs: 50,

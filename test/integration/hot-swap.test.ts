@@ -15,7 +15,7 @@ import { serve } from '../../cli/serve';
 import { loadConfig } from '../../lib/config/env';
 import { materializeView } from '../../lib/features/materialize';
 import { openOnlineStore } from '../../lib/features/online';
-import { createResources } from '../../lib/pipeline/resources';
+import { createResources, type Resources } from '../../lib/pipeline/resources';
 import { loadPipelineSpec } from '../../lib/pipeline/spec';
 import { ModelRegistry } from '../../lib/registry';
 import { openStore } from '../../lib/storage';
@@ -31,6 +31,12 @@ const saved = { ...process.env };
 let dir: string;
 let cleanup: () => Promise<void>;
 let spec: Awaited<ReturnType<typeof loadPipelineSpec>>;
+
+/** The fraud-features spec served from the test's Redis keys. */
+const servedDefinition = () => ({ featureViews: spec.featureViews ?? [], store: { type: 'redis' as const, keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: 'transaction_id' });
+
+/** fraud-features@production, re-resolved every POLL_MS. */
+const swapping = (resources: Resources) => modelDeployment({ ref: 'fraud-features@production', definition: servedDefinition(), resources, pollMs: POLL_MS });
 
 /** The same ONNX graph with a doc string appended (protobuf field 6): another artifact, another sha256, the same signature. */
 async function variantOf(modelDir: string, into: string, doc: string): Promise<string> {
@@ -163,12 +169,7 @@ describe('hot swap (inferflow serve of name@production while `models alias` move
   it('is not ready until the first version loads, then releases a swapped-out session once its requests end', async () => {
     await alias(1);
     const resources = createResources(loadConfig());
-    const deployment = modelDeployment({
-      ref: 'fraud-features@production',
-      definition: { featureViews: spec.featureViews ?? [], store: { type: 'redis', keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: 'transaction_id' },
-      resources,
-      pollMs: POLL_MS,
-    });
+    const deployment = swapping(resources);
     try {
       expect(deployment.ready).toBe(false);
       const early = await deployment.infer({ requests: [{ customer_id: 17 }] }).catch((e: unknown) => e);
@@ -198,12 +199,7 @@ describe('hot swap (inferflow serve of name@production while `models alias` move
   it('withPipeline (top-k answers) holds the version it started on across a swap, like infer', async () => {
     await alias(1);
     const resources = createResources(loadConfig());
-    const deployment = modelDeployment({
-      ref: 'fraud-features@production',
-      definition: { featureViews: spec.featureViews ?? [], store: { type: 'redis', keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: 'transaction_id' },
-      resources,
-      pollMs: POLL_MS,
-    });
+    const deployment = swapping(resources);
     try {
       await deployment.loaded;
       let sessionsWhileHeld = 0;
@@ -227,7 +223,7 @@ describe('dynamic batching through a deployment (real pipeline, Redis, ONNX Runt
   it('coalesces concurrent requests into fewer calls with the scores each gets alone; a bad request fails alone', async () => {
     await alias(1);
     const resources = createResources(loadConfig());
-    const definition = { featureViews: spec.featureViews ?? [], store: { type: 'redis' as const, keyPrefix }, onDemand: spec.onDemand ?? [], idColumn: 'transaction_id' };
+    const definition = servedDefinition();
     const batched = modelDeployment({ ref: 'fraud-features@production', definition, resources, pollMs: 0, batching: { enabled: true, maxBatchRows: 64, maxQueueDelayUs: 2_000 } });
     const alone = modelDeployment({ ref: 'fraud-features@production', definition, resources, pollMs: 0 });
     try {
