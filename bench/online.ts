@@ -22,7 +22,7 @@ import { encodeEntityKey } from '../lib/features/online';
 import { lit, withDuckDB } from '../lib/io/duckdb';
 import { hostInfo, loadAverage, packageVersion, sourceState, writeDailyResults } from './machine';
 import { REPO_ROOT } from '../cli/examples';
-import { positiveInt } from '../cli/options';
+import { positiveCount } from '../cli/options';
 import { mulberry32 } from '../lib/util/random';
 
 
@@ -36,8 +36,6 @@ interface OnlineFlags {
   stores: string[];
 }
 
-/** A positive integer; `_` separators allowed (`100_000`). */
-const positive = (v: string): number => positiveInt(v.replace(/_/g, ''));
 
 
 interface Latency {
@@ -190,12 +188,12 @@ export function registerOnlineBench(program: Command): void {
   program
     .command('online')
     .description('Online feature lookup p50/p99 (single keys and 100-key batches) against the real Redis (INFERFLOW_REDIS_URL, default 127.0.0.1:6379) and the embedded SQLite store, and materialisation throughput. Writes bench/results/online-<date>.json.')
-    .option('--entities <n>', 'entities in the synthetic view (3 rows each)', positive, 100_000)
-    .option('--single <n>', 'single-key calls', positive, 5_000)
-    .option('--batches <n>', 'batch calls', positive, 1_000)
-    .option('--batch-size <n>', 'keys per batch call', positive, 100)
-    .option('--warmup <n>', 'untimed calls before each series', positive, 200)
-    .option('--seed <n>', 'data and key seed', positive, 42)
+    .option('--entities <n>', 'entities in the synthetic view (3 rows each)', positiveCount, 100_000)
+    .option('--single <n>', 'single-key calls', positiveCount, 5_000)
+    .option('--batches <n>', 'batch calls', positiveCount, 1_000)
+    .option('--batch-size <n>', 'keys per batch call', positiveCount, 100)
+    .option('--warmup <n>', 'untimed calls before each series', positiveCount, 200)
+    .option('--seed <n>', 'data and key seed', positiveCount, 42)
     .option('--stores <list>', 'redis,sqlite', (v: string) => v.split(','), ['redis', 'sqlite'])
     .addHelpText('after', '\nExamples:\n  npm run bench -- online\n  npm run bench -- online --entities 1000000 --stores redis\n')
     .action(async (f: OnlineFlags) => {

@@ -25,7 +25,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import { connectClient } from '../client';
 import { DEFAULT_NATS_URL } from '../lib/config/defaults';
 import { loadConfig } from '../lib/config/env';
@@ -39,6 +38,7 @@ import { predictionLists } from '../lib/pipeline/post-process';
 import { ModelRegistry } from '../lib/registry';
 import { openStore } from '../lib/storage';
 import { EXAMPLE_MODEL_DIR, REPO_ROOT } from '../cli/examples';
+import { positiveCount } from '../cli/options';
 import { WORKFLOWS_PATH } from '../workers/worker';
 import { BENCH_DATA_DIR, withoutTemporalSecrets } from './batch';
 import { machineInfo } from './machine';
@@ -366,23 +366,18 @@ export async function runStreamBench(f: StreamFlags, command: string): Promise<v
   }
 }
 
-const positive = (v: string) => {
-  const n = Number(v.replace(/_/g, ''));
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-};
 
 export function registerStreamBench(program: Command): void {
   program
     .command('stream')
     .description('Streaming inference through the whole path (JetStream → bridge → workflows → predict → NATS sink) vs. the floor (one process, no Temporal). Writes bench/results/stream-<date>.json.')
-    .option('--events <n>', 'backlog events for throughput (whole path and floor)', positive, 50_000)
-    .option('--rate <n>', 'events/s for the latency run', positive, 1_000)
-    .option('--seconds <n>', 'length of the latency run', positive, 20)
-    .option('--partitions <n>', 'partitions (workflows)', positive, 4)
-    .option('--batch-size <n>', 'micro-batch size', positive, 500)
-    .option('--batch-delay <ms>', 'micro-batch maxDelayMs', positive, 50)
-    .option('--pull-size <n>', 'messages per bridge pull', positive, 500)
+    .option('--events <n>', 'backlog events for throughput (whole path and floor)', positiveCount, 50_000)
+    .option('--rate <n>', 'events/s for the latency run', positiveCount, 1_000)
+    .option('--seconds <n>', 'length of the latency run', positiveCount, 20)
+    .option('--partitions <n>', 'partitions (workflows)', positiveCount, 4)
+    .option('--batch-size <n>', 'micro-batch size', positiveCount, 500)
+    .option('--batch-delay <ms>', 'micro-batch maxDelayMs', positiveCount, 50)
+    .option('--pull-size <n>', 'messages per bridge pull', positiveCount, 500)
     .option('--worker-options <json>', 'Temporal WorkerOptions for the worker process, e.g. \'{"maxConcurrentActivityTaskExecutions": 8}\'')
     .option('--no-python', 'skip the Python baseline (nats-py + onnxruntime, installed on demand)')
     .addHelpText('after', '\nExamples:\n  npm run bench -- stream\n  npm run bench -- stream --events 20000 --rate 1000 --seconds 10\n')

@@ -20,6 +20,9 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** A positive integer with optional `_` separators (`100_000`), for counts in benchmark flags. */
+export const positiveCount = (value: string): number => positiveInt(value.replace(/_/g, ''));
+
 export function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number ≥ 0');

@@ -31,7 +31,8 @@ export const ON_DEMAND_KIND = 'inferflow.on-demand/v1';
 export type OnDemandInputDtype = 'float64' | 'timestamp' | 'string';
 export type OnDemandOutputDtype = 'float64' | 'string';
 
-type ColumnOf<D> = D extends 'string' ? (string | null)[] : Float64Array;
+/** The column a declared dtype arrives as (strings may hold null; numbers NaN for missing). */
+export type ColumnOf<D> = D extends 'string' ? (string | null)[] : Float64Array;
 export type OnDemandColumn = Float64Array | (string | null)[];
 
 export interface OnDemandFeature {

@@ -11,13 +11,12 @@
  * InvalidValueError naming the step, the output and the rows (post-steps.ts), on every path.
  * A post-processor with nothing to say for a row returns a string output (null there).
  */
-import type { OnDemandColumn } from './on-demand';
+import type { ColumnOf, OnDemandColumn } from './on-demand';
 
 export const POST_PROCESSOR_KIND = 'inferflow.post-process/v1';
 
 export type PostProcessorDtype = 'float64' | 'string';
 
-type ColumnOf<D> = D extends 'string' ? (string | null)[] : Float64Array;
 
 export interface PostProcessor {
   readonly kind: typeof POST_PROCESSOR_KIND;

@@ -79,20 +79,9 @@ export async function streamingInference(raw: StreamingInferenceInput): Promise<
 
   const rolling = () => eventsThisRun >= maxEventsPerRun || workflowInfo().continueAsNewSuggested;
 
-  const predict = (events: StreamEvent[]) =>
-    steps.predictStreamBatch({
-      pipeline: input.pipeline,
-      partition: input.partition,
-      ...(input.model ? { model: input.model } : {}),
-      ...(input.featureViews ? { featureViews: input.featureViews } : {}),
-      ...(input.onDemand ? { onDemand: input.onDemand } : {}),
-      ...(input.store ? { store: input.store } : {}),
-      ...(input.idColumn ? { idColumn: input.idColumn } : {}),
-      ...(input.postProcess ? { postProcess: input.postProcess } : {}),
-      ...(input.sink ? { sink: input.sink } : {}),
-      deadLetter: input.deadLetter,
-      events,
-    });
+  // The parsed input holds no undefined values and JSON leaves absent ones out: the activity gets exactly the fields the spec set.
+  const { pipeline, partition, model, featureViews, onDemand, store, idColumn, postProcess, sink, deadLetter } = input;
+  const predict = (events: StreamEvent[]) => steps.predictStreamBatch({ pipeline, partition, model, featureViews, onDemand, store, idColumn, postProcess, sink, deadLetter, events });
 
   async function flush(): Promise<void> {
     const batch = buffer.slice(0, size);
